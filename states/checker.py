@@ -1,0 +1,159 @@
+"""Semantic checks that the schema alone cannot express, each reported at its source line."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from states.problems import Problem
+from states.schema import ItemDefinition, State
+from states.vocabulary import ACTOR_ROLES, BUILTIN_HOLDERS, GUARDS, JOBS
+from states.yamlpos import Located
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """A state by its qualified name: ``review`` or ``joint.health.pending``."""
+
+    name: str
+    state: State
+    parallel: str | None  # the enclosing parallel state, for branch states
+    branch: str | None
+    path: tuple[str | int, ...]  # where it is in the YAML document
+
+
+def state_table(d: ItemDefinition) -> dict[str, StateRef]:
+    table: dict[str, StateRef] = {}
+    for i, s in enumerate(d.states):
+        table.setdefault(s.id, StateRef(s.id, s, None, None, ("states", i)))
+        for j, b in enumerate(s.parallel or []):
+            for k, sub in enumerate(b.states):
+                name = f"{s.id}.{b.id}.{sub.id}"
+                path = ("states", i, "parallel", j, "states", k)
+                table.setdefault(name, StateRef(name, sub, s.id, b.id, path))
+    return table
+
+
+def branch_initials(d: ItemDefinition, parallel_id: str) -> list[str]:
+    s = next(s for s in d.states if s.id == parallel_id)
+    return [f"{s.id}.{b.id}.{b.states[0].id}" for b in s.parallel or []]
+
+
+def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def report(path: tuple[str | int, ...], message: str) -> None:
+        pos = located.at(path)
+        problems.append(Problem(file, pos.line, pos.col, message))
+
+    _check_unique(d, report)
+    table = state_table(d)
+    holders = set(BUILTIN_HOLDERS) | set(d.roles)
+
+    for ref in table.values():
+        if ref.state.holder not in holders:
+            report((*ref.path, "holder"), f"未知的窗口角色 '{ref.state.holder}' (可用: {', '.join(sorted(holders))})")
+        if ref.state.job and ref.state.job not in JOBS:
+            report((*ref.path, "job"), f"未知的自动任务 '{ref.state.job}'")
+    for i, s in enumerate(d.states):
+        for j, b in enumerate(s.parallel or []):
+            if b.holder not in holders:
+                report(("states", i, "parallel", j, "holder"), f"未知的窗口角色 '{b.holder}'")
+            if not any(sub.final for sub in b.states):
+                report(("states", i, "parallel", j), f"并联分支 '{b.id}' 没有终态")
+    if d.states[0].parallel:
+        report(("states", 0), "初始状态不能是并联状态")
+    if not any(s.final for s in d.states):
+        report(("states",), "没有终态: 至少一个状态须标记 final: true")
+    if d.case_type == "承诺件" and d.limits.legal_days == 0:
+        report(("limits", "legal_days"), "承诺件须有大于 0 的法定办结时限")
+
+    outgoing: dict[str, list[int]] = {name: [] for name in table}
+    seen_triggers: dict[tuple[str, str], int] = {}
+    for t_index, t in enumerate(d.transitions):
+        tp = ("transitions", t_index)
+        known_sources = []
+        for k, src in enumerate(t.source):
+            if src not in table:
+                report((*tp, "from", k), f"未知的状态 '{src}'")
+                continue
+            known_sources.append(src)
+            first = seen_triggers.setdefault((t.trigger, src), t_index)
+            if first != t_index:
+                report((*tp, "trigger"), f"触发器 '{t.trigger}' 在状态 '{src}' 上重复定义 (第 {first + 1} 条转换已定义)")
+            outgoing[src].append(t_index)
+        if t.dest not in table:
+            report((*tp, "to"), f"未知的状态 '{t.dest}'")
+        else:
+            dest = table[t.dest]
+            for src in known_sources:
+                s = table[src]
+                if dest.branch and (s.parallel, s.branch) != (dest.parallel, dest.branch):
+                    report((*tp, "to"), f"不能从分支外进入并联分支内部状态 '{t.dest}'")
+        for k, role in enumerate(t.roles):
+            if role not in ACTOR_ROLES:
+                report((*tp, "roles", k), f"未知的人员角色 '{role}' (可用: {', '.join(ACTOR_ROLES)})")
+        for k, guard in enumerate(t.guards):
+            if guard not in GUARDS:
+                report((*tp, "guards", k), f"未知的守卫条件 '{guard}' (可用: {', '.join(GUARDS)})")
+            elif guard == "all_branches_done" and not any(
+                src in table and table[src].state.parallel for src in t.source
+            ):
+                report((*tp, "guards", k), "all_branches_done 只能用于离开并联状态的转换")
+        for k, job in enumerate(t.jobs):
+            if job not in JOBS:
+                report((*tp, "jobs", k), f"未知的自动任务 '{job}' (可用: {', '.join(JOBS)})")
+
+    _check_reachability(d, table, report)
+
+    for name, ref in table.items():
+        own = outgoing[name]
+        if ref.state.final and own:
+            report((*ref.path, "final"), f"终态 '{name}' 不能有出口转换")
+        if ref.state.final or own:
+            continue
+        report(ref.path, f"状态 '{name}' 不是终态, 却没有任何出口转换")
+    return problems
+
+
+def _check_unique(d: ItemDefinition, report) -> None:  # type: ignore[no-untyped-def]
+    def dupes(ids: list[str], path: tuple[str | int, ...], what: str) -> None:
+        seen: set[str] = set()
+        for i, x in enumerate(ids):
+            if x in seen:
+                report((*path, i, "id"), f"重复的{what} '{x}'")
+            seen.add(x)
+
+    dupes([m.id for m in d.materials], ("materials",), "材料编号")
+    dupes([s.id for s in d.states], ("states",), "状态")
+    for i, s in enumerate(d.states):
+        dupes([b.id for b in s.parallel or []], ("states", i, "parallel"), "并联分支")
+        for j, b in enumerate(s.parallel or []):
+            dupes([x.id for x in b.states], ("states", i, "parallel", j, "states"), "状态")
+
+
+def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report) -> None:  # type: ignore[no-untyped-def]
+    edges: dict[str, set[str]] = {n: set() for n in table}
+    for t in d.transitions:
+        if t.dest not in table:
+            continue
+        targets = {t.dest}
+        if table[t.dest].state.parallel:
+            targets.update(branch_initials(d, t.dest))
+        for src in t.source:
+            if src in edges:
+                edges[src].update(targets)
+    # Being inside a branch means the parallel state itself is active.
+    for n, ref in table.items():
+        if ref.parallel:
+            edges[n].add(ref.parallel)
+    start = d.states[0].id
+    seen, todo = {start}, deque([start])
+    while todo:
+        for nxt in edges[todo.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    for name, ref in table.items():
+        if name not in seen:
+            report((*ref.path, "id"), f"状态 '{name}' 从初始状态不可达")

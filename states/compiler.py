@@ -1,0 +1,114 @@
+"""Compile an item definition into a `transitions` machine: the law a case moves under.
+
+The machine is built once per item version and shared; a case is bound to it per call by a
+tiny model object carrying the state read from the database (see ``engine.advance``). Guards
+are conditions that call back into the engine through the event's ``check`` keyword, so this
+package stays free of database code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from transitions import EventData, Machine
+from transitions.extensions.nesting import HierarchicalMachine, NestedState
+
+from states.checker import StateRef, branch_initials, state_table
+from states.schema import ItemDefinition, State, Transition
+
+# Qualified names use dots: ``joint.health.pending``. Identifiers cannot contain a dot.
+NestedState.separator = "."
+
+GuardCheck = Callable[[str], bool]
+
+
+def _guard(name: str) -> Callable[[EventData], bool]:
+    def condition(event: EventData) -> bool:
+        check: GuardCheck = event.kwargs["check"]
+        return check(name)
+
+    condition.__name__ = f"guard_{name}"
+    return condition
+
+
+@dataclass
+class CompiledItem:
+    definition: ItemDefinition
+    table: dict[str, StateRef]
+    machine: Machine
+    nested: bool
+    # (trigger, qualified source) → the one transition it names; the checker forbids duplicates.
+    routes: dict[tuple[str, str], Transition] = field(default_factory=dict)
+
+    @property
+    def initial(self) -> str:
+        return self.definition.states[0].id
+
+    def guards_of(self, t: Transition) -> list[str]:
+        """Declared guards, plus the join guard every exit from a parallel state implies."""
+        extra = [
+            "all_branches_done"
+            for src in t.source
+            if self.table[src].state.parallel and "all_branches_done" not in t.guards
+        ][:1]
+        return [*t.guards, *extra]
+
+    def active_names(self, state: str, branches: dict[str, str] | None) -> list[str]:
+        """Every qualified state the case is in: the parallel state and each branch's."""
+        if branches:
+            return [state, *(f"{state}.{b}.{s}" for b, s in branches.items())]
+        return [state]
+
+    def model_state(self, state: str, branches: dict[str, str] | None) -> Any:
+        if branches:
+            return [f"{state}.{b}.{s}" for b, s in branches.items()]
+        return state
+
+    def entry_branches(self, state: str) -> dict[str, str] | None:
+        if not self.table[state].state.parallel:
+            return None
+        return {n.split(".")[1]: n.split(".")[2] for n in branch_initials(self.definition, state)}
+
+    def fire(self, model: Any, trigger: str, check: GuardCheck) -> bool:
+        if self.nested:
+            return bool(self.machine.trigger_event(model, trigger, check=check))
+        return bool(self.machine.events[trigger].trigger(model, check=check))
+
+    def branch_done(self, state: str, branches: dict[str, str]) -> dict[str, bool]:
+        return {b: self.table[f"{state}.{b}.{s}"].state.final for b, s in branches.items()}
+
+
+def _state_spec(s: State) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": s.id, "final": s.final}
+    if s.parallel:
+        spec["parallel"] = [
+            {
+                "name": b.id,
+                "children": [{"name": x.id, "final": x.final} for x in b.states],
+                "initial": b.states[0].id,
+            }
+            for b in s.parallel
+        ]
+    return spec
+
+
+def compile_item(d: ItemDefinition) -> CompiledItem:
+    nested = any(s.parallel for s in d.states)
+    cls = HierarchicalMachine if nested else Machine
+    machine = cls(
+        model=None,
+        states=[_state_spec(s) for s in d.states],
+        initial=d.states[0].id,
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=False,
+    )
+    compiled = CompiledItem(d, state_table(d), machine, nested)
+    for t in d.transitions:
+        conditions = [_guard(g) for g in compiled.guards_of(t)]
+        machine.add_transition(t.trigger, t.source, t.dest, conditions=conditions)
+        for src in t.source:
+            compiled.routes[(t.trigger, src)] = t
+    return compiled

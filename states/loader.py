@@ -1,0 +1,103 @@
+"""Load item definition files: YAML → located data → typed schema → semantic check."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from states.checker import check_semantics
+from states.problems import Problem
+from states.schema import ItemDefinition
+from states.yamlpos import Located, YamlError, load_located
+
+MAX_FILE_BYTES = 512_000
+
+
+@dataclass(frozen=True)
+class LoadedItem:
+    definition: ItemDefinition
+    source: str
+    content_hash: str
+    path: str
+
+
+class DefinitionError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(p.format() for p in problems))
+        self.problems = problems
+
+
+def content_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def _schema_problems(err: ValidationError, located: Located, path: str) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        loc = tuple(part for part in e["loc"] if not (isinstance(part, str) and "[" in part))
+        pos = located.at(loc)
+        field = ".".join(str(p) for p in loc) or "(根)"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            message = "缺少必填字段"
+        elif e["type"] == "extra_forbidden":
+            message = "未知字段"
+        problems.append(Problem(path, pos.line, pos.col, f"{field}: {message}"))
+    return problems
+
+
+def parse_item(source: str, path: str = "<text>") -> LoadedItem:
+    """Parse and check one definition; raise DefinitionError listing every problem."""
+    if len(source.encode("utf-8")) > MAX_FILE_BYTES:
+        raise DefinitionError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_FILE_BYTES} 字节")])
+    try:
+        located = load_located(source)
+    except YamlError as exc:
+        raise DefinitionError(
+            [Problem(path, exc.position.line, exc.position.col, exc.message)]
+        ) from None
+    if not isinstance(located.data, dict):
+        raise DefinitionError([Problem(path, 1, 1, "顶层必须是映射 (事项定义)")])
+    try:
+        definition = ItemDefinition.model_validate(located.data)
+    except ValidationError as err:
+        raise DefinitionError(_schema_problems(err, located, path)) from None
+    problems = check_semantics(definition, located, path)
+    if problems:
+        raise DefinitionError(problems)
+    return LoadedItem(definition, source, content_hash(source), path)
+
+
+def load_file(path: Path) -> LoadedItem:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError([Problem(str(path), 1, 1, f"不是 UTF-8 文本: {exc.reason}")]) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(str(path), 1, 1, f"无法读取: {exc.strerror}")]) from None
+    return parse_item(source, str(path))
+
+
+def iter_definition_files(paths: Iterable[Path]) -> Iterator[Path]:
+    for p in paths:
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.suffix in {".yaml", ".yml"})
+        else:
+            yield p
+
+
+def load_catalog(directory: Path) -> list[LoadedItem]:
+    """Load every definition in a folder; any problem anywhere fails the whole catalog."""
+    items, problems = [], []
+    for f in iter_definition_files([directory]):
+        try:
+            items.append(load_file(f))
+        except DefinitionError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise DefinitionError(problems)
+    return items

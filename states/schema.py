@@ -1,0 +1,119 @@
+"""The typed schema of an item definition (事项定义), one YAML file per item version."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Material(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    required: bool = True
+    form: Literal["paper", "electronic", "both"] = "both"
+    copies: int = Field(default=1, ge=1, le=99)
+    # 容缺受理: the case may be accepted without it under a written promise.
+    deferrable: bool = False
+    blank_form: str | None = None
+    sample: str | None = None
+
+
+class ChecklistEntry(_Strict):
+    id: Identifier
+    label: str = Field(min_length=1)
+
+
+class State(_Strict):
+    id: Identifier
+    label: str = Field(min_length=1)
+    holder: Identifier = "competent"
+    # Whether the deadline clock runs here; 补正 and 特别程序 pause it.
+    clock: Literal["run", "pause"] = "run"
+    video: Literal["consultation", "inspection", "guidance"] | None = None
+    job: Identifier | None = None
+    final: bool = False
+    outcome: Literal["approved", "rejected", "not_accepted", "withdrawn"] | None = None
+    checklist: list[ChecklistEntry] = []
+    parallel: list[Branch] | None = None
+
+    @model_validator(mode="after")
+    def _final_has_outcome(self) -> State:
+        if self.final and self.parallel:
+            raise ValueError("并联状态不能是终态")
+        if self.outcome and not self.final:
+            raise ValueError("只有终态可以声明 outcome")
+        return self
+
+
+class Branch(_Strict):
+    """One department's lane inside a parallel state (并联审批)."""
+
+    id: Identifier
+    label: str = Field(min_length=1)
+    holder: Identifier
+    states: list[State] = Field(min_length=2)
+
+    @field_validator("states")
+    @classmethod
+    def _no_nesting(cls, states: list[State]) -> list[State]:
+        for s in states:
+            if s.parallel:
+                raise ValueError("并联分支内不能再嵌套并联状态")
+        return states
+
+
+class Transition(_Strict):
+    trigger: Identifier
+    label: str = Field(min_length=1)
+    source: list[str] = Field(alias="from", min_length=1)
+    dest: str = Field(alias="to")
+    roles: list[Identifier] = Field(min_length=1)
+    guards: list[Identifier] = []
+    jobs: list[Identifier] = []
+    # Fired by the engine itself as soon as its guards pass after entering the source.
+    auto: bool = False
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class Limits(_Strict):
+    legal_days: int = Field(ge=0, le=365)
+    promised_days: int = Field(ge=0, le=365)
+    extension_days: int = Field(default=0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _promise_within_law(self) -> Limits:
+        if self.promised_days > self.legal_days:
+            raise ValueError(
+                f"承诺时限 {self.promised_days} 个工作日不能超过法定时限 {self.legal_days} 个工作日"
+            )
+        return self
+
+
+class ItemDefinition(_Strict):
+    code: str = Field(min_length=4, max_length=64, pattern=r"^[0-9A-Za-z\-]+$")
+    name: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    item_type: str = Field(pattern=r"^(0[1-9]|1[0-9]|20)$")
+    case_type: Literal["即办件", "承诺件"]
+    limits: Limits
+    modes: list[Literal["全程网办", "异地代收代办", "多地联办"]] = Field(min_length=1)
+    # Counter roles beyond the built-in intake/competent (e.g. a second department).
+    roles: dict[Identifier, str] = {}
+    materials: list[Material] = []
+    states: list[State] = Field(min_length=1)
+    transitions: list[Transition] = Field(min_length=1)
+    certificate: str | None = None  # name of the result document (结果证照名称)
+
+
+State.model_rebuild()

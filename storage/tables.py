@@ -1,0 +1,170 @@
+"""SQLModel tables: the alliance directory, clerks, item versions, cases and their records."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+UTC_TS = sa.DateTime(timezone=True)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON, **kw))
+
+
+class Region(SQLModel, table=True):
+    __tablename__ = "regions"
+    code: str = Field(primary_key=True, max_length=12)  # 行政区划代码
+    name: str
+
+
+class Counter(SQLModel, table=True):
+    """A service counter (窗口) of an alliance member unit."""
+
+    __tablename__ = "counters"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    unit: str = ""  # 所属单位
+    region_code: str = Field(foreign_key="regions.code", index=True)
+
+
+class CounterItem(SQLModel, table=True):
+    """Which counter plays which role for which item: intake, competent, guide, or a department."""
+
+    __tablename__ = "counter_items"
+    counter_id: str = Field(foreign_key="counters.id", primary_key=True)
+    item_code: str = Field(primary_key=True, max_length=64)
+    role: str = Field(primary_key=True, max_length=32)
+
+
+class Clerk(SQLModel, table=True):
+    __tablename__ = "clerks"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    counter_id: str | None = Field(default=None, foreign_key="counters.id", index=True)
+    roles: str  # comma-separated actor roles
+    active: bool = True
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    clerk_id: int = Field(foreign_key="clerks.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(sa_type=UTC_TS)
+    expires_at: datetime = Field(sa_type=UTC_TS)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+
+
+class ItemVersion(SQLModel, table=True):
+    __tablename__ = "item_versions"
+    __table_args__ = (sa.UniqueConstraint("code", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(index=True, max_length=64)
+    version: int
+    name: str
+    content_hash: str = Field(max_length=64)
+    source: str = Field(sa_type=sa.Text)
+    published_at: datetime = Field(sa_type=UTC_TS)
+    published_by: str = ""
+
+
+class Case(SQLModel, table=True):
+    """A case (办件). ``version`` is bumped by every event: optimistic concurrency."""
+
+    __tablename__ = "cases"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=32)
+    item_version_id: int = Field(foreign_key="item_versions.id", index=True)
+    item_code: str = Field(index=True, max_length=64)
+    mode: str
+    state: str = Field(index=True, max_length=64)
+    branches: dict[str, str] | None = _json()
+    status_code: int  # exchange status (1 已接件 … 15 撤销)
+    intake_counter_id: str = Field(foreign_key="counters.id")
+    competent_counter_id: str = Field(foreign_key="counters.id")
+    parties: dict[str, str] = _json(nullable=False)  # counter role → counter id
+    assignees: dict[str, int] = _json(nullable=False)  # counter id → clerk id (一事一人)
+    applicant: dict[str, Any] = _json(nullable=False)
+    query_code_hash: str = Field(max_length=64)
+    commitment: dict[str, Any] | None = _json()
+    created_at: datetime = Field(sa_type=UTC_TS)
+    updated_at: datetime = Field(sa_type=UTC_TS)
+    promised_due: date | None = None
+    legal_due: date | None = None
+    finished_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    version: int = 1
+
+
+class CaseHolder(SQLModel, table=True):
+    """Counters currently holding a case (several during parallel review): the queues."""
+
+    __tablename__ = "case_holders"
+    case_id: int = Field(foreign_key="cases.id", primary_key=True)
+    counter_id: str = Field(foreign_key="counters.id", primary_key=True, index=True)
+
+
+class CaseMaterial(SQLModel, table=True):
+    __tablename__ = "case_materials"
+    case_id: int = Field(foreign_key="cases.id", primary_key=True)
+    material_id: str = Field(primary_key=True, max_length=64)
+    status: str = "missing"  # missing | received | deferred
+    promise: str | None = None  # 容缺受理: the applicant's written promise
+    deferred_due: date | None = None
+    updated_at: datetime = Field(sa_type=UTC_TS)
+
+
+class HistoryEvent(SQLModel, table=True):
+    """Append-only. ``seq`` equals the case version the event produced."""
+
+    __tablename__ = "history"
+    __table_args__ = (sa.UniqueConstraint("case_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id")
+    seq: int
+    at: datetime = Field(sa_type=UTC_TS)
+    kind: str = "transition"  # transition | intake | material | assign | …
+    actor_id: int | None = None
+    actor_name: str
+    counter_id: str | None = None
+    trigger: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    comment: str | None = None
+    data: dict[str, Any] | None = _json()
+
+
+class OutboxJob(SQLModel, table=True):
+    """Work a transition started, drained by Prefect flows per region."""
+
+    __tablename__ = "outbox"
+    id: str = Field(primary_key=True, max_length=36)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    job: str = Field(max_length=32)
+    region_code: str = Field(max_length=12)
+    counter_id: str | None = None
+    payload: dict[str, Any] | None = _json()
+    status: str = Field(default="pending", index=True)  # pending | done | failed
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTC_TS)
+    finished_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    last_error: str | None = None
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency"
+    clerk_id: int = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=128)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=UTC_TS)
+
+
+class Sequence(SQLModel, table=True):
+    __tablename__ = "sequences"
+    name: str = Field(primary_key=True, max_length=64)
+    value: int = 0
