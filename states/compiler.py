@@ -41,19 +41,33 @@ class CompiledItem:
     nested: bool
     # (trigger, qualified source) → the one transition it names; the checker forbids duplicates.
     routes: dict[tuple[str, str], Transition] = field(default_factory=dict)
+    # qualified source → transitions the engine fires by itself once their guards pass
+    autos: dict[str, list[Transition]] = field(default_factory=dict)
+    _guards: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def initial(self) -> str:
         return self.definition.states[0].id
 
     def guards_of(self, t: Transition) -> list[str]:
+        return self._guards[id(t)]
+
+    def _implied_guards(self, t: Transition) -> list[str]:
         """Declared guards, plus the join guard every exit from a parallel state implies."""
-        extra = [
-            "all_branches_done"
-            for src in t.source
-            if self.table[src].state.parallel and "all_branches_done" not in t.guards
-        ][:1]
+        joins = any(self.table[src].state.parallel for src in t.source)
+        extra = ["all_branches_done"] if joins and "all_branches_done" not in t.guards else []
         return [*t.guards, *extra]
+
+    def parse_model_state(self, value: Any) -> tuple[str, dict[str, str] | None]:
+        """The machine's model state back to (state, branches) as stored on the case row."""
+        names = value if isinstance(value, list) else [value]
+        if len(names) == 1 and "." not in names[0]:
+            return names[0], None
+        branches = {}
+        for n in names:
+            parent, branch, sub = n.split(".")
+            branches[branch] = sub
+        return parent, branches
 
     def active_names(self, state: str, branches: dict[str, str] | None) -> list[str]:
         """Every qualified state the case is in: the parallel state and each branch's."""
@@ -107,6 +121,10 @@ def compile_item(d: ItemDefinition) -> CompiledItem:
     )
     compiled = CompiledItem(d, state_table(d), machine, nested)
     for t in d.transitions:
+        compiled._guards[id(t)] = compiled._implied_guards(t)
+        if t.auto:
+            for src in t.source:
+                compiled.autos.setdefault(src, []).append(t)
         conditions = [_guard(g) for g in compiled.guards_of(t)]
         machine.add_transition(t.trigger, t.source, t.dest, conditions=conditions)
         for src in t.source:

@@ -40,6 +40,8 @@ class State(_Strict):
     job: Identifier | None = None
     final: bool = False
     outcome: Literal["approved", "rejected", "not_accepted", "withdrawn"] | None = None
+    # Exchange status code (1 已接件 … 15 撤销) when the default derivation does not fit.
+    status: int | None = Field(default=None, ge=1, le=15)
     checklist: list[ChecklistEntry] = []
     parallel: list[Branch] | None = None
 

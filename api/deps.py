@@ -1,0 +1,45 @@
+"""Explicit dependencies for routes: the database session and the authenticated actor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header
+from sqlmodel import Session
+
+from engine.actors import Actor, authenticate
+from engine.errors import Forbidden, InvalidInput, Unauthenticated
+from storage.db import session_scope
+
+
+def get_session() -> Iterator[Session]:
+    with session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_actor(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Unauthenticated("缺少 Authorization: Bearer 令牌")
+    return authenticate(session, authorization[7:].strip())
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def require_role(actor: Actor, *roles: str) -> None:
+    if not actor.roles & set(roles):
+        raise Forbidden(f"需要角色: {' / '.join(roles)}", missing=[f"role:{'|'.join(roles)}"])
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """``If-Match: "7"`` (our ETag) or a bare ``7``."""
+    if value is None:
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise InvalidInput("If-Match", "须为案件的 ETag (版本号)")
+    return int(raw)

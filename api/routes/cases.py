@@ -1,0 +1,126 @@
+"""Case endpoints for clerks: intake, view, triggers, materials, assignment, queue, history."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.encoders import jsonable_encoder
+from sqlmodel import Session
+
+from api.deps import ActorDep, SessionDep, parse_if_match, require_role
+from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
+from engine import idempotency, intake, views
+from engine.actors import Actor
+from engine.advance import advance, load_case
+from engine.errors import Forbidden, InvalidInput
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+def _visible(case: dict[str, Any], actor: Actor) -> None:
+    """Clerks see cases their counter takes part in; supervisors see all."""
+    if "supervisor" in actor.roles or actor.counter_id in case["parties"].values():
+        return
+    raise Forbidden("本窗口未参与该案件", missing=["counter"])
+
+
+def _respond(session: Session, case: dict[str, Any], actor: Actor, response: Response) -> dict[str, Any]:
+    response.headers["ETag"] = f'"{case["version"]}"'
+    return views.case_view(session, case, actor)
+
+
+def _require_if_match(value: str | None) -> int:
+    version = parse_if_match(value)
+    if version is None:
+        raise InvalidInput("If-Match", "修改案件须带 If-Match (案件 ETag), 以免覆盖他人的更新")
+    return version
+
+
+@router.post("", status_code=201)
+def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, response: Response,
+                key: KeyHeader = None) -> Any:
+    req = idempotency.request_hash("create", body.model_dump())
+    if key and actor.id and (hit := idempotency.replay(session, actor.id, key, req)):
+        response.status_code = hit[0]
+        return json.loads(hit[1])
+    case, code = intake.create_case(
+        session, actor, body.item_code, body.applicant.model_dump(exclude_none=True),
+        dict(body.materials), body.competent_region, body.mode,
+        body.commitment.model_dump() if body.commitment else None,
+        [d.model_dump() for d in body.defer],
+    )
+    out = jsonable_encoder(_respond(session, case, actor, response) | {"query_code": code})
+    response.headers["Location"] = f"/api/v1/cases/{case['number']}"
+    if key and actor.id:
+        idempotency.remember(session, actor.id, key, req, 201, json.dumps(out, ensure_ascii=False))
+    return out
+
+
+@router.get("")
+def list_queue(session: SessionDep, actor: ActorDep,
+               counter: str | None = None, state: str | None = None, item: str | None = None,
+               assignee: Annotated[int | None, Query(ge=1)] = None, overdue: bool | None = None,
+               cursor: Annotated[str | None, Query(max_length=200)] = None,
+               limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    counter = counter or actor.counter_id
+    if counter is None:
+        raise InvalidInput("counter", "督查账号须指定要查看的窗口")
+    if counter != actor.counter_id and "supervisor" not in actor.roles:
+        raise Forbidden("只能查看本窗口的队列", missing=["role:supervisor"])
+    return views.queue(session, counter, state=state, item=item, assignee=assignee,
+                       overdue=overdue, cursor=cursor, limit=limit)
+
+
+@router.get("/{number}")
+def get_case(number: str, session: SessionDep, actor: ActorDep, response: Response) -> Any:
+    case = load_case(session, number)
+    _visible(case, actor)
+    return _respond(session, case, actor, response)
+
+
+@router.get("/{number}/history")
+def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    case = load_case(session, number)
+    _visible(case, actor)
+    return {"number": number, "events": views.history(session, case["id"])}
+
+
+@router.post("/{number}/triggers/{trigger}")
+def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep, response: Response,
+                 body: TriggerBody | None = None, if_match: IfMatch = None, key: KeyHeader = None) -> Any:
+    body = body or TriggerBody()
+    version = _require_if_match(if_match)
+    req = idempotency.request_hash("trigger", number, trigger, version, body.model_dump())
+    if key and actor.id and (hit := idempotency.replay(session, actor.id, key, req)):
+        response.status_code = hit[0]
+        out = json.loads(hit[1])
+        response.headers["ETag"] = f'"{out["version"]}"'
+        return out
+    payload = body.model_dump(exclude_none=True)
+    payload["defer"] = payload.get("defer") or []
+    case = advance(session, number, trigger, actor, payload, expected_version=version)
+    out = jsonable_encoder(_respond(session, case, actor, response))
+    if key and actor.id:
+        idempotency.remember(session, actor.id, key, req, 200, json.dumps(out, ensure_ascii=False))
+    return out
+
+
+@router.put("/{number}/materials/{material_id}")
+def put_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
+                 actor: ActorDep, response: Response, if_match: IfMatch = None) -> Any:
+    case = intake.set_material(session, number, actor, material_id, body.status,
+                               _require_if_match(if_match), body.promise)
+    return _respond(session, case, actor, response)
+
+
+@router.post("/{number}/assignee")
+def reassign(number: str, body: Reassign, session: SessionDep, actor: ActorDep, response: Response,
+             if_match: IfMatch = None) -> Any:
+    require_role(actor, "supervisor", "clerk", "reviewer", "approver")
+    case = intake.reassign(session, number, actor, body.counter_id, body.clerk_id,
+                           _require_if_match(if_match), body.comment)
+    return _respond(session, case, actor, response)

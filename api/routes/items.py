@@ -1,0 +1,65 @@
+"""Item catalog endpoints: list, definition, diagram, and publishing a version (designers)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import ActorDep, SessionDep, require_role
+from engine import catalog
+from engine.errors import InvalidInput
+from states.diagram import to_mermaid, to_svg
+from states.loader import DefinitionError, parse_item
+
+router = APIRouter(prefix="/api/v1/items", tags=["items"])
+Version = Annotated[int | None, Query(ge=1)]
+
+
+@router.get("")
+def list_items(session: SessionDep, actor: ActorDep) -> Any:
+    return {"items": catalog.list_items(session)}
+
+
+@router.get("/{code}")
+def show_item(code: str, session: SessionDep, actor: ActorDep, version: Version = None) -> Any:
+    row = catalog.get_version(session, code, version)
+    d = catalog.compiled(session, row.id).definition
+    return {"code": code, "version": row.version, "content_hash": row.content_hash,
+            "published_at": row.published_at, "definition": d.model_dump(by_alias=True)}
+
+
+@router.get("/{code}/diagram")
+def item_diagram(code: str, session: SessionDep, actor: ActorDep, version: Version = None,
+                 format: Annotated[str, Query(pattern="^(mermaid|svg)$")] = "mermaid") -> Response:
+    d = catalog.compiled(session, catalog.get_version(session, code, version).id).definition
+    if format == "svg":
+        return Response(to_svg(d), media_type="image/svg+xml")
+    return Response(to_mermaid(d), media_type="text/plain; charset=utf-8")
+
+
+@router.post("", status_code=201)
+async def publish_item(request: Request, session: SessionDep, actor: ActorDep, response: Response) -> Any:
+    """Body: the YAML definition (``application/yaml`` or ``text/plain``)."""
+    require_role(actor, "designer")
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("body", "须为 UTF-8 编码的 YAML") from exc
+    try:
+        item = parse_item(text, "body")
+    except DefinitionError as err:
+        errors = [{"field": f"body:{p.line}:{p.col}", "line": p.line, "col": p.col, "reason": p.message}
+                  for p in err.problems]
+        raise _bad(errors) from None
+    row, created = catalog.publish(session, item, actor.name)
+    response.status_code = 201 if created else 200
+    return {"code": row.code, "version": row.version, "content_hash": row.content_hash,
+            "created": created}
+
+
+def _bad(errors: list[dict[str, Any]]) -> InvalidInput:
+    exc = InvalidInput("body", "; ".join(f"{e['line']}:{e['col']}: {e['reason']}" for e in errors))
+    exc.extra["errors"] = errors
+    return exc

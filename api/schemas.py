@@ -1,0 +1,59 @@
+"""Request bodies of the clerk API; responses are the engine's read models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Applicant(_Body):
+    kind: Literal["person", "company"] = "person"
+    name: Text
+    id_number: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,32}$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9\-]{5,20}$")] | None = None
+    address: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
+class Deferral(_Body):
+    material: Text
+    promise: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class Commitment(_Body):
+    signer: Text
+    text: Annotated[str, StringConstraints(max_length=4000)] = "本人承诺所填写信息真实、准确, 并按期补齐相关材料。"
+
+
+class CaseCreate(_Body):
+    item_code: Text
+    applicant: Applicant
+    materials: dict[str, Literal["missing", "received"]] = {}
+    defer: list[Deferral] = Field(default=[], max_length=50)
+    competent_region: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] | None = None
+    mode: Literal["全程网办", "异地代收代办", "多地联办"] | None = None
+    commitment: Commitment | None = None
+
+
+class TriggerBody(_Body):
+    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    defer: list[Deferral] = Field(default=[], max_length=50)
+    commitment: Commitment | None = None
+    data: dict[str, Any] | None = None
+
+
+class MaterialUpdate(_Body):
+    status: Literal["missing", "received", "deferred"]
+    promise: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class Reassign(_Body):
+    counter_id: Text
+    clerk_id: int = Field(ge=1)
+    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None

@@ -1,0 +1,168 @@
+"""``tongban``: one entry point to start and inspect everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.settings import get_settings
+
+app = typer.Typer(help="通办 Tongban — 跨域通办案件编排平台", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+items_app = typer.Typer(help="事项定义: 校验、发布、流程图", no_args_is_help=True)
+clerks_app = typer.Typer(help="窗口工作人员与令牌", no_args_is_help=True)
+db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
+app.add_typer(items_app, name="items")
+app.add_typer(clerks_app, name="clerks")
+app.add_typer(db_app, name="db")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from storage import migrate
+    from storage.db import get_engine
+
+    engine = get_engine()
+    migrate.upgrade(engine)
+    return engine
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="监听地址")] = None,
+    port: Annotated[int | None, typer.Option(help="端口")] = None,
+    workers: Annotated[int | None, typer.Option(help="工作进程数")] = None,
+    demo: Annotated[bool, typer.Option(help="载入演示事项、联盟窗口和工作人员")] = True,
+) -> None:
+    """启动服务 (默认: SQLite、演示事项目录与演示窗口)。"""
+    import uvicorn
+
+    from engine.demo import seed
+    from storage.db import session_scope
+
+    s = get_settings()
+    engine = _engine()
+    if demo:
+        with session_scope(engine) as session:
+            tokens = seed(session, s.catalog_dir, s.alliance_file, s.data_dir / "demo-tokens.json",
+                          s.token_days)
+        typer.echo("演示工作人员登录令牌 (Authorization: Bearer <令牌>):")
+        for t in tokens:
+            typer.echo(f"  {t['name']:<6} 窗口 {t['counter']:<14} 角色 {t['roles']:<28} {t['token']}")
+    host, port = host or s.host, port or s.port
+    typer.echo(f"通办已启动: http://{host}:{port}  (接口文档 /docs, 数据库 {s.database_url})")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
+                workers=workers or s.workers, log_level="warning")
+
+
+@items_app.command("check")
+def items_check(paths: Annotated[list[Path], typer.Argument(help="事项定义文件或目录")]) -> None:
+    """校验事项定义; 每个问题输出为 文件:行:列: 说明。"""
+    from states.loader import DefinitionError, iter_definition_files, load_file
+
+    problems, count = [], 0
+    for f in iter_definition_files(paths):
+        count += 1
+        try:
+            load_file(f)
+        except DefinitionError as err:
+            problems.extend(err.problems)
+    for p in problems:
+        typer.echo(p.format(), err=True)
+    if problems:
+        typer.echo(f"{len(problems)} 个问题, 共检查 {count} 个文件", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"全部通过: {count} 个文件")
+
+
+@items_app.command("publish")
+def items_publish(paths: Annotated[list[Path], typer.Argument(help="事项定义文件或目录")]) -> None:
+    """发布事项版本 (同一版本号内容不同将被拒绝; 运行中的案件保持原版本)。"""
+    from engine.catalog import publish
+    from engine.errors import EngineError
+    from states.loader import DefinitionError, iter_definition_files, load_file
+    from storage.db import session_scope
+
+    try:
+        loaded = [load_file(f) for f in iter_definition_files(paths)]
+        with session_scope(_engine()) as session:
+            for item in loaded:
+                row, created = publish(session, item, "cli")
+                typer.echo(f"{row.code} v{row.version} {'已发布' if created else '未变化'} ({row.content_hash[:12]})")
+    except DefinitionError as err:
+        for p in err.problems:
+            typer.echo(p.format(), err=True)
+        raise typer.Exit(1) from None
+    except EngineError as err:
+        typer.echo(f"错误: {err.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@items_app.command("graph")
+def items_graph(
+    code: Annotated[str, typer.Argument(help="事项实施编码, 或定义文件路径")],
+    svg: Annotated[Path | None, typer.Option(help="同时写出 SVG 文件")] = None,
+    version: Annotated[int | None, typer.Option(help="版本 (默认最新)")] = None,
+) -> None:
+    """输出事项的 Mermaid 状态图。"""
+    from engine.catalog import compiled, get_version
+    from engine.errors import NotFound
+    from states.diagram import to_mermaid, to_svg
+    from states.loader import DefinitionError, load_catalog, load_file
+    from storage.db import session_scope
+
+    try:
+        if Path(code).is_file():
+            d = load_file(Path(code)).definition
+        else:
+            try:
+                with session_scope(_engine()) as session:
+                    d = compiled(session, get_version(session, code, version).id).definition
+            except NotFound:
+                found = [i.definition for i in load_catalog(get_settings().catalog_dir)
+                         if i.definition.code == code and version in (None, i.definition.version)]
+                if not found:
+                    typer.echo(f"未找到事项 {code}", err=True)
+                    raise typer.Exit(1) from None
+                d = max(found, key=lambda x: x.version)
+    except DefinitionError as err:
+        for p in err.problems:
+            typer.echo(p.format(), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(to_mermaid(d), nl=False)
+    if svg:
+        svg.write_text(to_svg(d), encoding="utf-8")
+        typer.echo(f"SVG 已写入 {svg}", err=True)
+
+
+@clerks_app.command("add")
+def clerks_add(
+    name: Annotated[str, typer.Option(help="姓名")],
+    roles: Annotated[str, typer.Option(help="角色, 逗号分隔: clerk,reviewer,approver,inspector,supervisor,designer")],
+    counter: Annotated[str | None, typer.Option(help="所属窗口编号 (督查、设计人员可不填)")] = None,
+) -> None:
+    """新增工作人员并打印其登录令牌 (令牌只显示这一次)。"""
+    from engine.actors import add_clerk
+    from engine.errors import EngineError
+    from storage.db import session_scope
+
+    try:
+        with session_scope(_engine()) as session:
+            clerk, token = add_clerk(session, name, counter, [r.strip() for r in roles.split(",") if r.strip()],
+                                     get_settings().token_days)
+            typer.echo(f"已创建工作人员 #{clerk.id} {clerk.name}; 令牌: {token}")
+    except EngineError as err:
+        typer.echo(f"错误: {err.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库迁移到最新结构。"""
+    _engine()
+    typer.echo("数据库已是最新结构")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,80 @@
+"""Who acts: clerks bound to a counter and roles, authenticated by hashed bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine.errors import InvalidInput, NotFound, Unauthenticated
+from states.vocabulary import ACTOR_ROLES
+from storage.tables import ApiToken, Clerk, Counter
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: int | None
+    name: str
+    counter_id: str | None
+    region_code: str | None
+    roles: frozenset[str]
+
+    @property
+    def is_system(self) -> bool:
+        return "system" in self.roles
+
+
+SYSTEM = Actor(None, "系统", None, None, frozenset({"system"}))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_clerk(
+    session: Session, name: str, counter_id: str | None, roles: list[str], token_days: int
+) -> tuple[Clerk, str]:
+    """Create a clerk and return a fresh token (shown once; only its hash is stored)."""
+    unknown = [r for r in roles if r not in ACTOR_ROLES or r == "system"]
+    if unknown or not roles:
+        raise InvalidInput("roles", f"未知或不可分配的角色: {', '.join(unknown) or '(空)'}")
+    if counter_id is not None and session.get(Counter, counter_id) is None:
+        raise NotFound(f"窗口 {counter_id} 不存在")
+    clerk = Clerk(name=name, counter_id=counter_id, roles=",".join(roles))
+    session.add(clerk)
+    session.flush()
+    return clerk, issue_token(session, clerk, token_days)
+
+
+def issue_token(session: Session, clerk: Clerk, days: int) -> str:
+    token = "tb_" + secrets.token_urlsafe(24)
+    at = now()
+    session.add(
+        ApiToken(clerk_id=clerk.id, token_hash=hash_token(token), created_at=at,
+                 expires_at=at + timedelta(days=days))
+    )
+    return token
+
+
+def authenticate(session: Session, token: str) -> Actor:
+    row = session.execute(
+        sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active,
+                  ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code)
+        .join(ApiToken, ApiToken.clerk_id == Clerk.id)
+        .outerjoin(Counter, Counter.id == Clerk.counter_id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        raise Unauthenticated("令牌无效")
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if row.revoked_at is not None or expires < now() or not row.active:
+        raise Unauthenticated("令牌已过期或已吊销")
+    return Actor(row.id, row.name, row.counter_id, row.region_code, frozenset(row.roles.split(",")))

@@ -1,0 +1,312 @@
+"""Advance a case: the one path by which any state changes, for clerks, flows and video alike.
+
+Everything a transition writes — new state, bumped version, history, outbox jobs, queue
+membership — is written in the caller's single transaction, guarded by the row version read
+at the start, so two clerks racing on one case cannot both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine import catalog
+from engine.actors import SYSTEM, Actor, now
+from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
+from engine.guards import Guards
+from engine.materials import defer_material
+from states.compiler import CompiledItem
+from states.schema import Transition
+from states.vocabulary import ACTOR_ROLES, OUTCOMES
+from storage.tables import Case, CaseHolder, CaseMaterial, Counter, HistoryEvent, OutboxJob
+
+T_CASE = Case.__table__
+T_HIST = HistoryEvent.__table__
+T_OUT = OutboxJob.__table__
+T_HOLD = CaseHolder.__table__
+T_MAT = CaseMaterial.__table__
+MAX_AUTO_STEPS = 16
+
+
+def load_case(session: Session, number: str) -> dict[str, Any]:
+    row = session.execute(sa.select(T_CASE).where(T_CASE.c.number == number)).mappings().first()
+    if row is None:
+        raise NotFound(f"案件 {number} 不存在")
+    return dict(row)
+
+
+def holder_counters(c: CompiledItem, case: dict[str, Any]) -> list[str]:
+    """Counters holding the case now: the state's holder, plus each unfinished branch's."""
+    ref = c.table[case["state"]]
+    if ref.state.final:
+        return []
+    parties = case["parties"]
+    out = [parties[ref.state.holder]]
+    for b in ref.state.parallel or []:
+        if not c.table[f"{ref.name}.{b.id}.{case['branches'][b.id]}"].state.final:
+            out.append(parties[b.holder])
+    return list(dict.fromkeys(out))
+
+
+def source_holder(c: CompiledItem, case: dict[str, Any], source: str) -> str:
+    ref = c.table[source]
+    if ref.branch is None:
+        return case["parties"][ref.state.holder]
+    branch = next(b for b in c.table[ref.parallel].state.parallel or [] if b.id == ref.branch)
+    return case["parties"][branch.holder]
+
+
+def status_code(c: CompiledItem, case: dict[str, Any], deferred_pending: bool) -> int:
+    s = c.table[case["state"]].state
+    if s.status:
+        return s.status
+    if s.final:
+        code = OUTCOMES[s.outcome or "approved"]
+        return 12 if code == 11 and deferred_pending else code
+    if case["state"] == c.initial:
+        return 1
+    return 9 if s.clock == "pause" else 3
+
+
+def find_route(c: CompiledItem, case: dict[str, Any], trigger: str) -> tuple[str, Transition] | None:
+    for name in c.active_names(case["state"], case["branches"]):
+        t = c.routes.get((trigger, name))
+        if t is not None:
+            return name, t
+    return None
+
+
+def why_forbidden(c: CompiledItem, case: dict[str, Any], source: str, t: Transition,
+                  actor: Actor) -> list[str]:
+    """What the actor lacks to fire ``t`` from ``source``: roles, the holding counter, assignment."""
+    if actor.is_system:
+        return [] if "system" in t.roles or t.auto else ["role:system"]
+    missing = []
+    if not actor.roles & set(t.roles):
+        missing.append("role:" + "|".join(t.roles))
+    holder = source_holder(c, case, source)
+    if actor.counter_id != holder:
+        missing.append(f"counter:{holder}")
+    else:
+        assignee = case["assignees"].get(holder)
+        if assignee is not None and assignee != actor.id:
+            missing.append(f"assignee:{assignee}")
+    return missing
+
+
+def describe_missing(missing: list[str]) -> str:
+    words = []
+    for m in missing:
+        kind, _, value = m.partition(":")
+        if kind == "role":
+            words.append("需要角色 " + " 或 ".join(ACTOR_ROLES.get(r, r) for r in value.split("|")))
+        elif kind == "counter":
+            words.append(f"案件当前由窗口 {value} 办理")
+        elif kind == "assignee":
+            words.append(f"一事一人: 案件已由工作人员 #{value} 负责, 须先改派")
+    return "; ".join(words)
+
+
+def open_triggers(c: CompiledItem, case: dict[str, Any]) -> list[str]:
+    names = c.active_names(case["state"], case["branches"])
+    return sorted({t for (t, src) in c.routes if src in names})
+
+
+@dataclass
+class Pending:
+    """What one advance call will write, accumulated over the trigger and any auto steps."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    material_updates: list[dict[str, Any]] = field(default_factory=list)
+    holders_changed: bool = False
+
+
+def advance(
+    session: Session,
+    number: str,
+    trigger: str,
+    actor: Actor,
+    payload: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    """Fire ``trigger`` on case ``number``; return the updated case row (as a dict)."""
+    payload = payload or {}
+    case = load_case(session, number)
+    if expected_version is not None and case["version"] != expected_version:
+        raise StaleVersion(
+            f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
+            current_version=case["version"],
+        )
+    c = catalog.compiled(session, case["item_version_id"])
+    at = now()
+    original_version = case["version"]
+    pending = Pending()
+    guards = Guards(session, c, case, payload)
+    _apply_deferrals(c, case, payload, guards, actor, at, pending)
+    _fire(session, c, case, trigger, actor, payload, guards, at, pending)
+    for _ in range(MAX_AUTO_STEPS):
+        auto = _next_auto(c, case, guards)
+        if auto is None:
+            break
+        guards.payload = {}
+        _fire(session, c, case, auto, SYSTEM, {}, guards, at, pending)
+    _write(session, c, case, original_version, guards, pending, at)
+    return case
+
+
+def _apply_deferrals(c: CompiledItem, case: dict[str, Any], payload: dict[str, Any],
+                     guards: Guards, actor: Actor, at: datetime, pending: Pending) -> None:
+    """容缺受理: deferrable materials named in ``payload.defer`` are recorded with promise and due date."""
+    for i, entry in enumerate(payload.get("defer") or []):
+        update = defer_material(c, entry, f"defer[{i}]", at)
+        guards.materials[update["material_id"]] = {**update, "case_id": case["id"]}
+        pending.material_updates.append(update)
+
+
+def _next_auto(c: CompiledItem, case: dict[str, Any], guards: Guards) -> str | None:
+    for name in c.active_names(case["state"], case["branches"]):
+        for t in c.autos.get(name, []):
+            if all(guards(g) for g in c.guards_of(t)):
+                return t.trigger
+    return None
+
+
+def _fire(session: Session, c: CompiledItem, case: dict[str, Any], trigger: str, actor: Actor,
+          payload: dict[str, Any], guards: Guards, at: datetime, pending: Pending) -> None:
+    route = find_route(c, case, trigger)
+    if route is None:
+        raise TriggerNotOpen(
+            f"案件处于「{c.table[case['state']].state.label}」, 不能执行 '{trigger}'",
+            open_triggers=open_triggers(c, case),
+        )
+    source, t = route
+    missing = why_forbidden(c, case, source, t, actor)
+    if missing:
+        raise Forbidden(describe_missing(missing), missing=missing)
+    closed = [{"guard": g, "reason": r} for g in c.guards_of(t) if (r := guards.why_closed(g))]
+    if closed:
+        raise GuardFailed("；".join(x["reason"] for x in closed), guards=closed)
+    before_state, before_holders = case["state"], holder_counters(c, case)
+    model = SimpleNamespace(state=c.model_state(case["state"], case["branches"]))
+    if not c.fire(model, trigger, guards):  # the machine re-checks the same guards: the law
+        raise GuardFailed("前置条件未满足")
+    case["state"], case["branches"] = c.parse_model_state(model.state)
+    case["version"] += 1
+    case["updated_at"] = at
+    if not actor.is_system and actor.counter_id and actor.counter_id not in case["assignees"]:
+        case["assignees"] = {**case["assignees"], actor.counter_id: actor.id}  # 一事一人
+    dest = c.table[case["state"]].state
+    if dest.final:
+        case["finished_at"] = at
+    pending.history.append({
+        "case_id": case["id"], "seq": case["version"], "at": at, "kind": "transition",
+        "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
+        "trigger": trigger, "from_state": _qualified(before_state, source), "to_state": t.dest,
+        "comment": payload.get("comment"), "data": payload.get("data"),
+    })
+    after_holders = holder_counters(c, case)
+    pending.holders_changed |= before_holders != after_holders
+    jobs = list(dict.fromkeys([*t.jobs, *([dest.job] if dest.job else [])]))
+    main_from = before_holders[0] if before_holders else None
+    main_to = after_holders[0] if after_holders else None
+    counter = main_to or main_from or case["competent_counter_id"]
+    regions: dict[str, str] = {}
+    if main_from and main_to and main_from != main_to:
+        regions = _regions(session, {main_from, main_to})
+        if regions[main_from] != regions[main_to]:
+            jobs.insert(0, "handoff")  # Decision 3: crossing regions is a first-class step
+    if jobs and counter not in regions:
+        regions.update(_regions(session, {counter}))
+    for job in jobs:
+        pending.jobs.append({
+            "id": str(uuid.uuid4()), "case_id": case["id"], "job": job,
+            "region_code": regions[counter], "counter_id": counter, "status": "pending",
+            "attempts": 0, "created_at": at,
+            "payload": {"number": case["number"], "trigger": trigger, "from": before_state,
+                        "to": case["state"], "from_counter": main_from, "to_counter": main_to},
+        })
+
+
+def _qualified(state: str, source: str) -> str:
+    return source if source.startswith(state) else state
+
+
+def _regions(session: Session, counters: set[str]) -> dict[str, str]:
+    if not counters:
+        return {}
+    rows = session.execute(
+        sa.select(Counter.id, Counter.region_code).where(Counter.id.in_(counters))
+    ).all()
+    return dict(rows)
+
+
+def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_version: int,
+           guards: Guards, pending: Pending, at: datetime) -> None:
+    for u in pending.material_updates:
+        session.execute(
+            sa.update(T_MAT).where(T_MAT.c.case_id == case["id"],
+                                   T_MAT.c.material_id == u["material_id"]).values(**u)
+        )
+    deferred = guards._materials is not None and any(
+        m.get("status") == "deferred" for m in guards.materials.values())
+    case["status_code"] = status_code(c, case, deferred)
+    result = session.execute(
+        sa.update(T_CASE)
+        .where(T_CASE.c.id == case["id"], T_CASE.c.version == original_version)
+        .values(state=case["state"], branches=case["branches"], version=case["version"],
+                status_code=case["status_code"], assignees=case["assignees"],
+                updated_at=at, finished_at=case["finished_at"])
+    )
+    if result.rowcount != 1:
+        raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
+    session.execute(sa.insert(T_HIST), pending.history)
+    if pending.jobs:
+        session.execute(sa.insert(T_OUT), pending.jobs)
+    if pending.holders_changed:
+        sync_holders(session, case["id"], holder_counters(c, case))
+
+
+def sync_holders(session: Session, case_id: int, holders: list[str]) -> None:
+    current = set(session.execute(
+        sa.select(T_HOLD.c.counter_id).where(T_HOLD.c.case_id == case_id)).scalars())
+    wanted = set(holders)
+    if current - wanted:
+        session.execute(sa.delete(T_HOLD).where(
+            T_HOLD.c.case_id == case_id, T_HOLD.c.counter_id.in_(current - wanted)))
+    if wanted - current:
+        session.execute(sa.insert(T_HOLD), [
+            {"case_id": case_id, "counter_id": h} for h in sorted(wanted - current)])
+
+
+def append_event(session: Session, case: dict[str, Any], expected_version: int | None,
+                 at: datetime, kind: str, actor: Actor, data: dict[str, Any],
+                 comment: str | None = None) -> None:
+    """Record a non-transition event (material, assignment, …): bump the version, append history."""
+    if expected_version is not None and expected_version != case["version"]:
+        raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
+                           current_version=case["version"])
+    result = session.execute(
+        sa.update(T_CASE).where(T_CASE.c.id == case["id"], T_CASE.c.version == case["version"])
+        .values(version=case["version"] + 1, updated_at=at, assignees=case["assignees"])
+    )
+    if result.rowcount != 1:
+        raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
+    case["version"] += 1
+    session.execute(sa.insert(T_HIST).values(
+        case_id=case["id"], seq=case["version"], at=at, kind=kind, actor_id=actor.id,
+        actor_name=actor.name, counter_id=actor.counter_id, comment=comment, data=data,
+    ))
+
+
+def require_holder(session: Session, case: dict[str, Any], actor: Actor) -> CompiledItem:
+    c = catalog.compiled(session, case["item_version_id"])
+    if actor.counter_id not in holder_counters(c, case):
+        raise Forbidden("只有当前办理窗口可以操作此案件", missing=["counter"])
+    return c

@@ -1,0 +1,88 @@
+"""Publishing item versions and the per-version cache of compiled machines."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine.actors import now
+from engine.errors import Conflict, NotFound
+from states.compiler import CompiledItem, compile_item
+from states.loader import LoadedItem, parse_item
+from storage.tables import ItemVersion
+
+
+def publish(session: Session, item: LoadedItem, by: str) -> tuple[ItemVersion, bool]:
+    """Store a version; identical re-publish is a no-op, changed content under a used number is refused.
+
+    Returns (row, created). Running cases keep the version they started with because a case
+    points at its ``item_version_id`` and versions are never rewritten.
+    """
+    d = item.definition
+    existing = session.execute(
+        sa.select(ItemVersion).where(ItemVersion.code == d.code, ItemVersion.version == d.version)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.content_hash != item.content_hash:
+            raise Conflict(
+                f"事项 {d.code} 第 {d.version} 版已发布且内容不同; 修改须发布新版本",
+                field="version",
+            )
+        return existing, False
+    row = ItemVersion(code=d.code, version=d.version, name=d.name, content_hash=item.content_hash,
+                      source=item.source, published_at=now(), published_by=by)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def latest_version(session: Session, code: str) -> ItemVersion:
+    row = session.execute(
+        sa.select(ItemVersion).where(ItemVersion.code == code)
+        .order_by(ItemVersion.version.desc()).limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"事项 {code} 不存在")
+    return row
+
+
+def get_version(session: Session, code: str, version: int | None) -> ItemVersion:
+    if version is None:
+        return latest_version(session, code)
+    row = session.execute(
+        sa.select(ItemVersion).where(ItemVersion.code == code, ItemVersion.version == version)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"事项 {code} 没有第 {version} 版")
+    return row
+
+
+def list_items(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        sa.select(ItemVersion.code, ItemVersion.name, sa.func.max(ItemVersion.version))
+        .group_by(ItemVersion.code, ItemVersion.name).order_by(ItemVersion.code)
+    ).all()
+    return [{"code": c, "name": n, "latest_version": v} for c, n, v in rows]
+
+
+@lru_cache(maxsize=1024)
+def _compile_source(content_hash: str, source: str) -> CompiledItem:
+    return compile_item(parse_item(source, f"<{content_hash[:12]}>").definition)
+
+
+_by_id: dict[tuple[str, int], CompiledItem] = {}
+
+
+def compiled(session: Session, item_version_id: int) -> CompiledItem:
+    """One compiled machine per version, process-wide; versions are immutable so never stale."""
+    key = (str(session.get_bind().url), item_version_id)
+    hit = _by_id.get(key)
+    if hit is None:
+        row = session.get(ItemVersion, item_version_id)
+        if row is None:
+            raise NotFound(f"事项版本 {item_version_id} 不存在")
+        hit = _by_id[key] = _compile_source(row.content_hash, row.source)
+    return hit

@@ -1,0 +1,79 @@
+"""The alliance directory (云牵手联盟): regions, counters, and who does what for which item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from sqlmodel import Session
+
+from engine.errors import Forbidden, InvalidInput
+from states.schema import ItemDefinition
+from storage.tables import Counter, CounterItem, Region
+
+
+@dataclass(frozen=True)
+class Parties:
+    intake: Counter
+    competent: Counter
+    by_role: dict[str, str]  # every counter role of the item → counter id
+
+
+def load_alliance(session: Session, path: Path) -> dict[str, Any]:
+    """Insert regions, counters and their item roles from a YAML file; existing rows are kept."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for r in doc.get("regions", []):
+        session.merge(Region(code=str(r["code"]), name=r["name"]))
+    session.flush()
+    for c in doc.get("counters", []):
+        session.merge(Counter(id=c["id"], name=c["name"], unit=c.get("unit", ""),
+                              region_code=str(c["region"])))
+        session.flush()
+        for code, roles in (c.get("items") or {}).items():
+            for role in roles:
+                session.merge(CounterItem(counter_id=c["id"], item_code=code, role=role))
+    session.flush()
+    return doc
+
+
+def counter_roles(session: Session, counter_id: str, item_code: str) -> set[str]:
+    return set(session.execute(
+        sa.select(CounterItem.role).where(
+            CounterItem.counter_id == counter_id, CounterItem.item_code == item_code)
+    ).scalars())
+
+
+def resolve_parties(
+    session: Session, d: ItemDefinition, intake_counter_id: str, competent_region: str | None
+) -> Parties:
+    """Route a new case (业务精准推送): the competent counter and each department, by region."""
+    intake = session.get(Counter, intake_counter_id)
+    if intake is None:
+        raise Forbidden("当前账号未绑定窗口, 不能收件", missing=["counter"])
+    roles = counter_roles(session, intake.id, d.code)
+    if not roles & {"intake", "competent"}:
+        reason = ("本窗口对该事项仅提供远程指导(云指导), 不能收件" if "guide" in roles
+                  else "本窗口不受理该事项")
+        raise Forbidden(reason, missing=["item_role:intake"])
+    region = competent_region or intake.region_code
+    if session.get(Region, region) is None:
+        raise InvalidInput("competent_region", f"未知的行政区划 {region}")
+
+    def find(role: str) -> Counter:
+        row = session.execute(
+            sa.select(Counter).join(CounterItem, CounterItem.counter_id == Counter.id)
+            .where(Counter.region_code == region, CounterItem.item_code == d.code,
+                   CounterItem.role == role).order_by(Counter.id).limit(1)
+        ).scalar_one_or_none()
+        if row is None:
+            raise InvalidInput("competent_region", f"{region} 没有承担 '{role}' 职责的 {d.name} 办理窗口")
+        return row
+
+    competent = intake if region == intake.region_code and "competent" in roles else find("competent")
+    by_role = {"intake": intake.id, "competent": competent.id}
+    for role in d.roles:
+        by_role[role] = find(role).id
+    return Parties(intake, competent, by_role)

@@ -1,0 +1,73 @@
+"""Built-in guards. Each answers why it is closed (zh-CN), or None when it is open."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from states.compiler import CompiledItem
+from storage.tables import CaseMaterial
+
+T_MAT = CaseMaterial.__table__
+
+
+def load_materials(session: Session, case_id: int) -> dict[str, dict[str, Any]]:
+    rows = session.execute(sa.select(T_MAT).where(T_MAT.c.case_id == case_id)).mappings()
+    return {r["material_id"]: dict(r) for r in rows}
+
+
+class Guards:
+    """Evaluates guards against one case, its materials (loaded once, lazily) and the payload."""
+
+    def __init__(self, session: Session, compiled: CompiledItem, case: dict[str, Any],
+                 payload: dict[str, Any]) -> None:
+        self.session, self.compiled, self.case, self.payload = session, compiled, case, payload
+        self._materials: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def materials(self) -> dict[str, dict[str, Any]]:
+        if self._materials is None:
+            self._materials = load_materials(self.session, self.case["id"])
+        return self._materials
+
+    def __call__(self, name: str) -> bool:
+        return self.why_closed(name) is None
+
+    def why_closed(self, name: str) -> str | None:
+        return _GUARDS[name](self)
+
+
+def _required_materials(g: Guards) -> str | None:
+    missing = []
+    for m in g.compiled.definition.materials:
+        status = g.materials.get(m.id, {}).get("status", "missing")
+        if m.required and not (status == "received" or (status == "deferred" and m.deferrable)):
+            missing.append(m.name)
+    return f"缺少必要材料: {'、'.join(missing)}" if missing else None
+
+
+def _commitment_signed(g: Guards) -> str | None:
+    if g.case.get("commitment") or g.payload.get("commitment"):
+        return None
+    return "申请人尚未签署告知承诺书"
+
+
+def _all_branches_done(g: Guards) -> str | None:
+    branches = g.case.get("branches") or {}
+    pending = [b for b, done in g.compiled.branch_done(g.case["state"], branches).items() if not done]
+    return f"并联审批尚未完成: {'、'.join(pending)}" if pending else None
+
+
+def _comment_given(g: Guards) -> str | None:
+    return None if (g.payload.get("comment") or "").strip() else "须填写意见(理由)"
+
+
+_GUARDS: dict[str, Callable[[Guards], str | None]] = {
+    "required_materials": _required_materials,
+    "commitment_signed": _commitment_signed,
+    "all_branches_done": _all_branches_done,
+    "comment_given": _comment_given,
+}

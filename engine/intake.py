@@ -1,0 +1,146 @@
+"""收件: creating a case at a counter, its material checklist, and (re)assignment."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine import catalog
+from engine.actors import Actor, now
+from engine.advance import (
+    T_CASE,
+    T_HIST,
+    T_MAT,
+    append_event,
+    holder_counters,
+    load_case,
+    require_holder,
+    status_code,
+    sync_holders,
+)
+from engine.directory import resolve_parties
+from engine.errors import Forbidden, InvalidInput, NotFound
+from engine.materials import MATERIAL_STATUSES, defer_material
+from engine.workdays import add_working_days
+from storage.tables import Clerk, Sequence
+
+QUERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+def hash_query_code(number: str, code: str) -> str:
+    return hashlib.sha256(f"{number}:{code.upper()}".encode()).hexdigest()
+
+
+def _next_number(session: Session, region: str, day: date) -> str:
+    """A case number unique across regions: region code, date, and a per-region daily sequence."""
+    name = f"case:{region}:{day:%Y%m%d}"
+    value = session.execute(
+        sa.update(Sequence).where(Sequence.name == name)
+        .values(value=Sequence.value + 1).returning(Sequence.value)
+    ).scalar_one_or_none()
+    if value is None:
+        session.add(Sequence(name=name, value=1))
+        session.flush()
+        value = 1
+    return f"{region}{day:%Y%m%d}{value:05d}"
+
+
+def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[str, Any],
+                materials: dict[str, str], competent_region: str | None = None,
+                mode: str | None = None, commitment: dict[str, Any] | None = None,
+                defer: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], str]:
+    """Take in an application (收件). Returns the case row and the applicant's query code."""
+    if "clerk" not in actor.roles or actor.counter_id is None:
+        raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
+    version = catalog.latest_version(session, item_code)
+    c = catalog.compiled(session, version.id)
+    d = c.definition
+    parties = resolve_parties(session, d, actor.counter_id, competent_region)
+    if mode is None:
+        cross = parties.competent.region_code != parties.intake.region_code
+        mode = "异地代收代办" if cross and "异地代收代办" in d.modes else d.modes[0]
+    elif mode not in d.modes:
+        raise InvalidInput("mode", f"该事项不支持「{mode}」, 支持: {'、'.join(d.modes)}")
+    known = {m.id for m in d.materials}
+    for mid, status in materials.items():
+        if mid not in known:
+            raise InvalidInput(f"materials.{mid}", "事项没有此材料")
+        if status not in ("missing", "received"):
+            raise InvalidInput(f"materials.{mid}", "状态须为 missing 或 received (容缺请用 defer)")
+    at = now()
+    deferred = {e["material_id"]: e for e in
+                (defer_material(c, x, f"defer[{i}]", at) for i, x in enumerate(defer or []))}
+    today = at.date()
+    number = _next_number(session, parties.intake.region_code, today)
+    code = "".join(secrets.choice(QUERY_ALPHABET) for _ in range(10))
+    case: dict[str, Any] = {
+        "number": number, "item_version_id": version.id, "item_code": d.code, "mode": mode,
+        "state": c.initial, "branches": None, "intake_counter_id": parties.intake.id,
+        "competent_counter_id": parties.competent.id, "parties": parties.by_role,
+        "assignees": {actor.counter_id: actor.id}, "applicant": applicant,
+        "query_code_hash": hash_query_code(number, code), "commitment": commitment,
+        "created_at": at, "updated_at": at, "finished_at": None, "version": 1,
+        "promised_due": add_working_days(today, d.limits.promised_days),
+        "legal_due": add_working_days(today, d.limits.legal_days),
+    }
+    case["status_code"] = status_code(c, case, bool(deferred))
+    case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
+    if d.materials:
+        session.execute(sa.insert(T_MAT), [
+            {**deferred[m.id], "case_id": case["id"]} if m.id in deferred else
+            {"case_id": case["id"], "material_id": m.id, "status": materials.get(m.id, "missing"),
+             "updated_at": at}
+            for m in d.materials
+        ])
+    session.execute(sa.insert(T_HIST).values(
+        case_id=case["id"], seq=1, at=at, kind="intake", actor_id=actor.id, actor_name=actor.name,
+        counter_id=actor.counter_id, to_state=c.initial,
+        data={"item_version": version.version, "mode": mode, "parties": parties.by_role,
+              "deferred": sorted(deferred)},
+    ))
+    sync_holders(session, case["id"], holder_counters(c, case))
+    return case, code
+
+
+def set_material(session: Session, number: str, actor: Actor, material_id: str, status: str,
+                 expected_version: int | None = None, promise: str | None = None) -> dict[str, Any]:
+    """A clerk checks a material in (received), out (missing), or defers it under a promise."""
+    case = load_case(session, number)
+    c = require_holder(session, case, actor)
+    at = now()
+    if status == "deferred":
+        update = defer_material(c, {"material": material_id, "promise": promise}, "body", at)
+    elif status in ("missing", "received"):
+        if material_id not in {m.id for m in c.definition.materials}:
+            raise NotFound(f"事项没有材料 '{material_id}'")
+        update = {"material_id": material_id, "status": status, "promise": None,
+                  "deferred_due": None, "updated_at": at}
+    else:
+        raise InvalidInput("status", f"须为 {' / '.join(MATERIAL_STATUSES)}")
+    append_event(session, case, expected_version, at, "material", actor,
+                 {"material": material_id, "status": status, "promise": promise})
+    session.execute(sa.update(T_MAT).where(T_MAT.c.case_id == case["id"],
+                                           T_MAT.c.material_id == material_id).values(**update))
+    return case
+
+
+def reassign(session: Session, number: str, actor: Actor, counter_id: str, clerk_id: int,
+             expected_version: int | None = None, comment: str | None = None) -> dict[str, Any]:
+    """Explicit reassignment ends 一事一人 for the old clerk; supervisors or the assignee may do it."""
+    case = load_case(session, number)
+    current = case["assignees"].get(counter_id)
+    if "supervisor" not in actor.roles and not (actor.counter_id == counter_id and actor.id == current):
+        raise Forbidden("只有督查人员或当前负责人可以改派", missing=["role:supervisor"])
+    clerk = session.get(Clerk, clerk_id)
+    if clerk is None or clerk.counter_id != counter_id or not clerk.active:
+        raise InvalidInput("clerk_id", f"工作人员 #{clerk_id} 不属于窗口 {counter_id}")
+    at = now()
+    case["assignees"] = {**case["assignees"], counter_id: clerk_id}
+    append_event(session, case, expected_version, at, "assign", actor,
+                 {"counter": counter_id, "from_clerk": current, "to_clerk": clerk_id}, comment)
+    return case

@@ -1,0 +1,149 @@
+"""Read models: a case as a clerk sees it (with what they may do now and why not), queues, history."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine import catalog
+from engine.actors import Actor
+from engine.advance import T_CASE, T_HIST, T_HOLD, describe_missing, holder_counters, why_forbidden
+from engine.errors import InvalidInput
+from engine.guards import Guards
+from states.compiler import CompiledItem
+from storage.tables import ItemVersion
+
+STATUS_LABELS = {
+    1: "已接件", 2: "已撤件", 3: "已受理", 4: "不受理", 5: "不予受理", 6: "补正开始", 7: "补正结束",
+    8: "部门开始办理", 9: "特别程序开始", 10: "特别程序结束", 11: "办结(通过)", 12: "办结(容缺通过)",
+    13: "办结(不通过)", 14: "撤回", 15: "撤销",
+}
+
+
+def triggers_for(session: Session, c: CompiledItem, case: dict[str, Any], actor: Actor) -> list[dict[str, Any]]:
+    """Every trigger leaving the case's current states, open or not, and why."""
+    guards = Guards(session, c, case, {})
+    out = []
+    for name in c.active_names(case["state"], case["branches"]):
+        for (trigger, src), t in c.routes.items():
+            if src != name or t.auto:
+                continue
+            missing = why_forbidden(c, case, src, t, actor)
+            reasons = [describe_missing(missing)] if missing else []
+            # comment_given depends on the request itself: report it as a requirement, not a block.
+            reasons += [r for g in c.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g))]
+            out.append({"trigger": trigger, "label": t.label, "to": t.dest, "open": not reasons,
+                        "reasons": reasons, "comment_required": "comment_given" in t.guards})
+    return out
+
+
+def case_view(session: Session, case: dict[str, Any], actor: Actor | None) -> dict[str, Any]:
+    c = catalog.compiled(session, case["item_version_id"])
+    d = c.definition
+    state = c.table[case["state"]].state
+    guards = Guards(session, c, case, {})
+    materials = [
+        {"id": m.id, "name": m.name, "required": m.required, "deferrable": m.deferrable,
+         "status": guards.materials.get(m.id, {}).get("status", "missing"),
+         "promise": guards.materials.get(m.id, {}).get("promise"),
+         "deferred_due": guards.materials.get(m.id, {}).get("deferred_due")}
+        for m in d.materials
+    ]
+    branches = [
+        {"id": b.id, "label": b.label, "counter": case["parties"][b.holder],
+         "state": case["branches"][b.id],
+         "state_label": c.table[f"{case['state']}.{b.id}.{case['branches'][b.id]}"].state.label,
+         "done": c.table[f"{case['state']}.{b.id}.{case['branches'][b.id]}"].state.final}
+        for b in state.parallel or []
+    ] if case["branches"] else []
+    view = {
+        "number": case["number"],
+        "item": {"code": d.code, "name": d.name, "version": d.version},
+        "mode": case["mode"],
+        "state": {"id": case["state"], "label": state.label, "final": state.final,
+                  "clock": state.clock, "video": state.video},
+        "branches": branches,
+        "status": {"code": case["status_code"], "label": STATUS_LABELS[case["status_code"]]},
+        "intake_counter": case["intake_counter_id"],
+        "competent_counter": case["competent_counter_id"],
+        "parties": case["parties"],
+        "holders": holder_counters(c, case),
+        "assignees": case["assignees"],
+        "applicant": case["applicant"],
+        "materials": materials,
+        "deadlines": {"promised": case["promised_due"], "legal": case["legal_due"]},
+        "created_at": case["created_at"], "updated_at": case["updated_at"],
+        "finished_at": case["finished_at"],
+        "version": case["version"],
+    }
+    if actor is not None:
+        view["triggers"] = triggers_for(session, c, case, actor)
+    return view
+
+
+def history(session: Session, case_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        sa.select(T_HIST).where(T_HIST.c.case_id == case_id).order_by(T_HIST.c.seq)
+    ).mappings()
+    return [{k: v for k, v in r.items() if k not in ("id", "case_id")} for r in rows]
+
+
+def encode_cursor(case_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": case_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return int(json.loads(raw)["after"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput("cursor", "分页游标无效") from exc
+
+
+def queue(session: Session, counter_id: str, *, state: str | None = None, item: str | None = None,
+          assignee: int | None = None, overdue: bool | None = None, cursor: str | None = None,
+          limit: int = 50, today: date | None = None) -> dict[str, Any]:
+    """A counter's queue: cases it holds now, oldest first, keyset-paginated by case id."""
+    q = (sa.select(T_CASE.c.id, T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state,
+                   T_CASE.c.status_code, T_CASE.c.promised_due, T_CASE.c.legal_due,
+                   T_CASE.c.assignees, T_CASE.c.updated_at, T_CASE.c.version, ItemVersion.name)
+         .join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
+         .join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
+         .where(T_HOLD.c.counter_id == counter_id))
+    if state:
+        q = q.where(T_CASE.c.state == state)
+    if item:
+        q = q.where(T_CASE.c.item_code == item)
+    today = today or datetime.now(UTC).date()
+    if overdue is True:
+        q = q.where(T_CASE.c.promised_due < today)
+    elif overdue is False:
+        q = q.where(sa.or_(T_CASE.c.promised_due.is_(None), T_CASE.c.promised_due >= today))
+    if cursor:
+        q = q.where(T_CASE.c.id > decode_cursor(cursor))
+    rows = session.execute(q.order_by(T_CASE.c.id).limit(limit + (assignee is None and 1 or 10_000)))
+    items = []
+    for r in rows.mappings():
+        if assignee is not None and r["assignees"].get(counter_id) != assignee:
+            continue
+        items.append({
+            "number": r["number"], "item_code": r["item_code"], "item_name": r["name"],
+            "state": r["state"], "status": STATUS_LABELS[r["status_code"]],
+            "promised_due": r["promised_due"], "legal_due": r["legal_due"],
+            "overdue": bool(r["promised_due"] and r["promised_due"] < today),
+            "assignee": r["assignees"].get(counter_id), "version": r["version"],
+            "_id": r["id"],
+        })
+        if len(items) > limit:
+            break
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = encode_cursor(items[-1]["_id"]) if more and items else None
+    for it in items:
+        del it["_id"]
+    return {"items": items, "next_cursor": next_cursor}
