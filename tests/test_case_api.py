@@ -1,0 +1,238 @@
+"""The clerk API end to end, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from conftest import ALL_FGS, ALL_GGCS, Demo
+
+
+def test_full_path_receive_accept_review_issue_complete(demo: Demo) -> None:
+    # One clerk with every role, so that 一事一人 keeps the case with her at the counter.
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    n = case["number"]
+    assert case["state"]["id"] == "received" and case["status"]["code"] == 1
+    assert case["query_code"] and case["deadlines"]["promised"]
+    path = [("accept", "accepted"), ("start_review", "review"), ("approve", "approved"),
+            ("issue", "issued"), ("deliver", "completed")]
+    version = case["version"]
+    for trigger, state in path:
+        out = demo.fire("陈静", n, trigger, version)
+        assert out["state"]["id"] == state
+        assert out["version"] == version + 1
+        version = out["version"]
+    assert out["state"]["final"] and out["status"]["code"] == 11 and out["holders"] == []
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+    assert [e["trigger"] for e in events] == [None, *[t for t, _ in path]]
+    assert [e["seq"] for e in events] == list(range(1, 7))
+    assert all(e["actor_name"] == "陈静" and e["counter_id"] == "pd-zhengwu" for e in events)
+    jobs = {j for (j,) in demo.engine.connect().exec_driver_sql("SELECT job FROM outbox").all()}
+    assert {"notify_applicant", "issue_certificate", "create_waybill"} <= jobs
+
+
+def test_cross_region_handoff_moves_case_between_queues(demo: Demo) -> None:
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
+    n = case["number"]
+    assert case["intake_counter"] == "jn-kuayu" and case["competent_counter"] == "qd-xihai"
+    assert case["mode"] == "异地代收代办"
+
+    def queue(who: str) -> list[str]:
+        r = demo.client.get("/api/v1/cases", headers=demo.h(who))
+        assert r.status_code == 200, r.text
+        return [c["number"] for c in r.json()["items"]]
+
+    assert n in queue("王芳") and n not in queue("李强")
+    # The competent counter cannot act before the hand-off.
+    demo.fire("李强", n, "forward", case["version"], expect=403)
+    out = demo.fire("王芳", n, "forward", case["version"])
+    assert out["holders"] == ["qd-xihai"]
+    assert n not in queue("王芳") and n in queue("李强")
+    handoffs = demo.engine.connect().exec_driver_sql(
+        "SELECT region_code, counter_id FROM outbox WHERE job = 'handoff'").all()
+    assert [tuple(h) for h in handoffs] == [("370211", "qd-xihai")]
+    # The intake clerk can still read the case (her counter took part) but no longer act on it.
+    view = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("王芳")).json()
+    assert all(not t["open"] for t in view["triggers"])
+    out = demo.fire("李强", n, "approve", out["version"])
+    out = demo.fire("李强", n, "issue", out["version"])
+    # The result travels back to the intake counter for pickup: a hand-off the other way.
+    assert out["holders"] == ["jn-kuayu"] and n in queue("王芳") and n not in queue("李强")
+    demo.fire("王芳", n, "hand_over", out["version"])
+    assert n not in queue("王芳")
+
+
+def test_stale_if_match_is_refused_and_writes_nothing(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    n = case["number"]
+    demo.fire("陈静", n, "accept", case["version"])
+    before = demo.count("history"), demo.count("outbox")
+    r = demo.fire("陈静", n, "start_review", case["version"], expect=412)
+    assert r["type"] == "/problems/stale-version" and r["current_version"] == case["version"] + 1
+    assert (demo.count("history"), demo.count("outbox")) == before
+    missing = demo.client.post(f"/api/v1/cases/{n}/triggers/start_review", headers=demo.h("陈静"))
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "If-Match"
+
+
+def test_wrong_role_and_wrong_counter_are_403_naming_what_is_missing(demo: Demo) -> None:
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS)
+    n = case["number"]
+    r = demo.fire("王芳", n, "start_review", expect=409)  # not open yet: still received
+    out = demo.fire("王芳", n, "accept", case["version"])
+    r = demo.fire("王芳", n, "start_review", out["version"], expect=403)
+    assert "role:reviewer" in r["missing"] and "审核人员" in r["detail"]
+    r = demo.fire("陈静", n, "start_review", out["version"], expect=403)
+    assert r["missing"] == ["counter:jn-kuayu"] and "jn-kuayu" in r["detail"]
+    # 一事一人: 刘洋 has the role at the right counter, but the case belongs to 王芳 there.
+    r = demo.fire("刘洋", n, "start_review", out["version"], expect=403)
+    assert any(m.startswith("assignee:") for m in r["missing"])
+
+
+def test_trigger_not_open_lists_open_triggers(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    r = demo.fire("陈静", case["number"], "approve", case["version"], expect=409)
+    assert r["type"] == "/problems/trigger-not-open"
+    assert r["open_triggers"] == ["accept", "refuse", "request_supplement"]
+
+
+def test_idempotency_key_replays_the_same_answer_and_writes_one_event(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    n = case["number"]
+    headers = demo.h("陈静", **{"If-Match": f'"{case["version"]}"', "Idempotency-Key": "k-1"})
+    first = demo.client.post(f"/api/v1/cases/{n}/triggers/accept", headers=headers)
+    again = demo.client.post(f"/api/v1/cases/{n}/triggers/accept", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() and again.headers["ETag"] == first.headers["ETag"]
+    assert demo.count("history", trigger="accept") == 1
+    other = demo.client.post(f"/api/v1/cases/{n}/triggers/refuse", headers=headers, json={"comment": "x"})
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_guard_required_materials_and_deferral(demo: Demo) -> None:
+    partial = {k: v for k, v in ALL_GGCS.items() if k != "hygiene_report"}
+    case = demo.create("陈静", "GGCSWSXK", partial)
+    n = case["number"]
+    accept = next(t for t in case["triggers"] if t["trigger"] == "accept")
+    assert not accept["open"] and "卫生检测或评价报告" in accept["reasons"][0]
+    r = demo.fire("陈静", n, "accept", case["version"], expect=409)
+    assert r["type"] == "/problems/guard-failed" and r["guards"][0]["guard"] == "required_materials"
+    # A non-deferrable material cannot be deferred; the refusal names the field and changes nothing.
+    r = demo.fire("陈静", n, "accept", case["version"], expect=422,
+                  defer=[{"material": "legal_rep_id", "promise": "三日内补交"}])
+    assert r["errors"][0]["field"] == "defer[0].material"
+    # 容缺受理: the deferrable report may follow under a written promise.
+    out = demo.fire("陈静", n, "accept", case["version"],
+                    defer=[{"material": "hygiene_report", "promise": "五个工作日内补交检测报告"}])
+    report = next(m for m in out["materials"] if m["id"] == "hygiene_report")
+    assert report["status"] == "deferred" and report["deferred_due"] and report["promise"]
+
+
+def test_material_checkin_opens_the_guard(demo: Demo) -> None:
+    case = demo.create("陈静", "FGSFZRBG", {"application": "received"})
+    n = case["number"]
+    version = case["version"]
+    for m in ("power_of_attorney", "appointment_docs", "license"):
+        r = demo.client.put(f"/api/v1/cases/{n}/materials/{m}", json={"status": "received"},
+                            headers=demo.h("陈静", **{"If-Match": f'"{version}"'}))
+        assert r.status_code == 200, r.text
+        version = r.json()["version"]
+    assert next(t for t in r.json()["triggers"] if t["trigger"] == "forward")["open"]
+
+
+def test_commitment_guard(demo: Demo) -> None:
+    case = demo.create("陈静", "CBWLSXK", {m: "received" for m in ("application", "premises_proof", "operator_id")})
+    n = case["number"]
+    out = demo.fire("陈静", n, "accept", case["version"])
+    r = demo.fire("陈静", n, "approve_on_commitment", out["version"], expect=409)
+    assert r["guards"][0]["guard"] == "commitment_signed"
+    out = demo.fire("陈静", n, "approve_on_commitment", out["version"],
+                    commitment={"signer": "张三"})
+    assert out["state"]["id"] == "approved"
+
+
+def test_parallel_review_moves_on_only_after_both_departments(demo: Demo) -> None:
+    mats = {m: "received" for m in ("application", "founder_docs", "charter", "premises", "assets",
+                                    "principal", "fire_safety")}
+    for order in (["周敏", "吴磊"], ["吴磊", "周敏"]):
+        case = demo.create("陈静", "MBXXZZHB", mats)
+        n = case["number"]
+        out = demo.fire("陈静", n, "accept", case["version"])
+        assert out["state"]["id"] == "joint_review"
+        assert sorted(out["holders"]) == ["pd-jiaoyu", "pd-shichang", "pd-zhengwu"]
+        trig = {"周敏": "education_approve", "吴磊": "market_approve"}
+        # A department cannot approve the other department's branch.
+        other = {"周敏": "market_approve", "吴磊": "education_approve"}
+        demo.fire(order[0], n, other[order[0]], out["version"], expect=403)
+        out = demo.fire(order[0], n, trig[order[0]], out["version"])
+        assert out["state"]["id"] == "joint_review"
+        assert [b["done"] for b in out["branches"]].count(True) == 1
+        out = demo.fire(order[1], n, trig[order[1]], out["version"])
+        # The join fired by itself once both were done.
+        assert out["state"]["id"] == "approved" and out["holders"] == ["pd-zhengwu"]
+        events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+        assert [e["trigger"] for e in events[-3:]] == [trig[order[0]], trig[order[1]], "join"]
+        assert events[-1]["actor_name"] == "系统"
+
+
+def test_guide_only_counter_cannot_take_the_item(demo: Demo) -> None:
+    r = demo.client.post("/api/v1/cases", headers=demo.h("黄丽"), json={
+        "item_code": "CBWLSXK", "applicant": {"name": "某书店"}})
+    assert r.status_code == 403 and "远程指导" in r.json()["detail"]
+
+
+def test_bad_intake_body_is_a_problem_and_leaves_no_row(demo: Demo) -> None:
+    before = demo.count("cases"), demo.count("case_materials"), demo.count("history")
+    r = demo.client.post("/api/v1/cases", headers=demo.h("王芳"), json={
+        "item_code": "GGCSWSXK", "applicant": {"name": "", "phone": "not a phone"}})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert {"applicant.name", "applicant.phone"} <= fields
+    r = demo.client.post("/api/v1/cases", headers=demo.h("王芳"), json={
+        "item_code": "GGCSWSXK", "applicant": {"name": "甲"}, "materials": {"nope": "received"}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "materials.nope"
+    r = demo.client.post("/api/v1/cases", headers=demo.h("王芳"), json={
+        "item_code": "FGSFZRBG", "applicant": {"name": "甲"}, "competent_region": "999999"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "competent_region"
+    assert (demo.count("cases"), demo.count("case_materials"), demo.count("history")) == before
+    assert demo.client.get("/api/v1/cases", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_queue_filters_and_keyset_pagination(demo: Demo) -> None:
+    numbers = [demo.create("陈静", "GGCSWSXK", ALL_GGCS)["number"] for _ in range(5)]
+    numbers += [demo.create("陈静", "CBWLSXK")["number"] for _ in range(2)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, "item": "GGCSWSXK", **({"cursor": cursor} if cursor else {})}
+        page = demo.client.get("/api/v1/cases", params=params, headers=demo.h("陈静")).json()
+        seen += [c["number"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == numbers[:5]
+    me = demo.actor("陈静").id
+    mine = demo.client.get("/api/v1/cases", params={"assignee": me}, headers=demo.h("陈静")).json()
+    assert len(mine["items"]) == 7
+    assert demo.client.get("/api/v1/cases", params={"overdue": True},
+                           headers=demo.h("陈静")).json()["items"] == []
+    r = demo.client.get("/api/v1/cases", params={"counter": "jn-kuayu"}, headers=demo.h("陈静"))
+    assert r.status_code == 403
+    r = demo.client.get("/api/v1/cases", params={"counter": "pd-zhengwu"}, headers=demo.h("赵督查"))
+    assert r.status_code == 200 and len(r.json()["items"]) == 7
+    r = demo.client.get("/api/v1/cases", params={"cursor": "%%%"}, headers=demo.h("陈静"))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+
+
+def test_unrelated_counter_cannot_read_a_case(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    r = demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("黄丽"))
+    assert r.status_code == 403
+    assert demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("赵督查")).status_code == 200
+
+
+def test_reassignment_hands_the_case_to_another_clerk(demo: Demo) -> None:
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS)
+    n = case["number"]
+    out = demo.fire("王芳", n, "accept", case["version"])
+    liu = demo.actor("刘洋").id
+    r = demo.client.post(f"/api/v1/cases/{n}/assignee", json={"counter_id": "jn-kuayu", "clerk_id": liu},
+                         headers=demo.h("王芳", **{"If-Match": f'"{out["version"]}"'}))
+    assert r.status_code == 200, r.text
+    out = demo.fire("刘洋", n, "start_review", r.json()["version"])
+    assert out["assignees"]["jn-kuayu"] == liu
