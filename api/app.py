@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
     )
     problems.install(app)
+    app.state.progress_limiter = public.SlidingWindow()
     limit = get_settings().max_body_bytes
 
     @app.middleware("http")

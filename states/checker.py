@@ -80,7 +80,8 @@ def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Prob
             known_sources.append(src)
             first = seen_triggers.setdefault((t.trigger, src), t_index)
             if first != t_index:
-                report((*tp, "trigger"), f"触发器 '{t.trigger}' 在状态 '{src}' 上重复定义 (第 {first + 1} 条转换已定义)")
+                report((*tp, "trigger"),
+                       f"触发器 '{t.trigger}' 在状态 '{src}' 上重复定义 (第 {first + 1} 条转换已定义)")
             outgoing[src].append(t_index)
         if t.dest not in table:
             report((*tp, "to"), f"未知的状态 '{t.dest}'")

@@ -44,9 +44,6 @@ class SlidingWindow:
             return True
 
 
-limiter = SlidingWindow()
-
-
 @router.get("/healthz")
 def healthz(session: SessionDep) -> dict[str, str]:
     session.execute(sa.text("SELECT 1"))
@@ -58,7 +55,7 @@ def progress(number: str, request: Request, session: SessionDep,
              code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
     """办件进度: status and dates only; a wrong code looks exactly like an unknown number."""
     client = request.client.host if request.client else "unknown"
-    if not limiter.allow(client, get_settings().progress_rate_per_minute):
+    if not request.app.state.progress_limiter.allow(client, get_settings().progress_rate_per_minute):
         raise RateLimited("查询过于频繁, 请一分钟后再试")
     row = session.execute(sa.select(T_CASE).where(T_CASE.c.number == number)).mappings().first()
     if row is None or row["query_code_hash"] != hash_query_code(number, code):
