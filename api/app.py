@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from api import problems
+from api.limits import BodyLimit
 from api.routes import cases, items, public
 from core.settings import get_settings
 
@@ -19,17 +19,7 @@ def create_app() -> FastAPI:
     )
     problems.install(app)
     app.state.progress_limiter = public.SlidingWindow()
-    limit = get_settings().max_body_bytes
-
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return problems.problem(413, "请求体过大", f"请求体超过 {limit} 字节",
-                                    "/problems/too-large")
-        response: Response = await call_next(request)
-        return response
-
+    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
     app.include_router(public.router)
     app.include_router(items.router)
     app.include_router(cases.router)
