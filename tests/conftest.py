@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# Helpers working in parallel point this at a database of their own.
+PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CATALOG = ROOT / "catalog" / "items"
 ALLIANCE = ROOT / "catalog" / "alliance.yaml"
 

@@ -1,0 +1,785 @@
+"""Transitions benchmark: how fast a case moves through 公共场所卫生许可 (GGCSWSXK), and at what cost.
+
+Measures, per database (SQLite in WAL mode, PostgreSQL):
+
+* the engine in-process: ``engine.advance.advance`` on many cases, one transaction per transition;
+* the clerk API over HTTP: uvicorn (1 and 2 workers) started as a subprocess, loaded by an
+  asyncio/httpx client in this process (keep-alive, several connections): saturated throughput,
+  then latency at about half that load, open loop (paced, measured from the scheduled send time);
+* baselines on the same database in the same run: a Prefect flow run per transition (the same
+  ``advance`` inside a trivial ``@flow``, local ephemeral server; with default settings and with
+  the flow-run heartbeat thread off), and SpiffWorkflow running the same five steps as BPMN
+  user tasks (``gongong_weisheng.bpmn``), its serialized state loaded and saved in the database
+  at each step, one transaction per step.
+
+Writes ``bench/results/transitions.json`` in the shared benchmark shape and prints a table.
+See ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import itertools
+import json
+import math
+import os
+import platform
+import pstats
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.parser import BpmnParser
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.util.task import TaskState
+
+from core.settings import ROOT
+from engine.actors import Actor, add_clerk, authenticate
+from engine.advance import advance
+from engine.demo import seed
+from engine.intake import create_case
+from storage import migrate
+from storage.db import make_engine, session_scope
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_FILE = BENCH_DIR / "results" / "transitions.json"
+BPMN_FILE = BENCH_DIR / "gongong_weisheng.bpmn"
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/tongban_bench"
+PROTECTED_DATABASES = {"test", "postgres", "template0", "template1"}
+
+ITEM = "GGCSWSXK"  # 公共场所卫生许可
+COUNTER = "jn-kuayu"
+PATH = ("accept", "start_review", "approve", "issue", "deliver")
+MATERIALS = {m: "received" for m in
+             ("application_form", "legal_rep_id", "floor_plans", "hygiene_report", "hygiene_rules")}
+APPLICANT = {"name": "济南泉城酒店管理有限公司", "kind": "company"}
+# One clerk with every role on the path: 一事一人 makes the first clerk to act the case's
+# assignee at the counter, so a second clerk at the same counter would be refused.
+BENCH_ROLES = ["clerk", "reviewer", "approver"]
+
+ENGINE, SPIFF, PREFECT, PREFECT_NO_HB = "engine", "spiffworkflow", "prefect", "prefect_no_heartbeat"
+BASELINES = (SPIFF, PREFECT, PREFECT_NO_HB)
+SYSTEM_LABELS = {ENGINE: "Tongban engine", SPIFF: "SpiffWorkflow", PREFECT: "Prefect",
+                 PREFECT_NO_HB: "Prefect, no heartbeat"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each part does: ``--quick`` is a smoke run under a minute."""
+
+    engine_cases: int
+    spiff_cases: int
+    prefect_cases: int  # flow runs = 5 × cases, default settings (≈1 s each)
+    prefect_no_hb_cases: int  # heartbeat thread off (≈0.1 s each)
+    http_setups: tuple[str, ...]
+    http_workers: tuple[int, ...]
+    http_seconds: float  # for the saturation run and again for the paced run
+    warmup_seconds: float
+
+
+QUICK = Plan(engine_cases=40, spiff_cases=40, prefect_cases=1, prefect_no_hb_cases=2,
+             http_setups=("sqlite",), http_workers=(1,), http_seconds=2.0, warmup_seconds=0.5)
+FULL = Plan(engine_cases=600, spiff_cases=600, prefect_cases=3, prefect_no_hb_cases=10,
+            http_setups=("sqlite", "postgres"), http_workers=(1, 2), http_seconds=8.0,
+            warmup_seconds=2.0)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics and the output shape
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    xs = sorted(values)
+    k = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+@dataclass
+class Timing:
+    """Per-transition wall times of one system doing transitions one after another."""
+
+    samples: list[float] = field(default_factory=list)  # seconds
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / sum(self.samples) if self.samples else math.nan
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.samples, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.samples, 99) * 1000
+
+
+@dataclass
+class HttpResult:
+    workers: int
+    concurrency: int
+    saturated_rate: float  # transitions/s
+    saturated_p50_ms: float
+    client_cpu: float  # load generator CPU seconds per wall second, during saturation
+    offered_rate: float  # the paced run's schedule
+    paced_rate: float  # achieved
+    paced_p50_ms: float
+    paced_p99_ms: float
+    errors: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _round(v: float) -> float:
+    if not math.isfinite(v):
+        return v
+    digits = 1 if abs(v) >= 100 else 2 if abs(v) >= 1 else 4
+    return round(v, digits)
+
+
+def record(metric: str, value: float, unit: str, better: str, setup: str,
+           baseline: tuple[str, float] | None = None) -> dict[str, Any]:
+    return {"metric": metric, "value": _round(value), "unit": unit, "better": better,
+            "baseline": {"name": baseline[0], "value": _round(baseline[1])} if baseline else None,
+            "setup": setup}
+
+
+def build_records(timings: dict[tuple[str, str], Timing], http: dict[tuple[str, int], HttpResult],
+                  setups: Sequence[str], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Engine figures once per baseline (so each ratio is computable); baselines ride along."""
+    out: list[dict[str, Any]] = []
+    metrics: list[tuple[str, str, str, Callable[[Timing], float]]] = [
+        ("transitions_per_s", "transitions/s", "higher", lambda t: t.rate),
+        ("transition_ms_p50", "ms", "lower", lambda t: t.p50_ms),
+        ("transition_ms_p99", "ms", "lower", lambda t: t.p99_ms),
+    ]
+    for setup in setups:
+        engine = timings.get((setup, ENGINE))
+        if engine is not None:
+            for suffix, unit, better, get in metrics:
+                present = [b for b in BASELINES if (setup, b) in timings]
+                for b in present or [None]:
+                    base = (names[b], get(timings[(setup, b)])) if b else None
+                    out.append(record(f"engine.{suffix}", get(engine), unit, better, setup, base))
+        for (s, workers), h in sorted(http.items()):
+            if s != setup:
+                continue
+            prefix = f"http_w{workers}"
+            out.append(record(f"{prefix}.transitions_per_s", h.saturated_rate, "transitions/s", "higher", setup))
+            out.append(record(f"{prefix}.transition_ms_p50_half_load", h.paced_p50_ms, "ms", "lower", setup))
+            out.append(record(f"{prefix}.transition_ms_p99_half_load", h.paced_p99_ms, "ms", "lower", setup))
+    return out
+
+
+def write_results(records: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Databases
+
+
+@dataclass
+class Db:
+    setup: str
+    url: str
+    engine: sa.Engine
+    actor: Actor
+    token: str
+
+
+SPIFF_TABLE = sa.Table(
+    "bench_spiff_workflows", sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def reset_postgres(url: str) -> None:
+    """Create the benchmark database if needed and empty it (never a protected one)."""
+    u = sa.make_url(url)
+    if not u.database or u.database in PROTECTED_DATABASES:
+        raise SystemExit(f"refusing to reset database {u.database!r}: pick a dedicated one")
+    admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": u.database}).scalar()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{u.database}"'))
+    admin.dispose()
+    target = sa.create_engine(u, isolation_level="AUTOCOMMIT")
+    with target.connect() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    target.dispose()
+
+
+def prepare(setup: str, workdir: Path, pg_url: str) -> Db:
+    """A fresh database at head, the demo catalog and alliance, and one all-roles bench clerk."""
+    if setup == "sqlite":
+        url = f"sqlite:///{workdir / 'tongban-bench.db'}"
+    else:
+        url = pg_url
+        reset_postgres(url)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    SPIFF_TABLE.metadata.create_all(engine)
+    with session_scope(engine) as s:
+        seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml",
+             workdir / f"{setup}-demo-tokens.json", 1)
+        _, token = add_clerk(s, "压测员", COUNTER, BENCH_ROLES, 1)
+    with session_scope(engine) as s:
+        actor = authenticate(s, token)
+    return Db(setup, url, engine, actor, token)
+
+
+def create_cases(db: Db, n: int, per_transaction: int = 200) -> list[tuple[str, int]]:
+    """Fresh cases in state 已接件, for the HTTP and Prefect runs: (number, version)."""
+    out: list[tuple[str, int]] = []
+    while len(out) < n:
+        with session_scope(db.engine) as s:
+            for _ in range(min(per_transaction, n - len(out))):
+                case, _ = create_case(s, db.actor, ITEM, APPLICANT, MATERIALS)
+                out.append((case["number"], case["version"]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# a. The engine in-process
+
+
+def run_engine(db: Db, cases: int) -> tuple[Timing, Timing]:
+    """Intake then the five transitions per case, each call its own transaction.
+
+    Returns (transitions, intakes); only transitions count towards transitions/s.
+    """
+    transitions, intakes = Timing(), Timing()
+    clock = time.perf_counter
+    for _ in range(cases):
+        t0 = clock()
+        with session_scope(db.engine) as s:
+            case, _ = create_case(s, db.actor, ITEM, APPLICANT, MATERIALS)
+        intakes.samples.append(clock() - t0)
+        number, version = case["number"], case["version"]
+        for trigger in PATH:
+            t0 = clock()
+            with session_scope(db.engine) as s:
+                case = advance(s, number, trigger, db.actor, {}, expected_version=version)
+            transitions.samples.append(clock() - t0)
+            version = case["version"]
+        if case["state"] != "completed":
+            raise RuntimeError(f"engine: case {number} ended in {case['state']}")
+    return transitions, intakes
+
+
+# ---------------------------------------------------------------------------------------------
+# c(ii). SpiffWorkflow: the same five steps as BPMN user tasks, state serialized in the database
+
+
+def load_bpmn_spec() -> BpmnProcessSpec:
+    parser = BpmnParser()
+    parser.add_bpmn_file(str(BPMN_FILE))
+    return parser.get_spec(ITEM)
+
+
+def run_spiff(db: Db, cases: int, spec: BpmnProcessSpec) -> tuple[Timing, int]:
+    """Each step: load the row, deserialize, complete the ready user task, serialize, save.
+
+    That is what a stateless request handler does with SpiffWorkflow (the engine also loads
+    its case row per transition). The save is guarded by a version column, like the engine's.
+    Returns the timing and the size of one serialized state in bytes.
+    """
+    serializer = BpmnWorkflowSerializer()
+    timing, size = Timing(), 0
+    t = SPIFF_TABLE
+    clock = time.perf_counter
+    for _ in range(cases):
+        workflow = BpmnWorkflow(spec)
+        workflow.do_engine_steps()
+        with session_scope(db.engine) as s:
+            wf_id = s.execute(sa.insert(t).values(version=1, state=serializer.serialize_json(workflow),
+                                                  updated_at=datetime.now().astimezone())
+                              .returning(t.c.id)).scalar_one()
+        for step in PATH:
+            t0 = clock()
+            with session_scope(db.engine) as s:
+                row = s.execute(sa.select(t.c.version, t.c.state).where(t.c.id == wf_id)).one()
+                workflow = serializer.deserialize_json(row.state)
+                task = workflow.get_next_task(state=TaskState.READY, manual=True)
+                if task is None or task.task_spec.name != step:
+                    raise RuntimeError(f"spiff: expected user task {step}, found {task}")
+                task.run()
+                workflow.do_engine_steps()
+                state = serializer.serialize_json(workflow)
+                done = s.execute(sa.update(t).where(t.c.id == wf_id, t.c.version == row.version)
+                                 .values(version=row.version + 1, state=state,
+                                         updated_at=datetime.now().astimezone()))
+                if done.rowcount != 1:
+                    raise RuntimeError("spiff: concurrent update")
+            timing.samples.append(clock() - t0)
+            size = len(state.encode())
+        if not workflow.completed:
+            raise RuntimeError("spiff: workflow did not complete")
+    return timing, size
+
+
+# ---------------------------------------------------------------------------------------------
+# c(i). Prefect: one flow run per transition
+
+
+def run_prefect(dbs: Sequence[Db], plan: Plan, home: Path) -> dict[tuple[str, str], Timing]:
+    """Runs last: Prefect's ephemeral server is a subprocess that lives until this process exits."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # no per-run console lines
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline machine
+    from prefect import flow
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    by_setup = {db.setup: db for db in dbs}
+
+    @flow(name="tongban-advance", persist_result=False)
+    def advance_flow(setup: str, number: str, trigger: str, version: int) -> int:
+        db = by_setup[setup]
+        with session_scope(db.engine) as s:
+            return int(advance(s, number, trigger, db.actor, {}, expected_version=version)["version"])
+
+    t0 = time.perf_counter()
+    number, version = create_cases(dbs[0], 1)[0]
+    advance_flow(dbs[0].setup, number, PATH[0], version)  # starts the server: not measured
+    log(f"prefect: first flow run (server start) took {time.perf_counter() - t0:.1f} s")
+
+    out: dict[tuple[str, str], Timing] = {}
+    variants = ((PREFECT, plan.prefect_cases, {}),
+                (PREFECT_NO_HB, plan.prefect_no_hb_cases, {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+    for name, cases, updates in variants:
+        if cases <= 0:
+            continue
+        with temporary_settings(updates=updates):
+            for db in dbs:
+                timing = out[(db.setup, name)] = Timing()
+                for number, version in create_cases(db, cases):
+                    for trigger in PATH:
+                        t0 = time.perf_counter()
+                        version = advance_flow(db.setup, number, trigger, version)
+                        timing.samples.append(time.perf_counter() - t0)
+                log(f"{db.setup}: {name}: {len(timing.samples)} flow runs, "
+                    f"{timing.rate:.2f} transitions/s")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# b. HTTP: uvicorn in a subprocess, an asyncio/httpx load generator here
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(db: Db, workers: int, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "TONGBAN_DATABASE_URL": db.url, "TONGBAN_DATA_DIR": str(workdir)}
+    cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    log_path = workdir / f"uvicorn-{db.setup}-w{workers}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(proc, base, log_path)
+            yield base
+        finally:
+            _stop(proc)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer /healthz within {timeout:.0f} s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # uvicorn's supervisor stops its workers
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own session: the server and its workers
+            proc.wait()
+
+
+class RequestFailed(Exception):
+    pass
+
+
+async def fire(client: httpx.AsyncClient, number: str, trigger: str, version: int) -> int:
+    """One transition; returns the new version from the ETag (no need to parse the body)."""
+    r = await client.post(f"/api/v1/cases/{number}/triggers/{trigger}",
+                          headers={"If-Match": f'"{version}"'})
+    if r.status_code != 200:
+        raise RequestFailed(f"{trigger} {number}: HTTP {r.status_code} {r.text[:200]}")
+    return int(r.headers["etag"].strip('"'))
+
+
+@dataclass
+class LoadResult:
+    count: int = 0
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    exhausted: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.elapsed if self.elapsed else math.nan
+
+
+async def closed_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]], concurrency: int,
+                      seconds: float) -> LoadResult:
+    """``concurrency`` clerks, each advancing one case after another as fast as answers come."""
+    res = LoadResult()
+    clock = time.perf_counter
+    start, cpu0 = clock(), time.process_time()
+    deadline = start + seconds
+
+    async def clerk() -> None:
+        while clock() < deadline:
+            try:
+                number, version = next(cases)
+            except StopIteration:
+                res.exhausted = True
+                return
+            for trigger in PATH:
+                t0 = clock()
+                try:
+                    version = await fire(client, number, trigger, version)
+                except (RequestFailed, httpx.HTTPError) as err:
+                    res.errors.append(str(err) or type(err).__name__)
+                    break
+                res.latencies.append(clock() - t0)
+                res.count += 1
+                if clock() >= deadline:
+                    return
+
+    await asyncio.gather(*(clerk() for _ in range(concurrency)))
+    res.elapsed, res.cpu = clock() - start, time.process_time() - cpu0
+    return res
+
+
+async def open_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]], rate: float,
+                    seconds: float) -> LoadResult:
+    """Send at a fixed schedule whatever the answers; latency counts from the scheduled time.
+
+    Each send takes the next step of a case whose previous step has been answered (finishing
+    cases first), or a fresh case.
+    """
+    res = LoadResult()
+    ready: deque[tuple[str, int, int]] = deque()  # (number, version, index into PATH)
+    tasks: set[asyncio.Task[None]] = set()
+    clock = time.perf_counter
+
+    async def send(number: str, version: int, step: int, scheduled: float) -> None:
+        try:
+            version = await fire(client, number, PATH[step], version)
+        except (RequestFailed, httpx.HTTPError) as err:
+            res.errors.append(str(err) or type(err).__name__)
+            return
+        res.latencies.append(clock() - scheduled)
+        res.count += 1
+        if step + 1 < len(PATH):
+            ready.appendleft((number, version, step + 1))
+
+    start, cpu0 = clock(), time.process_time()
+    for i in itertools.count():
+        scheduled = start + i / rate
+        if scheduled - start >= seconds:
+            break
+        if (delay := scheduled - clock()) > 0:
+            await asyncio.sleep(delay)
+        if ready:
+            item = ready.popleft()
+        else:
+            try:
+                number, version = next(cases)
+            except StopIteration:
+                res.exhausted = True
+                continue
+            item = (number, version, 0)
+        task = asyncio.create_task(send(*item, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    res.elapsed, res.cpu = clock() - start, time.process_time() - cpu0
+    return res
+
+
+async def smoke_test(client: httpx.AsyncClient) -> None:
+    """The intake endpoint and one full path over HTTP, checked, before anything is timed."""
+    r = await client.post("/api/v1/cases", json={"item_code": ITEM, "applicant": APPLICANT,
+                                                 "materials": MATERIALS})
+    if r.status_code != 201:
+        raise RequestFailed(f"POST /api/v1/cases: HTTP {r.status_code} {r.text[:300]}")
+    number, version = r.json()["number"], r.json()["version"]
+    for trigger in PATH:
+        version = await fire(client, number, trigger, version)
+    state = (await client.get(f"/api/v1/cases/{number}")).json()["state"]["id"]
+    if state != "completed":
+        raise RuntimeError(f"http smoke test: case {number} ended in {state}")
+
+
+def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
+             expected_rate: float) -> HttpResult:
+    # Cases are made beforehand through the engine, so the server only does transitions.
+    sat_pool = create_cases(db, math.ceil(expected_rate * 1.5 * plan.http_seconds / len(PATH)) + concurrency)
+    warm_pool = create_cases(db, 4 * concurrency)
+
+    async def main(base: str) -> HttpResult:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {db.token}"},
+                                     limits=limits, timeout=60) as client:
+            await smoke_test(client)
+            await closed_loop(client, iter(warm_pool), concurrency, plan.warmup_seconds)
+            sat = await closed_loop(client, iter(sat_pool), concurrency, plan.http_seconds)
+            offered = sat.rate / 2
+            paced_pool = create_cases(db, math.ceil(offered * 1.3 * plan.http_seconds / len(PATH)) + 20)
+            paced = await open_loop(client, iter(paced_pool), offered, plan.http_seconds)
+        errors = sat.errors + paced.errors
+        notes = [f"first error: {errors[0]}"] if errors else []
+        notes += [f"{name} run ran out of cases after {r.elapsed:.1f} s"
+                  for name, r in (("saturation", sat), ("paced", paced)) if r.exhausted]
+        return HttpResult(workers, concurrency, sat.rate, percentile(sat.latencies, 50) * 1000,
+                          sat.cpu / sat.elapsed, offered, paced.rate,
+                          percentile(paced.latencies, 50) * 1000, percentile(paced.latencies, 99) * 1000,
+                          len(errors), notes)
+
+    db.engine.dispose()  # no idle pooled connections of ours while the server works
+    with server(db, workers, workdir) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        result = runner.run(main(base))
+    log(f"{db.setup}: http workers={workers}: {result.saturated_rate:.0f} transitions/s saturated "
+        f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
+        f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors}")
+    return result
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] brings it; the stdlib loop also works
+        return None
+    return uvloop.new_event_loop
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> str:
+    mem = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f", {int(line.split()[1]) / 1024 / 1024:.1f} GiB RAM"
+    return f"{os.cpu_count()} cores{mem}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join("-" * w for w in widths)
+    fmt = lambda r: "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)  # noqa: E731
+                              for i, (x, w) in enumerate(zip(r, widths, strict=True)))
+    return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+
+
+def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
+           http: dict[tuple[str, int], HttpResult], spiff_bytes: dict[str, int],
+           setups: Sequence[str], title: str) -> str:
+    out = [title, ""]
+    systems = [s for s in (ENGINE, *BASELINES) if any((setup, s) in timings for setup in setups)]
+    if systems:
+        metrics: list[tuple[str, str, Callable[[Timing], float]]] = [
+            ("transitions/s", "higher", lambda t: t.rate),
+            ("p50 ms", "lower", lambda t: t.p50_ms),
+            ("p99 ms", "lower", lambda t: t.p99_ms),
+        ]
+        rows = []
+        for setup in setups:
+            for label, better, get in metrics:
+                row = [setup, label]
+                engine = timings.get((setup, ENGINE))
+                for s in systems:
+                    t = timings.get((setup, s))
+                    if t is None:
+                        row.append("-")
+                        continue
+                    cell = _fmt(get(t))
+                    if engine is not None and s != ENGINE:
+                        ratio = get(engine) / get(t) if better == "higher" else get(t) / get(engine)
+                        cell += f" ({_fmt(ratio)}×)"
+                    row.append(cell)
+                rows.append(row)
+        out += ["In-process, one transaction per transition (×: how many times better the engine is)",
+                _table(["setup", "metric", *(SYSTEM_LABELS[s] for s in systems)], rows), ""]
+        counts = ", ".join(f"{SYSTEM_LABELS[s]} {len(t.samples)}" for (setup, s), t in timings.items()
+                           if setup == setups[0])
+        out.append(f"transitions timed per setup: {counts}")
+        for setup in setups:
+            if setup in intakes:
+                out.append(f"{setup}: engine intake (create_case) p50 {_fmt(intakes[setup].p50_ms)} ms")
+            if setup in spiff_bytes:
+                out.append(f"{setup}: SpiffWorkflow state {spiff_bytes[setup]:,} bytes per save")
+        out.append("")
+    if http:
+        rows = [[setup, str(h.workers), str(h.concurrency), _fmt(h.saturated_rate), _fmt(h.saturated_p50_ms),
+                 _fmt(h.client_cpu), _fmt(h.offered_rate), _fmt(h.paced_rate), _fmt(h.paced_p50_ms),
+                 _fmt(h.paced_p99_ms), str(h.errors)]
+                for (setup, _), h in sorted(http.items(), key=lambda kv: (setups.index(kv[0][0]), kv[0][1]))]
+        out += ["HTTP: uvicorn subprocess, httpx load generator in this process (keep-alive)",
+                _table(["setup", "workers", "conns", "max t/s", "p50 ms", "client cpu",
+                        "paced t/s", "achieved", "p50 ms", "p99 ms", "errors"], rows)]
+        out += [f"  {setup} w{w}: {note}" for (setup, w), h in http.items() for note in h.notes]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def profile_engine(db: Db, cases: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_engine(db, cases)
+    profiler.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buf).strip_dirs()
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    return buf.getvalue()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run, under a minute")
+    p.add_argument("--setups", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
+    p.add_argument("--parts", default="engine,spiff,http,prefect",
+                   help="comma-separated subset of engine,spiff,http,prefect")
+    p.add_argument("--pg-url", default=os.environ.get("TONGBAN_BENCH_PG_URL", DEFAULT_PG_URL),
+                   help="PostgreSQL database to (re)create and empty; never 'test'")
+    p.add_argument("--concurrency", type=int, default=16, help="HTTP connections at saturation")
+    p.add_argument("--workers", help="uvicorn worker counts to try, comma-separated (default: 1 quick, 1,2 full)")
+    p.add_argument("--http-seconds", type=float, help="length of the saturated and of the paced HTTP run")
+    p.add_argument("--prefect-home", type=Path,
+                   default=Path(tempfile.gettempdir()) / "tongban-bench-prefect",
+                   help="PREFECT_HOME (kept between runs: the first start migrates its database)")
+    p.add_argument("--out", type=Path, default=RESULTS_FILE)
+    p.add_argument("--profile", action="store_true",
+                   help="afterwards, cProfile the engine loop on the first setup and print the top")
+    args = p.parse_args(argv)
+    args.setups = [s.strip() for s in args.setups.split(",") if s.strip()]
+    args.parts = {s.strip() for s in args.parts.split(",") if s.strip()}
+    args.workers = tuple(int(w) for w in args.workers.split(",")) if args.workers else None
+    if bad := set(args.setups) - {"sqlite", "postgres"}:
+        p.error(f"unknown setups: {', '.join(sorted(bad))}")
+    if bad := args.parts - {"engine", "spiff", "http", "prefect"}:
+        p.error(f"unknown parts: {', '.join(sorted(bad))}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.workers or args.http_seconds:
+        plan = replace(plan, http_workers=args.workers or plan.http_workers,
+                       http_seconds=args.http_seconds or plan.http_seconds,
+                       http_setups=tuple(args.setups))
+    started = time.perf_counter()
+    names = {SPIFF: f"spiffworkflow-{package_version('spiffworkflow')}",
+             PREFECT: f"prefect-{package_version('prefect')}-flow-per-transition",
+             PREFECT_NO_HB: f"prefect-{package_version('prefect')}-flow-per-transition-no-heartbeat"}
+    timings: dict[tuple[str, str], Timing] = {}
+    intakes: dict[str, Timing] = {}
+    spiff_bytes: dict[str, int] = {}
+    http: dict[tuple[str, int], HttpResult] = {}
+    spec = load_bpmn_spec() if "spiff" in args.parts else None
+
+    with tempfile.TemporaryDirectory(prefix="tongban-bench-") as tmp:
+        workdir = Path(tmp)
+        dbs = [prepare(setup, workdir, args.pg_url) for setup in args.setups]
+        for db in dbs:
+            run_engine(db, 5)  # warm-up: compiled machine, connection pool
+            if "engine" in args.parts:
+                timings[(db.setup, ENGINE)], intakes[db.setup] = run_engine(db, plan.engine_cases)
+                log(f"{db.setup}: engine: {timings[(db.setup, ENGINE)].rate:.0f} transitions/s")
+            if spec is not None:
+                run_spiff(db, 2, spec)
+                timings[(db.setup, SPIFF)], spiff_bytes[db.setup] = run_spiff(db, plan.spiff_cases, spec)
+                log(f"{db.setup}: spiffworkflow: {timings[(db.setup, SPIFF)].rate:.0f} transitions/s")
+            if "http" in args.parts and db.setup in plan.http_setups:
+                expected = timings[(db.setup, ENGINE)].rate if (db.setup, ENGINE) in timings else 1000.0
+                for workers in plan.http_workers:
+                    http[(db.setup, workers)] = run_http(db, workers, plan, workdir, args.concurrency, expected)
+        if "prefect" in args.parts:
+            timings.update(run_prefect(dbs, plan, args.prefect_home))
+        profile = profile_engine(dbs[0], 200) if args.profile else ""
+        for db in dbs:
+            db.engine.dispose()
+
+    records = build_records(timings, http, args.setups, names)
+    write_results(records, args.out)
+    title = (f"Tongban transitions benchmark ({'quick' if args.quick else 'full'} run), "
+             f"{datetime.now().astimezone():%Y-%m-%d %H:%M %z}; {machine()}; "
+             f"item {ITEM}, path {' → '.join(PATH)}")
+    print(report(timings, intakes, http, spiff_bytes, args.setups, title))
+    print(f"\n{len(records)} records written to {args.out} in {time.perf_counter() - started:.0f} s")
+    if profile:
+        print("\n" + profile)
+    return 1 if any(h.errors for h in http.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
