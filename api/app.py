@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import problems
+from api import pages, problems
 from api.limits import BodyLimit
 from api.routes import cases, items, public
+from api.routes import mail, verify
+from api.routes import documents
+from api.routes.video import router as video_router
 from core.settings import get_settings
 
 
@@ -23,4 +26,13 @@ def create_app() -> FastAPI:
     app.include_router(public.router)
     app.include_router(items.router)
     app.include_router(cases.router)
+    documents.install(app)  # scans and evidence; uploads get their own body limit
+    app.include_router(video_router)
+    app.include_router(verify.router)
+    app.include_router(mail.router)
+    if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process (issue #4)
+        from flows.embedded import install as install_flows
+
+        install_flows(app)
+    pages.install(app)
     return app

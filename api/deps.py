@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from engine.actors import Actor, authenticate
@@ -13,8 +13,8 @@ from engine.errors import Forbidden, InvalidInput, Unauthenticated
 from storage.db import session_scope
 
 
-def get_session() -> Iterator[Session]:
-    with session_scope() as session:
+def get_session(request: Request) -> Iterator[Session]:
+    with session_scope(readonly=request.method in ("GET", "HEAD")) as session:
         yield session
 
 

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -145,12 +145,13 @@ class HttpResult:
     concurrency: int
     saturated_rate: float  # transitions/s
     saturated_p50_ms: float
+    saturated_p99_ms: float
     client_cpu: float  # load generator CPU seconds per wall second, during saturation
     offered_rate: float  # the paced run's schedule
     paced_rate: float  # achieved
     paced_p50_ms: float
     paced_p99_ms: float
-    errors: int
+    errors_pct: float  # failed requests, saturated and paced runs together
     notes: list[str] = field(default_factory=list)
 
 
@@ -192,6 +193,7 @@ def build_records(timings: dict[tuple[str, str], Timing], http: dict[tuple[str, 
             out.append(record(f"{prefix}.transitions_per_s", h.saturated_rate, "transitions/s", "higher", setup))
             out.append(record(f"{prefix}.transition_ms_p50_half_load", h.paced_p50_ms, "ms", "lower", setup))
             out.append(record(f"{prefix}.transition_ms_p99_half_load", h.paced_p99_ms, "ms", "lower", setup))
+            out.append(record(f"{prefix}.errors_pct", h.errors_pct, "%", "lower", setup))
     return out
 
 
@@ -410,7 +412,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(db: Db, workers: int, workdir: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "TONGBAN_DATABASE_URL": db.url, "TONGBAN_DATA_DIR": str(workdir)}
+    env = {**os.environ, "TONGBAN_DATABASE_URL": db.url, "TONGBAN_DATA_DIR": str(workdir),
+           "TONGBAN_EMBEDDED_FLOWS": "false"}  # the API alone: nobody drains the outbox meanwhile
     cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     log_path = workdir / f"uvicorn-{db.setup}-w{workers}.log"
@@ -421,6 +424,9 @@ def server(db: Db, workers: int, workdir: Path) -> Iterator[str]:
         try:
             _wait_ready(proc, base, log_path)
             yield base
+        except BaseException:
+            log(f"--- end of {log_path.name}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            raise
         finally:
             _stop(proc)
 
@@ -448,15 +454,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class RequestFailed(Exception):
-    pass
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def fire(client: httpx.AsyncClient, number: str, trigger: str, version: int) -> int:
-    """One transition; returns the new version from the ETag (no need to parse the body)."""
-    r = await client.post(f"/api/v1/cases/{number}/triggers/{trigger}",
-                          headers={"If-Match": f'"{version}"'})
+    """One transition; returns the new version from the ETag (no need to parse the body).
+
+    The last step of a case asks the server to close the connection: the next case comes in on
+    a new one, as from another clerk, which lets the kernel spread connections over workers.
+    """
+    headers = {"If-Match": f'"{version}"'}
+    if trigger == PATH[-1]:
+        headers["Connection"] = "close"
+    r = await client.post(f"/api/v1/cases/{number}/triggers/{trigger}", headers=headers)
     if r.status_code != 200:
-        raise RequestFailed(f"{trigger} {number}: HTTP {r.status_code} {r.text[:200]}")
+        raise RequestFailed(r.status_code, f"{trigger} {number} (If-Match {version}): "
+                                           f"HTTP {r.status_code} {r.text[:200]}")
     return int(r.headers["etag"].strip('"'))
 
 
@@ -466,7 +481,7 @@ class LoadResult:
     elapsed: float = 0.0
     cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[Exception] = field(default_factory=list)
     exhausted: bool = False
 
     @property
@@ -474,15 +489,18 @@ class LoadResult:
         return self.count / self.elapsed if self.elapsed else math.nan
 
 
-async def closed_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]], concurrency: int,
+async def closed_loop(clients: Sequence[httpx.AsyncClient], cases: Iterator[tuple[str, int]],
                       seconds: float) -> LoadResult:
-    """``concurrency`` clerks, each advancing one case after another as fast as answers come."""
+    """One clerk per client (one connection each), advancing case after case as fast as answers come.
+
+    A failed step abandons its case (the clerk takes the next one) and counts as an error.
+    """
     res = LoadResult()
     clock = time.perf_counter
     start, cpu0 = clock(), time.process_time()
     deadline = start + seconds
 
-    async def clerk() -> None:
+    async def clerk(client: httpx.AsyncClient) -> None:
         while clock() < deadline:
             try:
                 number, version = next(cases)
@@ -494,14 +512,14 @@ async def closed_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]
                 try:
                     version = await fire(client, number, trigger, version)
                 except (RequestFailed, httpx.HTTPError) as err:
-                    res.errors.append(str(err) or type(err).__name__)
+                    res.errors.append(err)
                     break
                 res.latencies.append(clock() - t0)
                 res.count += 1
                 if clock() >= deadline:
                     return
 
-    await asyncio.gather(*(clerk() for _ in range(concurrency)))
+    await asyncio.gather(*(clerk(c) for c in clients))
     res.elapsed, res.cpu = clock() - start, time.process_time() - cpu0
     return res
 
@@ -522,7 +540,7 @@ async def open_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]],
         try:
             version = await fire(client, number, PATH[step], version)
         except (RequestFailed, httpx.HTTPError) as err:
-            res.errors.append(str(err) or type(err).__name__)
+            res.errors.append(err)
             return
         res.latencies.append(clock() - scheduled)
         res.count += 1
@@ -553,18 +571,28 @@ async def open_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]],
     return res
 
 
-async def smoke_test(client: httpx.AsyncClient) -> None:
-    """The intake endpoint and one full path over HTTP, checked, before anything is timed."""
+async def smoke_test(client: httpx.AsyncClient) -> list[str]:
+    """Intake over HTTP (must work), then one full path; returns what went wrong on the path."""
     r = await client.post("/api/v1/cases", json={"item_code": ITEM, "applicant": APPLICANT,
                                                  "materials": MATERIALS})
     if r.status_code != 201:
-        raise RequestFailed(f"POST /api/v1/cases: HTTP {r.status_code} {r.text[:300]}")
+        raise RuntimeError(f"POST /api/v1/cases: HTTP {r.status_code} {r.text[:300]}")
     number, version = r.json()["number"], r.json()["version"]
-    for trigger in PATH:
-        version = await fire(client, number, trigger, version)
+    try:
+        for trigger in PATH:
+            version = await fire(client, number, trigger, version)
+    except RequestFailed as err:
+        return [f"smoke test: {err}"]
     state = (await client.get(f"/api/v1/cases/{number}")).json()["state"]["id"]
-    if state != "completed":
-        raise RuntimeError(f"http smoke test: case {number} ended in {state}")
+    return [] if state == "completed" else [f"smoke test: case {number} ended in {state}"]
+
+
+def describe_errors(errors: Sequence[Exception], attempts: int) -> list[str]:
+    if not errors:
+        return []
+    kinds = Counter(f"HTTP {e.status}" if isinstance(e, RequestFailed) else type(e).__name__ for e in errors)
+    summary = ", ".join(f"{k} ×{n}" for k, n in kinds.most_common())
+    return [f"{len(errors)} of {attempts} requests failed ({summary}); first: {errors[0]}"]
 
 
 def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
@@ -573,31 +601,37 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
     sat_pool = create_cases(db, math.ceil(expected_rate * 1.5 * plan.http_seconds / len(PATH)) + concurrency)
     warm_pool = create_cases(db, 4 * concurrency)
 
+    def client(base: str, connections: int) -> httpx.AsyncClient:
+        # httpcore scans its whole pool on every request: one small client per clerk stays cheap.
+        return httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {db.token}"},
+                                 limits=httpx.Limits(max_connections=connections), timeout=60)
+
     async def main(base: str) -> HttpResult:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {db.token}"},
-                                     limits=limits, timeout=60) as client:
-            await smoke_test(client)
-            await closed_loop(client, iter(warm_pool), concurrency, plan.warmup_seconds)
-            sat = await closed_loop(client, iter(sat_pool), concurrency, plan.http_seconds)
-            offered = sat.rate / 2
-            paced_pool = create_cases(db, math.ceil(offered * 1.3 * plan.http_seconds / len(PATH)) + 20)
-            paced = await open_loop(client, iter(paced_pool), offered, plan.http_seconds)
+        async with contextlib.AsyncExitStack() as stack:
+            clerks = [await stack.enter_async_context(client(base, 1)) for _ in range(concurrency)]
+            notes = await smoke_test(clerks[0])
+            await closed_loop(clerks, iter(warm_pool), plan.warmup_seconds)
+            sat = await closed_loop(clerks, iter(sat_pool), plan.http_seconds)
+        offered = sat.rate / 2
+        paced_pool = create_cases(db, math.ceil(offered * 1.3 * plan.http_seconds / len(PATH)) + 20)
+        async with client(base, 256) as shared:
+            paced = await open_loop(shared, iter(paced_pool), offered, plan.http_seconds)
         errors = sat.errors + paced.errors
-        notes = [f"first error: {errors[0]}"] if errors else []
+        notes += describe_errors(errors, sat.count + paced.count + len(errors))
         notes += [f"{name} run ran out of cases after {r.elapsed:.1f} s"
                   for name, r in (("saturation", sat), ("paced", paced)) if r.exhausted]
-        return HttpResult(workers, concurrency, sat.rate, percentile(sat.latencies, 50) * 1000,
-                          sat.cpu / sat.elapsed, offered, paced.rate,
-                          percentile(paced.latencies, 50) * 1000, percentile(paced.latencies, 99) * 1000,
-                          len(errors), notes)
+        return HttpResult(
+            workers, concurrency, sat.rate, percentile(sat.latencies, 50) * 1000,
+            percentile(sat.latencies, 99) * 1000, sat.cpu / sat.elapsed, offered, paced.rate,
+            percentile(paced.latencies, 50) * 1000, percentile(paced.latencies, 99) * 1000,
+            100 * len(errors) / max(1, sat.count + paced.count + len(errors)), notes)
 
     db.engine.dispose()  # no idle pooled connections of ours while the server works
     with server(db, workers, workdir) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(main(base))
     log(f"{db.setup}: http workers={workers}: {result.saturated_rate:.0f} transitions/s saturated "
         f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
-        f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors}")
+        f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors_pct:.1f} %")
     return result
 
 
@@ -675,12 +709,13 @@ def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
                 out.append(f"{setup}: SpiffWorkflow state {spiff_bytes[setup]:,} bytes per save")
         out.append("")
     if http:
-        rows = [[setup, str(h.workers), str(h.concurrency), _fmt(h.saturated_rate), _fmt(h.saturated_p50_ms),
-                 _fmt(h.client_cpu), _fmt(h.offered_rate), _fmt(h.paced_rate), _fmt(h.paced_p50_ms),
-                 _fmt(h.paced_p99_ms), str(h.errors)]
+        rows = [[setup, str(h.workers), str(h.concurrency),
+                 *map(_fmt, (h.saturated_rate, h.saturated_p50_ms, h.saturated_p99_ms, h.client_cpu,
+                             h.offered_rate, h.paced_rate, h.paced_p50_ms, h.paced_p99_ms)),
+                 f"{h.errors_pct:.1f} %"]
                 for (setup, _), h in sorted(http.items(), key=lambda kv: (setups.index(kv[0][0]), kv[0][1]))]
         out += ["HTTP: uvicorn subprocess, httpx load generator in this process (keep-alive)",
-                _table(["setup", "workers", "conns", "max t/s", "p50 ms", "client cpu",
+                _table(["setup", "workers", "conns", "max t/s", "p50 ms", "p99 ms", "client cpu",
                         "paced t/s", "achieved", "p50 ms", "p99 ms", "errors"], rows)]
         out += [f"  {setup} w{w}: {note}" for (setup, w), h in http.items() for note in h.notes]
     return "\n".join(out)
@@ -710,7 +745,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="comma-separated subset of engine,spiff,http,prefect")
     p.add_argument("--pg-url", default=os.environ.get("TONGBAN_BENCH_PG_URL", DEFAULT_PG_URL),
                    help="PostgreSQL database to (re)create and empty; never 'test'")
-    p.add_argument("--concurrency", type=int, default=16, help="HTTP connections at saturation")
+    p.add_argument("--concurrency", type=int, default=8, help="clerks (connections) in the saturated HTTP run")
     p.add_argument("--workers", help="uvicorn worker counts to try, comma-separated (default: 1 quick, 1,2 full)")
     p.add_argument("--http-seconds", type=float, help="length of the saturated and of the paced HTTP run")
     p.add_argument("--prefect-home", type=Path,
@@ -778,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(records)} records written to {args.out} in {time.perf_counter() - started:.0f} s")
     if profile:
         print("\n" + profile)
-    return 1 if any(h.errors for h in http.values()) else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 app.add_typer(items_app, name="items")
 app.add_typer(clerks_app, name="clerks")
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(help="审计: 校验办件历史的哈希链", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+storage_app = typer.Typer(help="对象存储: 清理孤立对象、补做缩略图", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -157,11 +161,76 @@ def clerks_add(
         raise typer.Exit(1) from None
 
 
+@clerks_app.command("revoke")
+def clerks_revoke(clerk_id: Annotated[int, typer.Argument(help="工作人员编号")]) -> None:
+    """吊销该工作人员的全部令牌。"""
+    from engine.actors import revoke_tokens
+    from storage.db import session_scope
+
+    with session_scope(_engine()) as session:
+        n = revoke_tokens(session, clerk_id)
+    typer.echo(f"已吊销 {n} 个令牌")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """逐案校验历史哈希链; 指出每个被破坏案件的第一个断点, 有问题时退出码为 1。"""
+    from engine.history import Break, verify
+    from storage.db import session_scope
+
+    broken = 0
+    with session_scope(_engine()) as session:
+        for result in verify(session):
+            if isinstance(result, Break):
+                broken += 1
+                typer.echo(f"案件 {result.number} 第 {result.seq} 条事件: {result.reason}", err=True)
+            else:
+                typer.echo(f"已校验 {result} 个案件, {broken} 个被篡改")
+    if broken:
+        raise typer.Exit(1)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """把数据库迁移到最新结构。"""
     _engine()
     typer.echo("数据库已是最新结构")
+
+
+@storage_app.command("sweep")
+def storage_sweep(
+    delete: Annotated[bool, typer.Option("--delete", help="真正删除 (默认只列出)")] = False,
+    grace: Annotated[int | None, typer.Option(help="宽限秒数: 更新的对象不算孤立")] = None,
+) -> None:
+    """列出 (加 --delete 时删除) 没有任何记录引用、且超过宽限期的对象。"""
+    from storage.db import session_scope
+    from storage.object_factory import get_store
+    from storage.objects import StoreUnavailable
+    from storage.sweep import sweep
+
+    s = get_settings()
+    try:
+        with session_scope(_engine()) as session:
+            report = sweep(session, get_store(), prefix=s.bucket_prefix, delete=delete,
+                           grace_seconds=s.sweep_grace_seconds if grace is None else grace)
+    except StoreUnavailable as err:
+        typer.echo(f"错误: {err}", err=True)
+        raise typer.Exit(2) from None
+    for o in report.orphans:
+        mark = "已删除" if o in report.deleted else "保留期内" if o in report.retained else "孤立"
+        typer.echo(f"{mark}\t{o.bucket}/{o.key}\t{o.size}\t{o.created_at}")
+    typer.echo(f"孤立 {len(report.orphans)} 个, 已删除 {len(report.deleted)} 个, "
+               f"宽限期内 {report.young} 个, 被引用 {report.referenced} 个"
+               + ("" if delete else " (试运行; 加 --delete 删除)"))
+
+
+@storage_app.command("thumbnails")
+def storage_thumbnails() -> None:
+    """补做缺失的缩略图 (存储故障或进程重启之后)。"""
+    from engine.thumbnails import backfill
+    from storage.object_factory import get_store
+
+    typer.echo(f"已生成 {backfill(_engine(), get_store())} 个缩略图")
 
 
 def main() -> None:

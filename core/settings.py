@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,57 @@ class Settings(BaseSettings):
     # Holidays for years chinese-calendar does not know yet (ISO dates).
     extra_holidays: list[str] = []
     max_body_bytes: int = 1_000_000
+    # Object storage (scans, evidence): a local folder (embedded default) or any S3 server.
+    object_store: Literal["local", "s3"] = "local"
+    object_dir: Path = ROOT / "var" / "objects"
+    s3_endpoint: str = "127.0.0.1:9000"  # host:port, as the MinIO SDK takes it
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket_prefix: str = "tongban"
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_evidence_bytes: int = 4 * 1024**3  # recordings can be large
+    evidence_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+    evidence_retention_days: int = 3650
+    presign_seconds: int = 300
+    sweep_grace_seconds: int = 86_400  # orphans younger than this may still get their row
+    thumbnail_px: int = 320
+    store_retry_after: int = 5  # Retry-After seconds when the object store is down
+    # Dashboard: 预警 when a promised deadline is this many working days away or fewer.
+    warn_working_days: int = 3
+    # Dashboard: a case with no event for this many working days is stuck.
+    stuck_working_days: int = 5
+    # Prefect UI base URL; the dashboard links each case to its runs there.
+    prefect_ui_url: str = "http://127.0.0.1:4200"
+    # Where a case's video step opens ({number}, {state}); issue #5 serves the room.
+    video_room_url: str = "/video/rooms/{number}/{state}"
+    # Video join links: HMAC secret (empty: generated once into data_dir/video-secret).
+    video_secret: str = ""
+    video_link_minutes: int = 120
+    # A room with nobody in it for this long closes by itself.
+    video_idle_seconds: int = 600
+    # How often open rooms re-check that their case is still in the room's state.
+    video_watch_seconds: float = 5.0
+    video_max_file_bytes: int = 10_000_000
+    # Flows (issue #4). `tongban serve` drains the outbox in-process when embedded_flows is on.
+    embedded_flows: bool = False
+    flows_poll_seconds: float = 1.0
+    job_batch_size: int = 100
+    # A claimed job whose worker died is reclaimed once its lease runs out.
+    job_lease_seconds: int = 120
+    job_max_attempts: int = 5
+    # Fault injection for crash-recovery drills: a job sleeps this long before committing.
+    job_pause_seconds: float = 0.0
+    deadline_sweep_seconds: int = 3600
+    certificate_valid_years: int = 5
+    # Base of the QR code's verification link on certificates.
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Regions keep separate buckets (hand-offs copy objects between them).
+    region_buckets: bool = False
+    # Carrier callbacks: HMAC-SHA256 secret and the accepted clock skew.
+    carrier_secret: str = "tongban-dev-carrier-secret"
+    carrier_skew_seconds: int = 300
 
 
 @lru_cache

@@ -78,3 +78,11 @@ def authenticate(session: Session, token: str) -> Actor:
     if row.revoked_at is not None or expires < now() or not row.active:
         raise Unauthenticated("令牌已过期或已吊销")
     return Actor(row.id, row.name, row.counter_id, row.region_code, frozenset(row.roles.split(",")))
+
+
+def revoke_tokens(session: Session, clerk_id: int) -> int:
+    result = session.execute(
+        sa.update(ApiToken).where(ApiToken.clerk_id == clerk_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now())
+    )
+    return int(result.rowcount)

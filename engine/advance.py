@@ -16,10 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine import catalog
+from engine import catalog, deadlines
 from engine.actors import SYSTEM, Actor, now
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
 from engine.guards import Guards
+from engine.history import chain
 from engine.materials import defer_material
 from states.compiler import CompiledItem
 from states.schema import Transition
@@ -147,6 +148,7 @@ def advance(
     c = catalog.compiled(session, case["item_version_id"])
     at = now()
     original_version = case["version"]
+    before_state, before_branches = case["state"], case["branches"]
     pending = Pending()
     guards = Guards(session, c, case, payload)
     _apply_deferrals(c, case, payload, guards, actor, at, pending)
@@ -158,6 +160,7 @@ def advance(
         guards.payload = {}
         _fire(session, c, case, auto, SYSTEM, {}, guards, at, pending)
     _write(session, c, case, original_version, guards, pending, at)
+    deadlines.on_advance(session, c, case, before_state, before_branches, at)  # clock pause/resume
     return case
 
 
@@ -257,12 +260,13 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
     deferred = guards._materials is not None and any(
         m.get("status") == "deferred" for m in guards.materials.values())
     case["status_code"] = status_code(c, case, deferred)
+    chain(case, pending.history)
     result = session.execute(
         sa.update(T_CASE)
         .where(T_CASE.c.id == case["id"], T_CASE.c.version == original_version)
         .values(state=case["state"], branches=case["branches"], version=case["version"],
                 status_code=case["status_code"], assignees=case["assignees"],
-                updated_at=at, finished_at=case["finished_at"])
+                updated_at=at, finished_at=case["finished_at"], last_hash=case["last_hash"])
     )
     if result.rowcount != 1:
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
@@ -292,17 +296,19 @@ def append_event(session: Session, case: dict[str, Any], expected_version: int |
     if expected_version is not None and expected_version != case["version"]:
         raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
                            current_version=case["version"])
+    event = {"case_id": case["id"], "seq": case["version"] + 1, "at": at, "kind": kind,
+             "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
+             "comment": comment, "data": data}
+    chain(case, [event])
     result = session.execute(
         sa.update(T_CASE).where(T_CASE.c.id == case["id"], T_CASE.c.version == case["version"])
-        .values(version=case["version"] + 1, updated_at=at, assignees=case["assignees"])
+        .values(version=case["version"] + 1, updated_at=at, assignees=case["assignees"],
+                last_hash=case["last_hash"])
     )
     if result.rowcount != 1:
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
     case["version"] += 1
-    session.execute(sa.insert(T_HIST).values(
-        case_id=case["id"], seq=case["version"], at=at, kind=kind, actor_id=actor.id,
-        actor_name=actor.name, counter_id=actor.counter_id, comment=comment, data=data,
-    ))
+    session.execute(sa.insert(T_HIST).values(**event))
 
 
 def require_holder(session: Session, case: dict[str, Any], actor: Actor) -> CompiledItem:

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from engine.actors import add_clerk
 from engine.catalog import publish
+from engine.dashboard import set_supervised_regions
 from engine.directory import load_alliance
 from states.loader import load_catalog
 from storage.tables import Clerk
@@ -36,6 +37,7 @@ def seed(session: Session, catalog_dir: Path, alliance_file: Path, tokens_file: 
     tokens = []
     for c in doc.get("clerks", []):
         clerk, token = add_clerk(session, c["name"], c.get("counter"), c["roles"], token_days)
+        set_supervised_regions(session, clerk, c.get("regions") or [])
         tokens.append({"name": clerk.name, "counter": clerk.counter_id or "-",
                        "roles": clerk.roles, "token": token})
     tokens_file.parent.mkdir(parents=True, exist_ok=True)

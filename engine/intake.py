@@ -25,6 +25,7 @@ from engine.advance import (
 )
 from engine.directory import resolve_parties
 from engine.errors import Forbidden, InvalidInput, NotFound
+from engine.history import chain
 from engine.materials import MATERIAL_STATUSES, defer_material
 from engine.workdays import add_working_days
 from storage.tables import Clerk, Sequence
@@ -89,6 +90,12 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         "legal_due": add_working_days(today, d.limits.legal_days),
     }
     case["status_code"] = status_code(c, case, bool(deferred))
+    event = {"seq": 1, "at": at, "kind": "intake", "actor_id": actor.id, "actor_name": actor.name,
+             "counter_id": actor.counter_id, "to_state": c.initial,
+             "data": {"item_version": version.version, "mode": mode, "parties": parties.by_role,
+                      "deferred": sorted(deferred)}}
+    case["last_hash"] = None
+    chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
     if d.materials:
         session.execute(sa.insert(T_MAT), [
@@ -97,12 +104,7 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
              "updated_at": at}
             for m in d.materials
         ])
-    session.execute(sa.insert(T_HIST).values(
-        case_id=case["id"], seq=1, at=at, kind="intake", actor_id=actor.id, actor_name=actor.name,
-        counter_id=actor.counter_id, to_state=c.initial,
-        data={"item_version": version.version, "mode": mode, "parties": parties.by_role,
-              "deferred": sorted(deferred)},
-    ))
+    session.execute(sa.insert(T_HIST).values(case_id=case["id"], **event))
     sync_holders(session, case["id"], holder_counters(c, case))
     return case, code
 

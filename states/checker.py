@@ -106,6 +106,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Prob
                 report((*tp, "jobs", k), f"未知的自动任务 '{job}' (可用: {', '.join(JOBS)})")
 
     _check_reachability(d, table, report)
+    _check_auto_review(d, report)
 
     for name, ref in table.items():
         own = outgoing[name]
@@ -115,6 +116,35 @@ def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Prob
             continue
         report(ref.path, f"状态 '{name}' 不是终态, 却没有任何出口转换")
     return problems
+
+
+def _check_auto_review(d: ItemDefinition, report) -> None:  # type: ignore[no-untyped-def]
+    """网络自动审批: its triggers must exist and be firable by the system, its materials known."""
+    ar = d.auto_review
+    if ar is None:
+        return
+    for key in ("approve", "manual"):
+        trigger = getattr(ar, key)
+        if trigger is None:
+            continue
+        ts = [t for t in d.transitions if t.trigger == trigger]
+        if not ts:
+            report(("auto_review", key), f"自动审批引用了未定义的触发器 '{trigger}'")
+        elif not any("system" in t.roles for t in ts):
+            report(("auto_review", key), f"触发器 '{trigger}' 须允许角色 system, 自动审批才能执行")
+    uses_job = any("auto_review" in t.jobs for t in d.transitions) or any(
+        s.job == "auto_review" for s in d.states)
+    if not uses_job:
+        report(("auto_review",), "声明了自动审批规则, 但没有任何转换或状态启动 auto_review 任务")
+    known = {m.id for m in d.materials}
+    seen: set[str] = set()
+    for i, rule in enumerate(ar.rules):
+        if rule.id in seen:
+            report(("auto_review", "rules", i, "id"), f"重复的规则编号 '{rule.id}'")
+        seen.add(rule.id)
+        for k, mid in enumerate(rule.materials or []):
+            if mid not in known:
+                report(("auto_review", "rules", i, "materials", k), f"规则引用了未知的材料 '{mid}'")
 
 
 def _check_unique(d: ItemDefinition, report) -> None:  # type: ignore[no-untyped-def]

@@ -88,6 +88,37 @@ class Transition(_Strict):
         return [v] if isinstance(v, str) else v
 
 
+class ReviewRule(_Strict):
+    """One rule of 网络自动审批: a material check or a comparison on the case's data."""
+
+    id: Identifier
+    label: str = Field(min_length=1)
+    # Every listed material received in full (a 容缺 deferral does not pass).
+    materials: list[Identifier] | None = None
+    # A dotted path into the case: applicant.kind, applicant.id_number, mode, commitment.signer …
+    field: str | None = Field(default=None, pattern=r"^(applicant|mode|commitment|item_code)(\.[a-z_]+)*$")
+    op: Literal["eq", "ne", "in", "present", "matches", "lte", "gte"] | None = None
+    value: str | int | float | bool | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_check(self) -> ReviewRule:
+        if (self.materials is None) == (self.field is None):
+            raise ValueError("规则须且只能声明 materials 或 field 之一")
+        if self.field is not None and self.op is None:
+            raise ValueError("field 规则须声明 op")
+        if self.op not in (None, "present") and self.value is None:
+            raise ValueError(f"op '{self.op}' 须声明 value")
+        return self
+
+
+class AutoReview(_Strict):
+    """网络自动审批: the auto_review job fires ``approve`` when every rule passes, else ``manual``."""
+
+    approve: Identifier
+    manual: Identifier | None = None
+    rules: list[ReviewRule] = Field(min_length=1)
+
+
 class Limits(_Strict):
     legal_days: int = Field(ge=0, le=365)
     promised_days: int = Field(ge=0, le=365)
@@ -116,6 +147,7 @@ class ItemDefinition(_Strict):
     states: list[State] = Field(min_length=1)
     transitions: list[Transition] = Field(min_length=1)
     certificate: str | None = None  # name of the result document (结果证照名称)
+    auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
 
 
 State.model_rebuild()

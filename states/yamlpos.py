@@ -57,6 +57,8 @@ def load_located(text: str) -> Located:
         raise YamlError(f"YAML 语法错误: {exc.problem or exc}", pos) from None
     except yaml.YAMLError as exc:
         raise YamlError(f"YAML 语法错误: {exc}", Position(1, 1)) from None
+    except RecursionError:
+        raise YamlError(f"嵌套过深: 超过 {MAX_DEPTH} 层", Position(1, 1)) from None
     if node is None:
         raise YamlError("文件为空", Position(1, 1))
     out = Located(data=None)
@@ -78,9 +80,11 @@ def load_located(text: str) -> Located:
             for key_node, value_node in n.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise YamlError("映射的键必须是标量", pos_of(key_node))
-                key = constructor.construct_object(key_node)
+                key = scalar(key_node)
                 if key == "<<":
                     raise YamlError("不支持合并键 '<<'", pos_of(key_node))
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    raise YamlError("映射的键必须是字符串或数字", pos_of(key_node))
                 if key in result:
                     raise YamlError(f"重复的键 '{key}'", pos_of(key_node))
                 out.positions.setdefault((*path, key), pos_of(value_node))
@@ -88,7 +92,13 @@ def load_located(text: str) -> Located:
             return result
         if isinstance(n, yaml.SequenceNode):
             return [walk(v, (*path, i), depth + 1) for i, v in enumerate(n.value)]
-        return constructor.construct_object(n)
+        return scalar(n)
+
+    def scalar(n: yaml.Node) -> Any:
+        try:
+            return constructor.construct_object(n)
+        except yaml.YAMLError as exc:
+            raise YamlError(f"无法解析的值: {getattr(exc, 'problem', None) or exc}", pos_of(n)) from None
 
     out.data = walk(node, (), 0)
     return out

@@ -37,7 +37,9 @@ def make_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front; read-only units (WAL snapshots) never block anyone.
+            readonly = conn.get_execution_options().get("readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -49,9 +51,15 @@ def get_engine(url: str | None = None) -> sa.Engine:
 
 
 @contextmanager
-def session_scope(engine: sa.Engine | None = None) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back on any error."""
-    with Session(engine or get_engine(), expire_on_commit=False) as session:
+def session_scope(engine: sa.Engine | None = None, *, readonly: bool = False) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls back on any error.
+
+    ``readonly`` units do not take SQLite's write lock (PostgreSQL ignores the option).
+    """
+    bind = engine or get_engine()
+    if readonly:
+        bind = bind.execution_options(readonly=True)
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

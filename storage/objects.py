@@ -23,10 +23,37 @@ class ObjectInfo:
     size: int
     content_type: str
     created_at: datetime | None = None
+    version_id: str | None = None  # evidence buckets are versioned
+    retain_until: datetime | None = None
+    legal_hold: bool = False
 
 
 class StoreUnavailable(Exception):
     """The object store cannot be reached; callers answer 503 with Retry-After."""
+
+
+class ObjectMissing(KeyError):
+    """No such object (or bucket)."""
+
+
+class ObjectLocked(Exception):
+    """Refused: the object is under retention or legal hold (evidence)."""
+
+
+class ObjectTooLarge(ValueError):
+    """The stream exceeded ``max_bytes``; nothing was stored."""
+
+
+def bucket_for(kind: BucketKind, region_code: str | None, *, prefix: str = "tongban",
+               per_region: bool = True) -> str:
+    """``<prefix>-<kind>-<region>``: one bucket per purpose and region (S3 naming rules)."""
+    if per_region and region_code:
+        return f"{prefix}-{kind}-{region_code}".lower()
+    return f"{prefix}-{kind}".lower()
+
+
+def key_for(sha256: str) -> str:
+    return f"sha256/{sha256}"
 
 
 class ObjectStore(Protocol):
@@ -50,3 +77,16 @@ class ObjectStore(Protocol):
         """Refused (raises) for objects under retention or legal hold."""
 
     def list(self, bucket: str) -> Iterator[ObjectInfo]: ...
+
+    def buckets(self) -> list[str]:
+        """Names of all buckets (the sweep walks those with the configured prefix)."""
+
+    def set_legal_hold(self, bucket: str, key: str, on: bool) -> None:
+        """Legal hold blocks deletion regardless of the retention date."""
+
+
+def get_store() -> ObjectStore:
+    """The configured store (``TONGBAN_OBJECT_STORE``: local | s3), one per process."""
+    from storage.object_factory import get_store as _get
+
+    return _get()

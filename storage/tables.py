@@ -97,6 +97,12 @@ class Case(SQLModel, table=True):
     legal_due: date | None = None
     finished_at: datetime | None = Field(default=None, sa_type=UTC_TS)
     version: int = 1
+    last_hash: str | None = Field(default=None, max_length=64)  # newest history event's hash
+    # Deadline clock (engine.deadlines, migration 0003): paused since, working days paused so far,
+    # and the sweep's marker 正常 / 预警 / 逾期.
+    clock_paused_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    paused_days: int | None = None
+    deadline_status: str | None = Field(default=None, max_length=8)
 
 
 class CaseHolder(SQLModel, table=True):
@@ -135,6 +141,8 @@ class HistoryEvent(SQLModel, table=True):
     to_state: str | None = None
     comment: str | None = None
     data: dict[str, Any] | None = _json()
+    prev_hash: str | None = Field(default=None, max_length=64)
+    hash: str = Field(default="", max_length=64)
 
 
 class OutboxJob(SQLModel, table=True):

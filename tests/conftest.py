@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi import Request
 from fastapi.testclient import TestClient
 
 from api import deps
@@ -103,8 +104,8 @@ def _demo(engine: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
         tokens = seed(s, CATALOG, ALLIANCE, tmp_path / "tokens.json", 30)
     app = create_app()
 
-    def session_override() -> Iterator[Any]:
-        with session_scope(engine) as s:
+    def session_override(request: Request) -> Iterator[Any]:
+        with session_scope(engine, readonly=request.method in ("GET", "HEAD")) as s:
             yield s
 
     app.dependency_overrides[deps.get_session] = session_override
@@ -119,3 +120,59 @@ ALL_FGS = {m: "received" for m in ("application", "power_of_attorney", "appointm
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1, default=str)
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Any]:
+    """Serve an ASGI app with a real uvicorn server in a thread on a free 127.0.0.1 port.
+
+    Call it with the app; it returns the base URL. Servers stop when the test ends.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    servers: list[tuple[Any, threading.Thread]] = []
+
+    def start(app: Any) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not srv.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        servers.append((srv, thread))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for srv, thread in servers:
+        srv.should_exit = True
+        thread.join(10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3-protocol server (moto in server mode) for the session: ``127.0.0.1:<port>``.
+
+    Moto keeps its data in process memory, so several servers in one test process share it.
+    """
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop()

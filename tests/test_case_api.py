@@ -24,7 +24,8 @@ def test_full_path_receive_accept_review_issue_complete(demo: Demo) -> None:
     assert [e["trigger"] for e in events] == [None, *[t for t, _ in path]]
     assert [e["seq"] for e in events] == list(range(1, 7))
     assert all(e["actor_name"] == "陈静" and e["counter_id"] == "pd-zhengwu" for e in events)
-    jobs = {j for (j,) in demo.engine.connect().exec_driver_sql("SELECT job FROM outbox").all()}
+    with demo.engine.connect() as conn:
+        jobs = {j for (j,) in conn.exec_driver_sql("SELECT job FROM outbox").all()}
     assert {"notify_applicant", "issue_certificate", "create_waybill"} <= jobs
 
 
@@ -45,8 +46,8 @@ def test_cross_region_handoff_moves_case_between_queues(demo: Demo) -> None:
     out = demo.fire("王芳", n, "forward", case["version"])
     assert out["holders"] == ["qd-xihai"]
     assert n not in queue("王芳") and n in queue("李强")
-    handoffs = demo.engine.connect().exec_driver_sql(
-        "SELECT region_code, counter_id FROM outbox WHERE job = 'handoff'").all()
+    with demo.engine.connect() as conn:
+        handoffs = conn.exec_driver_sql("SELECT region_code, counter_id FROM outbox WHERE job = 'handoff'").all()
     assert [tuple(h) for h in handoffs] == [("370211", "qd-xihai")]
     # The intake clerk can still read the case (her counter took part) but no longer act on it.
     view = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("王芳")).json()

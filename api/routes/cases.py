@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from api.deps import ActorDep, SessionDep, parse_if_match, require_role
 from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
-from engine import idempotency, intake, views
+from engine import dashboard, idempotency, intake, views
 from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
@@ -21,8 +21,10 @@ KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def _visible(case: dict[str, Any], actor: Actor) -> None:
-    """Clerks see cases their counter takes part in; supervisors see all."""
+def _visible(case: dict[str, Any], actor: Actor, session: Session | None = None) -> None:
+    """Clerks see cases their counter takes part in; supervisors the cases of their regions."""
+    if "supervisor" in actor.roles and session is not None:
+        dashboard.check_case_visible(session, actor, case)
     if "supervisor" in actor.roles or actor.counter_id in case["parties"].values():
         return
     raise Forbidden("本窗口未参与该案件", missing=["counter"])
@@ -71,6 +73,7 @@ def list_queue(session: SessionDep, actor: ActorDep,
         raise InvalidInput("counter", "督查账号须指定要查看的窗口")
     if counter != actor.counter_id and "supervisor" not in actor.roles:
         raise Forbidden("只能查看本窗口的队列", missing=["role:supervisor"])
+    dashboard.check_counter_visible(session, actor, counter)
     return views.queue(session, counter, state=state, item=item, assignee=assignee,
                        overdue=overdue, cursor=cursor, limit=limit)
 
@@ -78,14 +81,14 @@ def list_queue(session: SessionDep, actor: ActorDep,
 @router.get("/{number}")
 def get_case(number: str, session: SessionDep, actor: ActorDep, response: Response) -> Any:
     case = load_case(session, number)
-    _visible(case, actor)
+    _visible(case, actor, session)
     return _respond(session, case, actor, response)
 
 
 @router.get("/{number}/history")
 def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
-    _visible(case, actor)
+    _visible(case, actor, session)
     return {"number": number, "events": views.history(session, case["id"])}
 
 

@@ -1,0 +1,189 @@
+"""Scanned pages and evidence of a case: upload (multipart or raw body), list, reorder,
+withdraw, download. Thin: the rules live in ``engine.scans``."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.deps import ActorDep, SessionDep, parse_if_match
+from api.limits import allow_larger
+from core.settings import get_settings
+from engine import scans
+from engine.errors import InvalidInput
+from engine.scan_validation import UploadRefused, UploadTooLarge
+from storage.object_factory import get_store
+from storage.objects import ObjectStore
+
+router = APIRouter(prefix="/api/v1/cases", tags=["documents"])
+PAGES = "/{number}/materials/{material_id}/pages"
+UPLOAD_PATH = r"/api/v1/cases/[^/]+/materials/[^/]+/pages"
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+def get_object_store() -> ObjectStore:
+    return get_store()
+
+
+StoreDep = Annotated[ObjectStore, Depends(get_object_store)]
+
+
+def install(app: FastAPI) -> None:
+    """Mount the routes; uploads may exceed the global body limit up to ``max_upload_bytes``."""
+    app.include_router(router)
+    allow_larger(app, UPLOAD_PATH, lambda: get_settings().max_upload_bytes + MULTIPART_OVERHEAD)
+
+
+def _page_view(number: str, p: dict[str, Any]) -> dict[str, Any]:
+    base = f"/api/v1/cases/{number}/materials/{p['material_id']}/pages/{p['id']}"
+    hidden = {"bucket", "key", "thumbnail_key", "case_id", "case_version"}
+    return {k: v for k, v in p.items() if k not in hidden} | {
+        "content_url": f"{base}/content",
+        "thumbnail_url": f"{base}/thumbnail" if p.get("thumbnail_key") else None,
+    }
+
+
+def _evidence_view(number: str, e: dict[str, Any]) -> dict[str, Any]:
+    hidden = {"bucket", "key", "case_id"}
+    return {k: v for k, v in e.items() if k not in hidden} | {
+        "content_url": f"/api/v1/cases/{number}/evidence/{e['id']}/content"}
+
+
+async def _read_upload(request: Request) -> tuple[BinaryIO, str | None, str]:
+    """The uploaded bytes (spooled), the declared name and the field the problem should name."""
+    limit = get_settings().max_upload_bytes
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        if not request.headers.get("content-length", "").isdigit():
+            raise UploadRefused("Content-Length", "length_required", "表单上传须带 Content-Length")
+        form = await request.form(max_files=1, max_fields=5)
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise UploadRefused("file", "missing", "表单中缺少文件字段 file")
+        if file.size is not None and file.size > limit:
+            raise UploadTooLarge("file", "too_large", f"文件超过大小上限 {limit} 字节")
+        return file.file, file.filename, "file"  # type: ignore[return-value]
+    if not content_type:
+        raise UploadRefused("Content-Type", "missing_content_type",
+                            "原始请求体上传须带 Content-Type (如 image/jpeg), 或使用 multipart 表单")
+    raw = request.headers.get("x-file-name") or request.query_params.get("name")
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 (closed by the caller)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # chunked bodies have no Content-Length for the middleware to check
+            spool.close()
+            raise UploadTooLarge("body", "too_large", f"文件超过大小上限 {limit} 字节")
+        spool.write(chunk)
+    spool.seek(0)
+    return spool, unquote(raw) if raw else None, "body"  # type: ignore[return-value]
+
+
+@router.post(PAGES, status_code=201, summary="上传扫描页 (multipart 字段 file, 或原始请求体)")
+async def upload_page(number: str, material_id: str, request: Request, session: SessionDep,
+                      actor: ActorDep, store: StoreDep, response: Response,
+                      if_match: IfMatch = None) -> Any:
+    """Multipart form (field ``file``) or a raw body with its ``Content-Type`` (name in the
+    ``X-File-Name`` header or ``?name=``, percent-encoded). ``If-Match`` is optional: pages are
+    appended, so uploads from a document camera do not have to chase the case's ETag."""
+    expected = parse_if_match(if_match)
+    stream, name, field = await _read_upload(request)
+    try:
+        page = await run_in_threadpool(scans.add_page, session, number, material_id, stream, name,
+                                       actor, store=store, expected_version=expected, field=field)
+    finally:
+        stream.close()
+    response.headers["ETag"] = f'"{page["case_version"]}"'
+    response.headers["Location"] = _page_view(number, page)["content_url"].removesuffix("/content")
+    return jsonable_encoder(_page_view(number, page))
+
+
+@router.get(PAGES, summary="列出材料的扫描页")
+def list_pages(number: str, material_id: str, session: SessionDep, actor: ActorDep,
+               include_withdrawn: bool = False) -> Any:
+    pages = scans.list_pages(session, number, actor, material_id, include_withdrawn)
+    return {"number": number, "material_id": material_id,
+            "pages": [_page_view(number, p) for p in pages]}
+
+
+@router.get("/{number}/pages", summary="列出案件全部扫描页")
+def list_case_pages(number: str, session: SessionDep, actor: ActorDep,
+                    include_withdrawn: bool = False) -> Any:
+    pages = scans.list_pages(session, number, actor, None, include_withdrawn)
+    return {"number": number, "pages": [_page_view(number, p) for p in pages]}
+
+
+class PageOrder(BaseModel):
+    page_ids: list[int] = Field(description="该材料全部现有页面的 id, 按新顺序")
+
+
+@router.put(PAGES + "/order", summary="调整页面顺序")
+def reorder(number: str, material_id: str, body: PageOrder, session: SessionDep, actor: ActorDep,
+            response: Response, if_match: IfMatch = None) -> Any:
+    version = parse_if_match(if_match)
+    if version is None:
+        raise InvalidInput("If-Match", "调整顺序须带 If-Match (案件 ETag), 以免覆盖他人的调整")
+    pages = scans.reorder_pages(session, number, material_id, body.page_ids, actor, version)
+    response.headers["ETag"] = f'"{version + 1}"'
+    return {"number": number, "material_id": material_id,
+            "pages": [_page_view(number, p) for p in pages]}
+
+
+@router.delete(PAGES + "/{page_id}", summary="撤回扫描页 (留痕; 对象待清理)")
+def withdraw(number: str, material_id: str, page_id: int, session: SessionDep, actor: ActorDep,
+             response: Response, if_match: IfMatch = None,
+             comment: Annotated[str | None, Query(max_length=500)] = None) -> Any:
+    page = scans.withdraw_page(session, number, material_id, page_id, actor,
+                               parse_if_match(if_match), comment)
+    response.headers["ETag"] = f'"{page["case_version"]}"'
+    return jsonable_encoder(_page_view(number, page))
+
+
+def _download(d: scans.Download) -> Response:
+    if d.url is not None:  # S3: a short-lived presigned URL, the bytes never pass through us
+        return JSONResponse({"url": d.url, "expires_in": d.expires_in, "sha256": d.sha256,
+                             "media_type": d.media_type}, status_code=307,
+                            headers={"Location": d.url, "Cache-Control": "no-store"})
+    assert d.stream is not None
+    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(d.filename)}",
+               "ETag": f'"{d.sha256}"', "Cache-Control": "private, no-store",
+               "X-Content-Type-Options": "nosniff"}
+    if d.size:
+        headers["Content-Length"] = str(d.size)
+    return StreamingResponse(d.stream, media_type=d.media_type, headers=headers)
+
+
+@router.get(PAGES + "/{page_id}/content", summary="下载扫描页 (记入案件历史)",
+            response_class=Response)
+def download_page(number: str, material_id: str, page_id: int, session: SessionDep,
+                  actor: ActorDep, store: StoreDep) -> Response:
+    return _download(scans.page_download(session, number, material_id, page_id, actor, store=store))
+
+
+@router.get(PAGES + "/{page_id}/thumbnail", summary="扫描页缩略图", response_class=Response)
+def page_thumbnail(number: str, material_id: str, page_id: int, session: SessionDep,
+                   actor: ActorDep, store: StoreDep) -> Response:
+    return _download(scans.page_download(session, number, material_id, page_id, actor,
+                                         store=store, thumbnail=True))
+
+
+@router.get("/{number}/evidence", summary="列出案件证据 (证照、录像)")
+def list_evidence(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    return {"number": number,
+            "evidence": [_evidence_view(number, e) for e in scans.list_evidence(session, number, actor)]}
+
+
+@router.get("/{number}/evidence/{evidence_id}/content", summary="下载证据 (记入案件历史)",
+            response_class=Response)
+def download_evidence(number: str, evidence_id: int, session: SessionDep, actor: ActorDep,
+                      store: StoreDep) -> Response:
+    return _download(scans.evidence_download(session, number, evidence_id, actor, store=store))

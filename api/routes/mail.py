@@ -1,0 +1,152 @@
+"""邮寄送达: clerks book waybills and record tracking; carriers call back with an HMAC signature."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from api.deps import ActorDep, SessionDep, require_role
+from engine.actors import Actor
+from engine.advance import load_case, require_holder
+from engine.delivery import (
+    STATUSES,
+    create_waybill,
+    get_carrier,
+    get_waybill,
+    record_tracking,
+    signature_ok,
+    validate_recipient,
+)
+from engine.errors import EngineError, Forbidden, InvalidInput
+from flows.evidence import read_evidence
+from storage.flow_tables import TrackingEvent, Waybill
+
+router = APIRouter(tags=["mail"])
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class BadSignature(EngineError):
+    status, type, title = 401, "/problems/bad-signature", "签名无效"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WaybillCreate(_Body):
+    recipient: dict[str, Any]
+    contents: Short = ""
+    carrier: Short = "counter"
+
+
+class TrackingUpdate(_Body):
+    status: Literal["in_transit", "delivered", "returned"]
+    location: Short = ""
+    note: Short = ""
+
+
+class CarrierEvent(_Body):
+    waybill: Annotated[str, StringConstraints(max_length=40)]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    status: Literal["in_transit", "delivered", "returned"]
+    at: datetime | None = None
+    location: Short = ""
+    note: Short = ""
+
+
+def waybill_view(session: Any, w: Waybill) -> dict[str, Any]:
+    events = session.execute(sa.select(TrackingEvent).where(TrackingEvent.waybill_id == w.id)
+                             .order_by(TrackingEvent.at, TrackingEvent.id)).scalars()
+    return {"number": w.number, "carrier": w.carrier, "status": w.status,
+            "status_label": STATUSES[w.status], "sender_counter": w.sender_counter_id,
+            "recipient": w.recipient, "contents": w.contents, "created_at": w.created_at,
+            "delivered_at": w.delivered_at, "label_pdf": f"/api/v1/waybills/{w.number}/label.pdf",
+            "events": [{"at": e.at, "status": e.status, "location": e.location, "note": e.note,
+                        "source": e.source} for e in events]}
+
+
+def _visible(session: Any, w: Waybill, actor: Actor) -> None:
+    number = session.execute(sa.text("SELECT number FROM cases WHERE id = :i"),
+                             {"i": w.case_id}).scalar_one()
+    case = load_case(session, number)
+    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
+        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+
+
+@router.post("/api/v1/cases/{number}/waybills", status_code=201)
+def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: ActorDep) -> Any:
+    """The holding counter books a shipment of the result (e.g. when the applicant's address was unusable)."""
+    require_role(actor, "clerk")
+    case = load_case(session, number)
+    c = require_holder(session, case, actor)
+    recipient = validate_recipient(body.recipient)
+    get_carrier(body.carrier)
+    contents = body.contents or f"{c.definition.certificate or c.definition.name} 1 份 (办件 {number})"
+    assert actor.counter_id is not None
+    w = create_waybill(session, case, actor.counter_id, recipient, contents, carrier=body.carrier)
+    return waybill_view(session, w)
+
+
+@router.get("/api/v1/cases/{number}/waybills")
+def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    case = load_case(session, number)
+    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
+        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    rows = session.execute(sa.select(Waybill).where(Waybill.case_id == case["id"])
+                           .order_by(Waybill.id)).scalars().all()
+    return {"number": number, "waybills": [waybill_view(session, w) for w in rows]}
+
+
+@router.get("/api/v1/waybills/{number}/label.pdf")
+def waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Response:
+    w = get_waybill(session, number)
+    _visible(session, w, actor)
+    if not w.bucket or not w.object_key:
+        raise InvalidInput("number", "该运单没有面单")
+    return Response(read_evidence(w.bucket, w.object_key), media_type="application/pdf")
+
+
+@router.post("/api/v1/waybills/{number}/events")
+def clerk_tracking(number: str, body: TrackingUpdate, session: SessionDep, actor: ActorDep,
+                   key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=64)] = None) -> Any:
+    """A clerk records tracking by hand (e.g. the applicant signed for it at the counter)."""
+    require_role(actor, "clerk")
+    w = get_waybill(session, number)
+    _visible(session, w, actor)
+    event_id = key or f"clerk:{actor.id}:{datetime.now().timestamp()}"
+    out = record_tracking(session, w, body.status, event_id, source="clerk",
+                          location=body.location, note=body.note or f"{actor.name} 登记")
+    return out | {"waybill_view": waybill_view(session, w)}
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.post("/api/v1/carriers/{carrier}/callback")
+def carrier_callback(
+    carrier: str, session: SessionDep, raw: Annotated[bytes, Depends(raw_body)],
+    timestamp: Annotated[str | None, Header(alias="X-Tongban-Timestamp")] = None,
+    signature: Annotated[str | None, Header(alias="X-Tongban-Signature")] = None,
+) -> Any:
+    """Carrier tracking push. Signed: ``X-Tongban-Signature: sha256=HMAC(secret, ts + "." + body)``.
+
+    The signature is checked on the raw bytes before anything is parsed or written.
+    """
+    if not signature_ok(raw, timestamp, signature):
+        raise BadSignature("回调签名无效或时间戳超出允许范围, 已拒绝, 未做任何更改")
+    get_carrier(carrier)
+    try:
+        event = CarrierEvent.model_validate(json.loads(raw))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("body", f"回调内容无效: {exc}") from None
+    w = get_waybill(session, event.waybill)
+    if w.carrier != carrier:
+        raise InvalidInput("waybill", f"运单 {w.number} 不属于承运方 {carrier}")
+    return record_tracking(session, w, event.status, event.event_id, source="carrier",
+                           at=event.at, location=event.location, note=event.note)

@@ -1,0 +1,85 @@
+"""Public certificate verification (扫码验证) and the clerks' certificate list and download."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse
+
+from api.deps import ActorDep, SessionDep
+from engine.advance import load_case
+from engine.errors import Forbidden, NotFound
+from flows.evidence import read_evidence
+from storage.flow_tables import Certificate
+from storage.tables import Counter
+
+router = APIRouter(tags=["certificates"])
+
+PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>证照核验 {number}</title>
+<style>body{{font-family:"Noto Sans CJK SC",sans-serif;max-width:36em;margin:2em auto;padding:0 1em}}
+.v{{font-size:1.6em;padding:.5em;border-radius:.3em}}.ok{{background:#e6f4ea;color:#137333}}.bad{{background:#fce8e6;color:#a50e0e}}
+dt{{color:#555;margin-top:.6em}}</style></head>
+<body><h1>政务服务证照核验</h1><p class="v {cls}">{verdict}</p>{details}
+<p><small>核验时间 {checked}（北京时间以服务器为准）</small></p></body></html>"""
+
+
+def certificate_status(cert: Certificate, today: Any) -> tuple[bool, str]:
+    if cert.revoked_at is not None:
+        return False, "该证照已被撤销, 不再有效"
+    if cert.valid_until is not None and cert.valid_until < today:
+        return False, f"该证照已于 {cert.valid_until} 过期"
+    return True, "真实有效: 该证照由本平台签发, 当前在有效期内"
+
+
+@router.get("/verify/{number}", response_class=HTMLResponse)
+def verify(number: str, session: SessionDep) -> HTMLResponse:
+    """The page a certificate's QR code opens: genuine and current, or not (no personal data)."""
+    cert = session.execute(sa.select(Certificate).where(Certificate.number == number)).scalar_one_or_none()
+    checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if cert is None:
+        body = PAGE.format(number=html.escape(number), cls="bad", checked=checked,
+                           verdict="未查到该证照: 编号不存在, 证照可能是伪造的", details="")
+        return HTMLResponse(body, status_code=404)
+    ok, verdict = certificate_status(cert, datetime.now(UTC).date())
+    counter = session.get(Counter, cert.counter_id)
+    rows = [("证照名称", cert.title), ("证照编号", cert.number), ("持证主体", cert.holder),
+            ("发证单位", (counter.unit or counter.name) if counter else cert.counter_id),
+            ("发证日期", cert.issued_at.date().isoformat()),
+            ("有效期至", cert.valid_until.isoformat() if cert.valid_until else "长期"),
+            ("文件指纹 (SHA-256)", cert.sha256)]
+    details = "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>"
+                               for k, v in rows) + "</dl>"
+    return HTMLResponse(PAGE.format(number=html.escape(number), cls="ok" if ok else "bad",
+                                    verdict=verdict, details=details, checked=checked))
+
+
+@router.get("/api/v1/cases/{number}/certificates")
+def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    case = load_case(session, number)
+    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
+        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    rows = session.execute(sa.select(Certificate).where(Certificate.case_id == case["id"])
+                           .order_by(Certificate.decision_seq)).scalars()
+    return {"number": number, "certificates": [
+        {"number": r.number, "title": r.title, "issued_at": r.issued_at, "valid_until": r.valid_until,
+         "counter": r.counter_id, "sha256": r.sha256, "revoked": r.revoked_at is not None,
+         "pdf": f"/api/v1/certificates/{r.number}/pdf", "verify": f"/verify/{r.number}"}
+        for r in rows]}
+
+
+@router.get("/api/v1/certificates/{number}/pdf")
+def certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Response:
+    cert = session.execute(sa.select(Certificate).where(Certificate.number == number)).scalar_one_or_none()
+    if cert is None:
+        raise NotFound(f"证照 {number} 不存在")
+    case = session.execute(sa.text("SELECT number FROM cases WHERE id = :i"), {"i": cert.case_id}).scalar_one()
+    list_certificates(case, session, actor)  # the same visibility rule
+    return Response(read_evidence(cert.bucket, cert.object_key), media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})

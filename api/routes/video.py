@@ -1,0 +1,202 @@
+"""Video steps over the product's own API: rooms, join links, signalling, capture, inspection.
+
+Clerks manage rooms with their bearer token. Participants authenticate with a signed join
+link once (POST /api/v1/video/join with their offer) and then with the participant key that
+join returns (header ``X-Participant-Key``). Offers and answers are complete SDP (no trickle).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlmodel import Session
+
+from api.deps import ActorDep, SessionDep
+from engine.advance import load_case
+from engine.errors import Forbidden, NotFound
+from storage.db import session_scope
+from video import inspection, links, rooms
+from video.hub import Hub, LiveRoom, Peer
+from video.page import STATIC, render_room
+
+router = APIRouter(tags=["video"])
+KeyHeader = Annotated[str | None, Header(alias="X-Participant-Key", max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+Sdp = Annotated[str, StringConstraints(min_length=10, max_length=200_000)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoomOpen(_Body):
+    kind: Literal["consultation", "inspection", "guidance"] | None = None
+
+
+class LinkRequest(_Body):
+    role: Literal["clerk", "applicant", "approver", "expert"]
+    name: Name
+    clerk_id: int | None = Field(default=None, ge=1)
+    minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+
+
+class Offer(_Body):
+    sdp: Sdp
+    type: Literal["offer"] = "offer"
+
+
+class JoinBody(Offer):
+    token: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
+
+
+class ViewBody(Offer):
+    publisher: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class CaptureBody(_Body):
+    participant: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    material_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class InspectionBody(_Body):
+    results: dict[str, bool]
+    notes: dict[str, Annotated[str, StringConstraints(max_length=500)]] = {}
+    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+def hub_of(request: Request) -> Hub:
+    """One hub per application, created on the loop that serves it."""
+    hub = getattr(request.app.state, "video_hub", None)
+    if hub is None:
+        hub = request.app.state.video_hub = Hub()
+    return hub
+
+
+def _participant(request: Request, room_id: str, key: str | None) -> tuple[Hub, LiveRoom, Peer]:
+    hub = hub_of(request)
+    room = hub.live(room_id)
+    return hub, room, room.by_key(key)
+
+
+def _engine(session: Session) -> Any:
+    return session.get_bind()
+
+
+def _link_out(request: Request, room: dict[str, Any], token: str, expires: Any, role: str) -> dict[str, Any]:
+    return {"room": room["id"], "number": room["number"], "role": role, "token": token,
+            "expires_at": expires, "url": str(request.url_for("video_join_page")) + f"?t={token}"}
+
+
+# -- clerks: rooms and links ---------------------------------------------------------------
+@router.post("/api/v1/cases/{number}/video-rooms", status_code=201)
+def open_room(number: str, session: SessionDep, actor: ActorDep, body: RoomOpen | None = None) -> Any:
+    row = rooms.open_room(session, number, actor, (body or RoomOpen()).kind)
+    return rooms.describe(session, row["id"]) if row.get("status") else row
+
+
+@router.get("/api/v1/cases/{number}/video-rooms")
+def list_rooms(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    case = load_case(session, number)
+    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
+        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    return {"number": number, "rooms": rooms.rooms_of_case(session, number)}
+
+
+@router.post("/api/v1/video/rooms/{room_id}/links", status_code=201)
+def issue_link(room_id: str, body: LinkRequest, request: Request, session: SessionDep,
+               actor: ActorDep) -> Any:
+    room = rooms.room_for_clerk(session, room_id, actor)
+    clerk_id = rooms.check_link_request(session, room, body.role, body.clerk_id, actor)
+    token, expires = links.issue(room["number"], room_id, body.role, body.name, clerk_id, body.minutes)
+    return _link_out(request, room, token, expires, body.role)
+
+
+@router.post("/api/v1/video/rooms/{room_id}/close")
+async def close_room(room_id: str, request: Request, session: SessionDep, actor: ActorDep) -> Any:
+    rooms.room_for_clerk(session, room_id, actor)
+    hub = hub_of(request)
+    hub.engine = hub.engine or _engine(session)
+    await hub.close(room_id, "ended", actor)
+    return {"room": room_id, "status": "closed"}
+
+
+# -- participants: signalling and in-room actions ------------------------------------------
+@router.post("/api/v1/video/join")
+async def join(body: JoinBody, request: Request, session: SessionDep) -> Any:
+    claim = links.verify(body.token)
+    engine = _engine(session)
+    session.close()  # the hub works in its own short transactions
+    hub = hub_of(request)
+    out = await hub.join(engine, claim, body.sdp, body.type)
+    out["materials"] = await hub.db(engine, rooms.materials, claim.number)
+    out["checklist"] = (await hub.db(engine, inspection.checklist_of, claim.number)
+                        if out["kind"] == "inspection" else [])
+    return out
+
+
+@router.post("/api/v1/video/rooms/{room_id}/views")
+async def view(room_id: str, body: ViewBody, request: Request, key: KeyHeader = None) -> Any:
+    hub, room, peer = _participant(request, room_id, key)
+    return await hub.view(room, peer, body.publisher, body.sdp, body.type)
+
+
+@router.post("/api/v1/video/rooms/{room_id}/leave")
+async def leave(room_id: str, request: Request, key: KeyHeader = None,
+                k: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+    # ``k`` lets navigator.sendBeacon (which cannot set headers) leave on page unload.
+    hub, room, peer = _participant(request, room_id, key or k)
+    await hub.leave(room, peer, "left")
+    return {"room": room_id, "participant": peer.id, "left": True}
+
+
+@router.post("/api/v1/video/rooms/{room_id}/end")
+async def end(room_id: str, request: Request, key: KeyHeader = None) -> Any:
+    hub, room, peer = _participant(request, room_id, key)
+    if peer.role != "clerk":
+        raise Forbidden("只有窗口工作人员可以结束会议", missing=["role:clerk"])
+    await hub.close(room_id, "ended", peer.actor)
+    return {"room": room_id, "status": "closed"}
+
+
+@router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201)
+async def capture(room_id: str, body: CaptureBody, request: Request, key: KeyHeader = None) -> Any:
+    hub, room, peer = _participant(request, room_id, key)
+    await hub.db(room.engine, rooms.admit_for_action, room_id)
+    return await hub.capture(room, peer, body.participant, body.material_id)
+
+
+@router.post("/api/v1/video/rooms/{room_id}/inspection")
+async def submit_inspection(room_id: str, body: InspectionBody, request: Request,
+                            key: KeyHeader = None) -> Any:
+    hub, room, peer = _participant(request, room_id, key)
+    out = await hub.db(room.engine, inspection.submit, room_id, peer.actor, body.results,
+                       body.notes, body.comment)
+    await hub.close(room_id, "state_left")  # the case has left the inspection state
+    return out
+
+
+# -- pages ---------------------------------------------------------------------------------
+@router.get("/video/join", response_class=HTMLResponse, name="video_join_page")
+def join_page(request: Request, session: SessionDep,
+              t: Annotated[str, Query(min_length=10, max_length=2000)]) -> Any:
+    claim = links.verify(t)
+    try:
+        room = rooms.admit(session, claim)
+    except Forbidden as exc:
+        if exc.extra.get("reason") == "state_left":
+            with session_scope(_engine(session)) as s:
+                rooms.close(s, claim.room_id, "state_left")
+        raise
+    return render_room(request, claim, room, rooms.materials(session, claim.number),
+                       inspection.checklist_of(session, claim.number) if room["kind"] == "inspection" else [])
+
+
+@router.get("/video/static/{name}", include_in_schema=False)
+def static(name: str) -> Any:
+    path = STATIC / name
+    if name not in {"room.js", "room.css"} or not path.exists():
+        raise NotFound(f"{name} 不存在")
+    return FileResponse(path)

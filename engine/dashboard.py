@@ -1,0 +1,292 @@
+"""Supervisor dashboard read model: open cases, deadlines, throughput, hand-offs, workloads.
+
+Every query is scoped to the counters of the regions the supervisor watches
+(``supervisor_regions``); a supervisor with no region sees nothing. Open cases are read through
+``case_holders`` (only open cases have holders), so the big ``cases`` table is only touched by
+index for the open set, the at-risk and stuck lists, and the period's throughput.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.settings import get_settings
+from engine import catalog
+from engine.actors import Actor
+from engine.advance import T_CASE, T_HIST, T_HOLD, T_OUT
+from engine.errors import Forbidden, InvalidInput
+from engine.workdays import add_working_days, is_workday
+from storage.dashboard_tables import SupervisorRegion
+from storage.tables import Clerk, Counter, ItemVersion, Region
+
+T_SUP = SupervisorRegion.__table__
+LIST_LIMIT = 50
+
+
+# --- who sees what -------------------------------------------------------------------------
+
+def set_supervised_regions(session: Session, clerk: Clerk, regions: list[str]) -> None:
+    """Give a supervisor the regions they watch (idempotent)."""
+    if not regions:
+        return
+    if "supervisor" not in clerk.roles.split(","):
+        raise InvalidInput("regions", f"{clerk.name} 不是督查人员, 不能分配督查区域")
+    for code in regions:
+        if session.get(Region, str(code)) is None:
+            raise InvalidInput("regions", f"未知的行政区划 {code}")
+        session.merge(SupervisorRegion(clerk_id=clerk.id, region_code=str(code)))
+    session.flush()
+
+
+def supervised_regions(session: Session, actor: Actor) -> set[str]:
+    if actor.id is None or "supervisor" not in actor.roles:
+        return set()
+    return set(session.execute(
+        sa.select(T_SUP.c.region_code).where(T_SUP.c.clerk_id == actor.id)).scalars())
+
+
+def visible_counters(session: Session, actor: Actor) -> dict[str, dict[str, str]]:
+    """Counters the actor may look at: a supervisor's regions' counters, else the own counter."""
+    q = sa.select(Counter.id, Counter.name, Counter.region_code)
+    if "supervisor" in actor.roles:
+        q = q.where(Counter.region_code.in_(supervised_regions(session, actor)))
+    else:
+        q = q.where(Counter.id == actor.counter_id)
+    return {r.id: {"name": r.name, "region": r.region_code}
+            for r in session.execute(q.order_by(Counter.id))}
+
+
+def supervisor_may_see(session: Session, actor: Actor, case: dict[str, Any]) -> bool:
+    """A supervisor sees a case when one of its counters lies in a region they supervise."""
+    parties = set(case["parties"].values())
+    regions = supervised_regions(session, actor)
+    if not parties or not regions:
+        return False
+    hit = session.execute(sa.select(Counter.id).where(
+        Counter.id.in_(parties), Counter.region_code.in_(regions)).limit(1)).first()
+    return hit is not None
+
+
+def check_case_visible(session: Session, actor: Actor, case: dict[str, Any]) -> None:
+    own = actor.counter_id is not None and actor.counter_id in case["parties"].values()
+    if "supervisor" in actor.roles and not own and not supervisor_may_see(session, actor, case):
+        raise Forbidden("该案件不在您督查的区域内", missing=["region"])
+
+
+def check_counter_visible(session: Session, actor: Actor, counter_id: str) -> None:
+    if counter_id == actor.counter_id:
+        return
+    if "supervisor" in actor.roles and counter_id not in visible_counters(session, actor):
+        raise Forbidden(f"窗口 {counter_id} 不在您督查的区域内", missing=["region"])
+
+
+# --- time ------------------------------------------------------------------------------------
+
+def working_days_before(day: date, days: int) -> date:
+    """The date ``days`` working days before ``day``."""
+    remaining = days
+    while remaining > 0:
+        day -= timedelta(days=1)
+        if is_workday(day):
+            remaining -= 1
+    return day
+
+
+def deadline_status(due: date | None, today: date, warn_cutoff: date) -> str:
+    if due is None or due > warn_cutoff:
+        return "正常"
+    return "逾期" if due < today else "预警"
+
+
+def prefect_runs_url(number: str) -> str:
+    """The case's runs in the Prefect UI: flows tag runs ``case <number>`` and name task runs after it."""
+    term = quote(f"case {number}")
+    return f"{get_settings().prefect_ui_url.rstrip('/')}/runs?tags={term}&search={quote(number)}"
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+def _state_labels(session: Session) -> dict[tuple[str, str], str]:
+    """(item code, state id) → label, across every published version (labels rarely change)."""
+    out: dict[tuple[str, str], str] = {}
+    for vid, code in session.execute(sa.select(ItemVersion.id, ItemVersion.code).order_by(ItemVersion.version)):
+        for name, ref in catalog.compiled(session, vid).table.items():
+            out[(code, name)] = ref.state.label
+    return out
+
+
+def _scope(session: Session, actor: Actor, region: str | None, counter: str | None) -> dict[str, dict[str, str]]:
+    counters = visible_counters(session, actor)
+    if region:
+        if region not in supervised_regions(session, actor):
+            raise Forbidden(f"区域 {region} 不在您督查的范围内", missing=["region"])
+        counters = {k: v for k, v in counters.items() if v["region"] == region}
+    if counter:
+        if counter not in counters:
+            raise Forbidden(f"窗口 {counter} 不在您督查的区域内", missing=["region"])
+        counters = {counter: counters[counter]}
+    return counters
+
+
+def _seconds(end: Any, start: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return sa.func.extract("epoch", end - start)
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+
+
+def _assignee_expr(dialect: str) -> Any:
+    """The clerk assigned at the holding counter: ``assignees[holder counter]`` (JSON)."""
+    if dialect == "postgresql":
+        return T_CASE.c.assignees.op("->>")(T_HOLD.c.counter_id)
+    return sa.func.json_extract(T_CASE.c.assignees, sa.literal('$."') + T_HOLD.c.counter_id + sa.literal('"'))
+
+
+def _day(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def dashboard(session: Session, actor: Actor, *, region: str | None = None, counter: str | None = None,
+              item: str | None = None, days: int = 30, today: date | None = None) -> dict[str, Any]:
+    if "supervisor" not in actor.roles:
+        raise Forbidden("看板仅供督查人员使用", missing=["role:supervisor"])
+    if not 1 <= days <= 366:
+        raise InvalidInput("days", "统计周期须为 1 到 366 天")
+    settings = get_settings()
+    today = today or datetime.now(UTC).date()
+    warn_cutoff = add_working_days(today, settings.warn_working_days)
+    stuck_before = datetime.combine(working_days_before(today, settings.stuck_working_days), time(), UTC)
+    since = datetime.combine(today - timedelta(days=days - 1), time(), UTC)
+    counters = _scope(session, actor, region, counter)
+    scope = list(counters)
+    dialect = session.get_bind().dialect.name
+    labels = _state_labels(session)
+    in_scope = T_HOLD.c.counter_id.in_(scope)
+    item_filter = [T_CASE.c.item_code == item] if item else []
+    held = T_HOLD.join(T_CASE, T_CASE.c.id == T_HOLD.c.case_id)
+
+    # Open cases by counter × item × state, with deadline status, in one grouped scan.
+    overdue = sa.func.sum(sa.case((T_CASE.c.promised_due < today, 1), else_=0))
+    warning = sa.func.sum(sa.case((T_CASE.c.promised_due.between(today, warn_cutoff), 1), else_=0))
+    groups = session.execute(
+        sa.select(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state, sa.func.count(), overdue, warning)
+        .select_from(held).where(in_scope, *item_filter)
+        .group_by(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state)
+    ).all()
+    by: dict[str, dict[str, int]] = {k: defaultdict(int) for k in ("state", "region", "counter", "item")}
+    deadline = {"正常": 0, "预警": 0, "逾期": 0}
+    for cid, code, state, n, od, wn in groups:
+        by["state"][labels.get((code, state), state)] += n
+        by["region"][counters[cid]["region"]] += n
+        by["counter"][cid] += n
+        by["item"][code] += n
+        deadline["逾期"] += int(od or 0)
+        deadline["预警"] += int(wn or 0)
+        deadline["正常"] += n - int(od or 0) - int(wn or 0)
+
+    def case_rows(where: Any, order: Any) -> list[dict[str, Any]]:
+        rows = session.execute(
+            sa.select(T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state, T_CASE.c.promised_due,
+                      T_CASE.c.updated_at, T_HOLD.c.counter_id)
+            .select_from(held).where(in_scope, T_CASE.c.finished_at.is_(None), where, *item_filter)
+            .order_by(order, T_CASE.c.id).limit(LIST_LIMIT)
+        ).all()
+        return [{"number": r.number, "item": r.item_code, "state": labels.get((r.item_code, r.state), r.state),
+                 "counter": r.counter_id, "region": counters[r.counter_id]["region"],
+                 "promised_due": r.promised_due.isoformat() if r.promised_due else None,
+                 "deadline": deadline_status(r.promised_due, today, warn_cutoff),
+                 "last_event": r.updated_at.isoformat(), "prefect_url": prefect_runs_url(r.number)}
+                for r in rows]
+
+    at_risk = case_rows(T_CASE.c.promised_due <= warn_cutoff, T_CASE.c.promised_due)
+    stuck = case_rows(T_CASE.c.updated_at < stuck_before, T_CASE.c.updated_at)
+    stuck_count = session.execute(
+        sa.select(sa.func.count()).select_from(held)
+        .where(in_scope, T_CASE.c.finished_at.is_(None), T_CASE.c.updated_at < stuck_before, *item_filter)
+    ).scalar_one()
+
+    return {
+        "today": today.isoformat(), "warn_working_days": settings.warn_working_days,
+        "stuck_working_days": settings.stuck_working_days, "period_days": days,
+        "filters": {"region": region, "counter": counter, "item": item},
+        "open_total": sum(by["counter"].values()),
+        "open_by": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in by.items()},
+        "counters": counters,
+        "deadline": deadline, "at_risk": at_risk,
+        "stuck": {"count": stuck_count, "cases": stuck},
+        "throughput": _throughput(session, scope, item, since, today),
+        "handoffs": _handoffs(session, counters, scope, since, dialect),
+        "workloads": _workloads(session, scope, item_filter, dialect),
+    }
+
+
+def _throughput(session: Session, scope: list[str], item: str | None, since: datetime,
+                today: date) -> list[dict[str, Any]]:
+    """Cases received and finished per day over the period; a case counts for its intake counter."""
+    out: dict[str, dict[str, int]] = {}
+    day = since.date()
+    while day <= today:
+        out[day.isoformat()] = {"received": 0, "finished": 0}
+        day += timedelta(days=1)
+    for key, col in (("received", T_CASE.c.created_at), ("finished", T_CASE.c.finished_at)):
+        where = [col >= since, T_CASE.c.intake_counter_id.in_(scope)]
+        if item:
+            where.append(T_CASE.c.item_code == item)
+        d = sa.func.date(col)
+        for value, n in session.execute(sa.select(d, sa.func.count()).where(*where).group_by(d)):
+            if _day(value) in out:
+                out[_day(value)][key] = n
+    return [{"day": k, **v} for k, v in out.items()]
+
+
+def _handoffs(session: Session, counters: dict[str, dict[str, str]], scope: list[str],
+              since: datetime, dialect: str) -> list[dict[str, Any]]:
+    """Hand-off time per (from region, to region): the handoff job's finish, else the first event
+    at the destination counter after the transition that started it. Pending ones are counted."""
+    arrived = (sa.select(sa.func.min(T_HIST.c.at))
+               .where(T_HIST.c.case_id == T_OUT.c.case_id, T_HIST.c.counter_id == T_OUT.c.counter_id,
+                      T_HIST.c.at > T_OUT.c.created_at)
+               .correlate(T_OUT).scalar_subquery())
+    end = sa.func.coalesce(T_OUT.c.finished_at, arrived)
+    src = T_OUT.c.payload["from_counter"].as_string()
+    secs = _seconds(end, T_OUT.c.created_at, dialect)
+    rows = session.execute(
+        sa.select(src, T_OUT.c.counter_id, sa.func.count(), sa.func.count(end), sa.func.avg(secs),
+                  sa.func.max(secs))
+        .where(T_OUT.c.job == "handoff", T_OUT.c.created_at >= since,
+               sa.or_(T_OUT.c.counter_id.in_(scope), src.in_(scope)))
+        .group_by(src, T_OUT.c.counter_id)
+    ).all()
+    regions = dict(session.execute(sa.select(Counter.id, Counter.region_code)).all())
+    pairs: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: {"n": 0, "done": 0, "sum": 0.0, "max": 0.0})
+    for frm, to, n, done, avg, mx in rows:
+        p = pairs[(regions.get(frm, "?"), regions.get(to, "?"))]
+        p["n"] += n
+        p["done"] += done
+        p["sum"] += float(avg or 0) * done
+        p["max"] = max(p["max"], float(mx or 0))
+    return [{"from": a, "to": b, "count": int(p["n"]), "pending": int(p["n"] - p["done"]),
+             "avg_hours": round(p["sum"] / p["done"] / 3600, 2) if p["done"] else None,
+             "max_hours": round(p["max"] / 3600, 2) if p["done"] else None}
+            for (a, b), p in sorted(pairs.items())]
+
+
+def _workloads(session: Session, scope: list[str], item_filter: list[Any], dialect: str) -> list[dict[str, Any]]:
+    """Open cases per clerk: the one assigned at the holding counter (一事一人), or unassigned."""
+    who = _assignee_expr(dialect)
+    rows = session.execute(
+        sa.select(T_HOLD.c.counter_id, who, sa.func.count())
+        .select_from(T_HOLD.join(T_CASE, T_CASE.c.id == T_HOLD.c.case_id))
+        .where(T_HOLD.c.counter_id.in_(scope), *item_filter)
+        .group_by(T_HOLD.c.counter_id, who)
+    ).all()
+    names = dict(session.execute(sa.select(Clerk.id, Clerk.name).where(Clerk.counter_id.in_(scope))).all())
+    out = [{"counter": cid, "clerk_id": int(clerk) if clerk is not None else None,
+            "clerk": names.get(int(clerk), f"#{clerk}") if clerk is not None else "(未分派)", "open": n}
+           for cid, clerk, n in rows]
+    return sorted(out, key=lambda r: (-r["open"], r["counter"]))

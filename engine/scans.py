@@ -1,0 +1,437 @@
+"""Scanned pages on cases, and evidence: the engine functions behind the document routes.
+
+Callable without HTTP by flows (certificates) and video (recordings, captured stills)::
+
+    page = scans.add_page(session, number, "license", jpeg_bytes, "营业执照.jpg", actor)
+    info = scans.store_evidence(session, number, "certificate", pdf_bytes, "application/pdf", SYSTEM)
+
+Consistency: the object is stored first and the row committed after, so a row never points at
+a missing object; a failure between the two leaves only an orphan for ``tongban storage sweep``.
+Each change writes, in the caller's ONE transaction, its rows, the material checklist, a
+bumped case version and a history event. An object-store outage raises ``Unavailable`` (503
+with Retry-After) before any row is written.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.settings import get_settings
+from engine import catalog, thumbnails
+from engine.actors import Actor, now
+from engine.advance import T_CASE, T_MAT, append_event, load_case, require_holder
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion, Unavailable
+from engine.scan_validation import UploadRefused, UploadTooLarge, check_name, check_size, validate
+from storage.documents import CasePage, Evidence
+from storage.object_factory import get_store
+from storage.objects import (
+    BucketKind,
+    ObjectInfo,
+    ObjectMissing,
+    ObjectStore,
+    ObjectTooLarge,
+    StoreUnavailable,
+    bucket_for,
+)
+from storage.tables import Counter
+
+T_PAGE = CasePage.__table__
+T_EVID = Evidence.__table__
+CHUNK = 1 << 20
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"对象存储暂不可用, 请稍后重试: {exc}",
+                       retry_after=get_settings().store_retry_after)
+
+
+# --- access ---------------------------------------------------------------------------------
+
+def require_reader(case: dict[str, Any], actor: Actor) -> None:
+    """Pages and evidence are shown to clerks of a counter that holds or held the case, and to
+    supervisors (and the system)."""
+    if actor.is_system or "supervisor" in actor.roles or actor.counter_id in case["parties"].values():
+        return
+    raise Forbidden("本窗口未参与该案件, 不能查看其材料", missing=["counter"])
+
+
+def _lock_case(session: Session, number: str) -> dict[str, Any]:
+    """Re-read the case under a row lock (PostgreSQL) so concurrent uploads to one case queue up
+    instead of failing on the version check; SQLite's BEGIN IMMEDIATE already serialises."""
+    row = session.execute(
+        sa.select(T_CASE).where(T_CASE.c.number == number).with_for_update()
+    ).mappings().first()
+    if row is None:
+        raise NotFound(f"案件 {number} 不存在")
+    return dict(row)
+
+
+def _check_version(case: dict[str, Any], expected: int | None) -> None:
+    if expected is not None and case["version"] != expected:
+        raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected}",
+                           current_version=case["version"])
+
+
+def _region(session: Session, case: dict[str, Any], actor: Actor) -> str | None:
+    """Objects go to the bucket of the acting counter's region (the competent one for the system)."""
+    if actor.region_code:
+        return actor.region_code
+    return session.execute(sa.select(Counter.region_code).where(
+        Counter.id == case["competent_counter_id"])).scalar_one_or_none()
+
+
+def bucket(kind: BucketKind, region_code: str | None) -> str:
+    s = get_settings()
+    return bucket_for(kind, region_code, prefix=s.bucket_prefix, per_region=s.region_buckets)
+
+
+def _seekable(data: bytes | BinaryIO, max_bytes: int, field: str) -> tuple[BinaryIO, int]:
+    """Bytes or any stream → a seekable stream and its size, refusing more than ``max_bytes``."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(data), len(data)
+    if data.seekable():
+        start = data.tell()
+        size = data.seek(0, io.SEEK_END) - start
+        data.seek(start)
+        return data, size
+    spool: BinaryIO = tempfile.SpooledTemporaryFile(max_size=8 * CHUNK)  # type: ignore[assignment]  # noqa: SIM115 (returned)
+    size = 0
+    while chunk := data.read(CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            spool.close()
+            raise UploadTooLarge(field, "too_large", f"文件超过大小上限 {max_bytes} 字节")
+        spool.write(chunk)
+    spool.seek(0)
+    return spool, size
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+def _active_pages(session: Session, case_id: int, material_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        sa.select(T_PAGE).where(T_PAGE.c.case_id == case_id, T_PAGE.c.material_id == material_id,
+                                T_PAGE.c.withdrawn_at.is_(None))
+        .order_by(T_PAGE.c.page_no, T_PAGE.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def _require_material(session: Session, case: dict[str, Any], material_id: str) -> None:
+    materials = catalog.compiled(session, case["item_version_id"]).definition.materials
+    if material_id not in {m.id for m in materials}:
+        raise NotFound(f"事项没有材料 '{material_id}'")
+
+
+def add_page(session: Session, number: str, material_id: str, data: bytes | BinaryIO,
+             declared_name: str | None, actor: Actor, *, store: ObjectStore | None = None,
+             expected_version: int | None = None, field: str = "file") -> dict[str, Any]:
+    """Add one scanned page (JPEG, PNG, TIFF or PDF) to a material slot of case ``number``.
+
+    Validates the bytes, stores the object, then in the caller's transaction inserts the page,
+    marks the material ``received``, bumps the case version and appends a ``page_added`` event.
+    Only the counter holding the case may add pages (the system actor too: captured stills).
+    Raises UploadRefused (422) / UploadTooLarge (413), Forbidden, NotFound, StaleVersion,
+    Unavailable (503). Returns the page row as a dict.
+    """
+    s = get_settings()
+    store = store or get_store()
+    check_name(declared_name, field)
+    stream, size = _seekable(data, s.max_upload_bytes, field)
+    check_size(size, s.max_upload_bytes, field)
+    case = load_case(session, number)  # refuse what we can before any object is written
+    if not actor.is_system:
+        require_holder(session, case, actor)
+    _require_material(session, case, material_id)
+    _check_version(case, expected_version)
+    checked = validate(stream, size, name=declared_name, max_bytes=s.max_upload_bytes, field=field)
+    b = bucket("scans", _region(session, case, actor))
+    try:
+        store.ensure_bucket(b)
+        info = store.put(b, stream, checked.media_type, max_bytes=s.max_upload_bytes)
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except ObjectTooLarge as exc:  # the stream grew after we measured it
+        raise UploadTooLarge(field, "too_large", f"文件超过大小上限 {s.max_upload_bytes} 字节") from exc
+    # The object exists: now the rows, under the case row lock, re-checking what may have moved.
+    case = _lock_case(session, number)
+    if not actor.is_system:
+        require_holder(session, case, actor)
+    _check_version(case, expected_version)
+    at = now()
+    page_no = len(_active_pages(session, case["id"], material_id)) + 1
+    row = {
+        "case_id": case["id"], "material_id": material_id, "page_no": page_no,
+        "sha256": info.sha256, "size": info.size, "media_type": checked.media_type,
+        "bucket": info.bucket, "key": info.key, "original_name": declared_name,
+        "width": checked.width, "height": checked.height, "pages": checked.pages,
+        "uploaded_by": actor.id, "uploaded_by_name": actor.name, "counter_id": actor.counter_id,
+        "uploaded_at": at,
+    }
+    row["id"] = session.execute(sa.insert(T_PAGE).values(**row).returning(T_PAGE.c.id)).scalar_one()
+    _set_material(session, case["id"], material_id, "received", at)
+    append_event(session, case, None, at, "page_added", actor, {
+        "material": material_id, "page_id": row["id"], "page_no": page_no, "sha256": info.sha256,
+        "size": info.size, "media_type": checked.media_type, "name": declared_name,
+    })
+    if checked.media_type.startswith("image/"):
+        thumbnails.after_commit(session, store, row["id"])
+    return row | {"withdrawn_at": None, "withdrawn_by": None, "thumbnail_key": None,
+                  "case_version": case["version"]}
+
+
+def _set_material(session: Session, case_id: int, material_id: str, status: str, at: datetime) -> None:
+    values: dict[str, Any] = {"status": status, "updated_at": at}
+    if status == "received":
+        values |= {"promise": None, "deferred_due": None}
+    session.execute(sa.update(T_MAT).where(T_MAT.c.case_id == case_id,
+                                           T_MAT.c.material_id == material_id).values(**values))
+
+
+def list_pages(session: Session, number: str, actor: Actor, material_id: str | None = None,
+               include_withdrawn: bool = False) -> list[dict[str, Any]]:
+    case = load_case(session, number)
+    require_reader(case, actor)
+    if material_id is not None:
+        _require_material(session, case, material_id)
+    q = sa.select(T_PAGE).where(T_PAGE.c.case_id == case["id"])
+    if material_id is not None:
+        q = q.where(T_PAGE.c.material_id == material_id)
+    if not include_withdrawn:
+        q = q.where(T_PAGE.c.withdrawn_at.is_(None))
+    rows = session.execute(q.order_by(T_PAGE.c.material_id, T_PAGE.c.withdrawn_at.isnot(None),
+                                      T_PAGE.c.page_no, T_PAGE.c.id)).mappings()
+    return [dict(r) for r in rows]
+
+
+def _get_page(session: Session, case: dict[str, Any], material_id: str, page_id: int) -> dict[str, Any]:
+    row = session.execute(sa.select(T_PAGE).where(
+        T_PAGE.c.id == page_id, T_PAGE.c.case_id == case["id"],
+        T_PAGE.c.material_id == material_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"材料 {material_id} 没有页面 #{page_id}")
+    return dict(row)
+
+
+def reorder_pages(session: Session, number: str, material_id: str, page_ids: list[int],
+                  actor: Actor, expected_version: int | None = None) -> list[dict[str, Any]]:
+    """Set the order of a slot's pages; ``page_ids`` must list every current page exactly once."""
+    case = _lock_case(session, number)
+    require_holder(session, case, actor)
+    _require_material(session, case, material_id)
+    _check_version(case, expected_version)
+    pages = _active_pages(session, case["id"], material_id)
+    if sorted(page_ids) != sorted(p["id"] for p in pages) or len(set(page_ids)) != len(page_ids):
+        raise InvalidInput("page_ids", f"须不重复地列出该材料的全部 {len(pages)} 个现有页面")
+    for no, pid in enumerate(page_ids, start=1):
+        session.execute(sa.update(T_PAGE).where(T_PAGE.c.id == pid).values(page_no=no))
+    append_event(session, case, None, now(), "pages_reordered", actor,
+                 {"material": material_id, "order": page_ids})
+    return _active_pages(session, case["id"], material_id)
+
+
+def withdraw_page(session: Session, number: str, material_id: str, page_id: int, actor: Actor,
+                  expected_version: int | None = None, comment: str | None = None) -> dict[str, Any]:
+    """Withdraw a page (recorded in history; the object stays until swept). When the slot's last
+    page goes, the material is missing again."""
+    case = _lock_case(session, number)
+    require_holder(session, case, actor)
+    _require_material(session, case, material_id)
+    _check_version(case, expected_version)
+    page = _get_page(session, case, material_id, page_id)
+    if page["withdrawn_at"] is not None:
+        raise Conflict(f"页面 #{page_id} 已撤回")
+    at = now()
+    session.execute(sa.update(T_PAGE).where(T_PAGE.c.id == page_id)
+                    .values(withdrawn_at=at, withdrawn_by=actor.id))
+    remaining = _active_pages(session, case["id"], material_id)
+    for no, p in enumerate(remaining, start=1):
+        if p["page_no"] != no:
+            session.execute(sa.update(T_PAGE).where(T_PAGE.c.id == p["id"]).values(page_no=no))
+    status = None
+    if not remaining:
+        status = "missing"
+        _set_material(session, case["id"], material_id, "missing", at)
+    append_event(session, case, None, at, "page_withdrawn", actor,
+                 {"material": material_id, "page_id": page_id, "sha256": page["sha256"],
+                  "material_status": status}, comment)
+    return page | {"withdrawn_at": at, "withdrawn_by": actor.id, "case_version": case["version"]}
+
+
+# --- downloads ------------------------------------------------------------------------------
+
+@dataclass
+class Download:
+    """Either a short-lived ``url`` (S3) or a ``stream`` of bytes (local folder)."""
+
+    media_type: str
+    size: int
+    sha256: str
+    filename: str
+    url: str | None = None
+    expires_in: int | None = None
+    stream: Iterator[bytes] | None = None
+
+
+def _open(store: ObjectStore, bucket_name: str, key: str, media_type: str, size: int, sha: str,
+          filename: str) -> Download:
+    seconds = get_settings().presign_seconds
+    try:
+        url = store.presigned_url(bucket_name, key, seconds=seconds)
+        if url is not None:
+            return Download(media_type, size, sha, filename, url=url, expires_in=seconds)
+        return Download(media_type, size, sha, filename, stream=store.get(bucket_name, key))
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except ObjectMissing as exc:
+        raise Conflict(f"对象 {key} 在存储中缺失, 请联系管理员") from exc
+
+
+def page_download(session: Session, number: str, material_id: str, page_id: int, actor: Actor,
+                  *, store: ObjectStore | None = None, thumbnail: bool = False) -> Download:
+    """Open a page for download and record who downloaded it (thumbnails are not recorded)."""
+    store = store or get_store()
+    case = load_case(session, number)
+    require_reader(case, actor)
+    page = _get_page(session, case, material_id, page_id)
+    ext = {"image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tif",
+           "application/pdf": ".pdf"}.get(page["media_type"], "")
+    if thumbnail:
+        if not page["thumbnail_key"]:
+            raise NotFound("缩略图尚未生成")
+        return _open(store, page["bucket"], page["thumbnail_key"], "image/jpeg", 0,
+                     page["thumbnail_key"].rsplit("/", 1)[-1], f"{number}-{material_id}-{page['page_no']}-thumb.jpg")
+    d = _open(store, page["bucket"], page["key"], page["media_type"], page["size"], page["sha256"],
+              f"{number}-{material_id}-{page['page_no']}{ext}")
+    append_event(session, case, None, now(), "page_downloaded", actor,
+                 {"material": material_id, "page_id": page_id, "sha256": page["sha256"],
+                  "via": "presigned_url" if d.url else "stream"})
+    return d
+
+
+# --- evidence -------------------------------------------------------------------------------
+
+def store_evidence(session: Session, case: str | int | dict[str, Any], kind: str, data: bytes | BinaryIO,
+                   content_type: str, actor: Actor, *, store: ObjectStore | None = None,
+                   meta: dict[str, Any] | None = None) -> ObjectInfo:
+    """Store a certificate, recording, … as retained evidence of a case.
+
+    The object goes to the evidence bucket (versioned, object lock; retention mode and days
+    from settings) of the actor's region (the competent counter's for the system); then, in the
+    caller's transaction, an ``evidence`` row and an ``evidence_stored`` history event.
+    ``case`` is the case number, its id, or its row dict (re-read: never trusted as current). The same
+    bytes stored twice keep their one retained version. Raises Unavailable (503) when the store
+    is down, InvalidInput for an empty body. ``list_evidence`` gives the row ids.
+    """
+    s = get_settings()
+    store = store or get_store()
+    number = case if isinstance(case, str) else case["number"] if isinstance(case, dict) else \
+        _number_of(session, case)
+    if not kind or len(kind) > 32:
+        raise InvalidInput("kind", "证据类型须为 1–32 个字符")
+    stream, size = _seekable(data, s.max_evidence_bytes, "data")
+    if size == 0:
+        raise UploadRefused("data", "empty", "文件为空")
+    row = load_case(session, number)
+    b = bucket("evidence", _region(session, row, actor))
+    try:
+        store.ensure_bucket(b, evidence=True)
+        info = store.put(b, stream, content_type, max_bytes=s.max_evidence_bytes,
+                         retain_days=s.evidence_retention_days)
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except ObjectTooLarge as exc:
+        raise UploadTooLarge("data", "too_large", f"超过大小上限 {s.max_evidence_bytes} 字节") from exc
+    row = _lock_case(session, number)
+    at = now()
+    evidence_id = session.execute(sa.insert(T_EVID).values(
+        case_id=row["id"], kind=kind, sha256=info.sha256, size=info.size, media_type=content_type,
+        bucket=info.bucket, key=info.key, version_id=info.version_id, retain_until=info.retain_until,
+        stored_by=actor.id, stored_by_name=actor.name, counter_id=actor.counter_id, stored_at=at,
+        meta=meta,
+    ).returning(T_EVID.c.id)).scalar_one()
+    append_event(session, row, None, at, "evidence_stored", actor,
+                 {"evidence_id": evidence_id, "kind": kind, "sha256": info.sha256, "size": info.size,
+                  "media_type": content_type})
+    return info
+
+
+def _number_of(session: Session, case_id: int) -> str:
+    number = session.execute(sa.select(T_CASE.c.number).where(T_CASE.c.id == case_id)).scalar_one_or_none()
+    if number is None:
+        raise NotFound(f"案件 #{case_id} 不存在")
+    return str(number)
+
+
+def read_evidence(bucket_name: str, key: str, *, store: ObjectStore | None = None) -> Iterator[bytes]:
+    """The bytes of a stored object (for jobs that re-read a certificate); no access check."""
+    try:
+        return (store or get_store()).get(bucket_name, key)
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+
+
+def list_evidence(session: Session, number: str, actor: Actor) -> list[dict[str, Any]]:
+    case = load_case(session, number)
+    require_reader(case, actor)
+    rows = session.execute(sa.select(T_EVID).where(T_EVID.c.case_id == case["id"])
+                           .order_by(T_EVID.c.id)).mappings()
+    return [dict(r) for r in rows]
+
+
+def evidence_download(session: Session, number: str, evidence_id: int, actor: Actor,
+                      *, store: ObjectStore | None = None) -> Download:
+    store = store or get_store()
+    case = load_case(session, number)
+    require_reader(case, actor)
+    ev = session.execute(sa.select(T_EVID).where(
+        T_EVID.c.id == evidence_id, T_EVID.c.case_id == case["id"])).mappings().first()
+    if ev is None:
+        raise NotFound(f"案件 {number} 没有证据 #{evidence_id}")
+    d = _open(store, ev["bucket"], ev["key"], ev["media_type"], ev["size"], ev["sha256"],
+              f"{number}-{ev['kind']}-{evidence_id}")
+    append_event(session, case, None, now(), "evidence_downloaded", actor,
+                 {"evidence_id": evidence_id, "kind": ev["kind"], "sha256": ev["sha256"],
+                  "via": "presigned_url" if d.url else "stream"})
+    return d
+
+
+# --- hand-off -------------------------------------------------------------------------------
+
+def manifest(session: Session, number: str) -> list[dict[str, Any]]:
+    """The materials manifest a hand-off checks: every current page with its sha256."""
+    case = load_case(session, number)
+    rows = session.execute(
+        sa.select(T_PAGE.c.id, T_PAGE.c.material_id, T_PAGE.c.page_no, T_PAGE.c.sha256,
+                  T_PAGE.c.size, T_PAGE.c.media_type, T_PAGE.c.bucket, T_PAGE.c.key)
+        .where(T_PAGE.c.case_id == case["id"], T_PAGE.c.withdrawn_at.is_(None))
+        .order_by(T_PAGE.c.material_id, T_PAGE.c.page_no)).mappings()
+    return [dict(r) for r in rows]
+
+
+def replicate(session: Session, number: str, region_code: str, *,
+              store: ObjectStore | None = None) -> list[dict[str, Any]]:
+    """Copy a case's pages into ``region_code``'s scans bucket (idempotent; verifies size and
+    hash) for a hand-off between regions that keep separate buckets. Returns the manifest."""
+    store = store or get_store()
+    dst = bucket("scans", region_code)
+    items = manifest(session, number)
+    try:
+        store.ensure_bucket(dst)
+        for item in items:
+            if item["bucket"] == dst:
+                continue
+            info = store.copy(item["bucket"], item["key"], dst)
+            if info.size != item["size"] or info.sha256 != item["sha256"]:
+                raise Conflict(f"复制后页面 #{item['id']} 校验不一致")
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return [i | {"replica_bucket": dst} for i in items]

@@ -1,0 +1,120 @@
+"""Thumbnails for image pages, made off the request path by one background thread per process.
+
+An upload registers its page after its transaction commits; the worker reads the object,
+renders a small JPEG, stores it (content-addressed, same bucket) and records its key on the
+page row. Derived data: it changes no case version and no history. A thumbnail lost to a
+crash or an outage is made again by ``backfill`` (``tongban storage thumbnails``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from PIL import Image, ImageOps
+from sqlmodel import Session
+
+from core.settings import get_settings
+from storage.db import session_scope
+from storage.documents import CasePage
+from storage.objects import ObjectStore
+
+T_PAGE = CasePage.__table__
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
+log = logging.getLogger(__name__)
+
+
+def render(data: bytes, px: int) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (px, px))  # decode at reduced scale: most of the work saved
+        im = ImageOps.exif_transpose(im)
+        im.thumbnail((px, px))
+        out = io.BytesIO()
+        im.convert("RGB").save(out, "JPEG", quality=80)
+        return out.getvalue()
+
+
+def make_thumbnail(engine: sa.Engine, store: ObjectStore, page_id: int) -> str | None:
+    """Render and record one page's thumbnail; idempotent. Returns the thumbnail key."""
+    with session_scope(engine) as s:
+        row = s.execute(sa.select(T_PAGE).where(T_PAGE.c.id == page_id)).mappings().first()
+    if row is None or row["media_type"] not in IMAGE_TYPES:
+        return None
+    if row["thumbnail_key"]:
+        return str(row["thumbnail_key"])
+    thumb = render(b"".join(store.get(row["bucket"], row["key"])), get_settings().thumbnail_px)
+    info = store.put(row["bucket"], io.BytesIO(thumb), "image/jpeg", max_bytes=len(thumb))
+    with session_scope(engine) as s:
+        s.execute(sa.update(T_PAGE).where(T_PAGE.c.id == page_id, T_PAGE.c.thumbnail_key.is_(None))
+                  .values(thumbnail_key=info.key))
+    return info.key
+
+
+def backfill(engine: sa.Engine, store: ObjectStore) -> int:
+    """Make every missing image thumbnail now (after an outage or a crash)."""
+    with session_scope(engine) as s:
+        ids = s.execute(sa.select(T_PAGE.c.id).where(
+            T_PAGE.c.thumbnail_key.is_(None), T_PAGE.c.media_type.in_(IMAGE_TYPES))).scalars().all()
+    return sum(1 for i in ids if make_thumbnail(engine, store, i))
+
+
+class ThumbnailWorker:
+    """One daemon thread draining a queue; ``wait_idle`` lets tests and benches wait for it."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[tuple[sa.Engine, ObjectStore, int]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+
+    def submit(self, engine: sa.Engine, store: ObjectStore, page_id: int) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="thumbnails", daemon=True)
+                self._thread.start()
+        self.q.put((engine, store, page_id))
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            engine, store, page_id = self.q.get()
+            try:
+                make_thumbnail(engine, store, page_id)
+            except Exception:  # an outage or a bad object: backfill retries later
+                log.warning("缩略图生成失败: page %s", page_id, exc_info=True)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+
+worker = ThumbnailWorker()
+
+
+def after_commit(session: Session, store: ObjectStore, page_id: int) -> None:
+    """Queue the page's thumbnail once the caller's transaction commits (never before)."""
+    pending: list[int] | None = session.info.get("thumbnail_pages")
+    if pending is None:
+        pending = session.info["thumbnail_pages"] = []
+        engine = session.get_bind()
+
+        def _commit(s: Any) -> None:
+            for pid in s.info.pop("thumbnail_pages", []):
+                worker.submit(engine, store, pid)
+
+        def _rollback(s: Any) -> None:
+            s.info.pop("thumbnail_pages", None)
+
+        sa.event.listen(session, "after_commit", _commit, once=True)
+        sa.event.listen(session, "after_soft_rollback", _rollback, once=True)
+    pending.append(page_id)

@@ -1,0 +1,79 @@
+"""Prefect flows that drain the outbox: one flow run per region and drain cycle, a task run per job.
+
+Task runs are named ``<case number> · <job>`` and tagged with the region and the item, so
+supervisors find a case's automated work in the Prefect UI. Deployments of ``drain_outbox`` run
+on the region's work pool ``counter-<region>`` (prefect.yaml); embedded mode calls it in-process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, tags, task
+from prefect.cache_policies import NO_CACHE
+
+from core.settings import get_settings
+from flows import jobs
+from flows.outbox import claim
+from storage import db
+
+_engine_override: Any = None
+
+
+def use_engine(engine: Any) -> None:
+    """Point in-process flows at a given case database (embedded mode and tests)."""
+    global _engine_override
+    _engine_override = engine
+
+
+def get_engine() -> Any:
+    return _engine_override or db.get_engine()
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    return jobs.run(get_engine(), job)
+
+
+def _run_claimed(claimed: list[dict[str, Any]]) -> dict[str, Any]:
+    done, failed = 0, 0
+    for job in claimed:
+        named = run_job.with_options(task_run_name=f"{job['number']} · {job['job']}")
+        with tags(f"region:{job['region_code']}", f"item:{job['item_code']}", f"job:{job['job']}"):
+            state = named(job, return_state=True)
+        if state.is_completed():
+            done += 1
+        else:
+            failed += 1
+    return {"claimed": len(claimed), "done": done, "failed": failed}
+
+
+@flow(name="drain-outbox", log_prints=True)
+def drain_outbox(region: str, limit: int | None = None, rounds: int = 20) -> dict[str, Any]:
+    """Claim and run the region's pending jobs, batch after batch (follow-ups join the next one)."""
+    engine = get_engine()
+    size = limit or get_settings().job_batch_size
+    total = {"claimed": 0, "done": 0, "failed": 0, "region": region}
+    for _ in range(rounds):
+        claimed = claim(engine, region, size)
+        if not claimed:
+            break
+        for k, v in _run_claimed(claimed).items():
+            total[k] += v
+    return total
+
+
+@flow(name="run-job")
+def run_single_job(job_id: str) -> dict[str, Any]:
+    """One flow run for one job (the unbatched baseline of bench/bench_jobs.py)."""
+    return _run_claimed(claim(get_engine(), None, 1, job_ids=[job_id]))
+
+
+@flow(name="deadline-sweep")
+def deadline_sweep() -> dict[str, int]:
+    """Mark 预警 / 逾期 on open cases and queue notifications to supervisors."""
+    from engine.deadlines import sweep
+    from storage.db import session_scope
+
+    with session_scope(get_engine()) as session:
+        return sweep(session)

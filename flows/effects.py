@@ -1,0 +1,81 @@
+"""The one transaction a job's effect is written in, with its job id, follow-up and outbox mark.
+
+A job's effect row, the ``job_effects`` row (job id as primary key), the follow-up trigger
+fired through ``engine.advance`` and the outbox row marked done all commit together or not at
+all: a worker killed mid-job leaves nothing behind but, at most, an unreferenced object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.settings import get_settings
+from engine import catalog
+from engine.actors import SYSTEM, Actor, now
+from engine.advance import advance, find_route, load_case, why_forbidden
+from engine.errors import GuardFailed
+from flows.outbox import mark_done, worker_name
+from storage.db import session_scope
+from storage.flow_tables import JobEffect
+
+# What a finished job fires next (the first one open for the system actor), like a clerk would.
+FOLLOW_UPS: dict[str, tuple[str, ...]] = {
+    "issue_certificate": ("issue", "issue_all"),
+}
+
+
+@dataclass
+class Effect:
+    session: Session
+    job: dict[str, Any]
+    result: dict[str, Any] = field(default_factory=dict)
+    # Triggers to try after the effect (first open wins), and the history payload to send.
+    fire: tuple[str, ...] = ()
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def already_done(engine: sa.Engine, job_id: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(JobEffect.job_id).where(JobEffect.job_id == job_id)).first() is not None
+
+
+@contextmanager
+def effect(engine: sa.Engine, job: dict[str, Any]) -> Iterator[Effect]:
+    with session_scope(engine) as session:
+        eff = Effect(session, job, fire=FOLLOW_UPS.get(job["job"], ()))
+        yield eff
+        pause = get_settings().job_pause_seconds
+        if pause:
+            time.sleep(pause)  # crash drills: a worker killed here must leave nothing behind
+        if eff.fire:
+            eff.result["fired"] = fire_first_open(session, job["number"], eff.fire, SYSTEM,
+                                                  eff.payload)
+        session.add(JobEffect(job_id=job["id"], job=job["job"], case_id=job["case_id"], at=now(),
+                              worker=worker_name(), result=eff.result))
+        session.flush()  # the primary key refuses a second effect of the same job
+        mark_done(session.connection(), job["id"])
+
+
+def fire_first_open(session: Session, number: str, triggers: tuple[str, ...], actor: Actor,
+                    payload: dict[str, Any] | None = None) -> str | None:
+    """Fire the first of ``triggers`` the actor may fire now; None when none is open."""
+    case = load_case(session, number)
+    c = catalog.compiled(session, case["item_version_id"])
+    for trigger in triggers:
+        route = find_route(c, case, trigger)
+        if route is None or why_forbidden(c, case, route[0], route[1], actor):
+            continue
+        try:
+            advance(session, number, trigger, actor, dict(payload or {}))
+        except GuardFailed:
+            continue
+        return trigger
+    return None

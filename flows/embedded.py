@@ -1,0 +1,98 @@
+"""Embedded mode: the server process drains the outbox itself, on Prefect's in-process engine.
+
+A background thread finds regions with claimable jobs and runs ``drain_outbox`` for each (a flow
+run per region and cycle), and runs the deadline sweep now and then. Without ``PREFECT_API_URL``
+Prefect starts its own ephemeral API (state under ``<data_dir>/prefect``): nothing to install or
+start on a fresh machine. Several server workers may each run one: claims never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def prefect_defaults() -> None:
+    """Keep Prefect's local state with ours unless the operator configured Prefect already."""
+    s = get_settings()
+    os.environ.setdefault("PREFECT_HOME", str(s.data_dir / "prefect"))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+class EmbeddedDrainer:
+    def __init__(self, engine: sa.Engine | None = None, poll_seconds: float | None = None) -> None:
+        prefect_defaults()
+        from flows import drain
+
+        self.engine = engine or drain.get_engine()
+        drain.use_engine(self.engine)
+        self.poll = poll_seconds or get_settings().flows_poll_seconds
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.last_sweep = 0.0
+        self.runs = 0
+
+    def drain_once(self) -> list[dict[str, Any]]:
+        from flows.drain import drain_outbox
+        from flows.outbox import regions_with_work
+
+        out = [drain_outbox(region) for region in regions_with_work(self.engine)]
+        self.runs += len(out)
+        return out
+
+    def drain_until_idle(self, timeout: float = 60.0) -> int:
+        """Drain until no claimable job is left (follow-up jobs included); returns flow runs."""
+        from flows.outbox import regions_with_work
+
+        deadline, runs = time.monotonic() + timeout, 0
+        while regions_with_work(self.engine) and time.monotonic() < deadline:
+            runs += len(self.drain_once())
+        return runs
+
+    def _loop(self) -> None:
+        from flows.drain import deadline_sweep
+
+        while not self.stop_event.is_set():
+            try:
+                self.drain_once()
+                if time.monotonic() - self.last_sweep > get_settings().deadline_sweep_seconds:
+                    self.last_sweep = time.monotonic()
+                    deadline_sweep()
+            except Exception:  # a bad cycle must not stop the drainer; the job records its error
+                log.exception("outbox drain cycle failed")
+            self.stop_event.wait(self.poll)
+
+    def start(self) -> EmbeddedDrainer:
+        self.thread = threading.Thread(target=self._loop, name="tongban-outbox", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+def install(app: Any) -> None:
+    """Start the drainer with the app and stop it on shutdown."""
+    holder: dict[str, EmbeddedDrainer] = {}
+
+    def _start() -> None:
+        holder["d"] = EmbeddedDrainer().start()
+
+    def _stop() -> None:
+        if "d" in holder:
+            holder["d"].stop()
+
+    app.add_event_handler("startup", _start)
+    app.add_event_handler("shutdown", _stop)

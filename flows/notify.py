@@ -1,0 +1,34 @@
+"""通知申请人: queue a message about the case's new state (sent by a messaging gateway later)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import catalog
+from engine.actors import now
+from engine.advance import load_case
+from flows.effects import effect
+from storage.flow_tables import Notification
+
+
+def notify_applicant(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+    with effect(engine, job) as eff:
+        case = load_case(eff.session, job["number"])
+        c = catalog.compiled(eff.session, case["item_version_id"])
+        to = (job["payload"] or {}).get("to") or case["state"]
+        label = c.table[to].state.label if to in c.table else to
+        message = f"您的办件 {case['number']}（{c.definition.name}）当前状态：{label}。"
+        eff.session.add(Notification(dedupe_key=f"job:{job['id']}", case_id=case["id"],
+                                     audience="applicant", kind="progress", message=message,
+                                     created_at=now()))
+        eff.result["message"] = message
+    return eff.result
+
+
+def process_recording(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+    """Recordings are post-processed by the video service (issue #5); here the job is closed."""
+    with effect(engine, job) as eff:
+        eff.result["note"] = "录像由视频服务处理"
+    return eff.result

@@ -1,0 +1,95 @@
+"""Claiming outbox jobs safely with concurrent drainers, and recording how they ended.
+
+PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` so drainers never wait on nor double-claim a
+row. SQLite: one writer at a time (``BEGIN IMMEDIATE``), and a conditional UPDATE that only
+succeeds while the row is still claimable. A claim is a lease: a drainer that dies leaves the
+job ``running`` until the lease runs out, then anyone may claim it again (attempts + 1).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.settings import get_settings
+from engine.actors import now
+from storage.flow_tables import JobLease
+from storage.tables import Case, OutboxJob
+
+T_OUT = OutboxJob.__table__
+T_LEASE = JobLease.__table__
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claimable(at: datetime) -> Any:
+    expired = sa.exists().where(T_LEASE.c.job_id == T_OUT.c.id, T_LEASE.c.lease_until < at)
+    return sa.or_(T_OUT.c.status == "pending", sa.and_(T_OUT.c.status == "running", expired))
+
+
+def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None = None,
+          job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Claim up to ``limit`` jobs (of one region, or the given ids); returns them with case data."""
+    owner = owner or worker_name()
+    at = now()
+    until = at + timedelta(seconds=get_settings().job_lease_seconds)
+    q = sa.select(T_OUT.c.id).where(_claimable(at))
+    if region is not None:
+        q = q.where(T_OUT.c.region_code == region)
+    if job_ids is not None:
+        q = q.where(T_OUT.c.id.in_(job_ids))
+    q = q.order_by(T_OUT.c.created_at).limit(limit)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(of=T_OUT, skip_locked=True)
+        ids = list(conn.execute(q).scalars())
+        claimed = []
+        for job_id in ids:
+            done = conn.execute(
+                sa.update(T_OUT).where(T_OUT.c.id == job_id, _claimable(at))
+                .values(status="running", attempts=T_OUT.c.attempts + 1)
+            ).rowcount
+            if done:
+                claimed.append(job_id)
+        if not claimed:
+            return []
+        conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id.in_(claimed)))
+        conn.execute(sa.insert(T_LEASE), [
+            {"job_id": j, "owner": owner, "lease_until": until} for j in claimed])
+        rows = conn.execute(
+            sa.select(T_OUT, Case.number, Case.item_code)
+            .join(Case, Case.id == T_OUT.c.case_id).where(T_OUT.c.id.in_(claimed))
+            .order_by(T_OUT.c.created_at)
+        ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def mark_done(conn: sa.Connection, job_id: str) -> None:
+    conn.execute(sa.update(T_OUT).where(T_OUT.c.id == job_id)
+                 .values(status="done", finished_at=now(), last_error=None))
+    conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id == job_id))
+
+
+def mark_failed(engine: sa.Engine, job_id: str, error: str) -> str:
+    """Release a job after an error: back to pending for a retry, or failed after the last attempt."""
+    with engine.begin() as conn:
+        attempts = conn.execute(sa.select(T_OUT.c.attempts).where(T_OUT.c.id == job_id)).scalar_one()
+        status = "failed" if attempts >= get_settings().job_max_attempts else "pending"
+        conn.execute(sa.update(T_OUT).where(T_OUT.c.id == job_id).values(
+            status=status, last_error=error[:2000],
+            finished_at=now() if status == "failed" else None))
+        conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id == job_id))
+    return status
+
+
+def regions_with_work(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(
+            sa.select(T_OUT.c.region_code).where(_claimable(now())).distinct()
+        ).scalars())

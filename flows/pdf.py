@@ -1,0 +1,130 @@
+"""PDF output with a CJK font: certificates from their Jinja2 layout, and waybills.
+
+Templates (``flows/templates/certificate_<code>.xml.j2``, falling back to ``certificate.xml.j2``)
+render a small XML layout — title, lines, labelled fields, a note — that is drawn here with
+reportlab. reportlab embeds TrueType outlines; WenQuanYi Zen Hei is TrueType (the Noto CJK
+fonts are CFF and cannot be embedded by it).
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import qrcode
+from reportlab.lib.pagesizes import A4, A6
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
+
+TEMPLATES = Path(__file__).parent / "templates"
+FONT_FILES = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+              "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                          undefined=jinja2.StrictUndefined)
+
+
+@lru_cache
+def cjk_font() -> str:
+    for path in FONT_FILES:
+        if Path(path).exists():
+            pdfmetrics.registerFont(TTFont("TongbanCJK", path, subfontIndex=0))
+            return "TongbanCJK"
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))  # not embedded: viewer supplies it
+    return "STSong-Light"
+
+
+def certificate_layout(item_code: str, context: dict[str, Any]) -> ET.Element:
+    try:
+        template = _env.get_template(f"certificate_{item_code}.xml.j2")
+    except jinja2.TemplateNotFound:
+        template = _env.get_template("certificate.xml.j2")
+    return ET.fromstring(template.render(**context))
+
+
+def _qr(url: str) -> ImageReader:
+    img = qrcode.make(url, border=1)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    buf.seek(0)
+    return ImageReader(buf)
+
+
+def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    lines, line = [], ""
+    for ch in text:
+        if pdfmetrics.stringWidth(line + ch, font, size) > width:
+            lines.append(line)
+            line = ""
+        line += ch
+    return [*lines, line] if line else lines
+
+
+def certificate_pdf(layout: ET.Element, verify_url: str, meta_title: str) -> bytes:
+    font = cjk_font()
+    buf = io.BytesIO()
+    w, h = A4
+    c = canvas.Canvas(buf, pagesize=A4, invariant=1)  # invariant: same input, same bytes
+    c.setTitle(meta_title)
+    c.setStrokeColorRGB(0.7, 0.1, 0.1)
+    c.setLineWidth(3)
+    c.rect(15 * mm, 15 * mm, w - 30 * mm, h - 30 * mm)
+    y = h - 45 * mm
+    for el in layout:
+        text = (el.text or "").strip()
+        if el.tag == "title":
+            c.setFont(font, 30)
+            c.drawCentredString(w / 2, y, text)
+            y -= 18 * mm
+        elif el.tag == "line":
+            c.setFont(font, 13)
+            c.drawCentredString(w / 2, y, text)
+            y -= 14 * mm
+        elif el.tag == "field":
+            c.setFont(font, 14)
+            c.drawString(32 * mm, y, f"{el.get('label')}：")
+            for part in _wrap(text, font, 14, w - 95 * mm):
+                c.drawString(62 * mm, y, part)
+                y -= 9 * mm
+            y -= 2 * mm
+        elif el.tag == "note":
+            c.setFont(font, 10)
+            note_y = 45 * mm
+            for part in _wrap(text, font, 10, w - 100 * mm):
+                c.drawString(25 * mm, note_y, part)
+                note_y -= 5 * mm
+    c.drawImage(_qr(verify_url), w - 62 * mm, 22 * mm, 38 * mm, 38 * mm)
+    c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def waybill_pdf(fields: list[tuple[str, str]], number: str, carrier: str) -> bytes:
+    """A printable waybill label (A6) with the tracking number as a QR code."""
+    font = cjk_font()
+    buf = io.BytesIO()
+    w, h = A6
+    c = canvas.Canvas(buf, pagesize=A6, invariant=1)
+    c.setTitle(f"运单 {number}")
+    c.setFont(font, 14)
+    c.drawString(8 * mm, h - 14 * mm, f"{carrier} 邮寄运单")
+    c.setFont(font, 11)
+    c.drawString(8 * mm, h - 22 * mm, f"运单号：{number}")
+    y = h - 32 * mm
+    for label, value in fields:
+        c.setFont(font, 9)
+        for i, part in enumerate(_wrap(f"{label}：{value}", font, 9, w - 16 * mm)):
+            c.drawString(8 * mm + (12 * mm if i else 0), y, part)
+            y -= 5 * mm
+        y -= 1 * mm
+    c.drawImage(_qr(number), w - 36 * mm, 6 * mm, 28 * mm, 28 * mm)
+    c.showPage()
+    c.save()
+    return buf.getvalue()

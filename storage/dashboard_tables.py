@@ -1,0 +1,31 @@
+"""Tables of the supervisor dashboard: which regions each supervisor watches."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class SupervisorRegion(SQLModel, table=True):
+    """A supervisor (督查) sees the counters and cases of these regions and no others."""
+
+    __tablename__ = "supervisor_regions"
+    clerk_id: int = Field(foreign_key="clerks.id", primary_key=True)
+    region_code: str = Field(foreign_key="regions.code", primary_key=True, max_length=12)
+
+
+def _indexes() -> None:
+    """Indexes the dashboard, queue and case pages need on the engine's tables (migration 0005)."""
+    from storage.tables import Case, CaseHolder, OutboxJob
+
+    cases, open_ = Case.__table__, sa.text("finished_at IS NULL")
+    sa.Index("ix_cases_created_at", cases.c.created_at)
+    sa.Index("ix_cases_finished_at", cases.c.finished_at)
+    sa.Index("ix_cases_open_due", cases.c.promised_due, postgresql_where=open_, sqlite_where=open_)
+    sa.Index("ix_cases_open_updated", cases.c.updated_at, postgresql_where=open_, sqlite_where=open_)
+    sa.Index("ix_outbox_job_created", OutboxJob.__table__.c.job, OutboxJob.__table__.c.created_at)
+    sa.Index("ix_case_holders_counter_case", CaseHolder.__table__.c.counter_id,
+             CaseHolder.__table__.c.case_id)
+
+
+_indexes()

@@ -1,0 +1,110 @@
+"""Tables of the automated work (issue #4): job effects and leases, certificates, waybills,
+tracking events and notifications. Every effect row carries the job id that produced it under
+a unique constraint, so a retried or replayed job can never repeat its effect.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from storage.tables import UTC_TS
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON, **kw))
+
+
+class JobEffect(SQLModel, table=True):
+    """One row per finished job: written in the same transaction as the job's effect."""
+
+    __tablename__ = "job_effects"
+    job_id: str = Field(primary_key=True, max_length=36)
+    job: str = Field(max_length=32)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    at: datetime = Field(sa_type=UTC_TS)
+    worker: str = Field(default="", max_length=128)
+    result: dict[str, Any] | None = _json()
+
+
+class JobLease(SQLModel, table=True):
+    """Who is running a claimed outbox job and until when; an expired lease may be reclaimed."""
+
+    __tablename__ = "job_leases"
+    job_id: str = Field(primary_key=True, max_length=36)
+    owner: str = Field(max_length=128)
+    lease_until: datetime = Field(sa_type=UTC_TS, index=True)
+
+
+class Certificate(SQLModel, table=True):
+    """A certificate (证照) issued for a case's decision: exactly one per (case, decision)."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (sa.UniqueConstraint("case_id", "decision_seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=40)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    decision_seq: int  # history seq of the approving transition
+    job_id: str = Field(unique=True, max_length=36)
+    item_code: str = Field(max_length=64)
+    title: str
+    holder: str
+    counter_id: str = Field(foreign_key="counters.id")
+    issued_at: datetime = Field(sa_type=UTC_TS)
+    valid_until: date | None = None
+    bucket: str = Field(max_length=63)
+    object_key: str = Field(max_length=80)
+    sha256: str = Field(max_length=64)
+    size: int
+    revoked_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+
+
+class Waybill(SQLModel, table=True):
+    """One shipment (邮寄送达) of a case's result."""
+
+    __tablename__ = "waybills"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=40)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    job_id: str | None = Field(default=None, unique=True, max_length=36)
+    carrier: str = Field(max_length=32)
+    sender_counter_id: str = Field(foreign_key="counters.id")
+    recipient: dict[str, Any] = _json(nullable=False)
+    contents: str
+    status: str = Field(default="created", max_length=16)  # created | in_transit | delivered | returned
+    created_at: datetime = Field(sa_type=UTC_TS)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    bucket: str | None = Field(default=None, max_length=63)
+    object_key: str | None = Field(default=None, max_length=80)
+
+
+class TrackingEvent(SQLModel, table=True):
+    """A tracking update from a clerk or a carrier callback; carriers' event ids dedupe replays."""
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (sa.UniqueConstraint("waybill_id", "event_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    waybill_id: int = Field(foreign_key="waybills.id", index=True)
+    event_id: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTC_TS)
+    status: str = Field(max_length=16)
+    location: str = ""
+    note: str = ""
+    source: str = Field(max_length=16)  # clerk | carrier
+
+
+class Notification(SQLModel, table=True):
+    """A message queued for an applicant or supervisors; ``dedupe_key`` makes queuing idempotent."""
+
+    __tablename__ = "notifications"
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=128)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    audience: str = Field(max_length=16)  # applicant | supervisor
+    kind: str = Field(max_length=32)
+    message: str
+    created_at: datetime = Field(sa_type=UTC_TS)
+    sent_at: datetime | None = Field(default=None, sa_type=UTC_TS)

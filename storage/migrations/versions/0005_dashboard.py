@@ -1,0 +1,46 @@
+"""dashboard: supervisor regions, and indexes for dashboards, queues and case pages
+
+Revision ID: 0005
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+OPEN = "finished_at IS NULL"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "supervisor_regions",
+        sa.Column("clerk_id", sa.Integer(), sa.ForeignKey("clerks.id"), nullable=False),
+        sa.Column("region_code", sa.String(length=12), sa.ForeignKey("regions.code"), nullable=False),
+        sa.PrimaryKeyConstraint("clerk_id", "region_code"),
+    )
+    # Throughput per day reads cases by received / finished date over a period.
+    op.create_index("ix_cases_created_at", "cases", ["created_at"])
+    op.create_index("ix_cases_finished_at", "cases", ["finished_at"])
+    # Deadlines at risk and stuck cases only look at open cases: keep those indexes small.
+    op.create_index("ix_cases_open_due", "cases", ["promised_due"],
+                    postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN))
+    op.create_index("ix_cases_open_updated", "cases", ["updated_at"],
+                    postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN))
+    # Hand-off times: handoff jobs over a period.
+    op.create_index("ix_outbox_job_created", "outbox", ["job", "created_at"])
+    # A counter's queue joins holders to cases by case id in id order.
+    op.create_index("ix_case_holders_counter_case", "case_holders", ["counter_id", "case_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_case_holders_counter_case", "case_holders")
+    op.drop_index("ix_outbox_job_created", "outbox")
+    op.drop_index("ix_cases_open_updated", "cases")
+    op.drop_index("ix_cases_open_due", "cases")
+    op.drop_index("ix_cases_finished_at", "cases")
+    op.drop_index("ix_cases_created_at", "cases")
+    op.drop_table("supervisor_regions")

@@ -1,0 +1,141 @@
+"""Pages and dashboard data without a browser, on SQLite and PostgreSQL: scoping, CSRF, the figures."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from conftest import ALL_FGS, Demo
+from fastapi.testclient import TestClient
+
+from core.settings import ROOT
+from engine import dashboard
+from engine.workdays import add_working_days
+from storage.db import session_scope
+
+
+def _login(demo: Demo, who: str) -> tuple[TestClient, str]:
+    client = TestClient(demo.client.app)
+    r = client.post("/ui/login", data={"token": demo.tokens[who], "next": "/ui/designer"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "HttpOnly" in r.headers["set-cookie"]
+    assert "SameSite=strict" in r.headers["set-cookie"]
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/ui/designer").text)
+    assert csrf
+    return client, csrf.group(1)
+
+
+def test_supervisors_see_only_their_regions(demo: Demo) -> None:
+    jn = demo.create("王芳", "FGSFZRBG", ALL_FGS)
+    ns = demo.create("黄丽", "GGCSWSXK", {})
+    zhao, _ = _login(demo, "赵督查")
+    qian, _ = _login(demo, "钱督查")
+    d = zhao.get("/api/v1/dashboard").json()
+    assert d["open_total"] == 1 and set(d["open_by"]["counter"]) == {"jn-kuayu"}
+    assert "ns-yunzhidao" not in d["counters"]
+    d = qian.get("/api/v1/dashboard").json()
+    assert d["open_total"] == 1 and set(d["open_by"]["counter"]) == {"ns-yunzhidao"}
+    assert set(d["counters"]) == {"ns-yunzhidao"}
+    for params in ({"region": "370100"}, {"counter": "jn-kuayu"}):
+        r = qian.get("/api/v1/dashboard", params=params)
+        assert r.status_code == 403 and r.json()["missing"] == ["region"]
+    # The same data endpoint with a bearer token, and the clerk JSON API.
+    h = demo.h("钱督查")
+    assert demo.client.get("/api/v1/dashboard", params={"region": "370100"}, headers=h).status_code == 403
+    assert demo.client.get(f"/api/v1/cases/{jn['number']}", headers=h).status_code == 403
+    assert demo.client.get(f"/api/v1/cases/{jn['number']}/history", headers=h).status_code == 403
+    assert demo.client.get("/api/v1/cases", params={"counter": "jn-kuayu"}, headers=h).status_code == 403
+    assert demo.client.get(f"/api/v1/cases/{ns['number']}", headers=h).status_code == 200
+    assert demo.client.get(f"/api/v1/cases/{ns['number']}", headers=demo.h("赵督查")).status_code == 403
+    # And the pages.
+    assert qian.get(f"/ui/cases/{jn['number']}").status_code == 403
+    assert qian.get(f"/ui/cases/{jn['number']}/diagram.svg").status_code == 403
+    assert qian.get("/ui/queue", params={"counter": "jn-kuayu"}).status_code == 403
+    assert zhao.get(f"/ui/cases/{jn['number']}").status_code == 200
+    # Clerks get no dashboard; nobody gets it without a session or token.
+    wang, _ = _login(demo, "王芳")
+    assert wang.get("/api/v1/dashboard").status_code == 403
+    assert TestClient(demo.client.app).get("/api/v1/dashboard").status_code == 401
+
+
+def test_deadline_status_stuck_handoff_and_workload(demo: Demo) -> None:
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
+    out = demo.fire("王芳", case["number"], "forward", case["version"])  # hand-off to Qingdao
+    demo.fire("李强", case["number"], "approve", out["version"])  # first event at the destination
+    due = date.fromisoformat(case["deadlines"]["promised"])
+    actor = demo.actor("赵督查")
+    with session_scope(demo.engine) as s:
+        now = dashboard.dashboard(s, actor)
+        assert now["deadline"]["正常"] + now["deadline"]["预警"] == 1
+        assert [(w["clerk"], w["open"]) for w in now["workloads"]] == [("李强", 1)]
+        [pair] = now["handoffs"]
+        assert (pair["from"], pair["to"], pair["count"], pair["pending"]) == ("370100", "370211", 1, 0)
+        assert pair["avg_hours"] is not None
+        assert sum(d["received"] for d in now["throughput"]) == 1
+        late = dashboard.dashboard(s, actor, today=due + timedelta(days=1))
+        assert late["deadline"]["逾期"] == 1
+        assert late["at_risk"][0]["number"] == case["number"] and late["at_risk"][0]["deadline"] == "逾期"
+        assert late["at_risk"][0]["prefect_url"].endswith(f"search={case['number']}")
+        later = dashboard.dashboard(s, actor, today=add_working_days(due, 10))
+        assert later["stuck"]["count"] == 1 and later["stuck"]["cases"][0]["number"] == case["number"]
+        other = dashboard.dashboard(s, actor, item="GGCSWSXK")
+        assert other["open_total"] == 0
+
+
+def test_page_posts_need_the_csrf_token_and_change_nothing_without_it(demo: Demo) -> None:
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS)
+    wang, csrf = _login(demo, "王芳")
+    url = f"/ui/cases/{case['number']}/triggers/forward"
+    for bad in ("", "0" * 64):
+        r = wang.post(url, data={"csrf": bad, "version": "1"})
+        assert r.status_code in (400, 422)
+    assert demo.count("history") == 1
+    r = wang.post(url, data={"csrf": csrf, "version": "9"})  # stale version: shown, not applied
+    assert r.status_code == 412 and "案件版本为 1" in r.text
+    r = wang.post(url, data={"csrf": csrf, "version": "1"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("王芳")).json()["version"] == 2
+
+
+def test_login_rejects_bad_tokens_and_redirects_safely(demo: Demo) -> None:
+    client = TestClient(demo.client.app)
+    r = client.post("/ui/login", data={"token": "tb_nope"})
+    assert r.status_code == 401 and "令牌无效" in r.text and "tb_session" not in r.headers.get("set-cookie", "")
+    r = client.post("/ui/login", data={"token": demo.tokens["王芳"], "next": "//evil.example/"},
+                    follow_redirects=False)
+    assert r.headers["location"] == "/ui/"
+    assert client.get("/ui/queue", follow_redirects=False).status_code == 200
+
+
+def test_intake_form_reports_fields_and_writes_nothing_on_bad_input(demo: Demo) -> None:
+    wang, csrf = _login(demo, "王芳")
+    r = wang.post("/ui/cases/new", data={"csrf": csrf, "item": "FGSFZRBG", "name": "某公司",
+                                         "id_number": "有空格 x"})
+    assert r.status_code == 422 and "applicant.id_number" in r.text
+    r = wang.post("/ui/cases/new", data={"csrf": csrf, "item": "FGSFZRBG", "name": "某公司",
+                                         "competent_region": "999999"})
+    assert r.status_code == 422 and "competent_region" in r.text
+    assert demo.count("cases") == 0
+
+
+def test_progress_page_is_rate_limited_like_the_api(demo: Demo) -> None:
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS)
+    client = TestClient(demo.client.app)
+    r = client.post("/progress", data={"number": case["number"], "code": case["query_code"]})
+    assert r.status_code == 200 and "已接件" in r.text and "测试申请人" not in r.text
+    statuses = [client.post("/progress", data={"number": case["number"], "code": "XXXXXXXX"}).status_code
+                for _ in range(40)]
+    assert statuses[0] == 404 and statuses[-1] == 429
+    # The page and the API share one budget per client.
+    assert client.get(f"/api/v1/progress/{case['number']}", params={"code": case["query_code"]}).status_code == 429
+
+
+def test_designer_check_reports_line_and_column(demo: Demo) -> None:
+    sun, csrf = _login(demo, "孙设计")
+    r = sun.post("/ui/designer/check", data={"csrf": csrf, "source": "code: X\nversion: zero\n"})
+    assert r.status_code == 422 and re.search(r"<code>\d+:\d+</code>", r.text)
+    source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text(encoding="utf-8")
+    r = sun.post("/ui/designer/check", data={"csrf": csrf, "source": source})
+    assert r.status_code == 200 and "定义有效" in r.text
+    assert sun.get("/ui/designer/items/FGSFZRBG", params={"version": 1}).status_code == 200
+    assert sun.get("/ui/designer/items/NOPE").status_code == 404

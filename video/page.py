@@ -1,0 +1,36 @@
+"""The room page (Jinja2): the same page for every role, with the controls the role may use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from states.vocabulary import VIDEO_KINDS
+from video.hub import CAPTURE_ROLES
+from video.links import ROLES, JoinClaim
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def render_room(request: Request, claim: JoinClaim, room: dict[str, Any],
+                materials: list[dict[str, str]], checklist: list[dict[str, str]]) -> HTMLResponse:
+    config = {"token": claim_token(request), "room": room["id"], "role": claim.role,
+              "name": claim.name, "kind": room["kind"], "materials": materials,
+              "checklist": checklist, "canCapture": claim.role in CAPTURE_ROLES,
+              "canEnd": claim.role == "clerk",
+              "canInspect": claim.role == "clerk" and claim.clerk_id is not None and bool(checklist)}
+    return templates.TemplateResponse(request, "room.html", {
+        "config": config, "claim": claim, "room": room, "role_label": ROLES[claim.role],
+        "kind_label": VIDEO_KINDS.get(room["kind"], room["kind"]), "materials": materials,
+        "checklist": checklist,
+    }, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+def claim_token(request: Request) -> str:
+    return request.query_params.get("t", "")

@@ -1,0 +1,230 @@
+"""The database side of a video step: open, join, leave, close, and their history events.
+
+A room belongs to a case and the state the case was in when the room opened. The case itself
+only changes through the engine (``append_event`` for history, ``advance`` for transitions).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from engine import catalog
+from engine.actors import Actor, now
+from engine.advance import append_event, load_case, require_holder
+from engine.errors import Forbidden, InvalidInput, NotFound
+from states.schema import State
+from states.vocabulary import VIDEO_KINDS
+from storage.tables import Clerk, Counter
+from storage.video_tables import VideoParticipant, VideoRoom
+from video.links import ROLES, JoinClaim
+
+T_ROOM = VideoRoom.__table__
+T_PART = VideoParticipant.__table__
+CLERK_ROLES = {"clerk", "reviewer", "approver", "inspector"}
+
+
+def _room(session: Session, room_id: str) -> dict[str, Any]:
+    row = session.execute(sa.select(T_ROOM).where(T_ROOM.c.id == room_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"会议室 {room_id} 不存在")
+    return dict(row)
+
+
+def describe_row(session: Session, room_id: str) -> dict[str, Any]:
+    return _room(session, room_id)
+
+
+def state_def(session: Session, case: dict[str, Any]) -> State:
+    return catalog.compiled(session, case["item_version_id"]).table[case["state"]].state
+
+
+def clerk_actor(session: Session, clerk_id: int) -> Actor:
+    row = session.execute(
+        sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active, Counter.region_code)
+        .outerjoin(Counter, Counter.id == Clerk.counter_id).where(Clerk.id == clerk_id)
+    ).first()
+    if row is None or not row.active:
+        raise Forbidden(f"工作人员 #{clerk_id} 不存在或已停用", missing=["clerk"])
+    return Actor(row.id, row.name, row.counter_id, row.region_code, frozenset(row.roles.split(",")))
+
+
+def participant_actor(session: Session, role: str, name: str, clerk_id: int | None) -> Actor:
+    """Clerks act as themselves; applicants and experts are named in history, with no powers."""
+    if clerk_id is not None:
+        return clerk_actor(session, clerk_id)
+    return Actor(None, f"{name}({ROLES.get(role, role)})", None, None, frozenset({f"video:{role}"}))
+
+
+def _require_clerk(session: Session, case: dict[str, Any], actor: Actor) -> None:
+    if not actor.roles & CLERK_ROLES:
+        raise Forbidden("只有窗口工作人员可以发起视频环节", missing=["role:clerk|reviewer|approver|inspector"])
+    require_holder(session, case, actor)
+
+
+def open_room(session: Session, number: str, actor: Actor, kind: str | None) -> dict[str, Any]:
+    """Open (or return the already open) room of the case's current state.
+
+    A state that declares ``video:`` opens that kind; any other state allows only an ad hoc
+    consultation (临时会商).
+    """
+    case = load_case(session, number)
+    _require_clerk(session, case, actor)
+    state = state_def(session, case)
+    if state.final:
+        raise InvalidInput("number", "案件已办结, 不能发起视频环节")
+    declared = state.video
+    if kind is not None and kind not in VIDEO_KINDS:
+        raise InvalidInput("kind", f"须为 {' / '.join(VIDEO_KINDS)}")
+    if declared is None and kind not in (None, "consultation"):
+        raise InvalidInput("kind", f"状态「{state.label}」未声明视频环节, 只能发起临时会商(consultation)")
+    if declared is not None and kind not in (None, declared):
+        raise InvalidInput("kind", f"状态「{state.label}」声明的视频环节是 {declared}")
+    existing = session.execute(
+        sa.select(T_ROOM).where(T_ROOM.c.case_id == case["id"], T_ROOM.c.state == case["state"],
+                                T_ROOM.c.status == "open")
+    ).mappings().first()
+    if existing is not None:
+        return dict(existing)
+    at = now()
+    row = {"id": secrets.token_hex(8), "case_id": case["id"], "number": number,
+           "state": case["state"], "kind": declared or "consultation", "adhoc": declared is None,
+           "status": "open", "opened_by": actor.id, "counter_id": actor.counter_id,
+           "opened_at": at, "closed_at": None, "close_reason": None, "checklist": None}
+    session.execute(sa.insert(T_ROOM).values(**row))
+    append_event(session, case, None, at, "video_open", actor,
+                 {"room": row["id"], "kind": row["kind"], "state": row["state"], "adhoc": row["adhoc"]})
+    return row
+
+
+def room_for_clerk(session: Session, room_id: str, actor: Actor) -> dict[str, Any]:
+    row = _room(session, room_id)
+    _require_clerk(session, load_case(session, row["number"]), actor)
+    return row
+
+
+def check_link_request(session: Session, room: dict[str, Any], role: str,
+                       clerk_id: int | None, actor: Actor) -> int | None:
+    """Who a new link is for: clerk links bind to a clerk (the issuer by default)."""
+    if room["status"] != "open":
+        raise Forbidden("会议室已关闭", missing=["room_open"])
+    if role not in ROLES:
+        raise InvalidInput("role", f"须为 {' / '.join(ROLES)}")
+    if role == "clerk" and clerk_id is None:
+        return actor.id
+    if role == "applicant" and clerk_id is not None:
+        raise InvalidInput("clerk_id", "申请人链接不能绑定工作人员")
+    if clerk_id is not None:
+        clerk_actor(session, clerk_id)
+    return clerk_id
+
+
+def admit(session: Session, claim: JoinClaim) -> dict[str, Any]:
+    """A link is valid; may its holder enter now? Closes the room if its case has moved on."""
+    row = _room(session, claim.room_id)
+    if row["number"] != claim.number:
+        raise Forbidden("入会链接不属于此案件", missing=["join_link"])
+    if row["status"] != "open":
+        raise Forbidden("会议室已关闭", missing=["room_open"])
+    case = load_case(session, row["number"])
+    if case["state"] != row["state"]:
+        # The caller closes the room in a transaction of its own (this one rolls back).
+        raise Forbidden("案件已离开该视频环节所在的状态, 会议室已关闭", missing=["room_open"],
+                        reason="state_left")
+    return row
+
+
+def admit_for_action(session: Session, room_id: str) -> dict[str, Any]:
+    """An action inside the room (capture, checklist) needs the room open and its case in place."""
+    row = _room(session, room_id)
+    if row["status"] != "open":
+        raise Forbidden("会议室已关闭", missing=["room_open"])
+    if load_case(session, row["number"])["state"] != row["state"]:
+        raise Forbidden("案件已离开该视频环节所在的状态", missing=["room_open"])
+    return row
+
+
+def record_join(session: Session, room: dict[str, Any], claim: JoinClaim) -> tuple[str, Actor]:
+    actor = participant_actor(session, claim.role, claim.name, claim.clerk_id)
+    pid = secrets.token_hex(8)
+    at = now()
+    session.execute(sa.insert(T_PART).values(
+        id=pid, room_id=room["id"], role=claim.role, name=claim.name, clerk_id=claim.clerk_id,
+        joined_at=at, left_at=None))
+    case = load_case(session, room["number"])
+    append_event(session, case, None, at, "video_join", actor,
+                 {"room": room["id"], "participant": pid, "role": claim.role})
+    return pid, actor
+
+
+def record_leave(session: Session, room_id: str, pid: str, actor: Actor, reason: str) -> None:
+    at = now()
+    done = session.execute(sa.update(T_PART).where(T_PART.c.id == pid, T_PART.c.left_at.is_(None))
+                           .values(left_at=at)).rowcount
+    if done:
+        room = _room(session, room_id)
+        append_event(session, load_case(session, room["number"]), None, at, "video_leave", actor,
+                     {"room": room_id, "participant": pid, "reason": reason})
+
+
+def close(session: Session, room_id: str, reason: str, actor: Actor | None = None) -> bool:
+    """Close once; True if this call closed it. ``reason``: ended | state_left | idle."""
+    at = now()
+    done = session.execute(sa.update(T_ROOM).where(T_ROOM.c.id == room_id, T_ROOM.c.status == "open")
+                           .values(status="closed", closed_at=at, close_reason=reason)).rowcount
+    if not done:
+        return False
+    room = _room(session, room_id)
+    from engine.actors import SYSTEM
+
+    append_event(session, load_case(session, room["number"]), None, at, "video_close",
+                 actor or SYSTEM, {"room": room_id, "reason": reason})
+    return True
+
+
+def still_valid(session: Session, room_id: str) -> str | None:
+    """None while the room may stay open, else the reason it must close."""
+    row = _room(session, room_id)
+    if row["status"] != "open":
+        return "closed"
+    if load_case(session, row["number"])["state"] != row["state"]:
+        return "state_left"
+    return None
+
+
+def log(session: Session, room_id: str, kind: str, actor: Actor, data: dict[str, Any],
+        comment: str | None = None) -> None:
+    room = _room(session, room_id)
+    append_event(session, load_case(session, room["number"]), None, now(), kind, actor,
+                 {"room": room_id, **data}, comment)
+
+
+def materials(session: Session, number: str) -> list[dict[str, str]]:
+    case = load_case(session, number)
+    return [{"id": m.id, "name": m.name}
+            for m in catalog.compiled(session, case["item_version_id"]).definition.materials]
+
+
+def describe(session: Session, room_id: str) -> dict[str, Any]:
+    from storage.video_tables import VideoRecording
+
+    row = _room(session, room_id)
+    parts = session.execute(sa.select(T_PART).where(T_PART.c.room_id == room_id)
+                            .order_by(T_PART.c.joined_at)).mappings().all()
+    recs = session.execute(sa.select(VideoRecording.__table__)
+                           .where(VideoRecording.__table__.c.room_id == room_id)).mappings().all()
+    return {**row, "participants": [dict(p) for p in parts], "recordings": [dict(r) for r in recs]}
+
+
+def rooms_of_case(session: Session, number: str) -> list[dict[str, Any]]:
+    ids = session.execute(sa.select(T_ROOM.c.id).where(T_ROOM.c.number == number)
+                          .order_by(T_ROOM.c.opened_at)).scalars().all()
+    return [describe(session, i) for i in ids]
+
+
+def open_room_ids(session: Session) -> list[tuple[str, Any]]:
+    return [(r.id, r.opened_at) for r in
+            session.execute(sa.select(T_ROOM.c.id, T_ROOM.c.opened_at).where(T_ROOM.c.status == "open"))]
