@@ -83,7 +83,10 @@ def _generate(engine: sa.Engine, n_cases: int, log: Callable[[str], None]) -> No
     items = _items(engine)
     with engine.begin() as conn:
         counters = _alliance(conn)
-        clerk_base = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM clerks")).scalar_one()
+        # Four clerks per counter; a case sticks to one of its intake counter's clerks (一事一人).
+        conn.execute(sa.text(
+            "INSERT INTO clerks (name, counter_id, roles, active) SELECT '压测' || k.id || '-' || n, k.id, "
+            "'clerk,reviewer,approver', true FROM counters k, generate_series(1, 4) n ORDER BY k.id, n"))
         hist_cols = {c["name"] for c in sa.inspect(conn).get_columns("history")}
         case_cols = {c["name"] for c in sa.inspect(conn).get_columns("cases")}
     nc = len(counters)
@@ -110,7 +113,7 @@ def _generate(engine: sa.Engine, n_cases: int, log: Callable[[str], None]) -> No
                         ELSE ({finals})[1 + g % {ni}] END,
                    NULL, CASE WHEN open THEN 3 ELSE 11 END, ic, cc,
                    json_build_object('intake', ic, 'competent', cc),
-                   json_build_object(ic, {clerk_base} + 1 + g % 97),
+                   json_build_object(ic, (SELECT min(id) FROM clerks WHERE counter_id = ic) + g % 4),
                    json_build_object('name', '申请人' || g, 'kind', 'company'),
                    md5(g::text), NULL, created, created + interval '9 hours',
                    (created + interval '20 days')::date, (created + interval '30 days')::date,
@@ -199,13 +202,15 @@ def main() -> None:
     n_cases = args.cases or (10_000 if args.quick else 1_000_000)
     runs = args.runs or (40 if args.quick else 200)
     engine = make_engine(args.url)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-dash-"))
+    # Tokens are shown once at seeding: keep them beside the database for --reuse runs.
+    tokens_file = Path(tempfile.gettempdir()) / f"tongban-bench-dashboard-{engine.url.database}.json"
     log = lambda m: print(f"[dashboard] {m}", flush=True)  # noqa: E731
     if not args.reuse:
         _reset(engine)
+        tokens_file.unlink(missing_ok=True)
     with session_scope(engine) as s:
         tokens = {t["name"]: t["token"] for t in seed(s, ROOT / "catalog" / "items",
-                                                      ROOT / "catalog" / "alliance.yaml", tmp / "t.json", 30)}
+                                                      ROOT / "catalog" / "alliance.yaml", tokens_file, 30)}
     if not args.reuse:
         _generate(engine, n_cases, log)
     with engine.begin() as conn:

@@ -169,8 +169,9 @@ def record(metric: str, value: float, unit: str, better: str, setup: str,
             "setup": setup}
 
 
-def build_records(timings: dict[tuple[str, str], Timing], http: dict[tuple[str, int], HttpResult],
-                  setups: Sequence[str], names: dict[str, str]) -> list[dict[str, Any]]:
+def build_records(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
+                  http: dict[tuple[str, int], HttpResult], setups: Sequence[str],
+                  names: dict[str, str]) -> list[dict[str, Any]]:
     """Engine figures once per baseline (so each ratio is computable); baselines ride along."""
     out: list[dict[str, Any]] = []
     metrics: list[tuple[str, str, str, Callable[[Timing], float]]] = [
@@ -186,6 +187,8 @@ def build_records(timings: dict[tuple[str, str], Timing], http: dict[tuple[str, 
                 for b in present or [None]:
                     base = (names[b], get(timings[(setup, b)])) if b else None
                     out.append(record(f"engine.{suffix}", get(engine), unit, better, setup, base))
+        if setup in intakes:
+            out.append(record("engine.intake_ms_p50", intakes[setup].p50_ms, "ms", "lower", setup))
         for (s, workers), h in sorted(http.items()):
             if s != setup:
                 continue
@@ -410,11 +413,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(db: Db, workers: int, workdir: Path) -> Iterator[str]:
+def server(db: Db, workers: int, workdir: Path, app: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "TONGBAN_DATABASE_URL": db.url, "TONGBAN_DATA_DIR": str(workdir),
            "TONGBAN_EMBEDDED_FLOWS": "false"}  # the API alone: nobody drains the outbox meanwhile
-    cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     log_path = workdir / f"uvicorn-{db.setup}-w{workers}.log"
     with log_path.open("wb") as log_file:
@@ -596,7 +599,7 @@ def describe_errors(errors: Sequence[Exception], attempts: int) -> list[str]:
 
 
 def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
-             expected_rate: float) -> HttpResult:
+             expected_rate: float, app: str) -> HttpResult:
     # Cases are made beforehand through the engine, so the server only does transitions.
     sat_pool = create_cases(db, math.ceil(expected_rate * 1.5 * plan.http_seconds / len(PATH)) + concurrency)
     warm_pool = create_cases(db, 4 * concurrency)
@@ -627,7 +630,7 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
             100 * len(errors) / max(1, sat.count + paced.count + len(errors)), notes)
 
     db.engine.dispose()  # no idle pooled connections of ours while the server works
-    with server(db, workers, workdir) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with server(db, workers, workdir, app) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(main(base))
     log(f"{db.setup}: http workers={workers}: {result.saturated_rate:.0f} transitions/s saturated "
         f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
@@ -663,11 +666,14 @@ def _fmt(v: float) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    line = "  ".join("-" * w for w in widths)
-    fmt = lambda r: "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)  # noqa: E731
-                              for i, (x, w) in enumerate(zip(r, widths, strict=True)))
-    return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+    """Plain text columns: the first two left-aligned, figures right-aligned."""
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(x.ljust(w) if i < 2 else x.rjust(w)
+                         for i, (x, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
 def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
@@ -748,6 +754,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="clerks (connections) in the saturated HTTP run")
     p.add_argument("--workers", help="uvicorn worker counts to try, comma-separated (default: 1 quick, 1,2 full)")
     p.add_argument("--http-seconds", type=float, help="length of the saturated and of the paced HTTP run")
+    p.add_argument("--app", default="api.app:create_app",
+                   help="the ASGI app factory uvicorn serves (to compare a variant)")
     p.add_argument("--prefect-home", type=Path,
                    default=Path(tempfile.gettempdir()) / "tongban-bench-prefect",
                    help="PREFECT_HOME (kept between runs: the first start migrates its database)")
@@ -768,6 +776,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1) / 2:
+        log(f"warning: load average {load:.1f} on {os.cpu_count()} cores: figures will be low and noisy")
     if args.workers or args.http_seconds:
         plan = replace(plan, http_workers=args.workers or plan.http_workers,
                        http_seconds=args.http_seconds or plan.http_seconds,
@@ -797,17 +808,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "http" in args.parts and db.setup in plan.http_setups:
                 expected = timings[(db.setup, ENGINE)].rate if (db.setup, ENGINE) in timings else 1000.0
                 for workers in plan.http_workers:
-                    http[(db.setup, workers)] = run_http(db, workers, plan, workdir, args.concurrency, expected)
+                    http[(db.setup, workers)] = run_http(db, workers, plan, workdir, args.concurrency,
+                                                         expected, args.app)
         if "prefect" in args.parts:
             timings.update(run_prefect(dbs, plan, args.prefect_home))
         profile = profile_engine(dbs[0], 200) if args.profile else ""
         for db in dbs:
             db.engine.dispose()
 
-    records = build_records(timings, http, args.setups, names)
+    records = build_records(timings, intakes, http, args.setups, names)
     write_results(records, args.out)
     title = (f"Tongban transitions benchmark ({'quick' if args.quick else 'full'} run), "
-             f"{datetime.now().astimezone():%Y-%m-%d %H:%M %z}; {machine()}; "
+             f"{datetime.now().astimezone():%Y-%m-%d %H:%M %z}\n"
+             f"{machine()}, load average {load:.2f} at start\n"
              f"item {ITEM}, path {' → '.join(PATH)}")
     print(report(timings, intakes, http, spiff_bytes, args.setups, title))
     print(f"\n{len(records)} records written to {args.out} in {time.perf_counter() - started:.0f} s")

@@ -38,6 +38,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="端口")] = None,
     workers: Annotated[int | None, typer.Option(help="工作进程数")] = None,
     demo: Annotated[bool, typer.Option(help="载入演示事项、联盟窗口和工作人员")] = True,
+    flows: Annotated[bool, typer.Option(help="在本进程内用 Prefect 执行自动任务 (嵌入模式)")] = True,
 ) -> None:
     """启动服务 (默认: SQLite、演示事项目录与演示窗口)。"""
     import uvicorn
@@ -56,8 +57,58 @@ def serve(
             typer.echo(f"  {t['name']:<6} 窗口 {t['counter']:<14} 角色 {t['roles']:<28} {t['token']}")
     host, port = host or s.host, port or s.port
     typer.echo(f"通办已启动: http://{host}:{port}  (接口文档 /docs, 数据库 {s.database_url})")
+    if flows:  # embedded: the app drains the outbox in-process (flows.embedded)
+        import os
+
+        os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true"
+        get_settings.cache_clear()
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or s.workers, log_level="warning")
+
+
+@app.command()
+def worker(
+    region: Annotated[str, typer.Option(help="行政区划代码; 工作池为 counter-<region>")],
+    deploy: Annotated[bool, typer.Option(help="先创建工作池并按 prefect.yaml 部署本地区的流程")] = True,
+) -> None:
+    """运行一个地区的 Prefect 工作进程 (分布式模式; 需设置 PREFECT_API_URL)。"""
+    import os
+    import sys
+
+    from core.settings import ROOT
+
+    pool = f"counter-{region}"
+    prefect = [sys.executable, "-m", "prefect"]
+    if deploy:
+        from flows.deploy import deploy as register, ensure_pool
+
+        api = os.environ.get("PREFECT_API_URL")
+        if not api:
+            typer.echo("错误: 须设置 PREFECT_API_URL (分布式 Prefect 服务器)", err=True)
+            raise typer.Exit(1)
+        ensure_pool(api, pool)
+        if not register(api, [f"drain-outbox/{pool}"]):
+            typer.echo(f"错误: prefect.yaml 中没有部署 drain-outbox/{pool}", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process")
+    os.chdir(ROOT)
+    os.execv(sys.executable, [*prefect, "worker", "start", "--pool", pool, "--type", "process"])
+
+
+@app.command()
+def dispatch(
+    poll: Annotated[float, typer.Option(help="检查待办任务的间隔(秒)")] = 1.0,
+) -> None:
+    """分布式模式: 某地区有待办任务时立即在其工作池启动一次流程运行。"""
+    import os
+
+    from flows.dispatch import Dispatcher
+
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        typer.echo("错误: 须设置 PREFECT_API_URL (分布式 Prefect 服务器)", err=True)
+        raise typer.Exit(1)
+    Dispatcher(_engine(), api).run_forever(poll)
 
 
 @items_app.command("check")
@@ -170,6 +221,29 @@ def clerks_revoke(clerk_id: Annotated[int, typer.Argument(help="工作人员编�
     with session_scope(_engine()) as session:
         n = revoke_tokens(session, clerk_id)
     typer.echo(f"已吊销 {n} 个令牌")
+
+
+@clerks_app.command("supervise")
+def clerks_supervise(
+    clerk_id: Annotated[int, typer.Argument(help="督查人员编号")],
+    regions: Annotated[list[str], typer.Argument(help="督查的行政区划代码")],
+) -> None:
+    """为督查人员增加督查区域 (看板、队列与案件只显示这些区域)。"""
+    from engine.dashboard import set_supervised_regions
+    from engine.errors import EngineError
+    from storage.db import session_scope
+    from storage.tables import Clerk
+
+    try:
+        with session_scope(_engine()) as session:
+            clerk = session.get(Clerk, clerk_id)
+            if clerk is None:
+                raise typer.BadParameter(f"工作人员 #{clerk_id} 不存在")
+            set_supervised_regions(session, clerk, regions)
+            typer.echo(f"{clerk.name} 督查区域: {', '.join(regions)}")
+    except EngineError as err:
+        typer.echo(f"错误: {err.detail}", err=True)
+        raise typer.Exit(1) from None
 
 
 @audit_app.command("verify")

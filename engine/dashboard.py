@@ -112,13 +112,17 @@ def prefect_runs_url(number: str) -> str:
 
 # --- the dashboard -------------------------------------------------------------------------
 
-def _state_labels(session: Session) -> dict[tuple[str, str], str]:
-    """(item code, state id) → label, across every published version (labels rarely change)."""
-    out: dict[tuple[str, str], str] = {}
+def _states(session: Session) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
+    """(item code, state id) → label, and the states whose clock is stopped (补正, 特别程序),
+    across every published version (labels rarely change between versions)."""
+    labels: dict[tuple[str, str], str] = {}
+    paused: set[tuple[str, str]] = set()
     for vid, code in session.execute(sa.select(ItemVersion.id, ItemVersion.code).order_by(ItemVersion.version)):
         for name, ref in catalog.compiled(session, vid).table.items():
-            out[(code, name)] = ref.state.label
-    return out
+            labels[(code, name)] = ref.state.label
+            if ref.state.clock == "pause":
+                paused.add((code, name))
+    return labels, paused
 
 
 def _scope(session: Session, actor: Actor, region: str | None, counter: str | None) -> dict[str, dict[str, str]]:
@@ -159,56 +163,64 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
         raise InvalidInput("days", "统计周期须为 1 到 366 天")
     settings = get_settings()
     today = today or datetime.now(UTC).date()
-    warn_cutoff = add_working_days(today, settings.warn_working_days)
+    # 预警: at most N working days left, i.e. due before the (N+1)th working day (as engine.deadlines).
+    warn_cutoff = add_working_days(today, settings.warn_working_days + 1) - timedelta(days=1)
     stuck_before = datetime.combine(working_days_before(today, settings.stuck_working_days), time(), UTC)
     since = datetime.combine(today - timedelta(days=days - 1), time(), UTC)
     counters = _scope(session, actor, region, counter)
     scope = list(counters)
     dialect = session.get_bind().dialect.name
-    labels = _state_labels(session)
+    labels, paused = _states(session)
     in_scope = T_HOLD.c.counter_id.in_(scope)
     item_filter = [T_CASE.c.item_code == item] if item else []
     held = T_HOLD.join(T_CASE, T_CASE.c.id == T_HOLD.c.case_id)
 
-    # Open cases by counter × item × state, with deadline status, in one grouped scan.
-    overdue = sa.func.sum(sa.case((T_CASE.c.promised_due < today, 1), else_=0))
-    warning = sa.func.sum(sa.case((T_CASE.c.promised_due.between(today, warn_cutoff), 1), else_=0))
+    # One grouped scan of the open cases in scope feeds the counts, deadlines, stuck and workloads.
+    def flag(cond: Any) -> Any:
+        return sa.func.sum(sa.case((cond, 1), else_=0))
+
+    who = _assignee_expr(dialect)
     groups = session.execute(
-        sa.select(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state, sa.func.count(), overdue, warning)
-        .select_from(held).where(in_scope, *item_filter)
-        .group_by(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state)
+        sa.select(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state, who, sa.func.count(),
+                  flag(T_CASE.c.promised_due < today), flag(T_CASE.c.promised_due.between(today, warn_cutoff)),
+                  flag(T_CASE.c.updated_at < stuck_before))
+        .select_from(held).where(in_scope, T_CASE.c.finished_at.is_(None), *item_filter)
+        .group_by(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state, who)
     ).all()
     by: dict[str, dict[str, int]] = {k: defaultdict(int) for k in ("state", "region", "counter", "item")}
     deadline = {"正常": 0, "预警": 0, "逾期": 0}
-    for cid, code, state, n, od, wn in groups:
+    load: dict[tuple[str, int | None], int] = defaultdict(int)
+    stuck_count = 0
+    for cid, code, state, clerk, n, od, wn, st in groups:
+        # A stopped clock puts the deadline out of danger: it moves out when the clock resumes.
+        od, wn = (0, 0) if (code, state) in paused else (int(od or 0), int(wn or 0))
         by["state"][labels.get((code, state), state)] += n
         by["region"][counters[cid]["region"]] += n
         by["counter"][cid] += n
         by["item"][code] += n
-        deadline["逾期"] += int(od or 0)
-        deadline["预警"] += int(wn or 0)
-        deadline["正常"] += n - int(od or 0) - int(wn or 0)
+        deadline["逾期"] += od
+        deadline["预警"] += wn
+        deadline["正常"] += n - od - wn
+        stuck_count += int(st or 0)
+        load[(cid, int(clerk) if clerk is not None else None)] += n
 
-    def case_rows(where: Any, order: Any) -> list[dict[str, Any]]:
+    def case_rows(where: Any, order: Any, keep: Any = lambda r: True, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
         rows = session.execute(
             sa.select(T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state, T_CASE.c.promised_due,
                       T_CASE.c.updated_at, T_HOLD.c.counter_id)
             .select_from(held).where(in_scope, T_CASE.c.finished_at.is_(None), where, *item_filter)
-            .order_by(order, T_CASE.c.id).limit(LIST_LIMIT)
+            .order_by(order, T_CASE.c.id).limit(limit)
         ).all()
         return [{"number": r.number, "item": r.item_code, "state": labels.get((r.item_code, r.state), r.state),
                  "counter": r.counter_id, "region": counters[r.counter_id]["region"],
                  "promised_due": r.promised_due.isoformat() if r.promised_due else None,
                  "deadline": deadline_status(r.promised_due, today, warn_cutoff),
                  "last_event": r.updated_at.isoformat(), "prefect_url": prefect_runs_url(r.number)}
-                for r in rows]
+                for r in rows if keep(r)][:LIST_LIMIT]
 
-    at_risk = case_rows(T_CASE.c.promised_due <= warn_cutoff, T_CASE.c.promised_due)
+    at_risk = case_rows(T_CASE.c.promised_due <= warn_cutoff, T_CASE.c.promised_due,
+                        keep=lambda r: (r.item_code, r.state) not in paused, limit=2 * LIST_LIMIT)
     stuck = case_rows(T_CASE.c.updated_at < stuck_before, T_CASE.c.updated_at)
-    stuck_count = session.execute(
-        sa.select(sa.func.count()).select_from(held)
-        .where(in_scope, T_CASE.c.finished_at.is_(None), T_CASE.c.updated_at < stuck_before, *item_filter)
-    ).scalar_one()
 
     return {
         "today": today.isoformat(), "warn_working_days": settings.warn_working_days,
@@ -221,7 +233,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
         "stuck": {"count": stuck_count, "cases": stuck},
         "throughput": _throughput(session, scope, item, since, today),
         "handoffs": _handoffs(session, counters, scope, since, dialect),
-        "workloads": _workloads(session, scope, item_filter, dialect),
+        "workloads": _workloads(session, scope, load),
     }
 
 
@@ -276,17 +288,10 @@ def _handoffs(session: Session, counters: dict[str, dict[str, str]], scope: list
             for (a, b), p in sorted(pairs.items())]
 
 
-def _workloads(session: Session, scope: list[str], item_filter: list[Any], dialect: str) -> list[dict[str, Any]]:
+def _workloads(session: Session, scope: list[str], load: dict[tuple[str, int | None], int]) -> list[dict[str, Any]]:
     """Open cases per clerk: the one assigned at the holding counter (一事一人), or unassigned."""
-    who = _assignee_expr(dialect)
-    rows = session.execute(
-        sa.select(T_HOLD.c.counter_id, who, sa.func.count())
-        .select_from(T_HOLD.join(T_CASE, T_CASE.c.id == T_HOLD.c.case_id))
-        .where(T_HOLD.c.counter_id.in_(scope), *item_filter)
-        .group_by(T_HOLD.c.counter_id, who)
-    ).all()
     names = dict(session.execute(sa.select(Clerk.id, Clerk.name).where(Clerk.counter_id.in_(scope))).all())
-    out = [{"counter": cid, "clerk_id": int(clerk) if clerk is not None else None,
-            "clerk": names.get(int(clerk), f"#{clerk}") if clerk is not None else "(未分派)", "open": n}
-           for cid, clerk, n in rows]
+    out = [{"counter": cid, "clerk_id": clerk,
+            "clerk": names.get(clerk, f"#{clerk}") if clerk is not None else "(未分派)", "open": n}
+           for (cid, clerk), n in load.items()]
     return sorted(out, key=lambda r: (-r["open"], r["counter"]))

@@ -167,7 +167,9 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
         require_holder(session, case, actor)
     _check_version(case, expected_version)
     at = now()
-    page_no = len(_active_pages(session, case["id"], material_id)) + 1
+    page_no = 1 + session.execute(sa.select(sa.func.count()).select_from(T_PAGE).where(
+        T_PAGE.c.case_id == case["id"], T_PAGE.c.material_id == material_id,
+        T_PAGE.c.withdrawn_at.is_(None))).scalar_one()
     row = {
         "case_id": case["id"], "material_id": material_id, "page_no": page_no,
         "sha256": info.sha256, "size": info.size, "media_type": checked.media_type,
@@ -183,7 +185,7 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
         "size": info.size, "media_type": checked.media_type, "name": declared_name,
     })
     if checked.media_type.startswith("image/"):
-        thumbnails.after_commit(session, store, row["id"])
+        thumbnails.after_commit(session, store, row["id"], checked.preview)
     return row | {"withdrawn_at": None, "withdrawn_by": None, "thumbnail_key": None,
                   "case_version": case["version"]}
 

@@ -28,18 +28,26 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
 log = logging.getLogger(__name__)
 
 
-def render(data: bytes, px: int) -> bytes:
-    with Image.open(io.BytesIO(data)) as im:
+def render(data: bytes | None, px: int, preview: Image.Image | None = None) -> bytes:
+    """A small JPEG from the page's bytes, or from a preview already decoded at reduced scale."""
+    if preview is not None:
+        return _encode(preview, px)
+    with Image.open(io.BytesIO(data or b"")) as im:
         if im.format == "JPEG":
             im.draft("RGB", (px, px))  # decode at reduced scale: most of the work saved
-        im = ImageOps.exif_transpose(im)
-        im.thumbnail((px, px))
-        out = io.BytesIO()
-        im.convert("RGB").save(out, "JPEG", quality=80)
-        return out.getvalue()
+        return _encode(ImageOps.exif_transpose(im), px)
 
 
-def make_thumbnail(engine: sa.Engine, store: ObjectStore, page_id: int) -> str | None:
+def _encode(im: Image.Image, px: int) -> bytes:
+    im = im.copy()
+    im.thumbnail((px, px))
+    out = io.BytesIO()
+    im.convert("RGB").save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def make_thumbnail(engine: sa.Engine, store: ObjectStore, page_id: int,
+                   preview: Image.Image | None = None) -> str | None:
     """Render and record one page's thumbnail; idempotent. Returns the thumbnail key."""
     with session_scope(engine) as s:
         row = s.execute(sa.select(T_PAGE).where(T_PAGE.c.id == page_id)).mappings().first()
@@ -47,7 +55,11 @@ def make_thumbnail(engine: sa.Engine, store: ObjectStore, page_id: int) -> str |
         return None
     if row["thumbnail_key"]:
         return str(row["thumbnail_key"])
-    thumb = render(b"".join(store.get(row["bucket"], row["key"])), get_settings().thumbnail_px)
+    px = get_settings().thumbnail_px
+    if preview is not None:
+        thumb = render(None, px, ImageOps.exif_transpose(preview))
+    else:
+        thumb = render(b"".join(store.get(row["bucket"], row["key"])), px)
     info = store.put(row["bucket"], io.BytesIO(thumb), "image/jpeg", max_bytes=len(thumb))
     with session_scope(engine) as s:
         s.execute(sa.update(T_PAGE).where(T_PAGE.c.id == page_id, T_PAGE.c.thumbnail_key.is_(None))
@@ -67,19 +79,20 @@ class ThumbnailWorker:
     """One daemon thread draining a queue; ``wait_idle`` lets tests and benches wait for it."""
 
     def __init__(self) -> None:
-        self.q: queue.Queue[tuple[sa.Engine, ObjectStore, int]] = queue.Queue()
+        self.q: queue.Queue[tuple[sa.Engine, ObjectStore, int, Image.Image | None]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0
 
-    def submit(self, engine: sa.Engine, store: ObjectStore, page_id: int) -> None:
+    def submit(self, engine: sa.Engine, store: ObjectStore, page_id: int,
+               preview: Image.Image | None = None) -> None:
         with self._lock:
             self._pending += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="thumbnails", daemon=True)
                 self._thread.start()
-        self.q.put((engine, store, page_id))
+        self.q.put((engine, store, page_id, preview))
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         with self._idle:
@@ -87,9 +100,9 @@ class ThumbnailWorker:
 
     def _run(self) -> None:
         while True:
-            engine, store, page_id = self.q.get()
+            engine, store, page_id, preview = self.q.get()
             try:
-                make_thumbnail(engine, store, page_id)
+                make_thumbnail(engine, store, page_id, preview)
             except Exception:  # an outage or a bad object: backfill retries later
                 log.warning("缩略图生成失败: page %s", page_id, exc_info=True)
             finally:
@@ -101,20 +114,21 @@ class ThumbnailWorker:
 worker = ThumbnailWorker()
 
 
-def after_commit(session: Session, store: ObjectStore, page_id: int) -> None:
+def after_commit(session: Session, store: ObjectStore, page_id: int,
+                 preview: Image.Image | None = None) -> None:
     """Queue the page's thumbnail once the caller's transaction commits (never before)."""
-    pending: list[int] | None = session.info.get("thumbnail_pages")
+    pending: list[tuple[int, Image.Image | None]] | None = session.info.get("thumbnail_pages")
     if pending is None:
         pending = session.info["thumbnail_pages"] = []
         engine = session.get_bind()
 
         def _commit(s: Any) -> None:
-            for pid in s.info.pop("thumbnail_pages", []):
-                worker.submit(engine, store, pid)
+            for pid, small in s.info.pop("thumbnail_pages", []):
+                worker.submit(engine, store, pid, small)
 
         def _rollback(s: Any) -> None:
             s.info.pop("thumbnail_pages", None)
 
         sa.event.listen(session, "after_commit", _commit, once=True)
         sa.event.listen(session, "after_soft_rollback", _rollback, once=True)
-    pending.append(page_id)
+    pending.append((page_id, preview))

@@ -19,10 +19,14 @@ def _indexes() -> None:
     from storage.tables import Case, CaseHolder, OutboxJob
 
     cases, open_ = Case.__table__, sa.text("finished_at IS NULL")
-    sa.Index("ix_cases_created_at", cases.c.created_at)
-    sa.Index("ix_cases_finished_at", cases.c.finished_at)
+    sa.Index("ix_cases_intake_created", cases.c.intake_counter_id, cases.c.created_at,
+             postgresql_include=["item_code"])
+    sa.Index("ix_cases_intake_finished", cases.c.intake_counter_id, cases.c.finished_at,
+             postgresql_include=["item_code"])
     sa.Index("ix_cases_open_due", cases.c.promised_due, postgresql_where=open_, sqlite_where=open_)
     sa.Index("ix_cases_open_updated", cases.c.updated_at, postgresql_where=open_, sqlite_where=open_)
+    sa.Index("ix_cases_open_cover", cases.c.id, postgresql_where=open_, sqlite_where=open_,
+             postgresql_include=["item_code", "state", "promised_due", "updated_at", "assignees"])
     sa.Index("ix_outbox_job_created", OutboxJob.__table__.c.job, OutboxJob.__table__.c.created_at)
     sa.Index("ix_case_holders_counter_case", CaseHolder.__table__.c.counter_id,
              CaseHolder.__table__.c.case_id)

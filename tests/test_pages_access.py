@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import re
+import time
 from datetime import date, timedelta
+from pathlib import Path
 
+import pytest
 from conftest import ALL_FGS, Demo
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from core.settings import ROOT
 from engine import dashboard
@@ -139,3 +144,49 @@ def test_designer_check_reports_line_and_column(demo: Demo) -> None:
     assert r.status_code == 200 and "定义有效" in r.text
     assert sun.get("/ui/designer/items/FGSFZRBG", params={"version": 1}).status_code == 200
     assert sun.get("/ui/designer/items/NOPE").status_code == 404
+
+
+def test_case_page_uploads_scans_and_shows_thumbnails(demo: Demo, tmp_path: Path) -> None:
+    """Only when the scans engine (issue #3) is part of the build."""
+    pytest.importorskip("engine.scans")
+    from api.pages import scans_ui
+    from storage.object_local import LocalStore
+
+    demo.client.app.dependency_overrides[scans_ui.object_store] = lambda: LocalStore(tmp_path / "objects")
+    case = demo.create("王芳", "FGSFZRBG", {})
+    wang, csrf = _login(demo, "王芳")
+    png = io.BytesIO()
+    Image.new("RGB", (400, 300), "white").save(png, "PNG")
+    url = f"/ui/cases/{case['number']}/materials/application/pages"
+    r = wang.post(url, data={"csrf": csrf, "version": "1"},
+                  files={"file": ("申请书.png", png.getvalue(), "image/png")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    r = wang.post(url, data={"csrf": csrf, "version": "1"},  # stale: refused, shown on the page
+                  files={"file": ("x.png", png.getvalue(), "image/png")})
+    assert r.status_code == 412
+    r = wang.post(url, data={"csrf": csrf, "version": "2"},
+                  files={"file": ("x.txt", b"not an image", "text/plain")})
+    assert r.status_code in (413, 422) and 'class="error"' in r.text
+    view = demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("王芳")).json()
+    assert view["version"] == 2 and view["materials"][0]["status"] == "received"
+    for _ in range(100):  # thumbnails are made after the commit, in the background
+        page = wang.get(f"/ui/cases/{case['number']}").text
+        thumb = re.search(r'src="(/ui/cases/[^"]+/thumbnail)"', page)
+        if thumb:
+            break
+        time.sleep(0.05)
+    assert thumb, "thumbnail never appeared"
+    r = wang.get(thumb.group(1))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    qian, _ = _login(demo, "钱督查")
+    assert qian.get(thumb.group(1)).status_code == 403
+
+
+def test_a_stopped_clock_is_not_at_risk(demo: Demo) -> None:
+    case = demo.create("王芳", "CBWLSXK", {})
+    demo.fire("王芳", case["number"], "request_supplement", case["version"], comment="请补齐经营场所使用权证明")
+    due = date.fromisoformat(case["deadlines"]["promised"])
+    with session_scope(demo.engine) as s:
+        late = dashboard.dashboard(s, demo.actor("赵督查"), today=due + timedelta(days=1))
+    assert late["deadline"] == {"正常": 1, "预警": 0, "逾期": 0} and late["at_risk"] == []
+    assert late["open_by"]["state"] == {"补齐补正": 1}

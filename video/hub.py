@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from storage.db import session_scope
 from storage.objects import ObjectStore
 from video import messages, rooms
 from video.capture import grab_jpeg
+from video.frames import CopyTrack
 from video.links import JoinClaim
 from video.recorder import Recorder
 from video.store import save_capture, save_recording
@@ -88,8 +89,12 @@ class LiveRoom:
 
 
 class Hub:
-    def __init__(self, store: ObjectStore | None = None) -> None:
+    def __init__(self, store: ObjectStore | None = None, *, idle_seconds: float | None = None,
+                 watch_seconds: float | None = None) -> None:
+        s = get_settings()
         self.store = store  # None: the configured store (engine.scans decides)
+        self.idle_seconds = s.video_idle_seconds if idle_seconds is None else idle_seconds
+        self.watch_seconds = s.video_watch_seconds if watch_seconds is None else watch_seconds
         self.rooms: dict[str, LiveRoom] = {}
         self.engine: sa.Engine | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -190,7 +195,7 @@ class Hub:
             await pc.close()
             raise InvalidInput("sdp", f"无法解析的 SDP offer: {exc}") from exc
         for track in pub.tracks.values():
-            pc.addTrack(room.relay.subscribe(track, buffered=False))
+            pc.addTrack(CopyTrack(room.relay.subscribe(track, buffered=False)))
         await pc.setLocalDescription(await pc.createAnswer())
         viewer.views[pub.id] = pc
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
@@ -312,32 +317,24 @@ class Hub:
             self._watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
-        s = get_settings()
         while True:
-            await asyncio.sleep(s.video_watch_seconds)
+            await asyncio.sleep(self.watch_seconds)
             try:
                 await self.sweep()
             except Exception:  # noqa: BLE001 - the watcher must outlive one bad sweep
                 log.exception("video: sweep failed")
 
     async def sweep(self) -> None:
-        s = get_settings()
         for room in list(self.rooms.values()):
             reason = await self.db(room.engine, rooms.still_valid, room.id)
             empty = not any(not p.left for p in room.peers.values())
-            if reason is None and empty and time.monotonic() - room.idle_since > s.video_idle_seconds:
+            if reason is None and empty and time.monotonic() - room.idle_since > self.idle_seconds:
                 reason = "idle"
             if reason is not None:
                 await self.close(room.id, "ended" if reason == "closed" else reason)
         if self.engine is not None:
-            # Rooms opened here that nobody ever joined close after the idle timeout too.
-            cutoff = now().timestamp() - s.video_idle_seconds
-            for room_id, opened in await self.db(self.engine, rooms.open_room_ids):
-                if room_id not in self.rooms and _ts(opened) < cutoff:
+            # Rooms nobody joined (or everybody left) close after the idle timeout too.
+            cutoff = datetime.fromtimestamp(now().timestamp() - self.idle_seconds, UTC)
+            for room_id in await self.db(self.engine, rooms.idle_rooms, cutoff):
+                if room_id not in self.rooms:
                     await self.db(self.engine, rooms.close, room_id, "idle", None)
-
-
-def _ts(value: datetime) -> float:
-    from datetime import UTC
-
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,8 +19,11 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from video.frames import copy_frame
+
 VIDEO_RATE = 30
 AUDIO_RATE = 48000
+VIDEO_CLOCK = 90000
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Recorder:
                 s.pix_fmt = "yuv420p"
                 # Evidence, not broadcast: favour low CPU over compression ratio.
                 s.options = {"preset": "ultrafast", "tune": "zerolatency"}
+                # Frames are stamped on a 90 kHz clock: jittery arrivals never collide on a tick.
+                s.codec_context.time_base = Fraction(1, VIDEO_CLOCK)
+                s.time_base = Fraction(1, VIDEO_CLOCK)
             else:
                 s = self.container.add_stream("aac", rate=AUDIO_RATE)
                 s.layout = "stereo"
@@ -58,16 +65,20 @@ class Recorder:
         self.end_s = 0.0
         self.counts = {"video": 0, "audio": 0}
         self.resampler: Any = None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self.audio_pts = 0
 
     def start(self) -> None:
         self.tasks = [asyncio.ensure_future(self._run(t)) for t in self.tracks]
 
+    async def _encode(self, fn: Any, *args: Any) -> list[Any]:
+        # One worker per file: a codec context must never be used by two threads at once.
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
     async def _run(self, track: MediaStreamTrack) -> None:
-        loop = asyncio.get_running_loop()
         stream = self.streams[track.kind]
-        origin: int | None = None
-        offset = 0
+        offset: int | None = None
+        last_pts = -1
         while True:
             try:
                 frame = await track.recv()
@@ -79,16 +90,18 @@ class Recorder:
                 self.started.set()
             elif track.kind == "audio" and not self.started.is_set():
                 continue  # audio before the first picture is dropped: the file starts with video
-            if origin is None:
-                origin = frame.pts or 0
-                # Later tracks start late by the wall-clock gap to the first video frame.
-                offset = int((time.monotonic() - (self.t0 or 0)) / frame.time_base)
+            elapsed = time.monotonic() - (self.t0 or 0.0)
             if track.kind == "audio":
-                packets = await loop.run_in_executor(None, self._encode_audio, stream, frame, offset)
+                if offset is None:  # audio starts late by the wall-clock gap to the first picture
+                    offset = int(elapsed * AUDIO_RATE)
+                packets = await self._encode(self._encode_audio, stream, frame, offset)
             else:
-                copy = _copy(frame)  # relayed frames are shared with viewers: never touch them
-                copy.pts, copy.time_base = (frame.pts or 0) - origin + offset, frame.time_base
-                packets = await loop.run_in_executor(None, stream.encode, copy)
+                # Relayed frames are shared with the viewers' encoders, which may rewrite their
+                # pts concurrently: copy the picture and stamp it by the wall clock instead.
+                copy = copy_frame(frame)
+                last_pts = max(last_pts + 1, int(elapsed * VIDEO_CLOCK))
+                copy.pts, copy.time_base = last_pts, Fraction(1, VIDEO_CLOCK)
+                packets = await self._encode(stream.encode, copy)
             self.counts[track.kind] += 1
             self._mux(packets)
 
@@ -97,7 +110,7 @@ class Recorder:
         if self.resampler is None:
             self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE,
                                                frame_size=1024)
-            self.audio_pts = max(0, offset) * AUDIO_RATE // frame.sample_rate
+            self.audio_pts = max(0, offset)
         packets = []
         for out in self.resampler.resample(frame):
             out.pts, out.time_base = self.audio_pts, Fraction(1, AUDIO_RATE)
@@ -114,15 +127,17 @@ class Recorder:
 
     async def stop(self) -> RecordingResult | None:
         """Finish the file; None when not a single video frame arrived (nothing to keep)."""
-        for task in self.tasks:
+        for track in self.tracks:
+            track.stop()  # the readers end after their in-flight frame
+        _, pending = await asyncio.wait(self.tasks, timeout=5) if self.tasks else (set(), set())
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        loop = asyncio.get_running_loop()
         started = self.started.is_set() and sum(self.counts.values()) > 0
         if started:
             for s in self.streams.values():
                 if s.codec_context.is_open:
-                    self._mux(await loop.run_in_executor(None, s.encode, None))
+                    self._mux(await self._encode(s.encode, None))
+        self.pool.shutdown(wait=True)
         try:
             self.container.close()
         except Exception:  # noqa: BLE001 - an empty container may fail to finalise; dropped below
@@ -133,20 +148,6 @@ class Recorder:
         data = self.path.read_bytes()
         return RecordingResult(self.path, round(self.end_s, 3), hashlib.sha256(data).hexdigest(),
                                len(data), self.counts["video"], self.counts["audio"])
-
-
-def _copy(frame: Any) -> Any:
-    if isinstance(frame, av.VideoFrame):
-        out = av.VideoFrame(frame.width, frame.height, frame.format.name)
-    else:
-        out = av.AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=frame.samples)
-        out.sample_rate = frame.sample_rate
-    for dst, src in zip(out.planes, frame.planes, strict=True):
-        if dst.buffer_size != src.buffer_size:  # different padding: let swscale copy it
-            return frame.reformat(format=frame.format.name, width=frame.width, height=frame.height,
-                                  interpolation="POINT") if isinstance(frame, av.VideoFrame) else frame
-        dst.update(src)
-    return out
 
 
 def probe_duration(path: Path) -> float:

@@ -225,6 +225,10 @@ def rooms_of_case(session: Session, number: str) -> list[dict[str, Any]]:
     return [describe(session, i) for i in ids]
 
 
-def open_room_ids(session: Session) -> list[tuple[str, Any]]:
-    return [(r.id, r.opened_at) for r in
-            session.execute(sa.select(T_ROOM.c.id, T_ROOM.c.opened_at).where(T_ROOM.c.status == "open"))]
+def idle_rooms(session: Session, cutoff: Any) -> list[str]:
+    """Open rooms opened before ``cutoff`` with nobody in them since (whichever process hosts them)."""
+    busy = sa.select(T_PART.c.room_id).where(
+        sa.or_(T_PART.c.left_at.is_(None), T_PART.c.left_at > cutoff))
+    return list(session.execute(
+        sa.select(T_ROOM.c.id).where(T_ROOM.c.status == "open", T_ROOM.c.opened_at < cutoff,
+                                     T_ROOM.c.id.not_in(busy))).scalars())

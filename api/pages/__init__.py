@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from api.pages import board, designer, progress, web, workbench
+from api.pages import board, designer, progress, scans_ui, web, workbench
 from engine.errors import EngineError
 
 
@@ -15,6 +15,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
     for module in (workbench, board, designer, progress):
         app.include_router(module.router)
+    scans_ui.install(app)  # thumbnails and upload, when the scans engine (issue #3) is present
     api_handler = app.exception_handlers[EngineError]
 
     async def _engine_error(request: Request, exc: Exception) -> Response:

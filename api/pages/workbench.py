@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep
-from api.pages import web
+from api.pages import scans_ui, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.schemas import Applicant
 from core.settings import get_settings
@@ -158,7 +158,7 @@ def _intake_error(request: Request, session: Session, actor: Actor, item: str, f
 
 # --- the case page -------------------------------------------------------------------------
 
-def _visible_case(session: Session, actor: Actor, number: str) -> dict[str, Any]:
+def visible_case(session: Session, actor: Actor, number: str) -> dict[str, Any]:
     case = load_case(session, number)
     if "supervisor" in actor.roles:
         dashboard.check_case_visible(session, actor, case)
@@ -176,12 +176,6 @@ def _clerk_names(session: Session, ids: Any) -> dict[int, str]:
     return dict(session.execute(sa.select(Clerk.id, Clerk.name).where(Clerk.id.in_(wanted))).all()) if wanted else {}
 
 
-def _pages_api(request: Request) -> bool:
-    """Issue #3 adds /api/v1/cases/{n}/materials/{m}/pages; show thumbnails once it exists."""
-    return any("/materials/" in p and p.endswith("/pages")
-               for p in (getattr(r, "path", "") for r in request.app.routes))
-
-
 def _case_page(request: Request, session: Session, actor: Actor, case: dict[str, Any],
                status_code: int = 200, error: str | None = None, done: str | None = None) -> Response:
     view = views.case_view(session, case, actor)
@@ -195,21 +189,28 @@ def _case_page(request: Request, session: Session, actor: Actor, case: dict[str,
     video_url = get_settings().video_room_url.format(number=case["number"], state=case["state"]) if video else None
     return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
                       labels=labels, counters=counters, clerks=_clerk_names(session, case["assignees"].values()),
-                      error=error, done=done_label, video_url=video_url, pages_api=_pages_api(request),
+                      error=error, done=done_label, video_url=video_url,
+                      pages=scans_ui.pages_by_material(session, case["number"], actor),
                       prefect_url=dashboard.prefect_runs_url(case["number"]))
+
+
+def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,
+                error: str) -> Response:
+    """The case page again, with what went wrong (after the failed write was rolled back)."""
+    return _case_page(request, session, actor, load_case(session, number), status_code, error)
 
 
 @router.get("/ui/cases/{number}", response_class=HTMLResponse)
 def case_page(number: str, request: Request, session: SessionDep,
               done: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     actor = web.require_actor(request, session)
-    return _case_page(request, session, actor, _visible_case(session, actor, number), done=done)
+    return _case_page(request, session, actor, visible_case(session, actor, number), done=done)
 
 
 @router.get("/ui/cases/{number}/diagram.svg")
 def case_diagram(number: str, request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
-    case = _visible_case(session, actor, number)
+    case = visible_case(session, actor, number)
     c = catalog.compiled(session, case["item_version_id"])
     content_hash = session.get(ItemVersion, case["item_version_id"]).content_hash  # type: ignore[union-attr]
     svg = highlighted_svg(c, content_hash, active_states(c, case["state"], case["branches"]))
@@ -222,7 +223,7 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
          comment: Annotated[str, Form(max_length=2000)] = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    _visible_case(session, actor, number)
+    visible_case(session, actor, number)
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
@@ -230,7 +231,7 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:
         session.rollback()
-        return _case_page(request, session, actor, load_case(session, number), exc.status, exc.detail)
+        return render_case(request, session, actor, number, exc.status, exc.detail)
     return RedirectResponse(f"/ui/cases/{number}?done={trigger}", status_code=303)
 
 
@@ -239,12 +240,12 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
                  version: Annotated[int, Form(ge=1)], status: Annotated[str, Form(max_length=16)]) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    _visible_case(session, actor, number)
+    visible_case(session, actor, number)
     try:
         if status not in ("received", "missing"):
             raise InvalidInput("status", "须为 received 或 missing")
         intake.set_material(session, number, actor, material_id, status, version)
     except EngineError as exc:
         session.rollback()
-        return _case_page(request, session, actor, load_case(session, number), exc.status, exc.detail)
+        return render_case(request, session, actor, number, exc.status, exc.detail)
     return RedirectResponse(f"/ui/cases/{number}", status_code=303)

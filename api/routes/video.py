@@ -17,7 +17,6 @@ from sqlmodel import Session
 from api.deps import ActorDep, SessionDep
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
-from storage.db import session_scope
 from video import inspection, links, rooms
 from video.hub import Hub, LiveRoom, Peer
 from video.page import STATIC, render_room
@@ -119,6 +118,7 @@ async def close_room(room_id: str, request: Request, session: SessionDep, actor:
     rooms.room_for_clerk(session, room_id, actor)
     hub = hub_of(request)
     hub.engine = hub.engine or _engine(session)
+    session.commit()  # end this transaction: the hub writes in its own (SQLite allows one writer)
     await hub.close(room_id, "ended", actor)
     return {"room": room_id, "status": "closed"}
 
@@ -187,8 +187,10 @@ def join_page(request: Request, session: SessionDep,
         room = rooms.admit(session, claim)
     except Forbidden as exc:
         if exc.extra.get("reason") == "state_left":
-            with session_scope(_engine(session)) as s:
-                rooms.close(s, claim.room_id, "state_left")
+            # Keep the closing even though the request fails (the dependency rolls back).
+            session.rollback()
+            rooms.close(session, claim.room_id, "state_left")
+            session.commit()
         raise
     return render_room(request, claim, room, rooms.materials(session, claim.number),
                        inspection.checklist_of(session, claim.number) if room["kind"] == "inspection" else [])

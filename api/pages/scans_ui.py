@@ -1,0 +1,101 @@
+"""Scanned pages on the case page (issue #3): thumbnails and upload, when ``engine.scans`` exists.
+
+The pages call the same engine functions as the documents API, with the cookie session's actor,
+so the rules (who may read, who may upload, file checks, object first and row after) stay there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from types import ModuleType
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlmodel import Session
+
+from api.deps import SessionDep
+from api.pages import web
+from engine.actors import Actor
+from engine.errors import EngineError, NotFound
+
+router = APIRouter(include_in_schema=False)
+UPLOAD_PATH = r"/ui/cases/[^/]+/materials/[^/]+/pages"
+
+
+def _scans() -> ModuleType | None:
+    try:
+        return importlib.import_module("engine.scans")
+    except ImportError:
+        return None
+
+
+def object_store() -> Any:
+    """The object store (a dependency, so tests can hand in one of their own)."""
+    return importlib.import_module("storage.object_factory").get_store()
+
+
+StoreDep = Annotated[Any, Depends(object_store)]
+
+
+def install(app: FastAPI) -> None:
+    if _scans() is None:
+        return
+    app.include_router(router)
+    from api.limits import allow_larger
+    from core.settings import get_settings
+
+    allow_larger(app, UPLOAD_PATH, lambda: int(getattr(get_settings(), "max_upload_bytes", 20_000_000)) + 65_536)
+
+
+def pages_by_material(session: Session, number: str, actor: Actor) -> dict[str, list[dict[str, Any]]] | None:
+    """Active pages per material, or None when scans are not part of this build."""
+    scans = _scans()
+    if scans is None:
+        return None
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in scans.list_pages(session, number, actor):
+        out[p["material_id"]].append({"id": p["id"], "page_no": p["page_no"],
+                                      "thumbnail": bool(p.get("thumbnail_key"))})
+    return out
+
+
+@router.get("/ui/cases/{number}/materials/{material_id}/pages/{page_id}/thumbnail")
+def thumbnail(number: str, material_id: str, page_id: int, request: Request, session: SessionDep,
+              store: StoreDep) -> Response:
+    actor = web.require_actor(request, session)
+    scans = _scans()
+    if scans is None:
+        raise NotFound("扫描件功能未启用")
+    from api.pages.workbench import visible_case
+
+    visible_case(session, actor, number)
+    d = scans.page_download(session, number, material_id, page_id, actor, thumbnail=True, store=store)
+    if d.url is not None:  # object store hands out a short-lived presigned URL
+        return RedirectResponse(d.url, status_code=307, headers={"Cache-Control": "no-store"})
+    return StreamingResponse(d.stream, media_type=d.media_type,
+                             headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff",
+                                      "Content-Disposition": f"inline; filename*=UTF-8''{quote(d.filename)}"})
+
+
+@router.post("/ui/cases/{number}/materials/{material_id}/pages")
+def upload(number: str, material_id: str, request: Request, session: SessionDep,
+           csrf: Annotated[str, Form(max_length=128)], version: Annotated[int, Form(ge=1)],
+           file: UploadFile, store: StoreDep) -> Response:
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    scans = _scans()
+    if scans is None:
+        raise NotFound("扫描件功能未启用")
+    from api.pages.workbench import render_case, visible_case
+
+    visible_case(session, actor, number)
+    try:
+        scans.add_page(session, number, material_id, file.file, file.filename, actor,
+                       store=store, expected_version=version)
+    except EngineError as exc:
+        session.rollback()
+        return render_case(request, session, actor, number, exc.status, exc.detail)
+    return RedirectResponse(f"/ui/cases/{number}", status_code=303)

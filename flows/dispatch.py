@@ -1,0 +1,67 @@
+"""Distributed mode: start a region's drain on its own work pool when its outbox has work.
+
+Each region's deployment (``drain-outbox/counter-<region>``, prefect.yaml) also runs on an
+interval schedule as a safety net; the dispatcher only shortens the wait. It talks to the
+Prefect server's REST API, so it needs nothing but ``PREFECT_API_URL``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from flows.outbox import regions_with_work
+
+FLOW = "drain-outbox"
+WAITING = ["SCHEDULED"]
+
+
+def pool_name(region: str) -> str:
+    return f"counter-{region}"
+
+
+class Dispatcher:
+    def __init__(self, engine: sa.Engine, api_url: str) -> None:
+        self.engine = engine
+        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30)
+        self.deployments: dict[str, str] = {}
+
+    def deployment_id(self, region: str) -> str | None:
+        if region not in self.deployments:
+            r = self.http.get(f"deployments/name/{FLOW}/{pool_name(region)}")
+            if r.status_code == 404:
+                return None
+            r.raise_for_status()
+            self.deployments[region] = r.json()["id"]
+        return self.deployments[region]
+
+    def waiting_runs(self, deployment_id: str) -> int:
+        """Runs due now and not yet picked up (future schedule slots and stuck runs do not count)."""
+        due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        r = self.http.post("flow_runs/count", json={"flow_runs": {
+            "deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": WAITING}},
+            "expected_start_time": {"before_": due}}})
+        r.raise_for_status()
+        return int(r.json())
+
+    def dispatch_once(self) -> list[dict[str, Any]]:
+        """One flow run per region with claimable jobs, unless one is already waiting to start."""
+        started = []
+        for region in regions_with_work(self.engine):
+            dep = self.deployment_id(region)
+            if dep is None or self.waiting_runs(dep):
+                continue
+            r = self.http.post(f"deployments/{dep}/create_flow_run",
+                               json={"parameters": {"region": region}, "tags": [f"region:{region}"]})
+            r.raise_for_status()
+            started.append({"region": region, "flow_run": r.json()["id"]})
+        return started
+
+    def run_forever(self, poll_seconds: float = 1.0) -> None:
+        while True:
+            self.dispatch_once()
+            time.sleep(poll_seconds)

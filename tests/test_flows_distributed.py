@@ -1,0 +1,259 @@
+"""Distributed flows: a real Prefect server on PostgreSQL, process workers per regional pool.
+
+A case taken in at Jinan (370100, pool counter-370100) and handled at Qingdao West Coast
+(370211, pool counter-370211) has its hand-off and certificate jobs run by Qingdao's worker,
+and its result is mailed. A worker killed in the middle of the certificate job leaves nothing
+behind; the job is retried once its lease runs out, and there is still exactly one certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api import deps
+from api.app import create_app
+from conftest import ALL_GGCS, CATALOG, PG_URL, Demo
+from core.settings import ROOT
+from engine.delivery import sign
+from engine.demo import seed
+from flows.deploy import deploy
+from flows.dispatch import Dispatcher
+from storage import migrate
+from storage.db import make_engine, session_scope
+
+pytestmark = pytest.mark.postgres
+A, B = "370100", "370211"
+BASE = PG_URL.rsplit("/", 1)[0]
+CASES_DB, PREFECT_DB = "tb_flows_cases", "tb_flows_prefect"
+LEASE = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _fresh_database(name: str) -> None:
+    admin = make_engine(f"{BASE}/postgres").execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(10)
+
+
+class Cluster:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = _free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.cases_url = f"{BASE}/{CASES_DB}"
+        self.env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": self.api,
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+                    "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
+                    "TONGBAN_DATABASE_URL": self.cases_url,
+                    "TONGBAN_OBJECT_DIR": str(tmp / "objects"),
+                    "TONGBAN_JOB_LEASE_SECONDS": str(LEASE), "PYTHONPATH": str(ROOT)}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    def prefect(self, *args: str) -> None:
+        r = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=self.env,
+                           capture_output=True, timeout=120, text=True)
+        assert r.returncode == 0, f"prefect {' '.join(args)}: {r.stdout[-2000:]} {r.stderr[-2000:]}"
+
+    def start_server(self) -> None:
+        env = {**self.env, "PREFECT_API_DATABASE_CONNECTION_URL":
+               f"{BASE.replace('+psycopg', '+asyncpg')}/{PREFECT_DB}"}
+        log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError((self.tmp / "server.log").read_text()[-3000:])
+
+    def start_worker(self, region: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"worker-{region}-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", f"counter-{region}",
+             "--type", "process"], cwd=ROOT, env={**self.env, **extra_env}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        self.workers[region] = proc
+        return proc
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                _kill_tree(p)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Demo]]:
+    tmp = tmp_path_factory.mktemp("cluster")
+    _fresh_database(CASES_DB)
+    _fresh_database(PREFECT_DB)
+    c = Cluster(tmp)
+    engine = make_engine(c.cases_url)
+    migrate.upgrade(engine)
+    with session_scope(engine) as s:
+        tokens = seed(s, CATALOG, ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
+    try:
+        c.start_server()
+        for region in (A, B):
+            c.prefect("work-pool", "create", f"counter-{region}", "--type", "process")
+        deployed = deploy(c.api, [f"drain-outbox/counter-{A}", f"drain-outbox/counter-{B}"])
+        assert len(deployed) == 2
+        for region in (A, B):
+            c.start_worker(region)
+        app = create_app()
+
+        def session_override() -> Iterator[Any]:
+            with session_scope(engine) as s:
+                yield s
+
+        app.dependency_overrides[deps.get_session] = session_override
+        with TestClient(app) as client:
+            yield c, Demo(engine, client, tokens)
+    finally:
+        c.stop()
+        engine.dispose()
+
+
+def settle(c: Cluster, demo: Demo, done: Any, timeout: float = 60) -> None:
+    d = Dispatcher(demo.engine, c.api)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return
+        d.dispatch_once()
+        time.sleep(0.5)
+    logs = "\n".join(p.read_text()[-1500:] for p in c.tmp.glob("worker-*.log"))
+    runs = httpx.post(f"{c.api}/flow_runs/filter", json={}).json()
+    runs = [(r["name"], r["state_type"], r["work_pool_name"], r["expected_start_time"]) for r in runs]
+    with demo.engine.connect() as conn:
+        jobs = conn.execute(sa.text("SELECT job, region_code, status, attempts, last_error FROM outbox")).all()
+    raise AssertionError(f"timed out\n{logs}\n{runs}\n{jobs}")
+
+
+def one(demo: Demo, sql: str, **params: Any) -> Any:
+    with demo.engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).first()
+
+
+def task_runs(c: Cluster, name: str) -> list[dict[str, Any]]:
+    r = httpx.post(f"{c.api}/task_runs/filter", json={"task_runs": {"name": {"like_": name}}})
+    r.raise_for_status()
+    return r.json()
+
+
+def flow_run(c: Cluster, flow_run_id: str) -> dict[str, Any]:
+    return httpx.get(f"{c.api}/flow_runs/{flow_run_id}").raise_for_status().json()
+
+
+APPLICANT = {"name": "青岛某某酒店管理有限公司", "kind": "person", "phone": "13700137000",
+             "address": "山东省青岛市黄岛区滨海大道 88 号"}
+
+
+def test_case_taken_in_at_a_and_handled_at_b_runs_on_b_and_is_mailed(cluster) -> None:  # type: ignore[no-untyped-def]
+    c, demo = cluster
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)
+    n = case["number"]
+    demo.fire("王芳", n, "accept")
+    # Hand-off to B (接件), then auto-review sends the case to a person (申请人非经营单位).
+    settle(c, demo, lambda: one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "review")
+    demo.fire("李强", n, "approve")
+    settle(c, demo, lambda: one(demo, "SELECT count(*) FROM waybills")[0] == 1)
+    assert one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "issued"
+    for job in ("handoff", "issue_certificate", "create_waybill"):
+        runs = task_runs(c, f"{n} · {job}")
+        assert runs and all(r["state_type"] == "COMPLETED" for r in runs), (job, runs)
+        fr = flow_run(c, runs[0]["flow_run_id"])
+        assert fr["work_pool_name"] == f"counter-{B}" and f"region:{B}" in runs[0]["tags"]
+        assert "item:GGCSWSXK" in runs[0]["tags"]
+    # The carrier confirms delivery with a signed callback: the case completes.
+    waybill = one(demo, "SELECT number FROM waybills")[0]
+    body = json.dumps({"waybill": waybill, "event_id": "e-1", "status": "delivered",
+                       "location": "青岛"}).encode()
+    ts = str(int(time.time()))
+    r = demo.client.post("/api/v1/carriers/counter/callback", content=body, headers={
+        "X-Tongban-Timestamp": ts, "X-Tongban-Signature": sign(body, ts),
+        "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["fired"] == "deliver"
+    assert one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "completed"
+
+
+def test_killing_a_worker_mid_job_retries_and_issues_exactly_one_certificate(cluster) -> None:  # type: ignore[no-untyped-def]
+    c, demo = cluster
+    case = demo.create("李强", "GGCSWSXK", ALL_GGCS, applicant=APPLICANT)
+    n = case["number"]
+    demo.fire("李强", n, "accept")
+    settle(c, demo, lambda: one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "review")
+    _kill_tree(c.workers[B])
+    slow = c.start_worker(B, TONGBAN_JOB_PAUSE_SECONDS="60")
+    demo.fire("李强", n, "approve")
+    job_sql = ("SELECT o.id, o.status, o.attempts FROM outbox o JOIN cases k ON k.id = o.case_id "
+               "WHERE k.number = :n AND o.job = 'issue_certificate'")
+    settle(c, demo, lambda: one(demo, job_sql, n=n)[1] == "running")
+    time.sleep(3)  # inside the job now: PDF rendered, evidence stored, transaction still open
+    _kill_tree(slow)
+    assert one(demo, "SELECT count(*) FROM certificates c JOIN cases k ON k.id = c.case_id "
+                     "WHERE k.number = :n", n=n)[0] == 0
+    c.start_worker(B)
+    settle(c, demo, lambda: one(demo, job_sql, n=n)[1] == "done", timeout=90)
+    job_id, _, attempts = one(demo, job_sql, n=n)
+    assert attempts == 2
+    assert one(demo, "SELECT count(*) FROM certificates c JOIN cases k ON k.id = c.case_id "
+                     "WHERE k.number = :n", n=n)[0] == 1
+    assert one(demo, "SELECT count(*) FROM job_effects WHERE job_id = :j", j=job_id)[0] == 1
+    runs = task_runs(c, f"{n} · issue_certificate")
+    assert len(runs) == 2 and sum(r["state_type"] == "COMPLETED" for r in runs) == 1
