@@ -56,8 +56,6 @@ class Settings(BaseSettings):
     stuck_working_days: int = 5
     # Prefect UI base URL; the dashboard links each case to its runs there.
     prefect_ui_url: str = "http://127.0.0.1:4200"
-    # Where a case's video step opens ({number}, {state}); issue #5 serves the room.
-    video_room_url: str = "/video/rooms/{number}/{state}"
     # Video join links: HMAC secret (empty: generated once into data_dir/video-secret).
     video_secret: str = ""
     video_link_minutes: int = 120

@@ -29,7 +29,7 @@ from engine import catalog, thumbnails
 from engine.actors import Actor, now
 from engine.advance import T_CASE, T_MAT, append_event, load_case, require_holder
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion, Unavailable
-from engine.scan_validation import UploadRefused, UploadTooLarge, check_name, check_size, validate
+from engine.scan_validation import UploadRefused, UploadTooLarge, check_name, validate
 from storage.documents import CasePage, Evidence
 from storage.object_factory import get_store
 from storage.objects import (
@@ -146,13 +146,14 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
     store = store or get_store()
     check_name(declared_name, field)
     stream, size = _seekable(data, s.max_upload_bytes, field)
-    check_size(size, s.max_upload_bytes, field)
+    # Validate before the first query: on SQLite that query takes the write lock, which should
+    # not be held while a large scan decodes.
+    checked = validate(stream, size, name=declared_name, max_bytes=s.max_upload_bytes, field=field)
     case = load_case(session, number)  # refuse what we can before any object is written
     if not actor.is_system:
         require_holder(session, case, actor)
     _require_material(session, case, material_id)
     _check_version(case, expected_version)
-    checked = validate(stream, size, name=declared_name, max_bytes=s.max_upload_bytes, field=field)
     b = bucket("scans", _region(session, case, actor))
     try:
         store.ensure_bucket(b)

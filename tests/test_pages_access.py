@@ -190,3 +190,20 @@ def test_a_stopped_clock_is_not_at_risk(demo: Demo) -> None:
         late = dashboard.dashboard(s, demo.actor("赵督查"), today=due + timedelta(days=1))
     assert late["deadline"] == {"正常": 1, "预警": 0, "逾期": 0} and late["at_risk"] == []
     assert late["open_by"]["state"] == {"补齐补正": 1}
+
+
+def test_video_step_opens_a_room_from_the_case_page(demo: Demo) -> None:
+    """Only when the video rooms (issue #5) are part of the build."""
+    pytest.importorskip("video.rooms")
+    case = demo.create("黄丽", "GGCSWSXK", {m: "received" for m in (
+        "application_form", "legal_rep_id", "floor_plans", "hygiene_report", "hygiene_rules")})
+    huang, csrf = _login(demo, "黄丽")
+    assert 'id="video-open"' not in huang.get(f"/ui/cases/{case['number']}").text  # 收件: no video step
+    out = demo.fire("黄丽", case["number"], "accept", case["version"])
+    out = demo.fire("黄丽", case["number"], "start_inspection", out["version"])
+    assert out["state"]["video"] == "inspection"
+    assert 'id="video-open"' in huang.get(f"/ui/cases/{case['number']}").text
+    r = huang.post(f"/ui/cases/{case['number']}/video", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/video/join?t=")
+    qian, _ = _login(demo, "钱督查")  # a supervisor watches, but does not open rooms
+    assert 'id="video-open"' not in qian.get(f"/ui/cases/{case['number']}").text

@@ -146,3 +146,102 @@ def test_three_peers_relay_record_capture_chat_and_files(sqlite_demo: Demo, serv
     for k in ("video_open", "video_chat", "video_capture", "video_file", "page_added",
               "evidence_stored", "video_recording"):
         assert k in kinds, (k, kinds)
+
+
+def test_remote_inspection_in_the_room_fires_the_transition_and_closes_it(
+        sqlite_demo: Demo, serve_app: Any, tmp_path: Path) -> None:
+    demo = sqlite_demo
+    number = inspection_case(demo)
+    room = open_room(demo, number)
+    clerk_token, applicant_token = link(demo, room, "clerk", "李强"), link(demo, room, "applicant", "张三")
+    late_token = link(demo, room, "expert", "王专家")
+    store = LocalStore(tmp_path / "objects")
+    demo.client.app.state.video_hub = Hub(store=store, watch_seconds=0.2)  # type: ignore[attr-defined]
+    base = serve_app(demo.client.app)
+
+    async def scenario() -> dict[str, Any]:
+        applicant = Participant(base, applicant_token, [PatternTrack(160, 120), ToneTrack()])
+        inspector = Participant(base, clerk_token)
+        await applicant.join()
+        await inspector.join()
+        checklist = inspector.info["checklist"]
+        a_id = applicant.info["participant"]
+        await wait_until(lambda: inspector.received.get(a_id) is not None and inspector.received[a_id].frames > 10)
+        # The applicant is no inspector: the engine refuses, nothing changes.
+        r = await applicant.post("inspection", {"results": {e["id"]: True for e in checklist}})
+        assert r.status_code == 403, r.text
+        r = await inspector.post("inspection", {"results": {e["id"]: True for e in checklist},
+                                                "notes": {"rules_posted": "制度已张贴于前台"}})
+        assert r.status_code == 200, r.text
+        closed = await applicant.wait_message("closed")
+        late = Participant(base, late_token)
+        try:
+            await late.join()
+            refused = None
+        except Exception as exc:  # noqa: BLE001 - the refusal is what we look at
+            refused = exc
+        await late.close(leave=False)
+        await applicant.close(leave=False)
+        await inspector.close(leave=False)
+        return {"result": r.json(), "closed": closed, "refused": refused, "checklist": checklist}
+
+    out = asyncio.run(scenario())
+    assert [e["id"] for e in out["checklist"]] == ["layout_matches", "facilities_ok", "rules_posted"]
+    assert out["result"]["trigger"] == "inspection_passed" and out["result"]["state"] == "review"
+    assert out["closed"]["reason"] == "state_left"
+    assert getattr(out["refused"], "status", None) == 403
+    with session_scope(demo.engine) as s:
+        recs = s.execute(sa.select(VideoRecording.__table__)).mappings().all()
+        evidence = scans.list_evidence(s, number, SYSTEM)
+    assert len(recs) == 1 and [e["kind"] for e in evidence] == ["recording"]
+    assert evidence[0]["sha256"] == recs[0]["sha256"]
+    kinds = history_kinds(demo, number)
+    assert kinds.index("video_recording") > kinds.index("video_join")
+    assert "video_close" in kinds
+
+
+def test_rooms_close_when_the_case_moves_on_when_ended_and_when_idle(
+        sqlite_demo: Demo, serve_app: Any, tmp_path: Path) -> None:
+    demo = sqlite_demo
+    n = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")["number"]
+    hub = Hub(store=LocalStore(tmp_path / "objects"), watch_seconds=0.2, idle_seconds=0.6)
+    demo.client.app.state.video_hub = hub  # type: ignore[attr-defined]
+    base = serve_app(demo.client.app)
+
+    def room_row(room_id: str) -> dict[str, Any]:
+        rooms_out = demo.client.get(f"/api/v1/cases/{n}/video-rooms", headers=demo.h("王芳")).json()["rooms"]
+        return next(r for r in rooms_out if r["id"] == room_id)
+
+    async def scenario() -> None:
+        # 1. Ended by the clerk.
+        room = open_room(demo, n, "王芳")
+        p = Participant(base, link(demo, room, "applicant", "张三", who="王芳"))
+        await p.join()
+        await asyncio.wait_for(p.channel_open.wait(), 10)
+        r = await p.http.post(f"/api/v1/video/rooms/{room}/close", headers=demo.h("王芳"))
+        assert r.status_code == 200
+        assert (await p.wait_message("closed"))["reason"] == "ended"
+        await p.close(leave=False)
+        assert room_row(room)["close_reason"] == "ended"
+        # 2. Idle: everybody left, nobody came back.
+        room = open_room(demo, n, "王芳")
+        assert room_row(room)["status"] == "open"
+        p = Participant(base, link(demo, room, "applicant", "张三", who="王芳"))
+        await p.join()
+        await p.close()
+        await wait_until(lambda: room_row(room)["status"] == "closed", timeout=10)
+        assert room_row(room)["close_reason"] == "idle"
+        # 3. The case leaves the state through the ordinary clerk API while someone is inside.
+        room = open_room(demo, n, "王芳")
+        p = Participant(base, link(demo, room, "applicant", "张三", who="王芳"))
+        await p.join()
+        await asyncio.wait_for(p.channel_open.wait(), 10)
+        await asyncio.to_thread(demo.fire, "王芳", n, "accept")
+        assert (await p.wait_message("closed"))["reason"] == "state_left"
+        await p.close(leave=False)
+        assert room_row(room)["close_reason"] == "state_left"
+
+    asyncio.run(scenario())
+    kinds = history_kinds(demo, n)
+    assert kinds.count("video_open") == 3 and kinds.count("video_close") == 3
+    assert kinds.count("video_join") == 3 and kinds.count("video_leave") == 3

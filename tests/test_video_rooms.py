@@ -132,7 +132,7 @@ def test_inspection_checklist_fires_the_transition(demo: Demo) -> None:
                                 {"facilities_ok": "消毒柜运转正常"}, None)
     assert out["trigger"] == "inspection_passed" and out["state"] == "review"
     case = demo.client.get(f"/api/v1/cases/{number}", headers=demo.h("李强")).json()
-    assert case["state"] == "review"
+    assert case["state"]["id"] == "review"
     events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["events"]
     fired = next(e for e in events if e.get("trigger") == "inspection_passed")
     items = fired["data"]["checklist"]["items"]

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from api.pages import board, designer, progress, scans_ui, web, workbench
+from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
 from engine.errors import EngineError
 
 
@@ -16,6 +16,7 @@ def install(app: FastAPI) -> None:
     for module in (workbench, board, designer, progress):
         app.include_router(module.router)
     scans_ui.install(app)  # thumbnails and upload, when the scans engine (issue #3) is present
+    video_ui.install(app)  # the case page's video step, when video rooms (issue #5) are present
     api_handler = app.exception_handlers[EngineError]
 
     async def _engine_error(request: Request, exc: Exception) -> Response:

@@ -11,10 +11,9 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep
-from api.pages import scans_ui, web
+from api.pages import scans_ui, video_ui, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.schemas import Applicant
-from core.settings import get_settings
 from engine import catalog, dashboard, intake, views
 from engine.actors import Actor, authenticate
 from engine.advance import advance, load_case
@@ -185,11 +184,11 @@ def _case_page(request: Request, session: Session, actor: Actor, case: dict[str,
     seen = [*case["parties"].values(), *(e["counter_id"] for e in events if e["counter_id"])]
     counters = _counter_names(session, seen)
     done_label = next((t.label for t in c.definition.transitions if t.trigger == done), None)
-    video = view["state"]["video"]
-    video_url = get_settings().video_room_url.format(number=case["number"], state=case["state"]) if video else None
+    # The video step opens from the holding counter when the state declares one (issue #5).
+    video = view["state"]["video"] if video_ui.available() and actor.counter_id in view["holders"] else None
     return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
                       labels=labels, counters=counters, clerks=_clerk_names(session, case["assignees"].values()),
-                      error=error, done=done_label, video_url=video_url,
+                      error=error, done=done_label, video=video,
                       pages=scans_ui.pages_by_material(session, case["number"], actor),
                       prefect_url=dashboard.prefect_runs_url(case["number"]))
 

@@ -96,6 +96,9 @@ async def upload_page(number: str, material_id: str, request: Request, session: 
     ``X-File-Name`` header or ``?name=``, percent-encoded). ``If-Match`` is optional: pages are
     appended, so uploads from a document camera do not have to chase the case's ETag."""
     expected = parse_if_match(if_match)
+    # Authenticated: end the token lookup's transaction so no database lock is held while the
+    # body (up to max_upload_bytes) streams in from the counter.
+    await run_in_threadpool(session.rollback)
     stream, name, field = await _read_upload(request)
     try:
         page = await run_in_threadpool(scans.add_page, session, number, material_id, stream, name,

@@ -1,0 +1,55 @@
+"""Opening a case's video step from the case page, when the video rooms (issue #5) are present.
+
+The clerk's click opens (or reuses) the room of the current state through ``video.rooms`` and
+issues the clerk a join link signed by ``video.links``; the browser then goes to the room page.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.deps import SessionDep
+from api.pages import web
+from engine.errors import EngineError
+
+router = APIRouter(include_in_schema=False)
+
+
+def _video() -> tuple[ModuleType, ModuleType] | None:
+    try:
+        return importlib.import_module("video.rooms"), importlib.import_module("video.links")
+    except ImportError:
+        return None
+
+
+def available() -> bool:
+    return _video() is not None
+
+
+def install(app: FastAPI) -> None:
+    if available():
+        app.include_router(router)
+
+
+@router.post("/ui/cases/{number}/video")
+def open_video(number: str, request: Request, session: SessionDep,
+               csrf: Annotated[str, Form(max_length=128)]) -> Response:
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    from api.pages.workbench import render_case, visible_case
+
+    visible_case(session, actor, number)
+    rooms, links = _video()  # type: ignore[misc]
+    try:
+        room = rooms.open_room(session, number, actor, None)
+        clerk_id = rooms.check_link_request(session, room, "clerk", None, actor)
+    except EngineError as exc:
+        session.rollback()
+        return render_case(request, session, actor, number, exc.status, exc.detail)
+    token, _ = links.issue(number, room["id"], "clerk", actor.name, clerk_id)
+    return RedirectResponse(f"/video/join?t={token}", status_code=303)
