@@ -80,6 +80,15 @@ def as_pdf(jpeg: bytes) -> bytes:
     return out.getvalue()
 
 
+def variant(data: bytes, i: int) -> bytes:
+    """Page ``i``: the base scan made unique (every page of a real case differs, and two clients
+    writing one key at the same moment is not what we measure). JPEG: a comment segment after
+    the start marker; PDF: a comment line after the end marker."""
+    if data.startswith(b"\xff\xd8"):
+        return data[:2] + b"\xff\xfe\x00\x0a" + i.to_bytes(8, "big") + data[2:]
+    return data + f"% page {i}\n".encode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -165,15 +174,15 @@ def bench_setup(setup: str, kinds: dict[str, list[bytes]], n: int, concurrencies
             raw_client.make_bucket(bucket_name="raw-baseline")
 
         def raw_put(i: int, scans: list[bytes]) -> None:
-            data = scans[i % len(scans)]
-            raw_client.put_object(bucket_name="raw-baseline", object_name=f"scan-{i % len(scans)}",
+            data = variant(scans[i % len(scans)], i)
+            raw_client.put_object(bucket_name="raw-baseline", object_name=f"scan-{i}",
                                   data=io.BytesIO(data), length=len(data), content_type="image/jpeg")
     else:
         raw_store = LocalStore(data_dir / "raw-objects")
         raw_store.ensure_bucket("raw-baseline")
 
         def raw_put(i: int, scans: list[bytes]) -> None:
-            raw_store.put("raw-baseline", io.BytesIO(scans[i % len(scans)]), "image/jpeg",
+            raw_store.put("raw-baseline", io.BytesIO(variant(scans[i % len(scans)], i)), "image/jpeg",
                           max_bytes=50 << 20)
 
     out: list[dict[str, Any]] = []
@@ -199,7 +208,7 @@ def bench_setup(setup: str, kinds: dict[str, list[bytes]], n: int, concurrencies
                             scans: list[bytes] = scans, media_type: str = media_type) -> None:
                     number = cases[i // PAGES_PER_CASE]
                     r = client.post(f"/api/v1/cases/{number}/materials/{materials[i % 4]}/pages",
-                                    content=scans[i % len(scans)],
+                                    content=variant(scans[i % len(scans)], i),
                                     headers={"Content-Type": media_type, "X-File-Name": f"p{i}"})
                     if r.status_code != 201:
                         raise RuntimeError(r.text)

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     video_idle_seconds: int = 600
     # How often open rooms re-check that their case is still in the room's state.
     video_watch_seconds: float = 5.0
-    video_max_file_bytes: int = 10_000_000
+    video_max_file_bytes: int = 10 * 1024 * 1024  # files sent in a room (10 MB)
     # Flows (issue #4). `tongban serve` drains the outbox in-process when embedded_flows is on.
     embedded_flows: bool = False
     flows_poll_seconds: float = 1.0
@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # Fault injection for crash-recovery drills: a job sleeps this long before committing.
     job_pause_seconds: float = 0.0
     deadline_sweep_seconds: int = 3600
+    # Tag each job's task run with region, item and job (Prefect 3.8: one slot round trip each).
+    job_task_tags: bool = True
     certificate_valid_years: int = 5
     # Base of the QR code's verification link on certificates.
     public_base_url: str = "http://127.0.0.1:8000"

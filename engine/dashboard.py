@@ -8,6 +8,8 @@ index for the open set, the at-risk and stuck lists, and the period's throughput
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter as Tally
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -151,6 +153,11 @@ def _assignee_expr(dialect: str) -> Any:
     return sa.func.json_extract(T_CASE.c.assignees, sa.literal('$."') + T_HOLD.c.counter_id + sa.literal('"'))
 
 
+def _aware(at: datetime) -> datetime:
+    """SQLite hands timestamps back naive; they are stored in UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)[:10]
 
@@ -175,52 +182,52 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
     item_filter = [T_CASE.c.item_code == item] if item else []
     held = T_HOLD.join(T_CASE, T_CASE.c.id == T_HOLD.c.case_id)
 
-    # One grouped scan of the open cases in scope feeds the counts, deadlines, stuck and workloads.
-    def flag(cond: Any) -> Any:
-        return sa.func.sum(sa.case((cond, 1), else_=0))
-
-    who = _assignee_expr(dialect)
-    groups = session.execute(
-        sa.select(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state, who, sa.func.count(),
-                  flag(T_CASE.c.promised_due < today), flag(T_CASE.c.promised_due.between(today, warn_cutoff)),
-                  flag(T_CASE.c.updated_at < stuck_before))
+    # One scan of the open cases in scope (index-only: ix_cases_open_cover) feeds every open-case
+    # figure. Dates come back only for rows at risk or stale, so most rows are a few short strings.
+    risky_due = sa.case((T_CASE.c.promised_due <= warn_cutoff, T_CASE.c.promised_due), else_=None)
+    stale_at = sa.case((T_CASE.c.updated_at < stuck_before, T_CASE.c.updated_at), else_=None)
+    rows = session.execute(
+        sa.select(T_HOLD.c.counter_id, T_CASE.c.id, T_CASE.c.item_code, T_CASE.c.state,
+                  _assignee_expr(dialect), risky_due, stale_at)
         .select_from(held).where(in_scope, T_CASE.c.finished_at.is_(None), *item_filter)
-        .group_by(T_HOLD.c.counter_id, T_CASE.c.item_code, T_CASE.c.state, who)
     ).all()
-    by: dict[str, dict[str, int]] = {k: defaultdict(int) for k in ("state", "region", "counter", "item")}
-    deadline = {"正常": 0, "预警": 0, "逾期": 0}
-    load: dict[tuple[str, int | None], int] = defaultdict(int)
-    stuck_count = 0
-    for cid, code, state, clerk, n, od, wn, st in groups:
+    groups: Tally[tuple[str, str, str, Any]] = Tally()
+    risky, stale = [], []
+    for cid, case_id, code, state, clerk, due, stale_since in rows:
+        groups[(cid, code, state, clerk)] += 1
         # A stopped clock puts the deadline out of danger: it moves out when the clock resumes.
-        od, wn = (0, 0) if (code, state) in paused else (int(od or 0), int(wn or 0))
+        if due is not None and (code, state) not in paused:
+            risky.append((due, case_id, cid, code, state))
+        if stale_since is not None:
+            stale.append((_aware(stale_since), case_id, cid, code, state))
+    by: dict[str, dict[str, int]] = {k: defaultdict(int) for k in ("state", "region", "counter", "item")}
+    load: dict[tuple[str, int | None], int] = defaultdict(int)
+    for (cid, code, state, clerk), n in groups.items():
         by["state"][labels.get((code, state), state)] += n
         by["region"][counters[cid]["region"]] += n
         by["counter"][cid] += n
         by["item"][code] += n
-        deadline["逾期"] += od
-        deadline["预警"] += wn
-        deadline["正常"] += n - od - wn
-        stuck_count += int(st or 0)
         load[(cid, int(clerk) if clerk is not None else None)] += n
+    overdue = sum(1 for r in risky if r[0] < today)
+    deadline = {"正常": len(rows) - len(risky), "预警": len(risky) - overdue, "逾期": overdue}
+    at_risk_rows = heapq.nsmallest(LIST_LIMIT, risky)
+    stuck_rows = heapq.nsmallest(LIST_LIMIT, stale)
+    wanted = {r[1] for r in at_risk_rows} | {r[1] for r in stuck_rows}
+    details = {r.id: r for r in session.execute(
+        sa.select(T_CASE.c.id, T_CASE.c.number, T_CASE.c.promised_due, T_CASE.c.updated_at)
+        .where(T_CASE.c.id.in_(wanted)))} if wanted else {}
 
-    def case_rows(where: Any, order: Any, keep: Any = lambda r: True, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
-        rows = session.execute(
-            sa.select(T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state, T_CASE.c.promised_due,
-                      T_CASE.c.updated_at, T_HOLD.c.counter_id)
-            .select_from(held).where(in_scope, T_CASE.c.finished_at.is_(None), where, *item_filter)
-            .order_by(order, T_CASE.c.id).limit(limit)
-        ).all()
-        return [{"number": r.number, "item": r.item_code, "state": labels.get((r.item_code, r.state), r.state),
-                 "counter": r.counter_id, "region": counters[r.counter_id]["region"],
-                 "promised_due": r.promised_due.isoformat() if r.promised_due else None,
-                 "deadline": deadline_status(r.promised_due, today, warn_cutoff),
-                 "last_event": r.updated_at.isoformat(), "prefect_url": prefect_runs_url(r.number)}
-                for r in rows if keep(r)][:LIST_LIMIT]
+    def listed(case_id: int, cid: str, code: str, state: str) -> dict[str, Any]:
+        d = details[case_id]
+        return {"number": d.number, "item": code, "state": labels.get((code, state), state),
+                "counter": cid, "region": counters[cid]["region"],
+                "promised_due": d.promised_due.isoformat() if d.promised_due else None,
+                "deadline": deadline_status(d.promised_due, today, warn_cutoff),
+                "last_event": _aware(d.updated_at).isoformat(), "prefect_url": prefect_runs_url(d.number)}
 
-    at_risk = case_rows(T_CASE.c.promised_due <= warn_cutoff, T_CASE.c.promised_due,
-                        keep=lambda r: (r.item_code, r.state) not in paused, limit=2 * LIST_LIMIT)
-    stuck = case_rows(T_CASE.c.updated_at < stuck_before, T_CASE.c.updated_at)
+    at_risk = [listed(*r[1:]) for r in at_risk_rows]
+    stuck = [listed(*r[1:]) for r in stuck_rows]
+    stuck_count = len(stale)
 
     return {
         "today": today.isoformat(), "warn_working_days": settings.warn_working_days,

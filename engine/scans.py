@@ -28,8 +28,17 @@ from core.settings import get_settings
 from engine import catalog, thumbnails
 from engine.actors import Actor, now
 from engine.advance import T_CASE, T_MAT, append_event, load_case, require_holder
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion, Unavailable
+from engine.errors import (
+    Conflict,
+    EngineError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+    Unavailable,
+)
 from engine.scan_validation import UploadRefused, UploadTooLarge, check_name, validate
+from storage.db import session_scope
 from storage.documents import CasePage, Evidence
 from storage.object_factory import get_store
 from storage.objects import (
@@ -46,6 +55,10 @@ from storage.tables import Counter
 T_PAGE = CasePage.__table__
 T_EVID = Evidence.__table__
 CHUNK = 1 << 20
+
+
+class Gone(EngineError):
+    status, type, title = 410, "/problems/gone", "已清理"
 
 
 def _unavailable(exc: Exception) -> Unavailable:
@@ -131,6 +144,27 @@ def _require_material(session: Session, case: dict[str, Any], material_id: str) 
         raise NotFound(f"事项没有材料 '{material_id}'")
 
 
+def _precheck(session: Session, number: str, material_id: str, actor: Actor,
+              expected_version: int | None) -> str:
+    """Refuse what we can before any object is written; return the bucket for the page.
+
+    When the caller has no transaction open yet, the check reads in a short unit of its own, so
+    no lock (SQLite's write lock, a PostgreSQL row lock) is held while the object is written:
+    uploads to the store overlap, only their short row transactions queue up."""
+    def check(s: Session) -> str:
+        case = load_case(s, number)
+        if not actor.is_system:
+            require_holder(s, case, actor)
+        _require_material(s, case, material_id)
+        _check_version(case, expected_version)
+        return bucket("scans", _region(s, case, actor))
+
+    if session.in_transaction():
+        return check(session)
+    with session_scope(session.get_bind().execution_options(readonly=True)) as reader:
+        return check(reader)
+
+
 def add_page(session: Session, number: str, material_id: str, data: bytes | BinaryIO,
              declared_name: str | None, actor: Actor, *, store: ObjectStore | None = None,
              expected_version: int | None = None, field: str = "file") -> dict[str, Any]:
@@ -149,12 +183,7 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
     # Validate before the first query: on SQLite that query takes the write lock, which should
     # not be held while a large scan decodes.
     checked = validate(stream, size, name=declared_name, max_bytes=s.max_upload_bytes, field=field)
-    case = load_case(session, number)  # refuse what we can before any object is written
-    if not actor.is_system:
-        require_holder(session, case, actor)
-    _require_material(session, case, material_id)
-    _check_version(case, expected_version)
-    b = bucket("scans", _region(session, case, actor))
+    b = _precheck(session, number, material_id, actor, expected_version)
     try:
         store.ensure_bucket(b)
         info = store.put(b, stream, checked.media_type, max_bytes=s.max_upload_bytes)
@@ -294,8 +323,8 @@ def _open(store: ObjectStore, bucket_name: str, key: str, media_type: str, size:
         return Download(media_type, size, sha, filename, stream=store.get(bucket_name, key))
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
-    except ObjectMissing as exc:
-        raise Conflict(f"对象 {key} 在存储中缺失, 请联系管理员") from exc
+    except ObjectMissing as exc:  # only a page withdrawn long enough ago may have been swept
+        raise Gone(f"对象 {key} 已不在存储中 (撤回的页面会在宽限期后被清理)") from exc
 
 
 def page_download(session: Session, number: str, material_id: str, page_id: int, actor: Actor,
@@ -314,10 +343,22 @@ def page_download(session: Session, number: str, material_id: str, page_id: int,
                      page["thumbnail_key"].rsplit("/", 1)[-1], f"{number}-{material_id}-{page['page_no']}-thumb.jpg")
     d = _open(store, page["bucket"], page["key"], page["media_type"], page["size"], page["sha256"],
               f"{number}-{material_id}-{page['page_no']}{ext}")
-    append_event(session, case, None, now(), "page_downloaded", actor,
-                 {"material": material_id, "page_id": page_id, "sha256": page["sha256"],
-                  "via": "presigned_url" if d.url else "stream"})
+    _record_download(session, number, actor, "page_downloaded",
+                     {"material": material_id, "page_id": page_id, "sha256": page["sha256"],
+                      "via": "presigned_url" if d.url else "stream"})
     return d
+
+
+def _record_download(session: Session, number: str, actor: Actor, kind: str, data: dict[str, Any]) -> None:
+    """Append the download to the case history, under the case row lock (parallel downloads of
+    one case queue up instead of failing the version check). A GET's session may be read-only
+    (on SQLite it must not upgrade its snapshot to a write): then a short unit of its own."""
+    bind = session.get_bind()
+    if not bind.get_execution_options().get("readonly"):
+        append_event(session, _lock_case(session, number), None, now(), kind, actor, data)
+        return
+    with session_scope(bind.execution_options(readonly=False)) as writer:
+        append_event(writer, _lock_case(writer, number), None, now(), kind, actor, data)
 
 
 # --- evidence -------------------------------------------------------------------------------
@@ -401,9 +442,9 @@ def evidence_download(session: Session, number: str, evidence_id: int, actor: Ac
         raise NotFound(f"案件 {number} 没有证据 #{evidence_id}")
     d = _open(store, ev["bucket"], ev["key"], ev["media_type"], ev["size"], ev["sha256"],
               f"{number}-{ev['kind']}-{evidence_id}")
-    append_event(session, case, None, now(), "evidence_downloaded", actor,
-                 {"evidence_id": evidence_id, "kind": ev["kind"], "sha256": ev["sha256"],
-                  "via": "presigned_url" if d.url else "stream"})
+    _record_download(session, number, actor, "evidence_downloaded",
+                     {"evidence_id": evidence_id, "kind": ev["kind"], "sha256": ev["sha256"],
+                      "via": "presigned_url" if d.url else "stream"})
     return d
 
 

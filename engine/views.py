@@ -76,7 +76,11 @@ def case_view(session: Session, case: dict[str, Any], actor: Actor | None) -> di
         "assignees": case["assignees"],
         "applicant": case["applicant"],
         "materials": materials,
-        "deadlines": {"promised": case["promised_due"], "legal": case["legal_due"]},
+        "deadlines": {"promised": case["promised_due"], "legal": case["legal_due"],
+                      # engine.deadlines: 正常/预警/逾期 from the sweep; the clock stops in 补正 etc.
+                      "status": case.get("deadline_status"),
+                      "paused_since": case.get("clock_paused_at"),
+                      "paused_days": case.get("paused_days") or 0},
         "created_at": case["created_at"], "updated_at": case["updated_at"],
         "finished_at": case["finished_at"],
         "version": case["version"],

@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from core.settings import get_settings
 from flows.outbox import regions_with_work
 
 FLOW = "drain-outbox"
 WAITING = ["SCHEDULED"]
+ACTIVE = {"SCHEDULED", "PENDING", "RUNNING"}
 
 
 def pool_name(region: str) -> str:
@@ -25,10 +27,13 @@ def pool_name(region: str) -> str:
 
 
 class Dispatcher:
-    def __init__(self, engine: sa.Engine, api_url: str) -> None:
+    def __init__(self, engine: sa.Engine, api_url: str, stale_seconds: float | None = None) -> None:
         self.engine = engine
+        # After this long a run still not finished is presumed dead (same bound as job leases).
+        self.stale = stale_seconds or get_settings().job_lease_seconds
         self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30)
         self.deployments: dict[str, str] = {}
+        self.last: dict[str, tuple[str, float]] = {}
 
     def deployment_id(self, region: str) -> str | None:
         if region not in self.deployments:
@@ -48,16 +53,28 @@ class Dispatcher:
         r.raise_for_status()
         return int(r.json())
 
+    def in_flight(self, region: str) -> bool:
+        """Our last run for the region has not finished yet (and is not presumed dead)."""
+        last = self.last.get(region)
+        if last is None:
+            return False
+        run_id, created = last
+        if time.monotonic() - created > self.stale:
+            return False  # a worker died with it: the lease lets its jobs be claimed again
+        r = self.http.get(f"flow_runs/{run_id}")
+        return r.status_code == 200 and r.json()["state_type"] in ACTIVE
+
     def dispatch_once(self) -> list[dict[str, Any]]:
-        """One flow run per region with claimable jobs, unless one is already waiting to start."""
+        """One flow run per region with claimable jobs, unless one is already on its way."""
         started = []
         for region in regions_with_work(self.engine):
             dep = self.deployment_id(region)
-            if dep is None or self.waiting_runs(dep):
+            if dep is None or self.in_flight(region) or self.waiting_runs(dep):
                 continue
             r = self.http.post(f"deployments/{dep}/create_flow_run",
                                json={"parameters": {"region": region}, "tags": [f"region:{region}"]})
             r.raise_for_status()
+            self.last[region] = (r.json()["id"], time.monotonic())
             started.append({"region": region, "flow_run": r.json()["id"]})
         return started
 

@@ -12,8 +12,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 
 from core.settings import get_settings
@@ -27,6 +30,8 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_HOME", str(s.data_dir / "prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A busy machine can take longer than Prefect's 20 s default to start the ephemeral API.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 class EmbeddedDrainer:
@@ -84,15 +89,16 @@ class EmbeddedDrainer:
 
 
 def install(app: Any) -> None:
-    """Start the drainer with the app and stop it on shutdown."""
-    holder: dict[str, EmbeddedDrainer] = {}
+    """Start the drainer with the app's lifespan and stop it on shutdown (wraps any lifespan)."""
+    inner = app.router.lifespan_context
 
-    def _start() -> None:
-        holder["d"] = EmbeddedDrainer().start()
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        drainer = EmbeddedDrainer().start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            await anyio.to_thread.run_sync(drainer.stop)
 
-    def _stop() -> None:
-        if "d" in holder:
-            holder["d"].stop()
-
-    app.add_event_handler("startup", _start)
-    app.add_event_handler("shutdown", _stop)
+    app.router.lifespan_context = lifespan

@@ -3,6 +3,7 @@ are stored as case evidence; the hand-off reads the materials manifest and copie
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,14 @@ def manifest(session: Session, number: str) -> list[dict[str, Any]]:
 
 
 def stored_sha256(bucket: str, key: str) -> str | None:
-    info = get_store().stat(bucket, key)
-    return info.sha256 if info else None
+    """The sha256 of the bytes actually stored (read and hashed: a key alone proves nothing)."""
+    store = get_store()
+    if store.stat(bucket, key) is None:
+        return None
+    h = hashlib.sha256()
+    for chunk in store.get(bucket, key):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def replicate(session: Session, number: str, region_code: str) -> list[dict[str, Any]]:

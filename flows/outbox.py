@@ -44,7 +44,8 @@ def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None =
         q = q.where(T_OUT.c.region_code == region)
     if job_ids is not None:
         q = q.where(T_OUT.c.id.in_(job_ids))
-    q = q.order_by(T_OUT.c.created_at).limit(limit)
+    # Jobs of one transition share created_at: the hand-off (接件) goes before the others.
+    q = q.order_by(T_OUT.c.created_at, sa.case((T_OUT.c.job == "handoff", 0), else_=1)).limit(limit)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(of=T_OUT, skip_locked=True)
@@ -65,7 +66,7 @@ def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None =
         rows = conn.execute(
             sa.select(T_OUT, Case.number, Case.item_code)
             .join(Case, Case.id == T_OUT.c.case_id).where(T_OUT.c.id.in_(claimed))
-            .order_by(T_OUT.c.created_at)
+            .order_by(T_OUT.c.created_at, sa.case((T_OUT.c.job == "handoff", 0), else_=1))
         ).mappings().all()
     return [dict(r) for r in rows]
 

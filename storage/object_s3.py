@@ -60,7 +60,7 @@ class S3Store:
         # not after the SDK's default back-off.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            retries=urllib3.Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
+            retries=urllib3.Retry(total=1, backoff_factor=0.1, status_forcelist=[500, 502, 503, 504]),
             maxsize=16,
         )
         self.client = Minio(endpoint=endpoint, access_key=access_key, secret_key=secret_key,

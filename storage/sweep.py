@@ -3,7 +3,8 @@
 Objects are written before their rows, so an upload that failed between the two leaves an
 orphan. Only objects older than the grace period count: a young object may still be waiting
 for its row (a re-upload of stored bytes refreshes the object's time for the same reason).
-Retained evidence is listed but never deleted.
+A withdrawn page keeps its row (history) but stops protecting its object once it has been
+withdrawn for longer than the grace period. Retained evidence is listed but never deleted.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ class SweepReport:
     referenced: int = 0
 
 
-def referenced_keys(session: Session) -> set[tuple[str, str]]:
+def referenced_keys(session: Session, cutoff: datetime) -> set[tuple[str, str]]:
     refs: set[tuple[str, str]] = set()
-    for b, k, t in session.execute(sa.select(T_PAGE.c.bucket, T_PAGE.c.key, T_PAGE.c.thumbnail_key)):
+    live = sa.or_(T_PAGE.c.withdrawn_at.is_(None), T_PAGE.c.withdrawn_at > cutoff)
+    for b, k, t in session.execute(
+            sa.select(T_PAGE.c.bucket, T_PAGE.c.key, T_PAGE.c.thumbnail_key).where(live)):
         refs.add((b, k))
         if t:
             refs.add((b, t))
@@ -44,7 +47,7 @@ def sweep(session: Session, store: ObjectStore, *, prefix: str, grace_seconds: i
           delete: bool = False, at: datetime | None = None) -> SweepReport:
     """Walk every bucket named ``<prefix>-…``; a dry run unless ``delete``."""
     cutoff = (at or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
-    refs = referenced_keys(session)
+    refs = referenced_keys(session, cutoff)
     report = SweepReport()
     for bucket in store.buckets():
         if not bucket.startswith(f"{prefix}-"):

@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import ALL_GGCS, Demo
+
 from engine.deadlines import OVERDUE, WARNING, resume, status_on, sweep
 from engine.workdays import add_working_days, is_workday, working_days_between
 from storage.db import session_scope

@@ -8,6 +8,7 @@ behind; the job is retried once its lease runs out, and there is still exactly o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from conftest import ALL_GGCS, CATALOG, PG_URL, Demo
 from fastapi.testclient import TestClient
 
 from api import deps
 from api.app import create_app
-from conftest import ALL_GGCS, CATALOG, PG_URL, Demo
 from core.settings import ROOT
 from engine.delivery import sign
 from engine.demo import seed
@@ -75,10 +76,8 @@ def _descendants(pid: int) -> list[int]:
 
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
     for pid in [proc.pid, *_descendants(proc.pid)]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(10)
 
 
@@ -96,6 +95,7 @@ class Cluster:
                     "TONGBAN_JOB_LEASE_SECONDS": str(LEASE), "PYTHONPATH": str(ROOT)}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.dispatcher: Dispatcher | None = None
 
     def prefect(self, *args: str) -> None:
         r = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=self.env,
@@ -169,7 +169,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
 
 
 def settle(c: Cluster, demo: Demo, done: Any, timeout: float = 60) -> None:
-    d = Dispatcher(demo.engine, c.api)
+    c.dispatcher = c.dispatcher or Dispatcher(demo.engine, c.api, stale_seconds=LEASE)
+    d = c.dispatcher
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done():

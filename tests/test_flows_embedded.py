@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tempfile
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import ALL_FGS, ALL_GGCS, Demo
 from PIL import Image
 
-from conftest import ALL_FGS, ALL_GGCS, Demo
+from storage.db import session_scope
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,6 +24,8 @@ def prefect_home() -> Iterator[None]:
     with tempfile.TemporaryDirectory() as home:
         old = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_API_URL")}
         os.environ["PREFECT_HOME"] = home
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         os.environ.pop("PREFECT_API_URL", None)
         yield
         for k, v in old.items():
@@ -35,7 +39,6 @@ def prefect_home() -> Iterator[None]:
 def drainer(demo: Demo, tmp_path: Path):  # type: ignore[no-untyped-def]
     from core.settings import get_settings
     from flows.embedded import EmbeddedDrainer
-
     from storage.object_factory import get_store
 
     get_settings().object_dir = tmp_path / "objects"  # this test's evidence store
@@ -163,3 +166,80 @@ def test_auto_review_approves_or_sends_to_a_person_and_names_the_rule(demo: Demo
     assert a["trigger"] == "auto_approve" and a["data"]["auto_review"]["rule"] == "address_given"
     assert h["trigger"] == "manual_review" and h["data"]["auto_review"]["rule"] == "applicant_is_company"
     assert "申请人为经营单位" in h["comment"]
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (320, 200), "white").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_handoff_checks_every_page_and_copies_pages_to_the_destination_bucket(
+        demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
+    from core.settings import get_settings
+    from engine import scans
+    from storage.object_factory import get_store
+
+    get_settings().region_buckets = True
+    try:
+        case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
+        n = case["number"]
+        with session_scope(demo.engine) as s:
+            page = scans.add_page(s, n, "application", _png(), "申请书.png", demo.actor("王芳"))
+        demo.fire("王芳", n, "forward")
+        drainer.drain_until_idle()
+        events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+        receipt = next(e for e in events if e["kind"] == "handoff")
+        assert receipt["data"]["pages_checked"] == 1 and receipt["data"]["objects_copied"] == 1
+        assert receipt["data"]["sha256"] == [page["sha256"]]
+        assert get_store().stat("tongban-scans-370211", f"sha256/{page['sha256']}") is not None
+    finally:
+        get_settings().region_buckets = False
+
+
+def test_a_page_whose_bytes_changed_stops_the_handoff(demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
+    from core.settings import get_settings
+    from engine import scans
+
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
+    n = case["number"]
+    with session_scope(demo.engine) as s:
+        page = scans.add_page(s, n, "application", _png(), "申请书.png", demo.actor("王芳"))
+    stored = get_settings().object_dir / page["bucket"] / page["key"]
+    stored.chmod(0o644)
+    stored.write_bytes(b"tampered")
+    demo.fire("王芳", n, "forward")
+    drainer.drain_until_idle()
+    status, attempts, error = rows(demo, "SELECT status, attempts, last_error FROM outbox WHERE job = 'handoff'")[0]
+    assert status == "failed" and attempts == 5 and "材料清单校验失败" in error
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+    assert not [e for e in events if e["kind"] == "handoff"]
+
+
+def test_the_app_drains_the_outbox_itself_when_embedded_flows_are_on(demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
+    """What `tongban serve` does: TONGBAN_EMBEDDED_FLOWS starts the drainer with the app."""
+    from fastapi.testclient import TestClient
+
+    from api import deps
+    from api.app import create_app
+    from core.settings import get_settings
+
+    settings = get_settings()
+    settings.embedded_flows, settings.flows_poll_seconds = True, 0.2
+    try:
+        app = create_app()
+    finally:
+        settings.embedded_flows, settings.flows_poll_seconds = False, 1.0
+
+    def session_override():  # type: ignore[no-untyped-def]
+        with session_scope(demo.engine) as s:
+            yield s
+
+    app.dependency_overrides[deps.get_session] = session_override
+    case = demo.create("陈静", "CBWLSXK", {"application": "received", "premises_proof": "received",
+                                          "operator_id": "received"})
+    n = case["number"]
+    for trigger in ("accept", "start_review", "approve"):
+        demo.fire("陈静", n, trigger)
+    with TestClient(app):
+        wait_for(lambda: state_of(demo, n) == "issued")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import ALL_GGCS, Demo
+
 from engine.delivery import sign
 
 ADDRESS = {"name": "张三", "phone": "13800138000", "address": "上海市浦东新区世纪大道 100 号",

@@ -207,3 +207,14 @@ def test_video_step_opens_a_room_from_the_case_page(demo: Demo) -> None:
     assert r.status_code == 303 and r.headers["location"].startswith("/video/join?t=")
     qian, _ = _login(demo, "钱督查")  # a supervisor watches, but does not open rooms
     assert 'id="video-open"' not in qian.get(f"/ui/cases/{case['number']}").text
+
+
+def test_a_supervisor_cannot_reassign_outside_their_regions(demo: Demo) -> None:
+    case = demo.create("王芳", "GGCSWSXK", {})
+    body = {"counter_id": "jn-kuayu", "clerk_id": demo.actor("刘洋").id}
+    r = demo.client.post(f"/api/v1/cases/{case['number']}/assignee", json=body,
+                         headers=demo.h("钱督查", **{"If-Match": '"1"'}))
+    assert r.status_code == 403 and r.json()["missing"] == ["region"]
+    r = demo.client.post(f"/api/v1/cases/{case['number']}/assignee", json=body,
+                         headers=demo.h("赵督查", **{"If-Match": '"1"'}))
+    assert r.status_code == 200

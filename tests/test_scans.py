@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -17,9 +18,11 @@ from typing import Any
 
 import pytest
 from conftest import ALL_FGS, Demo, free_port
+from fastapi import Request
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
+from api import deps
 from api.routes import documents
 from core.settings import ROOT
 from engine import scans, thumbnails
@@ -69,7 +72,14 @@ class Docs:
 
     def __init__(self, demo: Demo, store: ObjectStore) -> None:
         self.demo, self.store, self.client = demo, store, demo.client
-        demo.client.app.dependency_overrides[documents.get_object_store] = lambda: store  # type: ignore[attr-defined]
+        overrides = demo.client.app.dependency_overrides  # type: ignore[attr-defined]
+        overrides[documents.get_object_store] = lambda: store
+
+        def session(request: Request) -> Iterator[Any]:  # as in production: GETs read-only
+            with session_scope(demo.engine, readonly=request.method in ("GET", "HEAD")) as s:
+                yield s
+
+        overrides[deps.get_session] = session
 
     def url(self, number: str, material: str = "license") -> str:
         return f"/api/v1/cases/{number}/materials/{material}/pages"
@@ -195,6 +205,7 @@ def test_unrelated_counter_gets_403_and_participants_download_with_a_record(docs
     assert demo.client.get(f"/api/v1/cases/{n}/pages", headers=demo.h("黄丽")).status_code == 403
     r = demo.client.get(content, headers=demo.h("黄丽"), follow_redirects=False)
     assert r.status_code == 403 and r.json()["missing"] == ["counter"]
+    assert thumbnails.worker.wait_idle(30)  # its thumbnail lands in the store too
     objects = docs.objects()
     assert docs.upload("黄丽", n, png("red")).status_code == 403
     assert docs.objects() == objects and demo.count("case_pages") == 1
@@ -298,6 +309,8 @@ def test_sweep_finds_a_planted_orphan_and_leaves_referenced_and_young_objects(do
     demo = docs.demo
     n = demo.create("王芳", "FGSFZRBG", MISSING_LICENSE, competent_region="370211")["number"]
     page = docs.upload("王芳", n, png("olive"), "p.png").json()
+    gone = docs.upload("王芳", n, jpeg(uuid.uuid4().hex), "gone.jpg").json()
+    assert demo.client.delete(f"{docs.url(n)}/{gone['id']}", headers=demo.h("王芳")).status_code == 200
     assert thumbnails.worker.wait_idle(30)
     bucket = scans.bucket("scans", "370100")
     orphan = docs.store.put(bucket, io.BytesIO(png("orange")), "image/png", max_bytes=1 << 20)
@@ -310,12 +323,16 @@ def test_sweep_finds_a_planted_orphan_and_leaves_referenced_and_young_objects(do
         dry = sweep(s, docs.store, prefix="tongban", grace_seconds=int(grace) + 1)
         keys = {o.key for o in dry.orphans}
         assert orphan.key in keys and young.key not in keys and f"sha256/{page['sha256']}" not in keys
+        assert f"sha256/{gone['sha256']}" in keys  # withdrawn before the cutoff
         assert docs.store.stat(bucket, orphan.key) is not None  # a dry run deletes nothing
         done = sweep(s, docs.store, prefix="tongban", grace_seconds=int(grace) + 1, delete=True)
     assert orphan.key in {o.key for o in done.deleted}
     assert docs.store.stat(bucket, orphan.key) is None
     assert docs.store.stat(bucket, young.key) is not None
     assert docs.store.stat(bucket, f"sha256/{page['sha256']}") is not None
+    assert docs.store.stat(bucket, f"sha256/{gone['sha256']}") is None
+    r = demo.client.get(f"{docs.url(n)}/{gone['id']}/content", headers=demo.h("王芳"), follow_redirects=False)
+    assert r.status_code in (307, 410)  # S3 presigns blindly; the folder store says it is gone
     with session_scope(demo.engine) as s:  # and the thumbnail, referenced by its page
         [row] = scans.list_pages(s, n, SYSTEM)
     assert row["thumbnail_key"] and docs.store.stat(bucket, row["thumbnail_key"]) is not None
@@ -440,3 +457,40 @@ def test_pdf_pages_are_accepted_and_get_no_thumbnail(docs: Docs) -> None:
     assert thumbnails.worker.wait_idle(30)
     [page] = demo.client.get(docs.url(n, "application"), headers=demo.h("王芳")).json()["pages"]
     assert page["thumbnail_url"] is None
+
+
+def test_parallel_downloads_of_one_case_all_succeed_and_are_all_recorded(docs: Docs) -> None:
+    """A reviewer opening several pages at once: the history appends queue on the case row."""
+    demo = docs.demo
+    n = demo.create("王芳", "FGSFZRBG", MISSING_LICENSE, competent_region="370211")["number"]
+    page = docs.upload("王芳", n, jpeg("parallel")).json()
+    actor = demo.actor("王芳")
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            with session_scope(demo.engine, readonly=True) as s:
+                scans.page_download(s, n, "license", page["id"], actor, store=docs.store)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(docs.events("王芳", n, "page_downloaded")) == 6
+
+
+def test_missing_thumbnails_are_made_again_by_backfill(docs: Docs) -> None:
+    """A thumbnail lost to an outage or a restart (the page row without one) is made again."""
+    demo = docs.demo
+    n = demo.create("王芳", "FGSFZRBG", MISSING_LICENSE, competent_region="370211")["number"]
+    page = docs.upload("王芳", n, png("maroon")).json()
+    assert thumbnails.worker.wait_idle(30)
+    with demo.engine.begin() as conn:  # as if the worker never ran
+        conn.exec_driver_sql("UPDATE case_pages SET thumbnail_key = NULL")
+    assert thumbnails.backfill(demo.engine, docs.store) == 1
+    [row] = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["pages"]
+    assert row["id"] == page["id"] and row["thumbnail_url"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,10 @@ def test_three_peers_relay_record_capture_chat_and_files(sqlite_demo: Demo, serv
         ok = await applicant.wait_message("file_result", id="f1")
         await applicant.send_file("f2", "说明.txt", "不是图片".encode() * 10, "hygiene_rules")
         refused_file = await applicant.wait_message("file_result", id="f2")
+        applicant.channel.send(json.dumps({"t": "file", "id": "big", "name": "大.jpg",
+                                           "size": 10 * 1024 * 1024 + 1, "material": "floor_plans"}))
+        too_big = await applicant.wait_message("error", id="big")
+        assert too_big["field"] == "size"
 
         await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - timings["start"])))
         await approver.close()
@@ -154,7 +159,6 @@ def test_remote_inspection_in_the_room_fires_the_transition_and_closes_it(
     number = inspection_case(demo)
     room = open_room(demo, number)
     clerk_token, applicant_token = link(demo, room, "clerk", "李强"), link(demo, room, "applicant", "张三")
-    late_token = link(demo, room, "expert", "王专家")
     store = LocalStore(tmp_path / "objects")
     demo.client.app.state.video_hub = Hub(store=store, watch_seconds=0.2)  # type: ignore[attr-defined]
     base = serve_app(demo.client.app)
@@ -165,6 +169,12 @@ def test_remote_inspection_in_the_room_fires_the_transition_and_closes_it(
         await applicant.join()
         await inspector.join()
         checklist = inspector.info["checklist"]
+        # The clerk in the room invites an expert by link; the applicant may not invite.
+        r = await applicant.post("invites", {"role": "expert", "name": "王专家"})
+        assert r.status_code == 403, r.text
+        r = await inspector.post("invites", {"role": "expert", "name": "王专家"})
+        assert r.status_code == 201, r.text
+        late_token = r.json()["token"]
         a_id = applicant.info["participant"]
         await wait_until(lambda: inspector.received.get(a_id) is not None and inspector.received[a_id].frames > 10)
         # The applicant is no inspector: the engine refuses, nothing changes.
@@ -245,3 +255,34 @@ def test_rooms_close_when_the_case_moves_on_when_ended_and_when_idle(
     kinds = history_kinds(demo, n)
     assert kinds.count("video_open") == 3 and kinds.count("video_close") == 3
     assert kinds.count("video_join") == 3 and kinds.count("video_leave") == 3
+
+
+def test_one_to_many_room_of_six(sqlite_demo: Demo, serve_app: Any, tmp_path: Path) -> None:
+    """A clerk and an applicant publish; four more (experts, a remote approver) watch: all six
+    are in one room and every viewer receives both publishers."""
+    demo = sqlite_demo
+    number = inspection_case(demo)
+    room = open_room(demo, number)
+    tokens = [link(demo, room, "clerk", "李强"), link(demo, room, "applicant", "张三"),
+              link(demo, room, "approver", "刘洋", clerk_id=demo.actor("刘洋").id),
+              *(link(demo, room, "expert", f"专家{i}") for i in range(3))]
+    demo.client.app.state.video_hub = Hub(store=LocalStore(tmp_path / "objects"))  # type: ignore[attr-defined]
+    base = serve_app(demo.client.app)
+
+    async def scenario() -> list[int]:
+        people = [Participant(base, tokens[0], [PatternTrack(160, 120), ToneTrack()]),
+                  Participant(base, tokens[1], [PatternTrack(160, 120), ToneTrack()]),
+                  *(Participant(base, t) for t in tokens[2:])]
+        for p in people:
+            await p.join()
+        pubs = [people[0].info["participant"], people[1].info["participant"]]
+        await wait_until(lambda: all(
+            p.received.get(pub) is not None and p.received[pub].frames > 5
+            for p in people for pub in pubs if pub != p.info["participant"]), timeout=40)
+        sizes = [len(p.people) for p in people]
+        for p in people:
+            await p.close()
+        return sizes
+
+    assert asyncio.run(scenario()) == [6] * 6
+    assert history_kinds(demo, number).count("video_join") == 6

@@ -70,6 +70,10 @@ def test_forged_expired_and_foreign_links_are_refused(demo: Demo) -> None:
     assert status == 403 and "不属于此案件" in problem["detail"]
     assert demo.client.get(f"/video/join?t={foreign}").status_code == 403
 
+    # A good link with an unusable offer: 422 naming the field, nobody joined.
+    status, problem = join_status(demo, good)
+    assert status == 422 and problem["errors"][0]["field"] == "sdp"
+
     # The page of a good link renders, in Chinese, with the join script.
     page = demo.client.get(f"/video/join?t={good}")
     assert page.status_code == 200 and "云见面" in page.text and "room.js" in page.text

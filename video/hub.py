@@ -39,6 +39,7 @@ from video.store import save_capture, save_recording
 log = logging.getLogger("tongban.video")
 T = TypeVar("T")
 CAPTURE_ROLES = {"approver", "clerk"}
+CLOSE_GRACE = 0.3
 
 
 def rtc_config() -> RTCConfiguration:
@@ -131,6 +132,8 @@ class Hub:
             if exc.extra.get("reason") == "state_left":
                 await self.close(claim.room_id, "state_left")
             raise
+        if "\nm=application" not in "\n" + sdp.replace("\r\n", "\n"):
+            raise InvalidInput("sdp", "offer 须包含会议室的数据通道 (m=application)")
         room = self.rooms.get(row["id"])
         if room is None or room.closed:
             room = self.rooms[row["id"]] = LiveRoom(row["id"], row["number"], row["state"],
@@ -143,10 +146,14 @@ class Hub:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))
             await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - aiortc raises many kinds on a bad offer
             await pc.close()
-            raise InvalidInput("sdp", f"无法解析的 SDP offer: {exc}") from exc
-        pid, actor = await self.db(engine, rooms.record_join, row, claim)
+            raise InvalidInput("sdp", f"无法使用的 SDP offer: {exc}") from exc
+        try:
+            pid, actor = await self.db(engine, rooms.record_join, row, claim)
+        except BaseException:
+            await pc.close()
+            raise
         peer = Peer(pid, claim.role, claim.name, claim.clerk_id, actor, secrets.token_urlsafe(24),
                     pc, peer_tracks)
         room.peers[pid] = peer
@@ -191,9 +198,9 @@ class Hub:
         pc = RTCPeerConnection(rtc_config())
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 - aiortc raises many kinds on a bad offer
             await pc.close()
-            raise InvalidInput("sdp", f"无法解析的 SDP offer: {exc}") from exc
+            raise InvalidInput("sdp", f"无法使用的 SDP offer: {exc}") from exc
         for track in pub.tracks.values():
             pc.addTrack(CopyTrack(room.relay.subscribe(track, buffered=False)))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -239,16 +246,20 @@ class Hub:
         result.path.unlink(missing_ok=True)
 
     async def close(self, room_id: str, reason: str, actor: Actor | None = None) -> None:
+        """Close in the database first (no one else gets in), then tell everybody and hang up."""
         room = self.rooms.get(room_id)
-        if room is not None and not room.closed:
-            room.closed = True
-            self._send_all(room, {"t": "closed", "reason": reason})
-            for peer in list(room.peers.values()):
-                await self.leave(room, peer, "room_closed")
-            self.rooms.pop(room_id, None)
         engine = room.engine if room is not None else self.engine
         if engine is not None:
             await self.db(engine, rooms.close, room_id, reason, actor)
+        if room is None or room.closed:
+            return
+        room.closed = True
+        self._send_all(room, {"t": "closed", "reason": reason})
+        if any(not p.left for p in room.peers.values()):
+            await asyncio.sleep(CLOSE_GRACE)  # let the notice leave before the transports go
+        for peer in list(room.peers.values()):
+            await self.leave(room, peer, "room_closed")
+        self.rooms.pop(room_id, None)
 
     async def shutdown(self) -> None:
         if self._watcher is not None:

@@ -124,6 +124,8 @@ def put_material(number: str, material_id: str, body: MaterialUpdate, session: S
 def reassign(number: str, body: Reassign, session: SessionDep, actor: ActorDep, response: Response,
              if_match: IfMatch = None) -> Any:
     require_role(actor, "supervisor", "clerk", "reviewer", "approver")
+    if "supervisor" in actor.roles:
+        dashboard.check_case_visible(session, actor, load_case(session, number))
     case = intake.reassign(session, number, actor, body.counter_id, body.clerk_id,
                            _require_if_match(if_match), body.comment)
     return _respond(session, case, actor, response)

@@ -88,7 +88,16 @@ async def _read_upload(request: Request) -> tuple[BinaryIO, str | None, str]:
     return spool, unquote(raw) if raw else None, "body"  # type: ignore[return-value]
 
 
-@router.post(PAGES, status_code=201, summary="上传扫描页 (multipart 字段 file, 或原始请求体)")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                       "properties": {"file": {"type": "string", "format": "binary"}}}},
+    **{t: _BINARY for t in ("image/jpeg", "image/png", "image/tiff", "application/pdf")},
+}}}
+
+
+@router.post(PAGES, status_code=201, summary="上传扫描页 (multipart 字段 file, 或原始请求体)",
+             openapi_extra=UPLOAD_BODY)
 async def upload_page(number: str, material_id: str, request: Request, session: SessionDep,
                       actor: ActorDep, store: StoreDep, response: Response,
                       if_match: IfMatch = None) -> Any:

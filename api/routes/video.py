@@ -161,6 +161,22 @@ async def end(room_id: str, request: Request, key: KeyHeader = None) -> Any:
     return {"room": room_id, "status": "closed"}
 
 
+@router.post("/api/v1/video/rooms/{room_id}/invites", status_code=201)
+async def invite(room_id: str, body: LinkRequest, request: Request, key: KeyHeader = None) -> Any:
+    """The clerk in the room invites others (applicant, expert, remote approver) by link."""
+    hub, room, peer = _participant(request, room_id, key)
+    if peer.role != "clerk" or peer.clerk_id is None:
+        raise Forbidden("只有窗口工作人员可以邀请参会者", missing=["role:clerk"])
+
+    def check(session: Session) -> tuple[dict[str, Any], int | None]:
+        row = rooms.room_for_clerk(session, room_id, peer.actor)
+        return row, rooms.check_link_request(session, row, body.role, body.clerk_id, peer.actor)
+
+    row, clerk_id = await hub.db(room.engine, check)
+    token, expires = links.issue(row["number"], room_id, body.role, body.name, clerk_id, body.minutes)
+    return _link_out(request, row, token, expires, body.role)
+
+
 @router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201)
 async def capture(room_id: str, body: CaptureBody, request: Request, key: KeyHeader = None) -> Any:
     hub, room, peer = _participant(request, room_id, key)

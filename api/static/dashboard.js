@@ -141,6 +141,7 @@
   function poll() {
     fetch("/api/v1/dashboard?" + query(), {credentials: "same-origin", headers: {Accept: "application/json"}})
       .then(function (r) {
+        if (r.status === 401) { location.href = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search); }
         return r.json().then(function (body) { if (!r.ok) throw new Error(body.detail || r.statusText); return body; });
       })
       .then(function (d) { document.getElementById("error").hidden = true; render(d); })

@@ -197,6 +197,15 @@
     } catch (e) { notice("提交失败: " + e.message); }
   });
 
+  const invite = $("invite-form");
+  if (invite) invite.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const out = await api(`/api/v1/video/rooms/${cfg.room}/invites`, { role: $("invite-role").value, name: $("invite-name").value.trim() });
+      $("invite-url").value = out.url; $("invite-url").select();
+    } catch (e) { notice("生成链接失败: " + e.message); }
+  });
+
   $("leave-btn").addEventListener("click", async () => {
     if (state.key) await api(`/api/v1/video/rooms/${cfg.room}/leave`).catch(() => {});
     closed("left");

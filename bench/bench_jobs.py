@@ -1,0 +1,218 @@
+"""Jobs benchmark: outbox jobs per second through Prefect, batched vs one flow run per job, and
+approve → certificate stored (median), embedded.
+
+* batched: ``drain_outbox`` (one flow run per region and cycle, a task run per job) over N
+  ``notify_applicant`` jobs committed by real transitions (``request_supplement``);
+* baseline, same run and database: ``run_single_job`` — one flow run per job;
+* approve → certificate: the embedded drainer (``flows.embedded``, as ``tongban serve`` runs
+  it) in a background thread; the clock starts when the ``approve`` transaction commits and
+  stops when the certificate row is visible.
+
+Prefect runs on its ephemeral local API (PREFECT_HOME in a temporary folder). Writes
+``bench/results/jobs.json`` in the shared shape. ``--quick`` is a smoke run under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+TMP = Path(tempfile.mkdtemp(prefix="tongban-bench-jobs-"))
+os.environ.setdefault("PREFECT_HOME", str(TMP / "prefect"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ["TONGBAN_OBJECT_DIR"] = str(TMP / "objects")
+
+import httpx  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from engine.actors import authenticate  # noqa: E402
+from engine.advance import advance  # noqa: E402
+from engine.demo import seed  # noqa: E402
+from engine.intake import create_case  # noqa: E402
+from storage import migrate  # noqa: E402
+from storage.db import make_engine, session_scope  # noqa: E402
+
+ITEM_MATERIALS = {"application": "received", "premises_proof": "received", "operator_id": "received"}
+APPLICANT = {"name": "基准测试书店有限公司", "kind": "company", "phone": "13800138000",
+             "address": "上海市浦东新区世纪大道 100 号"}
+
+
+def setup(url: str) -> tuple[sa.Engine, Any]:
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    with session_scope(engine) as s:
+        tokens = {t["name"]: t["token"] for t in seed(
+            s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", TMP / "tokens.json", 30)}
+        actor = authenticate(s, tokens["陈静"])  # clerk, reviewer, approver at pd-zhengwu
+    return engine, actor
+
+
+def make_jobs(engine: sa.Engine, actor: Any, n: int) -> None:
+    """n cases, each with one notify_applicant job from a real transition."""
+    for _ in range(n):
+        with session_scope(engine) as s:
+            case, _ = create_case(s, actor, "CBWLSXK", APPLICANT, ITEM_MATERIALS)
+            advance(s, case["number"], "request_supplement", actor, {"comment": "请补正"})
+
+
+def pending_ids(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT id FROM outbox WHERE status = 'pending'")).scalars())
+
+
+def bench_batched(engine: sa.Engine, actor: Any, n: int) -> float:
+    from flows.drain import drain_outbox
+
+    make_jobs(engine, actor, n)
+    t = time.perf_counter()
+    out = drain_outbox("310115", limit=n)
+    dt = time.perf_counter() - t
+    assert out["done"] == n, out
+    return n / dt
+
+
+def bench_single(engine: sa.Engine, actor: Any, n: int) -> float:
+    from flows.drain import run_single_job
+
+    make_jobs(engine, actor, n)
+    ids = pending_ids(engine)
+    t = time.perf_counter()
+    for job_id in ids:
+        run_single_job(job_id)
+    return len(ids) / (time.perf_counter() - t)
+
+
+def bench_certificate(engine: sa.Engine, actor: Any, n: int) -> list[float]:
+    from flows.embedded import EmbeddedDrainer
+
+    drainer = EmbeddedDrainer(engine, poll_seconds=0.05).start()
+    times = []
+    try:
+        for _ in range(n):
+            with session_scope(engine) as s:
+                case, _ = create_case(s, actor, "CBWLSXK", APPLICANT, ITEM_MATERIALS)
+                number = case["number"]
+                for trigger in ("accept", "start_review"):
+                    advance(s, number, trigger, actor)
+            with session_scope(engine) as s:
+                advance(s, number, "approve", actor)
+            t = time.perf_counter()
+            while True:
+                with engine.connect() as conn:
+                    if conn.execute(sa.text(
+                            "SELECT 1 FROM certificates c JOIN cases k ON k.id = c.case_id "
+                            "WHERE k.number = :n"), {"n": number}).first():
+                        break
+                if time.perf_counter() - t > 60:
+                    raise RuntimeError(f"no certificate for {number} after 60 s")
+                time.sleep(0.01)
+            times.append(time.perf_counter() - t)
+    finally:
+        drainer.stop()
+    return times
+
+
+def start_prefect_server(db_url: str) -> subprocess.Popen[bytes]:
+    """A Postgres-backed ``prefect server start`` (the distributed setup) on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    for _ in range(240):
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                os.environ["PREFECT_API_URL"] = api
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("prefect server did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run (under a minute)")
+    ap.add_argument("--postgres", default=None, help="also run on this PostgreSQL URL")
+    ap.add_argument("--prefect-postgres", default=None,
+                    help="run against a Prefect server backed by this database "
+                         "(postgresql+asyncpg://…) instead of the ephemeral SQLite one")
+    ap.add_argument("--append", action="store_true", help="add to bench/results/jobs.json")
+    ap.add_argument("--only-postgres", action="store_true", help="skip the SQLite case database")
+    args = ap.parse_args()
+    server = start_prefect_server(args.prefect_postgres) if args.prefect_postgres else None
+    api_label = "Prefect server on PostgreSQL" if server else "Prefect ephemeral API (SQLite)"
+    n_batch, n_single, n_cert = (100, 10, 5) if args.quick else (1000, 40, 21)
+    setups = [("sqlite", f"sqlite:///{TMP / 'bench.db'}")]
+    if args.postgres:
+        setups.append(("postgres", args.postgres))
+    if args.only_postgres:
+        setups = setups[1:]
+    results: list[dict[str, Any]] = []
+    from flows import drain
+
+    for name, url in setups:
+        engine, actor = setup(url)
+        drain.use_engine(engine)
+        bench_batched(engine, actor, 5)  # warm-up: starts the ephemeral Prefect API
+        batched = bench_batched(engine, actor, n_batch)
+        from core.settings import get_settings
+
+        get_settings().job_task_tags = False
+        untagged = bench_batched(engine, actor, n_batch)
+        get_settings().job_task_tags = True
+        single = bench_single(engine, actor, n_single)
+        cert = bench_certificate(engine, actor, n_cert)
+        med = statistics.median(cert)
+        where = f"{name} case database, {api_label}, Prefect 3.8.8, {os.cpu_count()} cores"
+        results += [
+            {"metric": "outbox jobs through Prefect, batched (one flow run per region and cycle)",
+             "value": round(batched, 1), "unit": "jobs/s", "better": "higher",
+             "baseline": {"name": "one flow run per job", "value": round(single, 1)},
+             "setup": f"{where}, {n_batch} notify_applicant jobs"},
+            {"metric": "outbox jobs through Prefect, batched, task runs without tags",
+             "value": round(untagged, 1), "unit": "jobs/s", "better": "higher",
+             "baseline": {"name": "batched, tagged (region, item, job)", "value": round(batched, 1)},
+             "setup": f"{where}, {n_batch} notify_applicant jobs; TONGBAN_JOB_TASK_TAGS=false"},
+            {"metric": "outbox jobs through Prefect, one flow run per job",
+             "value": round(single, 2), "unit": "jobs/s", "better": "higher",
+             "baseline": {"name": "target (batched)", "value": 50}, "setup": f"{where}, {n_single} jobs"},
+            {"metric": "approve → certificate stored, median (embedded drainer)",
+             "value": round(med, 3), "unit": "s", "better": "lower",
+             "baseline": {"name": "target", "value": 3.0},
+             "setup": f"{where}, {n_cert} cases, PDF + QR + evidence store, p max {max(cert):.2f} s"},
+        ]
+        print(f"{name}: batched {batched:.1f} jobs/s (untagged {untagged:.1f}), single {single:.2f} jobs/s, "
+              f"approve→certificate median {med:.3f} s (max {max(cert):.3f} s)")
+        engine.dispose()
+    if server is not None:
+        server.kill()
+    out = ROOT / "bench" / "results" / "jobs.json"
+    if args.append and out.exists():
+        results = json.loads(out.read_text(encoding="utf-8")) + results
+    out.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
