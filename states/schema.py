@@ -136,7 +136,7 @@ class Limits(_Strict):
 class ItemDefinition(_Strict):
     code: str = Field(min_length=4, max_length=64, pattern=r"^[0-9A-Za-z\-]+$")
     name: str = Field(min_length=1)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     item_type: str = Field(pattern=r"^(0[1-9]|1[0-9]|20)$")
     case_type: Literal["即办件", "承诺件"]
     limits: Limits

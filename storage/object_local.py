@@ -37,6 +37,7 @@ class LocalStore:
         self.root = Path(root)
         self.retention_mode = retention_mode
         self.root.mkdir(parents=True, exist_ok=True)
+        self._evidence: dict[str, bool] = {}  # bucket → evidence flag, once its marker is read
 
     # --- paths -----------------------------------------------------------------------------
     def _bucket_dir(self, bucket: str) -> Path:
@@ -53,22 +54,29 @@ class LocalStore:
 
     def _require_bucket(self, bucket: str) -> Path:
         b = self._bucket_dir(bucket)
-        if not (b / ".bucket.json").exists():
+        if bucket not in self._evidence and not (b / ".bucket.json").exists():
             raise ObjectMissing(f"bucket {bucket}")
         return b
 
     def _is_evidence(self, bucket: str) -> bool:
-        marker = self._bucket_dir(bucket) / ".bucket.json"
-        return bool(json.loads(marker.read_text()).get("evidence")) if marker.exists() else False
+        if bucket not in self._evidence:
+            marker = self._bucket_dir(bucket) / ".bucket.json"
+            if not marker.exists():
+                return False
+            self._evidence[bucket] = bool(json.loads(marker.read_text()).get("evidence"))
+        return self._evidence[bucket]
 
     # --- interface -------------------------------------------------------------------------
     def ensure_bucket(self, bucket: str, *, evidence: bool = False) -> None:
+        if bucket in self._evidence:
+            return
         b = self._bucket_dir(bucket)
         for sub in ("sha256", ".meta", ".tmp"):
             (b / sub).mkdir(parents=True, exist_ok=True)
         marker = b / ".bucket.json"
         if not marker.exists():
             _atomic_write(marker, json.dumps({"evidence": evidence}).encode())
+        self._is_evidence(bucket)
 
     def put(self, bucket: str, stream: BinaryIO, content_type: str, *, max_bytes: int,
             retain_days: int | None = None) -> ObjectInfo:

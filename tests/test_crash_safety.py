@@ -72,11 +72,11 @@ def _client_loop(base: str, token: str, stop: threading.Event, answered: list[di
 
     def call(method: str, url: str, key: str, **kw: Any) -> httpx.Response:
         # Retry through crashes with the same key until an answer arrives (bounded).
+        all_headers = {**headers, "Idempotency-Key": key, **kw.pop("extra", {})}
         for _ in range(400):
             try:
                 with httpx.Client(timeout=5) as c:
-                    return c.request(method, base + url, headers={**headers, "Idempotency-Key": key,
-                                                                  **kw.pop("extra", {})}, **kw)
+                    return c.request(method, base + url, headers=all_headers, **kw)
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError("no answer after retries")

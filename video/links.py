@@ -71,7 +71,7 @@ def issue(number: str, room_id: str, role: str, name: str, clerk_id: int | None,
 def verify(token: str, number: str | None = None, room_id: str | None = None) -> JoinClaim:
     """Check signature, expiry and binding; every refusal is a 403 saying why."""
     body, _, sig = token.partition(".")
-    if not body or not sig or not hmac.compare_digest(sig, _sign(body)):
+    if not body or not sig or not hmac.compare_digest(sig.encode(), _sign(body).encode()):
         raise Forbidden("入会链接无效(签名不符)", missing=["join_link"])
     try:
         p = json.loads(_unb64(body))

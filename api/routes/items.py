@@ -13,7 +13,7 @@ from states.diagram import to_mermaid, to_svg
 from states.loader import DefinitionError, parse_item
 
 router = APIRouter(prefix="/api/v1/items", tags=["items"])
-Version = Annotated[int | None, Query(ge=1)]
+Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 
 @router.get("")
