@@ -6,9 +6,7 @@ from fastapi import FastAPI
 
 from api import pages, problems
 from api.limits import BodyLimit
-from api.routes import cases, items, public
-from api.routes import mail, verify
-from api.routes import documents
+from api.routes import cases, documents, items, mail, public, verify
 from api.routes.video import router as video_router
 from core.settings import get_settings
 

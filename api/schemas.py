@@ -55,5 +55,5 @@ class MaterialUpdate(_Body):
 
 class Reassign(_Body):
     counter_id: Text
-    clerk_id: int = Field(ge=1)
+    clerk_id: int = Field(ge=1, le=2**31 - 1)
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None

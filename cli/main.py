@@ -80,7 +80,8 @@ def worker(
     pool = f"counter-{region}"
     prefect = [sys.executable, "-m", "prefect"]
     if deploy:
-        from flows.deploy import deploy as register, ensure_pool
+        from flows.deploy import deploy as register
+        from flows.deploy import ensure_pool
 
         api = os.environ.get("PREFECT_API_URL")
         if not api:

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-
 from conftest import ALL_GGCS
+
 from core.settings import ROOT
 from engine.history import Break, verify
 from storage.db import make_engine, session_scope

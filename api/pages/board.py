@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.deps import SessionDep, require_role
 from api.pages import web
@@ -52,5 +52,7 @@ def dashboard_data(request: Request, session: SessionDep, region: Filter = None,
                    authorization: Annotated[str | None, Header()] = None) -> Any:
     """督查看板数据: only the regions the supervisor watches; a region or counter outside them is 403."""
     actor = _actor(request, session, authorization)
-    return dashboard.dashboard(session, actor, region=region or None, counter=counter or None,
+    data = dashboard.dashboard(session, actor, region=region or None, counter=counter or None,
                                item=item or None, days=days)
+    # Plain JSON values only: skip the generic encoder's walk; polled every few seconds.
+    return JSONResponse(data, headers={"Cache-Control": "private, no-store"})

@@ -65,7 +65,7 @@ def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, response
 @router.get("")
 def list_queue(session: SessionDep, actor: ActorDep,
                counter: str | None = None, state: str | None = None, item: str | None = None,
-               assignee: Annotated[int | None, Query(ge=1)] = None, overdue: bool | None = None,
+               assignee: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, overdue: bool | None = None,
                cursor: Annotated[str | None, Query(max_length=200)] = None,
                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
     counter = counter or actor.counter_id

@@ -3,11 +3,11 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import storage.tables  # noqa: F401  (registers the tables)
 import storage.dashboard_tables  # noqa: F401  (supervisor regions, dashboard indexes)
-import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects: issue #4)
-import storage.video_tables  # noqa: F401  (video rooms, participants, recordings: issue #5)
 import storage.documents  # noqa: F401  (scanned pages, evidence: issue #3)
+import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects: issue #4)
+import storage.tables  # noqa: F401  (registers the tables)
+import storage.video_tables  # noqa: F401  (video rooms, participants, recordings: issue #5)
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes["connection"]
