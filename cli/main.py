@@ -38,7 +38,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="端口")] = None,
     workers: Annotated[int | None, typer.Option(help="工作进程数")] = None,
     demo: Annotated[bool, typer.Option(help="载入演示事项、联盟窗口和工作人员")] = True,
-    flows: Annotated[bool, typer.Option(help="在本进程内用 Prefect 执行自动任务 (嵌入模式)")] = True,
+    flows: Annotated[bool, typer.Option(help="在本进程内用 Prefect 执行自动任务 (嵌入模式)",
+                                        envvar="TONGBAN_EMBEDDED_FLOWS")] = True,
 ) -> None:
     """启动服务 (默认: SQLite、演示事项目录与演示窗口)。"""
     import uvicorn
@@ -57,11 +58,11 @@ def serve(
             typer.echo(f"  {t['name']:<6} 窗口 {t['counter']:<14} 角色 {t['roles']:<28} {t['token']}")
     host, port = host or s.host, port or s.port
     typer.echo(f"通办已启动: http://{host}:{port}  (接口文档 /docs, 数据库 {s.database_url})")
-    if flows:  # embedded: the app drains the outbox in-process (flows.embedded)
-        import os
+    import os
 
-        os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true"
-        get_settings.cache_clear()
+    # Embedded: the app drains the outbox in-process (flows.embedded); workers read the env too.
+    os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true" if flows else "false"
+    get_settings.cache_clear()
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or s.workers, log_level="warning")
 

@@ -26,12 +26,12 @@ from sqlmodel import Session
 
 from core.settings import get_settings
 from engine import catalog, thumbnails
+from engine.access import require_case_reader
 from engine.actors import Actor, now
 from engine.advance import T_CASE, T_MAT, append_event, load_case, require_holder
 from engine.errors import (
     Conflict,
     EngineError,
-    Forbidden,
     InvalidInput,
     NotFound,
     StaleVersion,
@@ -67,14 +67,6 @@ def _unavailable(exc: Exception) -> Unavailable:
 
 
 # --- access ---------------------------------------------------------------------------------
-
-def require_reader(case: dict[str, Any], actor: Actor) -> None:
-    """Pages and evidence are shown to clerks of a counter that holds or held the case, and to
-    supervisors (and the system)."""
-    if actor.is_system or "supervisor" in actor.roles or actor.counter_id in case["parties"].values():
-        return
-    raise Forbidden("本窗口未参与该案件, 不能查看其材料", missing=["counter"])
-
 
 def _lock_case(session: Session, number: str) -> dict[str, Any]:
     """Re-read the case under a row lock (PostgreSQL) so concurrent uploads to one case queue up
@@ -231,7 +223,7 @@ def _set_material(session: Session, case_id: int, material_id: str, status: str,
 def list_pages(session: Session, number: str, actor: Actor, material_id: str | None = None,
                include_withdrawn: bool = False) -> list[dict[str, Any]]:
     case = load_case(session, number)
-    require_reader(case, actor)
+    require_case_reader(session, actor, case)
     if material_id is not None:
         _require_material(session, case, material_id)
     q = sa.select(T_PAGE).where(T_PAGE.c.case_id == case["id"])
@@ -332,7 +324,7 @@ def page_download(session: Session, number: str, material_id: str, page_id: int,
     """Open a page for download and record who downloaded it (thumbnails are not recorded)."""
     store = store or get_store()
     case = load_case(session, number)
-    require_reader(case, actor)
+    require_case_reader(session, actor, case)
     page = _get_page(session, case, material_id, page_id)
     ext = {"image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tif",
            "application/pdf": ".pdf"}.get(page["media_type"], "")
@@ -425,7 +417,7 @@ def read_evidence(bucket_name: str, key: str, *, store: ObjectStore | None = Non
 
 def list_evidence(session: Session, number: str, actor: Actor) -> list[dict[str, Any]]:
     case = load_case(session, number)
-    require_reader(case, actor)
+    require_case_reader(session, actor, case)
     rows = session.execute(sa.select(T_EVID).where(T_EVID.c.case_id == case["id"])
                            .order_by(T_EVID.c.id)).mappings()
     return [dict(r) for r in rows]
@@ -435,7 +427,7 @@ def evidence_download(session: Session, number: str, evidence_id: int, actor: Ac
                       *, store: ObjectStore | None = None) -> Download:
     store = store or get_store()
     case = load_case(session, number)
-    require_reader(case, actor)
+    require_case_reader(session, actor, case)
     ev = session.execute(sa.select(T_EVID).where(
         T_EVID.c.id == evidence_id, T_EVID.c.case_id == case["id"])).mappings().first()
     if ev is None:

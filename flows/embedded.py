@@ -44,7 +44,8 @@ class EmbeddedDrainer:
         self.poll = poll_seconds or get_settings().flows_poll_seconds
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self.last_sweep = 0.0
+        # The first sweep waits one interval: starting Prefect at boot for it would slow startup.
+        self.last_sweep = time.monotonic()
         self.runs = 0
 
     def drain_once(self) -> list[dict[str, Any]]:
@@ -82,7 +83,9 @@ class EmbeddedDrainer:
         self.thread.start()
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the loop to stop; a cycle still running is abandoned (daemon thread): its claimed
+        jobs are reclaimed after their lease, and nothing half-done was committed."""
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(timeout)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from api.deps import ActorDep, SessionDep, parse_if_match, require_role
 from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
 from engine import dashboard, idempotency, intake, views
+from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
@@ -19,15 +20,6 @@ from engine.errors import Forbidden, InvalidInput
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
-
-
-def _visible(case: dict[str, Any], actor: Actor, session: Session | None = None) -> None:
-    """Clerks see cases their counter takes part in; supervisors the cases of their regions."""
-    if "supervisor" in actor.roles and session is not None:
-        dashboard.check_case_visible(session, actor, case)
-    if "supervisor" in actor.roles or actor.counter_id in case["parties"].values():
-        return
-    raise Forbidden("本窗口未参与该案件", missing=["counter"])
 
 
 def _respond(session: Session, case: dict[str, Any], actor: Actor, response: Response) -> dict[str, Any]:
@@ -81,14 +73,14 @@ def list_queue(session: SessionDep, actor: ActorDep,
 @router.get("/{number}")
 def get_case(number: str, session: SessionDep, actor: ActorDep, response: Response) -> Any:
     case = load_case(session, number)
-    _visible(case, actor, session)
+    require_case_reader(session, actor, case)
     return _respond(session, case, actor, response)
 
 
 @router.get("/{number}/history")
 def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
-    _visible(case, actor, session)
+    require_case_reader(session, actor, case)
     return {"number": number, "events": views.history(session, case["id"])}
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api.deps import ActorDep, SessionDep, require_role
+from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import load_case, require_holder
 from engine.delivery import (
@@ -22,7 +23,7 @@ from engine.delivery import (
     signature_ok,
     validate_recipient,
 )
-from engine.errors import EngineError, Forbidden, InvalidInput
+from engine.errors import EngineError, InvalidInput
 from flows.evidence import read_evidence
 from storage.flow_tables import TrackingEvent, Waybill
 
@@ -73,9 +74,7 @@ def waybill_view(session: Any, w: Waybill) -> dict[str, Any]:
 def _visible(session: Any, w: Waybill, actor: Actor) -> None:
     number = session.execute(sa.text("SELECT number FROM cases WHERE id = :i"),
                              {"i": w.case_id}).scalar_one()
-    case = load_case(session, number)
-    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
-        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    require_case_reader(session, actor, load_case(session, number))
 
 
 @router.post("/api/v1/cases/{number}/waybills", status_code=201)
@@ -95,8 +94,7 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
 @router.get("/api/v1/cases/{number}/waybills")
 def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
-    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
-        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    require_case_reader(session, actor, case)
     rows = session.execute(sa.select(Waybill).where(Waybill.case_id == case["id"])
                            .order_by(Waybill.id)).scalars().all()
     return {"number": number, "waybills": [waybill_view(session, w) for w in rows]}

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
 from api.deps import ActorDep, SessionDep
+from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
 from video import inspection, links, rooms
@@ -98,9 +99,7 @@ def open_room(number: str, session: SessionDep, actor: ActorDep, body: RoomOpen 
 
 @router.get("/api/v1/cases/{number}/video-rooms")
 def list_rooms(number: str, session: SessionDep, actor: ActorDep) -> Any:
-    case = load_case(session, number)
-    if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
-        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    require_case_reader(session, actor, load_case(session, number))
     return {"number": number, "rooms": rooms.rooms_of_case(session, number)}
 
 
