@@ -20,7 +20,7 @@ def _config(conn: sa.Connection) -> Config:
 
 def upgrade(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        command.upgrade(_config(conn), "heads")
+        command.upgrade(_config(conn), "head")
 
 
 def revision(engine: sa.Engine, message: str) -> None:
