@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +14,16 @@ from starlette.exceptions import HTTPException
 from engine.errors import EngineError
 
 MEDIA_TYPE = "application/problem+json"
+access_log = logging.getLogger("tongban.access")
+
+
+def log_refusal(request: Request, exc: EngineError) -> None:
+    """Every 401/403 is logged with who asked for what and what they lacked (issue #7)."""
+    if exc.status in (401, 403):
+        auth = request.headers.get("authorization", "") or request.cookies.get("tb_session", "")
+        who = "anonymous" if not auth else "token:" + hashlib.sha256(auth.encode()).hexdigest()[:12]
+        access_log.warning("refused %s %s %s for %s: %s missing=%s", exc.status, request.method,
+                           request.url.path, who, exc.detail, exc.extra.get("missing"))
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank",
@@ -23,6 +35,7 @@ def problem(status: int, title: str, detail: str, type_: str = "about:blank",
 def install(app: FastAPI) -> None:
     @app.exception_handler(EngineError)
     async def _engine(request: Request, exc: EngineError) -> JSONResponse:
+        log_refusal(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status == 503:
             headers = {"Retry-After": str(exc.extra.get("retry_after", 5))}

@@ -7,6 +7,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
+from api.problems import log_refusal
 from engine.errors import EngineError
 
 
@@ -22,6 +23,7 @@ def install(app: FastAPI) -> None:
     async def _engine_error(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/ui/") or request.url.path == "/progress":
             assert isinstance(exc, EngineError)
+            log_refusal(request, exc)
             return web.error_page(request, exc)
         return await api_handler(request, exc)
 

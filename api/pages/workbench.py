@@ -15,6 +15,7 @@ from api.pages import scans_ui, video_ui, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.schemas import Applicant
 from engine import catalog, dashboard, intake, views
+from engine.access import require_case_reader
 from engine.actors import Actor, authenticate
 from engine.advance import advance, load_case
 from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
@@ -159,10 +160,7 @@ def _intake_error(request: Request, session: Session, actor: Actor, item: str, f
 
 def visible_case(session: Session, actor: Actor, number: str) -> dict[str, Any]:
     case = load_case(session, number)
-    if "supervisor" in actor.roles:
-        dashboard.check_case_visible(session, actor, case)
-    elif actor.counter_id not in case["parties"].values():
-        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+    require_case_reader(session, actor, case)
     return case
 
 
