@@ -316,3 +316,20 @@ def require_holder(session: Session, case: dict[str, Any], actor: Actor) -> Comp
     if actor.counter_id not in holder_counters(c, case):
         raise Forbidden("只有当前办理窗口可以操作此案件", missing=["counter"])
     return c
+
+
+def fire_first_open(session: Session, number: str, triggers: tuple[str, ...], actor: Actor,
+                    payload: dict[str, Any] | None = None) -> str | None:
+    """Fire the first of ``triggers`` the actor may fire now; None when none is open."""
+    case = load_case(session, number)
+    c = catalog.compiled(session, case["item_version_id"])
+    for trigger in triggers:
+        route = find_route(c, case, trigger)
+        if route is None or why_forbidden(c, case, route[0], route[1], actor):
+            continue
+        try:
+            advance(session, number, trigger, actor, dict(payload or {}))
+        except GuardFailed:
+            continue
+        return trigger
+    return None

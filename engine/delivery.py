@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.settings import get_settings
+from engine import scans
 from engine.actors import SYSTEM, now
+from engine.advance import T_CASE, fire_first_open
 from engine.errors import Conflict, InvalidInput, NotFound
 from storage.flow_tables import TrackingEvent, Waybill
 from storage.tables import Counter
@@ -92,15 +94,13 @@ def get_carrier(name: str) -> Carrier:
 def create_waybill(session: Session, case: dict[str, Any], sender_counter_id: str,
                    recipient: dict[str, str], contents: str, *, job_id: str | None = None,
                    carrier: str = "counter", ref: str | None = None) -> Waybill:
-    from flows.evidence import store_evidence
-
     sender = session.get(Counter, sender_counter_id)
     if sender is None:
         raise NotFound(f"窗口 {sender_counter_id} 不存在")
     booking = get_carrier(carrier).book(sender, recipient, contents,
                                         ref or job_id or f"{case['number']}:{now().isoformat()}")
-    stored = store_evidence(session, case["number"], booking.label_pdf, "application/pdf",
-                            kind="waybill", meta={"waybill": booking.number})
+    stored = scans.store_evidence(session, case["number"], "waybill", booking.label_pdf, "application/pdf",
+                                  SYSTEM, meta={"waybill": booking.number})
     row = Waybill(number=booking.number, case_id=case["id"], job_id=job_id, carrier=carrier,
                   sender_counter_id=sender.id, recipient=recipient, contents=contents,
                   created_at=now(), bucket=stored.bucket, object_key=stored.key)
@@ -120,8 +120,6 @@ def record_tracking(session: Session, waybill: Waybill, status: str, event_id: s
                     source: str, at: datetime | None = None, location: str = "",
                     note: str = "") -> dict[str, Any]:
     """Append a tracking event (a replayed event id is a no-op); delivery completes the case."""
-    from flows.effects import fire_first_open
-
     if status not in STATUSES or status == "created":
         raise InvalidInput("status", f"须为 {' / '.join(s for s in STATUSES if s != 'created')}")
     if waybill.status in ("delivered", "returned") and status != waybill.status:
@@ -139,8 +137,6 @@ def record_tracking(session: Session, waybill: Waybill, status: str, event_id: s
         waybill.delivered_at = at or now()
         session.add(waybill)
         session.flush()
-        from engine.advance import T_CASE
-
         number = session.execute(sa.select(T_CASE.c.number).where(
             T_CASE.c.id == waybill.case_id)).scalar_one()
         fired = fire_first_open(session, number, DELIVERED_TRIGGERS, SYSTEM, {

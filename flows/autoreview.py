@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from engine import catalog
 from engine.actors import SYSTEM, now
-from engine.advance import append_event, load_case
+from engine.advance import append_event, fire_first_open, load_case
 from engine.autoreview import evaluate
 from engine.guards import load_materials
-from flows.effects import effect, fire_first_open
+from flows.effects import effect
 
 
 def auto_review(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.settings import get_settings
-from engine import catalog
+from engine import catalog, scans
+from engine.actors import SYSTEM
 from engine.advance import T_HIST, load_case
 from flows.effects import effect
-from flows.evidence import store_evidence
 from flows.pdf import certificate_layout, certificate_pdf
 from storage.db import session_scope
 from storage.flow_tables import Certificate
@@ -78,8 +78,8 @@ def issue_certificate(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
         if pdf is None:
             eff.result.update(certificate=existing, reused=True)
         else:
-            stored = store_evidence(eff.session, case["number"], pdf, "application/pdf",
-                                    kind="certificate", meta={"certificate": number})
+            stored = scans.store_evidence(eff.session, case["number"], "certificate", pdf, "application/pdf",
+                                          SYSTEM, meta={"certificate": number})
             eff.session.add(Certificate(
                 number=number, case_id=case["id"], decision_seq=seq, job_id=job["id"],
                 item_code=d.code, title=d.certificate or f"{d.name}决定书",

@@ -17,10 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.settings import get_settings
-from engine import catalog
-from engine.actors import SYSTEM, Actor, now
-from engine.advance import advance, find_route, load_case, why_forbidden
-from engine.errors import GuardFailed
+from engine.actors import SYSTEM, now
+from engine.advance import fire_first_open
 from flows.outbox import mark_done, worker_name
 from storage.db import session_scope
 from storage.flow_tables import JobEffect
@@ -62,20 +60,3 @@ def effect(engine: sa.Engine, job: dict[str, Any]) -> Iterator[Effect]:
                               worker=worker_name(), result=eff.result))
         session.flush()  # the primary key refuses a second effect of the same job
         mark_done(session.connection(), job["id"])
-
-
-def fire_first_open(session: Session, number: str, triggers: tuple[str, ...], actor: Actor,
-                    payload: dict[str, Any] | None = None) -> str | None:
-    """Fire the first of ``triggers`` the actor may fire now; None when none is open."""
-    case = load_case(session, number)
-    c = catalog.compiled(session, case["item_version_id"])
-    for trigger in triggers:
-        route = find_route(c, case, trigger)
-        if route is None or why_forbidden(c, case, route[0], route[1], actor):
-            continue
-        try:
-            advance(session, number, trigger, actor, dict(payload or {}))
-        except GuardFailed:
-            continue
-        return trigger
-    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,9 +10,10 @@ import sqlalchemy as sa
 from core.settings import get_settings
 from engine.actors import Actor, now
 from engine.advance import append_event, load_case
+from engine.scans import manifest, replicate
 from flows.effects import effect
-from flows.evidence import manifest, replicate, stored_sha256
 from storage.db import session_scope
+from storage.object_factory import get_store
 from storage.tables import Counter
 
 
@@ -48,3 +50,14 @@ def handoff(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
                      comment=f"{dest.name} 已接件")
         eff.result.update(data)
     return eff.result
+
+
+def stored_sha256(bucket: str, key: str) -> str | None:
+    """The sha256 of the bytes actually stored (read and hashed: a key alone proves nothing)."""
+    store = get_store()
+    if store.stat(bucket, key) is None:
+        return None
+    h = hashlib.sha256()
+    for chunk in store.get(bucket, key):
+        h.update(chunk)
+    return h.hexdigest()

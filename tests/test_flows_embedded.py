@@ -81,10 +81,10 @@ def test_approved_case_gets_its_certificate_and_moves_on_without_a_manual_step(
                        "JOIN cases k ON k.id = c.case_id WHERE k.number = :n", n=n)
     assert len(certs) == 1
     number, bucket, key, sha = certs[0]
-    from flows.evidence import read_evidence
+    from engine.scans import read_evidence
 
     pdf = tmp_path / "cert.pdf"
-    pdf.write_bytes(read_evidence(bucket, key))
+    pdf.write_bytes(b"".join(read_evidence(bucket, key)))
     assert pdf.read_bytes()[:5] == b"%PDF-"
     # The PDF renders the Chinese text: the page as PNG is not blank.
     subprocess.run(["pdftoppm", "-png", "-r", "40", "-singlefile", str(pdf), str(tmp_path / "p")],

@@ -24,7 +24,7 @@ from engine.delivery import (
     validate_recipient,
 )
 from engine.errors import EngineError, InvalidInput
-from flows.evidence import read_evidence
+from engine.scans import read_evidence
 from storage.flow_tables import TrackingEvent, Waybill
 
 router = APIRouter(tags=["mail"])
@@ -106,7 +106,7 @@ def waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Response
     _visible(session, w, actor)
     if not w.bucket or not w.object_key:
         raise InvalidInput("number", "该运单没有面单")
-    return Response(read_evidence(w.bucket, w.object_key), media_type="application/pdf")
+    return Response(b"".join(read_evidence(w.bucket, w.object_key)), media_type="application/pdf")
 
 
 @router.post("/api/v1/waybills/{number}/events")

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import ActorDep, SessionDep
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
-from flows.evidence import read_evidence
+from engine.scans import read_evidence
 from storage.flow_tables import Certificate
 from storage.tables import Counter
 
@@ -81,5 +81,5 @@ def certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Respon
         raise NotFound(f"证照 {number} 不存在")
     case = session.execute(sa.text("SELECT number FROM cases WHERE id = :i"), {"i": cert.case_id}).scalar_one()
     list_certificates(case, session, actor)  # the same visibility rule
-    return Response(read_evidence(cert.bucket, cert.object_key), media_type="application/pdf",
+    return Response(b"".join(read_evidence(cert.bucket, cert.object_key)), media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
