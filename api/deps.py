@@ -18,7 +18,9 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work commits before the response is sent, so a 2xx always means
+# committed and the next request sees it (the default would commit after answering).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_actor(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Actor:

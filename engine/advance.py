@@ -126,7 +126,7 @@ class Pending:
     history: list[dict[str, Any]] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     material_updates: list[dict[str, Any]] = field(default_factory=list)
-    holders_changed: bool = False
+    holders_before: list[str] | None = None  # queue membership when the call started
 
 
 def advance(
@@ -149,7 +149,7 @@ def advance(
     at = now()
     original_version = case["version"]
     before_state, before_branches = case["state"], case["branches"]
-    pending = Pending()
+    pending = Pending(holders_before=holder_counters(c, case))
     guards = Guards(session, c, case, payload)
     _apply_deferrals(c, case, payload, guards, actor, at, pending)
     _fire(session, c, case, trigger, actor, payload, guards, at, pending)
@@ -215,7 +215,6 @@ def _fire(session: Session, c: CompiledItem, case: dict[str, Any], trigger: str,
         "comment": payload.get("comment"), "data": payload.get("data"),
     })
     after_holders = holder_counters(c, case)
-    pending.holders_changed |= before_holders != after_holders
     jobs = list(dict.fromkeys([*t.jobs, *([dest.job] if dest.job else [])]))
     main_from = before_holders[0] if before_holders else None
     main_to = after_holders[0] if after_holders else None
@@ -241,13 +240,18 @@ def _qualified(state: str, source: str) -> str:
     return source if source.startswith(state) else state
 
 
+_region_of: dict[tuple[str, str], str] = {}
+
+
 def _regions(session: Session, counters: set[str]) -> dict[str, str]:
-    if not counters:
-        return {}
-    rows = session.execute(
-        sa.select(Counter.id, Counter.region_code).where(Counter.id.in_(counters))
-    ).all()
-    return dict(rows)
+    """Counter → region, cached per database: a counter does not move between regions."""
+    url = str(session.get_bind().url)
+    missing = {c for c in counters if (url, c) not in _region_of}
+    if missing:
+        rows = session.execute(
+            sa.select(Counter.id, Counter.region_code).where(Counter.id.in_(missing))).all()
+        _region_of.update({(url, cid): region for cid, region in rows})
+    return {c: _region_of[(url, c)] for c in counters if (url, c) in _region_of}
 
 
 def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_version: int,
@@ -273,12 +277,14 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
     session.execute(sa.insert(T_HIST), pending.history)
     if pending.jobs:
         session.execute(sa.insert(T_OUT), pending.jobs)
-    if pending.holders_changed:
-        sync_holders(session, case["id"], holder_counters(c, case))
+    after = holder_counters(c, case)
+    if after != pending.holders_before:
+        sync_holders(session, case["id"], after, pending.holders_before)
 
 
-def sync_holders(session: Session, case_id: int, holders: list[str]) -> None:
-    current = set(session.execute(
+def sync_holders(session: Session, case_id: int, holders: list[str], before: list[str] | None = None) -> None:
+    """Make the queue rows match ``holders``; ``before`` (when the caller knows it) saves a read."""
+    current = set(before) if before is not None else set(session.execute(
         sa.select(T_HOLD.c.counter_id).where(T_HOLD.c.case_id == case_id)).scalars())
     wanted = set(holders)
     if current - wanted:
