@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from storage.objects import ObjectInfo, ObjectLocked, ObjectMissing, ObjectTooLarge, key_for
+from storage.objects import ObjectInfo, ObjectMissing, ObjectTooLarge, key_for, refuse_if_retained
 
 CHUNK = 1 << 20
 
@@ -158,8 +158,7 @@ class LocalStore:
         info = self.stat(bucket, key)
         if info is None:
             return
-        if info.legal_hold or (info.retain_until and info.retain_until > datetime.now(UTC)):
-            raise ObjectLocked(f"{bucket}/{key} 处于保留期或法律保全, 不能删除")
+        refuse_if_retained(info)
         path, meta_path = self._paths(bucket, key)
         path.unlink(missing_ok=True)
         meta_path.unlink(missing_ok=True)

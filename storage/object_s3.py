@@ -29,6 +29,7 @@ from storage.objects import (
     ObjectTooLarge,
     StoreUnavailable,
     key_for,
+    refuse_if_retained,
 )
 
 CHUNK = 1 << 20
@@ -171,8 +172,7 @@ class S3Store:
             return
         # A plain S3 delete in a versioned bucket only adds a delete marker, which would hide
         # retained evidence: the product refuses before asking the server.
-        if info.legal_hold or (info.retain_until and info.retain_until > datetime.now(UTC)):
-            raise ObjectLocked(f"{bucket}/{key} 处于保留期或法律保全, 不能删除")
+        refuse_if_retained(info)
         with _mapped(f"{bucket}/{key}"):
             self.client.remove_object(bucket_name=bucket, object_name=key)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import BinaryIO, Literal, Protocol
 
 BucketKind = Literal["scans", "evidence"]
@@ -42,6 +42,12 @@ class ObjectLocked(Exception):
 
 class ObjectTooLarge(ValueError):
     """The stream exceeded ``max_bytes``; nothing was stored."""
+
+
+def refuse_if_retained(info: ObjectInfo) -> None:
+    """Retained or held evidence is never deleted through the product, whatever the backend."""
+    if info.legal_hold or (info.retain_until and info.retain_until > datetime.now(UTC)):
+        raise ObjectLocked(f"{info.bucket}/{info.key} 处于保留期或法律保全, 不能删除")
 
 
 def bucket_for(kind: BucketKind, region_code: str | None, *, prefix: str = "tongban",
