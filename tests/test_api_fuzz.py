@@ -52,3 +52,16 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: Any) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=[not_a_server_error])
+
+
+def test_deeply_nested_and_oversized_json_are_refused_without_a_5xx() -> None:
+    from fastapi.testclient import TestClient
+
+    client = TestClient(APP, raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    deep = '{"item_code": "GGCSWSXK", "applicant": {"name": "甲"}, "materials": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = client.post("/api/v1/cases", content=deep, headers=headers)
+    assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/problem+json")
+    big = '{"item_code": "' + "x" * 2_000_000 + '"}'
+    r = client.post("/api/v1/cases", content=big, headers=headers)
+    assert r.status_code == 413
