@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,10 @@ from storage import migrate
 from storage.db import make_engine, session_scope
 
 # Helpers working in parallel point this at a database of their own.
+# Prefect's temporary server logs its shutdown after pytest has closed the streams at exit;
+# without this, "--- Logging error ---" tracebacks follow the summary line.
+logging.raiseExceptions = False
+
 PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CATALOG = ROOT / "catalog" / "items"
 ALLIANCE = ROOT / "catalog" / "alliance.yaml"
