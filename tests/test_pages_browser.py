@@ -31,7 +31,6 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 ALL_FGS = {m: "received" for m in ("application", "power_of_attorney", "appointment_docs", "license")}
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the Debian chromium package")
 
 
 @dataclass

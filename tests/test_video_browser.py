@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from core.settings import ROOT
@@ -31,7 +29,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         # Real host candidates instead of mDNS names, which aiortc cannot resolve.
         "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
 
 # Frames decoded by the page for the clerk's tile, read twice to see them advance.
 CLERK_VIDEO = """() => {

@@ -1,4 +1,4 @@
-"""Scanned pages on the case page (issue #3): thumbnails and upload, when ``engine.scans`` exists.
+"""Scanned pages on the case page: thumbnails and upload.
 
 The pages call the same engine functions as the documents API, with the cookie session's actor,
 so the rules (who may read, who may upload, file checks, object first and row after) stay there.
@@ -6,9 +6,7 @@ so the rules (who may read, who may upload, file checks, object first and row af
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
-from types import ModuleType
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,31 +16,24 @@ from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages import web
+from engine import scans
 from engine.actors import Actor
-from engine.errors import EngineError, NotFound
+from engine.errors import EngineError
+from storage.object_factory import get_store
 
 router = APIRouter(include_in_schema=False)
 UPLOAD_PATH = r"/ui/cases/[^/]+/materials/[^/]+/pages"
 
 
-def _scans() -> ModuleType | None:
-    try:
-        return importlib.import_module("engine.scans")
-    except ImportError:
-        return None
-
-
 def object_store() -> Any:
     """The object store (a dependency, so tests can hand in one of their own)."""
-    return importlib.import_module("storage.object_factory").get_store()
+    return get_store()
 
 
 StoreDep = Annotated[Any, Depends(object_store)]
 
 
 def install(app: FastAPI) -> None:
-    if _scans() is None:
-        return
     app.include_router(router)
     from api.limits import allow_larger
     from core.settings import get_settings
@@ -51,10 +42,7 @@ def install(app: FastAPI) -> None:
 
 
 def pages_by_material(session: Session, number: str, actor: Actor) -> dict[str, list[dict[str, Any]]] | None:
-    """Active pages per material, or None when scans are not part of this build."""
-    scans = _scans()
-    if scans is None:
-        return None
+    """Active pages per material."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for p in scans.list_pages(session, number, actor):
         out[p["material_id"]].append({"id": p["id"], "page_no": p["page_no"],
@@ -66,9 +54,6 @@ def pages_by_material(session: Session, number: str, actor: Actor) -> dict[str, 
 def thumbnail(number: str, material_id: str, page_id: int, request: Request, session: SessionDep,
               store: StoreDep) -> Response:
     actor = web.require_actor(request, session)
-    scans = _scans()
-    if scans is None:
-        raise NotFound("扫描件功能未启用")
     from api.pages.workbench import visible_case
 
     visible_case(session, actor, number)
@@ -86,9 +71,6 @@ def upload(number: str, material_id: str, request: Request, session: SessionDep,
            file: UploadFile, store: StoreDep) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    scans = _scans()
-    if scans is None:
-        raise NotFound("扫描件功能未启用")
     from api.pages.workbench import render_case, visible_case
 
     visible_case(session, actor, number)

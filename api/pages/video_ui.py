@@ -1,4 +1,4 @@
-"""Opening a case's video step from the case page, when the video rooms (issue #5) are present.
+"""Opening a case's video step from the case page.
 
 The clerk's click opens (or reuses) the room of the current state through ``video.rooms`` and
 issues the clerk a join link signed by ``video.links``; the browser then goes to the room page.
@@ -6,8 +6,6 @@ issues the clerk a join link signed by ``video.links``; the browser then goes to
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
@@ -16,24 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 from api.deps import SessionDep
 from api.pages import web
 from engine.errors import EngineError
+from video import links, rooms
 
 router = APIRouter(include_in_schema=False)
 
 
-def _video() -> tuple[ModuleType, ModuleType] | None:
-    try:
-        return importlib.import_module("video.rooms"), importlib.import_module("video.links")
-    except ImportError:
-        return None
-
-
-def available() -> bool:
-    return _video() is not None
-
-
 def install(app: FastAPI) -> None:
-    if available():
-        app.include_router(router)
+    app.include_router(router)
 
 
 @router.post("/ui/cases/{number}/video")
@@ -44,7 +31,6 @@ def open_video(number: str, request: Request, session: SessionDep,
     from api.pages.workbench import render_case, visible_case
 
     visible_case(session, actor, number)
-    rooms, links = _video()  # type: ignore[misc]
     try:
         room = rooms.open_room(session, number, actor, None)
         clerk_id = rooms.check_link_request(session, room, "clerk", None, actor)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep
-from api.pages import scans_ui, video_ui, web
+from api.pages import scans_ui, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.schemas import Applicant
 from engine import catalog, dashboard, intake, views
@@ -183,7 +183,7 @@ def _case_page(request: Request, session: Session, actor: Actor, case: dict[str,
     counters = _counter_names(session, seen)
     done_label = next((t.label for t in c.definition.transitions if t.trigger == done), None)
     # The video step opens from the holding counter when the state declares one (issue #5).
-    video = view["state"]["video"] if video_ui.available() and actor.counter_id in view["holders"] else None
+    video = view["state"]["video"] if actor.counter_id in view["holders"] else None
     return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
                       labels=labels, counters=counters, clerks=_clerk_names(session, case["assignees"].values()),
                       error=error, done=done_label, video=video,
