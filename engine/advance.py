@@ -35,8 +35,21 @@ T_MAT = CaseMaterial.__table__
 MAX_AUTO_STEPS = 16
 
 
+# Hot-path statements are built once: SQLAlchemy then skips rebuilding and re-keying them on
+# every call (about a third of a transition's CPU before).
+_SELECT_CASE = sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
+_UPDATE_CASE = (
+    sa.update(T_CASE)
+    .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
+    .values({c: sa.bindparam(c) for c in ("state", "branches", "version", "status_code", "assignees",
+                                          "updated_at", "finished_at", "last_hash")})
+)
+_INSERT_HIST = sa.insert(T_HIST)
+_INSERT_OUT = sa.insert(T_OUT)
+
+
 def load_case(session: Session, number: str) -> dict[str, Any]:
-    row = session.execute(sa.select(T_CASE).where(T_CASE.c.number == number)).mappings().first()
+    row = session.execute(_SELECT_CASE, {"number": number}).mappings().first()
     if row is None:
         raise NotFound(f"案件 {number} 不存在")
     return dict(row)
@@ -240,12 +253,12 @@ def _qualified(state: str, source: str) -> str:
     return source if source.startswith(state) else state
 
 
-_region_of: dict[tuple[str, str], str] = {}
+_region_of: dict[tuple[object, str], str] = {}
 
 
 def _regions(session: Session, counters: set[str]) -> dict[str, str]:
     """Counter → region, cached per database: a counter does not move between regions."""
-    url = str(session.get_bind().url)
+    url = session.get_bind().url
     missing = {c for c in counters if (url, c) not in _region_of}
     if missing:
         rows = session.execute(
@@ -265,18 +278,16 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
         m.get("status") == "deferred" for m in guards.materials.values())
     case["status_code"] = status_code(c, case, deferred)
     chain(case, pending.history)
-    result = session.execute(
-        sa.update(T_CASE)
-        .where(T_CASE.c.id == case["id"], T_CASE.c.version == original_version)
-        .values(state=case["state"], branches=case["branches"], version=case["version"],
-                status_code=case["status_code"], assignees=case["assignees"],
-                updated_at=at, finished_at=case["finished_at"], last_hash=case["last_hash"])
-    )
+    result = session.execute(_UPDATE_CASE, {
+        "case_id": case["id"], "expected": original_version, "state": case["state"],
+        "branches": case["branches"], "version": case["version"], "status_code": case["status_code"],
+        "assignees": case["assignees"], "updated_at": at, "finished_at": case["finished_at"],
+        "last_hash": case["last_hash"]})
     if result.rowcount != 1:
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
-    session.execute(sa.insert(T_HIST), pending.history)
+    session.execute(_INSERT_HIST, pending.history)
     if pending.jobs:
-        session.execute(sa.insert(T_OUT), pending.jobs)
+        session.execute(_INSERT_OUT, pending.jobs)
     after = holder_counters(c, case)
     if after != pending.holders_before:
         sync_holders(session, case["id"], after, pending.holders_before)

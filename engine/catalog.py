@@ -73,12 +73,12 @@ def _compile_source(content_hash: str, source: str) -> CompiledItem:
     return compile_item(parse_item(source, f"<{content_hash[:12]}>").definition)
 
 
-_by_id: dict[tuple[str, int], CompiledItem] = {}
+_by_id: dict[tuple[object, int], CompiledItem] = {}
 
 
 def compiled(session: Session, item_version_id: int) -> CompiledItem:
     """One compiled machine per version, process-wide; versions are immutable so never stale."""
-    key = (str(session.get_bind().url), item_version_id)
+    key = (session.get_bind().url, item_version_id)
     hit = _by_id.get(key)
     if hit is None:
         row = session.get(ItemVersion, item_version_id)

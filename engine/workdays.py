@@ -23,12 +23,22 @@ def _warn_unknown_year(year: int) -> None:
     log.warning("chinese-calendar 无 %d 年节假日数据: 按周末加配置的节假日计算工作日", year)
 
 
-def is_workday(day: date) -> bool:
+@lru_cache(maxsize=8192)
+def _official(day: date) -> bool | None:
+    """The State Council's schedule for ``day``; None for a year chinese-calendar lacks (cached:
+    intake computes two deadlines per case, walking day by day)."""
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
-        _warn_unknown_year(day.year)
-        return day.weekday() < 5 and day.isoformat() not in set(get_settings().extra_holidays)
+        return None
+
+
+def is_workday(day: date) -> bool:
+    official = _official(day)
+    if official is not None:
+        return official
+    _warn_unknown_year(day.year)
+    return day.weekday() < 5 and day.isoformat() not in set(get_settings().extra_holidays)
 
 
 def known_year(year: int) -> bool:
