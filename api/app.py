@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from api import pages, problems
@@ -9,15 +10,18 @@ from api.limits import BodyLimit
 from api.routes import cases, documents, items, mail, public, verify
 from api.routes.video import router as video_router
 from core.settings import get_settings
+from storage.db import get_engine
 
 
-def create_app() -> FastAPI:
+def create_app(engine: sa.Engine | None = None) -> FastAPI:
+    """``engine`` is the case database (default: settings); tests hand in their own."""
     app = FastAPI(
         title="通办 Tongban",
         version="0.1.0",
         description="跨域通办案件编排平台: 事项定义、办件流转、跨域移交。",
         openapi_url="/openapi.json",
     )
+    app.state.engine = engine or get_engine()
     problems.install(app)
     app.state.progress_limiter = public.SlidingWindow()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)

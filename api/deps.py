@@ -14,7 +14,7 @@ from storage.db import session_scope
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with session_scope(readonly=request.method in ("GET", "HEAD")) as session:
+    with session_scope(request.app.state.engine, readonly=request.method in ("GET", "HEAD")) as session:
         yield session
 
 

@@ -23,14 +23,13 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api import deps
 from api.app import create_app
 from core.settings import ROOT
 from engine import catalog
@@ -163,13 +162,7 @@ def _generate(engine: sa.Engine, n_cases: int, log: Callable[[str], None]) -> No
 
 
 def _client(engine: sa.Engine, token: str) -> TestClient:
-    app = create_app()
-
-    def session_override() -> Iterator[Any]:
-        with session_scope(engine) as s:
-            yield s
-
-    app.dependency_overrides[deps.get_session] = session_override
+    app = create_app(engine)
     client = TestClient(app)
     client.__enter__()  # one event-loop portal for all requests, as a server would have
     r = client.post("/ui/login", data={"token": token}, follow_redirects=False)

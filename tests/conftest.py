@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import Request
+import uvicorn
 from fastapi.testclient import TestClient
 
-from api import deps
 from api.app import create_app
 from core.settings import ROOT
 from engine.actors import authenticate
@@ -107,13 +110,7 @@ def sqlite_demo(sqlite_db: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
 def _demo(engine: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
     with session_scope(engine) as s:
         tokens = seed(s, CATALOG, ALLIANCE, tmp_path / "tokens.json", 30)
-    app = create_app()
-
-    def session_override(request: Request) -> Iterator[Any]:
-        with session_scope(engine, readonly=request.method in ("GET", "HEAD")) as s:
-            yield s
-
-    app.dependency_overrides[deps.get_session] = session_override
+    app = create_app(engine)
     with TestClient(app) as client:
         yield Demo(engine, client, tokens)
 
@@ -127,42 +124,34 @@ def dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1, default=str)
 
 
-@pytest.fixture
-def serve_app() -> Iterator[Any]:
-    """Serve an ASGI app with a real uvicorn server in a thread on a free 127.0.0.1 port.
-
-    Call it with the app; it returns the base URL. Servers stop when the test ends.
-    """
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    servers: list[tuple[Any, threading.Thread]] = []
-
-    def start(app: Any) -> str:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not srv.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        servers.append((srv, thread))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    yield start
-    for srv, thread in servers:
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """A real uvicorn server for ``app`` in a thread on a free 127.0.0.1 port; yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
         srv.should_exit = True
         thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Any]:
+    """Call it with an app; it returns the base URL. Servers stop when the test ends."""
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(serving(app))
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

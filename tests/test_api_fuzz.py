@@ -8,18 +8,15 @@ response schema the API declares.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import schemathesis
 from conftest import ALLIANCE, CATALOG
-from fastapi import Request
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api import deps
 from api.app import create_app
 from engine.actors import add_clerk
 from engine.demo import seed
@@ -36,13 +33,7 @@ def _app() -> tuple[Any, str]:
         seed(s, CATALOG, ALLIANCE, tmp / "tokens.json", 30)
         _, token = add_clerk(s, "模糊测试", "pd-zhengwu",
                              ["clerk", "reviewer", "approver", "inspector", "designer"], 30)
-    app = create_app()
-
-    def session_override(request: Request) -> Iterator[Any]:
-        with session_scope(engine, readonly=request.method in ("GET", "HEAD")) as s:
-            yield s
-
-    app.dependency_overrides[deps.get_session] = session_override
+    app = create_app(engine)
     return app, token
 
 

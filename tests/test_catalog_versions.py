@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, free_port
 
 from core.settings import ROOT
 from storage import migrate
@@ -88,15 +87,9 @@ def test_oversized_body_is_refused(demo: Demo) -> None:
     assert r.status_code == 413 and r.json()["title"] == "请求体过大"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_starts_on_embedded_defaults(tmp_path: Path) -> None:
     """The README's first command: migrates, seeds the demo, prints tokens, answers /healthz."""
-    port = _free_port()
+    port = free_port()
     env = {"TONGBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "TONGBAN_DATA_DIR": str(tmp_path),
            "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], cwd=ROOT, env=env,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from conftest import free_port
 
 from core.settings import ROOT
 from engine.history import Break, verify
@@ -38,15 +38,9 @@ CLIENTS = 4
 CASES_PER_CLIENT = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**os.environ, "TONGBAN_DATABASE_URL": f"sqlite:///{tmp / 'crash.db'}",
                     "TONGBAN_DATA_DIR": str(tmp), "TONGBAN_OBJECT_DIR": str(tmp / "objects"),
                     # A job whose drainer was killed is claimed again after this lease.

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,10 +22,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, CATALOG, PG_URL, Demo
+from conftest import ALL_GGCS, CATALOG, PG_URL, Demo, free_port
 from fastapi.testclient import TestClient
 
-from api import deps
 from api.app import create_app
 from core.settings import ROOT
 from engine.delivery import sign
@@ -41,12 +39,6 @@ A, B = "370100", "370211"
 BASE = PG_URL.rsplit("/", 1)[0]
 CASES_DB, PREFECT_DB = "tb_flows_cases", "tb_flows_prefect"
 LEASE = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fresh_database(name: str) -> None:
@@ -84,7 +76,7 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
 class Cluster:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.port = _free_port()
+        self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
         self.cases_url = f"{BASE}/{CASES_DB}"
         self.env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": self.api,
@@ -154,13 +146,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
         assert len(deployed) == 2
         for region in (A, B):
             c.start_worker(region)
-        app = create_app()
-
-        def session_override() -> Iterator[Any]:
-            with session_scope(engine) as s:
-                yield s
-
-        app.dependency_overrides[deps.get_session] = session_override
+        app = create_app(engine)
         with TestClient(app) as client:
             yield c, Demo(engine, client, tokens)
     finally:

@@ -220,22 +220,15 @@ def test_the_app_drains_the_outbox_itself_when_embedded_flows_are_on(demo: Demo,
     """What `tongban serve` does: TONGBAN_EMBEDDED_FLOWS starts the drainer with the app."""
     from fastapi.testclient import TestClient
 
-    from api import deps
     from api.app import create_app
     from core.settings import get_settings
 
     settings = get_settings()
     settings.embedded_flows, settings.flows_poll_seconds = True, 0.2
     try:
-        app = create_app()
+        app = create_app(demo.engine)
     finally:
         settings.embedded_flows, settings.flows_poll_seconds = False, 1.0
-
-    def session_override():  # type: ignore[no-untyped-def]
-        with session_scope(demo.engine) as s:
-            yield s
-
-    app.dependency_overrides[deps.get_session] = session_override
     case = demo.create("陈静", "CBWLSXK", {"application": "received", "premises_proof": "received",
                                           "operator_id": "received"})
     n = case["number"]

@@ -6,9 +6,6 @@ Screenshots of every page land in tests/artifacts/ for a human to look at.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
+from conftest import serving
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from api import deps
 from api.app import create_app
 from core.settings import ROOT
 from engine.demo import seed
@@ -66,27 +62,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tokens = {t["name"]: t["token"]
                   for t in seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml",
                                 tmp / "tokens.json", 30)}
-    app = create_app()
-
-    def session_override() -> Iterator[Any]:
-        with session_scope(engine) as s:
-            yield s
-
-    app.dependency_overrides[deps.get_session] = session_override
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", tokens, engine)
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_app(engine)) as url:
+        yield Server(url, tokens, engine)
     engine.dispose()
 
 
