@@ -17,6 +17,7 @@ from engine import scans
 from engine.actors import SYSTEM, now
 from engine.advance import T_CASE, fire_first_open
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.pdf import waybill_pdf
 from storage.flow_tables import TrackingEvent, Waybill
 from storage.tables import Counter
 
@@ -72,8 +73,6 @@ class CounterPrintCarrier:
     label = "窗口自助寄递"
 
     def book(self, sender: Counter, recipient: dict[str, str], contents: str, ref: str) -> Booking:
-        from flows.pdf import waybill_pdf
-
         digest = hashlib.sha256(ref.encode()).hexdigest()[:10].upper()
         number = f"TB{sender.region_code}{digest}"
         fields = [("寄件窗口", sender.name), ("收件人", recipient["name"]),

@@ -12,8 +12,8 @@ from core.settings import get_settings
 from engine import catalog, scans
 from engine.actors import SYSTEM
 from engine.advance import T_HIST, load_case
+from engine.pdf import certificate_layout, certificate_pdf
 from flows.effects import effect
-from flows.pdf import certificate_layout, certificate_pdf
 from storage.db import session_scope
 from storage.flow_tables import Certificate
 from storage.tables import Counter

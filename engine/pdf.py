@@ -1,6 +1,6 @@
 """PDF output with a CJK font: certificates from their Jinja2 layout, and waybills.
 
-Templates (``flows/templates/certificate_<code>.xml.j2``, falling back to ``certificate.xml.j2``)
+Templates (``catalog/certificates/certificate_<code>.xml.j2``, falling back to ``certificate.xml.j2``)
 render a small XML layout — title, lines, labelled fields, a note — that is drawn here with
 reportlab. reportlab embeds TrueType outlines; WenQuanYi Zen Hei is TrueType (the Noto CJK
 fonts are CFF and cannot be embedded by it).
@@ -24,7 +24,10 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
-TEMPLATES = Path(__file__).parent / "templates"
+from core.settings import ROOT
+
+# Certificate layouts belong to the catalog, beside the items they are issued for.
+TEMPLATES = ROOT / "catalog" / "certificates"
 FONT_FILES = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
               "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
