@@ -14,9 +14,13 @@ with Retry-After) before any row is written.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
+import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -37,7 +41,15 @@ from engine.errors import (
     StaleVersion,
     Unavailable,
 )
-from engine.scan_validation import UploadRefused, UploadTooLarge, check_name, validate
+from engine.scan_validation import (
+    Checked,
+    UploadRefused,
+    UploadTooLarge,
+    check_name,
+    check_size,
+    sniff,
+    validate,
+)
 from storage.db import session_scope
 from storage.documents import CasePage, Evidence
 from storage.object_factory import get_store
@@ -55,6 +67,8 @@ from storage.tables import Counter
 T_PAGE = CasePage.__table__
 T_EVID = Evidence.__table__
 CHUNK = 1 << 20
+IN_MEMORY = 8 << 20  # uploads up to this size are held as bytes: checked while being written
+log = logging.getLogger(__name__)
 
 
 class Gone(EngineError):
@@ -157,9 +171,34 @@ def _precheck(session: Session, number: str, material_id: str, actor: Actor,
         return check(reader)
 
 
+def upload_target(session: Session, number: str, material_id: str, actor: Actor,
+                  expected_version: int | None = None) -> str:
+    """Refuse what can be refused before any byte is accepted (unknown case or material, not the
+    holder, stale ``If-Match``); return the bucket the page will go to. The upload route calls it
+    inside the authentication's unit, before it reads the body, and hands the answer to
+    ``add_page(target=…)``: one unit of work less per page, and a refusal costs no upload."""
+    return _precheck(session, number, material_id, actor, expected_version)
+
+
+def _in_memory(data: bytes | BinaryIO, max_bytes: int, field: str,
+               sha256: str | None) -> tuple[bytes | BinaryIO, int, str | None]:
+    """Small uploads as bytes (two readers at once: the check and the object write); a large
+    one stays a seekable stream. Returns the data, its size and its digest when already known."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data) if not isinstance(data, bytes) else data, len(data), sha256
+    stream, size = _seekable(data, max_bytes, field)
+    if size > IN_MEMORY:
+        return stream, size, sha256
+    whole = stream.read()
+    if stream is not data:
+        stream.close()
+    return whole, len(whole), sha256
+
+
 def add_page(session: Session, number: str, material_id: str, data: bytes | BinaryIO,
              declared_name: str | None, actor: Actor, *, store: ObjectStore | None = None,
-             expected_version: int | None = None, field: str = "file") -> dict[str, Any]:
+             expected_version: int | None = None, field: str = "file",
+             sha256: str | None = None, target: str | None = None) -> dict[str, Any]:
     """Add one scanned page (JPEG, PNG, TIFF or PDF) to a material slot of case ``number``.
 
     Validates the bytes, stores the object, then in the caller's transaction inserts the page,
@@ -167,22 +206,89 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
     Only the counter holding the case may add pages (the system actor too: captured stills).
     Raises UploadRefused (422) / UploadTooLarge (413), Forbidden, NotFound, StaleVersion,
     Unavailable (503). Returns the page row as a dict.
+
+    ``sha256``: the digest of ``data`` when the caller hashed it as it arrived (not recomputed).
+    ``target``: the bucket from ``upload_target`` when the caller already made that check.
+
+    An image decodes while its object is written (Pillow lets go of the GIL), but only when the
+    key did not exist before this upload: if the bytes then fail, the object this upload created
+    is deleted again. The keys are content-addressed and the check is a function of the bytes
+    alone, so no row can ever point at such an object; an object that existed before is never
+    written or deleted before its bytes passed.
     """
     s = get_settings()
     store = store or get_store()
     check_name(declared_name, field)
-    stream, size = _seekable(data, s.max_upload_bytes, field)
-    # Validate before the first query: on SQLite that query takes the write lock, which should
-    # not be held while a large scan decodes.
-    checked = validate(stream, size, name=declared_name, max_bytes=s.max_upload_bytes, field=field)
-    b = _precheck(session, number, material_id, actor, expected_version)
+    body, size, digest = _in_memory(data, s.max_upload_bytes, field, sha256)
+    check_size(size, s.max_upload_bytes, field)
+    media_type = sniff(body[:16]) if isinstance(body, bytes) else None  # large: check, then write
+    if isinstance(body, bytes) and media_type is not None and media_type.startswith("image/"):
+        checked, info = _check_while_writing(
+            session, number, material_id, actor, store, body, media_type,
+            digest or hashlib.sha256(body).hexdigest(), declared_name, expected_version, field, target)
+    else:
+        stream = io.BytesIO(body) if isinstance(body, bytes) else body
+        # Validate before the first query: on SQLite that query takes the write lock, which
+        # should not be held while a large scan is checked.
+        checked = validate(stream, size, name=declared_name, max_bytes=s.max_upload_bytes, field=field)
+        b = target or _precheck(session, number, material_id, actor, expected_version)
+        info = _write(store, b, stream, checked.media_type, digest, field)
+    return _page_rows(session, number, material_id, actor, expected_version, store, info, checked,
+                      declared_name)
+
+
+def _check_while_writing(session: Session, number: str, material_id: str, actor: Actor,
+                         store: ObjectStore, body: bytes, media_type: str, digest: str,
+                         declared_name: str | None, expected_version: int | None, field: str,
+                         target: str | None) -> tuple[Checked, ObjectInfo]:
+    s = get_settings()
+    check = _checkers().submit(validate, io.BytesIO(body), len(body), name=declared_name,
+                               max_bytes=s.max_upload_bytes, field=field)
+    try:
+        b = target or _precheck(session, number, material_id, actor, expected_version)
+        try:
+            store.ensure_bucket(b)
+            info = store.create(b, body, media_type, sha256=digest)  # None: it existed before
+        except StoreUnavailable as exc:
+            check.result()  # a bad file is refused for what it is, even while the store is down
+            raise _unavailable(exc) from exc
+        try:
+            checked = check.result()
+        except UploadRefused:
+            if info is not None:  # created by this upload, whose bytes failed: no row can use it
+                _forget(store, b, info.key)
+            raise
+        if info is None:  # the same bytes are already stored: written again (young for the sweep)
+            info = _write(store, b, io.BytesIO(body), media_type, digest, field)
+        return checked, info
+    finally:
+        check.cancel()
+
+
+def _write(store: ObjectStore, b: str, stream: BinaryIO, media_type: str, digest: str | None, field: str,
+           check: Future[Checked] | None = None) -> ObjectInfo:
+    s = get_settings()
     try:
         store.ensure_bucket(b)
-        info = store.put(b, stream, checked.media_type, max_bytes=s.max_upload_bytes)
+        return store.put(b, stream, media_type, max_bytes=s.max_upload_bytes, sha256=digest)
     except StoreUnavailable as exc:
+        if check is not None:
+            check.result()  # a bad file is refused for what it is, even while the store is down
         raise _unavailable(exc) from exc
     except ObjectTooLarge as exc:  # the stream grew after we measured it
         raise UploadTooLarge(field, "too_large", f"文件超过大小上限 {s.max_upload_bytes} 字节") from exc
+
+
+def _forget(store: ObjectStore, b: str, key: str) -> None:
+    try:
+        store.delete(b, key)
+    except (StoreUnavailable, OSError):  # the sweep takes it later (an orphan, never referenced)
+        log.warning("无法删除未通过校验的对象 %s/%s, 留待清理", b, key, exc_info=True)
+
+
+def _page_rows(session: Session, number: str, material_id: str, actor: Actor,
+               expected_version: int | None, store: ObjectStore, info: ObjectInfo, checked: Checked,
+               declared_name: str | None) -> dict[str, Any]:
     # The object exists: now the rows, under the case row lock, re-checking what may have moved.
     case = _lock_case(session, number)
     if not actor.is_system:
@@ -200,7 +306,7 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
         "uploaded_by": actor.id, "uploaded_by_name": actor.name, "counter_id": actor.counter_id,
         "uploaded_at": at,
     }
-    row["id"] = session.execute(sa.insert(T_PAGE).values(**row).returning(T_PAGE.c.id)).scalar_one()
+    row["id"] = session.execute(_INSERT_PAGE, row).scalar_one()
     _set_material(session, case["id"], material_id, "received", at)
     append_event(session, case, None, at, "page_added", actor, {
         "material": material_id, "page_id": row["id"], "page_no": page_no, "sha256": info.sha256,
@@ -210,6 +316,19 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
         thumbnails.after_commit(session, store, row["id"], checked.preview)
     return row | {"withdrawn_at": None, "withdrawn_by": None, "thumbnail_key": None,
                   "case_version": case["version"]}
+
+
+_INSERT_PAGE = sa.insert(T_PAGE).returning(T_PAGE.c.id)
+_CHECKERS: ThreadPoolExecutor | None = None
+
+
+def _checkers() -> ThreadPoolExecutor:
+    """Threads that check images while the request's thread writes the object."""
+    global _CHECKERS
+    if _CHECKERS is None:
+        _CHECKERS = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                       thread_name_prefix="scan-check")
+    return _CHECKERS
 
 
 def _set_material(session: Session, case_id: int, material_id: str, status: str, at: datetime) -> None:

@@ -79,7 +79,7 @@ class LocalStore:
         self._is_evidence(bucket)
 
     def put(self, bucket: str, stream: BinaryIO, content_type: str, *, max_bytes: int,
-            retain_days: int | None = None) -> ObjectInfo:
+            retain_days: int | None = None, sha256: str | None = None) -> ObjectInfo:
         b = self._require_bucket(bucket)
         h, size = hashlib.sha256(), 0
         fd, tmp_name = tempfile.mkstemp(dir=b / ".tmp")
@@ -93,6 +93,8 @@ class LocalStore:
                     h.update(chunk)
                     out.write(chunk)
             sha = h.hexdigest()
+            if sha256 is not None and sha256 != sha:  # the folder hashes what it writes anyway
+                raise ValueError(f"the bytes hash to {sha}, not to the digest given ({sha256})")
             key = key_for(sha)
             path, meta_path = self._paths(bucket, key)
             if path.exists():
@@ -107,6 +109,30 @@ class LocalStore:
             os.replace(tmp, path)
             if self._is_evidence(bucket):
                 path.chmod(0o444)
+            return self._info(bucket, key, path, meta_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def create(self, bucket: str, data: bytes, content_type: str, *, sha256: str) -> ObjectInfo | None:
+        b = self._require_bucket(bucket)
+        if self._is_evidence(bucket):
+            raise ValueError("create is for scans; evidence goes through put (retention)")
+        key = key_for(sha256)
+        path, meta_path = self._paths(bucket, key)
+        if path.exists():
+            return None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ValueError(f"the bytes do not hash to the digest given ({sha256})")
+        fd, tmp_name = tempfile.mkstemp(dir=b / ".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            _atomic_write(meta_path, json.dumps({"content_type": content_type, "size": len(data)}).encode())
+            try:
+                os.link(tmp, path)  # atomic: fails if the key appeared meanwhile, never overwrites
+            except FileExistsError:
+                return None
             return self._info(bucket, key, path, meta_path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,8 +84,8 @@ class S3Store:
         self._known.add(bucket)
 
     def put(self, bucket: str, stream: BinaryIO, content_type: str, *, max_bytes: int,
-            retain_days: int | None = None) -> ObjectInfo:
-        body, sha, size = _hashed(stream, max_bytes)
+            retain_days: int | None = None, sha256: str | None = None) -> ObjectInfo:
+        body, sha, size = _hashed(stream, max_bytes, sha256)
         key = key_for(sha)
         try:
             if retain_days is not None:
@@ -113,6 +114,24 @@ class S3Store:
         finally:
             if body is not stream:
                 body.close()
+
+    def create(self, bucket: str, data: bytes, content_type: str, *, sha256: str) -> ObjectInfo | None:
+        key = key_for(sha256)
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+        try:
+            with _mapped(f"{bucket}/{key}"):
+                # A conditional write (``If-None-Match: *``; S3, MinIO, moto): the public
+                # ``put_object`` of minio 7.2 cannot send it, its own single-part PUT can.
+                result = self.client._put_object(  # noqa: SLF001
+                    bucket_name=bucket, object_name=key, data=data,
+                    headers={"Content-Type": content_type, "If-None-Match": "*",
+                             "x-amz-sdk-checksum-algorithm": "SHA256", "x-amz-checksum-sha256": checksum})
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return None  # it exists (or another writer is creating it): not ours to touch
+            raise
+        return ObjectInfo(bucket=bucket, key=key, sha256=sha256, size=len(data), content_type=content_type,
+                          created_at=datetime.now(UTC), version_id=result.version_id)
 
     def get(self, bucket: str, key: str) -> Iterator[bytes]:
         with _mapped(f"{bucket}/{key}"):
@@ -196,28 +215,37 @@ class S3Store:
                 self.client.disable_object_legal_hold(bucket_name=bucket, object_name=key)
 
 
-def _hashed(stream: BinaryIO, max_bytes: int) -> tuple[BinaryIO, str, int]:
-    """The key needs the hash before the upload: hash a seekable stream in place, else spool it."""
-    h, size = hashlib.sha256(), 0
-    if stream.seekable():
-        start = stream.tell()
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise ObjectTooLarge(f"more than {max_bytes} bytes")
-            h.update(chunk)
+def _hashed(stream: BinaryIO, max_bytes: int, sha256: str | None = None) -> tuple[BinaryIO, str, int]:
+    """The key needs the hash before the upload: one pass over the stream that measures, hashes
+    and, for a stream that cannot seek back, spools. A seekable stream whose digest the caller
+    already has (hashed while it arrived) is only measured: no second pass over its bytes; the
+    digest still travels as ``x-amz-checksum-sha256``, so a verifying server refuses a mismatch."""
+    seekable = stream.seekable()
+    start = stream.tell() if seekable else 0
+    if seekable and sha256 is not None:
+        size = stream.seek(0, io.SEEK_END) - start
         stream.seek(start)
-        return stream, h.hexdigest(), size
-    spool: BinaryIO = tempfile.SpooledTemporaryFile(max_size=8 * CHUNK)  # type: ignore[assignment]  # noqa: SIM115 (returned)
+        if size > max_bytes:
+            raise ObjectTooLarge(f"more than {max_bytes} bytes")
+        return stream, sha256, size
+    spool: BinaryIO | None = None if seekable else tempfile.SpooledTemporaryFile(max_size=8 * CHUNK)  # type: ignore[assignment]  # noqa: SIM115 (returned)
+    h, size = hashlib.sha256(), 0
     try:
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > max_bytes:
                 raise ObjectTooLarge(f"more than {max_bytes} bytes")
             h.update(chunk)
-            spool.write(chunk)
+            if spool is not None:
+                spool.write(chunk)
     except BaseException:
-        spool.close()
+        if spool is not None:
+            spool.close()
         raise
-    spool.seek(0)
-    return spool, h.hexdigest(), size
+    body = spool if spool is not None else stream
+    body.seek(0 if spool is not None else start)
+    if sha256 is not None and sha256 != h.hexdigest():
+        if spool is not None:
+            spool.close()
+        raise ValueError(f"the bytes hash to {h.hexdigest()}, not to the digest given ({sha256})")
+    return body, h.hexdigest(), size

@@ -67,8 +67,17 @@ class ObjectStore(Protocol):
         """Create if missing; evidence buckets get versioning and object lock."""
 
     def put(self, bucket: str, stream: BinaryIO, content_type: str, *, max_bytes: int,
-            retain_days: int | None = None) -> ObjectInfo:
-        """Store from a stream while hashing; the same bytes twice are stored once."""
+            retain_days: int | None = None, sha256: str | None = None) -> ObjectInfo:
+        """Store from a stream while hashing; the same bytes twice are stored once.
+
+        ``sha256``: the hex digest of the stream's bytes when the caller already has it (hashed
+        while the upload arrived), so the store need not read them twice. S3 sends it as
+        ``x-amz-checksum-sha256`` (a verifying server refuses a mismatch); the folder store
+        hashes what it writes anyway and refuses a mismatch."""
+
+    def create(self, bucket: str, data: bytes, content_type: str, *, sha256: str) -> ObjectInfo | None:
+        """Store ``data`` (whose hex digest is ``sha256``) only if its key does not exist yet, in
+        one request; None (and nothing written) when it did. Scans only, never evidence."""
 
     def get(self, bucket: str, key: str) -> Iterator[bytes]: ...
 

@@ -194,3 +194,41 @@ def test_local_store_never_takes_a_key_as_a_path(tmp_path: Path) -> None:
     assert store.stat("tongban-scans", "../../secret") is None
     with pytest.raises(ObjectMissing):
         store.get("tongban-scans", "sha256/../../../secret")
+
+
+def test_a_digest_the_caller_already_has_is_used_and_a_wrong_one_stores_nothing(
+        store: ObjectStore, prefix: str) -> None:
+    """The upload route hashes a body as it arrives and hands the digest on: the store does not
+    read the bytes a second time (S3) or checks it against what it writes (folder)."""
+    b = f"{prefix}-scans"
+    store.ensure_bucket(b)
+    data = b"\xff\xd8\xff" + uuid.uuid4().bytes * 1000
+    sha = hashlib.sha256(data).hexdigest()
+    info = _put(store, b, data, sha256=sha)
+    assert info.key == key_for(sha) and info.sha256 == sha and info.size == len(data)  # type: ignore[attr-defined]
+    assert b"".join(store.get(b, info.key)) == data  # type: ignore[attr-defined]
+    with pytest.raises(ObjectTooLarge):  # measured, not hashed: the limit still holds
+        store.put(b, io.BytesIO(data), "image/jpeg", max_bytes=len(data) - 1, sha256=sha)
+    other = b"\xff\xd8\xff" + uuid.uuid4().bytes * 1000
+    wrong = hashlib.sha256(other).hexdigest()
+    if isinstance(store, LocalStore):  # the folder hashes what it writes anyway
+        with pytest.raises(ValueError):
+            _put(store, b, other, sha256=sha)
+        assert [o.key for o in store.list(b)] == [info.key]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):  # a stream that cannot seek is spooled, hashed and checked
+        store.put(b, OneWay(other), "image/jpeg", max_bytes=1 << 20, sha256=sha)  # type: ignore[arg-type]
+    assert store.stat(b, key_for(wrong)) is None and [o.key for o in store.list(b)] == [info.key]
+
+
+def test_create_writes_only_a_key_that_does_not_exist_yet(store: ObjectStore, prefix: str) -> None:
+    """One conditional request (S3 ``If-None-Match: *``): what existed is never overwritten."""
+    b = f"{prefix}-scans"
+    store.ensure_bucket(b)
+    data = b"\xff\xd8\xff" + uuid.uuid4().bytes * 100
+    sha = hashlib.sha256(data).hexdigest()
+    made = store.create(b, data, "image/jpeg", sha256=sha)
+    assert made is not None and made.key == key_for(sha) and made.size == len(data)
+    assert b"".join(store.get(b, made.key)) == data
+    assert store.create(b, data, "image/png", sha256=sha) is None  # exists: untouched
+    st = store.stat(b, made.key)
+    assert st is not None and st.content_type == "image/jpeg"

@@ -3,6 +3,8 @@ folder store and with the MinIO SDK against a real moto server."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
 import subprocess
@@ -494,3 +496,103 @@ def test_missing_thumbnails_are_made_again_by_backfill(docs: Docs) -> None:
     assert thumbnails.backfill(demo.engine, docs.store) == 1
     [row] = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["pages"]
     assert row["id"] == page["id"] and row["thumbnail_url"]
+
+
+class Recording:
+    """The real store, with the calls an upload makes to it written down (every call goes through)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.inner, self.calls = store, []  # type: list[tuple[str, str]]
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo | None:
+        self.calls.append(("stat", key))
+        return self.inner.stat(bucket, key)
+
+    def put(self, bucket: str, stream: Any, content_type: str, **kw: Any) -> ObjectInfo:
+        info = self.inner.put(bucket, stream, content_type, **kw)
+        self.calls.append(("put", info.key))
+        return info
+
+    def create(self, bucket: str, data: bytes, content_type: str, *, sha256: str) -> ObjectInfo | None:
+        info = self.inner.create(bucket, data, content_type, sha256=sha256)
+        self.calls.append(("create" if info else "exists", f"sha256/{sha256}"))
+        return info
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.calls.append(("delete", key))
+        self.inner.delete(bucket, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_new_image_is_written_while_it_is_checked_and_removed_again_when_it_fails(
+        demo: Demo, store: ObjectStore) -> None:
+    """Images decode while their object is written; a failed one takes back only what it wrote."""
+    rec = Recording(store)
+    docs = Docs(demo, rec)  # type: ignore[arg-type]
+    n = demo.create("王芳", "FGSFZRBG", MISSING_LICENSE, competent_region="370211")["number"]
+    b = scans.bucket("scans", "370100")
+    good = jpeg(uuid.uuid4().hex)  # new bytes: the moto server outlives tests
+    bad = good[: len(good) * 2 // 3]
+    key = f"sha256/{hashlib.sha256(bad).hexdigest()}"
+    version = docs.case("王芳", n)["version"]
+
+    r = docs.upload("王芳", n, bad, "cut.jpg")  # new bytes: written during the check, then deleted
+    assert r.status_code == 422 and r.json()["code"] == "corrupt_image", r.text
+    assert [c for c in rec.calls if c[1] == key] == [("create", key), ("delete", key)]
+    assert store.stat(b, key) is None and demo.count("case_pages") == 0
+
+    rec.calls.clear()  # the same bytes already stored by someone else: neither rewritten nor deleted
+    planted = store.put(b, io.BytesIO(bad), "image/jpeg", max_bytes=MAX_UPLOAD)
+    r = docs.upload("王芳", n, bad, "cut.jpg", raw="image/jpeg")
+    assert r.status_code == 422 and r.json()["code"] == "corrupt_image", r.text
+    assert rec.calls == [("exists", key)]
+    assert (still := store.stat(b, key)) is not None and still.size == planted.size
+    assert docs.case("王芳", n)["version"] == version and demo.count("case_pages") == 0
+
+    rec.calls.clear()
+    gkey = f"sha256/{hashlib.sha256(good).hexdigest()}"
+    assert docs.upload("王芳", n, good).status_code == 201
+    assert [c for c in rec.calls if c[1] == gkey] == [("create", gkey)]
+    rec.calls.clear()  # again: stored once, written again (young for the sweep) after the check
+    assert docs.upload("王芳", n, good, material="application").status_code == 201
+    assert [c for c in rec.calls if c[1] == gkey] == [("exists", gkey), ("put", gkey)]
+    assert docs.case("王芳", n)["version"] == version + 2
+    thumbnails.worker.wait_idle()
+
+
+def test_content_digest_is_checked_against_the_bytes_that_arrived(docs: Docs) -> None:
+    demo = docs.demo
+    n = demo.create("王芳", "FGSFZRBG", MISSING_LICENSE, competent_region="370211")["number"]
+    data = jpeg(uuid.uuid4().hex)
+
+    def post(digest: str) -> Any:
+        return demo.client.post(docs.url(n), content=data, headers=demo.h(
+            "王芳", **{"Content-Type": "image/jpeg", "Content-Digest": digest}))
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(hashlib.sha256(raw).digest()).decode()
+
+    before, version = docs.objects(), docs.case("王芳", n)["version"]
+    r = post(f"sha-256=:{b64(data + b'x')}:")  # altered or cut on the way
+    assert r.status_code == 422 and r.json()["code"] == "digest_mismatch", r.text
+    assert r.json()["errors"][0]["field"] == "Content-Digest"
+    r = post("sha-256=:bm90IGEgZGlnZXN0:")
+    assert r.status_code == 422 and r.json()["code"] == "bad_digest", r.text
+    assert docs.objects() == before and demo.count("case_pages") == 0
+    assert docs.case("王芳", n)["version"] == version
+    r = post(f"sha-512=:{base64.b64encode(b'0' * 64).decode()}:, sha-256=:{b64(data)}:")
+    assert r.status_code == 201, r.text
+    assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_case_and_material_are_refused_before_the_body_is_judged(docs: Docs) -> None:
+    """A wrong case, material or counter is answered without accepting the bytes."""
+    demo = docs.demo
+    n = demo.create("王芳", "FGSFZRBG", MISSING_LICENSE, competent_region="370211")["number"]
+    junk = b"GIF89a not even a type we accept"
+    assert docs.upload("王芳", n, junk, material="no_such_slot").status_code == 404
+    assert docs.upload("王芳", "370100000000000000", junk).status_code == 404
+    assert docs.upload("黄丽", n, junk).status_code == 403  # a counter that never held the case
+    assert docs.upload("王芳", n, junk).status_code == 422

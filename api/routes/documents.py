@@ -3,7 +3,12 @@ withdraw, download. Thin: the rules live in ``engine.scans``."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import hashlib
 import tempfile
+from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote, unquote
 
@@ -11,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -30,8 +36,8 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def get_object_store() -> ObjectStore:
-    return get_store()
+async def get_object_store() -> ObjectStore:
+    return get_store()  # async: a dependency this cheap should not cost a worker-thread hop
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_object_store)]
@@ -58,8 +64,22 @@ def _evidence_view(number: str, e: dict[str, Any]) -> dict[str, Any]:
         "content_url": f"/api/v1/cases/{number}/evidence/{e['id']}/content"}
 
 
-async def _read_upload(request: Request) -> tuple[BinaryIO, str | None, str]:
-    """The uploaded bytes (spooled), the declared name and the field the problem should name."""
+@dataclass
+class Upload:
+    data: bytes | BinaryIO
+    name: str | None
+    field: str  # the field a refusal names
+    sha256: str | None = None  # hashed as it arrived (raw bodies)
+
+    def close(self) -> None:
+        if not isinstance(self.data, bytes):
+            self.data.close()
+
+
+async def _read_upload(request: Request) -> Upload:
+    """The uploaded bytes with the declared name. A raw body is hashed as it arrives and held in
+    memory up to ``IN_MEMORY`` (beyond, spooled to disk); an optional ``Content-Digest:
+    sha-256=:<base64>:`` (RFC 9530) is checked against what arrived."""
     limit = get_settings().max_upload_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -71,21 +91,58 @@ async def _read_upload(request: Request) -> tuple[BinaryIO, str | None, str]:
             raise UploadRefused("file", "missing", "表单中缺少文件字段 file")
         if file.size is not None and file.size > limit:
             raise UploadTooLarge("file", "too_large", f"文件超过大小上限 {limit} 字节")
-        return file.file, file.filename, "file"  # type: ignore[return-value]
+        return Upload(file.file, file.filename, "file")  # type: ignore[arg-type]
     if not content_type:
         raise UploadRefused("Content-Type", "missing_content_type",
                             "原始请求体上传须带 Content-Type (如 image/jpeg), 或使用 multipart 表单")
+    claimed = _content_digest(request.headers.get("content-digest"))
     raw = request.headers.get("x-file-name") or request.query_params.get("name")
-    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 (closed by the caller)
-    size = 0
+    h, size, chunks = hashlib.sha256(), 0, []
+    spool: BinaryIO | None = None
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:  # chunked bodies have no Content-Length for the middleware to check
-            spool.close()
+            if spool is not None:
+                spool.close()
             raise UploadTooLarge("body", "too_large", f"文件超过大小上限 {limit} 字节")
-        spool.write(chunk)
-    spool.seek(0)
-    return spool, unquote(raw) if raw else None, "body"  # type: ignore[return-value]
+        h.update(chunk)
+        if spool is not None:
+            spool.write(chunk)
+        elif size > scans.IN_MEMORY:
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Upload.close)
+            spool.writelines([*chunks, chunk])
+            chunks = []
+        else:
+            chunks.append(chunk)
+    digest = h.hexdigest()
+    if claimed is not None and claimed != digest:
+        if spool is not None:
+            spool.close()
+        raise UploadRefused("Content-Digest", "digest_mismatch",
+                            "收到的内容与 Content-Digest 不符 (传输中被改动或截断), 未保存")
+    if spool is not None:
+        spool.seek(0)
+    data: bytes | BinaryIO = spool if spool is not None else b"".join(chunks)
+    return Upload(data, unquote(raw) if raw else None, "body", digest)
+
+
+def _content_digest(value: str | None) -> str | None:
+    """The hex sha-256 from an RFC 9530 ``Content-Digest`` header (other algorithms ignored)."""
+    if not value:
+        return None
+    for member in value.split(","):
+        algorithm, _, encoded = member.strip().partition("=")
+        if algorithm.strip().lower() != "sha-256":
+            continue
+        try:
+            raw = base64.b64decode(encoded.strip().strip(":"), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise UploadRefused("Content-Digest", "bad_digest",
+                                "Content-Digest 须为 sha-256=:<32 字节摘要的 base64>:")
+        return raw.hex()
+    return None
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -105,18 +162,27 @@ async def upload_page(number: str, material_id: str, request: Request, session: 
     ``X-File-Name`` header or ``?name=``, percent-encoded). ``If-Match`` is optional: pages are
     appended, so uploads from a document camera do not have to chase the case's ETag."""
     expected = parse_if_match(if_match)
-    # Authenticated: end the token lookup's transaction so no database lock is held while the
-    # body (up to max_upload_bytes) streams in from the counter.
-    await run_in_threadpool(session.rollback)
-    stream, name, field = await _read_upload(request)
+    # Authenticated: refuse what can be refused before the body is accepted, then end the token
+    # lookup's transaction so no database lock is held while the body streams in.
+    target = await run_in_threadpool(_target, session, number, material_id, actor, expected)
+    upload = await _read_upload(request)
     try:
-        page = await run_in_threadpool(scans.add_page, session, number, material_id, stream, name,
-                                       actor, store=store, expected_version=expected, field=field)
+        page = await run_in_threadpool(
+            functools.partial(scans.add_page, session, number, material_id, upload.data, upload.name,
+                              actor, store=store, expected_version=expected, field=upload.field,
+                              sha256=upload.sha256, target=target))
     finally:
-        stream.close()
+        upload.close()
     response.headers["ETag"] = f'"{page["case_version"]}"'
     response.headers["Location"] = _page_view(number, page)["content_url"].removesuffix("/content")
     return jsonable_encoder(_page_view(number, page))
+
+
+def _target(session: Session, number: str, material_id: str, actor: Any, expected: int | None) -> str:
+    try:
+        return scans.upload_target(session, number, material_id, actor, expected)
+    finally:
+        session.rollback()
 
 
 @router.get(PAGES, summary="列出材料的扫描页")
