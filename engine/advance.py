@@ -25,6 +25,8 @@ from engine.materials import defer_material
 from states.compiler import CompiledItem
 from states.schema import Transition
 from states.vocabulary import ACTOR_ROLES, OUTCOMES
+from storage.db import database_key
+from storage.prepared import Prepared
 from storage.tables import Case, CaseHolder, CaseMaterial, Counter, HistoryEvent, OutboxJob
 
 T_CASE = Case.__table__
@@ -35,24 +37,33 @@ T_MAT = CaseMaterial.__table__
 MAX_AUTO_STEPS = 16
 
 
-# Hot-path statements are built once: SQLAlchemy then skips rebuilding and re-keying them on
-# every call (about a third of a transition's CPU before).
-_SELECT_CASE = sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
-_UPDATE_CASE = (
+# Hot-path statements run through storage.prepared: compiled once per dialect, executed on the
+# unit of work's own connection (SQLAlchemy's per-call machinery was most of a transition's CPU).
+_SELECT_CASE = Prepared(sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number")))
+_UPDATE_CASE = Prepared(
     sa.update(T_CASE)
     .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
     .values({c: sa.bindparam(c) for c in ("state", "branches", "version", "status_code", "assignees",
                                           "updated_at", "finished_at", "last_hash")})
 )
-_INSERT_HIST = sa.insert(T_HIST)
-_INSERT_OUT = sa.insert(T_OUT)
+_BUMP_CASE = Prepared(
+    sa.update(T_CASE)
+    .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
+    .values({c: sa.bindparam(c) for c in ("version", "updated_at", "assignees", "last_hash")})
+)
+_INSERT_HIST = Prepared(sa.insert(T_HIST))
+_INSERT_OUT = Prepared(sa.insert(T_OUT))
+_INSERT_HOLDER = Prepared(sa.insert(T_HOLD))
+_SELECT_HOLDERS = Prepared(sa.select(T_HOLD.c.counter_id).where(T_HOLD.c.case_id == sa.bindparam("case_id")))
+_DELETE_HOLDER = Prepared(sa.delete(T_HOLD).where(T_HOLD.c.case_id == sa.bindparam("case_id"),
+                                                  T_HOLD.c.counter_id == sa.bindparam("counter_id")))
 
 
 def load_case(session: Session, number: str) -> dict[str, Any]:
-    row = session.execute(_SELECT_CASE, {"number": number}).mappings().first()
+    row = _SELECT_CASE.first(session, {"number": number})
     if row is None:
         raise NotFound(f"案件 {number} 不存在")
-    return dict(row)
+    return row
 
 
 def holder_counters(c: CompiledItem, case: dict[str, Any]) -> list[str]:
@@ -253,12 +264,12 @@ def _qualified(state: str, source: str) -> str:
     return source if source.startswith(state) else state
 
 
-_region_of: dict[tuple[object, str], str] = {}
+_region_of: dict[tuple[str, str], str] = {}
 
 
 def _regions(session: Session, counters: set[str]) -> dict[str, str]:
     """Counter → region, cached per database: a counter does not move between regions."""
-    url = session.get_bind().url
+    url = database_key(session)
     missing = {c for c in counters if (url, c) not in _region_of}
     if missing:
         rows = session.execute(
@@ -278,16 +289,15 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
         m.get("status") == "deferred" for m in guards.materials.values())
     case["status_code"] = status_code(c, case, deferred)
     chain(case, pending.history)
-    result = session.execute(_UPDATE_CASE, {
+    changed = _UPDATE_CASE.execute(session, {
         "case_id": case["id"], "expected": original_version, "state": case["state"],
         "branches": case["branches"], "version": case["version"], "status_code": case["status_code"],
         "assignees": case["assignees"], "updated_at": at, "finished_at": case["finished_at"],
         "last_hash": case["last_hash"]})
-    if result.rowcount != 1:
+    if changed != 1:
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
-    session.execute(_INSERT_HIST, pending.history)
-    if pending.jobs:
-        session.execute(_INSERT_OUT, pending.jobs)
+    _INSERT_HIST.execute_many(session, pending.history)
+    _INSERT_OUT.execute_many(session, pending.jobs)
     after = holder_counters(c, case)
     if after != pending.holders_before:
         sync_holders(session, case["id"], after, pending.holders_before)
@@ -295,15 +305,11 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
 
 def sync_holders(session: Session, case_id: int, holders: list[str], before: list[str] | None = None) -> None:
     """Make the queue rows match ``holders``; ``before`` (when the caller knows it) saves a read."""
-    current = set(before) if before is not None else set(session.execute(
-        sa.select(T_HOLD.c.counter_id).where(T_HOLD.c.case_id == case_id)).scalars())
+    current = set(before) if before is not None else {
+        r["counter_id"] for r in _SELECT_HOLDERS.all(session, {"case_id": case_id})}
     wanted = set(holders)
-    if current - wanted:
-        session.execute(sa.delete(T_HOLD).where(
-            T_HOLD.c.case_id == case_id, T_HOLD.c.counter_id.in_(current - wanted)))
-    if wanted - current:
-        session.execute(sa.insert(T_HOLD), [
-            {"case_id": case_id, "counter_id": h} for h in sorted(wanted - current)])
+    _DELETE_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(current - wanted)])
+    _INSERT_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(wanted - current)])
 
 
 def append_event(session: Session, case: dict[str, Any], expected_version: int | None,
@@ -317,15 +323,13 @@ def append_event(session: Session, case: dict[str, Any], expected_version: int |
              "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
              "comment": comment, "data": data}
     chain(case, [event])
-    result = session.execute(
-        sa.update(T_CASE).where(T_CASE.c.id == case["id"], T_CASE.c.version == case["version"])
-        .values(version=case["version"] + 1, updated_at=at, assignees=case["assignees"],
-                last_hash=case["last_hash"])
-    )
-    if result.rowcount != 1:
+    changed = _BUMP_CASE.execute(session, {
+        "case_id": case["id"], "expected": case["version"], "version": case["version"] + 1,
+        "updated_at": at, "assignees": case["assignees"], "last_hash": case["last_hash"]})
+    if changed != 1:
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
     case["version"] += 1
-    session.execute(sa.insert(T_HIST).values(**event))
+    _INSERT_HIST.execute(session, event)
 
 
 def require_holder(session: Session, case: dict[str, Any], actor: Actor) -> CompiledItem:

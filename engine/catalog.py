@@ -12,6 +12,7 @@ from engine.actors import now
 from engine.errors import Conflict, NotFound
 from states.compiler import CompiledItem, compile_item
 from states.loader import LoadedItem, parse_item
+from storage.db import database_key
 from storage.tables import ItemVersion
 
 
@@ -73,12 +74,12 @@ def _compile_source(content_hash: str, source: str) -> CompiledItem:
     return compile_item(parse_item(source, f"<{content_hash[:12]}>").definition)
 
 
-_by_id: dict[tuple[object, int], CompiledItem] = {}
+_by_id: dict[tuple[str, int], CompiledItem] = {}
 
 
 def compiled(session: Session, item_version_id: int) -> CompiledItem:
     """One compiled machine per version, process-wide; versions are immutable so never stale."""
-    key = (session.get_bind().url, item_version_id)
+    key = (database_key(session), item_version_id)
     hit = _by_id.get(key)
     if hit is None:
         row = session.get(ItemVersion, item_version_id)

@@ -9,14 +9,17 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from states.compiler import CompiledItem
+from storage.prepared import Prepared
 from storage.tables import CaseMaterial
 
 T_MAT = CaseMaterial.__table__
 
 
+_SELECT_MATERIALS = Prepared(sa.select(T_MAT).where(T_MAT.c.case_id == sa.bindparam("case_id")))
+
+
 def load_materials(session: Session, case_id: int) -> dict[str, dict[str, Any]]:
-    rows = session.execute(sa.select(T_MAT).where(T_MAT.c.case_id == case_id)).mappings()
-    return {r["material_id"]: dict(r) for r in rows}
+    return {r["material_id"]: r for r in _SELECT_MATERIALS.all(session, {"case_id": case_id})}
 
 
 class Guards:

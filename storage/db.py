@@ -12,15 +12,22 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.settings import get_settings
+from storage.sqlite_writer import QueuedConnection, WriterQueue
+
+BUSY_TIMEOUT_S = 30.0
 
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        queue = None
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            queue = WriterQueue(path, timeout=BUSY_TIMEOUT_S)
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,
+                               "factory": QueuedConnection},
+            pool_size=8,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -28,21 +35,41 @@ def make_engine(url: str) -> sa.Engine:
             # Let us emit BEGIN ourselves: pysqlite's implicit BEGIN is deferred, and a deferred
             # transaction that later writes can fail with SQLITE_BUSY instead of waiting.
             dbapi_conn.isolation_level = None
+            dbapi_conn.writer_queue = queue
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            # Writers take the lock up front; read-only units (WAL snapshots) never block anyone.
-            readonly = conn.get_execution_options().get("readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            # Writers queue for the lock up front (storage.sqlite_writer); read-only units (WAL
+            # snapshots) never block anyone.
+            if conn.get_execution_options().get("readonly", False):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.connection.driver_connection.begin_write()
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+_url_keys: dict[int, tuple[sa.URL, str]] = {}
+
+
+def database_key(session: Session) -> str:
+    """Which database a session talks to, for process-wide caches of immutable rows.
+
+    Rendering a URL (what hashing one does) costs more than a whole cached lookup, so the text is
+    kept per URL object; the entry holds the object, so its id cannot be reused by another.
+    """
+    url = session.get_bind().url
+    hit = _url_keys.get(id(url))
+    if hit is None or hit[0] is not url:
+        hit = _url_keys[id(url)] = (url, url.render_as_string(hide_password=True))
+    return hit[1]
 
 
 @lru_cache

@@ -1,0 +1,132 @@
+"""Hot statements, compiled once per dialect and run on the unit of work's own DBAPI connection.
+
+On the transition path SQLAlchemy's per-execute machinery (coercion, cache keys, result set-up,
+ORM session routing) cost more than the database work itself. A ``Prepared`` statement keeps
+SQLAlchemy's SQL and its type processing — rows written here are byte-for-byte what the ORM
+writes, and rows read here come back as the ORM would return them — and skips the rest. It runs
+inside the session's transaction (``session.connection()``), so it commits or rolls back with
+everything else in the unit of work.
+
+Only plain statements: no expanding ``IN``, no literal rendering, no ORM entities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Session
+
+Processor = Callable[[Any], Any] | None
+_CONNECTION = "storage.prepared.connection"  # session.info: (transaction, driver connection, dialect)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    positional: bool
+    names: tuple[str, ...]  # parameter names, in the order a positional driver wants them
+    defaults: dict[str, Callable[[], Any]]  # INSERT columns left out of the row: their Python default
+    binds: tuple[Processor, ...]  # per name: Python value → driver value
+    columns: tuple[str, ...]  # result column names
+    results: tuple[Processor, ...]  # per column: driver value → Python value
+
+
+class Prepared:
+    """A Core statement with named ``bindparam``s; for INSERTs, the keys of the first row decide the columns."""
+
+    def __init__(self, statement: sa.Executable) -> None:
+        self.statement = statement
+        self._plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...] | None) -> _Plan:
+        hit = self._plans.get((dialect.name, keys))
+        if hit is not None:
+            return hit
+        compiled = self.statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+        by_name = {compiled.bind_names[b]: b for b in compiled.binds.values()}
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(by_name)
+        binds = tuple(by_name[n].type._cached_bind_processor(dialect) for n in names)
+        defaults = self._defaults(names, keys or ())
+        result_columns = compiled._result_columns
+        plan = _Plan(
+            sql=compiled.string, positional=compiled.positional, names=names, defaults=defaults, binds=binds,
+            columns=tuple(rc.keyname for rc in result_columns),
+            results=tuple(rc.type._cached_result_processor(dialect, None) for rc in result_columns),
+        )
+        self._plans[(dialect.name, keys)] = plan
+        return plan
+
+    def _defaults(self, names: tuple[str, ...], keys: tuple[str, ...]) -> dict[str, Callable[[], Any]]:
+        """SQLAlchemy fills column defaults at execution time, which this path skips: do it here."""
+        if not isinstance(self.statement, sa.Insert):
+            return {}
+        out: dict[str, Callable[[], Any]] = {}
+        for name in set(names) - set(keys):
+            default = self.statement.table.c[name].default
+            if default is None or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"{name}: no value and no Python default")
+            arg = default.arg  # type: ignore[union-attr]
+            out[name] = (lambda a=arg: a) if default.is_scalar else (lambda a=arg: a(None))
+        return out
+
+    @staticmethod
+    def _params(plan: _Plan, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        raw = (values[n] if n in values else plan.defaults[n]() if n in plan.defaults else None
+               for n in plan.names)
+        converted = [v if p is None else p(v) for p, v in zip(plan.binds, raw, strict=True)]
+        return converted if plan.positional else dict(zip(plan.names, converted, strict=True))
+
+    def _cursor(self, session: Session) -> tuple[Any, Dialect]:
+        if session.new or session.dirty or session.deleted:
+            session.flush()  # the ORM's autoflush, which this path would otherwise skip
+        # The driver connection is looked up once per transaction: Session.connection() is
+        # costly next to a statement that SQLite runs in a few microseconds.
+        tx, hit = session.get_transaction(), session.info.get(_CONNECTION)
+        if tx is None or hit is None or hit[0] is not tx:
+            conn = session.connection()  # begins the unit of work's transaction if it has not yet
+            hit = session.info[_CONNECTION] = (session.get_transaction(), conn.connection.driver_connection,
+                                               conn.dialect)
+        return hit[1].cursor(), hit[2]
+
+    def execute(self, session: Session, values: dict[str, Any] | None = None) -> int:
+        """Run once; returns the number of rows changed."""
+        cursor, dialect = self._cursor(session)
+        plan = self._plan(dialect, tuple(values) if self._is_insert else None)
+        try:
+            cursor.execute(plan.sql, self._params(plan, values or {}))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def execute_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        cursor, dialect = self._cursor(session)
+        plan = self._plan(dialect, tuple(rows[0]) if self._is_insert else None)
+        try:
+            cursor.executemany(plan.sql, [self._params(plan, r) for r in rows])
+        finally:
+            cursor.close()
+
+    def all(self, session: Session, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        cursor, dialect = self._cursor(session)
+        plan = self._plan(dialect, None)
+        try:
+            cursor.execute(plan.sql, self._params(plan, values or {}))
+            raw = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [{name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}
+                for row in raw]
+
+    def first(self, session: Session, values: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        rows = self.all(session, values)
+        return rows[0] if rows else None
+
+    @property
+    def _is_insert(self) -> bool:
+        return isinstance(self.statement, sa.Insert)
