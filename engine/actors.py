@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from engine.errors import InvalidInput, NotFound, Unauthenticated
 from states.vocabulary import ACTOR_ROLES
+from storage.prepared import Prepared
 from storage.tables import ApiToken, Clerk, Counter
 
 
@@ -64,20 +65,24 @@ def issue_token(session: Session, clerk: Clerk, days: int) -> str:
     return token
 
 
+# Every API request runs this; no cache, so a revoked token stops working on the next request.
+_BY_TOKEN = Prepared(
+    sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active,
+              ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code)
+    .join(ApiToken, ApiToken.clerk_id == Clerk.id)
+    .outerjoin(Counter, Counter.id == Clerk.counter_id)
+    .where(ApiToken.token_hash == sa.bindparam("token_hash"))
+)
+
+
 def authenticate(session: Session, token: str) -> Actor:
-    row = session.execute(
-        sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active,
-                  ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code)
-        .join(ApiToken, ApiToken.clerk_id == Clerk.id)
-        .outerjoin(Counter, Counter.id == Clerk.counter_id)
-        .where(ApiToken.token_hash == hash_token(token))
-    ).first()
+    row = _BY_TOKEN.first(session, {"token_hash": hash_token(token)})
     if row is None:
         raise Unauthenticated("令牌无效")
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-    if row.revoked_at is not None or expires < now() or not row.active:
+    expires = row["expires_at"] if row["expires_at"].tzinfo else row["expires_at"].replace(tzinfo=UTC)
+    if row["revoked_at"] is not None or expires < now() or not row["active"]:
         raise Unauthenticated("令牌已过期或已吊销")
-    return Actor(row.id, row.name, row.counter_id, row.region_code, frozenset(row.roles.split(",")))
+    return Actor(row["id"], row["name"], row["counter_id"], row["region_code"], frozenset(row["roles"].split(",")))
 
 
 def revoke_tokens(session: Session, clerk_id: int) -> int:
