@@ -15,6 +15,10 @@ Two kinds of 1 MB scan: ``jpeg`` (validation decodes every page: the dominant co
 ``pdf`` (the same page wrapped in a PDF: validation parses the PDF structure only), so the
 cost of the pipeline itself (hashing, object write, transaction) shows apart from decoding.
 
+Beside them, for S3, a ceiling: a bare ASGI server under uvicorn (no framework, no checks, no
+database) that receives each body and hands it to ``Minio.put_object``: what any HTTP API in
+front of the store could reach on this machine, measured against the same raw put.
+
 Writes ``bench/results/ingest.json`` in the shared benchmark shape and prints a table.
 """
 
@@ -155,6 +159,70 @@ def run_parallel(n: int, concurrency: int, work: Callable[[int, Any], None],
     return elapsed
 
 
+def proxy_server(port: int, moto: str) -> None:
+    """The ceiling: receive the body, ``put_object`` it, answer 201. Nothing else."""
+    import anyio.to_thread
+    import uvicorn
+
+    client = Minio(endpoint=moto, access_key="bench", secret_key="bench", secure=False, region="us-east-1")
+    if not client.bucket_exists(bucket_name="proxy-ceiling"):
+        client.make_bucket(bucket_name="proxy-ceiling")
+    count = iter(range(1 << 62))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if body:
+            await anyio.to_thread.run_sync(lambda: client.put_object(
+                bucket_name="proxy-ceiling", object_name=f"p{next(count)}", data=io.BytesIO(body),
+                length=len(body), content_type="image/jpeg"))
+        await send({"type": "http.response.start", "status": 201 if body else 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+
+
+def bench_ceiling(scans: list[bytes], n: int, concurrencies: list[int], tmp: Path,
+                  moto: str) -> list[dict[str, Any]]:
+    port = free_port()
+    raw_client = Minio(endpoint=moto, access_key="bench", secret_key="bench", secure=False, region="us-east-1")
+    if not raw_client.bucket_exists(bucket_name="raw-baseline"):
+        raw_client.make_bucket(bucket_name="raw-baseline")
+
+    def raw_put(i: int, _: Any) -> None:
+        data = variant(scans[i % len(scans)], i)
+        raw_client.put_object(bucket_name="raw-baseline", object_name=f"scan-{i}", data=io.BytesIO(data),
+                              length=len(data), content_type="image/jpeg")
+
+    def proxy_put(i: int, client: httpx.Client) -> None:
+        r = client.post("/", content=variant(scans[i % len(scans)], i), headers={"Content-Type": "image/jpeg"})
+        if r.status_code != 201:
+            raise RuntimeError(r.text)
+
+    out: list[dict[str, Any]] = []
+    cmd = [sys.executable, __file__, "--proxy-server", str(port), "--moto", moto]
+    with process(cmd, dict(os.environ), f"http://127.0.0.1:{port}/", tmp / "proxy.log"):
+        for conc in concurrencies:
+            raw1 = run_parallel(n, conc, raw_put, lambda: None)
+            api = run_parallel(n, conc, proxy_put, lambda: httpx.Client(base_url=f"http://127.0.0.1:{port}"))
+            raw2 = run_parallel(n, conc, raw_put, lambda: None)
+            raw = (raw1 + raw2) / 2
+            label = f"bare proxy, s3, {conc} client{'s' if conc > 1 else ''}"
+            out.append({"metric": f"ingest share of raw rate ({label})", "value": round(100 * raw / api, 1),
+                        "unit": "%", "better": "higher", "baseline": {"name": "target", "value": 80.0},
+                        "setup": "s3"})
+            print(f"{label:<24} api {n / api:7.1f} pages/s | raw {n / raw:7.1f} pages/s | "
+                  f"{100 * raw / api:5.1f}% of raw (the ceiling for any API here)", flush=True)
+    return out
+
+
 def bench_setup(setup: str, kinds: dict[str, list[bytes]], n: int, concurrencies: list[int],
                 tmp: Path, moto: str | None) -> list[dict[str, Any]]:
     data_dir = tmp / setup
@@ -255,7 +323,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run, well under a minute")
     ap.add_argument("--pages", type=int, default=None)
     ap.add_argument("--setups", default="s3,local")
+    ap.add_argument("--proxy-server", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--moto", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.proxy_server:
+        proxy_server(args.proxy_server, args.moto)
+        return
     n = args.pages or (40 if args.quick else 300)
     concurrencies = [1, 4] if not args.quick else [1, 2]
     jpegs = [scan(i) for i in range(4 if args.quick else 8)]
@@ -272,6 +345,8 @@ def main() -> None:
                      dict(os.environ), f"http://{moto}/", tmp / "moto.log"):
             for setup in args.setups.split(","):
                 records += bench_setup(setup, kinds, n, concurrencies, tmp, moto)
+            if "s3" in args.setups.split(","):
+                records += bench_ceiling(jpegs, n, concurrencies, tmp, moto)
     meta = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "python": platform.python_version(),
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
             "quick": args.quick}
