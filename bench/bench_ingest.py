@@ -6,10 +6,10 @@ store) and each client concurrency, in the same run and with the same bytes:
 * raw: the object store's own put of each scan (S3: ``Minio.put_object``; local: the folder
   store's put), from this process, measured before and after the API run (mean of the two);
 * api: ``POST /api/v1/cases/{n}/materials/{m}/pages`` (raw body) against
-  ``tongban serve`` (uvicorn subprocess, SQLite): authentication, full validation (JPEG
-  decoded at 1/8 scale), sha256, object write, and one transaction (page row, checklist,
-  version, history). Thumbnails are made in the server's background thread; ``drained``
-  counts until the last thumbnail is recorded.
+  ``tongban serve`` (uvicorn subprocess, SQLite): authentication, sha256 (as the body
+  arrives), full validation (JPEG decoded at 1/8 scale, while the object is written), object
+  write, and one transaction (page row, checklist, version, history). Thumbnails are made in
+  the server's background thread; ``drained`` counts until the last thumbnail is recorded.
 
 Two kinds of 1 MB scan: ``jpeg`` (validation decodes every page: the dominant cost) and
 ``pdf`` (the same page wrapped in a PDF: validation parses the PDF structure only), so the

@@ -10,6 +10,11 @@ a missing object; a failure between the two leaves only an orphan for ``tongban 
 Each change writes, in the caller's ONE transaction, its rows, the material checklist, a
 bumped case version and a history event. An object-store outage raises ``Unavailable`` (503
 with Retry-After) before any row is written.
+
+Ingest of an image overlaps its two slow steps: the decode (Pillow, outside the GIL) runs on a
+checker thread while the request's thread writes the object with a conditional create (S3
+``If-None-Match: *``). If the bytes fail, the object this upload created is deleted again; an
+object that existed before is neither rewritten nor deleted until the bytes have passed.
 """
 
 from __future__ import annotations
