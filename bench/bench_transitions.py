@@ -4,7 +4,7 @@ Measures, per database (SQLite in WAL mode, PostgreSQL):
 
 * the engine in-process: ``engine.advance.advance`` on many cases, one transaction per transition;
 * the clerk API over HTTP: uvicorn (1 and 2 workers) started as a subprocess, loaded by an
-  asyncio/httpx client in this process (keep-alive, several connections): saturated throughput,
+  minimal asyncio HTTP/1.1 client in this process (keep-alive, one connection per clerk): saturated throughput,
   then latency at about half that load, open loop (paced, measured from the scheduled send time);
 * baselines on the same database in the same run: a Prefect flow run per transition (the same
   ``advance`` inside a trivial ``@flow``, local ephemeral server; with default settings and with
@@ -403,7 +403,7 @@ def run_prefect(dbs: Sequence[Db], plan: Plan, home: Path) -> dict[tuple[str, st
 
 
 # ---------------------------------------------------------------------------------------------
-# b. HTTP: uvicorn in a subprocess, an asyncio/httpx load generator here
+# b. HTTP: uvicorn in a subprocess, a lean asyncio load generator here
 
 
 def free_port() -> int:
@@ -462,7 +462,44 @@ class RequestFailed(Exception):
         self.status = status
 
 
-async def fire(client: httpx.AsyncClient, number: str, trigger: str, version: int) -> int:
+class Clerk:
+    """One clerk's keep-alive HTTP/1.1 connection: just enough client to load the API.
+
+    httpx cost the load generator about 0.3 ms of CPU per request, on the same two cores as the
+    server; this writes a request and reads its status line, headers and Content-Length body.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.prefix = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST {path} HTTP/1.1\r\n{self.prefix}{extra}\r\n".encode())
+        try:
+            head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            found = dict(line.split(": ", 1) for line in head[1:] if line)
+            got = {k.lower(): v for k, v in found.items()}
+            body = await self.reader.readexactly(int(got.get("content-length", "0")))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.close()
+            raise
+        if got.get("connection") == "close" or headers.get("Connection") == "close":
+            self.close()
+        return int(head[0].split(" ", 2)[1]), got, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def fire(clerk: Clerk, number: str, trigger: str, version: int) -> int:
     """One transition; returns the new version from the ETag (no need to parse the body).
 
     The last step of a case asks the server to close the connection: the next case comes in on
@@ -471,11 +508,11 @@ async def fire(client: httpx.AsyncClient, number: str, trigger: str, version: in
     headers = {"If-Match": f'"{version}"'}
     if trigger == PATH[-1]:
         headers["Connection"] = "close"
-    r = await client.post(f"/api/v1/cases/{number}/triggers/{trigger}", headers=headers)
-    if r.status_code != 200:
-        raise RequestFailed(r.status_code, f"{trigger} {number} (If-Match {version}): "
-                                           f"HTTP {r.status_code} {r.text[:200]}")
-    return int(r.headers["etag"].strip('"'))
+    status, got, body = await clerk.post(f"/api/v1/cases/{number}/triggers/{trigger}", headers)
+    if status != 200:
+        raise RequestFailed(status, f"{trigger} {number} (If-Match {version}): "
+                                    f"HTTP {status} {body[:200].decode(errors='replace')}")
+    return int(got["etag"].strip('"'))
 
 
 @dataclass
@@ -492,7 +529,7 @@ class LoadResult:
         return self.count / self.elapsed if self.elapsed else math.nan
 
 
-async def closed_loop(clients: Sequence[httpx.AsyncClient], cases: Iterator[tuple[str, int]],
+async def closed_loop(clients: Sequence[Clerk], cases: Iterator[tuple[str, int]],
                       seconds: float) -> LoadResult:
     """One clerk per client (one connection each), advancing case after case as fast as answers come.
 
@@ -503,7 +540,7 @@ async def closed_loop(clients: Sequence[httpx.AsyncClient], cases: Iterator[tupl
     start, cpu0 = clock(), time.process_time()
     deadline = start + seconds
 
-    async def clerk(client: httpx.AsyncClient) -> None:
+    async def clerk(client: Clerk) -> None:
         while clock() < deadline:
             try:
                 number, version = next(cases)
@@ -514,7 +551,7 @@ async def closed_loop(clients: Sequence[httpx.AsyncClient], cases: Iterator[tupl
                 t0 = clock()
                 try:
                     version = await fire(client, number, trigger, version)
-                except (RequestFailed, httpx.HTTPError) as err:
+                except (RequestFailed, OSError, asyncio.IncompleteReadError) as err:
                     res.errors.append(err)
                     break
                 res.latencies.append(clock() - t0)
@@ -527,7 +564,7 @@ async def closed_loop(clients: Sequence[httpx.AsyncClient], cases: Iterator[tupl
     return res
 
 
-async def open_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]], rate: float,
+async def open_loop(new_clerk: Callable[[], Clerk], cases: Iterator[tuple[str, int]], rate: float,
                     seconds: float) -> LoadResult:
     """Send at a fixed schedule whatever the answers; latency counts from the scheduled time.
 
@@ -539,12 +576,17 @@ async def open_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]],
     tasks: set[asyncio.Task[None]] = set()
     clock = time.perf_counter
 
+    idle: list[Clerk] = []  # connections not waiting for an answer
+
     async def send(number: str, version: int, step: int, scheduled: float) -> None:
+        clerk = idle.pop() if idle else new_clerk()
         try:
-            version = await fire(client, number, PATH[step], version)
-        except (RequestFailed, httpx.HTTPError) as err:
+            version = await fire(clerk, number, PATH[step], version)
+        except (RequestFailed, OSError, asyncio.IncompleteReadError) as err:
             res.errors.append(err)
             return
+        finally:
+            idle.append(clerk)
         res.latencies.append(clock() - scheduled)
         res.count += 1
         if step + 1 < len(PATH):
@@ -574,8 +616,8 @@ async def open_loop(client: httpx.AsyncClient, cases: Iterator[tuple[str, int]],
     return res
 
 
-async def smoke_test(client: httpx.AsyncClient) -> list[str]:
-    """Intake over HTTP (must work), then one full path; returns what went wrong on the path."""
+async def smoke_test(client: httpx.AsyncClient, clerk: Clerk) -> list[str]:
+    """Intake over HTTP (must work), then one full path as the load does; returns what went wrong."""
     r = await client.post("/api/v1/cases", json={"item_code": ITEM, "applicant": APPLICANT,
                                                  "materials": MATERIALS})
     if r.status_code != 201:
@@ -583,7 +625,7 @@ async def smoke_test(client: httpx.AsyncClient) -> list[str]:
     number, version = r.json()["number"], r.json()["version"]
     try:
         for trigger in PATH:
-            version = await fire(client, number, trigger, version)
+            version = await fire(clerk, number, trigger, version)
     except RequestFailed as err:
         return [f"smoke test: {err}"]
     state = (await client.get(f"/api/v1/cases/{number}")).json()["state"]["id"]
@@ -606,21 +648,24 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
     sat_pool = create_cases(db, math.ceil(capacity * plan.http_seconds / len(PATH)) + concurrency)
     warm_pool = create_cases(db, 4 * concurrency)
 
-    def client(base: str, connections: int) -> httpx.AsyncClient:
-        # httpcore scans its whole pool on every request: one small client per clerk stays cheap.
-        return httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {db.token}"},
-                                 limits=httpx.Limits(max_connections=connections), timeout=60)
-
     async def main(base: str) -> HttpResult:
-        async with contextlib.AsyncExitStack() as stack:
-            clerks = [await stack.enter_async_context(client(base, 1)) for _ in range(concurrency)]
-            notes = await smoke_test(clerks[0])
-            await closed_loop(clerks, iter(warm_pool), plan.warmup_seconds)
-            sat = await closed_loop(clerks, iter(sat_pool), plan.http_seconds)
+        url = httpx.URL(base)
+
+        def new_clerk() -> Clerk:
+            return Clerk(url.host, url.port or 80, db.token)
+
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {db.token}"},
+                                     timeout=60) as client:
+            notes = await smoke_test(client, new_clerk())
+
+        clerks = [new_clerk() for _ in range(concurrency)]
+        await closed_loop(clerks, iter(warm_pool), plan.warmup_seconds)
+        sat = await closed_loop(clerks, iter(sat_pool), plan.http_seconds)
+        for c in clerks:
+            c.close()
         offered = sat.rate / 2
         paced_pool = create_cases(db, math.ceil(offered * 1.3 * plan.http_seconds / len(PATH)) + 20)
-        async with client(base, 256) as shared:
-            paced = await open_loop(shared, iter(paced_pool), offered, plan.http_seconds)
+        paced = await open_loop(new_clerk, iter(paced_pool), offered, plan.http_seconds)
         errors = sat.errors + paced.errors
         notes += describe_errors(errors, sat.count + paced.count + len(errors))
         notes += [f"{name} run ran out of cases after {r.elapsed:.1f} s"
@@ -634,6 +679,9 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
     db.engine.dispose()  # no idle pooled connections of ours while the server works
     with server(db, workers, workdir, app) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(main(base))
+    if result.errors_pct:
+        server_log = (workdir / f"uvicorn-{db.setup}-w{workers}.log").read_text(errors="replace")
+        log(f"--- server log, last lines:\n{server_log[-4000:]}")
     log(f"{db.setup}: http workers={workers}: {result.saturated_rate:.0f} transitions/s saturated "
         f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
         f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors_pct:.1f} %")
@@ -722,7 +770,7 @@ def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
                              h.offered_rate, h.paced_rate, h.paced_p50_ms, h.paced_p99_ms)),
                  f"{h.errors_pct:.1f} %"]
                 for (setup, _), h in sorted(http.items(), key=lambda kv: (setups.index(kv[0][0]), kv[0][1]))]
-        out += ["HTTP: uvicorn subprocess, httpx load generator in this process (keep-alive)",
+        out += ["HTTP: uvicorn subprocess, asyncio load generator in this process (keep-alive)",
                 _table(["setup", "workers", "conns", "max t/s", "p50 ms", "p99 ms", "client cpu",
                         "paced t/s", "achieved", "p50 ms", "p99 ms", "errors"], rows)]
         out += [f"  {setup} w{w}: {note}" for (setup, w), h in http.items() for note in h.notes]

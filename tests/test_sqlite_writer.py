@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from conftest import ALL_GGCS, ALLIANCE, CATALOG
 
+from api.app import create_app
+from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
 
@@ -98,3 +104,35 @@ def test_a_writer_nested_in_a_writer_fails_instead_of_waiting_for_itself(tmp_pat
     assert not _queue_taken(e)
     e.dispose()
     assert sqlite3.connect(tmp_path / "n.db").execute("SELECT count(*) FROM regions").fetchone() == (1,)
+
+
+def test_more_writers_than_threads_all_finish(sqlite_db: sa.Engine, tmp_path: Path,
+                                              serve_app: Callable[[Any], str]) -> None:
+    """Sixty intakes at once while the queue is taken: more than the API's 40 pool threads.
+
+    Each request must wait for the queue only where it can also finish (in its route), never in
+    a dependency: otherwise the holder waits for a thread that the waiters hold.
+    """
+    with session_scope(sqlite_db) as s:
+        tokens = {t["name"]: t["token"] for t in seed(s, CATALOG, ALLIANCE, tmp_path / "t.json", 30)}
+    base = serve_app(create_app(sqlite_db))
+    body = {"item_code": "GGCSWSXK", "applicant": {"name": "并发申请人", "kind": "company"}, "materials": ALL_GGCS}
+
+    async def intakes() -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=25,
+                                     headers={"Authorization": f"Bearer {tokens['陈静']}"}) as client:
+            sends = [asyncio.create_task(client.post("/api/v1/cases", json=body)) for _ in range(60)]
+            await asyncio.sleep(1.0)  # all of them arrive while the queue is taken
+            holder.commit()
+            return [r.status_code for r in await asyncio.gather(*sends)]
+
+    with sqlite_db.connect() as conn:
+        holder = conn.connection.driver_connection
+        holder.begin_write()
+        try:
+            statuses = asyncio.run(intakes())
+        finally:
+            holder.rollback()
+    assert statuses == [201] * 60
+    with session_scope(sqlite_db, readonly=True) as s:
+        assert s.execute(sa.text("SELECT count(*) FROM cases")).scalar_one() == 60
