@@ -25,7 +25,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -270,15 +270,13 @@ def _check_while_writing(session: Session, number: str, material_id: str, actor:
         check.cancel()
 
 
-def _write(store: ObjectStore, b: str, stream: BinaryIO, media_type: str, digest: str | None, field: str,
-           check: Future[Checked] | None = None) -> ObjectInfo:
+def _write(store: ObjectStore, b: str, stream: BinaryIO, media_type: str, digest: str | None,
+           field: str) -> ObjectInfo:
     s = get_settings()
     try:
         store.ensure_bucket(b)
         return store.put(b, stream, media_type, max_bytes=s.max_upload_bytes, sha256=digest)
     except StoreUnavailable as exc:
-        if check is not None:
-            check.result()  # a bad file is refused for what it is, even while the store is down
         raise _unavailable(exc) from exc
     except ObjectTooLarge as exc:  # the stream grew after we measured it
         raise UploadTooLarge(field, "too_large", f"文件超过大小上限 {s.max_upload_bytes} 字节") from exc

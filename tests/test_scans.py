@@ -388,6 +388,9 @@ def test_store_outage_gives_503_with_no_half_written_state_and_recovers(
     r = docs.upload("王芳", n, jpeg("during"))
     assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0, r.text
     assert r.headers["content-type"] == "application/problem+json"
+    cut = jpeg("during, cut")
+    r = docs.upload("王芳", n, cut[: len(cut) // 2])  # a bad file is refused for what it is
+    assert r.status_code == 422 and r.json()["code"] == "corrupt_image", r.text
     r = demo.client.get(f"{docs.url(n)}/{first.json()['id']}/thumbnail", headers=demo.h("王芳"),
                         follow_redirects=False)
     assert r.status_code in (200, 307), r.text  # presigning needs no server
