@@ -162,8 +162,8 @@ async def upload_page(number: str, material_id: str, request: Request, session: 
     ``X-File-Name`` header or ``?name=``, percent-encoded). ``If-Match`` is optional: pages are
     appended, so uploads from a document camera do not have to chase the case's ETag."""
     expected = parse_if_match(if_match)
-    # Authenticated: refuse what can be refused before the body is accepted, then end the token
-    # lookup's transaction so no database lock is held while the body streams in.
+    # Authenticated: refuse what can be refused before the body is accepted, and hold no
+    # transaction (no SQLite writer, no row lock) while the body streams in.
     target = await run_in_threadpool(_target, session, number, material_id, actor, expected)
     upload = await _read_upload(request)
     try:
