@@ -75,8 +75,10 @@ _BY_TOKEN = Prepared(
 )
 
 
-def authenticate(session: Session, token: str) -> Actor:
-    row = _BY_TOKEN.first(session, {"token_hash": hash_token(token)})
+def authenticate(db: Session | sa.Engine, token: str) -> Actor:
+    """The clerk behind a token; inside a unit of work (a session) or on its own (an engine)."""
+    values = {"token_hash": hash_token(token)}
+    row = _BY_TOKEN.first_alone(db, values) if isinstance(db, sa.Engine) else _BY_TOKEN.first(db, values)
     if row is None:
         raise Unauthenticated("令牌无效")
     expires = row["expires_at"] if row["expires_at"].tzinfo else row["expires_at"].replace(tzinfo=UTC)

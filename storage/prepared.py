@@ -127,6 +127,24 @@ class Prepared:
         rows = self.all(session, values)
         return rows[0] if rows else None
 
+    def first_alone(self, engine: sa.Engine, values: dict[str, Any]) -> dict[str, Any] | None:
+        """One read outside any unit of work: a pooled connection, no session, no transaction
+        of ours (the pool rolls back whatever the driver began when the connection goes back)."""
+        conn = engine.raw_connection()
+        try:
+            plan = self._plan(engine.dialect, None)
+            cursor = conn.driver_connection.cursor()
+            try:
+                cursor.execute(plan.sql, self._params(plan, values))
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        return {name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}
+
     @property
     def _is_insert(self) -> bool:
         return isinstance(self.statement, sa.Insert)
