@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import platform
 import pstats
@@ -76,9 +77,10 @@ APPLICANT = {"name": "济南泉城酒店管理有限公司", "kind": "company"}
 BENCH_ROLES = ["clerk", "reviewer", "approver"]
 
 ENGINE, SPIFF, PREFECT, PREFECT_NO_HB = "engine", "spiffworkflow", "prefect", "prefect_no_heartbeat"
+ENGINE_PAR = "engine_parallel"  # several processes at once; the label says how many
 BASELINES = (SPIFF, PREFECT, PREFECT_NO_HB)
-SYSTEM_LABELS = {ENGINE: "Tongban engine", SPIFF: "SpiffWorkflow", PREFECT: "Prefect",
-                 PREFECT_NO_HB: "Prefect, no heartbeat"}
+SYSTEM_LABELS = {ENGINE: "Tongban engine", ENGINE_PAR: "engine, N processes", SPIFF: "SpiffWorkflow",
+                 PREFECT: "Prefect", PREFECT_NO_HB: "Prefect, no heartbeat"}
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,13 @@ def build_records(timings: dict[tuple[str, str], Timing], intakes: dict[str, Tim
                 for b in present or [None]:
                     base = (names[b], get(timings[(setup, b)])) if b else None
                     out.append(record(f"engine.{suffix}", get(engine), unit, better, setup, base))
+        par = timings.get((setup, ENGINE_PAR))
+        if par is not None:
+            single = (names[ENGINE], engine.rate) if engine is not None else None
+            out.append(record(f"engine_{names[ENGINE_PAR]}.transitions_per_s", par.rate, "transitions/s",
+                              "higher", setup, single))
+            out.append(record(f"engine_{names[ENGINE_PAR]}.transition_ms_p50", par.p50_ms, "ms", "lower", setup))
+            out.append(record(f"engine_{names[ENGINE_PAR]}.transition_ms_p99", par.p99_ms, "ms", "lower", setup))
         if setup in intakes:
             out.append(record("engine.intake_ms_p50", intakes[setup].p50_ms, "ms", "lower", setup))
         for (s, workers), h in sorted(http.items()):
@@ -304,6 +313,58 @@ def run_engine(db: Db, cases: int) -> tuple[Timing, Timing]:
         if case["state"] != "completed":
             raise RuntimeError(f"engine: case {number} ended in {case['state']}")
     return transitions, intakes
+
+
+@dataclass
+class Parallel(Timing):
+    """Latencies from several processes; the rate is the aggregate over the wall time."""
+
+    wall: float = math.nan
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / self.wall
+
+
+def _engine_worker(db: Db, cases: list[tuple[str, int]], ready: Any, start: Any, out: Any) -> None:
+    """One process of the parallel engine run: its own connections, the same five steps per case."""
+    engine = make_engine(db.url)
+    clock = time.perf_counter
+    samples: list[float] = []
+    ready.wait()
+    start.wait()
+    t_start = clock()
+    for number, version in cases:
+        for trigger in PATH:
+            t0 = clock()
+            with session_scope(engine) as s:
+                version = advance(s, number, trigger, db.actor, {}, expected_version=version)["version"]
+            samples.append(clock() - t0)
+    out.put((t_start, clock(), samples))
+    engine.dispose()
+
+
+def run_engine_parallel(db: Db, processes: int, cases_each: int) -> Timing:
+    """Several processes advancing their own cases at once, as many counters' clerks do.
+
+    Returns the per-transition latencies; ``rate`` is overridden by the aggregate throughput
+    (all transitions over the wall time from the first start to the last finish).
+    """
+    pools = [create_cases(db, cases_each) for _ in range(processes)]
+    db.engine.dispose()  # no connections of ours cross the fork
+    ctx = multiprocessing.get_context("fork")
+    ready, start, out = ctx.Barrier(processes + 1), ctx.Barrier(processes + 1), ctx.Queue()
+    procs = [ctx.Process(target=_engine_worker, args=(db, pool, ready, start, out)) for pool in pools]
+    for p in procs:
+        p.start()
+    ready.wait()
+    start.wait()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    samples = [x for _, _, xs in results for x in xs]
+    wall = max(end for _, end, _ in results) - min(begin for begin, _, _ in results)
+    return Parallel(samples=samples, wall=wall)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -730,7 +791,7 @@ def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
            http: dict[tuple[str, int], HttpResult], spiff_bytes: dict[str, int],
            setups: Sequence[str], title: str) -> str:
     out = [title, ""]
-    systems = [s for s in (ENGINE, *BASELINES) if any((setup, s) in timings for setup in setups)]
+    systems = [s for s in (ENGINE, ENGINE_PAR, *BASELINES) if any((setup, s) in timings for setup in setups)]
     if systems:
         metrics: list[tuple[str, str, Callable[[Timing], float]]] = [
             ("transitions/s", "higher", lambda t: t.rate),
@@ -748,7 +809,7 @@ def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
                         row.append("-")
                         continue
                     cell = _fmt(get(t))
-                    if engine is not None and s != ENGINE:
+                    if engine is not None and s not in (ENGINE, ENGINE_PAR):
                         ratio = get(engine) / get(t) if better == "higher" else get(t) / get(engine)
                         cell += f" ({_fmt(ratio)}×)"
                     row.append(cell)
@@ -802,6 +863,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pg-url", default=os.environ.get("TONGBAN_BENCH_TRANSITIONS_PG_URL", DEFAULT_PG_URL),
                    help="PostgreSQL database to (re)create and empty; never 'test'")
     p.add_argument("--concurrency", type=int, default=8, help="clerks (connections) in the saturated HTTP run")
+    p.add_argument("--engine-processes", type=int, default=4,
+                   help="processes in the parallel engine run (0: skip it)")
     p.add_argument("--workers", help="uvicorn worker counts to try, comma-separated (default: 1 quick, 1,2 full)")
     p.add_argument("--http-seconds", type=float, help="length of the saturated and of the paced HTTP run")
     p.add_argument("--app", default="api.app:create_app",
@@ -834,7 +897,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        http_seconds=args.http_seconds or plan.http_seconds,
                        http_setups=tuple(args.setups))
     started = time.perf_counter()
-    names = {SPIFF: f"spiffworkflow-{package_version('spiffworkflow')}",
+    names = {ENGINE: "tongban-engine-1-process", ENGINE_PAR: f"{args.engine_processes}-processes",
+             SPIFF: f"spiffworkflow-{package_version('spiffworkflow')}",
              PREFECT: f"prefect-{package_version('prefect')}-flow-per-transition",
              PREFECT_NO_HB: f"prefect-{package_version('prefect')}-flow-per-transition-no-heartbeat"}
     timings: dict[tuple[str, str], Timing] = {}
@@ -851,6 +915,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "engine" in args.parts:
                 timings[(db.setup, ENGINE)], intakes[db.setup] = run_engine(db, plan.engine_cases)
                 log(f"{db.setup}: engine: {timings[(db.setup, ENGINE)].rate:.0f} transitions/s")
+                if args.engine_processes:
+                    each = max(1, plan.engine_cases // args.engine_processes)
+                    par = timings[(db.setup, ENGINE_PAR)] = run_engine_parallel(db, args.engine_processes, each)
+                    log(f"{db.setup}: engine, {args.engine_processes} processes: {par.rate:.0f} transitions/s")
             if spec is not None:
                 run_spiff(db, 2, spec)
                 timings[(db.setup, SPIFF)], spiff_bytes[db.setup] = run_spiff(db, plan.spiff_cases, spec)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.settings import get_settings
-from storage.sqlite_writer import QueuedConnection, WriterQueue
+from storage.sqlite_writer import Checkpointer, QueuedConnection, WriterQueue
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -20,10 +20,10 @@ BUSY_TIMEOUT_S = 30.0
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        queue = None
+        queue = checkpointer = None
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            queue = WriterQueue(path, timeout=BUSY_TIMEOUT_S)
+            queue, checkpointer = WriterQueue(path, timeout=BUSY_TIMEOUT_S), Checkpointer(path)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,
                                "factory": QueuedConnection},
@@ -35,9 +35,11 @@ def make_engine(url: str) -> sa.Engine:
             # Let us emit BEGIN ourselves: pysqlite's implicit BEGIN is deferred, and a deferred
             # transaction that later writes can fail with SQLITE_BUSY instead of waiting.
             dbapi_conn.isolation_level = None
-            dbapi_conn.writer_queue = queue
+            dbapi_conn.writer_queue, dbapi_conn.checkpointer = queue, checkpointer
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            if checkpointer is not None:
+                cur.execute("PRAGMA wal_autocheckpoint=0")  # storage.sqlite_writer.Checkpointer does it
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")

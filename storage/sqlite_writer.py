@@ -6,15 +6,18 @@ lock for a fraction of a millisecond; with two API worker processes most of the 
 went to sleeping waiters. Writers queue here instead, before ``BEGIN IMMEDIATE``: a thread lock
 within the process, then an advisory ``flock`` on a file beside the database across processes.
 Both wake the next waiter as soon as the holder commits or rolls back; a process that dies
-releases its ``flock`` with it.
+releases its ``flock`` with it. WAL checkpoints move off the commit path too (``Checkpointer``).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
+
+log = logging.getLogger("tongban.storage")
 
 
 class WriterQueue:
@@ -51,10 +54,54 @@ class WriterQueue:
             self._thread_lock.release()
 
 
+class Checkpointer:
+    """Copies the WAL back into the database file on a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT of whichever transaction crosses its
+    threshold: that caller waits for a thousand page writes and an fsync (the 3–4 ms p99 of
+    transitions that otherwise take 0.2 ms), and here it would hold the writer queue meanwhile.
+    Connections turn it off (``wal_autocheckpoint=0``); every ``every`` commits wake this thread,
+    which checkpoints PASSIVE-ly (never waiting for readers or writers) and ends when idle.
+    """
+
+    def __init__(self, db_path: str, every: int = 100, idle_s: float = 5.0) -> None:
+        self.db_path, self.every, self.idle_s = db_path, every, idle_s
+        self.checkpoints = 0
+        self._commits = 0
+        self._wake = threading.Event()
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        self._commits += 1  # approximate under threads, which is all a threshold needs
+        if self._commits < self.every:
+            return
+        self._commits = 0
+        self._wake.set()
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+        try:
+            while self._wake.wait(timeout=self.idle_s):
+                self._wake.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:  # the next wake-up tries again; the WAL just grows meanwhile
+                    log.warning("WAL checkpoint of %s failed: %s", self.db_path, exc)
+        finally:
+            conn.close()
+
+
 class QueuedConnection(sqlite3.Connection):
     """A connection that gives the writer queue back when its transaction ends, however it ends."""
 
     writer_queue: WriterQueue | None = None
+    checkpointer: Checkpointer | None = None
     holds_writer: bool = False
 
     def begin_write(self) -> None:
@@ -73,11 +120,14 @@ class QueuedConnection(sqlite3.Connection):
             self.writer_queue.release()
 
     def commit(self) -> None:
+        wrote = self.holds_writer
         try:
             super().commit()
         finally:
             if not self.in_transaction:  # a failed COMMIT leaves the transaction open: keep the lock
                 self._give_back()
+        if wrote and self.checkpointer is not None:
+            self.checkpointer.committed()
 
     def rollback(self) -> None:
         try:
