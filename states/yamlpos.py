@@ -7,6 +7,7 @@ semantic problem can point at ``file:line:col``, and so that alias expansion is 
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +49,25 @@ class YamlError(Exception):
         self.position = position
 
 
+class _Lines:
+    """Positions as editors count them: PyYAML also breaks lines at NEL, LS, PS and a lone CR,
+    which would point a designer at a line their editor does not show."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")]
+
+    def position(self, mark: yaml.Mark) -> Position:
+        line = bisect.bisect_right(self.starts, mark.index) - 1
+        return Position(line + 1, mark.index - self.starts[line] + 1)
+
+
 def load_located(text: str) -> Located:
+    lines = _Lines(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        pos = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        pos = lines.position(mark) if mark else Position(1, 1)
         raise YamlError(f"YAML 语法错误: {exc.problem or exc}", pos) from None
     except yaml.YAMLError as exc:
         raise YamlError(f"YAML 语法错误: {exc}", Position(1, 1)) from None
@@ -66,7 +80,7 @@ def load_located(text: str) -> Located:
     constructor = SafeConstructor()
 
     def pos_of(n: yaml.Node) -> Position:
-        return Position(n.start_mark.line + 1, n.start_mark.column + 1)
+        return lines.position(n.start_mark)
 
     def walk(n: yaml.Node, path: Path_, depth: int) -> Any:
         budget[0] -= 1

@@ -23,7 +23,8 @@ def make_engine(url: str) -> sa.Engine:
         queue = checkpointer = None
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            queue, checkpointer = WriterQueue(path, timeout=BUSY_TIMEOUT_S), Checkpointer(path)
+            queue = WriterQueue(path, timeout=BUSY_TIMEOUT_S)
+            checkpointer = Checkpointer(path, queue)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,
                                "factory": QueuedConnection},

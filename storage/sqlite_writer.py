@@ -60,13 +60,18 @@ class Checkpointer:
     SQLite's automatic checkpoint runs inside the COMMIT of whichever transaction crosses its
     threshold: that caller waits for a thousand page writes and an fsync (the 3–4 ms p99 of
     transitions that otherwise take 0.2 ms), and here it would hold the writer queue meanwhile.
-    Connections turn it off (``wal_autocheckpoint=0``); every ``every`` commits wake this thread,
-    which checkpoints PASSIVE-ly (never waiting for readers or writers) and ends when idle.
+    Connections turn it off (``wal_autocheckpoint=0``); every ``every`` commits wake this thread.
+    It copies pages PASSIVE-ly, beside the writers. A WAL is only rewound when a checkpoint has
+    caught up at the moment a writer begins, which a lagging thread never has under steady
+    writes; so once the WAL passes ``restart_frames``, the thread takes the writer queue and
+    finishes with RESTART — by then only the last few frames are left to copy.
     """
 
-    def __init__(self, db_path: str, every: int = 100, idle_s: float = 5.0) -> None:
-        self.db_path, self.every, self.idle_s = db_path, every, idle_s
-        self.checkpoints = 0
+    def __init__(self, db_path: str, queue: WriterQueue, every: int = 100, restart_frames: int = 2000,
+                 idle_s: float = 5.0) -> None:
+        self.db_path, self.queue = db_path, queue
+        self.every, self.restart_frames, self.idle_s = every, restart_frames, idle_s
+        self.checkpoints = self.restarts = 0
         self._commits = 0
         self._wake = threading.Event()
         self._start = threading.Lock()
@@ -85,16 +90,28 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=100")  # RESTART waits this long for readers, then retries later
         try:
             while self._wake.wait(timeout=self.idle_s):
                 self._wake.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    self.checkpoints += 1
+                    self._checkpoint(conn)
                 except sqlite3.Error as exc:  # the next wake-up tries again; the WAL just grows meanwhile
                     log.warning("WAL checkpoint of %s failed: %s", self.db_path, exc)
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        if frames < self.restart_frames:
+            return
+        self.queue.acquire()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            self.restarts += 1
+        finally:
+            self.queue.release()
 
 
 class QueuedConnection(sqlite3.Connection):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -66,3 +67,10 @@ def test_alias_bomb_and_deep_nesting_are_refused() -> None:
             assert words in err.problems[0].message or "YAML" in err.problems[0].message
         else:  # pragma: no cover
             raise AssertionError("accepted a bomb")
+
+
+def test_positions_count_lines_as_editors_do() -> None:
+    """PyYAML also breaks lines at NEL (U+0085); the reported line is the editor's line."""
+    with pytest.raises(DefinitionError) as err:
+        parse_item("\x85\t", "fuzz.yaml")
+    assert (err.value.problems[0].line, err.value.problems[0].col) == (1, 2)
