@@ -46,7 +46,9 @@ async def get_actor(request: Request, authorization: Annotated[str | None, Heade
     the request would hold SQLite's writer queue while waiting for that thread — and with every
     pool thread taken by requests waiting for the queue, nobody would move (seen under load: 30 s
     stalls, then 500s). On SQLite the read takes microseconds in-process, less than a thread hop,
-    so it runs right here; a PostgreSQL round trip goes to a thread.
+    so it runs right here; a PostgreSQL round trip goes to a thread. (Reading it in the request's
+    own PostgreSQL transaction would save round trips but hold a pooled connection between two
+    thread-pool calls: the same kind of stall once the pool runs dry.)
     """
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthenticated("缺少 Authorization: Bearer 令牌")
