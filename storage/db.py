@@ -37,7 +37,7 @@ def make_engine(url: str) -> sa.Engine:
         queue = checkpointer = None
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            queue = WriterQueue(path, timeout=BUSY_TIMEOUT_S)
+            queue = WriterQueue.for_file(path, timeout=BUSY_TIMEOUT_S)
             checkpointer = Checkpointer(path, queue)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,

@@ -23,6 +23,20 @@ log = logging.getLogger("tongban.storage")
 class WriterQueue:
     """The queue for one database file, shared by every connection of a process."""
 
+    _by_path: dict[str, WriterQueue] = {}
+    _registry = threading.Lock()
+
+    @classmethod
+    def for_file(cls, db_path: str, timeout: float) -> WriterQueue:
+        """One queue per file and process, however many engines open it: two engines' queues
+        would meet only at the ``flock``, which cannot time out on a writer nested in a writer."""
+        key = os.path.realpath(db_path)
+        with cls._registry:
+            queue = cls._by_path.get(key)
+            if queue is None:
+                queue = cls._by_path[key] = cls(key, timeout)
+            return queue
+
     def __init__(self, db_path: str, timeout: float) -> None:
         self.lock_path = db_path + ".writer"
         self.timeout = timeout

@@ -158,3 +158,20 @@ def test_checkpoints_happen_off_the_commit_path(engine: sa.Engine) -> None:
     # would only grow (2,000+ frames of 4 KiB here); the queued RESTARTs rewind it.
     assert checkpointer.restarts >= 1
     assert wal.stat().st_size < 1000 * 4096
+
+
+def test_engines_on_one_file_share_the_queue(tmp_path: Path) -> None:
+    """Two engines on one file in one process: a writer nested across them fails, never hangs."""
+    first = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    migrate.upgrade(first)
+    second = make_engine(f"sqlite:///{tmp_path / '.' / 's.db'}")
+    with first.connect() as a, second.connect() as b:
+        queue = a.connection.driver_connection.writer_queue
+        assert b.connection.driver_connection.writer_queue is queue
+    queue.timeout = 0.2
+    with session_scope(first) as outer:
+        outer.execute(sa.text("INSERT INTO regions (code, name) VALUES ('1', 'x')"))
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"), session_scope(second) as inner:
+            inner.execute(sa.text("INSERT INTO regions (code, name) VALUES ('2', 'y')"))
+    first.dispose()
+    second.dispose()
