@@ -81,7 +81,7 @@ class Case(SQLModel, table=True):
     item_version_id: int = Field(foreign_key="item_versions.id", index=True)
     item_code: str = Field(index=True, max_length=64)
     mode: str
-    state: str = Field(index=True, max_length=64)
+    state: str = Field(max_length=64)  # no index: see migration 0007
     branches: dict[str, str] | None = _json()
     status_code: int  # exchange status (1 已接件 … 15 撤销)
     intake_counter_id: str = Field(foreign_key="counters.id")
@@ -110,7 +110,7 @@ class CaseHolder(SQLModel, table=True):
 
     __tablename__ = "case_holders"
     case_id: int = Field(foreign_key="cases.id", primary_key=True)
-    counter_id: str = Field(foreign_key="counters.id", primary_key=True, index=True)
+    counter_id: str = Field(foreign_key="counters.id", primary_key=True)
 
 
 class CaseMaterial(SQLModel, table=True):
