@@ -31,6 +31,7 @@ class _Plan:
     names: tuple[str, ...]  # parameter names, in the order a positional driver wants them
     defaults: dict[str, Callable[[], Any]]  # INSERT columns left out of the row: their Python default
     binds: tuple[Processor, ...]  # per name: Python value → driver value
+    bound: tuple[tuple[str, Processor], ...]  # (name, bind processor) pairs, in parameter order
     columns: tuple[str, ...]  # result column names
     results: tuple[Processor, ...]  # per column: driver value → Python value
 
@@ -54,6 +55,7 @@ class Prepared:
         result_columns = compiled._result_columns
         plan = _Plan(
             sql=compiled.string, positional=compiled.positional, names=names, defaults=defaults, binds=binds,
+            bound=tuple(zip(names, binds, strict=True)),
             columns=tuple(rc.keyname for rc in result_columns),
             results=tuple(rc.type._cached_result_processor(dialect, None) for rc in result_columns),
         )
@@ -75,9 +77,10 @@ class Prepared:
 
     @staticmethod
     def _params(plan: _Plan, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        raw = (values[n] if n in values else plan.defaults[n]() if n in plan.defaults else None
-               for n in plan.names)
-        converted = [v if p is None else p(v) for p, v in zip(plan.binds, raw, strict=True)]
+        if plan.defaults:
+            values = {**{n: make() for n, make in plan.defaults.items() if n not in values}, **values}
+        get = values.get
+        converted = [get(n) if p is None else p(get(n)) for n, p in plan.bound]
         return converted if plan.positional else dict(zip(plan.names, converted, strict=True))
 
     def _cursor(self, session: Session) -> tuple[Any, Dialect]:

@@ -42,12 +42,16 @@ class WriterQueue:
         self.timeout = timeout
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
-        self._pid = 0
+        # flock belongs to an open file description: a forked child must open its own (and
+        # must not inherit a thread lock some other thread held at the fork).
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._fd, self._thread_lock = None, threading.Lock()
 
     def _file(self) -> int:
-        # flock belongs to an open file description: a forked child must open its own.
-        if self._fd is None or self._pid != os.getpid():
-            self._fd, self._pid = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        if self._fd is None:
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._fd
 
     def acquire(self) -> None:
