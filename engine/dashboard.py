@@ -28,6 +28,7 @@ from engine.advance import T_CASE, T_HIST, T_HOLD, T_OUT
 from engine.errors import Forbidden, InvalidInput
 from engine.workdays import add_working_days, is_workday
 from storage.dashboard_tables import SupervisorRegion
+from storage.db import bound_engine
 from storage.tables import Clerk, Counter, ItemVersion, Region
 
 T_SUP = SupervisorRegion.__table__
@@ -193,7 +194,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
     since = datetime.combine(today - timedelta(days=days - 1), time(), UTC)
     counters = _scope(session, actor, region, counter)
     scope = list(counters)
-    dialect = session.get_bind().dialect.name
+    dialect = bound_engine(session).dialect.name
     labels, paused = _states(session)
     in_scope = T_HOLD.c.counter_id.in_(scope)
     item_filter = [T_CASE.c.item_code == item] if item else []

@@ -55,7 +55,7 @@ from engine.scan_validation import (
     sniff,
     validate,
 )
-from storage.db import session_scope
+from storage.db import bound_engine, session_scope
 from storage.documents import CasePage, Evidence
 from storage.object_factory import get_store
 from storage.objects import (
@@ -172,7 +172,7 @@ def _precheck(session: Session, number: str, material_id: str, actor: Actor,
 
     if session.in_transaction():
         return check(session)
-    with session_scope(session.get_bind().execution_options(readonly=True)) as reader:
+    with session_scope(bound_engine(session).execution_options(readonly=True)) as reader:
         return check(reader)
 
 
@@ -467,7 +467,7 @@ def _record_download(session: Session, number: str, actor: Actor, kind: str, dat
     """Append the download to the case history, under the case row lock (parallel downloads of
     one case queue up instead of failing the version check). A GET's session may be read-only
     (on SQLite it must not upgrade its snapshot to a write): then a short unit of its own."""
-    bind = session.get_bind()
+    bind = bound_engine(session)
     if not bind.get_execution_options().get("readonly"):
         append_event(session, _lock_case(session, number), None, now(), kind, actor, data)
         return

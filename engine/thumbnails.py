@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from sqlmodel import Session
 
 from core.settings import get_settings
-from storage.db import session_scope
+from storage.db import bound_engine, session_scope
 from storage.documents import CasePage
 from storage.objects import ObjectStore
 
@@ -120,7 +120,7 @@ def after_commit(session: Session, store: ObjectStore, page_id: int,
     pending: list[tuple[int, Image.Image | None]] | None = session.info.get("thumbnail_pages")
     if pending is None:
         pending = session.info["thumbnail_pages"] = []
-        engine = session.get_bind()
+        engine = bound_engine(session)
 
         def _commit(s: Any) -> None:
             for pid, small in s.info.pop("thumbnail_pages", []):

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from core.settings import get_settings
 from storage.sqlite_writer import Checkpointer, QueuedConnection, WriterQueue
+from storage.unit import UnitSession
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -63,8 +64,11 @@ def make_engine(url: str) -> sa.Engine:
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
             # Writers queue for the lock up front (storage.sqlite_writer); read-only units (WAL
-            # snapshots) never block anyone.
-            if conn.get_execution_options().get("readonly", False):
+            # snapshots) never block anyone. A unit's connection joins the unit's transaction.
+            options = conn.get_execution_options()
+            if (unit := options.get("unit")) is not None:
+                unit.begin_driver()
+            elif options.get("readonly", False):
                 conn.exec_driver_sql("BEGIN")
             else:
                 conn.connection.driver_connection.begin_write()
@@ -82,11 +86,16 @@ def database_key(session: Session) -> str:
     Rendering a URL (what hashing one does) costs more than a whole cached lookup, so the text is
     kept per URL object; the entry holds the object, so its id cannot be reused by another.
     """
-    url = session.get_bind().url
+    url = bound_engine(session).url
     hit = _url_keys.get(id(url))
     if hit is None or hit[0] is not url:
         hit = _url_keys[id(url)] = (url, url.render_as_string(hide_password=True))
     return hit[1]
+
+
+def bound_engine(session: Session) -> sa.Engine:
+    """The engine behind a session (with its execution options), without opening a connection."""
+    return session.engine if isinstance(session, UnitSession) else session.get_bind()  # type: ignore[return-value]
 
 
 @lru_cache
@@ -96,14 +105,14 @@ def get_engine(url: str | None = None) -> sa.Engine:
 
 @contextmanager
 def session_scope(engine: sa.Engine | None = None, *, readonly: bool = False) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back on any error.
+    """One unit of work (storage.unit): commits on success, rolls back on any error.
 
     ``readonly`` units do not take SQLite's write lock (PostgreSQL ignores the option).
     """
     bind = engine or get_engine()
     if readonly:
         bind = bind.execution_options(readonly=True)
-    with Session(bind, expire_on_commit=False) as session:
+    with UnitSession(bind) as session:
         try:
             yield session
             session.commit()

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
+from storage.unit import UnitSession
+
 Processor = Callable[[Any], Any] | None
 _CONNECTION = "storage.prepared.connection"  # session.info: (transaction, driver connection, dialect)
 
@@ -86,11 +88,12 @@ class Prepared:
     def _cursor(self, session: Session) -> tuple[Any, Dialect]:
         if session.new or session.dirty or session.deleted:
             session.flush()  # the ORM's autoflush, which this path would otherwise skip
-        # The driver connection is looked up once per transaction: Session.connection() is
-        # costly next to a statement that SQLite runs in a few microseconds.
+        if isinstance(session, UnitSession):
+            return session.driver().cursor(), session.engine.dialect
+        # A plain session: its connection, looked up once per transaction.
         tx, hit = session.get_transaction(), session.info.get(_CONNECTION)
         if tx is None or hit is None or hit[0] is not tx:
-            conn = session.connection()  # begins the unit of work's transaction if it has not yet
+            conn = session.connection()  # begins the session's transaction if it has not yet
             hit = session.info[_CONNECTION] = (session.get_transaction(), conn.connection.driver_connection,
                                                conn.dialect)
         return hit[1].cursor(), hit[2]

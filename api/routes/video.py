@@ -18,6 +18,7 @@ from api.deps import ActorDep, SessionDep
 from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
+from storage.db import bound_engine
 from video import inspection, links, rooms
 from video.hub import Hub, LiveRoom, Peer
 from video.page import STATIC, render_room
@@ -82,7 +83,7 @@ def _participant(request: Request, room_id: str, key: str | None) -> tuple[Hub, 
 
 
 def _engine(session: Session) -> Any:
-    return session.get_bind()
+    return bound_engine(session)
 
 
 def _link_out(request: Request, room: dict[str, Any], token: str, expires: Any, role: str) -> dict[str, Any]:
