@@ -89,7 +89,8 @@ class UnitSession(Session):
 
     def close(self) -> None:
         try:
-            super().close()
+            if super().in_transaction() or self.identity_map or self.new or self.deleted:
+                super().close()  # the ORM was used: let it clear its state
             if self._driver_in_transaction():
                 assert self._pooled is not None
                 self._pooled.driver_connection.rollback()
