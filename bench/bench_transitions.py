@@ -537,6 +537,18 @@ class Clerk:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        fresh = self.writer is None
+        try:
+            return await self._post(path, headers)
+        except asyncio.IncompleteReadError as err:
+            # The server closed a kept-alive connection that sat idle past its timeout before
+            # reading this request (nothing was done): one retry on a new connection, as
+            # HTTP clients do.
+            if fresh or err.partial:
+                raise
+            return await self._post(path, headers)
+
+    async def _post(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
