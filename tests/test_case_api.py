@@ -237,3 +237,12 @@ def test_reassignment_hands_the_case_to_another_clerk(demo: Demo) -> None:
     assert r.status_code == 200, r.text
     out = demo.fire("刘洋", n, "start_review", r.json()["version"])
     assert out["assignees"]["jn-kuayu"] == liu
+
+
+def test_case_times_carry_their_utc_offset(demo: Demo) -> None:
+    """Every time in a case answer is explicit UTC, whichever database stored it (SQLite hands them back naive)."""
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    fired = demo.fire("陈静", case["number"], "accept", case["version"])
+    shown = demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("陈静")).json()
+    for view in (case, fired, shown):
+        assert view["created_at"].endswith("+00:00") and view["updated_at"].endswith("+00:00")
