@@ -10,7 +10,7 @@ from api.limits import BodyLimit
 from api.routes import cases, documents, items, mail, public, verify
 from api.routes.video import router as video_router
 from core.settings import get_settings
-from storage.db import get_engine
+from storage.db import get_engine, loop_reader
 
 
 def create_app(engine: sa.Engine | None = None) -> FastAPI:
@@ -22,6 +22,8 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.engine = engine or get_engine()
+    if app.state.engine.dialect.name == "sqlite":
+        loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     problems.install(app)
     app.state.progress_limiter = public.SlidingWindow()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from engine.actors import Actor, authenticate
 from engine.errors import Forbidden, InvalidInput, Unauthenticated
-from storage.db import session_scope
+from storage.db import loop_reader, session_scope
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -46,7 +46,8 @@ async def get_actor(request: Request, authorization: Annotated[str | None, Heade
     the request would hold SQLite's writer queue while waiting for that thread — and with every
     pool thread taken by requests waiting for the queue, nobody would move (seen under load: 30 s
     stalls, then 500s). On SQLite the read takes microseconds in-process, less than a thread hop,
-    so it runs right here; a PostgreSQL round trip goes to a thread. (Reading it in the request's
+    so it runs right here, on a connection outside the pool (the loop must never wait for a
+    pooled connection); a PostgreSQL round trip goes to a thread. (Reading it in the request's
     own PostgreSQL transaction would save round trips but hold a pooled connection between two
     thread-pool calls: the same kind of stall once the pool runs dry.)
     """
@@ -54,7 +55,9 @@ async def get_actor(request: Request, authorization: Annotated[str | None, Heade
         raise Unauthenticated("缺少 Authorization: Bearer 令牌")
     engine, token = request.app.state.engine, authorization[7:].strip()
     if engine.dialect.name == "sqlite":
-        return authenticate(engine, token)
+        reader = loop_reader(engine)
+        with reader.lock:
+            return authenticate(engine, token, driver=reader.connection)
     return await anyio.to_thread.run_sync(authenticate, engine, token)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -75,10 +76,12 @@ _BY_TOKEN = Prepared(
 )
 
 
-def authenticate(db: Session | sa.Engine, token: str) -> Actor:
-    """The clerk behind a token; inside a unit of work (a session) or on its own (an engine)."""
+def authenticate(db: Session | sa.Engine, token: str, *, driver: Any | None = None) -> Actor:
+    """The clerk behind a token: inside a unit of work (a session), or on its own (an engine,
+    on a pooled connection or on ``driver``)."""
     values = {"token_hash": hash_token(token)}
-    row = _BY_TOKEN.first_alone(db, values) if isinstance(db, sa.Engine) else _BY_TOKEN.first(db, values)
+    alone = isinstance(db, sa.Engine)
+    row = _BY_TOKEN.first_alone(db, values, driver=driver) if alone else _BY_TOKEN.first(db, values)
     if row is None:
         raise Unauthenticated("令牌无效")
     expires = row["expires_at"] if row["expires_at"].tzinfo else row["expires_at"].replace(tzinfo=UTC)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -96,6 +99,33 @@ def database_key(session: Session) -> str:
 def bound_engine(session: Session) -> sa.Engine:
     """The engine behind a session (with its execution options), without opening a connection."""
     return session.engine if isinstance(session, UnitSession) else session.get_bind()  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class LoopReader:
+    """A SQLite connection of an engine's own, outside its pool, for short reads on an event loop.
+
+    The loop must never wait for the pool: requests waiting for SQLite's writer can hold every
+    pooled connection, and their commits are scheduled by that same loop. Reads leave no
+    transaction open; ``lock`` keeps two loops (tests run several) from interleaving on it.
+    """
+
+    connection: Any
+    lock: threading.Lock
+
+
+_loop_readers: weakref.WeakKeyDictionary[sa.Engine, LoopReader] = weakref.WeakKeyDictionary()
+_loop_readers_lock = threading.Lock()
+
+
+def loop_reader(engine: sa.Engine) -> LoopReader:
+    with _loop_readers_lock:
+        reader = _loop_readers.get(engine)
+        if reader is None:
+            pooled = engine.raw_connection()  # made by the pool, so its connect pragmas apply
+            reader = _loop_readers[engine] = LoopReader(pooled.driver_connection, threading.Lock())
+            pooled.detach()  # … and then no longer the pool's
+        return reader
 
 
 @lru_cache

@@ -133,20 +133,22 @@ class Prepared:
         rows = self.all(session, values)
         return rows[0] if rows else None
 
-    def first_alone(self, engine: sa.Engine, values: dict[str, Any]) -> dict[str, Any] | None:
-        """One read outside any unit of work: a pooled connection, no session, no transaction
-        of ours (the pool rolls back whatever the driver began when the connection goes back)."""
-        conn = engine.raw_connection()
+    def first_alone(self, engine: sa.Engine, values: dict[str, Any], *,
+                    driver: Any | None = None) -> dict[str, Any] | None:
+        """One read outside any unit of work, with no transaction of ours: on a pooled connection
+        (the pool rolls back whatever the driver began when it goes back), or on ``driver``."""
+        plan = self._plan(engine.dialect, None)
+        pooled = engine.raw_connection() if driver is None else None
         try:
-            plan = self._plan(engine.dialect, None)
-            cursor = conn.driver_connection.cursor()
+            cursor = (driver if pooled is None else pooled.driver_connection).cursor()
             try:
                 cursor.execute(plan.sql, self._params(plan, values))
                 row = cursor.fetchone()
             finally:
-                cursor.close()
+                cursor.close()  # ends SQLite's implicit read transaction: pins no WAL snapshot
         finally:
-            conn.close()
+            if pooled is not None:
+                pooled.close()
         if row is None:
             return None
         return {name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}

@@ -175,3 +175,29 @@ def test_engines_on_one_file_share_the_queue(tmp_path: Path) -> None:
             inner.execute(sa.text("INSERT INTO regions (code, name) VALUES ('2', 'y')"))
     first.dispose()
     second.dispose()
+
+
+def test_the_event_loop_never_waits_for_the_pool(sqlite_db: sa.Engine, tmp_path: Path,
+                                                 serve_app: Callable[[Any], str]) -> None:
+    """Tokens are read on the event loop; with every pooled connection busy, the loop still answers."""
+    with session_scope(sqlite_db) as s:
+        tokens = {t["name"]: t["token"] for t in seed(s, CATALOG, ALLIANCE, tmp_path / "t.json", 30)}
+    base = serve_app(create_app(sqlite_db))
+    pool = sqlite_db.pool
+    held = [sqlite_db.raw_connection() for _ in range(pool.size() + pool._max_overflow)]  # noqa: SLF001
+    try:
+        with httpx.Client(base_url=base, timeout=5) as client:
+            refused = client.get("/api/v1/cases", headers={"Authorization": "Bearer tb_not-a-token"})
+            assert refused.status_code == 401  # answered by the loop while the pool is empty
+
+            def release() -> None:
+                time.sleep(0.5)
+                for c in held:
+                    c.close()
+
+            threading.Thread(target=release).start()
+            queue = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {tokens['陈静']}"})
+            assert queue.status_code == 200  # its route waited on a pool thread, not on the loop
+    finally:
+        for c in held:
+            c.close()
