@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-UTC_TS = sa.DateTime(timezone=True)
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Times are kept in UTC. PostgreSQL keeps the zone; SQLite keeps only the wall time and
+    hands it back naive, so the zone is put back on the way out (and an aware time in another
+    zone is converted on the way in, not stored as its wall time)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+UTC_TS = UtcDateTime()
 
 
 def _json(**kw: Any) -> Any:

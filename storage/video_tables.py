@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-UTC_TS = sa.DateTime(timezone=True)
+from storage.tables import UTC_TS
 
 
 class VideoRoom(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from conftest import ALL_FGS, ALL_GGCS, Demo
 
 
@@ -239,10 +241,12 @@ def test_reassignment_hands_the_case_to_another_clerk(demo: Demo) -> None:
     assert out["assignees"]["jn-kuayu"] == liu
 
 
-def test_case_times_carry_their_utc_offset(demo: Demo) -> None:
-    """Every time in a case answer is explicit UTC, whichever database stored it (SQLite hands them back naive)."""
+def test_times_carry_their_utc_offset(demo: Demo) -> None:
+    """Every time the API gives is explicit UTC, whichever database stored it (SQLite keeps no zone)."""
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     fired = demo.fire("陈静", case["number"], "accept", case["version"])
     shown = demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("陈静")).json()
-    for view in (case, fired, shown):
-        assert view["created_at"].endswith("+00:00") and view["updated_at"].endswith("+00:00")
+    events = demo.client.get(f"/api/v1/cases/{case['number']}/history", headers=demo.h("陈静")).json()["events"]
+    times = [v[k] for v in (case, fired, shown) for k in ("created_at", "updated_at")] + [e["at"] for e in events]
+    assert len(times) == 8
+    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(0) for t in times), times

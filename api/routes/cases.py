@@ -25,8 +25,7 @@ def _case_response(session: Session, case: dict[str, Any], actor: Actor, status:
                    extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
     """The case as this clerk sees it, with its ETag. Encoded once, by orjson: FastAPI's generic
     encoder walked the view twice and cost more than the transition itself."""
-    # Stored times are UTC; SQLite hands them back naive, so say so (as the fresh ones do).
-    body = orjson.dumps(views.case_view(session, case, actor) | (extra or {}), option=orjson.OPT_NAIVE_UTC)
+    body = orjson.dumps(views.case_view(session, case, actor) | (extra or {}))
     return Response(body, status_code=status, media_type="application/json",
                     headers={"ETag": f'"{case["version"]}"', **(headers or {})})
 
