@@ -81,11 +81,12 @@ class Checkpointer:
     Connections turn it off (``wal_autocheckpoint=0``); every ``every`` commits wake this thread.
     It copies pages PASSIVE-ly, beside the writers. A WAL is only rewound when a checkpoint has
     caught up at the moment a writer begins, which a lagging thread never has under steady
-    writes; so once the WAL passes ``restart_frames``, the thread takes the writer queue and
+    writes; so once the WAL passes ``restart_frames`` (8,000 pages, about 32 MB: each RESTART
+    stalls writers for an fsync, so not too often), the thread takes the writer queue and
     finishes with RESTART — by then only the last few frames are left to copy.
     """
 
-    def __init__(self, db_path: str, queue: WriterQueue, every: int = 100, restart_frames: int = 2000,
+    def __init__(self, db_path: str, queue: WriterQueue, every: int = 100, restart_frames: int = 8000,
                  idle_s: float = 5.0) -> None:
         self.db_path, self.queue = db_path, queue
         self.every, self.restart_frames, self.idle_s = every, restart_frames, idle_s
