@@ -67,6 +67,14 @@ def serve(
                 workers=workers or s.workers, log_level="warning")
 
 
+@app.command("carrier-secret")
+def carrier_secret() -> None:
+    """打印与快递公司共享的回执签名密钥 (未设置 TONGBAN_CARRIER_SECRET 时为本机首次生成的密钥)。"""
+    from core.install_secrets import install_secret
+
+    typer.echo(install_secret("carrier-secret", get_settings().carrier_secret).decode())
+
+
 @app.command()
 def worker(
     region: Annotated[str, typer.Option(help="行政区划代码; 工作池为 counter-<region>")],

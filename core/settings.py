@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     # Regions keep separate buckets (hand-offs copy objects between them).
     region_buckets: bool = False
-    # Carrier callbacks: HMAC-SHA256 secret and the accepted clock skew.
-    carrier_secret: str = "tongban-dev-carrier-secret"
+    # Carrier callbacks: HMAC-SHA256 secret shared with the carrier (empty: the installation's own,
+    # made once in data_dir/carrier-secret; `tongban secrets carrier` prints it) and the clock skew.
+    carrier_secret: str = ""
     carrier_skew_seconds: int = 300
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.install_secrets import install_secret
 from core.settings import get_settings
 from engine import scans
 from engine.actors import SYSTEM, now
@@ -147,7 +148,7 @@ def record_tracking(session: Session, waybill: Waybill, status: str, event_id: s
 
 
 def sign(body: bytes, timestamp: str, secret: str | None = None) -> str:
-    key = (secret or get_settings().carrier_secret).encode()
+    key = secret.encode() if secret else install_secret("carrier-secret", get_settings().carrier_secret)
     return "sha256=" + hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 

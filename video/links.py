@@ -10,12 +10,10 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
+from core.install_secrets import install_secret
 from core.settings import get_settings
 from engine.errors import Forbidden
 
@@ -32,18 +30,8 @@ class JoinClaim:
     expires_at: datetime
 
 
-@lru_cache
 def _secret() -> bytes:
-    s = get_settings()
-    if s.video_secret:
-        return s.video_secret.encode()
-    path = s.data_dir / "video-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return install_secret("video-secret", get_settings().video_secret)
 
 
 def _b64(data: bytes) -> str:
