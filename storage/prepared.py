@@ -4,8 +4,8 @@ On the transition path SQLAlchemy's per-execute machinery (coercion, cache keys,
 ORM session routing) cost more than the database work itself. A ``Prepared`` statement keeps
 SQLAlchemy's SQL and its type processing — rows written here are byte-for-byte what the ORM
 writes, and rows read here come back as the ORM would return them — and skips the rest. It runs
-inside the session's transaction (``session.connection()``), so it commits or rolls back with
-everything else in the unit of work.
+inside the unit of work's transaction (``storage.unit``; with any other session, inside that
+session's), so it commits or rolls back with everything else.
 
 Only plain statements: no expanding ``IN``, no literal rendering, no ORM entities.
 """
@@ -23,7 +23,6 @@ from sqlmodel import Session
 from storage.unit import UnitSession
 
 Processor = Callable[[Any], Any] | None
-_CONNECTION = "storage.prepared.connection"  # session.info: (transaction, driver connection, dialect)
 
 
 @dataclass(frozen=True)
@@ -88,15 +87,10 @@ class Prepared:
     def _cursor(self, session: Session) -> tuple[Any, Dialect]:
         if session.new or session.dirty or session.deleted:
             session.flush()  # the ORM's autoflush, which this path would otherwise skip
-        if isinstance(session, UnitSession):
+        if isinstance(session, UnitSession):  # storage.db.session_scope's: no SQLAlchemy Connection needed
             return session.driver().cursor(), session.engine.dialect
-        # A plain session: its connection, looked up once per transaction.
-        tx, hit = session.get_transaction(), session.info.get(_CONNECTION)
-        if tx is None or hit is None or hit[0] is not tx:
-            conn = session.connection()  # begins the session's transaction if it has not yet
-            hit = session.info[_CONNECTION] = (session.get_transaction(), conn.connection.driver_connection,
-                                               conn.dialect)
-        return hit[1].cursor(), hit[2]
+        conn = session.connection()  # any other session: its own connection and transaction
+        return conn.connection.driver_connection.cursor(), conn.dialect
 
     def execute(self, session: Session, values: dict[str, Any] | None = None) -> int:
         """Run once; returns the number of rows changed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from storage.db import session_scope
 from storage.prepared import Prepared
@@ -77,3 +78,15 @@ def test_read_only_unit_reads_through_both_paths(db: sa.Engine) -> None:
         with session_scope(db, readonly=True) as reader:
             assert reader.execute(sa.text(COUNT)).scalar_one() == 1
             assert len(Prepared(sa.select(T_REGION)).all(reader)) == 1
+
+
+def test_prepared_statements_join_a_plain_session_too(db: sa.Engine) -> None:
+    with Session(db) as s:
+        INSERT_REGION.execute(s, {"code": "1", "name": "prepared"})
+        s.add(Region(code="2", name="orm"))
+        s.rollback()
+    assert _count(db) == 0
+    with Session(db) as s:
+        INSERT_REGION.execute(s, {"code": "1", "name": "prepared"})
+        s.commit()
+    assert _count(db) == 1
