@@ -84,8 +84,7 @@ def authenticate(db: Session | sa.Engine, token: str, *, driver: Any | None = No
     row = _BY_TOKEN.first_alone(db, values, driver=driver) if alone else _BY_TOKEN.first(db, values)
     if row is None:
         raise Unauthenticated("令牌无效")
-    expires = row["expires_at"] if row["expires_at"].tzinfo else row["expires_at"].replace(tzinfo=UTC)
-    if row["revoked_at"] is not None or expires < now() or not row["active"]:
+    if row["revoked_at"] is not None or row["expires_at"] < now() or not row["active"]:
         raise Unauthenticated("令牌已过期或已吊销")
     return Actor(row["id"], row["name"], row["counter_id"], row["region_code"], frozenset(row["roles"].split(",")))
 

@@ -171,11 +171,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _aware(at: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they are stored in UTC."""
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)[:10]
 
@@ -218,7 +213,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
             if due is not None and (code, state) not in paused:
                 risky.append((due, case_id, cid, code, state))
             if stale_since is not None:
-                stale.append((_aware(stale_since), case_id, cid, code, state))
+                stale.append((stale_since, case_id, cid, code, state))
     by: dict[str, dict[str, int]] = {k: defaultdict(int) for k in ("state", "region", "counter", "item")}
     load: dict[tuple[str, int | None], int] = defaultdict(int)
     for (cid, code, state, clerk), n in groups.items():
@@ -242,7 +237,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
                 "counter": cid, "region": counters[cid]["region"],
                 "promised_due": d.promised_due.isoformat() if d.promised_due else None,
                 "deadline": deadline_status(d.promised_due, today, warn_cutoff),
-                "last_event": _aware(d.updated_at).isoformat(), "prefect_url": prefect_runs_url(d.number)}
+                "last_event": d.updated_at.isoformat(), "prefect_url": prefect_runs_url(d.number)}
 
     at_risk = [listed(*r[1:]) for r in at_risk_rows]
     stuck = [listed(*r[1:]) for r in stuck_rows]

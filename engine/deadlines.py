@@ -35,8 +35,6 @@ def _local(at: datetime) -> date:
 def resume(case: dict[str, Any], at: datetime) -> dict[str, Any]:
     """The deadline columns after the clock restarts at ``at``."""
     since = case["clock_paused_at"]
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
     days = working_days_between(_local(since), _local(at))
     out: dict[str, Any] = {"clock_paused_at": None, "paused_days": (case.get("paused_days") or 0) + days}
     for col in ("promised_due", "legal_due"):

@@ -71,10 +71,8 @@ def make_engine(url: str) -> sa.Engine:
             options = conn.get_execution_options()
             if (unit := options.get("unit")) is not None:
                 unit.begin_driver()
-            elif options.get("readonly", False):
-                conn.exec_driver_sql("BEGIN")
             else:
-                conn.connection.driver_connection.begin_write()
+                conn.connection.driver_connection.begin(options.get("readonly", False))
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **JSON_CODEC)

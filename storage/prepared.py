@@ -31,8 +31,7 @@ class _Plan:
     positional: bool
     names: tuple[str, ...]  # parameter names, in the order a positional driver wants them
     defaults: dict[str, Callable[[], Any]]  # INSERT columns left out of the row: their Python default
-    binds: tuple[Processor, ...]  # per name: Python value → driver value
-    bound: tuple[tuple[str, Processor], ...]  # (name, bind processor) pairs, in parameter order
+    bound: tuple[tuple[str, Processor], ...]  # (name, bind processor: Python value → driver value)
     columns: tuple[str, ...]  # result column names
     results: tuple[Processor, ...]  # per column: driver value → Python value
 
@@ -55,7 +54,7 @@ class Prepared:
         defaults = self._defaults(names, keys or ())
         result_columns = compiled._result_columns
         plan = _Plan(
-            sql=compiled.string, positional=compiled.positional, names=names, defaults=defaults, binds=binds,
+            sql=compiled.string, positional=compiled.positional, names=names, defaults=defaults,
             bound=tuple(zip(names, binds, strict=True)),
             columns=tuple(rc.keyname for rc in result_columns),
             results=tuple(rc.type._cached_result_processor(dialect, None) for rc in result_columns),
@@ -83,6 +82,10 @@ class Prepared:
         get = values.get
         converted = [get(n) if p is None else p(get(n)) for n, p in plan.bound]
         return converted if plan.positional else dict(zip(plan.names, converted, strict=True))
+
+    @staticmethod
+    def _row(plan: _Plan, row: Sequence[Any]) -> dict[str, Any]:
+        return {name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}
 
     def _cursor(self, session: Session) -> tuple[Any, Dialect]:
         if session.new or session.dirty or session.deleted:
@@ -120,8 +123,7 @@ class Prepared:
             raw = cursor.fetchall()
         finally:
             cursor.close()
-        return [{name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}
-                for row in raw]
+        return [self._row(plan, row) for row in raw]
 
     def first(self, session: Session, values: dict[str, Any] | None = None) -> dict[str, Any] | None:
         rows = self.all(session, values)
@@ -143,9 +145,7 @@ class Prepared:
         finally:
             if pooled is not None:
                 pooled.close()
-        if row is None:
-            return None
-        return {name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}
+        return None if row is None else self._row(plan, row)
 
     @property
     def _is_insert(self) -> bool:

@@ -140,6 +140,13 @@ class QueuedConnection(sqlite3.Connection):
     checkpointer: Checkpointer | None = None
     holds_writer: bool = False
 
+    def begin(self, readonly: bool) -> None:
+        """A read-only unit takes a WAL snapshot (waits for nobody); a writer queues first."""
+        if readonly:
+            self.execute("BEGIN")
+        else:
+            self.begin_write()
+
     def begin_write(self) -> None:
         if self.writer_queue is not None and not self.holds_writer:
             self.writer_queue.acquire()

@@ -35,18 +35,14 @@ class UnitSession(Session):
 
     def driver(self) -> Any:
         """The driver connection, inside the unit's transaction (begun here if need be)."""
-        driver = self._checkout().driver_connection
-        self.begin_driver(driver)
-        return driver
+        self.begin_driver()
+        return self._checkout().driver_connection
 
-    def begin_driver(self, driver: Any | None = None) -> None:
-        driver = driver if driver is not None else self._checkout().driver_connection
-        if self.engine.dialect.name != "sqlite" or driver.in_transaction:
-            return  # psycopg begins on the first statement by itself
-        if self.readonly:
-            driver.execute("BEGIN")  # a WAL snapshot: never waits for writers
-        else:
-            driver.begin_write()  # storage.sqlite_writer: queue, then BEGIN IMMEDIATE
+    def begin_driver(self) -> None:
+        driver = self._checkout().driver_connection
+        # psycopg begins on the first statement by itself; SQLite's storage.sqlite_writer queues.
+        if self.engine.dialect.name == "sqlite" and not driver.in_transaction:
+            driver.begin(self.readonly)
 
     def _driver_in_transaction(self) -> bool:
         if self._pooled is None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo, free_port
+from conftest import ALL_GGCS, Demo, free_port, wait_healthy
 
 from core.settings import ROOT
 from storage import migrate
@@ -95,13 +94,7 @@ def test_serve_starts_on_embedded_defaults(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        assert wait_healthy(f"http://127.0.0.1:{port}/healthz", 60, interval=0.2), "server did not start"
         token = next(line.split()[-1] for line in _lines(tmp_path) if line)
         r = httpx.get(f"http://127.0.0.1:{port}/api/v1/items", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and len(r.json()["items"]) >= 4

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import free_port
+from conftest import free_port, wait_healthy
 
 from core.settings import ROOT
 from engine.history import Break, verify
@@ -52,14 +52,8 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(self.port)],
                                      cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        if not wait_healthy(f"http://127.0.0.1:{self.port}/healthz", 60):
+            raise RuntimeError("server did not start")
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, CATALOG, PG_URL, Demo, free_port
+from conftest import ALL_GGCS, CATALOG, PG_URL, Demo, free_port, wait_healthy
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -102,15 +102,8 @@ class Cluster:
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError((self.tmp / "server.log").read_text()[-3000:])
+        if not wait_healthy(f"{self.api}/health", 120, interval=0.5):
+            raise AssertionError((self.tmp / "server.log").read_text()[-3000:])
 
     def start_worker(self, region: str, **extra_env: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{region}-{len(self.procs)}.log", "wb")  # noqa: SIM115

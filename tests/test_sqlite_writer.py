@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,6 @@ from storage import migrate
 from storage.db import make_engine, session_scope
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    e = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
-    migrate.upgrade(e)
-    yield e
-    e.dispose()
-
-
 def _queue_taken(engine: sa.Engine) -> bool:
     """Whether some writer holds the cross-process lock (tried from a file description of our own)."""
     fd = os.open(str(engine.url.database) + ".writer", os.O_RDWR)
@@ -43,41 +35,41 @@ def _queue_taken(engine: sa.Engine) -> bool:
     return False
 
 
-def test_held_during_a_write_unit_and_released_after_commit(engine: sa.Engine) -> None:
-    with session_scope(engine) as s:
+def test_held_during_a_write_unit_and_released_after_commit(sqlite_db: sa.Engine) -> None:
+    with session_scope(sqlite_db) as s:
         s.execute(sa.text("INSERT INTO regions (code, name) VALUES ('1', 'x')"))
-        assert _queue_taken(engine)
-    assert not _queue_taken(engine)
+        assert _queue_taken(sqlite_db)
+    assert not _queue_taken(sqlite_db)
 
 
-def test_released_after_rollback_and_failed_statement(engine: sa.Engine) -> None:
-    with pytest.raises(sa.exc.IntegrityError), session_scope(engine) as s:
+def test_released_after_rollback_and_failed_statement(sqlite_db: sa.Engine) -> None:
+    with pytest.raises(sa.exc.IntegrityError), session_scope(sqlite_db) as s:
         s.execute(sa.text("INSERT INTO regions (code, name) VALUES ('1', 'x')"))
         s.execute(sa.text("INSERT INTO regions (code, name) VALUES ('1', 'x')"))
-    assert not _queue_taken(engine)
-    with pytest.raises(RuntimeError), session_scope(engine) as s:
+    assert not _queue_taken(sqlite_db)
+    with pytest.raises(RuntimeError), session_scope(sqlite_db) as s:
         s.execute(sa.text("INSERT INTO regions (code, name) VALUES ('2', 'y')"))
         raise RuntimeError("the caller fails")
-    assert not _queue_taken(engine)
-    with session_scope(engine, readonly=True) as s:
+    assert not _queue_taken(sqlite_db)
+    with session_scope(sqlite_db, readonly=True) as s:
         assert s.execute(sa.text("SELECT count(*) FROM regions")).scalar_one() == 0
 
 
-def test_read_only_units_do_not_queue(engine: sa.Engine) -> None:
-    with session_scope(engine) as writer:
+def test_read_only_units_do_not_queue(sqlite_db: sa.Engine) -> None:
+    with session_scope(sqlite_db) as writer:
         writer.execute(sa.text("INSERT INTO regions (code, name) VALUES ('1', 'x')"))
-        with session_scope(engine, readonly=True) as reader:  # a WAL snapshot: no waiting
+        with session_scope(sqlite_db, readonly=True) as reader:  # a WAL snapshot: no waiting
             assert reader.execute(sa.text("SELECT count(*) FROM regions")).scalar_one() == 0
 
 
-def test_writers_on_threads_take_turns(engine: sa.Engine) -> None:
-    with session_scope(engine) as s:
+def test_writers_on_threads_take_turns(sqlite_db: sa.Engine) -> None:
+    with session_scope(sqlite_db) as s:
         s.execute(sa.text("INSERT INTO sequences (name, value) VALUES ('n', 0)"))
     inside, overlaps = [0], []
 
     def work() -> None:
         for _ in range(50):
-            with session_scope(engine) as s:
+            with session_scope(sqlite_db) as s:
                 s.execute(sa.text("UPDATE sequences SET value = value + 1 WHERE name = 'n'"))
                 inside[0] += 1
                 overlaps.append(inside[0])
@@ -90,7 +82,7 @@ def test_writers_on_threads_take_turns(engine: sa.Engine) -> None:
     for t in threads:
         t.join()
     assert max(overlaps) == 1
-    with session_scope(engine, readonly=True) as s:
+    with session_scope(sqlite_db, readonly=True) as s:
         assert s.execute(sa.text("SELECT value FROM sequences WHERE name = 'n'")).scalar_one() == 200
 
 
@@ -139,16 +131,16 @@ def test_more_writers_than_threads_all_finish(sqlite_db: sa.Engine, tmp_path: Pa
         assert s.execute(sa.text("SELECT count(*) FROM cases")).scalar_one() == 60
 
 
-def test_checkpoints_happen_off_the_commit_path(engine: sa.Engine) -> None:
+def test_checkpoints_happen_off_the_commit_path(sqlite_db: sa.Engine) -> None:
     """Commits do not checkpoint (SQLite's automatic checkpoint is off); the background thread does."""
-    with engine.connect() as conn:
+    with sqlite_db.connect() as conn:
         raw = conn.connection.driver_connection
         assert raw.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
         checkpointer = raw.checkpointer
     checkpointer.restart_frames = 500
-    wal = Path(str(engine.url.database) + "-wal")
+    wal = Path(str(sqlite_db.url.database) + "-wal")
     for i in range(1000):
-        with session_scope(engine) as s:
+        with session_scope(sqlite_db) as s:
             s.execute(sa.text("INSERT INTO regions (code, name) VALUES (:c, 'x')"), {"c": str(i)})
     deadline = time.monotonic() + 10
     while checkpointer.checkpoints < 9 and time.monotonic() < deadline:
