@@ -78,6 +78,8 @@ BENCH_ROLES = ["clerk", "reviewer", "approver"]
 
 ENGINE, SPIFF, PREFECT, PREFECT_NO_HB = "engine", "spiffworkflow", "prefect", "prefect_no_heartbeat"
 ENGINE_PAR = "engine_parallel"  # several processes at once; the label says how many
+TONGBAN_APP, NAIVE_APP = "api.app:create_app", "bench.naive_app:create_app"
+NAIVE_NAME = "naive-fastapi-sqlmodel"  # the textbook endpoint (bench/naive_app.py), same route and load
 BASELINES = (SPIFF, PREFECT, PREFECT_NO_HB)
 SYSTEM_LABELS = {ENGINE: "Tongban engine", ENGINE_PAR: "engine, N processes", SPIFF: "SpiffWorkflow",
                  PREFECT: "Prefect", PREFECT_NO_HB: "Prefect, no heartbeat"}
@@ -172,7 +174,7 @@ def record(metric: str, value: float, unit: str, better: str, setup: str,
 
 
 def build_records(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
-                  http: dict[tuple[str, int], HttpResult], setups: Sequence[str],
+                  http: dict[tuple[str, str, int], HttpResult], setups: Sequence[str],
                   names: dict[str, str]) -> list[dict[str, Any]]:
     """Engine figures once per baseline (so each ratio is computable); baselines ride along."""
     out: list[dict[str, Any]] = []
@@ -198,11 +200,13 @@ def build_records(timings: dict[tuple[str, str], Timing], intakes: dict[str, Tim
             out.append(record(f"engine_{names[ENGINE_PAR]}.transition_ms_p99", par.p99_ms, "ms", "lower", setup))
         if setup in intakes:
             out.append(record("engine.intake_ms_p50", intakes[setup].p50_ms, "ms", "lower", setup))
-        for (s, workers), h in sorted(http.items()):
+        for (s, app, workers), h in sorted(http.items()):
             if s != setup:
                 continue
-            prefix = f"http_w{workers}"
-            out.append(record(f"{prefix}.transitions_per_s", h.saturated_rate, "transitions/s", "higher", setup))
+            prefix = f"{'naive_' if app == NAIVE_APP else ''}http_w{workers}"
+            naive = http.get((setup, NAIVE_APP, workers)) if app != NAIVE_APP else None
+            out.append(record(f"{prefix}.transitions_per_s", h.saturated_rate, "transitions/s", "higher", setup,
+                              (NAIVE_NAME, naive.saturated_rate) if naive else None))
             out.append(record(f"{prefix}.transition_ms_p50_half_load", h.paced_p50_ms, "ms", "lower", setup))
             out.append(record(f"{prefix}.transition_ms_p99_half_load", h.paced_p99_ms, "ms", "lower", setup))
             out.append(record(f"{prefix}.errors_pct", h.errors_pct, "%", "lower", setup))
@@ -480,7 +484,7 @@ def server(db: Db, workers: int, workdir: Path, app: str) -> Iterator[str]:
            "TONGBAN_EMBEDDED_FLOWS": "false"}  # the API alone: nobody drains the outbox meanwhile
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-    log_path = workdir / f"uvicorn-{db.setup}-w{workers}.log"
+    log_path = workdir / _log_name(db, workers, app)
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -493,6 +497,10 @@ def server(db: Db, workers: int, workdir: Path, app: str) -> Iterator[str]:
             raise
         finally:
             _stop(proc)
+
+
+def _log_name(db: Db, workers: int, app: str) -> str:
+    return f"uvicorn-{db.setup}-{'naive' if app == NAIVE_APP else 'tongban'}-w{workers}.log"
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 60) -> None:
@@ -753,9 +761,10 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
     with server(db, workers, workdir, app) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(main(base))
     if result.errors_pct:
-        server_log = (workdir / f"uvicorn-{db.setup}-w{workers}.log").read_text(errors="replace")
+        server_log = (workdir / _log_name(db, workers, app)).read_text(errors="replace")
         log(f"--- server log, last lines:\n{server_log[-4000:]}")
-    log(f"{db.setup}: http workers={workers}: {result.saturated_rate:.0f} transitions/s saturated "
+    log(f"{db.setup}: http {'naive' if app == NAIVE_APP else 'tongban'} workers={workers}: "
+        f"{result.saturated_rate:.0f} transitions/s saturated "
         f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
         f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors_pct:.1f} %")
     return result
@@ -800,7 +809,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
-           http: dict[tuple[str, int], HttpResult], spiff_bytes: dict[str, int],
+           http: dict[tuple[str, str, int], HttpResult], spiff_bytes: dict[str, int],
            setups: Sequence[str], title: str) -> str:
     out = [title, ""]
     systems = [s for s in (ENGINE, ENGINE_PAR, *BASELINES) if any((setup, s) in timings for setup in setups)]
@@ -838,15 +847,23 @@ def report(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
                 out.append(f"{setup}: SpiffWorkflow state {spiff_bytes[setup]:,} bytes per save")
         out.append("")
     if http:
-        rows = [[setup, str(h.workers), str(h.concurrency),
-                 *map(_fmt, (h.saturated_rate, h.saturated_p50_ms, h.saturated_p99_ms, h.client_cpu,
+        def ratio(setup: str, app: str, h: HttpResult) -> str:
+            naive = http.get((setup, NAIVE_APP, h.workers))
+            return "-" if app == NAIVE_APP or naive is None else f"{_fmt(h.saturated_rate / naive.saturated_rate)}×"
+
+        order = sorted(http.items(), key=lambda kv: (setups.index(kv[0][0]), kv[0][1] == NAIVE_APP, kv[0][2]))
+        rows = [[setup, "naive" if app == NAIVE_APP else "tongban", str(h.workers), str(h.concurrency),
+                 *map(_fmt, (h.saturated_rate,)), ratio(setup, app, h),
+                 *map(_fmt, (h.saturated_p50_ms, h.saturated_p99_ms, h.client_cpu,
                              h.offered_rate, h.paced_rate, h.paced_p50_ms, h.paced_p99_ms)),
                  f"{h.errors_pct:.1f} %"]
-                for (setup, _), h in sorted(http.items(), key=lambda kv: (setups.index(kv[0][0]), kv[0][1]))]
-        out += ["HTTP: uvicorn subprocess, asyncio load generator in this process (keep-alive)",
-                _table(["setup", "workers", "conns", "max t/s", "p50 ms", "p99 ms", "client cpu",
+                for (setup, app, _), h in order]
+        out += ["HTTP: uvicorn subprocess, asyncio load generator in this process (keep-alive); "
+                "naive: the textbook FastAPI + SQLModel endpoint (bench/naive_app.py), ×: Tongban over it",
+                _table(["setup", "app", "workers", "conns", "max t/s", "× naive", "p50 ms", "p99 ms", "client cpu",
                         "paced t/s", "achieved", "p50 ms", "p99 ms", "errors"], rows)]
-        out += [f"  {setup} w{w}: {note}" for (setup, w), h in http.items() for note in h.notes]
+        out += [f"  {setup} {'naive' if app == NAIVE_APP else 'tongban'} w{w}: {note}"
+                for (setup, app, w), h in http.items() for note in h.notes]
     return "\n".join(out)
 
 
@@ -879,7 +896,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="processes in the parallel engine run (0: skip it)")
     p.add_argument("--workers", help="uvicorn worker counts to try, comma-separated (default: 1 quick, 1,2 full)")
     p.add_argument("--http-seconds", type=float, help="length of the saturated and of the paced HTTP run")
-    p.add_argument("--app", default="api.app:create_app",
+    p.add_argument("--no-naive", action="store_true",
+                   help="skip the baseline HTTP run of the textbook FastAPI + SQLModel endpoint")
+    p.add_argument("--app", default=TONGBAN_APP,
                    help="the ASGI app factory uvicorn serves (to compare a variant)")
     p.add_argument("--prefect-home", type=Path,
                    default=Path(tempfile.gettempdir()) / "tongban-bench-prefect",
@@ -916,7 +935,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings: dict[tuple[str, str], Timing] = {}
     intakes: dict[str, Timing] = {}
     spiff_bytes: dict[str, int] = {}
-    http: dict[tuple[str, int], HttpResult] = {}
+    http: dict[tuple[str, str, int], HttpResult] = {}
     spec = load_bpmn_spec() if "spiff" in args.parts else None
 
     with tempfile.TemporaryDirectory(prefix="tongban-bench-") as tmp:
@@ -938,8 +957,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "http" in args.parts and db.setup in plan.http_setups:
                 expected = timings[(db.setup, ENGINE)].rate if (db.setup, ENGINE) in timings else 1000.0
                 for workers in plan.http_workers:
-                    http[(db.setup, workers)] = run_http(db, workers, plan, workdir, args.concurrency,
-                                                         expected, args.app)
+                    http[(db.setup, args.app, workers)] = run_http(db, workers, plan, workdir, args.concurrency,
+                                                                   expected, args.app)
+                if not args.no_naive:  # the baseline, at the most workers tried
+                    workers = max(plan.http_workers)
+                    http[(db.setup, NAIVE_APP, workers)] = run_http(db, workers, plan, workdir, args.concurrency,
+                                                                    expected, NAIVE_APP)
         if "prefect" in args.parts:
             timings.update(run_prefect(dbs, plan, args.prefect_home))
         profile = profile_engine(dbs[0], 200) if args.profile else ""

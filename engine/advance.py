@@ -19,14 +19,14 @@ from sqlmodel import Session
 from engine import catalog, deadlines
 from engine.actors import SYSTEM, Actor, now
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
-from engine.guards import Guards
+from engine.guards import Guards, remember_materials
 from engine.history import chain
 from engine.materials import defer_material
 from states.compiler import CompiledItem
 from states.schema import Transition
 from states.vocabulary import ACTOR_ROLES, OUTCOMES
 from storage.db import database_key
-from storage.prepared import Prepared
+from storage.prepared import Prepared, pipelined
 from storage.tables import Case, CaseHolder, CaseMaterial, Counter, HistoryEvent, OutboxJob
 
 T_CASE = Case.__table__
@@ -40,6 +40,11 @@ MAX_AUTO_STEPS = 16
 # Hot-path statements run through storage.prepared: compiled once per dialect, executed on the
 # unit of work's own connection (SQLAlchemy's per-call machinery was most of a transition's CPU).
 _SELECT_CASE = Prepared(sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number")))
+# PostgreSQL: the row stays locked until commit, so the version read is the version written over
+# and a transition's writes can go in one round trip (storage.prepared.pipelined). SQLite's
+# writer lock already serialises write units; FOR UPDATE renders as nothing there.
+_SELECT_CASE_LOCKED = Prepared(sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
+                               .with_for_update())
 _UPDATE_CASE = Prepared(
     sa.update(T_CASE)
     .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
@@ -59,8 +64,9 @@ _DELETE_HOLDER = Prepared(sa.delete(T_HOLD).where(T_HOLD.c.case_id == sa.bindpar
                                                   T_HOLD.c.counter_id == sa.bindparam("counter_id")))
 
 
-def load_case(session: Session, number: str) -> dict[str, Any]:
-    row = _SELECT_CASE.first(session, {"number": number})
+def load_case(session: Session, number: str, *, lock: bool = False) -> dict[str, Any]:
+    """The case row; ``lock`` holds it against other writers until the unit ends."""
+    row = (_SELECT_CASE_LOCKED if lock else _SELECT_CASE).first(session, {"number": number})
     if row is None:
         raise NotFound(f"案件 {number} 不存在")
     return row
@@ -163,7 +169,7 @@ def advance(
 ) -> dict[str, Any]:
     """Fire ``trigger`` on case ``number``; return the updated case row (as a dict)."""
     payload = payload or {}
-    case = load_case(session, number)
+    case = load_case(session, number, lock=True)
     if expected_version is not None and case["version"] != expected_version:
         raise StaleVersion(
             f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
@@ -185,6 +191,7 @@ def advance(
         _fire(session, c, case, auto, SYSTEM, {}, guards, at, pending)
     _write(session, c, case, original_version, guards, pending, at)
     deadlines.on_advance(session, c, case, before_state, before_branches, at)  # clock pause/resume
+    remember_materials(session, guards)
     return case
 
 
@@ -289,18 +296,19 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
         m.get("status") == "deferred" for m in guards.materials.values())
     case["status_code"] = status_code(c, case, deferred)
     chain(case, pending.history)
-    changed = _UPDATE_CASE.execute(session, {
-        "case_id": case["id"], "expected": original_version, "state": case["state"],
-        "branches": case["branches"], "version": case["version"], "status_code": case["status_code"],
-        "assignees": case["assignees"], "updated_at": at, "finished_at": case["finished_at"],
-        "last_hash": case["last_hash"]})
-    if changed != 1:
-        raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
-    _INSERT_HIST.execute_many(session, pending.history)
-    _INSERT_OUT.execute_many(session, pending.jobs)
     after = holder_counters(c, case)
-    if after != pending.holders_before:
-        sync_holders(session, case["id"], after, pending.holders_before)
+    with pipelined(session):
+        update = _UPDATE_CASE.send(session, {
+            "case_id": case["id"], "expected": original_version, "state": case["state"],
+            "branches": case["branches"], "version": case["version"], "status_code": case["status_code"],
+            "assignees": case["assignees"], "updated_at": at, "finished_at": case["finished_at"],
+            "last_hash": case["last_hash"]})
+        _INSERT_HIST.execute_many(session, pending.history)
+        _INSERT_OUT.execute_many(session, pending.jobs)
+        if after != pending.holders_before:
+            sync_holders(session, case["id"], after, pending.holders_before)
+    if update.rowcount != 1:  # cannot happen under the row lock; the unit rolls the rest back
+        raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
 
 
 def sync_holders(session: Session, case_id: int, holders: list[str], before: list[str] | None = None) -> None:

@@ -12,7 +12,8 @@ Only plain statements: no expanding ``IN``, no literal rendering, no ORM entitie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,43 @@ class _Plan:
     bound: tuple[tuple[str, Processor], ...]  # (name, bind processor: Python value → driver value)
     columns: tuple[str, ...]  # result column names
     results: tuple[Processor, ...]  # per column: driver value → Python value
+
+
+def _driver(session: Session) -> Any:
+    """The driver connection of the session's transaction (begun if need be)."""
+    if isinstance(session, UnitSession):  # storage.db.session_scope's: no SQLAlchemy Connection needed
+        return session.driver()
+    return session.connection().connection.driver_connection  # any other session: its own
+
+
+def bound_dialect(session: Session) -> Dialect:
+    return session.engine.dialect if isinstance(session, UnitSession) else session.get_bind().dialect
+
+
+class Sent:
+    """A statement sent; its row count is read (and its cursor closed) when first asked for."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor, self._rowcount = cursor, None
+
+    @property
+    def rowcount(self) -> int:
+        if self._rowcount is None:
+            self._rowcount = int(self._cursor.rowcount)
+            self._cursor.close()
+        return self._rowcount
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the statements run inside to PostgreSQL together (psycopg's pipeline mode): one round
+    trip for a transition's writes instead of one each. Errors and row counts arrive when the
+    block ends. On SQLite, in process, the statements simply run."""
+    if bound_dialect(session).name != "postgresql":
+        yield
+        return
+    with _driver(session).pipeline():
+        yield
 
 
 class Prepared:
@@ -87,23 +125,26 @@ class Prepared:
     def _row(plan: _Plan, row: Sequence[Any]) -> dict[str, Any]:
         return {name: v if p is None else p(v) for name, p, v in zip(plan.columns, plan.results, row, strict=True)}
 
-    def _cursor(self, session: Session) -> tuple[Any, Dialect]:
+    @staticmethod
+    def _cursor(session: Session) -> tuple[Any, Dialect]:
         if session.new or session.dirty or session.deleted:
             session.flush()  # the ORM's autoflush, which this path would otherwise skip
-        if isinstance(session, UnitSession):  # storage.db.session_scope's: no SQLAlchemy Connection needed
-            return session.driver().cursor(), session.engine.dialect
-        conn = session.connection()  # any other session: its own connection and transaction
-        return conn.connection.driver_connection.cursor(), conn.dialect
+        return _driver(session).cursor(), bound_dialect(session)
 
     def execute(self, session: Session, values: dict[str, Any] | None = None) -> int:
         """Run once; returns the number of rows changed."""
+        return self.send(session, values).rowcount
+
+    def send(self, session: Session, values: dict[str, Any] | None = None) -> Sent:
+        """Run once; inside ``pipelined`` the row count is known only once the block has ended."""
         cursor, dialect = self._cursor(session)
         plan = self._plan(dialect, tuple(values) if self._is_insert else None)
         try:
             cursor.execute(plan.sql, self._params(plan, values or {}))
-            return int(cursor.rowcount)
-        finally:
+        except BaseException:
             cursor.close()
+            raise
+        return Sent(cursor)
 
     def execute_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -135,14 +176,21 @@ class Prepared:
         (the pool rolls back whatever the driver began when it goes back), or on ``driver``."""
         plan = self._plan(engine.dialect, None)
         pooled = engine.raw_connection() if driver is None else None
+        connection = driver if pooled is None else pooled.driver_connection
+        # psycopg would wrap the read in BEGIN … ROLLBACK: three round trips where one will do.
+        autocommit = engine.dialect.name == "postgresql" and not connection.autocommit
         try:
-            cursor = (driver if pooled is None else pooled.driver_connection).cursor()
+            if autocommit:
+                connection.autocommit = True
+            cursor = connection.cursor()
             try:
                 cursor.execute(plan.sql, self._params(plan, values))
                 row = cursor.fetchone()
             finally:
                 cursor.close()  # ends SQLite's implicit read transaction: pins no WAL snapshot
         finally:
+            if autocommit and not connection.closed:
+                connection.autocommit = False
             if pooled is not None:
                 pooled.close()
         return None if row is None else self._row(plan, row)
