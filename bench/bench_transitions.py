@@ -744,6 +744,9 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
         sat = await closed_loop(clerks, iter(sat_pool), plan.http_seconds)
         for c in clerks:
             c.close()
+        if sat.count == 0:
+            raise RuntimeError(f"{app}: no request answered 200; "
+                               + "; ".join(notes + describe_errors(sat.errors, len(sat.errors))))
         offered = sat.rate / 2
         paced_pool = create_cases(db, math.ceil(offered * 1.3 * plan.http_seconds / len(PATH)) + 20)
         paced = await open_loop(new_clerk, iter(paced_pool), offered, plan.http_seconds)

@@ -9,10 +9,9 @@ token, ``If-Match`` and that the trigger leaves the case's state, and nothing el
 counters, guards, outbox, queues, hash chain or deadlines; it is a floor, not a rival product.
 
 Everything except that one route (intake, reads, ``/healthz``) is Tongban's own app, mounted
-below, so the benchmark's set-up and smoke test run unchanged.
+below, so the benchmark's set-up and smoke test run unchanged. (No ``from __future__ import
+annotations`` here: FastAPI must resolve the route's annotations, which name a local dependency.)
 """
-
-from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
