@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
 import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from api.deps import SessionDep, UnitRoute
 from storage.db import session_scope
 from storage.prepared import Prepared
 from storage.tables import Region
@@ -89,4 +96,48 @@ def test_prepared_statements_join_a_plain_session_too(db: sa.Engine) -> None:
     with Session(db) as s:
         INSERT_REGION.execute(s, {"code": "1", "name": "prepared"})
         s.commit()
+    assert _count(db) == 1
+
+
+async def _probe(request: Request) -> AsyncIterator[None]:
+    """Exits after the route returned and before the unit's own exit (dependencies end in reverse):
+    looks from a read-only connection whether the route's write is committed yet."""
+    yield
+    db = request.app.state.engine
+    request.app.state.seen["committed_before_unit_exit"] = _count(db.execution_options(readonly=True))
+
+
+Probe = Annotated[None, Depends(_probe, scope="function")]
+
+
+def _probe_app(db: sa.Engine, route_class: type[APIRoute], seen: dict[str, int]) -> FastAPI:
+    router = APIRouter(route_class=route_class)
+
+    @router.post("/regions/{code}")
+    def add_region(code: str, session: SessionDep, _: Probe) -> Any:
+        INSERT_REGION.execute(session, {"code": code, "name": "探针"})
+        return {"code": code}
+
+    app = FastAPI()
+    app.state.engine, app.state.seen = db, seen
+    app.include_router(router)
+    return app
+
+
+def test_route_commits_on_its_own_thread_as_it_returns(db: sa.Engine) -> None:
+    # On SQLite the writer lock is held until commit: committing a thread hop later, in the
+    # dependency's exit, kept every other writer waiting across that hop.
+    seen: dict[str, int] = {}
+    with TestClient(_probe_app(db, UnitRoute, seen)) as client:
+        assert client.post("/regions/1").status_code == 200
+    assert seen["committed_before_unit_exit"] == 1
+    assert _count(db) == 1
+
+
+def test_plain_route_commits_only_in_the_unit_exit(db: sa.Engine) -> None:
+    # The control: what the probe sees without UnitRoute.
+    seen: dict[str, int] = {}
+    with TestClient(_probe_app(db, APIRoute, seen)) as client:
+        assert client.post("/regions/1").status_code == 200
+    assert seen["committed_before_unit_exit"] == 0
     assert _count(db) == 1

@@ -8,14 +8,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.deps import SessionDep, require_role
+from api.deps import SessionDep, UnitRoute, require_role
 from api.pages import web
 from engine import catalog, dashboard
 from engine.actors import Actor, authenticate
 from engine.errors import Unauthenticated
 from storage.tables import Region
 
-router = APIRouter()
+router = APIRouter(route_class=UnitRoute)
 Filter = Annotated[str | None, Query(max_length=64)]
 Days = Annotated[int, Query(ge=1, le=366, description="统计周期 (天)")]
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, UnitRoute
 from api.pages import web
 from api.pages.diagram import highlighted_svg
 from engine import catalog
@@ -17,7 +17,7 @@ from states.compiler import compile_item
 from states.loader import DefinitionError, parse_item
 from storage.tables import ItemVersion
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitRoute, include_in_schema=False)
 MAX_SOURCE = 200_000
 
 

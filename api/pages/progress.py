@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, UnitRoute
 from api.pages import web
 from api.routes import public
 from engine.errors import EngineError
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitRoute, include_in_schema=False)
 
 
 @router.get("/progress", response_class=HTMLResponse)

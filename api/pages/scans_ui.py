@@ -14,14 +14,14 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlmodel import Session
 
-from api.deps import SessionDep
+from api.deps import SessionDep, UnitRoute
 from api.pages import web
 from engine import scans
 from engine.actors import Actor
 from engine.errors import EngineError
 from storage.object_factory import get_store
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitRoute, include_in_schema=False)
 UPLOAD_PATH = r"/ui/cases/[^/]+/materials/[^/]+/pages"
 
 

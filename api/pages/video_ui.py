@@ -11,12 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, UnitRoute
 from api.pages import web
 from engine.errors import EngineError
 from video import links, rooms
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitRoute, include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import SessionDep
+from api.deps import SessionDep, UnitRoute
 from api.pages import scans_ui, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.schemas import Applicant
@@ -21,7 +21,7 @@ from engine.advance import advance, load_case
 from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
 from storage.tables import Clerk, Counter, CounterItem, ItemVersion, Region
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitRoute, include_in_schema=False)
 Csrf = Annotated[str, Form(alias="csrf", max_length=128)]
 
 

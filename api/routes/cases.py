@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Response
 from sqlmodel import Session
 
-from api.deps import ActorDep, SessionDep, parse_if_match, require_role
+from api.deps import ActorDep, SessionDep, UnitRoute, parse_if_match, require_role
 from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
 from engine import dashboard, idempotency, intake, views
 from engine.access import require_case_reader
@@ -16,7 +16,7 @@ from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+router = APIRouter(route_class=UnitRoute, prefix="/api/v1/cases", tags=["cases"])
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import ActorDep, SessionDep, parse_if_match
+from api.deps import ActorDep, SessionDep, UnitRoute, parse_if_match
 from api.limits import allow_larger
 from core.settings import get_settings
 from engine import scans
@@ -29,7 +29,7 @@ from engine.scan_validation import UploadRefused, UploadTooLarge
 from storage.object_factory import get_store
 from storage.objects import ObjectStore
 
-router = APIRouter(prefix="/api/v1/cases", tags=["documents"])
+router = APIRouter(route_class=UnitRoute, prefix="/api/v1/cases", tags=["documents"])
 PAGES = "/{number}/materials/{material_id}/pages"
 UPLOAD_PATH = r"/api/v1/cases/[^/]+/materials/[^/]+/pages"
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import ActorDep, SessionDep, require_role
+from api.deps import ActorDep, SessionDep, UnitRoute, require_role
 from engine import catalog
 from engine.errors import InvalidInput
 from states.diagram import to_mermaid, to_svg
 from states.loader import DefinitionError, parse_item
 
-router = APIRouter(prefix="/api/v1/items", tags=["items"])
+router = APIRouter(route_class=UnitRoute, prefix="/api/v1/items", tags=["items"])
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 

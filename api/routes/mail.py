@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from api.deps import ActorDep, SessionDep, require_role
+from api.deps import ActorDep, SessionDep, UnitRoute, require_role
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import load_case, require_holder
@@ -27,7 +27,7 @@ from engine.errors import EngineError, InvalidInput
 from engine.scans import read_evidence
 from storage.flow_tables import TrackingEvent, Waybill
 
-router = APIRouter(tags=["mail"])
+router = APIRouter(route_class=UnitRoute, tags=["mail"])
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 
-from api.deps import SessionDep
+from api.deps import SessionDep, UnitRoute
 from core.settings import get_settings
 from engine import catalog
 from engine.advance import T_CASE, T_HIST
@@ -18,7 +18,7 @@ from engine.errors import EngineError, NotFound
 from engine.intake import hash_query_code
 from engine.views import STATUS_LABELS
 
-router = APIRouter(tags=["public"])
+router = APIRouter(route_class=UnitRoute, tags=["public"])
 
 
 class RateLimited(EngineError):

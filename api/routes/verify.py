@@ -10,14 +10,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import ActorDep, SessionDep
+from api.deps import ActorDep, SessionDep, UnitRoute
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
 from engine.scans import read_evidence
 from storage.flow_tables import Certificate
 from storage.tables import Counter
 
-router = APIRouter(tags=["certificates"])
+router = APIRouter(route_class=UnitRoute, tags=["certificates"])
 
 PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">

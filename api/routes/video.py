@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
-from api.deps import ActorDep, SessionDep
+from api.deps import ActorDep, SessionDep, UnitRoute
 from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
@@ -23,7 +23,7 @@ from video import inspection, links, rooms
 from video.hub import Hub, LiveRoom, Peer
 from video.page import STATIC, render_room
 
-router = APIRouter(tags=["video"])
+router = APIRouter(route_class=UnitRoute, tags=["video"])
 KeyHeader = Annotated[str | None, Header(alias="X-Participant-Key", max_length=64)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Sdp = Annotated[str, StringConstraints(min_length=10, max_length=200_000)]
