@@ -31,7 +31,7 @@ class _Plan:
     sql: str
     positional: bool
     names: tuple[str, ...]  # parameter names, in the order a positional driver wants them
-    defaults: dict[str, Callable[[], Any]]  # INSERT columns left out of the row: their Python default
+    defaults: dict[str, Callable[[], Any]]  # values not given: INSERT columns' Python defaults, literals
     bound: tuple[tuple[str, Processor], ...]  # (name, bind processor: Python value → driver value)
     columns: tuple[str, ...]  # result column names
     results: tuple[Processor, ...]  # per column: driver value → Python value
@@ -90,6 +90,8 @@ class Prepared:
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(by_name)
         binds = tuple(by_name[n].type._cached_bind_processor(dialect) for n in names)
         defaults = self._defaults(names, keys or ())
+        if not isinstance(self.statement, sa.Insert):  # literals (``sa.literal``) are binds that keep their value
+            defaults |= {n: (lambda v=by_name[n].effective_value: v) for n in names if not by_name[n].required}
         result_columns = compiled._result_columns
         plan = _Plan(
             sql=compiled.string, positional=compiled.positional, names=names, defaults=defaults,

@@ -141,3 +141,10 @@ def test_plain_route_commits_only_in_the_unit_exit(db: sa.Engine) -> None:
         assert client.post("/regions/1").status_code == 200
     assert seen["committed_before_unit_exit"] == 0
     assert _count(db) == 1
+
+
+def test_prepared_literals_keep_their_value(db: sa.Engine) -> None:
+    # sa.literal() compiles to an anonymous bind: it must carry its value, not NULL.
+    labelled = Prepared(sa.select(sa.literal(7).label("seven"), sa.literal("通办").label("name")))
+    with session_scope(db, readonly=True) as s:
+        assert labelled.first(s) == {"seven": 7, "name": "通办"}
