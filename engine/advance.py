@@ -39,12 +39,12 @@ MAX_AUTO_STEPS = 16
 
 # Hot-path statements run through storage.prepared: compiled once per dialect, executed on the
 # unit of work's own connection (SQLAlchemy's per-call machinery was most of a transition's CPU).
-_SELECT_CASE = Prepared(sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number")))
+_CASE_BY_NUMBER = sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
+_SELECT_CASE = Prepared(_CASE_BY_NUMBER)
 # PostgreSQL: the row stays locked until commit, so the version read is the version written over
 # and a transition's writes can go in one round trip (storage.prepared.pipelined). SQLite's
 # writer lock already serialises write units; FOR UPDATE renders as nothing there.
-_SELECT_CASE_LOCKED = Prepared(sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
-                               .with_for_update())
+_SELECT_CASE_LOCKED = Prepared(_CASE_BY_NUMBER.with_for_update())
 _UPDATE_CASE = Prepared(
     sa.update(T_CASE)
     .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
+from storage.db import bound_engine
 from storage.unit import UnitSession
 
 Processor = Callable[[Any], Any] | None
@@ -44,10 +45,6 @@ def _driver(session: Session) -> Any:
     return session.connection().connection.driver_connection  # any other session: its own
 
 
-def bound_dialect(session: Session) -> Dialect:
-    return session.engine.dialect if isinstance(session, UnitSession) else session.get_bind().dialect
-
-
 class Sent:
     """A statement sent; its row count is read (and its cursor closed) when first asked for."""
 
@@ -67,7 +64,7 @@ def pipelined(session: Session) -> Iterator[None]:
     """Send the statements run inside to PostgreSQL together (psycopg's pipeline mode): one round
     trip for a transition's writes instead of one each. Errors and row counts arrive when the
     block ends. On SQLite, in process, the statements simply run."""
-    if bound_dialect(session).name != "postgresql":
+    if bound_engine(session).dialect.name != "postgresql":
         yield
         return
     with _driver(session).pipeline():
@@ -131,7 +128,7 @@ class Prepared:
     def _cursor(session: Session) -> tuple[Any, Dialect]:
         if session.new or session.dirty or session.deleted:
             session.flush()  # the ORM's autoflush, which this path would otherwise skip
-        return _driver(session).cursor(), bound_dialect(session)
+        return _driver(session).cursor(), bound_engine(session).dialect
 
     def execute(self, session: Session, values: dict[str, Any] | None = None) -> int:
         """Run once; returns the number of rows changed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
@@ -124,22 +125,16 @@ def _probe_app(db: sa.Engine, route_class: type[APIRoute], seen: dict[str, int])
     return app
 
 
-def test_route_commits_on_its_own_thread_as_it_returns(db: sa.Engine) -> None:
-    # On SQLite the writer lock is held until commit: committing a thread hop later, in the
-    # dependency's exit, kept every other writer waiting across that hop.
+# On SQLite the writer lock is held until commit: committing a thread hop later, in the
+# dependency's exit, kept every other writer waiting across that hop. The plain route is the
+# control: what the probe sees without UnitRoute.
+@pytest.mark.parametrize(("route_class", "committed"), [(UnitRoute, 1), (APIRoute, 0)],
+                         ids=["unit_route_commits_as_it_returns", "plain_route_commits_in_the_exit"])
+def test_when_a_route_commits(db: sa.Engine, route_class: type[APIRoute], committed: int) -> None:
     seen: dict[str, int] = {}
-    with TestClient(_probe_app(db, UnitRoute, seen)) as client:
+    with TestClient(_probe_app(db, route_class, seen)) as client:
         assert client.post("/regions/1").status_code == 200
-    assert seen["committed_before_unit_exit"] == 1
-    assert _count(db) == 1
-
-
-def test_plain_route_commits_only_in_the_unit_exit(db: sa.Engine) -> None:
-    # The control: what the probe sees without UnitRoute.
-    seen: dict[str, int] = {}
-    with TestClient(_probe_app(db, APIRoute, seen)) as client:
-        assert client.post("/regions/1").status_code == 200
-    assert seen["committed_before_unit_exit"] == 0
+    assert seen["committed_before_unit_exit"] == committed
     assert _count(db) == 1
 
 
