@@ -124,13 +124,14 @@ def dispatch(
 @items_app.command("check")
 def items_check(paths: Annotated[list[Path], typer.Argument(help="事项定义文件或目录")]) -> None:
     """校验事项定义; 每个问题输出为 文件:行:列: 说明。"""
-    from states.loader import DefinitionError, iter_definition_files, load_file
+    from engine.catalog import read_file
+    from states.loader import DefinitionError, iter_definition_files
 
     problems, count = [], 0
     for f in iter_definition_files(paths):
         count += 1
         try:
-            load_file(f)
+            read_file(f)
         except DefinitionError as err:
             problems.extend(err.problems)
     for p in problems:
@@ -144,13 +145,13 @@ def items_check(paths: Annotated[list[Path], typer.Argument(help="事项定义�
 @items_app.command("publish")
 def items_publish(paths: Annotated[list[Path], typer.Argument(help="事项定义文件或目录")]) -> None:
     """发布事项版本 (同一版本号内容不同将被拒绝; 运行中的案件保持原版本)。"""
-    from engine.catalog import publish
+    from engine.catalog import publish, read_file
     from engine.errors import EngineError
-    from states.loader import DefinitionError, iter_definition_files, load_file
+    from states.loader import DefinitionError, iter_definition_files
     from storage.db import session_scope
 
     try:
-        loaded = [load_file(f) for f in iter_definition_files(paths)]
+        loaded = [read_file(f) for f in iter_definition_files(paths)]
         with session_scope(_engine()) as session:
             for item in loaded:
                 row, created = publish(session, item, "cli")
@@ -171,21 +172,21 @@ def items_graph(
     version: Annotated[int | None, typer.Option(help="版本 (默认最新)")] = None,
 ) -> None:
     """输出事项的 Mermaid 状态图。"""
-    from engine.catalog import compiled, get_version
+    from engine.catalog import compiled, get_version, read_catalog, read_file
     from engine.errors import NotFound
     from states.diagram import to_mermaid, to_svg
-    from states.loader import DefinitionError, load_catalog, load_file
+    from states.loader import DefinitionError
     from storage.db import session_scope
 
     try:
         if Path(code).is_file():
-            d = load_file(Path(code)).definition
+            d = read_file(Path(code)).definition
         else:
             try:
                 with session_scope(_engine()) as session:
                     d = compiled(session, get_version(session, code, version).id).definition
             except NotFound:
-                found = [i.definition for i in load_catalog(get_settings().catalog_dir)
+                found = [i.definition for i in read_catalog(get_settings().catalog_dir)
                          if i.definition.code == code and version in (None, i.definition.version)]
                 if not found:
                     typer.echo(f"未找到事项 {code}", err=True)

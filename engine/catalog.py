@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from engine import extensions
 from engine.actors import now
 from engine.errors import Conflict, NotFound
 from states.compiler import CompiledItem, compile_item
-from states.loader import LoadedItem, parse_item
+from states.loader import LoadedItem, load_catalog, load_file, parse_item
 from storage.db import database_key
 from storage.tables import ItemVersion
+
+
+def parse(source: str, path: str = "<text>") -> LoadedItem:
+    """Parse and check a definition against the guards, jobs and video steps implemented here."""
+    return parse_item(source, path, vocabulary=extensions.vocabulary())
+
+
+def read_file(path: Path) -> LoadedItem:
+    return load_file(path, vocabulary=extensions.vocabulary())
+
+
+def read_catalog(directory: Path) -> list[LoadedItem]:
+    return load_catalog(directory, vocabulary=extensions.vocabulary())
 
 
 def publish(session: Session, item: LoadedItem, by: str) -> tuple[ItemVersion, bool]:
@@ -71,7 +86,7 @@ def list_items(session: Session) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1024)
 def _compile_source(content_hash: str, source: str) -> CompiledItem:
-    return compile_item(parse_item(source, f"<{content_hash[:12]}>").definition)
+    return compile_item(parse(source, f"<{content_hash[:12]}>").definition)
 
 
 _by_id: dict[tuple[str, int], CompiledItem] = {}

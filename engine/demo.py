@@ -11,16 +11,15 @@ import yaml
 from sqlmodel import Session
 
 from engine.actors import add_clerk
-from engine.catalog import publish
+from engine.catalog import publish, read_catalog
 from engine.dashboard import set_supervised_regions
 from engine.directory import load_alliance
-from states.loader import load_catalog
 from storage.tables import Clerk
 
 
 def publish_catalog(session: Session, directory: Path, by: str = "catalog") -> list[tuple[str, int, bool]]:
     out = []
-    for item in load_catalog(directory):
+    for item in read_catalog(directory):
         row, created = publish(session, item, by)
         out.append((row.code, row.version, created))
     return out

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from engine.extensions import GUARDS
 from states.compiler import CompiledItem
 from storage.prepared import Prepared
 from storage.tables import CaseMaterial
@@ -55,9 +55,10 @@ class Guards:
         return self.why_closed(name) is None
 
     def why_closed(self, name: str) -> str | None:
-        return _GUARDS[name](self)
+        return GUARDS[name].impl(self)
 
 
+@GUARDS.register("required_materials", "必要材料齐全(容缺材料已承诺)")
 def _required_materials(g: Guards) -> str | None:
     missing = []
     for m in g.compiled.definition.materials:
@@ -67,25 +68,21 @@ def _required_materials(g: Guards) -> str | None:
     return f"缺少必要材料: {'、'.join(missing)}" if missing else None
 
 
+@GUARDS.register("commitment_signed", "已签署告知承诺书")
 def _commitment_signed(g: Guards) -> str | None:
     if g.case.get("commitment") or g.payload.get("commitment"):
         return None
     return "申请人尚未签署告知承诺书"
 
 
+@GUARDS.register("all_branches_done", "并联审批各部门均已完成")
 def _all_branches_done(g: Guards) -> str | None:
     branches = g.case.get("branches") or {}
     pending = [b for b, done in g.compiled.branch_done(g.case["state"], branches).items() if not done]
     return f"并联审批尚未完成: {'、'.join(pending)}" if pending else None
 
 
+@GUARDS.register("comment_given", "已填写意见")
 def _comment_given(g: Guards) -> str | None:
     return None if (g.payload.get("comment") or "").strip() else "须填写意见(理由)"
 
-
-_GUARDS: dict[str, Callable[[Guards], str | None]] = {
-    "required_materials": _required_materials,
-    "commitment_signed": _commitment_signed,
-    "all_branches_done": _all_branches_done,
-    "comment_given": _comment_given,
-}

@@ -10,10 +10,12 @@ from engine import catalog
 from engine.actors import SYSTEM, now
 from engine.advance import append_event, fire_first_open, load_case
 from engine.autoreview import evaluate
+from engine.extensions import JOBS
 from engine.guards import load_materials
 from flows.effects import effect
 
 
+@JOBS.register("auto_review", "网络自动审批")
 def auto_review(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     with effect(engine, job) as eff:
         s = eff.session

@@ -12,6 +12,7 @@ from core.settings import get_settings
 from engine import catalog, scans
 from engine.actors import SYSTEM
 from engine.advance import T_HIST, load_case
+from engine.extensions import JOBS
 from engine.pdf import certificate_layout, certificate_pdf
 from flows.effects import effect
 from storage.db import session_scope
@@ -45,6 +46,7 @@ def verify_url(number: str) -> str:
     return f"{get_settings().public_base_url.rstrip('/')}/verify/{number}"
 
 
+@JOBS.register("issue_certificate", "制发证照", follow_ups=("issue", "issue_all"))
 def issue_certificate(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     with session_scope(engine) as s:
         case = load_case(s, job["number"])

@@ -19,14 +19,10 @@ from sqlmodel import Session
 from core.settings import get_settings
 from engine.actors import SYSTEM, now
 from engine.advance import fire_first_open
+from engine.extensions import JOBS
 from flows.outbox import mark_done, worker_name
 from storage.db import session_scope
 from storage.flow_tables import JobEffect
-
-# What a finished job fires next (the first one open for the system actor), like a clerk would.
-FOLLOW_UPS: dict[str, tuple[str, ...]] = {
-    "issue_certificate": ("issue", "issue_all"),
-}
 
 
 @dataclass
@@ -34,7 +30,8 @@ class Effect:
     session: Session
     job: dict[str, Any]
     result: dict[str, Any] = field(default_factory=dict)
-    # Triggers to try after the effect (first open wins), and the history payload to send.
+    # Triggers to try after the effect (first open wins; the job's registered ``follow_ups``,
+    # fired for the system actor as a clerk would), and the history payload to send.
     fire: tuple[str, ...] = ()
     payload: dict[str, Any] = field(default_factory=dict)
 
@@ -48,7 +45,7 @@ def already_done(engine: sa.Engine, job_id: str) -> bool:
 @contextmanager
 def effect(engine: sa.Engine, job: dict[str, Any]) -> Iterator[Effect]:
     with session_scope(engine) as session:
-        eff = Effect(session, job, fire=FOLLOW_UPS.get(job["job"], ()))
+        eff = Effect(session, job, fire=JOBS[job["job"]].meta.get("follow_ups", ()))
         yield eff
         pause = get_settings().job_pause_seconds
         if pause:

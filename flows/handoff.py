@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from core.settings import get_settings
 from engine.actors import Actor, now
 from engine.advance import append_event, load_case
+from engine.extensions import JOBS
 from engine.scans import manifest, replicate
 from flows.effects import effect
 from storage.db import session_scope
@@ -21,6 +22,7 @@ class ManifestMismatch(Exception):
     """A page's stored bytes do not match the sha256 the case recorded: refuse the hand-off."""
 
 
+@JOBS.register("handoff", "跨域移交")
 def handoff(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     p = job["payload"] or {}
     to_counter = p.get("to_counter") or job["counter_id"]

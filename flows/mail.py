@@ -11,10 +11,12 @@ from engine.actors import now
 from engine.advance import load_case
 from engine.delivery import create_waybill, validate_recipient
 from engine.errors import InvalidInput
+from engine.extensions import JOBS
 from flows.effects import effect
 from storage.flow_tables import Notification, Waybill
 
 
+@JOBS.register("create_waybill", "生成邮寄运单")
 def create_waybill_job(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     with effect(engine, job) as eff:
         s = eff.session

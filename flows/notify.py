@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from engine import catalog
 from engine.actors import now
 from engine.advance import load_case
+from engine.extensions import JOBS
 from flows.effects import effect
 from storage.flow_tables import Notification
 
 
+@JOBS.register("notify_applicant", "通知申请人")
 def notify_applicant(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     with effect(engine, job) as eff:
         case = load_case(eff.session, job["number"])
@@ -27,6 +29,7 @@ def notify_applicant(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     return eff.result
 
 
+@JOBS.register("process_recording", "处理视频录像")
 def process_recording(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
     """Recordings are post-processed by the video service (issue #5); here the job is closed."""
     with effect(engine, job) as eff:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from states.problems import Problem
 from states.schema import ItemDefinition, State
-from states.vocabulary import ACTOR_ROLES, BUILTIN_HOLDERS, GUARDS, JOBS
+from states.vocabulary import ACTOR_ROLES, BUILTIN_HOLDERS, Vocabulary
 from states.yamlpos import Located
+
+Report = Callable[[tuple[str | int, ...], str], None]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ def branch_initials(d: ItemDefinition, parallel_id: str) -> list[str]:
     return [f"{s.id}.{b.id}.{b.states[0].id}" for b in s.parallel or []]
 
 
-def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Problem]:
+def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: Vocabulary) -> list[Problem]:
     problems: list[Problem] = []
 
     def report(path: tuple[str | int, ...], message: str) -> None:
@@ -53,8 +56,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Prob
     for ref in table.values():
         if ref.state.holder not in holders:
             report((*ref.path, "holder"), f"未知的窗口角色 '{ref.state.holder}' (可用: {', '.join(sorted(holders))})")
-        if ref.state.job and ref.state.job not in JOBS:
-            report((*ref.path, "job"), f"未知的自动任务 '{ref.state.job}'")
+        _check_extensions(d, ref, vocabulary, report)
     for i, s in enumerate(d.states):
         for j, b in enumerate(s.parallel or []):
             if b.holder not in holders:
@@ -95,15 +97,17 @@ def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Prob
             if role not in ACTOR_ROLES:
                 report((*tp, "roles", k), f"未知的人员角色 '{role}' (可用: {', '.join(ACTOR_ROLES)})")
         for k, guard in enumerate(t.guards):
-            if guard not in GUARDS:
-                report((*tp, "guards", k), f"未知的守卫条件 '{guard}' (可用: {', '.join(GUARDS)})")
+            if guard not in vocabulary.guards:
+                report((*tp, "guards", k), _unknown("守卫条件", guard, vocabulary.guards))
             elif guard == "all_branches_done" and not any(
                 src in table and table[src].state.parallel for src in t.source
             ):
                 report((*tp, "guards", k), "all_branches_done 只能用于离开并联状态的转换")
         for k, job in enumerate(t.jobs):
-            if job not in JOBS:
-                report((*tp, "jobs", k), f"未知的自动任务 '{job}' (可用: {', '.join(JOBS)})")
+            if job not in vocabulary.jobs:
+                report((*tp, "jobs", k), _unknown("自动任务", job, vocabulary.jobs))
+            else:
+                _check_follow_up(d, job, vocabulary, (*tp, "jobs", k), report)
 
     _check_reachability(d, table, report)
     _check_auto_review(d, report)
@@ -118,7 +122,34 @@ def check_semantics(d: ItemDefinition, located: Located, file: str) -> list[Prob
     return problems
 
 
-def _check_auto_review(d: ItemDefinition, report) -> None:  # type: ignore[no-untyped-def]
+def _unknown(kind: str, name: str, known: Mapping[str, str]) -> str:
+    listed = ", ".join(f"{n}({label})" for n, label in known.items())
+    return f"未知的{kind} '{name}' (可用: {listed})"
+
+
+def _check_follow_up(d: ItemDefinition, job: str, vocabulary: Vocabulary, path: tuple[str | int, ...],
+                     report: Report) -> None:
+    """A job that fires a follow-up when done needs that trigger here, open to the system."""
+    wanted = vocabulary.follow_ups.get(job, ())
+    if wanted and not any(t.trigger in wanted and "system" in t.roles for t in d.transitions):
+        report(path, f"自动任务 '{job}'({vocabulary.jobs[job]}) 完成后触发 {' / '.join(wanted)}, "
+                     "本事项须定义其中之一且允许角色 system, 否则案件将停在原状态")
+
+
+def _check_extensions(d: ItemDefinition, ref: StateRef, vocabulary: Vocabulary, report: Report) -> None:
+    s = ref.state
+    if s.job and s.job not in vocabulary.jobs:
+        report((*ref.path, "job"), _unknown("自动任务", s.job, vocabulary.jobs))
+    elif s.job:
+        _check_follow_up(d, s.job, vocabulary, (*ref.path, "job"), report)
+    if s.video and s.video not in vocabulary.video_kinds:
+        report((*ref.path, "video"), _unknown("视频环节", s.video, vocabulary.video_kinds))
+    if s.checklist and s.video not in vocabulary.checklist_kinds:
+        kinds = "、".join(vocabulary.video_kinds[k] for k in sorted(vocabulary.checklist_kinds))
+        report((*ref.path, "checklist"), f"只有带清单的视频环节({kinds})的状态可以声明 checklist")
+
+
+def _check_auto_review(d: ItemDefinition, report: Report) -> None:
     """网络自动审批: its triggers must exist and be firable by the system, its materials known."""
     ar = d.auto_review
     if ar is None:
@@ -147,7 +178,7 @@ def _check_auto_review(d: ItemDefinition, report) -> None:  # type: ignore[no-un
                 report(("auto_review", "rules", i, "materials", k), f"规则引用了未知的材料 '{mid}'")
 
 
-def _check_unique(d: ItemDefinition, report) -> None:  # type: ignore[no-untyped-def]
+def _check_unique(d: ItemDefinition, report: Report) -> None:
     def dupes(ids: list[str], path: tuple[str | int, ...], what: str) -> None:
         seen: set[str] = set()
         for i, x in enumerate(ids):
@@ -163,7 +194,7 @@ def _check_unique(d: ItemDefinition, report) -> None:  # type: ignore[no-untyped
             dupes([x.id for x in b.states], ("states", i, "parallel", j, "states"), "状态")
 
 
-def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report) -> None:  # type: ignore[no-untyped-def]
+def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
     edges: dict[str, set[str]] = {n: set() for n in table}
     for t in d.transitions:
         if t.dest not in table:

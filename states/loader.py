@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from states.checker import check_semantics
 from states.problems import Problem
 from states.schema import ItemDefinition
+from states.vocabulary import Vocabulary
 from states.yamlpos import Located, YamlError, load_located
 
 MAX_FILE_BYTES = 512_000
@@ -50,8 +51,9 @@ def _schema_problems(err: ValidationError, located: Located, path: str) -> list[
     return problems
 
 
-def parse_item(source: str, path: str = "<text>") -> LoadedItem:
-    """Parse and check one definition; raise DefinitionError listing every problem."""
+def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary) -> LoadedItem:
+    """Parse and check one definition against what is implemented; raise DefinitionError listing
+    every problem."""
     if len(source.encode("utf-8")) > MAX_FILE_BYTES:
         raise DefinitionError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_FILE_BYTES} 字节")])
     try:
@@ -66,20 +68,20 @@ def parse_item(source: str, path: str = "<text>") -> LoadedItem:
         definition = ItemDefinition.model_validate(located.data)
     except ValidationError as err:
         raise DefinitionError(_schema_problems(err, located, path)) from None
-    problems = check_semantics(definition, located, path)
+    problems = check_semantics(definition, located, path, vocabulary)
     if problems:
         raise DefinitionError(problems)
     return LoadedItem(definition, source, content_hash(source), path)
 
 
-def load_file(path: Path) -> LoadedItem:
+def load_file(path: Path, *, vocabulary: Vocabulary) -> LoadedItem:
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DefinitionError([Problem(str(path), 1, 1, f"不是 UTF-8 文本: {exc.reason}")]) from None
     except OSError as exc:
         raise DefinitionError([Problem(str(path), 1, 1, f"无法读取: {exc.strerror}")]) from None
-    return parse_item(source, str(path))
+    return parse_item(source, str(path), vocabulary=vocabulary)
 
 
 def iter_definition_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -90,12 +92,12 @@ def iter_definition_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield p
 
 
-def load_catalog(directory: Path) -> list[LoadedItem]:
+def load_catalog(directory: Path, *, vocabulary: Vocabulary) -> list[LoadedItem]:
     """Load every definition in a folder; any problem anywhere fails the whole catalog."""
     items, problems = [], []
     for f in iter_definition_files([directory]):
         try:
-            items.append(load_file(f))
+            items.append(load_file(f, vocabulary=vocabulary))
         except DefinitionError as err:
             problems.extend(err.problems)
     if problems:

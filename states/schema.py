@@ -36,7 +36,7 @@ class State(_Strict):
     holder: Identifier = "competent"
     # Whether the deadline clock runs here; 补正 and 特别程序 pause it.
     clock: Literal["run", "pause"] = "run"
-    video: Literal["consultation", "inspection", "guidance"] | None = None
+    video: Identifier | None = None  # a registered video step (远程会商, 远程踏勘 …)
     job: Identifier | None = None
     final: bool = False
     outcome: Literal["approved", "rejected", "not_accepted", "withdrawn"] | None = None

@@ -6,7 +6,8 @@ import pytest
 
 from core.settings import ROOT
 from engine.autoreview import evaluate
-from states.loader import DefinitionError, parse_item
+from engine.catalog import parse
+from states.loader import DefinitionError
 
 SRC = (ROOT / "catalog" / "items" / "ggcs_weisheng_xuke.yaml").read_text(encoding="utf-8")
 LINES = SRC.splitlines()
@@ -22,7 +23,7 @@ def line_of(text: str, needle: str) -> int:
 
 def problems(text: str) -> list[tuple[int, str]]:
     with pytest.raises(DefinitionError) as err:
-        parse_item(text, "ggcs.yaml")
+        parse(text, "ggcs.yaml")
     return [(p.line, p.message) for p in err.value.problems]
 
 
@@ -54,7 +55,7 @@ def test_rules_without_an_auto_review_job_are_pointless() -> None:
 
 
 def test_evaluation_names_the_deciding_rule() -> None:
-    d = parse_item(SRC, "ggcs.yaml").definition
+    d = parse(SRC, "ggcs.yaml").definition
     ok = evaluate(d, COMPANY, ALL)
     assert ok.approved and ok.rule == "address_given"
     deferred = evaluate(d, COMPANY, {**ALL, "hygiene_report": "deferred"})

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.settings import ROOT
-from states.loader import DefinitionError, parse_item
+from engine.catalog import parse
+from states.loader import DefinitionError
 
 VALID = (ROOT / "catalog" / "items" / "ggcs_weisheng_xuke.yaml").read_text(encoding="utf-8")
 LINES = VALID.splitlines()
@@ -21,7 +22,7 @@ documents = st.recursive(scalars, lambda inner: st.one_of(
 
 def _assert_located(text: str) -> None:
     try:
-        parse_item(text, "fuzz.yaml")
+        parse(text, "fuzz.yaml")
     except DefinitionError as err:
         assert err.problems
         for p in err.problems:
@@ -62,7 +63,7 @@ def test_alias_bomb_and_deep_nesting_are_refused() -> None:
     deep = "a: " + "[" * 5000 + "]" * 5000
     for text, words in ((bomb, "文档过大"), (deep, "嵌套过深")):
         try:
-            parse_item(text, "bomb.yaml")
+            parse(text, "bomb.yaml")
         except DefinitionError as err:
             assert words in err.problems[0].message or "YAML" in err.problems[0].message
         else:  # pragma: no cover
@@ -72,5 +73,5 @@ def test_alias_bomb_and_deep_nesting_are_refused() -> None:
 def test_positions_count_lines_as_editors_do() -> None:
     """PyYAML also breaks lines at NEL (U+0085); the reported line is the editor's line."""
     with pytest.raises(DefinitionError) as err:
-        parse_item("\x85\t", "fuzz.yaml")
+        parse("\x85\t", "fuzz.yaml")
     assert (err.value.problems[0].line, err.value.problems[0].col) == (1, 2)

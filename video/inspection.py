@@ -10,12 +10,14 @@ from sqlmodel import Session
 from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
+from engine.extensions import VIDEO_KINDS
 from storage.video_tables import VideoRoom
 from video import rooms
 
 T_ROOM = VideoRoom.__table__
 
 
+@VIDEO_KINDS.register("inspection", "远程踏勘", checklist=True)
 def checklist_of(session: Session, number: str) -> list[dict[str, str]]:
     state = rooms.state_def(session, load_case(session, number))
     return [{"id": e.id, "label": e.label} for e in state.checklist]
@@ -29,7 +31,7 @@ def submit(session: Session, room_id: str, actor: Actor, results: dict[str, bool
     ``comment_given`` guard says so too, the check here only names the field earlier).
     """
     room = rooms.admit_for_action(session, room_id)
-    if room["kind"] != "inspection":
+    if not VIDEO_KINDS[room["kind"]].meta.get("checklist"):
         raise InvalidInput("room", "只有远程踏勘会议室可以提交踏勘清单")
     if actor.id is None:
         raise Forbidden("踏勘结果须由工作人员提交", missing=["role:inspector|reviewer"])

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from states.vocabulary import VIDEO_KINDS
+from video import kinds
 from video.hub import CAPTURE_ROLES
 from video.links import ROLES, JoinClaim
 
@@ -27,7 +27,7 @@ def render_room(request: Request, claim: JoinClaim, room: dict[str, Any],
               "canInspect": claim.role == "clerk" and claim.clerk_id is not None and bool(checklist)}
     return templates.TemplateResponse(request, "room.html", {
         "config": config, "claim": claim, "room": room, "role_label": ROLES[claim.role],
-        "kind_label": VIDEO_KINDS.get(room["kind"], room["kind"]), "materials": materials,
+        "kind_label": kinds.label(room["kind"]), "materials": materials,
         "checklist": checklist,
     }, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 

@@ -16,10 +16,11 @@ from engine import catalog
 from engine.actors import Actor, now
 from engine.advance import append_event, load_case, require_holder
 from engine.errors import Forbidden, InvalidInput, NotFound
+from engine.extensions import VIDEO_KINDS
 from states.schema import State
-from states.vocabulary import VIDEO_KINDS
 from storage.tables import Clerk, Counter
 from storage.video_tables import VideoParticipant, VideoRoom
+from video.kinds import ADHOC_KIND
 from video.links import ROLES, JoinClaim
 
 T_ROOM = VideoRoom.__table__
@@ -78,9 +79,9 @@ def open_room(session: Session, number: str, actor: Actor, kind: str | None) -> 
         raise InvalidInput("number", "案件已办结, 不能发起视频环节")
     declared = state.video
     if kind is not None and kind not in VIDEO_KINDS:
-        raise InvalidInput("kind", f"须为 {' / '.join(VIDEO_KINDS)}")
-    if declared is None and kind not in (None, "consultation"):
-        raise InvalidInput("kind", f"状态「{state.label}」未声明视频环节, 只能发起临时会商(consultation)")
+        raise InvalidInput("kind", f"须为 {' / '.join(VIDEO_KINDS.labels())}")
+    if declared is None and kind not in (None, ADHOC_KIND):
+        raise InvalidInput("kind", f"状态「{state.label}」未声明视频环节, 只能发起临时会商({ADHOC_KIND})")
     if declared is not None and kind not in (None, declared):
         raise InvalidInput("kind", f"状态「{state.label}」声明的视频环节是 {declared}")
     existing = session.execute(
@@ -91,7 +92,7 @@ def open_room(session: Session, number: str, actor: Actor, kind: str | None) -> 
         return dict(existing)
     at = now()
     row = {"id": secrets.token_hex(8), "case_id": case["id"], "number": number,
-           "state": case["state"], "kind": declared or "consultation", "adhoc": declared is None,
+           "state": case["state"], "kind": declared or ADHOC_KIND, "adhoc": declared is None,
            "status": "open", "opened_by": actor.id, "counter_id": actor.counter_id,
            "opened_at": at, "closed_at": None, "close_reason": None, "checklist": None}
     session.execute(sa.insert(T_ROOM).values(**row))

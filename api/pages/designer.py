@@ -14,7 +14,7 @@ from api.pages import web
 from api.pages.diagram import highlighted_svg
 from engine import catalog
 from states.compiler import compile_item
-from states.loader import DefinitionError, parse_item
+from states.loader import DefinitionError
 from storage.tables import ItemVersion
 
 router = APIRouter(route_class=UnitRoute, include_in_schema=False)
@@ -57,7 +57,7 @@ def designer_check(request: Request, session: SessionDep, csrf: Annotated[str, F
         problems, status = [{"line": 1, "col": 1, "message": f"定义过大: 超过 {MAX_SOURCE} 字符"}], 422
     else:
         try:
-            item = parse_item(source, "粘贴的定义")
+            item = catalog.parse(source, "粘贴的定义")
             c = compile_item(item.definition)
             preview = {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(c, item.content_hash, ()))}
         except DefinitionError as err:

@@ -10,7 +10,7 @@ from api.deps import ActorDep, SessionDep, UnitRoute, require_role
 from engine import catalog
 from engine.errors import InvalidInput
 from states.diagram import to_mermaid, to_svg
-from states.loader import DefinitionError, parse_item
+from states.loader import DefinitionError
 
 router = APIRouter(route_class=UnitRoute, prefix="/api/v1/items", tags=["items"])
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
@@ -48,7 +48,7 @@ async def publish_item(request: Request, session: SessionDep, actor: ActorDep, r
     except UnicodeDecodeError as exc:
         raise InvalidInput("body", "须为 UTF-8 编码的 YAML") from exc
     try:
-        item = parse_item(text, "body")
+        item = catalog.parse(text, "body")
     except DefinitionError as err:
         errors = [{"field": f"body:{p.line}:{p.col}", "line": p.line, "col": p.col, "reason": p.message}
                   for p in err.problems]

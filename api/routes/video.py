@@ -19,7 +19,7 @@ from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
 from storage.db import bound_engine
-from video import inspection, links, rooms
+from video import inspection, kinds, links, rooms
 from video.hub import Hub, LiveRoom, Peer
 from video.page import STATIC, render_room
 
@@ -34,7 +34,8 @@ class _Body(BaseModel):
 
 
 class RoomOpen(_Body):
-    kind: Literal["consultation", "inspection", "guidance"] | None = None
+    # A registered video step (consultation 远程会商, inspection 远程踏勘, guidance 远程指导办件 …).
+    kind: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = None
 
 
 class LinkRequest(_Body):
@@ -132,8 +133,7 @@ async def join(body: JoinBody, request: Request, session: SessionDep) -> Any:
     hub = hub_of(request)
     out = await hub.join(engine, claim, body.sdp, body.type)
     out["materials"] = await hub.db(engine, rooms.materials, claim.number)
-    out["checklist"] = (await hub.db(engine, inspection.checklist_of, claim.number)
-                        if out["kind"] == "inspection" else [])
+    out["checklist"] = await hub.db(engine, kinds.checklist, out["kind"], claim.number)
     return out
 
 
@@ -209,7 +209,7 @@ def join_page(request: Request, session: SessionDep,
             session.commit()
         raise
     return render_room(request, claim, room, rooms.materials(session, claim.number),
-                       inspection.checklist_of(session, claim.number) if room["kind"] == "inspection" else [])
+                       kinds.checklist(session, room["kind"], claim.number))
 
 
 @router.get("/video/static/{name}", include_in_schema=False)
