@@ -1,16 +1,26 @@
-"""The FastAPI application: thin routes over the engine, problem details for every error."""
+"""The FastAPI application: thin routes over the engine, every error in its route's flavour."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from api import pages, problems
-from api.limits import BodyLimit
-from api.routes import cases, documents, items, mail, public, verify
-from api.routes.video import router as video_router
+from api import errors
+from api.limits import BodyLimit, allow_larger
+from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
+from api.routes import cases, dashboard, documents, items, mail, public, verify, video
+from api.routing import Router
 from core.settings import get_settings
+from engine import extensions
 from storage.db import get_engine, loop_reader
+
+# Every router of the app, in one list: the API's, then the pages'.
+ROUTERS: tuple[Router, ...] = (
+    public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
+    verify.router, mail.router,
+    workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
+)
 
 
 def create_app(engine: sa.Engine | None = None) -> FastAPI:
@@ -21,22 +31,20 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         description="跨域通办案件编排平台: 事项定义、办件流转、跨域移交。",
         openapi_url="/openapi.json",
     )
+    extensions.load()
     app.state.engine = engine or get_engine()
     if app.state.engine.dialect.name == "sqlite":
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
-    problems.install(app)
+    errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
-    app.include_router(public.router)
-    app.include_router(items.router)
-    app.include_router(cases.router)
-    documents.install(app)  # scans and evidence; uploads get their own body limit
-    app.include_router(video_router)
-    app.include_router(verify.router)
-    app.include_router(mail.router)
-    if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process (issue #4)
+    for router in ROUTERS:
+        app.include_router(router)
+        for pattern, max_bytes in router.large_bodies:
+            allow_larger(app, pattern, max_bytes)
+    app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
+    if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process
         from flows.embedded import install as install_flows
 
         install_flows(app)
-    pages.install(app)
     return app

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Header, Request
-from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from engine.actors import Actor, authenticate
@@ -20,8 +17,8 @@ from storage.db import loop_reader, session_scope
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work. Opening one does no I/O, so it happens on the event loop.
 
-    A sync route served by ``UnitRoute`` commits it on its own thread as it returns; what is left
-    here is to close an ended unit, which needs no I/O either. Any other end (an error, an async
+    A sync route (``api.routing.UnitRoute``) commits it on its own thread as it returns; what is
+    left here is to close an ended unit, which needs no I/O either. Any other end (an error, an async
     route) runs on a worker thread.
     """
     scope = session_scope(request.app.state.engine, readonly=request.method in ("GET", "HEAD"))
@@ -46,32 +43,6 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 # scope="function": the unit of work commits before the response is sent, so a 2xx always means
 # committed and the next request sees it (the default would commit after answering).
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-
-
-class UnitRoute(APIRoute):
-    """Every router's route class: a sync endpoint taking ``session`` commits it on its own
-    thread as it returns, before the answer leaves.
-
-    Left to ``get_session``'s exit, the commit came a thread hop later, and on SQLite the writer
-    lock (one for all workers) stayed held across that hop: at saturation the two cores sat 30 %
-    idle while requests queued for the lock. A failed commit still fails the request.
-    """
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _commit_on_return(endpoint), **kwargs)
-
-
-def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(endpoint) or "session" not in inspect.signature(endpoint).parameters:
-        return endpoint  # async routes run on the loop, which must not wait for the writer
-
-    @functools.wraps(endpoint)  # FastAPI reads the signature (and annotations) through __wrapped__
-    def run(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        kwargs["session"].commit()
-        return result
-
-    return run
 
 
 async def get_actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:

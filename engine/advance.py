@@ -27,13 +27,15 @@ from states.schema import Transition
 from states.vocabulary import ACTOR_ROLES, OUTCOMES
 from storage.db import database_key
 from storage.prepared import Prepared, pipelined
-from storage.tables import Case, CaseHolder, CaseMaterial, Counter, HistoryEvent, OutboxJob
+from storage.tables import (
+    T_CASE,
+    T_HIST,
+    T_HOLD,
+    T_MAT,
+    T_OUT,
+    Counter,
+)
 
-T_CASE = Case.__table__
-T_HIST = HistoryEvent.__table__
-T_OUT = OutboxJob.__table__
-T_HOLD = CaseHolder.__table__
-T_MAT = CaseMaterial.__table__
 MAX_AUTO_STEPS = 16
 
 
@@ -70,6 +72,16 @@ def load_case(session: Session, number: str, *, lock: bool = False) -> dict[str,
     if row is None:
         raise NotFound(f"案件 {number} 不存在")
     return row
+
+
+_SELECT_NUMBER = Prepared(sa.select(T_CASE.c.number).where(T_CASE.c.id == sa.bindparam("case_id")))
+
+
+def case_number(session: Session, case_id: int) -> str:
+    row = _SELECT_NUMBER.first(session, {"case_id": case_id})
+    if row is None:
+        raise NotFound(f"案件 #{case_id} 不存在")
+    return str(row["number"])
 
 
 def holder_counters(c: CompiledItem, case: dict[str, Any]) -> list[str]:

@@ -76,6 +76,21 @@ def get_version(session: Session, code: str, version: int | None) -> ItemVersion
     return row
 
 
+def versions(session: Session, code: str | None = None) -> list[ItemVersion]:
+    """Published versions, newest first per item (all items, or one)."""
+    q = sa.select(ItemVersion).order_by(ItemVersion.code, ItemVersion.version.desc())
+    if code is not None:
+        q = q.where(ItemVersion.code == code)
+    return list(session.execute(q).scalars())
+
+
+def content_hash(session: Session, item_version_id: int) -> str:
+    row = session.get(ItemVersion, item_version_id)
+    if row is None:
+        raise NotFound(f"事项版本 {item_version_id} 不存在")
+    return row.content_hash
+
+
 def list_items(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         sa.select(ItemVersion.code, ItemVersion.name, sa.func.max(ItemVersion.version))

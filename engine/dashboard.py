@@ -24,14 +24,12 @@ from sqlmodel import Session
 from core.settings import get_settings
 from engine import catalog
 from engine.actors import Actor
-from engine.advance import T_CASE, T_HIST, T_HOLD, T_OUT
 from engine.errors import Forbidden, InvalidInput
 from engine.workdays import add_working_days, is_workday
-from storage.dashboard_tables import SupervisorRegion
+from storage.dashboard_tables import T_SUP, SupervisorRegion
 from storage.db import bound_engine
-from storage.tables import Clerk, Counter, ItemVersion, Region
+from storage.tables import T_CASE, T_HIST, T_HOLD, T_OUT, Clerk, Counter, ItemVersion, Region
 
-T_SUP = SupervisorRegion.__table__
 LIST_LIMIT = 50
 
 

@@ -18,9 +18,8 @@ from engine.actors import now
 from engine.workdays import add_working_days, working_days_between
 from states.compiler import CompiledItem
 from storage.flow_tables import Notification
-from storage.tables import Case
+from storage.tables import T_CASE
 
-T_CASE = Case.__table__
 NORMAL, WARNING, OVERDUE = "正常", "预警", "逾期"
 
 

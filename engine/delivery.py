@@ -16,11 +16,11 @@ from core.install_secrets import install_secret
 from core.settings import get_settings
 from engine import scans
 from engine.actors import SYSTEM, now
-from engine.advance import T_CASE, fire_first_open
+from engine.advance import fire_first_open
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.pdf import waybill_pdf
 from storage.flow_tables import TrackingEvent, Waybill
-from storage.tables import Counter
+from storage.tables import T_CASE, Counter
 
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 LANDLINE = re.compile(r"^0[0-9]{2,3}-?[0-9]{7,8}$")
@@ -114,6 +114,16 @@ def get_waybill(session: Session, number: str) -> Waybill:
     if row is None:
         raise NotFound(f"运单 {number} 不存在")
     return row
+
+
+def waybills_of(session: Session, case_id: int) -> list[Waybill]:
+    return list(session.execute(sa.select(Waybill).where(Waybill.case_id == case_id)
+                                .order_by(Waybill.id)).scalars())
+
+
+def tracking_events(session: Session, waybill_id: int) -> list[TrackingEvent]:
+    return list(session.execute(sa.select(TrackingEvent).where(TrackingEvent.waybill_id == waybill_id)
+                                .order_by(TrackingEvent.at, TrackingEvent.id)).scalars())
 
 
 def record_tracking(session: Session, waybill: Waybill, status: str, event_id: str, *,

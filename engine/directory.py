@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from sqlmodel import Session
 
 from engine.errors import Forbidden, InvalidInput
 from states.schema import ItemDefinition
-from storage.tables import Counter, CounterItem, Region
+from storage.tables import Clerk, Counter, CounterItem, Region
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,35 @@ def resolve_parties(
     for role in d.roles:
         by_role[role] = find(role).id
     return Parties(intake, competent, by_role)
+
+
+def counter_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return dict(session.execute(sa.select(Counter.id, Counter.name).where(Counter.id.in_(wanted))).all())
+
+
+def clerk_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(session.execute(sa.select(Clerk.id, Clerk.name).where(Clerk.id.in_(wanted))).all())
+
+
+def regions(session: Session, codes: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(code, name) of every region, or of those named, by code."""
+    q = sa.select(Region.code, Region.name).order_by(Region.code)
+    if codes is not None:
+        q = q.where(Region.code.in_(set(codes)))
+    return [(code, name) for code, name in session.execute(q).all()]
+
+
+def counter_item_codes(session: Session, counter_id: str, roles: Iterable[str] = ("intake", "competent")) -> set[str]:
+    """The items this counter handles in one of these roles (收件 or 办理)."""
+    return set(session.execute(sa.select(CounterItem.item_code).where(
+        CounterItem.counter_id == counter_id, CounterItem.role.in_(list(roles)))).scalars())
+
+
+def counter(session: Session, counter_id: str) -> Counter | None:
+    return session.get(Counter, counter_id)

@@ -10,10 +10,7 @@ from sqlmodel import Session
 from engine.extensions import GUARDS
 from states.compiler import CompiledItem
 from storage.prepared import Prepared
-from storage.tables import CaseMaterial
-
-T_MAT = CaseMaterial.__table__
-
+from storage.tables import T_MAT
 
 _SELECT_MATERIALS = Prepared(sa.select(T_MAT).where(T_MAT.c.case_id == sa.bindparam("case_id")))
 

@@ -17,10 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from storage.tables import Case, HistoryEvent
+from storage.tables import T_CASE, T_HIST
 
-T_CASE = Case.__table__
-T_HIST = HistoryEvent.__table__
 HASHED_FIELDS = ("seq", "at", "kind", "actor_id", "actor_name", "counter_id", "trigger",
                  "from_state", "to_state", "comment", "data")
 

@@ -37,7 +37,7 @@ from core.settings import get_settings
 from engine import catalog, thumbnails
 from engine.access import require_case_reader
 from engine.actors import Actor, now
-from engine.advance import T_CASE, T_MAT, append_event, load_case, require_holder
+from engine.advance import append_event, load_case, require_holder
 from engine.errors import (
     Conflict,
     EngineError,
@@ -56,7 +56,7 @@ from engine.scan_validation import (
     validate,
 )
 from storage.db import bound_engine, session_scope
-from storage.documents import CasePage, Evidence
+from storage.documents import T_EVID, T_PAGE
 from storage.object_factory import get_store
 from storage.objects import (
     BucketKind,
@@ -67,10 +67,8 @@ from storage.objects import (
     StoreUnavailable,
     bucket_for,
 )
-from storage.tables import Counter
+from storage.tables import T_CASE, T_MAT, Counter
 
-T_PAGE = CasePage.__table__
-T_EVID = Evidence.__table__
 CHUNK = 1 << 20
 IN_MEMORY = 8 << 20  # uploads up to this size are held as bytes: checked while being written
 log = logging.getLogger(__name__)

@@ -20,10 +20,9 @@ from sqlmodel import Session
 
 from core.settings import get_settings
 from storage.db import bound_engine, session_scope
-from storage.documents import CasePage
+from storage.documents import T_PAGE
 from storage.objects import ObjectStore
 
-T_PAGE = CasePage.__table__
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from sqlmodel import Session
 
 from engine import catalog
 from engine.actors import Actor
-from engine.advance import T_CASE, T_HIST, T_HOLD, describe_missing, holder_counters, why_forbidden
+from engine.advance import describe_missing, holder_counters, why_forbidden
 from engine.errors import InvalidInput
 from engine.guards import Guards
 from states.compiler import CompiledItem
-from storage.tables import ItemVersion
+from storage.tables import T_CASE, T_HIST, T_HOLD, ItemVersion
 
 STATUS_LABELS = {
     1: "已接件", 2: "已撤件", 3: "已受理", 4: "不受理", 5: "不予受理", 6: "补正开始", 7: "补正结束",

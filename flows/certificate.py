@@ -11,15 +11,13 @@ from sqlmodel import Session
 from core.settings import get_settings
 from engine import catalog, scans
 from engine.actors import SYSTEM
-from engine.advance import T_HIST, load_case
+from engine.advance import load_case
 from engine.extensions import JOBS
 from engine.pdf import certificate_layout, certificate_pdf
 from flows.effects import effect
 from storage.db import session_scope
-from storage.flow_tables import Certificate
-from storage.tables import Counter
-
-T_CERT = Certificate.__table__
+from storage.flow_tables import T_CERT, Certificate
+from storage.tables import T_HIST, Counter
 
 
 def decision_seq(session: Session, case_id: int, payload: dict[str, Any]) -> int:

@@ -14,6 +14,7 @@ from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
+from engine import deadlines
 from flows import jobs
 from flows.outbox import claim
 from storage import db
@@ -82,8 +83,5 @@ def run_single_job(job_id: str) -> dict[str, Any]:
 @flow(name="deadline-sweep")
 def deadline_sweep() -> dict[str, int]:
     """Mark 预警 / 逾期 on open cases and queue notifications to supervisors."""
-    from engine.deadlines import sweep
-    from storage.db import session_scope
-
-    with session_scope(get_engine()) as session:
-        return sweep(session)
+    with db.session_scope(get_engine()) as session:
+        return deadlines.sweep(session)

@@ -17,11 +17,8 @@ import sqlalchemy as sa
 
 from core.settings import get_settings
 from engine.actors import now
-from storage.flow_tables import JobLease
-from storage.tables import Case, OutboxJob
-
-T_OUT = OutboxJob.__table__
-T_LEASE = JobLease.__table__
+from storage.flow_tables import T_LEASE
+from storage.tables import T_OUT, Case
 
 
 def worker_name() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from storage.tables import Case, CaseHolder, OutboxJob
+
 
 class SupervisorRegion(SQLModel, table=True):
     """A supervisor (督查) sees the counters and cases of these regions and no others."""
@@ -16,8 +18,6 @@ class SupervisorRegion(SQLModel, table=True):
 
 def _indexes() -> None:
     """Indexes the dashboard, queue and case pages need on the engine's tables (migration 0005)."""
-    from storage.tables import Case, CaseHolder, OutboxJob
-
     cases, open_ = Case.__table__, sa.text("finished_at IS NULL")
     sa.Index("ix_cases_intake_created", cases.c.intake_counter_id, cases.c.created_at,
              postgresql_include=["item_code"])
@@ -33,3 +33,7 @@ def _indexes() -> None:
 
 
 _indexes()
+
+
+# Table handles for Core statements (prepared statements and bulk reads), one per table.
+T_SUP = SupervisorRegion.__table__

@@ -184,3 +184,8 @@ def session_scope(engine: sa.Engine | None = None, *, readonly: bool = False) ->
         except BaseException:
             session.rollback()
             raise
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database (the health probe)."""
+    session.execute(sa.text("SELECT 1"))

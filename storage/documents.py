@@ -61,3 +61,8 @@ class Evidence(SQLModel, table=True):
     counter_id: str | None = Field(default=None, max_length=64)
     stored_at: datetime = Field(sa_type=UTC_TS)
     meta: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+
+
+# Table handles for Core statements (prepared statements and bulk reads), one per table.
+T_EVID = Evidence.__table__
+T_PAGE = CasePage.__table__

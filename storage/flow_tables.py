@@ -108,3 +108,8 @@ class Notification(SQLModel, table=True):
     message: str
     created_at: datetime = Field(sa_type=UTC_TS)
     sent_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+
+
+# Table handles for Core statements (prepared statements and bulk reads), one per table.
+T_CERT = Certificate.__table__
+T_LEASE = JobLease.__table__

@@ -99,9 +99,3 @@ class ObjectStore(Protocol):
     def set_legal_hold(self, bucket: str, key: str, on: bool) -> None:
         """Legal hold blocks deletion regardless of the retention date."""
 
-
-def get_store() -> ObjectStore:
-    """The configured store (``TONGBAN_OBJECT_STORE``: local | s3), one per process."""
-    from storage.object_factory import get_store as _get
-
-    return _get()

@@ -15,11 +15,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from storage.documents import CasePage, Evidence
+from storage.documents import T_EVID, T_PAGE
 from storage.objects import ObjectInfo, ObjectLocked, ObjectStore
-
-T_PAGE = CasePage.__table__
-T_EVID = Evidence.__table__
 
 
 @dataclass

@@ -218,3 +218,11 @@ class Sequence(SQLModel, table=True):
     __tablename__ = "sequences"
     name: str = Field(primary_key=True, max_length=64)
     value: int = 0
+
+
+# Table handles for Core statements (prepared statements and bulk reads), one per table.
+T_CASE = Case.__table__
+T_HIST = HistoryEvent.__table__
+T_HOLD = CaseHolder.__table__
+T_MAT = CaseMaterial.__table__
+T_OUT = OutboxJob.__table__

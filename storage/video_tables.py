@@ -57,3 +57,8 @@ class VideoRecording(SQLModel, table=True):
     content_type: str = Field(default="video/mp4", max_length=64)
     started_at: datetime = Field(sa_type=UTC_TS)
     ended_at: datetime = Field(sa_type=UTC_TS)
+
+
+# Table handles for Core statements (prepared statements and bulk reads), one per table.
+T_PART = VideoParticipant.__table__
+T_ROOM = VideoRoom.__table__

@@ -12,7 +12,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from api.deps import SessionDep, UnitRoute
+from api.deps import SessionDep
+from api.routing import UnitRoute
 from storage.db import session_scope
 from storage.prepared import Prepared
 from storage.tables import Region
@@ -119,6 +120,12 @@ def _probe_app(db: sa.Engine, route_class: type[APIRoute], seen: dict[str, int])
         INSERT_REGION.execute(session, {"code": code, "name": "探针"})
         return {"code": code}
 
+    # Commit on return is keyed on the dependency, not on the parameter's name.
+    @router.post("/named-otherwise/{code}")
+    def add_region_named_otherwise(code: str, unit: SessionDep, _: Probe) -> Any:
+        INSERT_REGION.execute(unit, {"code": code, "name": "探针"})
+        return {"code": code}
+
     app = FastAPI()
     app.state.engine, app.state.seen = db, seen
     app.include_router(router)
@@ -130,10 +137,11 @@ def _probe_app(db: sa.Engine, route_class: type[APIRoute], seen: dict[str, int])
 # control: what the probe sees without UnitRoute.
 @pytest.mark.parametrize(("route_class", "committed"), [(UnitRoute, 1), (APIRoute, 0)],
                          ids=["unit_route_commits_as_it_returns", "plain_route_commits_in_the_exit"])
-def test_when_a_route_commits(db: sa.Engine, route_class: type[APIRoute], committed: int) -> None:
+@pytest.mark.parametrize("path", ["/regions/1", "/named-otherwise/1"])
+def test_when_a_route_commits(db: sa.Engine, route_class: type[APIRoute], committed: int, path: str) -> None:
     seen: dict[str, int] = {}
     with TestClient(_probe_app(db, route_class, seen)) as client:
-        assert client.post("/regions/1").status_code == 200
+        assert client.post(path).status_code == 200
     assert seen["committed_before_unit_exit"] == committed
     assert _count(db) == 1
 

@@ -10,18 +10,15 @@ Database work runs in worker threads so the event loop keeps relaying media.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from core.settings import get_settings
@@ -33,6 +30,7 @@ from video import messages, rooms
 from video.capture import grab_jpeg
 from video.frames import CopyTrack
 from video.links import JoinClaim
+from video.live import LiveRoom, Peer, send, send_all
 from video.recorder import Recorder
 from video.store import save_capture, save_recording
 
@@ -45,48 +43,6 @@ CLOSE_GRACE = 0.3
 def rtc_config() -> RTCConfiguration:
     # No STUN: the default Google server stalls ICE gathering on offline machines.
     return RTCConfiguration(iceServers=[])
-
-
-@dataclass
-class Peer:
-    id: str
-    role: str
-    name: str
-    clerk_id: int | None
-    actor: Actor
-    key: str
-    pc: RTCPeerConnection
-    tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
-    channel: RTCDataChannel | None = None
-    views: dict[str, RTCPeerConnection] = field(default_factory=dict)  # publisher id → pc
-    recorder: Recorder | None = None
-    recording_since: datetime | None = None
-    uploads: dict[str, messages.Upload] = field(default_factory=dict)
-    left: bool = False
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "role": self.role,
-                "video": "video" in self.tracks, "audio": "audio" in self.tracks}
-
-
-@dataclass
-class LiveRoom:
-    id: str
-    number: str
-    state: str
-    kind: str
-    engine: sa.Engine
-    relay: MediaRelay = field(default_factory=MediaRelay)
-    peers: dict[str, Peer] = field(default_factory=dict)
-    idle_since: float = field(default_factory=time.monotonic)
-    closed: bool = False
-
-    def by_key(self, key: str | None) -> Peer:
-        peer = next((p for p in self.peers.values()
-                     if key and secrets.compare_digest(p.key, key)), None)
-        if peer is None or peer.left:
-            raise Forbidden("参会凭证无效或已离开会议室", missing=["participant_key"])
-        return peer
 
 
 class Hub:
@@ -254,7 +210,7 @@ class Hub:
         if room is None or room.closed:
             return
         room.closed = True
-        self._send_all(room, {"t": "closed", "reason": reason})
+        send_all(room, {"t": "closed", "reason": reason})
         if any(not p.left for p in room.peers.values()):
             await asyncio.sleep(CLOSE_GRACE)  # let the notice leave before the transports go
         for peer in list(room.peers.values()):
@@ -284,7 +240,7 @@ class Hub:
         name = f"视频拍照-{target.name}-{now():%Y%m%d%H%M%S}.jpg"
         page = await self.db(room.engine, save_capture, room.id, room.number, requester.actor,
                              target.id, material_id, jpeg, name, self.store)
-        self._send_all(room, {"t": "capture", "by": requester.name, "of": target.name,
+        send_all(room, {"t": "capture", "by": requester.name, "of": target.name,
                               "material": material_id, "sha256": page.get("sha256")})
         return page
 
@@ -297,7 +253,7 @@ class Hub:
         def _message(raw: str | bytes) -> None:
             asyncio.ensure_future(self._on_message(room, peer, raw))
 
-        self._send(peer, {"t": "participants", "you": peer.id,
+        send(peer, {"t": "participants", "you": peer.id,
                           "list": [p.public() for p in room.peers.values() if not p.left]})
 
     async def _on_message(self, room: LiveRoom, peer: Peer, raw: str | bytes) -> None:
@@ -305,22 +261,13 @@ class Hub:
             return
         reply = await messages.handle(self, room, peer, raw)
         if reply is not None:
-            self._send(peer, reply)
+            send(peer, reply)
 
     # -- fan-out ---------------------------------------------------------------------------
-    def _send(self, peer: Peer, msg: dict[str, Any]) -> None:
-        ch = peer.channel
-        if ch is not None and ch.readyState == "open" and not peer.left:
-            ch.send(json.dumps(msg, ensure_ascii=False, default=str))
-
-    def _send_all(self, room: LiveRoom, msg: dict[str, Any]) -> None:
-        for p in room.peers.values():
-            self._send(p, msg)
-
     def _broadcast_participants(self, room: LiveRoom) -> None:
         listing = [p.public() for p in room.peers.values() if not p.left]
         for p in room.peers.values():
-            self._send(p, {"t": "participants", "you": p.id, "list": listing})
+            send(p, {"t": "participants", "you": p.id, "list": listing})
 
     # -- closing rooms whose case moved on, and idle ones -------------------------------------
     def _ensure_watcher(self) -> None:

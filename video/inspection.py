@@ -11,10 +11,8 @@ from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
 from engine.extensions import VIDEO_KINDS
-from storage.video_tables import VideoRoom
+from storage.video_tables import T_ROOM
 from video import rooms
-
-T_ROOM = VideoRoom.__table__
 
 
 @VIDEO_KINDS.register("inspection", "远程踏勘", checklist=True)

@@ -13,35 +13,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.settings import get_settings
 from engine.actors import now
 from engine.errors import EngineError
 from video import rooms
+from video.live import LiveRoom, Peer, RoomServices, Upload, send_all
 from video.store import save_file
-
-if TYPE_CHECKING:
-    from video.hub import Hub, LiveRoom, Peer
 
 MAX_CHAT = 2000
 MAX_UPLOADS = 4
-
-
-@dataclass
-class Upload:
-    name: str
-    size: int
-    material: str
-    data: bytearray = field(default_factory=bytearray)
 
 
 def _error(field_: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"t": "error", "field": field_, "reason": reason, **extra}
 
 
-async def handle(hub: Hub, room: LiveRoom, peer: Peer, raw: str | bytes) -> dict[str, Any] | None:
+async def handle(hub: RoomServices, room: LiveRoom, peer: Peer, raw: str | bytes) -> dict[str, Any] | None:
     if isinstance(raw, bytes):
         return _error("message", "只接受 JSON 文本消息")
     try:
@@ -58,7 +47,7 @@ async def handle(hub: Hub, room: LiveRoom, peer: Peer, raw: str | bytes) -> dict
     return _error("t", f"未知的消息类型 {kind!r}")
 
 
-async def _chat(hub: Hub, room: LiveRoom, peer: Peer, msg: dict[str, Any]) -> dict[str, Any] | None:
+async def _chat(hub: RoomServices, room: LiveRoom, peer: Peer, msg: dict[str, Any]) -> dict[str, Any] | None:
     text = msg.get("text")
     if not isinstance(text, str) or not text.strip():
         return _error("text", "消息不能为空")
@@ -67,12 +56,12 @@ async def _chat(hub: Hub, room: LiveRoom, peer: Peer, msg: dict[str, Any]) -> di
     text = text.strip()
     await hub.db(room.engine, rooms.log, room.id, "video_chat", peer.actor,
                  {"participant": peer.id, "role": peer.role, "text": text})
-    hub._send_all(room, {"t": "chat", "from": peer.name, "role": peer.role, "participant": peer.id,
+    send_all(room, {"t": "chat", "from": peer.name, "role": peer.role, "participant": peer.id,
                          "text": text, "at": now().isoformat()})
     return None
 
 
-async def _file(hub: Hub, room: LiveRoom, peer: Peer, msg: dict[str, Any]) -> dict[str, Any] | None:
+async def _file(hub: RoomServices, room: LiveRoom, peer: Peer, msg: dict[str, Any]) -> dict[str, Any] | None:
     limit = get_settings().video_max_file_bytes
     fid = msg.get("id")
     if not isinstance(fid, str) or not fid or len(fid) > 64:
@@ -112,6 +101,6 @@ async def _file(hub: Hub, room: LiveRoom, peer: Peer, msg: dict[str, Any]) -> di
     except EngineError as exc:
         errors = exc.extra.get("errors") or [{"field": "file", "reason": exc.detail}]
         return {"t": "file_result", "id": fid, "ok": False, **errors[0]}
-    hub._send_all(room, {"t": "file", "from": peer.name, "name": upload.name,
+    send_all(room, {"t": "file", "from": peer.name, "name": upload.name,
                          "material": upload.material})
     return {"t": "file_result", "id": fid, "ok": True, "page": page}

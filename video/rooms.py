@@ -13,18 +13,16 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine import catalog
-from engine.actors import Actor, now
+from engine.actors import SYSTEM, Actor, now
 from engine.advance import append_event, load_case, require_holder
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.extensions import VIDEO_KINDS
 from states.schema import State
 from storage.tables import Clerk, Counter
-from storage.video_tables import VideoParticipant, VideoRoom
+from storage.video_tables import T_PART, T_ROOM, VideoRecording
 from video.kinds import ADHOC_KIND
 from video.links import ROLES, JoinClaim
 
-T_ROOM = VideoRoom.__table__
-T_PART = VideoParticipant.__table__
 CLERK_ROLES = {"clerk", "reviewer", "approver", "inspector"}
 
 
@@ -179,7 +177,6 @@ def close(session: Session, room_id: str, reason: str, actor: Actor | None = Non
     if not done:
         return False
     room = _room(session, room_id)
-    from engine.actors import SYSTEM
 
     append_event(session, load_case(session, room["number"]), None, at, "video_close",
                  actor or SYSTEM, {"room": room_id, "reason": reason})
@@ -210,7 +207,6 @@ def materials(session: Session, number: str) -> list[dict[str, str]]:
 
 
 def describe(session: Session, room_id: str) -> dict[str, Any]:
-    from storage.video_tables import VideoRecording
 
     row = _room(session, room_id)
     parts = session.execute(sa.select(T_PART).where(T_PART.c.room_id == room_id)

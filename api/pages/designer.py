@@ -5,28 +5,25 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-import sqlalchemy as sa
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import SessionDep, UnitRoute
+from api.deps import SessionDep
 from api.pages import web
 from api.pages.diagram import highlighted_svg
+from api.routing import Router
 from engine import catalog
 from states.compiler import compile_item
 from states.loader import DefinitionError
-from storage.tables import ItemVersion
 
-router = APIRouter(route_class=UnitRoute, include_in_schema=False)
+router = Router(pages=True)
 MAX_SOURCE = 200_000
 
 
 @router.get("/ui/designer", response_class=HTMLResponse)
 def designer_home(request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
-    rows = session.execute(sa.select(ItemVersion.code, ItemVersion.name, ItemVersion.version,
-                                     ItemVersion.published_at, ItemVersion.published_by)
-                           .order_by(ItemVersion.code, ItemVersion.version.desc())).all()
+    rows = catalog.versions(session)
     catalog_: dict[str, dict] = {}
     for r in rows:
         catalog_.setdefault(r.code, {"code": r.code, "name": r.name, "versions": []})["versions"].append(r)
@@ -39,8 +36,7 @@ def designer_item(code: str, request: Request, session: SessionDep,
                   version: Annotated[int | None, Query(ge=1)] = None) -> Response:
     actor = web.require_actor(request, session)
     row = catalog.get_version(session, code, version)
-    versions = session.execute(sa.select(ItemVersion.version).where(ItemVersion.code == code)
-                               .order_by(ItemVersion.version.desc())).scalars().all()
+    versions = [v.version for v in catalog.versions(session, code)]
     c = catalog.compiled(session, row.id)
     return web.render(request, "designer_item.html", actor, row=row, d=c.definition, versions=versions,
                       svg_uri=_svg_uri(highlighted_svg(c, row.content_hash, ())))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import SessionDep, UnitRoute
+from api.deps import SessionDep
 from api.pages import web
 from api.routes import public
+from api.routing import Router
 from engine.errors import EngineError
 
-router = APIRouter(route_class=UnitRoute, include_in_schema=False)
+router = Router(pages=True)
 
 
 @router.get("/progress", response_class=HTMLResponse)

@@ -6,22 +6,21 @@ so the rules (who may read, who may upload, file checks, object first and row af
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request, UploadFile
+from fastapi import Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from sqlmodel import Session
 
-from api.deps import SessionDep, UnitRoute
-from api.pages import web
+from api.deps import SessionDep
+from api.pages import case_page, web
+from api.routing import Router
+from core.settings import get_settings
 from engine import scans
-from engine.actors import Actor
 from engine.errors import EngineError
 from storage.object_factory import get_store
 
-router = APIRouter(route_class=UnitRoute, include_in_schema=False)
+router = Router(pages=True)
 UPLOAD_PATH = r"/ui/cases/[^/]+/materials/[^/]+/pages"
 
 
@@ -33,30 +32,15 @@ def object_store() -> Any:
 StoreDep = Annotated[Any, Depends(object_store)]
 
 
-def install(app: FastAPI) -> None:
-    app.include_router(router)
-    from api.limits import allow_larger
-    from core.settings import get_settings
-
-    allow_larger(app, UPLOAD_PATH, lambda: int(getattr(get_settings(), "max_upload_bytes", 20_000_000)) + 65_536)
-
-
-def pages_by_material(session: Session, number: str, actor: Actor) -> dict[str, list[dict[str, Any]]] | None:
-    """Active pages per material."""
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for p in scans.list_pages(session, number, actor):
-        out[p["material_id"]].append({"id": p["id"], "page_no": p["page_no"],
-                                      "thumbnail": bool(p.get("thumbnail_key"))})
-    return out
+# Uploads may exceed the global body limit up to ``max_upload_bytes`` (multipart overhead on top).
+router.allow_larger(UPLOAD_PATH, lambda: get_settings().max_upload_bytes + 65_536)
 
 
 @router.get("/ui/cases/{number}/materials/{material_id}/pages/{page_id}/thumbnail")
 def thumbnail(number: str, material_id: str, page_id: int, request: Request, session: SessionDep,
               store: StoreDep) -> Response:
     actor = web.require_actor(request, session)
-    from api.pages.workbench import visible_case
-
-    visible_case(session, actor, number)
+    case_page.visible_case(session, actor, number)
     d = scans.page_download(session, number, material_id, page_id, actor, thumbnail=True, store=store)
     if d.url is not None:  # object store hands out a short-lived presigned URL
         return RedirectResponse(d.url, status_code=307, headers={"Cache-Control": "no-store"})
@@ -71,13 +55,11 @@ def upload(number: str, material_id: str, request: Request, session: SessionDep,
            file: UploadFile, store: StoreDep) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    from api.pages.workbench import render_case, visible_case
-
-    visible_case(session, actor, number)
+    case_page.visible_case(session, actor, number)
     try:
         scans.add_page(session, number, material_id, file.file, file.filename, actor,
                        store=store, expected_version=version)
     except EngineError as exc:
         session.rollback()
-        return render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
     return RedirectResponse(f"/ui/cases/{number}", status_code=303)

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SessionDep, UnitRoute
-from api.pages import web
+from api.deps import SessionDep
+from api.pages import case_page, web
+from api.routing import Router
 from engine.errors import EngineError
 from video import links, rooms
 
-router = APIRouter(route_class=UnitRoute, include_in_schema=False)
-
-
-def install(app: FastAPI) -> None:
-    app.include_router(router)
+router = Router(pages=True)
 
 
 @router.post("/ui/cases/{number}/video")
@@ -28,14 +25,12 @@ def open_video(number: str, request: Request, session: SessionDep,
                csrf: Annotated[str, Form(max_length=128)]) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    from api.pages.workbench import render_case, visible_case
-
-    visible_case(session, actor, number)
+    case_page.visible_case(session, actor, number)
     try:
         room = rooms.open_room(session, number, actor, None)
         clerk_id = rooms.check_link_request(session, room, "clerk", None, actor)
     except EngineError as exc:
         session.rollback()
-        return render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
     token, _ = links.issue(number, room["id"], "clerk", actor.name, clerk_id)
     return RedirectResponse(f"/video/join?t={token}", status_code=303)

@@ -83,6 +83,8 @@ def login_redirect(next_url: str) -> RedirectResponse:
     return RedirectResponse(f"/ui/login?next={quote(next_url)}", status_code=303)
 
 
-def error_page(request: Request, exc: EngineError, actor: Actor | None = None) -> HTMLResponse:
-    return render(request, "error.html", actor, status_code=exc.status, title=exc.title,
-                  detail=exc.detail)
+def error_page(request: Request, status: int, title: str, detail: str,
+               headers: dict[str, str] | None = None) -> HTMLResponse:
+    page = render(request, "error.html", None, status_code=status, title=title, detail=detail)
+    page.headers.update(headers or {})
+    return page

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import SessionDep, UnitRoute
-from api.pages import scans_ui, web
+from api.deps import SessionDep
+from api.pages import case_page, web
 from api.pages.diagram import active_states, highlighted_svg
+from api.routing import Router
 from api.schemas import Applicant
-from engine import catalog, dashboard, intake, views
-from engine.access import require_case_reader
+from engine import catalog, dashboard, directory, intake, views
 from engine.actors import Actor, authenticate
-from engine.advance import advance, load_case
+from engine.advance import advance
 from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
-from storage.tables import Clerk, Counter, CounterItem, ItemVersion, Region
 
-router = APIRouter(route_class=UnitRoute, include_in_schema=False)
+router = Router(pages=True)
 Csrf = Annotated[str, Form(alias="csrf", max_length=128)]
 
 
@@ -82,17 +80,16 @@ def queue_page(request: Request, session: SessionDep, counter: str | None = None
         raise Forbidden("只能查看本窗口的队列", missing=["role:supervisor"])
     dashboard.check_counter_visible(session, actor, counter)
     page = views.queue(session, counter, item=item or None, cursor=cursor, limit=50)
-    names = _clerk_names(session, [it["assignee"] for it in page["items"]])
+    names = directory.clerk_names(session, [it["assignee"] for it in page["items"]])
     return web.render(request, "queue.html", actor, counter=counter, counters=counters,
-                      counter_name=_counter_names(session, [counter]).get(counter, counter),
+                      counter_name=directory.counter_names(session, [counter]).get(counter, counter),
                       page=page, names=names, item=item or "", items=catalog.list_items(session))
 
 
 # --- intake --------------------------------------------------------------------------------
 
 def _intake_items(session: Session, counter_id: str) -> list[dict[str, Any]]:
-    codes = set(session.execute(sa.select(CounterItem.item_code).where(
-        CounterItem.counter_id == counter_id, CounterItem.role.in_(["intake", "competent"]))).scalars())
+    codes = directory.counter_item_codes(session, counter_id)
     return [it for it in catalog.list_items(session) if it["code"] in codes]
 
 
@@ -105,7 +102,7 @@ def _intake_context(session: Session, actor: Actor, item: str | None) -> dict[st
     if chosen:
         d = catalog.compiled(session, catalog.latest_version(session, chosen["code"]).id).definition
         materials, modes = d.materials, d.modes
-    regions = session.execute(sa.select(Region.code, Region.name).order_by(Region.code)).all()
+    regions = directory.regions(session)
     return {"items": items, "chosen": chosen, "materials": materials, "modes": modes,
             "regions": regions, "own_region": actor.region_code}
 
@@ -158,59 +155,20 @@ def _intake_error(request: Request, session: Session, actor: Actor, item: str, f
 
 # --- the case page -------------------------------------------------------------------------
 
-def visible_case(session: Session, actor: Actor, number: str) -> dict[str, Any]:
-    case = load_case(session, number)
-    require_case_reader(session, actor, case)
-    return case
-
-
-def _counter_names(session: Session, ids: Any) -> dict[str, str]:
-    return dict(session.execute(sa.select(Counter.id, Counter.name).where(Counter.id.in_(set(ids)))).all())
-
-
-def _clerk_names(session: Session, ids: Any) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    return dict(session.execute(sa.select(Clerk.id, Clerk.name).where(Clerk.id.in_(wanted))).all()) if wanted else {}
-
-
-def _case_page(request: Request, session: Session, actor: Actor, case: dict[str, Any],
-               status_code: int = 200, error: str | None = None, done: str | None = None) -> Response:
-    view = views.case_view(session, case, actor)
-    events = views.history(session, case["id"])
-    c = catalog.compiled(session, case["item_version_id"])
-    labels = {name: ref.state.label for name, ref in c.table.items()}
-    seen = [*case["parties"].values(), *(e["counter_id"] for e in events if e["counter_id"])]
-    counters = _counter_names(session, seen)
-    done_label = next((t.label for t in c.definition.transitions if t.trigger == done), None)
-    # The video step opens from the holding counter when the state declares one (issue #5).
-    video = view["state"]["video"] if actor.counter_id in view["holders"] else None
-    return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
-                      labels=labels, counters=counters, clerks=_clerk_names(session, case["assignees"].values()),
-                      error=error, done=done_label, video=video,
-                      pages=scans_ui.pages_by_material(session, case["number"], actor),
-                      prefect_url=dashboard.prefect_runs_url(case["number"]))
-
-
-def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,
-                error: str) -> Response:
-    """The case page again, with what went wrong (after the failed write was rolled back)."""
-    return _case_page(request, session, actor, load_case(session, number), status_code, error)
-
-
 @router.get("/ui/cases/{number}", response_class=HTMLResponse)
-def case_page(number: str, request: Request, session: SessionDep,
+def show_case(number: str, request: Request, session: SessionDep,
               done: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     actor = web.require_actor(request, session)
-    return _case_page(request, session, actor, visible_case(session, actor, number), done=done)
+    return case_page.render(request, session, actor, case_page.visible_case(session, actor, number), done=done)
 
 
 @router.get("/ui/cases/{number}/diagram.svg")
 def case_diagram(number: str, request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
-    case = visible_case(session, actor, number)
+    case = case_page.visible_case(session, actor, number)
     c = catalog.compiled(session, case["item_version_id"])
-    content_hash = session.get(ItemVersion, case["item_version_id"]).content_hash  # type: ignore[union-attr]
-    svg = highlighted_svg(c, content_hash, active_states(c, case["state"], case["branches"]))
+    svg = highlighted_svg(c, catalog.content_hash(session, case["item_version_id"]),
+                          active_states(c, case["state"], case["branches"]))
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=60"})
 
 
@@ -220,7 +178,7 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
          comment: Annotated[str, Form(max_length=2000)] = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    visible_case(session, actor, number)
+    case_page.visible_case(session, actor, number)
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
@@ -228,7 +186,7 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:
         session.rollback()
-        return render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
     return RedirectResponse(f"/ui/cases/{number}?done={trigger}", status_code=303)
 
 
@@ -237,12 +195,12 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
                  version: Annotated[int, Form(ge=1)], status: Annotated[str, Form(max_length=16)]) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    visible_case(session, actor, number)
+    case_page.visible_case(session, actor, number)
     try:
         if status not in ("received", "missing"):
             raise InvalidInput("status", "须为 received 或 missing")
         intake.set_material(session, number, actor, material_id, status, version)
     except EngineError as exc:
         session.rollback()
-        return render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
     return RedirectResponse(f"/ui/cases/{number}", status_code=303)

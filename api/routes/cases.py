@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import Header, Query, Response
 from sqlmodel import Session
 
-from api.deps import ActorDep, SessionDep, UnitRoute, parse_if_match, require_role
+from api.deps import ActorDep, SessionDep, parse_if_match, require_role
+from api.routing import Router
 from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
 from engine import dashboard, idempotency, intake, views
 from engine.access import require_case_reader
@@ -16,7 +17,7 @@ from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
 
-router = APIRouter(route_class=UnitRoute, prefix="/api/v1/cases", tags=["cases"])
+router = Router(prefix="/api/v1/cases", tags=["cases"])
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -20,8 +20,8 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import ActorDep, SessionDep, UnitRoute, parse_if_match
-from api.limits import allow_larger
+from api.deps import ActorDep, SessionDep, parse_if_match
+from api.routing import Router
 from core.settings import get_settings
 from engine import scans
 from engine.errors import InvalidInput
@@ -29,7 +29,7 @@ from engine.scan_validation import UploadRefused, UploadTooLarge
 from storage.object_factory import get_store
 from storage.objects import ObjectStore
 
-router = APIRouter(route_class=UnitRoute, prefix="/api/v1/cases", tags=["documents"])
+router = Router(prefix="/api/v1/cases", tags=["documents"])
 PAGES = "/{number}/materials/{material_id}/pages"
 UPLOAD_PATH = r"/api/v1/cases/[^/]+/materials/[^/]+/pages"
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
@@ -43,10 +43,8 @@ async def get_object_store() -> ObjectStore:
 StoreDep = Annotated[ObjectStore, Depends(get_object_store)]
 
 
-def install(app: FastAPI) -> None:
-    """Mount the routes; uploads may exceed the global body limit up to ``max_upload_bytes``."""
-    app.include_router(router)
-    allow_larger(app, UPLOAD_PATH, lambda: get_settings().max_upload_bytes + MULTIPART_OVERHEAD)
+# Uploads may exceed the global body limit up to ``max_upload_bytes``.
+router.allow_larger(UPLOAD_PATH, lambda: get_settings().max_upload_bytes + MULTIPART_OVERHEAD)
 
 
 def _page_view(number: str, p: dict[str, Any]) -> dict[str, Any]:

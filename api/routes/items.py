@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
-from api.deps import ActorDep, SessionDep, UnitRoute, require_role
+from api.deps import ActorDep, SessionDep, require_role
+from api.routing import Router
 from engine import catalog
 from engine.errors import InvalidInput
 from states.diagram import to_mermaid, to_svg
 from states.loader import DefinitionError
 
-router = APIRouter(route_class=UnitRoute, prefix="/api/v1/items", tags=["items"])
+router = Router(prefix="/api/v1/items", tags=["items"])
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 

@@ -6,14 +6,14 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from api.deps import ActorDep, SessionDep, UnitRoute, require_role
+from api.deps import ActorDep, SessionDep, require_role
+from api.routing import Router
 from engine.access import require_case_reader
 from engine.actors import Actor
-from engine.advance import load_case, require_holder
+from engine.advance import case_number, load_case, require_holder
 from engine.delivery import (
     STATUSES,
     create_waybill,
@@ -21,13 +21,15 @@ from engine.delivery import (
     get_waybill,
     record_tracking,
     signature_ok,
+    tracking_events,
     validate_recipient,
+    waybills_of,
 )
 from engine.errors import EngineError, InvalidInput
 from engine.scans import read_evidence
-from storage.flow_tables import TrackingEvent, Waybill
+from storage.flow_tables import Waybill
 
-router = APIRouter(route_class=UnitRoute, tags=["mail"])
+router = Router(tags=["mail"])
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
@@ -61,8 +63,7 @@ class CarrierEvent(_Body):
 
 
 def waybill_view(session: Any, w: Waybill) -> dict[str, Any]:
-    events = session.execute(sa.select(TrackingEvent).where(TrackingEvent.waybill_id == w.id)
-                             .order_by(TrackingEvent.at, TrackingEvent.id)).scalars()
+    events = tracking_events(session, w.id)
     return {"number": w.number, "carrier": w.carrier, "status": w.status,
             "status_label": STATUSES[w.status], "sender_counter": w.sender_counter_id,
             "recipient": w.recipient, "contents": w.contents, "created_at": w.created_at,
@@ -72,9 +73,7 @@ def waybill_view(session: Any, w: Waybill) -> dict[str, Any]:
 
 
 def _visible(session: Any, w: Waybill, actor: Actor) -> None:
-    number = session.execute(sa.text("SELECT number FROM cases WHERE id = :i"),
-                             {"i": w.case_id}).scalar_one()
-    require_case_reader(session, actor, load_case(session, number))
+    require_case_reader(session, actor, load_case(session, case_number(session, w.case_id)))
 
 
 @router.post("/api/v1/cases/{number}/waybills", status_code=201)
@@ -95,8 +94,7 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
 def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
     require_case_reader(session, actor, case)
-    rows = session.execute(sa.select(Waybill).where(Waybill.case_id == case["id"])
-                           .order_by(Waybill.id)).scalars().all()
+    rows = waybills_of(session, case["id"])
     return {"number": number, "waybills": [waybill_view(session, w) for w in rows]}
 
 

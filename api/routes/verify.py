@@ -6,18 +6,17 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from fastapi import APIRouter, Response
+from fastapi import Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import ActorDep, SessionDep, UnitRoute
-from engine.advance import load_case
-from engine.errors import Forbidden, NotFound
+from api.deps import ActorDep, SessionDep
+from api.routing import Router
+from engine import certificates
+from engine.advance import case_number, load_case
+from engine.errors import Forbidden
 from engine.scans import read_evidence
-from storage.flow_tables import Certificate
-from storage.tables import Counter
 
-router = APIRouter(route_class=UnitRoute, tags=["certificates"])
+router = Router(tags=["certificates"])
 
 PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -30,27 +29,18 @@ dt{{color:#555;margin-top:.6em}}</style></head>
 <p><small>核验时间 {checked}（北京时间以服务器为准）</small></p></body></html>"""
 
 
-def certificate_status(cert: Certificate, today: Any) -> tuple[bool, str]:
-    if cert.revoked_at is not None:
-        return False, "该证照已被撤销, 不再有效"
-    if cert.valid_until is not None and cert.valid_until < today:
-        return False, f"该证照已于 {cert.valid_until} 过期"
-    return True, "真实有效: 该证照由本平台签发, 当前在有效期内"
-
-
 @router.get("/verify/{number}", response_class=HTMLResponse)
 def verify(number: str, session: SessionDep) -> HTMLResponse:
     """The page a certificate's QR code opens: genuine and current, or not (no personal data)."""
-    cert = session.execute(sa.select(Certificate).where(Certificate.number == number)).scalar_one_or_none()
+    cert = certificates.find(session, number)
     checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if cert is None:
         body = PAGE.format(number=html.escape(number), cls="bad", checked=checked,
                            verdict="未查到该证照: 编号不存在, 证照可能是伪造的", details="")
         return HTMLResponse(body, status_code=404)
-    ok, verdict = certificate_status(cert, datetime.now(UTC).date())
-    counter = session.get(Counter, cert.counter_id)
+    ok, verdict = certificates.status(cert, datetime.now(UTC).date())
     rows = [("证照名称", cert.title), ("证照编号", cert.number), ("持证主体", cert.holder),
-            ("发证单位", (counter.unit or counter.name) if counter else cert.counter_id),
+            ("发证单位", certificates.issuer(session, cert)),
             ("发证日期", cert.issued_at.date().isoformat()),
             ("有效期至", cert.valid_until.isoformat() if cert.valid_until else "长期"),
             ("文件指纹 (SHA-256)", cert.sha256)]
@@ -65,8 +55,7 @@ def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict
     case = load_case(session, number)
     if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
         raise Forbidden("本窗口未参与该案件", missing=["counter"])
-    rows = session.execute(sa.select(Certificate).where(Certificate.case_id == case["id"])
-                           .order_by(Certificate.decision_seq)).scalars()
+    rows = certificates.of_case(session, case["id"])
     return {"number": number, "certificates": [
         {"number": r.number, "title": r.title, "issued_at": r.issued_at, "valid_until": r.valid_until,
          "counter": r.counter_id, "sha256": r.sha256, "revoked": r.revoked_at is not None,
@@ -76,10 +65,7 @@ def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict
 
 @router.get("/api/v1/certificates/{number}/pdf")
 def certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Response:
-    cert = session.execute(sa.select(Certificate).where(Certificate.number == number)).scalar_one_or_none()
-    if cert is None:
-        raise NotFound(f"证照 {number} 不存在")
-    case = session.execute(sa.text("SELECT number FROM cases WHERE id = :i"), {"i": cert.case_id}).scalar_one()
-    list_certificates(case, session, actor)  # the same visibility rule
+    cert = certificates.get(session, number)
+    list_certificates(case_number(session, cert.case_id), session, actor)  # the same visibility rule
     return Response(b"".join(read_evidence(cert.bucket, cert.object_key)), media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
-from api.deps import ActorDep, SessionDep, UnitRoute
+from api.deps import ActorDep, SessionDep
+from api.routing import Router
 from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
 from storage.db import bound_engine
 from video import inspection, kinds, links, rooms
-from video.hub import Hub, LiveRoom, Peer
+from video.hub import Hub
+from video.live import LiveRoom, Peer
 from video.page import STATIC, render_room
 
-router = APIRouter(route_class=UnitRoute, tags=["video"])
+router = Router(tags=["video"])
 KeyHeader = Annotated[str | None, Header(alias="X-Participant-Key", max_length=64)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Sdp = Annotated[str, StringConstraints(min_length=10, max_length=200_000)]

@@ -1,0 +1,61 @@
+"""Every error of the app, answered in its route's flavour: problem details for the API, a page
+for the pages (``api.routing.flavour_of``). One handler per kind of error, installed once."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from api.pages import web
+from api.problems import log_refusal, problem
+from api.routing import flavour_of
+from engine.errors import EngineError
+
+
+def _answer(request: Request, status: int, title: str, detail: str, type_: str = "about:blank",
+            headers: dict[str, str] | None = None, **extra: object) -> Response:
+    if flavour_of(request) == "page":
+        return web.error_page(request, status, title, detail, headers)
+    return problem(status, title, detail, type_, headers, **extra)
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EngineError)
+    log_refusal(request, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 503:
+        headers = {"Retry-After": str(exc.extra.get("retry_after", 5))}
+    extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
+    return _answer(request, exc.status, exc.title, exc.detail, exc.type, headers, **extra)
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "reason": e["msg"]}
+              for e in exc.errors()]
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+    return _answer(request, 422, "输入无效", detail, "/problems/invalid-input", errors=errors)
+
+
+# Starlette's own refusals (no route matched, wrong method), in the product's language.
+_HTTP_TITLES = {404: "未找到该页面或资源", 405: "不支持该请求方法"}
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    title = _HTTP_TITLES.get(exc.status_code, str(exc.detail))
+    return _answer(request, exc.status_code, title, title, headers=getattr(exc, "headers", None))
+
+
+async def _login(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, web.LoginRequired)
+    return web.login_redirect(exc.next_url)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(EngineError, _engine_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(web.LoginRequired, _login)

@@ -1,0 +1,59 @@
+"""The case page: applicant, materials and scans, history, diagram, and the actions open now.
+
+Rendered by the workbench's routes and, after a failed upload, by the scan routes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from api.pages import web
+from engine import catalog, dashboard, directory, scans, views
+from engine.access import require_case_reader
+from engine.actors import Actor
+from engine.advance import load_case
+
+
+def visible_case(session: Session, actor: Actor, number: str) -> dict[str, Any]:
+    case = load_case(session, number)
+    require_case_reader(session, actor, case)
+    return case
+
+
+def render(request: Request, session: Session, actor: Actor, case: dict[str, Any],
+               status_code: int = 200, error: str | None = None, done: str | None = None) -> Response:
+    view = views.case_view(session, case, actor)
+    events = views.history(session, case["id"])
+    c = catalog.compiled(session, case["item_version_id"])
+    labels = {name: ref.state.label for name, ref in c.table.items()}
+    seen = [*case["parties"].values(), *(e["counter_id"] for e in events if e["counter_id"])]
+    counters = directory.counter_names(session, seen)
+    done_label = next((t.label for t in c.definition.transitions if t.trigger == done), None)
+    # The video step opens from the holding counter when the state declares one.
+    video = view["state"]["video"] if actor.counter_id in view["holders"] else None
+    clerks = directory.clerk_names(session, case["assignees"].values())
+    return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
+                      labels=labels, counters=counters, clerks=clerks,
+                      error=error, done=done_label, video=video,
+                      pages=pages_by_material(session, case["number"], actor),
+                      prefect_url=dashboard.prefect_runs_url(case["number"]))
+
+
+def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,
+                error: str) -> Response:
+    """The case page again, with what went wrong (after the failed write was rolled back)."""
+    return render(request, session, actor, load_case(session, number), status_code, error)
+
+
+def pages_by_material(session: Session, number: str, actor: Actor) -> dict[str, list[dict[str, Any]]] | None:
+    """Active pages per material."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in scans.list_pages(session, number, actor):
+        out[p["material_id"]].append({"id": p["id"], "page_no": p["page_no"],
+                                      "thumbnail": bool(p.get("thumbnail_key"))})
+    return out

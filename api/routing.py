@@ -1,0 +1,117 @@
+"""One router type for the whole app: the unit of work and the error flavour come with it.
+
+``Router()`` serves the JSON API (errors as RFC 9457 problem details); ``Router(pages=True)``
+serves HTML pages (errors as pages; not in the OpenAPI schema). Every route is a ``UnitRoute``:
+a sync endpoint that takes the request's session (``SessionDep``, whatever the parameter is
+called) commits it on its own thread as it returns, before the answer leaves.
+
+Why commit there: left to ``get_session``'s exit, the commit came a thread hop later, and on
+SQLite the writer lock (one for all workers) stayed held across that hop: at saturation the two
+cores sat 30 % idle while requests queued for the lock. A failed commit still fails the request.
+Async endpoints commit in ``get_session``'s exit, on a worker thread: the loop never waits for
+the writer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from fastapi import APIRouter, params
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+
+from api.deps import get_session
+
+Flavour = Literal["api", "page"]
+
+
+def session_parameter(endpoint: Callable[..., Any]) -> str | None:
+    """The parameter through which the endpoint receives the request's session, if any."""
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    for name in inspect.signature(endpoint).parameters:
+        for meta in getattr(hints.get(name), "__metadata__", ()):
+            if isinstance(meta, params.Depends) and meta.dependency is get_session:
+                return name
+    return None
+
+
+class UnitRoute(APIRoute):
+    flavour: ClassVar[Flavour] = "api"
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        self.session_param = session_parameter(endpoint)
+        self.commits_on_return = self.session_param is not None and not inspect.iscoroutinefunction(endpoint)
+        if self.commits_on_return:
+            endpoint = _commit_on_return(endpoint, self.session_param)  # type: ignore[arg-type]
+        super().__init__(path, endpoint, **kwargs)
+
+
+class PageRoute(UnitRoute):
+    flavour: ClassVar[Flavour] = "page"
+
+
+def _commit_on_return(endpoint: Callable[..., Any], param: str) -> Callable[..., Any]:
+    @functools.wraps(endpoint)  # FastAPI reads the signature (and annotations) through __wrapped__
+    def run(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        kwargs[param].commit()
+        return result
+
+    return run
+
+
+class Router(APIRouter):
+    """Every router of the app; ``pages=True`` for HTML pages."""
+
+    def __init__(self, *, pages: bool = False, **kwargs: Any) -> None:
+        if pages:
+            kwargs.setdefault("include_in_schema", False)
+        super().__init__(route_class=PageRoute if pages else UnitRoute, **kwargs)
+        # (path regex, max bytes) for routes that stream bodies above the global cap (uploads).
+        self.large_bodies: list[tuple[str, Callable[[], int]]] = []
+
+    def allow_larger(self, path_pattern: str, max_bytes: Callable[[], int]) -> None:
+        self.large_bodies.append((path_pattern, max_bytes))
+
+
+def flavour_of(request: Request) -> Flavour:
+    """How to answer an error on this request: by the matched route, else as the client asks
+    (no route matched: an unknown path or method)."""
+    route = request.scope.get("route")
+    if isinstance(route, UnitRoute):
+        return route.flavour
+    accept = request.headers.get("accept", "")
+    return "page" if "text/html" in accept and "json" not in accept else "api"
+
+
+def all_routes(routes: list[Any]) -> list[Any]:
+    """The app's routes with included routers expanded (FastAPI keeps them as one entry each)."""
+    out = []
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        out.extend(all_routes(inner.routes) if inner is not None else [r])
+    return out
+
+
+def unit_problems(route: Any) -> list[str]:
+    """Why a route of the app escapes the request's unit of work (empty when it does not)."""
+    if not isinstance(route, APIRoute):
+        return []  # mounts (static files) and Starlette's own docs routes hold no unit
+    name = f"{','.join(sorted(route.methods or ()))} {route.path}"
+    if not isinstance(route, UnitRoute):
+        return [f"{name}: 路由类型不是 UnitRoute (须由 api.routing.Router 定义)"]
+    uses = _uses_session(route.dependant)
+    if uses and route.session_param is None:
+        return [f"{name}: 会话只经由子依赖取得, 同步路由返回时不会提交"]
+    if route.session_param is not None and not route.commits_on_return and not inspect.iscoroutinefunction(
+            route.dependant.call):
+        return [f"{name}: 同步路由未在返回时提交"]
+    return []
+
+
+def _uses_session(dependant: Any) -> bool:
+    return any(d.call is get_session or _uses_session(d) for d in dependant.dependencies)
