@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine.errors import InvalidInput, NotFound, Unauthenticated
+from engine.statements import SELECT_TOKEN
 from states.vocabulary import ACTOR_ROLES
-from storage.prepared import Prepared
 from storage.tables import ApiToken, Clerk, Counter
 
 
@@ -66,22 +66,12 @@ def issue_token(session: Session, clerk: Clerk, days: int) -> str:
     return token
 
 
-# Every API request runs this; no cache, so a revoked token stops working on the next request.
-_BY_TOKEN = Prepared(
-    sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active,
-              ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code)
-    .join(ApiToken, ApiToken.clerk_id == Clerk.id)
-    .outerjoin(Counter, Counter.id == Clerk.counter_id)
-    .where(ApiToken.token_hash == sa.bindparam("token_hash"))
-)
-
-
 def authenticate(db: Session | sa.Engine, token: str, *, driver: Any | None = None) -> Actor:
     """The clerk behind a token: inside a unit of work (a session), or on its own (an engine,
     on a pooled connection or on ``driver``)."""
     values = {"token_hash": hash_token(token)}
     alone = isinstance(db, sa.Engine)
-    row = _BY_TOKEN.first_alone(db, values, driver=driver) if alone else _BY_TOKEN.first(db, values)
+    row = SELECT_TOKEN.first_alone(db, values, driver=driver) if alone else SELECT_TOKEN.first(db, values)
     if row is None:
         raise Unauthenticated("令牌无效")
     if row["revoked_at"] is not None or row["expires_at"] < now() or not row["active"]:

@@ -22,63 +22,41 @@ from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, Trigge
 from engine.guards import Guards, remember_materials
 from engine.history import chain
 from engine.materials import defer_material
+from engine.statements import (
+    BUMP_CASE,
+    DELETE_HOLDER,
+    INSERT_HISTORY,
+    INSERT_HOLDER,
+    INSERT_OUTBOX,
+    SELECT_CASE,
+    SELECT_CASE_LOCKED,
+    SELECT_HOLDERS,
+    SELECT_NUMBER,
+    UPDATE_CASE,
+)
 from states.compiler import CompiledItem
 from states.schema import Transition
 from states.vocabulary import ACTOR_ROLES, OUTCOMES
 from storage.db import database_key
-from storage.prepared import Prepared, pipelined
+from storage.prepared import pipelined
 from storage.tables import (
-    T_CASE,
-    T_HIST,
-    T_HOLD,
     T_MAT,
-    T_OUT,
     Counter,
 )
 
 MAX_AUTO_STEPS = 16
 
 
-# Hot-path statements run through storage.prepared: compiled once per dialect, executed on the
-# unit of work's own connection (SQLAlchemy's per-call machinery was most of a transition's CPU).
-_CASE_BY_NUMBER = sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
-_SELECT_CASE = Prepared(_CASE_BY_NUMBER)
-# PostgreSQL: the row stays locked until commit, so the version read is the version written over
-# and a transition's writes can go in one round trip (storage.prepared.pipelined). SQLite's
-# writer lock already serialises write units; FOR UPDATE renders as nothing there.
-_SELECT_CASE_LOCKED = Prepared(_CASE_BY_NUMBER.with_for_update())
-_UPDATE_CASE = Prepared(
-    sa.update(T_CASE)
-    .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
-    .values({c: sa.bindparam(c) for c in ("state", "branches", "version", "status_code", "assignees",
-                                          "updated_at", "finished_at", "last_hash")})
-)
-_BUMP_CASE = Prepared(
-    sa.update(T_CASE)
-    .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
-    .values({c: sa.bindparam(c) for c in ("version", "updated_at", "assignees", "last_hash")})
-)
-_INSERT_HIST = Prepared(sa.insert(T_HIST))
-_INSERT_OUT = Prepared(sa.insert(T_OUT))
-_INSERT_HOLDER = Prepared(sa.insert(T_HOLD))
-_SELECT_HOLDERS = Prepared(sa.select(T_HOLD.c.counter_id).where(T_HOLD.c.case_id == sa.bindparam("case_id")))
-_DELETE_HOLDER = Prepared(sa.delete(T_HOLD).where(T_HOLD.c.case_id == sa.bindparam("case_id"),
-                                                  T_HOLD.c.counter_id == sa.bindparam("counter_id")))
-
-
 def load_case(session: Session, number: str, *, lock: bool = False) -> dict[str, Any]:
     """The case row; ``lock`` holds it against other writers until the unit ends."""
-    row = (_SELECT_CASE_LOCKED if lock else _SELECT_CASE).first(session, {"number": number})
+    row = (SELECT_CASE_LOCKED if lock else SELECT_CASE).first(session, {"number": number})
     if row is None:
         raise NotFound(f"案件 {number} 不存在")
     return row
 
 
-_SELECT_NUMBER = Prepared(sa.select(T_CASE.c.number).where(T_CASE.c.id == sa.bindparam("case_id")))
-
-
 def case_number(session: Session, case_id: int) -> str:
-    row = _SELECT_NUMBER.first(session, {"case_id": case_id})
+    row = SELECT_NUMBER.first(session, {"case_id": case_id})
     if row is None:
         raise NotFound(f"案件 #{case_id} 不存在")
     return str(row["number"])
@@ -310,13 +288,13 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
     chain(case, pending.history)
     after = holder_counters(c, case)
     with pipelined(session):
-        update = _UPDATE_CASE.send(session, {
+        update = UPDATE_CASE.send(session, {
             "case_id": case["id"], "expected": original_version, "state": case["state"],
             "branches": case["branches"], "version": case["version"], "status_code": case["status_code"],
             "assignees": case["assignees"], "updated_at": at, "finished_at": case["finished_at"],
             "last_hash": case["last_hash"]})
-        _INSERT_HIST.execute_many(session, pending.history)
-        _INSERT_OUT.execute_many(session, pending.jobs)
+        INSERT_HISTORY.execute_many(session, pending.history)
+        INSERT_OUTBOX.execute_many(session, pending.jobs)
         if after != pending.holders_before:
             sync_holders(session, case["id"], after, pending.holders_before)
     if update.rowcount != 1:  # cannot happen under the row lock; the unit rolls the rest back
@@ -326,10 +304,10 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
 def sync_holders(session: Session, case_id: int, holders: list[str], before: list[str] | None = None) -> None:
     """Make the queue rows match ``holders``; ``before`` (when the caller knows it) saves a read."""
     current = set(before) if before is not None else {
-        r["counter_id"] for r in _SELECT_HOLDERS.all(session, {"case_id": case_id})}
+        r["counter_id"] for r in SELECT_HOLDERS.all(session, {"case_id": case_id})}
     wanted = set(holders)
-    _DELETE_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(current - wanted)])
-    _INSERT_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(wanted - current)])
+    DELETE_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(current - wanted)])
+    INSERT_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(wanted - current)])
 
 
 def append_event(session: Session, case: dict[str, Any], expected_version: int | None,
@@ -343,13 +321,13 @@ def append_event(session: Session, case: dict[str, Any], expected_version: int |
              "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
              "comment": comment, "data": data}
     chain(case, [event])
-    changed = _BUMP_CASE.execute(session, {
+    changed = BUMP_CASE.execute(session, {
         "case_id": case["id"], "expected": case["version"], "version": case["version"] + 1,
         "updated_at": at, "assignees": case["assignees"], "last_hash": case["last_hash"]})
     if changed != 1:
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
     case["version"] += 1
-    _INSERT_HIST.execute(session, event)
+    INSERT_HISTORY.execute(session, event)
 
 
 def require_holder(session: Session, case: dict[str, Any], actor: Actor) -> CompiledItem:

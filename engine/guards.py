@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine.extensions import GUARDS
+from engine.statements import SELECT_MATERIALS
 from states.compiler import CompiledItem
-from storage.prepared import Prepared
-from storage.tables import T_MAT
-
-_SELECT_MATERIALS = Prepared(sa.select(T_MAT).where(T_MAT.c.case_id == sa.bindparam("case_id")))
 
 
 def load_materials(session: Session, case_id: int) -> dict[str, dict[str, Any]]:
-    return {r["material_id"]: r for r in _SELECT_MATERIALS.all(session, {"case_id": case_id})}
+    return {r["material_id"]: r for r in SELECT_MATERIALS.all(session, {"case_id": case_id})}
 
 
 _SEEN = "guards.materials"  # session.info key: (case row, its materials) as the last advance left them

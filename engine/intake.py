@@ -13,9 +13,6 @@ from sqlmodel import Session
 from engine import catalog
 from engine.actors import Actor, now
 from engine.advance import (
-    T_CASE,
-    T_HIST,
-    T_MAT,
     append_event,
     holder_counters,
     load_case,
@@ -28,7 +25,7 @@ from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.history import chain
 from engine.materials import MATERIAL_STATUSES, defer_material
 from engine.workdays import add_working_days
-from storage.tables import Clerk, Sequence
+from storage.tables import T_CASE, T_HIST, T_MAT, Clerk, Sequence
 
 QUERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 

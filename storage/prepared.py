@@ -82,6 +82,10 @@ class Prepared:
         hit = self._plans.get((dialect.name, keys))
         if hit is not None:
             return hit
+        # SQLAlchemy internals, not public API (hence the pin below the next minor in pyproject.toml):
+        # the compiler's bind_names/binds/positiontup/_result_columns and the types'
+        # _cached_bind_processor/_cached_result_processor. test_unit_of_work and test_round_trips
+        # fail first when an upgrade changes them.
         compiled = self.statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
         by_name = {compiled.bind_names[b]: b for b in compiled.binds.values()}
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(by_name)

@@ -1,0 +1,53 @@
+"""The statements on a clerk's hot path, in one place: every request and every transition runs them.
+
+When to use which (keep to it when adding a query):
+- ``storage.prepared.Prepared`` for a statement that runs on every request or every transition
+  (token lookup, case read and write, history, outbox, holders, materials). SQLAlchemy's
+  per-execute machinery cost more than SQLite's work there: moving these statements took the
+  engine from 1,431 to about 3,000 transitions/s on SQLite (docs/decisions/0003). Plain
+  statements only: no expanding ``IN``, no ORM entities.
+- The ORM or plain Core ``session.execute`` for everything else (pages, dashboards, lookups by a
+  clerk's click, administration): clearer, and its cost is lost in the request.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from storage.prepared import Prepared
+from storage.tables import T_CASE, T_HIST, T_HOLD, T_MAT, T_OUT, ApiToken, Clerk, Counter
+
+# Every API request runs this; no cache, so a revoked token stops working on the next request.
+SELECT_TOKEN = Prepared(
+    sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active,
+              ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code)
+    .join(ApiToken, ApiToken.clerk_id == Clerk.id)
+    .outerjoin(Counter, Counter.id == Clerk.counter_id)
+    .where(ApiToken.token_hash == sa.bindparam("token_hash"))
+)
+
+_CASE_BY_NUMBER = sa.select(T_CASE).where(T_CASE.c.number == sa.bindparam("number"))
+SELECT_CASE = Prepared(_CASE_BY_NUMBER)
+# PostgreSQL: the row stays locked until commit, so the version read is the version written over
+# and a transition's writes can go in one round trip (storage.prepared.pipelined). SQLite's
+# writer lock already serialises write units; FOR UPDATE renders as nothing there.
+SELECT_CASE_LOCKED = Prepared(_CASE_BY_NUMBER.with_for_update())
+UPDATE_CASE = Prepared(
+    sa.update(T_CASE)
+    .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
+    .values({c: sa.bindparam(c) for c in ("state", "branches", "version", "status_code", "assignees",
+                                          "updated_at", "finished_at", "last_hash")})
+)
+BUMP_CASE = Prepared(
+    sa.update(T_CASE)
+    .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
+    .values({c: sa.bindparam(c) for c in ("version", "updated_at", "assignees", "last_hash")})
+)
+INSERT_HISTORY = Prepared(sa.insert(T_HIST))
+INSERT_OUTBOX = Prepared(sa.insert(T_OUT))
+INSERT_HOLDER = Prepared(sa.insert(T_HOLD))
+SELECT_HOLDERS = Prepared(sa.select(T_HOLD.c.counter_id).where(T_HOLD.c.case_id == sa.bindparam("case_id")))
+DELETE_HOLDER = Prepared(sa.delete(T_HOLD).where(T_HOLD.c.case_id == sa.bindparam("case_id"),
+                                                  T_HOLD.c.counter_id == sa.bindparam("counter_id")))
+SELECT_NUMBER = Prepared(sa.select(T_CASE.c.number).where(T_CASE.c.id == sa.bindparam("case_id")))
+SELECT_MATERIALS = Prepared(sa.select(T_MAT).where(T_MAT.c.case_id == sa.bindparam("case_id")))
