@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # How often open rooms re-check that their case is still in the room's state.
     video_watch_seconds: float = 5.0
     video_max_file_bytes: int = 10 * 1024 * 1024  # files sent in a room (10 MB)
-    # Flows (issue #4). `tongban serve` drains the outbox in-process when embedded_flows is on.
+    # Flows. `tongban serve` drains the outbox in-process when embedded_flows is on.
     embedded_flows: bool = False
     flows_poll_seconds: float = 1.0
     job_batch_size: int = 100
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # Regions keep separate buckets (hand-offs copy objects between them).
     region_buckets: bool = False
     # Carrier callbacks: HMAC-SHA256 secret shared with the carrier (empty: the installation's own,
-    # made once in data_dir/carrier-secret; `tongban secrets carrier` prints it) and the clock skew.
+    # made once in data_dir/carrier-secret; `tongban carrier-secret` prints it) and the clock skew.
     carrier_secret: str = ""
     carrier_skew_seconds: int = 300
 

@@ -244,7 +244,7 @@ def _fire(session: Session, c: CompiledItem, case: dict[str, Any], trigger: str,
     if main_from and main_to and main_from != main_to:
         regions = _regions(session, {main_from, main_to})
         if regions[main_from] != regions[main_to]:
-            jobs.insert(0, "handoff")  # Decision 3: crossing regions is a first-class step
+            jobs.insert(0, "handoff")  # crossing regions is a step of its own (跨域移交)
     if jobs and counter not in regions:
         regions.update(_regions(session, {counter}))
     for job in jobs:

@@ -31,7 +31,7 @@ def notify_applicant(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
 
 @JOBS.register("process_recording", "处理视频录像")
 def process_recording(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
-    """Recordings are post-processed by the video service (issue #5); here the job is closed."""
+    """Recordings are post-processed by the video service (``video.recorder``); here the job is closed."""
     with effect(engine, job) as eff:
         eff.result["note"] = "录像由视频服务处理"
     return eff.result

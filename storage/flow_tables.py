@@ -1,4 +1,4 @@
-"""Tables of the automated work (issue #4): job effects and leases, certificates, waybills,
+"""Tables of the automated work (outbox jobs drained by the flows): job effects and leases, certificates, waybills,
 tracking events and notifications. Every effect row carries the job id that produced it under
 a unique constraint, so a retried or replayed job can never repeat its effect.
 """

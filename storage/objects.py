@@ -1,4 +1,4 @@
-"""The one object-store interface (Decision 4). Implementations: the MinIO SDK (any S3 server)
+"""The one object-store interface. Implementations: the MinIO SDK (any S3 server)
 and a local folder (the embedded default). Keys are content-addressed: ``sha256/<hex>``.
 
 Buckets are named by purpose and region (see ``bucket_for``) so a hand-off can copy objects

@@ -146,7 +146,6 @@ def test_designer_check_reports_line_and_column(demo: Demo) -> None:
 
 
 def test_case_page_uploads_scans_and_shows_thumbnails(demo: Demo, tmp_path: Path) -> None:
-    """Only when the scans engine (issue #3) is part of the build."""
     from api.pages import scans_ui
     from storage.object_local import LocalStore
 
@@ -191,7 +190,6 @@ def test_a_stopped_clock_is_not_at_risk(demo: Demo) -> None:
 
 
 def test_video_step_opens_a_room_from_the_case_page(demo: Demo) -> None:
-    """Only when the video rooms (issue #5) are part of the build."""
     case = demo.create("黄丽", "GGCSWSXK", {m: "received" for m in (
         "application_form", "legal_rep_id", "floor_plans", "hygiene_report", "hygiene_rules")})
     huang, csrf = _login(demo, "黄丽")

@@ -1,4 +1,4 @@
-"""The one place video touches scans and evidence: ``engine.scans`` (issue #3) does the work.
+"""The one place video touches scans and evidence: ``engine.scans`` does the work.
 
 Stills and files sent in a room are filed by the clerk who asked for them when that clerk's
 counter holds the case, otherwise by the system actor (``add_page`` lets the system file

@@ -4,10 +4,10 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import storage.dashboard_tables  # noqa: F401  (supervisor regions, dashboard indexes)
-import storage.documents  # noqa: F401  (scanned pages, evidence: issue #3)
-import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects: issue #4)
+import storage.documents  # noqa: F401  (scanned pages, evidence)
+import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects)
 import storage.tables  # noqa: F401  (registers the tables)
-import storage.video_tables  # noqa: F401  (video rooms, participants, recordings: issue #5)
+import storage.video_tables  # noqa: F401  (video rooms, participants, recordings)
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes["connection"]

@@ -1,4 +1,4 @@
-"""scanned pages and evidence (issue #3)
+"""scanned pages and evidence
 
 Revision ID: 0002
 Revises: 0001
