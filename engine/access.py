@@ -3,16 +3,15 @@ or held it, supervisors of its regions, the system)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlmodel import Session
 
 from engine.actors import Actor
 from engine.dashboard import supervisor_may_see
 from engine.errors import Forbidden
+from storage.rows import CaseRow
 
 
-def require_case_reader(session: Session, actor: Actor, case: dict[str, Any]) -> None:
+def require_case_reader(session: Session, actor: Actor, case: CaseRow) -> None:
     if actor.is_system or (actor.counter_id is not None and actor.counter_id in case["parties"].values()):
         return
     if "supervisor" in actor.roles:

@@ -39,6 +39,7 @@ from states.schema import Transition
 from states.vocabulary import ACTOR_ROLES, OUTCOMES
 from storage.db import database_key
 from storage.prepared import pipelined
+from storage.rows import CaseRow, MaterialRowUpdate, NewHistoryEvent, NewOutboxJob
 from storage.tables import (
     T_MAT,
     Counter,
@@ -47,7 +48,7 @@ from storage.tables import (
 MAX_AUTO_STEPS = 16
 
 
-def load_case(session: Session, number: str, *, lock: bool = False) -> dict[str, Any]:
+def load_case(session: Session, number: str, *, lock: bool = False) -> CaseRow:
     """The case row; ``lock`` holds it against other writers until the unit ends."""
     row = (SELECT_CASE_LOCKED if lock else SELECT_CASE).first(session, {"number": number})
     if row is None:
@@ -62,48 +63,48 @@ def case_number(session: Session, case_id: int) -> str:
     return str(row["number"])
 
 
-def holder_counters(c: CompiledItem, case: dict[str, Any]) -> list[str]:
+def holder_counters(item: CompiledItem, case: CaseRow) -> list[str]:
     """Counters holding the case now: the state's holder, plus each unfinished branch's."""
-    ref = c.table[case["state"]]
+    ref = item.table[case["state"]]
     if ref.state.final:
         return []
     parties = case["parties"]
     out = [parties[ref.state.holder]]
     for b in ref.state.parallel or []:
-        if not c.table[f"{ref.name}.{b.id}.{case['branches'][b.id]}"].state.final:
+        if not item.table[f"{ref.name}.{b.id}.{case['branches'][b.id]}"].state.final:
             out.append(parties[b.holder])
     return list(dict.fromkeys(out))
 
 
-def source_holder(c: CompiledItem, case: dict[str, Any], source: str) -> str:
-    ref = c.table[source]
+def source_holder(item: CompiledItem, case: CaseRow, source: str) -> str:
+    ref = item.table[source]
     if ref.branch is None:
         return case["parties"][ref.state.holder]
-    branch = next(b for b in c.table[ref.parallel].state.parallel or [] if b.id == ref.branch)
+    branch = next(b for b in item.table[ref.parallel].state.parallel or [] if b.id == ref.branch)
     return case["parties"][branch.holder]
 
 
-def status_code(c: CompiledItem, case: dict[str, Any], deferred_pending: bool) -> int:
-    s = c.table[case["state"]].state
+def status_code(item: CompiledItem, case: CaseRow, deferred_pending: bool) -> int:
+    s = item.table[case["state"]].state
     if s.status:
         return s.status
     if s.final:
         code = OUTCOMES[s.outcome or "approved"]
         return 12 if code == 11 and deferred_pending else code
-    if case["state"] == c.initial:
+    if case["state"] == item.initial:
         return 1
     return 9 if s.clock == "pause" else 3
 
 
-def find_route(c: CompiledItem, case: dict[str, Any], trigger: str) -> tuple[str, Transition] | None:
-    for name in c.active_names(case["state"], case["branches"]):
-        t = c.routes.get((trigger, name))
+def find_route(item: CompiledItem, case: CaseRow, trigger: str) -> tuple[str, Transition] | None:
+    for name in item.active_names(case["state"], case["branches"]):
+        t = item.routes.get((trigger, name))
         if t is not None:
             return name, t
     return None
 
 
-def why_forbidden(c: CompiledItem, case: dict[str, Any], source: str, t: Transition,
+def why_forbidden(item: CompiledItem, case: CaseRow, source: str, t: Transition,
                   actor: Actor) -> list[str]:
     """What the actor lacks to fire ``t`` from ``source``: roles, the holding counter, assignment."""
     if actor.is_system:
@@ -111,7 +112,7 @@ def why_forbidden(c: CompiledItem, case: dict[str, Any], source: str, t: Transit
     missing = []
     if not actor.roles & set(t.roles):
         missing.append("role:" + "|".join(t.roles))
-    holder = source_holder(c, case, source)
+    holder = source_holder(item, case, source)
     if actor.counter_id != holder:
         missing.append(f"counter:{holder}")
     else:
@@ -134,18 +135,18 @@ def describe_missing(missing: list[str]) -> str:
     return "; ".join(words)
 
 
-def open_triggers(c: CompiledItem, case: dict[str, Any]) -> list[str]:
-    names = c.active_names(case["state"], case["branches"])
-    return sorted({t for (t, src) in c.routes if src in names})
+def open_triggers(item: CompiledItem, case: CaseRow) -> list[str]:
+    names = item.active_names(case["state"], case["branches"])
+    return sorted({t for (t, src) in item.routes if src in names})
 
 
 @dataclass
 class Pending:
     """What one advance call will write, accumulated over the trigger and any auto steps."""
 
-    history: list[dict[str, Any]] = field(default_factory=list)
-    jobs: list[dict[str, Any]] = field(default_factory=list)
-    material_updates: list[dict[str, Any]] = field(default_factory=list)
+    history: list[NewHistoryEvent] = field(default_factory=list)
+    jobs: list[NewOutboxJob] = field(default_factory=list)
+    material_updates: list[MaterialRowUpdate] = field(default_factory=list)
     holders_before: list[str] | None = None  # queue membership when the call started
 
 
@@ -156,7 +157,7 @@ def advance(
     actor: Actor,
     payload: dict[str, Any] | None = None,
     expected_version: int | None = None,
-) -> dict[str, Any]:
+) -> CaseRow:
     """Fire ``trigger`` on case ``number``; return the updated case row (as a dict)."""
     payload = payload or {}
     case = load_case(session, number, lock=True)
@@ -165,68 +166,68 @@ def advance(
             f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
             current_version=case["version"],
         )
-    c = catalog.compiled(session, case["item_version_id"])
+    item = catalog.compiled(session, case["item_version_id"])
     at = now()
     original_version = case["version"]
     before_state, before_branches = case["state"], case["branches"]
-    pending = Pending(holders_before=holder_counters(c, case))
-    guards = Guards(session, c, case, payload)
-    _apply_deferrals(c, case, payload, guards, actor, at, pending)
-    _fire(session, c, case, trigger, actor, payload, guards, at, pending)
+    pending = Pending(holders_before=holder_counters(item, case))
+    guards = Guards(session, item, case, payload)
+    _apply_deferrals(item, case, payload, guards, actor, at, pending)
+    _fire(session, item, case, trigger, actor, payload, guards, at, pending)
     for _ in range(MAX_AUTO_STEPS):
-        auto = _next_auto(c, case, guards)
+        auto = _next_auto(item, case, guards)
         if auto is None:
             break
         guards.payload = {}
-        _fire(session, c, case, auto, SYSTEM, {}, guards, at, pending)
-    _write(session, c, case, original_version, guards, pending, at)
-    deadlines.on_advance(session, c, case, before_state, before_branches, at)  # clock pause/resume
+        _fire(session, item, case, auto, SYSTEM, {}, guards, at, pending)
+    _write(session, item, case, original_version, guards, pending, at)
+    deadlines.on_advance(session, item, case, before_state, before_branches, at)  # clock pause/resume
     remember_materials(session, guards)
     return case
 
 
-def _apply_deferrals(c: CompiledItem, case: dict[str, Any], payload: dict[str, Any],
+def _apply_deferrals(item: CompiledItem, case: CaseRow, payload: dict[str, Any],
                      guards: Guards, actor: Actor, at: datetime, pending: Pending) -> None:
     """容缺受理: deferrable materials named in ``payload.defer`` are recorded with promise and due date."""
     for i, entry in enumerate(payload.get("defer") or []):
-        update = defer_material(c, entry, f"defer[{i}]", at)
+        update = defer_material(item, entry, f"defer[{i}]", at)
         guards.materials[update["material_id"]] = {**update, "case_id": case["id"]}
         pending.material_updates.append(update)
 
 
-def _next_auto(c: CompiledItem, case: dict[str, Any], guards: Guards) -> str | None:
-    for name in c.active_names(case["state"], case["branches"]):
-        for t in c.autos.get(name, []):
-            if all(guards(g) for g in c.guards_of(t)):
+def _next_auto(item: CompiledItem, case: CaseRow, guards: Guards) -> str | None:
+    for name in item.active_names(case["state"], case["branches"]):
+        for t in item.autos.get(name, []):
+            if all(guards(g) for g in item.guards_of(t)):
                 return t.trigger
     return None
 
 
-def _fire(session: Session, c: CompiledItem, case: dict[str, Any], trigger: str, actor: Actor,
+def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, actor: Actor,
           payload: dict[str, Any], guards: Guards, at: datetime, pending: Pending) -> None:
-    route = find_route(c, case, trigger)
+    route = find_route(item, case, trigger)
     if route is None:
         raise TriggerNotOpen(
-            f"案件处于「{c.table[case['state']].state.label}」, 不能执行 '{trigger}'",
-            open_triggers=open_triggers(c, case),
+            f"案件处于「{item.table[case['state']].state.label}」, 不能执行 '{trigger}'",
+            open_triggers=open_triggers(item, case),
         )
     source, t = route
-    missing = why_forbidden(c, case, source, t, actor)
+    missing = why_forbidden(item, case, source, t, actor)
     if missing:
         raise Forbidden(describe_missing(missing), missing=missing)
-    closed = [{"guard": g, "reason": r} for g in c.guards_of(t) if (r := guards.why_closed(g))]
+    closed = [{"guard": g, "reason": r} for g in item.guards_of(t) if (r := guards.why_closed(g))]
     if closed:
         raise GuardFailed("；".join(x["reason"] for x in closed), guards=closed)
-    before_state, before_holders = case["state"], holder_counters(c, case)
-    model = SimpleNamespace(state=c.model_state(case["state"], case["branches"]))
-    if not c.fire(model, trigger, guards):  # the machine re-checks the same guards: the law
+    before_state, before_holders = case["state"], holder_counters(item, case)
+    model = SimpleNamespace(state=item.model_state(case["state"], case["branches"]))
+    if not item.fire(model, trigger, guards):  # the machine re-checks the same guards: the law
         raise GuardFailed("前置条件未满足")
-    case["state"], case["branches"] = c.parse_model_state(model.state)
+    case["state"], case["branches"] = item.parse_model_state(model.state)
     case["version"] += 1
     case["updated_at"] = at
     if not actor.is_system and actor.counter_id and actor.counter_id not in case["assignees"]:
         case["assignees"] = {**case["assignees"], actor.counter_id: actor.id}  # 一事一人
-    dest = c.table[case["state"]].state
+    dest = item.table[case["state"]].state
     if dest.final:
         case["finished_at"] = at
     pending.history.append({
@@ -235,7 +236,7 @@ def _fire(session: Session, c: CompiledItem, case: dict[str, Any], trigger: str,
         "trigger": trigger, "from_state": _qualified(before_state, source), "to_state": t.dest,
         "comment": payload.get("comment"), "data": payload.get("data"),
     })
-    after_holders = holder_counters(c, case)
+    after_holders = holder_counters(item, case)
     jobs = list(dict.fromkeys([*t.jobs, *([dest.job] if dest.job else [])]))
     main_from = before_holders[0] if before_holders else None
     main_to = after_holders[0] if after_holders else None
@@ -275,7 +276,7 @@ def _regions(session: Session, counters: set[str]) -> dict[str, str]:
     return {c: _region_of[(url, c)] for c in counters if (url, c) in _region_of}
 
 
-def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_version: int,
+def _write(session: Session, item: CompiledItem, case: CaseRow, original_version: int,
            guards: Guards, pending: Pending, at: datetime) -> None:
     for u in pending.material_updates:
         session.execute(
@@ -284,9 +285,9 @@ def _write(session: Session, c: CompiledItem, case: dict[str, Any], original_ver
         )
     deferred = guards._materials is not None and any(
         m.get("status") == "deferred" for m in guards.materials.values())
-    case["status_code"] = status_code(c, case, deferred)
+    case["status_code"] = status_code(item, case, deferred)
     chain(case, pending.history)
-    after = holder_counters(c, case)
+    after = holder_counters(item, case)
     with pipelined(session):
         update = UPDATE_CASE.send(session, {
             "case_id": case["id"], "expected": original_version, "state": case["state"],
@@ -310,16 +311,17 @@ def sync_holders(session: Session, case_id: int, holders: list[str], before: lis
     INSERT_HOLDER.execute_many(session, [{"case_id": case_id, "counter_id": h} for h in sorted(wanted - current)])
 
 
-def append_event(session: Session, case: dict[str, Any], expected_version: int | None,
+def append_event(session: Session, case: CaseRow, expected_version: int | None,
                  at: datetime, kind: str, actor: Actor, data: dict[str, Any],
                  comment: str | None = None) -> None:
     """Record a non-transition event (material, assignment, …): bump the version, append history."""
     if expected_version is not None and expected_version != case["version"]:
         raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
                            current_version=case["version"])
-    event = {"case_id": case["id"], "seq": case["version"] + 1, "at": at, "kind": kind,
-             "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
-             "comment": comment, "data": data}
+    event: NewHistoryEvent = {
+        "case_id": case["id"], "seq": case["version"] + 1, "at": at, "kind": kind,
+        "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
+        "comment": comment, "data": data}
     chain(case, [event])
     changed = BUMP_CASE.execute(session, {
         "case_id": case["id"], "expected": case["version"], "version": case["version"] + 1,
@@ -330,21 +332,21 @@ def append_event(session: Session, case: dict[str, Any], expected_version: int |
     INSERT_HISTORY.execute(session, event)
 
 
-def require_holder(session: Session, case: dict[str, Any], actor: Actor) -> CompiledItem:
-    c = catalog.compiled(session, case["item_version_id"])
-    if actor.counter_id not in holder_counters(c, case):
+def require_holder(session: Session, case: CaseRow, actor: Actor) -> CompiledItem:
+    item = catalog.compiled(session, case["item_version_id"])
+    if actor.counter_id not in holder_counters(item, case):
         raise Forbidden("只有当前办理窗口可以操作此案件", missing=["counter"])
-    return c
+    return item
 
 
 def fire_first_open(session: Session, number: str, triggers: tuple[str, ...], actor: Actor,
                     payload: dict[str, Any] | None = None) -> str | None:
     """Fire the first of ``triggers`` the actor may fire now; None when none is open."""
     case = load_case(session, number)
-    c = catalog.compiled(session, case["item_version_id"])
+    item = catalog.compiled(session, case["item_version_id"])
     for trigger in triggers:
-        route = find_route(c, case, trigger)
-        if route is None or why_forbidden(c, case, route[0], route[1], actor):
+        route = find_route(item, case, trigger)
+        if route is None or why_forbidden(item, case, route[0], route[1], actor):
             continue
         try:
             advance(session, number, trigger, actor, dict(payload or {}))

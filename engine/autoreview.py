@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from states.schema import ItemDefinition, ReviewRule
+from storage.rows import CaseRow
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Decision:
     reason: str
 
 
-def _lookup(case: dict[str, Any], path: str) -> Any:
+def _lookup(case: CaseRow, path: str) -> Any:
     value: Any = case
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -37,7 +38,7 @@ def _number(x: Any) -> float | None:
         return None
 
 
-def check(rule: ReviewRule, case: dict[str, Any], materials: dict[str, str]) -> str | None:
+def check(rule: ReviewRule, case: CaseRow, materials: dict[str, str]) -> str | None:
     """Why the rule fails (zh-CN), or None when it passes."""
     if rule.materials is not None:
         missing = [m for m in rule.materials if materials.get(m) != "received"]
@@ -62,7 +63,7 @@ def check(rule: ReviewRule, case: dict[str, Any], materials: dict[str, str]) -> 
     return None if ok else f"{rule.field} = {actual!r} 不满足 {rule.op} {v!r}"
 
 
-def evaluate(d: ItemDefinition, case: dict[str, Any], materials: dict[str, str]) -> Decision:
+def evaluate(d: ItemDefinition, case: CaseRow, materials: dict[str, str]) -> Decision:
     assert d.auto_review is not None
     rules = d.auto_review.rules
     for rule in rules:

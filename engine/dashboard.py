@@ -28,6 +28,7 @@ from engine.errors import Forbidden, InvalidInput
 from engine.workdays import add_working_days, is_workday
 from storage.dashboard_tables import T_SUP, SupervisorRegion
 from storage.db import bound_engine
+from storage.rows import CaseRow
 from storage.tables import T_CASE, T_HIST, T_HOLD, T_OUT, Clerk, Counter, ItemVersion, Region
 
 LIST_LIMIT = 50
@@ -66,7 +67,7 @@ def visible_counters(session: Session, actor: Actor) -> dict[str, dict[str, str]
             for r in session.execute(q.order_by(Counter.id))}
 
 
-def supervisor_may_see(session: Session, actor: Actor, case: dict[str, Any]) -> bool:
+def supervisor_may_see(session: Session, actor: Actor, case: CaseRow) -> bool:
     """A supervisor sees a case when one of its counters lies in a region they supervise."""
     parties = set(case["parties"].values())
     regions = supervised_regions(session, actor)
@@ -77,7 +78,7 @@ def supervisor_may_see(session: Session, actor: Actor, case: dict[str, Any]) -> 
     return hit is not None
 
 
-def check_case_visible(session: Session, actor: Actor, case: dict[str, Any]) -> None:
+def check_case_visible(session: Session, actor: Actor, case: CaseRow) -> None:
     own = actor.counter_id is not None and actor.counter_id in case["parties"].values()
     if "supervisor" in actor.roles and not own and not supervisor_may_see(session, actor, case):
         raise Forbidden("该案件不在您督查的区域内", missing=["region"])

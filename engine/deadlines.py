@@ -18,20 +18,21 @@ from engine.actors import now
 from engine.workdays import add_working_days, working_days_between
 from states.compiler import CompiledItem
 from storage.flow_tables import Notification
+from storage.rows import CaseRow
 from storage.tables import T_CASE
 
 NORMAL, WARNING, OVERDUE = "正常", "预警", "逾期"
 
 
-def paused(c: CompiledItem, state: str, branches: dict[str, str] | None) -> bool:
-    return any(c.table[n].state.clock == "pause" for n in c.active_names(state, branches))
+def paused(item: CompiledItem, state: str, branches: dict[str, str] | None) -> bool:
+    return any(item.table[n].state.clock == "pause" for n in item.active_names(state, branches))
 
 
 def _local(at: datetime) -> date:
     return at.astimezone(UTC).date()
 
 
-def resume(case: dict[str, Any], at: datetime) -> dict[str, Any]:
+def resume(case: CaseRow, at: datetime) -> dict[str, Any]:
     """The deadline columns after the clock restarts at ``at``."""
     since = case["clock_paused_at"]
     days = working_days_between(_local(since), _local(at))
@@ -42,10 +43,10 @@ def resume(case: dict[str, Any], at: datetime) -> dict[str, Any]:
     return out
 
 
-def on_advance(session: Session, c: CompiledItem, case: dict[str, Any], before_state: str,
+def on_advance(session: Session, item: CompiledItem, case: CaseRow, before_state: str,
                before_branches: dict[str, str] | None, at: datetime) -> None:
     """Pause or resume the case's clock when an advance crosses a pausing state's boundary."""
-    was, now_paused = paused(c, before_state, before_branches), paused(c, case["state"], case["branches"])
+    was, now_paused = paused(item, before_state, before_branches), paused(item, case["state"], case["branches"])
     values: dict[str, Any] = {}
     if now_paused and not was and case.get("clock_paused_at") is None:
         values = {"clock_paused_at": at}

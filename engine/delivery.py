@@ -20,6 +20,7 @@ from engine.advance import fire_first_open
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.pdf import waybill_pdf
 from storage.flow_tables import TrackingEvent, Waybill
+from storage.rows import CaseRow
 from storage.tables import T_CASE, Counter
 
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
@@ -91,7 +92,7 @@ def get_carrier(name: str) -> Carrier:
     return CARRIERS[name]
 
 
-def create_waybill(session: Session, case: dict[str, Any], sender_counter_id: str,
+def create_waybill(session: Session, case: CaseRow, sender_counter_id: str,
                    recipient: dict[str, str], contents: str, *, job_id: str | None = None,
                    carrier: str = "counter", ref: str | None = None) -> Waybill:
     sender = session.get(Counter, sender_counter_id)

@@ -9,9 +9,10 @@ from sqlmodel import Session
 from engine.extensions import GUARDS
 from engine.statements import SELECT_MATERIALS
 from states.compiler import CompiledItem
+from storage.rows import CaseRow, MaterialRow
 
 
-def load_materials(session: Session, case_id: int) -> dict[str, dict[str, Any]]:
+def load_materials(session: Session, case_id: int) -> dict[str, MaterialRow]:
     return {r["material_id"]: r for r in SELECT_MATERIALS.all(session, {"case_id": case_id})}
 
 
@@ -29,13 +30,13 @@ def remember_materials(session: Session, guards: Guards) -> None:
 class Guards:
     """Evaluates guards against one case, its materials (loaded once, lazily) and the payload."""
 
-    def __init__(self, session: Session, compiled: CompiledItem, case: dict[str, Any],
+    def __init__(self, session: Session, compiled: CompiledItem, case: CaseRow,
                  payload: dict[str, Any]) -> None:
         self.session, self.compiled, self.case, self.payload = session, compiled, case, payload
-        self._materials: dict[str, dict[str, Any]] | None = None
+        self._materials: dict[str, MaterialRow] | None = None
 
     @property
-    def materials(self) -> dict[str, dict[str, Any]]:
+    def materials(self) -> dict[str, MaterialRow]:
         if self._materials is None:
             seen = self.session.info.get(_SEEN)
             if seen is not None and seen[0] is self.case:

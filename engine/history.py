@@ -12,11 +12,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from storage.rows import CaseRow, HistoryRow, NewHistoryEvent
 from storage.tables import T_CASE, T_HIST
 
 HASHED_FIELDS = ("seq", "at", "kind", "actor_id", "actor_name", "counter_id", "trigger",
@@ -28,14 +28,14 @@ def _at(value: datetime) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
-def event_hash(number: str, event: dict[str, Any], prev_hash: str | None) -> str:
+def event_hash(number: str, event: NewHistoryEvent | HistoryRow, prev_hash: str | None) -> str:
     body = {k: event.get(k) for k in HASHED_FIELDS}
     body["at"] = _at(event["at"])
     raw = json.dumps([number, prev_hash, body], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def chain(case: dict[str, Any], events: list[dict[str, Any]]) -> None:
+def chain(case: CaseRow, events: list[NewHistoryEvent]) -> None:
     """Link ``events`` (in seq order) onto the case's chain; updates ``case['last_hash']``."""
     for e in events:
         e["prev_hash"] = case.get("last_hash")

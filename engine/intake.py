@@ -25,6 +25,7 @@ from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.history import chain
 from engine.materials import MATERIAL_STATUSES, defer_material
 from engine.workdays import add_working_days
+from storage.rows import CaseRow, MaterialRowUpdate, NewHistoryEvent
 from storage.tables import T_CASE, T_HIST, T_MAT, Clerk, Sequence
 
 QUERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -51,13 +52,13 @@ def _next_number(session: Session, region: str, day: date) -> str:
 def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[str, Any],
                 materials: dict[str, str], competent_region: str | None = None,
                 mode: str | None = None, commitment: dict[str, Any] | None = None,
-                defer: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], str]:
+                defer: list[dict[str, Any]] | None = None) -> tuple[CaseRow, str]:
     """Take in an application (收件). Returns the case row and the applicant's query code."""
     if "clerk" not in actor.roles or actor.counter_id is None:
         raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
     version = catalog.latest_version(session, item_code)
-    c = catalog.compiled(session, version.id)
-    d = c.definition
+    item = catalog.compiled(session, version.id)
+    d = item.definition
     parties = resolve_parties(session, d, actor.counter_id, competent_region)
     if mode is None:
         cross = parties.competent.region_code != parties.intake.region_code
@@ -72,13 +73,15 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
             raise InvalidInput(f"materials.{mid}", "状态须为 missing 或 received (容缺请用 defer)")
     at = now()
     deferred = {e["material_id"]: e for e in
-                (defer_material(c, x, f"defer[{i}]", at) for i, x in enumerate(defer or []))}
+                (defer_material(item, x, f"defer[{i}]", at) for i, x in enumerate(defer or []))}
     today = at.date()
     number = _next_number(session, parties.intake.region_code, today)
     code = "".join(secrets.choice(QUERY_ALPHABET) for _ in range(10))
-    case: dict[str, Any] = {
+    # id, status_code and last_hash are filled in below (status_code reads only the state, chain
+    # only number and last_hash); the deadline-clock columns are left to the database (NULL).
+    case: CaseRow = {  # type: ignore[typeddict-item]
         "number": number, "item_version_id": version.id, "item_code": d.code, "mode": mode,
-        "state": c.initial, "branches": None, "intake_counter_id": parties.intake.id,
+        "state": item.initial, "branches": None, "intake_counter_id": parties.intake.id,
         "competent_counter_id": parties.competent.id, "parties": parties.by_role,
         "assignees": {actor.counter_id: actor.id}, "applicant": applicant,
         "query_code_hash": hash_query_code(number, code), "commitment": commitment,
@@ -86,11 +89,12 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         "promised_due": add_working_days(today, d.limits.promised_days),
         "legal_due": add_working_days(today, d.limits.legal_days),
     }
-    case["status_code"] = status_code(c, case, bool(deferred))
-    event = {"seq": 1, "at": at, "kind": "intake", "actor_id": actor.id, "actor_name": actor.name,
-             "counter_id": actor.counter_id, "to_state": c.initial,
-             "data": {"item_version": version.version, "mode": mode, "parties": parties.by_role,
-                      "deferred": sorted(deferred)}}
+    case["status_code"] = status_code(item, case, bool(deferred))
+    event: NewHistoryEvent = {
+        "seq": 1, "at": at, "kind": "intake", "actor_id": actor.id, "actor_name": actor.name,
+        "counter_id": actor.counter_id, "to_state": item.initial,
+        "data": {"item_version": version.version, "mode": mode, "parties": parties.by_role,
+                 "deferred": sorted(deferred)}}
     case["last_hash"] = None
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
@@ -102,20 +106,21 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
             for m in d.materials
         ])
     session.execute(sa.insert(T_HIST).values(case_id=case["id"], **event))
-    sync_holders(session, case["id"], holder_counters(c, case))
+    sync_holders(session, case["id"], holder_counters(item, case))
     return case, code
 
 
 def set_material(session: Session, number: str, actor: Actor, material_id: str, status: str,
-                 expected_version: int | None = None, promise: str | None = None) -> dict[str, Any]:
+                 expected_version: int | None = None, promise: str | None = None) -> CaseRow:
     """A clerk checks a material in (received), out (missing), or defers it under a promise."""
     case = load_case(session, number)
-    c = require_holder(session, case, actor)
+    item = require_holder(session, case, actor)
     at = now()
+    update: MaterialRowUpdate
     if status == "deferred":
-        update = defer_material(c, {"material": material_id, "promise": promise}, "body", at)
+        update = defer_material(item, {"material": material_id, "promise": promise}, "body", at)
     elif status in ("missing", "received"):
-        if material_id not in {m.id for m in c.definition.materials}:
+        if material_id not in {m.id for m in item.definition.materials}:
             raise NotFound(f"事项没有材料 '{material_id}'")
         update = {"material_id": material_id, "status": status, "promise": None,
                   "deferred_due": None, "updated_at": at}
@@ -129,7 +134,7 @@ def set_material(session: Session, number: str, actor: Actor, material_id: str, 
 
 
 def reassign(session: Session, number: str, actor: Actor, counter_id: str, clerk_id: int,
-             expected_version: int | None = None, comment: str | None = None) -> dict[str, Any]:
+             expected_version: int | None = None, comment: str | None = None) -> CaseRow:
     """Explicit reassignment ends 一事一人 for the old clerk; supervisors or the assignee may do it."""
     case = load_case(session, number)
     current = case["assignees"].get(counter_id)

@@ -9,16 +9,17 @@ from core.settings import get_settings
 from engine.errors import InvalidInput
 from engine.workdays import add_working_days
 from states.compiler import CompiledItem
+from storage.rows import MaterialRowUpdate
 
 MATERIAL_STATUSES = ("missing", "received", "deferred")
 
 
-def defer_material(c: CompiledItem, entry: Any, field: str, at: datetime) -> dict[str, Any]:
+def defer_material(item: CompiledItem, entry: Any, field: str, at: datetime) -> MaterialRowUpdate:
     """Validate one 容缺 entry {material, promise}; return the material row update."""
     if not isinstance(entry, dict):
         raise InvalidInput(field, "须为 {material, promise}")
     mid = entry.get("material")
-    material = next((m for m in c.definition.materials if m.id == mid), None)
+    material = next((m for m in item.definition.materials if m.id == mid), None)
     if material is None:
         raise InvalidInput(f"{field}.material", f"事项没有材料 '{mid}'")
     if not material.deferrable:

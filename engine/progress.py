@@ -19,19 +19,19 @@ def progress(session: Session, number: str, code: str) -> dict[str, Any]:
     row = session.execute(sa.select(T_CASE).where(T_CASE.c.number == number)).mappings().first()
     if row is None or row["query_code_hash"] != hash_query_code(number, code):
         raise NotFound("未找到该办件, 请核对办件编号和查询码")
-    c = catalog.compiled(session, row["item_version_id"])
+    item = catalog.compiled(session, row["item_version_id"])
     steps = session.execute(
         sa.select(T_HIST.c.at, T_HIST.c.to_state)
         .where(T_HIST.c.case_id == row["id"], T_HIST.c.kind.in_(["intake", "transition"]))
         .order_by(T_HIST.c.seq)).mappings()
     return {
         "number": number,
-        "item_name": c.definition.name,
+        "item_name": item.definition.name,
         "status": STATUS_LABELS[row["status_code"]],
-        "state": c.table[row["state"]].state.label,
+        "state": item.table[row["state"]].state.label,
         "received_at": row["created_at"],
         "promised_due": row["promised_due"],
         "finished_at": row["finished_at"],
-        "steps": [{"at": s["at"], "label": c.table[s["to_state"]].state.label if s["to_state"] in c.table
+        "steps": [{"at": s["at"], "label": item.table[s["to_state"]].state.label if s["to_state"] in item.table
                    else s["to_state"]} for s in steps],
     }

@@ -67,6 +67,7 @@ from storage.objects import (
     StoreUnavailable,
     bucket_for,
 )
+from storage.rows import CaseRow
 from storage.tables import T_CASE, T_MAT, Counter
 
 CHUNK = 1 << 20
@@ -85,7 +86,7 @@ def _unavailable(exc: Exception) -> Unavailable:
 
 # --- access ---------------------------------------------------------------------------------
 
-def _lock_case(session: Session, number: str) -> dict[str, Any]:
+def _lock_case(session: Session, number: str) -> CaseRow:
     """Re-read the case under a row lock (PostgreSQL) so concurrent uploads to one case queue up
     instead of failing on the version check; SQLite's BEGIN IMMEDIATE already serialises."""
     row = session.execute(
@@ -96,13 +97,13 @@ def _lock_case(session: Session, number: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _check_version(case: dict[str, Any], expected: int | None) -> None:
+def _check_version(case: CaseRow, expected: int | None) -> None:
     if expected is not None and case["version"] != expected:
         raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected}",
                            current_version=case["version"])
 
 
-def _region(session: Session, case: dict[str, Any], actor: Actor) -> str | None:
+def _region(session: Session, case: CaseRow, actor: Actor) -> str | None:
     """Objects go to the bucket of the acting counter's region (the competent one for the system)."""
     if actor.region_code:
         return actor.region_code
@@ -147,7 +148,7 @@ def _active_pages(session: Session, case_id: int, material_id: str) -> list[dict
     return [dict(r) for r in rows]
 
 
-def _require_material(session: Session, case: dict[str, Any], material_id: str) -> None:
+def _require_material(session: Session, case: CaseRow, material_id: str) -> None:
     materials = catalog.compiled(session, case["item_version_id"]).definition.materials
     if material_id not in {m.id for m in materials}:
         raise NotFound(f"事项没有材料 '{material_id}'")
@@ -356,7 +357,7 @@ def list_pages(session: Session, number: str, actor: Actor, material_id: str | N
     return [dict(r) for r in rows]
 
 
-def _get_page(session: Session, case: dict[str, Any], material_id: str, page_id: int) -> dict[str, Any]:
+def _get_page(session: Session, case: CaseRow, material_id: str, page_id: int) -> dict[str, Any]:
     row = session.execute(sa.select(T_PAGE).where(
         T_PAGE.c.id == page_id, T_PAGE.c.case_id == case["id"],
         T_PAGE.c.material_id == material_id)).mappings().first()
@@ -475,7 +476,7 @@ def _record_download(session: Session, number: str, actor: Actor, kind: str, dat
 
 # --- evidence -------------------------------------------------------------------------------
 
-def store_evidence(session: Session, case: str | int | dict[str, Any], kind: str, data: bytes | BinaryIO,
+def store_evidence(session: Session, case: str | int | CaseRow, kind: str, data: bytes | BinaryIO,
                    content_type: str, actor: Actor, *, store: ObjectStore | None = None,
                    meta: dict[str, Any] | None = None) -> ObjectInfo:
     """Store a certificate, recording, … as retained evidence of a case.

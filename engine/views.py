@@ -16,6 +16,7 @@ from engine.advance import describe_missing, holder_counters, why_forbidden
 from engine.errors import InvalidInput
 from engine.guards import Guards
 from states.compiler import CompiledItem
+from storage.rows import CaseRow
 from storage.tables import T_CASE, T_HIST, T_HOLD, ItemVersion
 
 STATUS_LABELS = {
@@ -25,27 +26,27 @@ STATUS_LABELS = {
 }
 
 
-def triggers_for(c: CompiledItem, case: dict[str, Any], actor: Actor, guards: Guards) -> list[dict[str, Any]]:
+def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards) -> list[dict[str, Any]]:
     """Every trigger leaving the case's current states, open or not, and why."""
     out = []
-    for name in c.active_names(case["state"], case["branches"]):
-        for (trigger, src), t in c.routes.items():
+    for name in item.active_names(case["state"], case["branches"]):
+        for (trigger, src), t in item.routes.items():
             if src != name or t.auto:
                 continue
-            missing = why_forbidden(c, case, src, t, actor)
+            missing = why_forbidden(item, case, src, t, actor)
             reasons = [describe_missing(missing)] if missing else []
             # comment_given depends on the request itself: report it as a requirement, not a block.
-            reasons += [r for g in c.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g))]
+            reasons += [r for g in item.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g))]
             out.append({"trigger": trigger, "label": t.label, "to": t.dest, "open": not reasons,
                         "reasons": reasons, "comment_required": "comment_given" in t.guards})
     return out
 
 
-def case_view(session: Session, case: dict[str, Any], actor: Actor | None) -> dict[str, Any]:
-    c = catalog.compiled(session, case["item_version_id"])
-    d = c.definition
-    state = c.table[case["state"]].state
-    guards = Guards(session, c, case, {})
+def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str, Any]:
+    item = catalog.compiled(session, case["item_version_id"])
+    d = item.definition
+    state = item.table[case["state"]].state
+    guards = Guards(session, item, case, {})
     materials = [
         {"id": m.id, "name": m.name, "required": m.required, "deferrable": m.deferrable,
          "status": guards.materials.get(m.id, {}).get("status", "missing"),
@@ -56,8 +57,8 @@ def case_view(session: Session, case: dict[str, Any], actor: Actor | None) -> di
     branches = [
         {"id": b.id, "label": b.label, "counter": case["parties"][b.holder],
          "state": case["branches"][b.id],
-         "state_label": c.table[f"{case['state']}.{b.id}.{case['branches'][b.id]}"].state.label,
-         "done": c.table[f"{case['state']}.{b.id}.{case['branches'][b.id]}"].state.final}
+         "state_label": item.table[f"{case['state']}.{b.id}.{case['branches'][b.id]}"].state.label,
+         "done": item.table[f"{case['state']}.{b.id}.{case['branches'][b.id]}"].state.final}
         for b in state.parallel or []
     ] if case["branches"] else []
     view = {
@@ -71,7 +72,7 @@ def case_view(session: Session, case: dict[str, Any], actor: Actor | None) -> di
         "intake_counter": case["intake_counter_id"],
         "competent_counter": case["competent_counter_id"],
         "parties": case["parties"],
-        "holders": holder_counters(c, case),
+        "holders": holder_counters(item, case),
         "assignees": case["assignees"],
         "applicant": case["applicant"],
         "materials": materials,
@@ -85,7 +86,7 @@ def case_view(session: Session, case: dict[str, Any], actor: Actor | None) -> di
         "version": case["version"],
     }
     if actor is not None:
-        view["triggers"] = triggers_for(c, case, actor, guards)  # reuses the materials read above
+        view["triggers"] = triggers_for(item, case, actor, guards)  # reuses the materials read above
     return view
 
 

@@ -13,10 +13,11 @@ from engine.autoreview import evaluate
 from engine.extensions import JOBS
 from engine.guards import load_materials
 from flows.effects import effect
+from storage.rows import OutboxJobRow
 
 
 @JOBS.register("auto_review", "网络自动审批")
-def auto_review(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def auto_review(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     with effect(engine, job) as eff:
         s = eff.session
         case = load_case(s, job["number"])

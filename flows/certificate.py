@@ -17,6 +17,7 @@ from engine.pdf import certificate_layout, certificate_pdf
 from flows.effects import effect
 from storage.db import session_scope
 from storage.flow_tables import T_CERT, Certificate
+from storage.rows import OutboxJobRow
 from storage.tables import T_HIST, Counter
 
 
@@ -45,7 +46,7 @@ def verify_url(number: str) -> str:
 
 
 @JOBS.register("issue_certificate", "制发证照", follow_ups=("issue", "issue_all"))
-def issue_certificate(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def issue_certificate(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     with session_scope(engine) as s:
         case = load_case(s, job["number"])
         d = catalog.compiled(s, case["item_version_id"]).definition

@@ -18,6 +18,7 @@ from engine import deadlines
 from flows import jobs
 from flows.outbox import claim
 from storage import db
+from storage.rows import OutboxJobRow
 
 _engine_override: Any = None
 
@@ -33,11 +34,11 @@ def get_engine() -> Any:
 
 
 @task(cache_policy=NO_CACHE, retries=0)
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_job(job: OutboxJobRow) -> dict[str, Any]:
     return jobs.run(get_engine(), job)
 
 
-def _run_claimed(claimed: list[dict[str, Any]]) -> dict[str, Any]:
+def _run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
     """Run claimed jobs one task run each, in claim order (a case's jobs keep their order).
 
     Sequential on purpose: measured on 2 cores, threads only made the API the bottleneck. Tags

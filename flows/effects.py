@@ -23,12 +23,13 @@ from engine.extensions import JOBS
 from flows.outbox import mark_done, worker_name
 from storage.db import session_scope
 from storage.flow_tables import JobEffect
+from storage.rows import OutboxJobRow
 
 
 @dataclass
 class Effect:
     session: Session
-    job: dict[str, Any]
+    job: OutboxJobRow
     result: dict[str, Any] = field(default_factory=dict)
     # Triggers to try after the effect (first open wins; the job's registered ``follow_ups``,
     # fired for the system actor as a clerk would), and the history payload to send.
@@ -43,7 +44,7 @@ def already_done(engine: sa.Engine, job_id: str) -> bool:
 
 
 @contextmanager
-def effect(engine: sa.Engine, job: dict[str, Any]) -> Iterator[Effect]:
+def effect(engine: sa.Engine, job: OutboxJobRow) -> Iterator[Effect]:
     with session_scope(engine) as session:
         eff = Effect(session, job, fire=JOBS[job["job"]].meta.get("follow_ups", ()))
         yield eff

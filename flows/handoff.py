@@ -15,6 +15,7 @@ from engine.scans import manifest, replicate
 from flows.effects import effect
 from storage.db import session_scope
 from storage.object_factory import get_store
+from storage.rows import OutboxJobRow
 from storage.tables import Counter
 
 
@@ -23,7 +24,7 @@ class ManifestMismatch(Exception):
 
 
 @JOBS.register("handoff", "跨域移交")
-def handoff(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def handoff(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     p = job["payload"] or {}
     to_counter = p.get("to_counter") or job["counter_id"]
     from_counter = p.get("from_counter")

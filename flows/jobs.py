@@ -13,9 +13,10 @@ from engine import extensions
 from engine.extensions import JOBS
 from flows.effects import already_done
 from flows.outbox import mark_done, mark_failed
+from storage.rows import OutboxJobRow
 
 
-def run(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def run(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     """Run one claimed job; on error release it for a retry (or fail it after the last attempt)."""
     if already_done(engine, job["id"]):  # a replay: the effect exists, only close the row
         with engine.begin() as conn:

@@ -14,10 +14,11 @@ from engine.errors import InvalidInput
 from engine.extensions import JOBS
 from flows.effects import effect
 from storage.flow_tables import Notification, Waybill
+from storage.rows import OutboxJobRow
 
 
 @JOBS.register("create_waybill", "生成邮寄运单")
-def create_waybill_job(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def create_waybill_job(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     with effect(engine, job) as eff:
         s = eff.session
         case = load_case(s, job["number"])

@@ -12,16 +12,17 @@ from engine.advance import load_case
 from engine.extensions import JOBS
 from flows.effects import effect
 from storage.flow_tables import Notification
+from storage.rows import OutboxJobRow
 
 
 @JOBS.register("notify_applicant", "通知申请人")
-def notify_applicant(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def notify_applicant(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     with effect(engine, job) as eff:
         case = load_case(eff.session, job["number"])
-        c = catalog.compiled(eff.session, case["item_version_id"])
+        item = catalog.compiled(eff.session, case["item_version_id"])
         to = (job["payload"] or {}).get("to") or case["state"]
-        label = c.table[to].state.label if to in c.table else to
-        message = f"您的办件 {case['number']}（{c.definition.name}）当前状态：{label}。"
+        label = item.table[to].state.label if to in item.table else to
+        message = f"您的办件 {case['number']}（{item.definition.name}）当前状态：{label}。"
         eff.session.add(Notification(dedupe_key=f"job:{job['id']}", case_id=case["id"],
                                      audience="applicant", kind="progress", message=message,
                                      created_at=now()))
@@ -30,7 +31,7 @@ def notify_applicant(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
 
 
 @JOBS.register("process_recording", "处理视频录像")
-def process_recording(engine: sa.Engine, job: dict[str, Any]) -> dict[str, Any]:
+def process_recording(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     """Recordings are post-processed by the video service (``video.recorder``); here the job is closed."""
     with effect(engine, job) as eff:
         eff.result["note"] = "录像由视频服务处理"

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from core.settings import get_settings
 from engine.actors import now
 from storage.flow_tables import T_LEASE
+from storage.rows import OutboxJobRow
 from storage.tables import T_OUT, Case
 
 
@@ -31,7 +32,7 @@ def _claimable(at: datetime) -> Any:
 
 
 def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None = None,
-          job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+          job_ids: list[str] | None = None) -> list[OutboxJobRow]:
     """Claim up to ``limit`` jobs (of one region, or the given ids); returns them with case data."""
     owner = owner or worker_name()
     at = now()

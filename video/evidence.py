@@ -16,6 +16,7 @@ from engine.actors import SYSTEM, Actor
 from engine.advance import holder_counters, load_case
 from engine.catalog import compiled
 from storage.objects import ObjectStore
+from storage.rows import CaseRow
 
 RECORDING_KIND = "recording"
 
@@ -33,7 +34,7 @@ def add_page(session: Session, number: str, material_id: str, data: bytes, decla
                           filing_actor(session, number, actor), store=store)
 
 
-def store_evidence(session: Session, case: dict[str, Any], data: BinaryIO, content_type: str,
+def store_evidence(session: Session, case: CaseRow, data: BinaryIO, content_type: str,
                    actor: Actor, meta: dict[str, Any], store: ObjectStore | None = None) -> dict[str, Any]:
     info = scans.store_evidence(session, case, RECORDING_KIND, data, content_type, actor,
                                 store=store, meta=meta)

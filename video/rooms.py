@@ -18,6 +18,7 @@ from engine.advance import append_event, load_case, require_holder
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.extensions import VIDEO_KINDS
 from states.schema import State
+from storage.rows import CaseRow
 from storage.tables import Clerk, Counter
 from storage.video_tables import T_PART, T_ROOM, VideoRecording
 from video.kinds import ADHOC_KIND
@@ -37,7 +38,7 @@ def describe_row(session: Session, room_id: str) -> dict[str, Any]:
     return _room(session, room_id)
 
 
-def state_def(session: Session, case: dict[str, Any]) -> State:
+def state_def(session: Session, case: CaseRow) -> State:
     return catalog.compiled(session, case["item_version_id"]).table[case["state"]].state
 
 
@@ -58,7 +59,7 @@ def participant_actor(session: Session, role: str, name: str, clerk_id: int | No
     return Actor(None, f"{name}({ROLES.get(role, role)})", None, None, frozenset({f"video:{role}"}))
 
 
-def _require_clerk(session: Session, case: dict[str, Any], actor: Actor) -> None:
+def _require_clerk(session: Session, case: CaseRow, actor: Actor) -> None:
     if not actor.roles & CLERK_ROLES:
         raise Forbidden("只有窗口工作人员可以发起视频环节", missing=["role:clerk|reviewer|approver|inspector"])
     require_holder(session, case, actor)

@@ -17,23 +17,24 @@ from engine import catalog, dashboard, directory, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import load_case
+from storage.rows import CaseRow
 
 
-def visible_case(session: Session, actor: Actor, number: str) -> dict[str, Any]:
+def visible_case(session: Session, actor: Actor, number: str) -> CaseRow:
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     return case
 
 
-def render(request: Request, session: Session, actor: Actor, case: dict[str, Any],
+def render(request: Request, session: Session, actor: Actor, case: CaseRow,
                status_code: int = 200, error: str | None = None, done: str | None = None) -> Response:
     view = views.case_view(session, case, actor)
     events = views.history(session, case["id"])
-    c = catalog.compiled(session, case["item_version_id"])
-    labels = {name: ref.state.label for name, ref in c.table.items()}
+    item = catalog.compiled(session, case["item_version_id"])
+    labels = {name: ref.state.label for name, ref in item.table.items()}
     seen = [*case["parties"].values(), *(e["counter_id"] for e in events if e["counter_id"])]
     counters = directory.counter_names(session, seen)
-    done_label = next((t.label for t in c.definition.transitions if t.trigger == done), None)
+    done_label = next((t.label for t in item.definition.transitions if t.trigger == done), None)
     # The video step opens from the holding counter when the state declares one.
     video = view["state"]["video"] if actor.counter_id in view["holders"] else None
     clerks = directory.clerk_names(session, case["assignees"].values())

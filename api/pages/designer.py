@@ -37,9 +37,9 @@ def designer_item(code: str, request: Request, session: SessionDep,
     actor = web.require_actor(request, session)
     row = catalog.get_version(session, code, version)
     versions = [v.version for v in catalog.versions(session, code)]
-    c = catalog.compiled(session, row.id)
-    return web.render(request, "designer_item.html", actor, row=row, d=c.definition, versions=versions,
-                      svg_uri=_svg_uri(highlighted_svg(c, row.content_hash, ())))
+    item = catalog.compiled(session, row.id)
+    return web.render(request, "designer_item.html", actor, row=row, d=item.definition, versions=versions,
+                      svg_uri=_svg_uri(highlighted_svg(item, row.content_hash, ())))
 
 
 @router.post("/ui/designer/check", response_class=HTMLResponse)
@@ -54,8 +54,8 @@ def designer_check(request: Request, session: SessionDep, csrf: Annotated[str, F
     else:
         try:
             item = catalog.parse(source, "粘贴的定义")
-            c = compile_item(item.definition)
-            preview = {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(c, item.content_hash, ()))}
+            compiled = compile_item(item.definition)
+            preview = {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(compiled, item.content_hash, ()))}
         except DefinitionError as err:
             problems = [{"line": p.line, "col": p.col, "message": p.message} for p in err.problems]
             status = 422

@@ -16,22 +16,22 @@ def _node(name: str) -> str:
     return name.replace(".", "__")
 
 
-def active_states(c: CompiledItem, state: str, branches: dict[str, str] | None) -> tuple[str, ...]:
+def active_states(item: CompiledItem, state: str, branches: dict[str, str] | None) -> tuple[str, ...]:
     """The nodes to mark: the state itself, plus each parallel branch's current sub-state."""
     out = [state]
-    for b in c.table[state].state.parallel or []:
+    for b in item.table[state].state.parallel or []:
         if branches and b.id in branches:
             out.append(f"{state}.{b.id}.{branches[b.id]}")
     return tuple(out)
 
 
-def highlighted_svg(c: CompiledItem, content_hash: str, active: tuple[str, ...]) -> str:
-    return _render(content_hash, active, _dot(c, active))
+def highlighted_svg(item: CompiledItem, content_hash: str, active: tuple[str, ...]) -> str:
+    return _render(content_hash, active, _dot(item, active))
 
 
-def _dot(c: CompiledItem, active: tuple[str, ...]) -> str:
+def _dot(item: CompiledItem, active: tuple[str, ...]) -> str:
     # DOT merges attributes of a node declared twice: restyle the active nodes at the end.
-    dot = to_dot(c.definition).rstrip().removesuffix("}")
+    dot = to_dot(item.definition).rstrip().removesuffix("}")
     marks = "".join(f"  {_node(a)} [{HIGHLIGHT}];\n" for a in active)
     return dot + marks + "}\n"
 

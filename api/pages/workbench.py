@@ -166,9 +166,9 @@ def show_case(number: str, request: Request, session: SessionDep,
 def case_diagram(number: str, request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
     case = case_page.visible_case(session, actor, number)
-    c = catalog.compiled(session, case["item_version_id"])
-    svg = highlighted_svg(c, catalog.content_hash(session, case["item_version_id"]),
-                          active_states(c, case["state"], case["branches"]))
+    item = catalog.compiled(session, case["item_version_id"])
+    svg = highlighted_svg(item, catalog.content_hash(session, case["item_version_id"]),
+                          active_states(item, case["state"], case["branches"]))
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=60"})
 
 

@@ -16,13 +16,14 @@ from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import advance, load_case
 from engine.errors import Forbidden, InvalidInput
+from storage.rows import CaseRow
 
 router = Router(prefix="/api/v1/cases", tags=["cases"])
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def _case_response(session: Session, case: dict[str, Any], actor: Actor, status: int = 200,
+def _case_response(session: Session, case: CaseRow, actor: Actor, status: int = 200,
                    extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
     """The case as this clerk sees it, with its ETag. Encoded once, by orjson: FastAPI's generic
     encoder walked the view twice and cost more than the transition itself."""

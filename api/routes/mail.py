@@ -81,10 +81,10 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
     """The holding counter books a shipment of the result (e.g. when the applicant's address was unusable)."""
     require_role(actor, "clerk")
     case = load_case(session, number)
-    c = require_holder(session, case, actor)
+    item = require_holder(session, case, actor)
     recipient = validate_recipient(body.recipient)
     get_carrier(body.carrier)
-    contents = body.contents or f"{c.definition.certificate or c.definition.name} 1 份 (办件 {number})"
+    contents = body.contents or f"{item.definition.certificate or item.definition.name} 1 份 (办件 {number})"
     assert actor.counter_id is not None
     w = create_waybill(session, case, actor.counter_id, recipient, contents, carrier=body.carrier)
     return waybill_view(session, w)
