@@ -6,7 +6,11 @@ generator from eating the cores it measures, publishers send a pre-encoded 640x4
 (30 fps, a key frame each second) instead of encoding, plus a 440 Hz Opus tone.
 
 * ``video.offer_to_connected_ms``: median time from creating the offer to the connection
-  being up (HTTP offer/answer, ICE on loopback, DTLS), sequential joins.
+  being up (HTTP offer/answer, ICE, DTLS), sequential joins.
+
+The whole benchmark (server and peers) re-runs itself in a network namespace of its own
+(``unshare --net``, needs root): ``lo`` and a veth pair with 10.77.0.1, nothing routed out, so
+ICE's host candidates and all media stay inside it instead of using the machine's interfaces.
 * ``video.server_cpu_per_relayed_stream``: server CPU (utime+stime of the server process,
   from /proc) per viewer of one 480p publisher, from 1 and from N viewers (the difference /
   (N-1)), so recording and decoding of the publisher are not counted.
@@ -26,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -89,6 +94,29 @@ class EncodedCamera(MediaStreamTrack):
         p.pts, p.time_base = self.n * (90000 // FPS), VIDEO_TB
         self.n += 1
         return p
+
+
+# -- a network of its own -----------------------------------------------------------------------
+NETNS_ADDRESS = "10.77.0.1"
+NETNS_SETUP = ("ip link set lo up && ip link add tb0 type veth peer name tb1 && "
+               f"ip addr add {NETNS_ADDRESS}/24 dev tb0 && ip link set tb0 up && ip link set tb1 up")
+
+
+def enter_private_network() -> None:
+    """Re-run this script in a fresh network namespace; inside it, check what ICE would offer."""
+    if os.environ.get("TONGBAN_BENCH_NETNS") != "1":
+        if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+            sys.exit("bench_video runs its peers in a network namespace of its own (unshare --net): "
+                     "run it as root on Linux with util-linux and iproute2")
+        env = {**os.environ, "TONGBAN_BENCH_NETNS": "1"}
+        os.execvpe("unshare", ["unshare", "--net", "--", "sh", "-c", NETNS_SETUP + ' && exec "$@"', "sh",
+                               sys.executable, *sys.argv], env)
+    from aioice.ice import get_host_addresses
+
+    found = get_host_addresses(use_ipv4=True, use_ipv6=True)
+    if found != [NETNS_ADDRESS]:
+        sys.exit(f"bench_video: expected only {NETNS_ADDRESS} inside its namespace, found {found}")
+    log(f"network namespace of its own: ICE host candidates {found}")
 
 
 # -- the server under test ------------------------------------------------------------------------
@@ -294,6 +322,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "video.json")
     args = ap.parse_args()
+    enter_private_network()
     if args.quick:
         args.joins, args.viewers, args.max_rooms, args.seconds = 3, 2, 2, 3.0
     results = asyncio.run(run(args))

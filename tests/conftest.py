@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ from engine.actors import authenticate
 from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
+from tests.netns import NetNS, NetNSUnavailable
 
 # Helpers working in parallel point this at a database of their own.
 # Prefect's temporary server logs its shutdown after pytest has closed the streams at exit;
@@ -183,3 +185,102 @@ def moto_endpoint() -> Iterator[str]:
     server.start()
     yield f"127.0.0.1:{port}"
     server.stop()
+
+
+
+# -- markers by module ----------------------------------------------------------------------------
+# What each kind of test needs or costs, for selecting (see docs/testing.md). Modules this table
+# does not name may carry their own ``pytestmark``; the ``postgres`` mark comes with the ``db``
+# fixture's PostgreSQL case. ``--quick`` (./tongban) is
+# ``-m "not browser and not distributed and not slow and not netns and (not postgres or dialect)"``.
+MARKS_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "test_flows_distributed.py": ("distributed",),  # PostgreSQL-backed Prefect server, two workers
+    "test_crash_safety.py": ("slow",),               # SIGKILLs a server under load, three times
+    "test_api_fuzz.py": ("slow",),                   # schemathesis over every operation
+    "test_fuzz_definitions.py": ("slow",),           # hypothesis on item definitions
+    "test_flows_embedded.py": ("slow",),             # Prefect's temporary server (~15 s to start), real runs
+    "test_install_secrets.py": ("slow",),            # fresh installations: four CLI processes, ~7 s
+    "test_round_trips.py": ("dialect",),             # what each dialect sends to the server
+    "test_engine_races.py": ("dialect",),            # row locks and racing writers
+    "test_unit_of_work.py": ("dialect",),            # commits on the route's thread, per dialect
+}
+# Single tests that start the product's command line in a new interpreter (2–6 s each).
+MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
+    "test_catalog_versions.py::test_serve_starts_on_embedded_defaults": ("slow",),
+    "test_scans.py::test_sweep_command_line": ("slow",),
+    "test_definitions.py::test_cli_check_prints_located_problems_and_exits_nonzero": ("slow",),
+    "test_definitions.py::test_cli_graph_writes_svg": ("slow",),
+    "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
+}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A module that ``-m`` deselects whole, by its marks above, is not even imported (saves the
+    seconds test_api_fuzz takes to build its schema). Whatever other marks its tests might carry,
+    the expression must be false for all of them; else it is collected as usual."""
+    marks = MARKS_BY_MODULE.get(collection_path.name)
+    expr = config.getoption("markexpr", "")
+    if not marks or not expr:
+        return None
+    known = sorted({line.split(":")[0].strip() for line in config.getini("markers")})
+    names = set(re.findall(r"[A-Za-z_][\w-]*", expr)) - {"and", "or", "not"}
+    if not names <= set(known):
+        return None
+    from _pytest.mark.expression import Expression
+
+    compiled, others = Expression.compile(expr), [m for m in known if m not in marks]
+    for bits in range(1 << len(others)):
+        have = set(marks) | {m for i, m in enumerate(others) if bits >> i & 1}
+        if compiled.evaluate(lambda name, /, have=have, **kw: name in have):
+            return None
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        for name in (*MARKS_BY_MODULE.get(item.path.name, ()), *MARKS_BY_TEST.get(test, ())):
+            item.add_marker(name)
+
+
+# -- tests in a network namespace of their own -----------------------------------------------------
+# WebRTC peers gather host candidates from every non-loopback interface, and Chromium looks up
+# Google's hosts through the machine's resolver: on the machine itself both would use eth0. A test
+# marked ``netns`` runs its setup, body and teardown with this thread inside a private namespace
+# (lo, and a veth pair with 10.77.0.1; tests/netns.py): the servers and browsers it starts live
+# there too. PostgreSQL is out of reach in there: such tests use SQLite.
+_netns: NetNS | Exception | None = None
+
+
+def _private_netns() -> NetNS:
+    global _netns
+    if _netns is None:
+        try:
+            _netns = NetNS()
+        except (NetNSUnavailable, OSError) as exc:
+            _netns = exc
+    if isinstance(_netns, Exception):
+        pytest.fail("this test exchanges media or runs Chromium, which may only send traffic inside a network "
+                    f"namespace the test makes itself (tests/netns.py); it could not be made here: {_netns}. "
+                    "Run the tests as root on Linux with iproute2 (./tongban test does).", pytrace=False)
+    return _netns
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("netns") is not None:
+        _private_netns().enter()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield
+    if isinstance(_netns, NetNS):
+        _netns.leave()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if isinstance(_netns, NetNS):
+        _netns.close()

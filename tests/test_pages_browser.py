@@ -23,6 +23,9 @@ from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
 
+# Chromium looks up Google hosts whatever its flags: the module runs in a network namespace of its own.
+pytestmark = [pytest.mark.browser, pytest.mark.netns]
+
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 ALL_FGS = {m: "received" for m in ("application", "power_of_attorney", "appointment_docs", "license")}

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from core.settings import ROOT
@@ -21,6 +22,9 @@ from tests.test_video_media import history_kinds, inspection_case, link, open_ro
 from video.client import Participant, wait_until
 from video.hub import Hub
 from video.synthetic import PatternTrack, ToneTrack
+
+# Chromium and an aiortc peer exchange media: the test runs in a network namespace of its own.
+pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pytest
 import sqlalchemy as sa
 from PIL import Image
 
@@ -24,6 +25,9 @@ from tests.conftest import ALL_GGCS, Demo
 from video.client import Participant, wait_until
 from video.hub import Hub
 from video.synthetic import PatternTrack, ToneTrack
+
+# Peers exchange media: each test runs in a network namespace of its own (tests/netns.py).
+pytestmark = pytest.mark.netns
 
 
 def inspection_case(demo: Demo) -> str:
@@ -286,3 +290,12 @@ def test_one_to_many_room_of_six(sqlite_demo: Demo, serve_app: Any, tmp_path: Pa
 
     assert asyncio.run(scenario()) == [6] * 6
     assert history_kinds(demo, number).count("video_join") == 6
+
+
+def test_peers_gather_only_the_namespace_address() -> None:
+    """The ICE host candidates a peer would offer here: only the private namespace's address."""
+    from aioice.ice import get_host_addresses
+
+    from tests.netns import ADDRESS
+
+    assert get_host_addresses(use_ipv4=True, use_ipv6=True) == [ADDRESS]
