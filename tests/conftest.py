@@ -191,8 +191,9 @@ def moto_endpoint() -> Iterator[str]:
 # -- markers by module ----------------------------------------------------------------------------
 # What each kind of test needs or costs, for selecting (see docs/testing.md). Modules this table
 # does not name may carry their own ``pytestmark``; the ``postgres`` mark comes with the ``db``
-# fixture's PostgreSQL case. ``--quick`` (./tongban) is
-# ``-m "not browser and not distributed and not slow and not netns and (not postgres or dialect)"``.
+# fixture's PostgreSQL case. ``./tongban test --quick`` adds
+# ``-m "not browser and not distributed and not slow and not netns and (not postgres or dialect)"
+# -k "not sqlite-s3"``.
 MARKS_BY_MODULE: dict[str, tuple[str, ...]] = {
     "test_flows_distributed.py": ("distributed",),  # PostgreSQL-backed Prefect server, two workers
     "test_crash_safety.py": ("slow",),               # SIGKILLs a server under load, three times
@@ -267,11 +268,11 @@ def _private_netns() -> NetNS:
     return _netns
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the runner's own setup (the fixtures); a failure here is the test's setup error."""
     if item.get_closest_marker("netns") is not None:
         _private_netns().enter()
-    yield
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)
