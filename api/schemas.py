@@ -57,3 +57,6 @@ class Reassign(_Body):
     counter_id: Text
     clerk_id: int = Field(ge=1, le=2**31 - 1)
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    # companion: the applicant's companion clerk; step: the current step at counter_id (default:
+    # whichever the counter's current step is).
+    kind: Literal["companion", "step"] | None = None

@@ -20,6 +20,8 @@ app.add_typer(db_app, name="db")
 audit_app = typer.Typer(help="审计: 校验办件历史的哈希链", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 storage_app = typer.Typer(help="对象存储: 清理孤立对象、补做缩略图", no_args_is_help=True)
+calendar_app = typer.Typer(help="节假日安排: 发布国务院办公厅通知的年度安排、查看工作日", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
 app.add_typer(storage_app, name="storage")
 
 
@@ -320,3 +322,66 @@ def storage_thumbnails() -> None:
 
 def main() -> None:
     app()
+
+
+@calendar_app.command("import")
+def calendar_import(
+    file: Annotated[Path, typer.Argument(help="年度节假日安排文件 (YAML: year, notice, holidays, workdays)")],
+) -> None:
+    """发布一年的节假日安排 (发布后不可修改); 涉及该年的临时期限随即重算。"""
+    from engine import deadlines, schedules
+    from engine.errors import EngineError
+    from storage.db import session_scope
+
+    try:
+        schedule = schedules.read_file(file)
+        with session_scope(_engine()) as session:
+            created = schedules.publish(session, schedule, "cli")
+            redone = deadlines.recompute_provisional(session) if created else 0
+    except schedules.ScheduleError as err:
+        for p in err.problems:
+            typer.echo(p.format(), err=True)
+        typer.echo(f"{len(err.problems)} 个问题, 未发布", err=True)
+        raise typer.Exit(1) from None
+    except EngineError as err:
+        typer.echo(f"错误: {err.detail}", err=True)
+        raise typer.Exit(1) from None
+    if created:
+        typer.echo(f"已发布 {schedule.year} 年节假日安排 ({schedule.notice}): 放假 {len(schedule.holidays)} 天, "
+                   f"调休上班 {len(schedule.workdays)} 天; 重算临时期限 {redone} 件")
+    else:
+        typer.echo(f"{schedule.year} 年节假日安排已发布, 内容相同, 未变化")
+
+
+@calendar_app.command("show")
+def calendar_show(year: Annotated[int | None, typer.Argument(help="年份 (不填: 列出各年来源)")] = None) -> None:
+    """查看工作日来源; 指定年份时列出该年的放假日和调休上班日。"""
+    from datetime import date, timedelta
+
+    from core import clock
+    from engine import workdays
+    from storage.db import session_scope
+
+    sources = {"published": "已发布的国务院办公厅通知", "chinese_calendar": "chinese-calendar 数据",
+               "provisional": "无官方安排 (按周末临时计算)"}
+    with session_scope(_engine(), readonly=True) as session:
+        cal = workdays.calendar(session)
+    if year is None:
+        this = clock.today().year
+        for y in sorted({*cal.published, this - 1, this, this + 1}):
+            notice = f": {cal.published[y].notice}" if y in cal.published else ""
+            typer.echo(f"{y} 年  {sources[cal.source(y)]}{notice}")
+        return
+    typer.echo(f"{year} 年  {sources[cal.source(year)]}"
+               + (f": {cal.published[year].notice}" if year in cal.published else ""))
+    day, end = date(year, 1, 1), date(year, 12, 31)
+    off, on = [], []
+    while day <= end:
+        work = cal.is_workday(day)
+        if not work and day.weekday() < 5:
+            off.append(day)
+        elif work and day.weekday() >= 5:
+            on.append(day)
+        day += timedelta(days=1)
+    typer.echo("放假 (工作日休息): " + ("、".join(f"{d:%m-%d}" for d in off) or "无"))
+    typer.echo("调休上班 (周末上班): " + ("、".join(f"{d:%m-%d}" for d in on) or "无"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     catalog_dir: Path = ROOT / "catalog" / "items"
     alliance_file: Path = ROOT / "catalog" / "alliance.yaml"
     data_dir: Path = ROOT / "var"
+    # The zone every calendar date is taken in (case numbers, deadlines, "today", documents).
+    timezone: str = "Asia/Shanghai"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -85,6 +88,16 @@ class Settings(BaseSettings):
     # made once in data_dir/carrier-secret; `tongban carrier-secret` prints it) and the clock skew.
     carrier_secret: str = ""
     carrier_skew_seconds: int = 300
+
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"未知的时区 '{v}' (例如 Asia/Shanghai)") from None
+        return v
 
 
 @lru_cache

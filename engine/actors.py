@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.clock import now
 from engine.errors import InvalidInput, NotFound, Unauthenticated
 from engine.statements import SELECT_TOKEN
 from states.vocabulary import ACTOR_ROLES
@@ -33,8 +34,6 @@ class Actor:
 SYSTEM = Actor(None, "系统", None, None, frozenset({"system"}))
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def hash_token(token: str) -> str:

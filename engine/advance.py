@@ -8,6 +8,7 @@ at the start, so two clerks racing on one case cannot both win.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -16,8 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine import catalog, deadlines
-from engine.actors import SYSTEM, Actor, now
+from core.clock import now
+from engine import catalog, deadlines, directory, workdays
+from engine.actors import SYSTEM, Actor
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
 from engine.guards import Guards, remember_materials
 from engine.history import chain
@@ -84,16 +86,21 @@ def source_holder(item: CompiledItem, case: CaseRow, source: str) -> str:
     return case["parties"][branch.holder]
 
 
-def status_code(item: CompiledItem, case: CaseRow, deferred_pending: bool) -> int:
+def status_code(item: CompiledItem, case: CaseRow, deferred_pending: bool, before: int | None = None) -> int:
+    """The exchange status (办件状态代码 1–15) of the case's state; ``before`` is the status it
+    leaves, so that the step after 补正 is 7 补正结束 and the step after 特别程序 is 10 特别程序结束."""
     s = item.table[case["state"]].state
     if s.status:
         return s.status
     if s.final:
         code = OUTCOMES[s.outcome or "approved"]
         return 12 if code == 11 and deferred_pending else code
-    if case["state"] == item.initial:
-        return 1
-    return 9 if s.clock == "pause" else 3
+    code = 1 if case["state"] == item.initial else 9 if s.clock == "pause" else 3
+    if before == 6 and code in (1, 3):
+        return 7
+    if before == 9 and code == 3:
+        return 10
+    return code
 
 
 def find_route(item: CompiledItem, case: CaseRow, trigger: str) -> tuple[str, Transition] | None:
@@ -104,9 +111,20 @@ def find_route(item: CompiledItem, case: CaseRow, trigger: str) -> tuple[str, Tr
     return None
 
 
+def companion_step(item: CompiledItem, source: str) -> bool:
+    """Whether a step belongs to the applicant's companion clerk (陪伴): the intake counter's
+    steps — 收件, 补正, 送达 there, 撤回 — rather than a role's at the holding counter."""
+    ref = item.table[source]
+    if ref.branch is None:
+        return ref.state.holder == "intake"
+    branch = next(b for b in item.table[ref.parallel].state.parallel or [] if b.id == ref.branch)  # type: ignore[index]
+    return branch.holder == "intake"
+
+
 def why_forbidden(item: CompiledItem, case: CaseRow, source: str, t: Transition,
                   actor: Actor) -> list[str]:
-    """What the actor lacks to fire ``t`` from ``source``: roles, the holding counter, assignment."""
+    """What the actor lacks to fire ``t`` from ``source``: roles, the holding counter, and who the
+    step belongs to — the companion for the intake counter's steps, else whoever claimed it."""
     if actor.is_system:
         return [] if "system" in t.roles or t.auto else ["role:system"]
     missing = []
@@ -115,24 +133,38 @@ def why_forbidden(item: CompiledItem, case: CaseRow, source: str, t: Transition,
     holder = source_holder(item, case, source)
     if actor.counter_id != holder:
         missing.append(f"counter:{holder}")
+    elif companion_step(item, source):
+        companion = case.get("companion_id")
+        if companion is not None and companion != actor.id:
+            missing.append(f"companion:{companion}")
     else:
-        assignee = case["assignees"].get(holder)
-        if assignee is not None and assignee != actor.id:
-            missing.append(f"assignee:{assignee}")
+        claimant = case["assignees"].get(holder)
+        if claimant is not None and claimant != actor.id:
+            missing.append(f"claim:{claimant}")
     return missing
 
 
-def describe_missing(missing: list[str]) -> str:
+def describe_missing(missing: list[str], counters: Mapping[str, str], clerks: Mapping[int, str]) -> str:
+    """The refusal in words, with names (``names_for`` looks them up)."""
     words = []
     for m in missing:
         kind, _, value = m.partition(":")
         if kind == "role":
             words.append("需要角色 " + " 或 ".join(ACTOR_ROLES.get(r, r) for r in value.split("|")))
         elif kind == "counter":
-            words.append(f"案件当前由窗口 {value} 办理")
-        elif kind == "assignee":
-            words.append(f"一事一人: 案件已由工作人员 #{value} 负责, 须先改派")
+            words.append(f"案件当前由{counters.get(value, '其他窗口')}办理")
+        elif kind == "companion":
+            who = clerks.get(int(value), "收件人员")
+            words.append(f"一事一人: 该环节由陪伴申请人的{who}办理, 须由其或督查人员转交")
+        elif kind == "claim":
+            words.append(f"该环节已由{clerks.get(int(value), '其他工作人员')}认领, 须由其释放或转交")
     return "; ".join(words)
+
+
+def names_for(session: Session, missing: list[str]) -> tuple[dict[str, str], dict[int, str]]:
+    counters = [v for k, _, v in (m.partition(":") for m in missing) if k == "counter"]
+    clerks = [int(v) for k, _, v in (m.partition(":") for m in missing) if k in ("companion", "claim")]
+    return directory.counter_names(session, counters), directory.clerk_names(session, clerks)
 
 
 def open_triggers(item: CompiledItem, case: CaseRow) -> list[str]:
@@ -148,6 +180,7 @@ class Pending:
     jobs: list[NewOutboxJob] = field(default_factory=list)
     material_updates: list[MaterialRowUpdate] = field(default_factory=list)
     holders_before: list[str] | None = None  # queue membership when the call started
+    status_before: int | None = None  # the exchange status when the call started
 
 
 def advance(
@@ -170,9 +203,9 @@ def advance(
     at = now()
     original_version = case["version"]
     before_state, before_branches = case["state"], case["branches"]
-    pending = Pending(holders_before=holder_counters(item, case))
+    pending = Pending(holders_before=holder_counters(item, case), status_before=case["status_code"])
     guards = Guards(session, item, case, payload)
-    _apply_deferrals(item, case, payload, guards, actor, at, pending)
+    _apply_deferrals(session, item, case, payload, guards, actor, at, pending)
     _fire(session, item, case, trigger, actor, payload, guards, at, pending)
     for _ in range(MAX_AUTO_STEPS):
         auto = _next_auto(item, case, guards)
@@ -186,11 +219,13 @@ def advance(
     return case
 
 
-def _apply_deferrals(item: CompiledItem, case: CaseRow, payload: dict[str, Any],
+def _apply_deferrals(session: Session, item: CompiledItem, case: CaseRow, payload: dict[str, Any],
                      guards: Guards, actor: Actor, at: datetime, pending: Pending) -> None:
     """容缺受理: deferrable materials named in ``payload.defer`` are recorded with promise and due date."""
-    for i, entry in enumerate(payload.get("defer") or []):
-        update = defer_material(item, entry, f"defer[{i}]", at)
+    entries = payload.get("defer") or []
+    cal = workdays.calendar(session) if entries else None
+    for i, entry in enumerate(entries):
+        update = defer_material(item, entry, f"defer[{i}]", at, cal)  # type: ignore[arg-type]
         guards.materials[update["material_id"]] = {**update, "case_id": case["id"]}
         pending.material_updates.append(update)
 
@@ -214,7 +249,7 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
     source, t = route
     missing = why_forbidden(item, case, source, t, actor)
     if missing:
-        raise Forbidden(describe_missing(missing), missing=missing)
+        raise Forbidden(describe_missing(missing, *names_for(session, missing)), missing=missing)
     closed = [{"guard": g, "reason": r} for g in item.guards_of(t) if (r := guards.why_closed(g))]
     if closed:
         raise GuardFailed("；".join(x["reason"] for x in closed), guards=closed)
@@ -225,16 +260,22 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
     case["state"], case["branches"] = item.parse_model_state(model.state)
     case["version"] += 1
     case["updated_at"] = at
-    if not actor.is_system and actor.counter_id and actor.counter_id not in case["assignees"]:
-        case["assignees"] = {**case["assignees"], actor.counter_id: actor.id}  # 一事一人
+    holder = source_holder(item, case, source)
+    if holder in case["assignees"]:  # the claimed step is done; the next one is unclaimed
+        case["assignees"] = {k: v for k, v in case["assignees"].items() if k != holder}
     dest = item.table[case["state"]].state
     if dest.final:
         case["finished_at"] = at
+    data = payload.get("data")
+    if "commitment_signed" in item.guards_of(t) and not case["commitment"] and payload.get("commitment"):
+        # 告知承诺 given at this step: kept on the case (who, when, what) and in its history.
+        case["commitment"] = {**payload["commitment"], "signed_at": at.isoformat(), "recorded_by": actor.name}
+        data = {**(data or {}), "commitment": case["commitment"]}
     pending.history.append({
         "case_id": case["id"], "seq": case["version"], "at": at, "kind": "transition",
         "actor_id": actor.id, "actor_name": actor.name, "counter_id": actor.counter_id,
         "trigger": trigger, "from_state": _qualified(before_state, source), "to_state": t.dest,
-        "comment": payload.get("comment"), "data": payload.get("data"),
+        "comment": payload.get("comment"), "data": data,
     })
     after_holders = holder_counters(item, case)
     jobs = list(dict.fromkeys([*t.jobs, *([dest.job] if dest.job else [])]))
@@ -283,9 +324,11 @@ def _write(session: Session, item: CompiledItem, case: CaseRow, original_version
             sa.update(T_MAT).where(T_MAT.c.case_id == case["id"],
                                    T_MAT.c.material_id == u["material_id"]).values(**u)
         )
-    deferred = guards._materials is not None and any(
-        m.get("status") == "deferred" for m in guards.materials.values())
-    case["status_code"] = status_code(item, case, deferred)
+    # 办结 with a 容缺 material still outstanding is 12, not 11: at a final state read the
+    # materials even when no guard did.
+    look = guards._materials is not None or item.table[case["state"]].state.final
+    deferred = look and any(m.get("status") == "deferred" for m in guards.materials.values())
+    case["status_code"] = status_code(item, case, deferred, pending.status_before)
     chain(case, pending.history)
     after = holder_counters(item, case)
     with pipelined(session):
@@ -293,7 +336,7 @@ def _write(session: Session, item: CompiledItem, case: CaseRow, original_version
             "case_id": case["id"], "expected": original_version, "state": case["state"],
             "branches": case["branches"], "version": case["version"], "status_code": case["status_code"],
             "assignees": case["assignees"], "updated_at": at, "finished_at": case["finished_at"],
-            "last_hash": case["last_hash"]})
+            "last_hash": case["last_hash"], "commitment": case["commitment"]})
         INSERT_HISTORY.execute_many(session, pending.history)
         INSERT_OUTBOX.execute_many(session, pending.jobs)
         if after != pending.holders_before:

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.clock import now
 from engine import extensions
-from engine.actors import now
 from engine.errors import Conflict, NotFound
 from states.compiler import CompiledItem, compile_item
 from states.loader import LoadedItem, load_catalog, load_file, parse_item

@@ -14,18 +14,18 @@ from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core import clock
 from core.settings import get_settings
-from engine import catalog
+from engine import catalog, workdays
 from engine.actors import Actor
 from engine.errors import Forbidden, InvalidInput
-from engine.workdays import add_working_days, is_workday
 from storage.dashboard_tables import T_SUP, SupervisorRegion
 from storage.db import bound_engine
 from storage.rows import CaseRow
@@ -93,16 +93,6 @@ def check_counter_visible(session: Session, actor: Actor, counter_id: str) -> No
 
 # --- time ------------------------------------------------------------------------------------
 
-def working_days_before(day: date, days: int) -> date:
-    """The date ``days`` working days before ``day``."""
-    remaining = days
-    while remaining > 0:
-        day -= timedelta(days=1)
-        if is_workday(day):
-            remaining -= 1
-    return day
-
-
 def deadline_status(due: date | None, today: date, warn_cutoff: date) -> str:
     if due is None or due > warn_cutoff:
         return "正常"
@@ -117,17 +107,21 @@ def prefect_runs_url(number: str) -> str:
 
 # --- the dashboard -------------------------------------------------------------------------
 
-def _states(session: Session) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
-    """(item code, state id) → label, and the states whose clock is stopped (补正, 特别程序),
-    across every published version (labels rarely change between versions)."""
+def _states(session: Session) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]], set[tuple[str, str]]]:
+    """(item code, state id) → label; the states whose clock is stopped (补正, 特别程序); and the
+    companion's states (the intake counter's), across every published version."""
     labels: dict[tuple[str, str], str] = {}
     paused: set[tuple[str, str]] = set()
+    companion: set[tuple[str, str]] = set()
     for vid, code in session.execute(sa.select(ItemVersion.id, ItemVersion.code).order_by(ItemVersion.version)):
-        for name, ref in catalog.compiled(session, vid).table.items():
+        item = catalog.compiled(session, vid)
+        for name, ref in item.table.items():
             labels[(code, name)] = ref.state.label
             if ref.state.clock == "pause":
                 paused.add((code, name))
-    return labels, paused
+            if ref.parallel is None and ref.state.holder == "intake":
+                companion.add((code, name))
+    return labels, paused, companion
 
 
 def _scope(session: Session, actor: Actor, region: str | None, counter: str | None) -> dict[str, dict[str, str]]:
@@ -181,33 +175,49 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
     if not 1 <= days <= 366:
         raise InvalidInput("days", "统计周期须为 1 到 366 天")
     settings = get_settings()
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
     # 预警: at most N working days left, i.e. due before the (N+1)th working day (as engine.deadlines).
-    warn_cutoff = add_working_days(today, settings.warn_working_days + 1) - timedelta(days=1)
-    stuck_before = datetime.combine(working_days_before(today, settings.stuck_working_days), time(), UTC)
-    since = datetime.combine(today - timedelta(days=days - 1), time(), UTC)
+    cal = workdays.calendar(session)
+    warn_cutoff = cal.add(today, settings.warn_working_days + 1) - timedelta(days=1)
+    stuck_before = clock.start_of(cal.before(today, settings.stuck_working_days))
+    since = clock.start_of(today - timedelta(days=days - 1))
     counters = _scope(session, actor, region, counter)
     scope = list(counters)
     dialect = bound_engine(session).dialect.name
-    labels, paused = _states(session)
+    labels, paused, companion = _states(session)
     in_scope = T_HOLD.c.counter_id.in_(scope)
     item_filter = [T_CASE.c.item_code == item] if item else []
     held = T_HOLD.join(T_CASE, T_CASE.c.id == T_HOLD.c.case_id)
 
     # One scan of the open cases in scope (index-only: ix_cases_open_cover) feeds every open-case
     # figure. Dates come back only for rows at risk or stale, so most rows are a few short strings.
-    risky_due = sa.case((T_CASE.c.promised_due <= warn_cutoff, T_CASE.c.promised_due), else_=None)
+    # The period that runs: the decision's from 受理, before it the notice of missing materials.
+    running_due = sa.func.coalesce(T_CASE.c.promised_due, T_CASE.c.supplement_notice_due)
+    risky_due = sa.case((running_due <= warn_cutoff, running_due), else_=None)
     stale_at = sa.case((T_CASE.c.updated_at < stuck_before, T_CASE.c.updated_at), else_=None)
     with _gc_paused():
         rows = session.execute(
             sa.select(T_HOLD.c.counter_id, T_CASE.c.id, T_CASE.c.item_code, T_CASE.c.state,
-                      _assignee_expr(dialect), risky_due, stale_at)
+                      _assignee_expr(dialect), T_CASE.c.companion_id, risky_due, stale_at)
             .select_from(held).where(in_scope, T_CASE.c.finished_at.is_(None), *item_filter)
         ).all()
-        groups: Tally[tuple[str, str, str, Any]] = Tally()
+        # A row per (holding counter, case): a case in parallel review is held by several counters.
+        # Counters and workloads count it at each holder; everything else counts the case once.
+        per_holder: Tally[tuple[str, Any]] = Tally()
+        per_case: Tally[tuple[str, str]] = Tally()
+        regions: set[tuple[str, int]] = set()
+        seen: set[int] = set()
+        parallel: set[int] = set()
         risky, stale = [], []
-        for cid, case_id, code, state, clerk, due, stale_since in rows:
-            groups[(cid, code, state, clerk)] += 1
+        for cid, case_id, code, state, clerk, companion_id, due, stale_since in rows:
+            # Who has the work: the claimant of the step, or the companion for the intake steps.
+            per_holder[(cid, companion_id if (code, state) in companion else clerk)] += 1
+            regions.add((counters[cid]["region"], case_id))
+            if case_id in seen:
+                parallel.add(case_id)
+                continue
+            seen.add(case_id)
+            per_case[(code, state)] += 1
             # A stopped clock puts the deadline out of danger: it moves out when the clock resumes.
             if due is not None and (code, state) not in paused:
                 risky.append((due, case_id, cid, code, state))
@@ -215,19 +225,22 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
                 stale.append((stale_since, case_id, cid, code, state))
     by: dict[str, dict[str, int]] = {k: defaultdict(int) for k in ("state", "region", "counter", "item")}
     load: dict[tuple[str, int | None], int] = defaultdict(int)
-    for (cid, code, state, clerk), n in groups.items():
-        by["state"][labels.get((code, state), state)] += n
-        by["region"][counters[cid]["region"]] += n
+    for (cid, clerk), n in per_holder.items():
         by["counter"][cid] += n
-        by["item"][code] += n
         load[(cid, int(clerk) if clerk is not None else None)] += n
+    for (code, state), n in per_case.items():
+        by["state"][labels.get((code, state), state)] += n
+        by["item"][code] += n
+    for region_code, _ in regions:
+        by["region"][region_code] += 1
     overdue = sum(1 for r in risky if r[0] < today)
-    deadline = {"正常": len(rows) - len(risky), "预警": len(risky) - overdue, "逾期": overdue}
+    deadline = {"正常": len(seen) - len(risky), "预警": len(risky) - overdue, "逾期": overdue}
     at_risk_rows = heapq.nsmallest(LIST_LIMIT, risky)
     stuck_rows = heapq.nsmallest(LIST_LIMIT, stale)
     wanted = {r[1] for r in at_risk_rows} | {r[1] for r in stuck_rows}
     details = {r.id: r for r in session.execute(
-        sa.select(T_CASE.c.id, T_CASE.c.number, T_CASE.c.promised_due, T_CASE.c.updated_at)
+        sa.select(T_CASE.c.id, T_CASE.c.number, running_due.label("due"), T_CASE.c.promised_due,
+                  T_CASE.c.updated_at)
         .where(T_CASE.c.id.in_(wanted)))} if wanted else {}
 
     def listed(case_id: int, cid: str, code: str, state: str) -> dict[str, Any]:
@@ -235,7 +248,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
         return {"number": d.number, "item": code, "state": labels.get((code, state), state),
                 "counter": cid, "region": counters[cid]["region"],
                 "promised_due": d.promised_due.isoformat() if d.promised_due else None,
-                "deadline": deadline_status(d.promised_due, today, warn_cutoff),
+                "deadline": deadline_status(d.due, today, warn_cutoff),
                 "last_event": d.updated_at.isoformat(), "prefect_url": prefect_runs_url(d.number)}
 
     at_risk = [listed(*r[1:]) for r in at_risk_rows]
@@ -243,25 +256,42 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
     stuck_count = len(stale)
 
     return {
-        "today": today.isoformat(), "warn_working_days": settings.warn_working_days,
+        "today": today.isoformat(), "timezone": settings.timezone, "warn_working_days": settings.warn_working_days,
         "stuck_working_days": settings.stuck_working_days, "period_days": days,
         "filters": {"region": region, "counter": counter, "item": item},
-        "open_total": sum(by["counter"].values()),
+        "open_total": len(seen),
+        # Cases held by several counters at once (并联审批): counted once above, at each holder in
+        # open_by.counter and the workloads.
+        "parallel_open": len(parallel),
+        # Years within 60 days (or begun) with no official holiday schedule: their due dates are
+        # provisional until `tongban calendar import` publishes one.
+        "calendar_missing_years": cal.missing_years(today),
         "open_by": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in by.items()},
         "counters": counters,
         "deadline": deadline, "at_risk": at_risk,
         "stuck": {"count": stuck_count, "cases": stuck},
-        "throughput": _throughput(session, scope, item, since, today),
+        "throughput": _throughput(session, scope, item, since, today, dialect),
         "handoffs": _handoffs(session, counters, scope, since, dialect),
         "workloads": _workloads(session, scope, load),
     }
 
 
+def _local_day(col: Any, dialect: str) -> Any:
+    """The calendar day of a stored instant in the product's zone, computed in SQL. PostgreSQL
+    converts exactly; SQLite shifts by the zone's offset now (exact for Asia/Shanghai, which has
+    no daylight saving)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone(get_settings().timezone, col), sa.Date)
+    offset = clock.now().astimezone(clock.zone()).utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset else 0
+    return sa.func.date(col, f"{minutes:+d} minutes")
+
+
 def _throughput(session: Session, scope: list[str], item: str | None, since: datetime,
-                today: date) -> list[dict[str, Any]]:
+                today: date, dialect: str) -> list[dict[str, Any]]:
     """Cases received and finished per day over the period; a case counts for its intake counter."""
     out: dict[str, dict[str, int]] = {}
-    day = since.date()
+    day = clock.local_date(since)
     while day <= today:
         out[day.isoformat()] = {"received": 0, "finished": 0}
         day += timedelta(days=1)
@@ -269,7 +299,7 @@ def _throughput(session: Session, scope: list[str], item: str | None, since: dat
         where = [col >= since, T_CASE.c.intake_counter_id.in_(scope)]
         if item:
             where.append(T_CASE.c.item_code == item)
-        d = sa.func.date(col)
+        d = _local_day(col, dialect)
         for value, n in session.execute(sa.select(d, sa.func.count()).where(*where).group_by(d)):
             if _day(value) in out:
                 out[_day(value)][key] = n

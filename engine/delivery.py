@@ -12,10 +12,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.clock import now
 from core.install_secrets import install_secret
 from core.settings import get_settings
 from engine import scans
-from engine.actors import SYSTEM, now
+from engine.actors import SYSTEM
 from engine.advance import fire_first_open
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.pdf import waybill_pdf

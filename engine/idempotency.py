@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from engine.actors import now
+from core.clock import now
 from engine.errors import InvalidInput
 from storage.tables import IdempotencyRecord
 

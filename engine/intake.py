@@ -10,8 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine import catalog
-from engine.actors import Actor, now
+from core import clock
+from core.clock import now
+from engine import catalog, deadlines, workdays
+from engine.actors import Actor
 from engine.advance import (
     append_event,
     holder_counters,
@@ -24,9 +26,8 @@ from engine.directory import resolve_parties
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.history import chain
 from engine.materials import MATERIAL_STATUSES, defer_material
-from engine.workdays import add_working_days
 from storage.rows import CaseRow, MaterialRowUpdate, NewHistoryEvent
-from storage.tables import T_CASE, T_HIST, T_MAT, Clerk, Sequence
+from storage.tables import T_CASE, T_HIST, T_MAT, Sequence
 
 QUERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
@@ -72,22 +73,24 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         if status not in ("missing", "received"):
             raise InvalidInput(f"materials.{mid}", "状态须为 missing 或 received (容缺请用 defer)")
     at = now()
+    cal = workdays.calendar(session)
     deferred = {e["material_id"]: e for e in
-                (defer_material(item, x, f"defer[{i}]", at) for i, x in enumerate(defer or []))}
-    today = at.date()
+                (defer_material(item, x, f"defer[{i}]", at, cal) for i, x in enumerate(defer or []))}
+    today = clock.local_date(at)  # the counter's day, not UTC's: 07:30 Beijing is still today
     number = _next_number(session, parties.intake.region_code, today)
     code = "".join(secrets.choice(QUERY_ALPHABET) for _ in range(10))
     # id, status_code and last_hash are filled in below (status_code reads only the state, chain
-    # only number and last_hash); the deadline-clock columns are left to the database (NULL).
+    # only number and last_hash). The decision periods start at 受理 (engine.deadlines), not here.
     case: CaseRow = {  # type: ignore[typeddict-item]
         "number": number, "item_version_id": version.id, "item_code": d.code, "mode": mode,
         "state": item.initial, "branches": None, "intake_counter_id": parties.intake.id,
         "competent_counter_id": parties.competent.id, "parties": parties.by_role,
-        "assignees": {actor.counter_id: actor.id}, "applicant": applicant,
+        "assignees": {}, "companion_id": actor.id, "applicant": applicant,
         "query_code_hash": hash_query_code(number, code), "commitment": commitment,
         "created_at": at, "updated_at": at, "finished_at": None, "version": 1,
-        "promised_due": add_working_days(today, d.limits.promised_days),
-        "legal_due": add_working_days(today, d.limits.legal_days),
+        "promised_due": None, "legal_due": None, "accepted_at": None, "certificate_due": None,
+        "extended_days": 0, "clock_paused_at": None, "paused_days": None, "deadline_status": None,
+        **deadlines.at_intake(cal, at),
     }
     case["status_code"] = status_code(item, case, bool(deferred))
     event: NewHistoryEvent = {
@@ -99,10 +102,11 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
     if d.materials:
+        # Every row with the same keys: an executemany takes its columns from the first row, so a
+        # 容缺 promise on a later row was dropped.
         session.execute(sa.insert(T_MAT), [
-            {**deferred[m.id], "case_id": case["id"]} if m.id in deferred else
             {"case_id": case["id"], "material_id": m.id, "status": materials.get(m.id, "missing"),
-             "updated_at": at}
+             "promise": None, "deferred_due": None, "updated_at": at, **deferred.get(m.id, {})}
             for m in d.materials
         ])
     session.execute(sa.insert(T_HIST).values(case_id=case["id"], **event))
@@ -118,7 +122,8 @@ def set_material(session: Session, number: str, actor: Actor, material_id: str, 
     at = now()
     update: MaterialRowUpdate
     if status == "deferred":
-        update = defer_material(item, {"material": material_id, "promise": promise}, "body", at)
+        update = defer_material(item, {"material": material_id, "promise": promise}, "body", at,
+                                workdays.calendar(session))
     elif status in ("missing", "received"):
         if material_id not in {m.id for m in item.definition.materials}:
             raise NotFound(f"事项没有材料 '{material_id}'")
@@ -132,19 +137,3 @@ def set_material(session: Session, number: str, actor: Actor, material_id: str, 
                                            T_MAT.c.material_id == material_id).values(**update))
     return case
 
-
-def reassign(session: Session, number: str, actor: Actor, counter_id: str, clerk_id: int,
-             expected_version: int | None = None, comment: str | None = None) -> CaseRow:
-    """Explicit reassignment ends 一事一人 for the old clerk; supervisors or the assignee may do it."""
-    case = load_case(session, number)
-    current = case["assignees"].get(counter_id)
-    if "supervisor" not in actor.roles and not (actor.counter_id == counter_id and actor.id == current):
-        raise Forbidden("只有督查人员或当前负责人可以改派", missing=["role:supervisor"])
-    clerk = session.get(Clerk, clerk_id)
-    if clerk is None or clerk.counter_id != counter_id or not clerk.active:
-        raise InvalidInput("clerk_id", f"工作人员 #{clerk_id} 不属于窗口 {counter_id}")
-    at = now()
-    case["assignees"] = {**case["assignees"], counter_id: clerk_id}
-    append_event(session, case, expected_version, at, "assign", actor,
-                 {"counter": counter_id, "from_clerk": current, "to_clerk": clerk_id}, comment)
-    return case

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from core import clock
 from core.settings import get_settings
 from engine.errors import InvalidInput
-from engine.workdays import add_working_days
+from engine.workdays import WorkCalendar
 from states.compiler import CompiledItem
 from storage.rows import MaterialRowUpdate
 
 MATERIAL_STATUSES = ("missing", "received", "deferred")
 
 
-def defer_material(item: CompiledItem, entry: Any, field: str, at: datetime) -> MaterialRowUpdate:
+def defer_material(item: CompiledItem, entry: Any, field: str, at: datetime, cal: WorkCalendar) -> MaterialRowUpdate:
     """Validate one 容缺 entry {material, promise}; return the material row update."""
     if not isinstance(entry, dict):
         raise InvalidInput(field, "须为 {material, promise}")
@@ -27,6 +28,6 @@ def defer_material(item: CompiledItem, entry: Any, field: str, at: datetime) -> 
     promise = (entry.get("promise") or "").strip()
     if not promise:
         raise InvalidInput(f"{field}.promise", "容缺受理须记录申请人的补交承诺")
-    due = add_working_days(at.astimezone(UTC).date(), get_settings().defer_days)
+    due = cal.add(clock.local_date(at), get_settings().defer_days)
     return {"material_id": mid, "status": "deferred", "promise": promise,
             "deferred_due": due, "updated_at": at}

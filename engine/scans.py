@@ -33,10 +33,11 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.clock import now
 from core.settings import get_settings
 from engine import catalog, thumbnails
 from engine.access import require_case_reader
-from engine.actors import Actor, now
+from engine.actors import Actor
 from engine.advance import append_event, load_case, require_holder
 from engine.errors import (
     Conflict,

@@ -36,7 +36,7 @@ UPDATE_CASE = Prepared(
     sa.update(T_CASE)
     .where(T_CASE.c.id == sa.bindparam("case_id"), T_CASE.c.version == sa.bindparam("expected"))
     .values({c: sa.bindparam(c) for c in ("state", "branches", "version", "status_code", "assignees",
-                                          "updated_at", "finished_at", "last_hash")})
+                                          "updated_at", "finished_at", "last_hash", "commitment")})
 )
 BUMP_CASE = Prepared(
     sa.update(T_CASE)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core import clock
 from engine import catalog
 from engine.actors import Actor
-from engine.advance import describe_missing, holder_counters, why_forbidden
+from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
 from engine.errors import InvalidInput
 from engine.guards import Guards
 from states.compiler import CompiledItem
@@ -28,17 +29,17 @@ STATUS_LABELS = {
 
 def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards) -> list[dict[str, Any]]:
     """Every trigger leaving the case's current states, open or not, and why."""
+    found = [(trigger, t, why_forbidden(item, case, src, t, actor))
+             for name in item.active_names(case["state"], case["branches"])
+             for (trigger, src), t in item.routes.items() if src == name and not t.auto]
+    names = names_for(guards.session, [m for _, _, missing in found for m in missing])
     out = []
-    for name in item.active_names(case["state"], case["branches"]):
-        for (trigger, src), t in item.routes.items():
-            if src != name or t.auto:
-                continue
-            missing = why_forbidden(item, case, src, t, actor)
-            reasons = [describe_missing(missing)] if missing else []
-            # comment_given depends on the request itself: report it as a requirement, not a block.
-            reasons += [r for g in item.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g))]
-            out.append({"trigger": trigger, "label": t.label, "to": t.dest, "open": not reasons,
-                        "reasons": reasons, "comment_required": "comment_given" in t.guards})
+    for trigger, t, missing in found:
+        reasons = [describe_missing(missing, *names)] if missing else []
+        # comment_given depends on the request itself: report it as a requirement, not a block.
+        reasons += [r for g in item.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g))]
+        out.append({"trigger": trigger, "label": t.label, "to": t.dest, "open": not reasons,
+                    "reasons": reasons, "comment_required": "comment_given" in t.guards})
     return out
 
 
@@ -73,11 +74,19 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
         "competent_counter": case["competent_counter_id"],
         "parties": case["parties"],
         "holders": holder_counters(item, case),
+        # 一事一人: the companion clerk (intake steps) and, per holding counter, who claimed its step.
+        "companion_id": case.get("companion_id"),
         "assignees": case["assignees"],
         "applicant": case["applicant"],
         "materials": materials,
-        "deadlines": {"promised": case["promised_due"], "legal": case["legal_due"],
-                      # engine.deadlines: 正常/预警/逾期 from the sweep; the clock stops in 补正 etc.
+        # engine.deadlines: before 受理 the five days to notify missing materials run; from 受理 the
+        # decision periods; the clock stops in 补正 and 特别程序; 正常/预警/逾期 from the sweep.
+        "deadlines": {"supplement_notice": case.get("supplement_notice_due"),
+                      "accepted_at": case.get("accepted_at"),
+                      "promised": case["promised_due"], "legal": case["legal_due"],
+                      "certificate": case.get("certificate_due"),
+                      "extended_days": case.get("extended_days") or 0,
+                      "provisional": bool(case.get("deadline_provisional")),
                       "status": case.get("deadline_status"),
                       "paused_since": case.get("clock_paused_at"),
                       "paused_days": case.get("paused_days") or 0},
@@ -115,7 +124,9 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
     """A counter's queue: cases it holds now, oldest first, keyset-paginated by case id."""
     q = (sa.select(T_CASE.c.id, T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state,
                    T_CASE.c.status_code, T_CASE.c.promised_due, T_CASE.c.legal_due,
-                   T_CASE.c.assignees, T_CASE.c.updated_at, T_CASE.c.version, ItemVersion.name)
+                   T_CASE.c.supplement_notice_due, T_CASE.c.deadline_provisional,
+                   T_CASE.c.assignees, T_CASE.c.companion_id, T_CASE.c.updated_at, T_CASE.c.version,
+                   ItemVersion.name)
          .join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
          .join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
          .where(T_HOLD.c.counter_id == counter_id))
@@ -123,24 +134,29 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
         q = q.where(T_CASE.c.state == state)
     if item:
         q = q.where(T_CASE.c.item_code == item)
-    today = today or datetime.now(UTC).date()
+    today = today or clock.today()
+    running_due = sa.func.coalesce(T_CASE.c.promised_due, T_CASE.c.supplement_notice_due)
     if overdue is True:
-        q = q.where(T_CASE.c.promised_due < today)
+        q = q.where(running_due < today)
     elif overdue is False:
-        q = q.where(sa.or_(T_CASE.c.promised_due.is_(None), T_CASE.c.promised_due >= today))
+        q = q.where(sa.or_(running_due.is_(None), running_due >= today))
     if cursor:
         q = q.where(T_CASE.c.id > decode_cursor(cursor))
     rows = session.execute(q.order_by(T_CASE.c.id).limit(limit + (assignee is None and 1 or 10_000)))
     items = []
     for r in rows.mappings():
-        if assignee is not None and r["assignees"].get(counter_id) != assignee:
+        # A clerk's own work: the steps they claimed here, and the cases they accompany.
+        if assignee is not None and assignee not in (r["assignees"].get(counter_id), r["companion_id"]):
             continue
         items.append({
             "number": r["number"], "item_code": r["item_code"], "item_name": r["name"],
             "state": r["state"], "status": STATUS_LABELS[r["status_code"]],
             "promised_due": r["promised_due"], "legal_due": r["legal_due"],
-            "overdue": bool(r["promised_due"] and r["promised_due"] < today),
-            "assignee": r["assignees"].get(counter_id), "version": r["version"],
+            "supplement_notice_due": r["supplement_notice_due"],
+            "provisional": bool(r["deadline_provisional"]),
+            "overdue": bool((due := r["promised_due"] or r["supplement_notice_due"]) and due < today),
+            "assignee": r["assignees"].get(counter_id), "companion_id": r["companion_id"],
+            "version": r["version"],
             "_id": r["id"],
         })
         if len(items) > limit:

@@ -6,8 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.clock import now
 from engine import catalog
-from engine.actors import SYSTEM, now
+from engine.actors import SYSTEM
 from engine.advance import append_event, fire_first_open, load_case
 from engine.autoreview import evaluate
 from engine.extensions import JOBS

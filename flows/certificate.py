@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core import clock
 from core.settings import get_settings
 from engine import catalog, scans
 from engine.actors import SYSTEM
@@ -59,7 +60,7 @@ def issue_certificate(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         assert counter is not None
         number = certificate_number(d.code, case["number"], seq)
         issued_at = decided_at or case["updated_at"]
-        issued_on = issued_at.date()
+        issued_on = clock.local_date(issued_at)
         valid_until = _valid_until(issued_on, get_settings().certificate_valid_years)
         pdf = None
         if existing is None:

@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.clock import now
 from core.settings import get_settings
-from engine.actors import SYSTEM, now
+from engine.actors import SYSTEM
 from engine.advance import fire_first_open
 from engine.extensions import JOBS
 from flows.outbox import mark_done, worker_name

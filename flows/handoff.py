@@ -7,8 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.clock import now
 from core.settings import get_settings
-from engine.actors import Actor, now
+from engine.actors import Actor
 from engine.advance import append_event, load_case
 from engine.extensions import JOBS
 from engine.scans import manifest, replicate

@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.clock import now
 from engine import catalog
-from engine.actors import now
 from engine.advance import load_case
 from engine.delivery import create_waybill, validate_recipient
 from engine.errors import InvalidInput

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.clock import now
 from core.settings import get_settings
-from engine.actors import now
 from storage.flow_tables import T_LEASE
 from storage.rows import OutboxJobRow
 from storage.tables import T_OUT, Case

@@ -15,6 +15,7 @@ from typing import Any
 from transitions import EventData, Machine
 from transitions.extensions.nesting import HierarchicalMachine, NestedState
 
+from states import phases
 from states.checker import StateRef, branch_initials, state_table
 from states.schema import ItemDefinition, State, Transition
 
@@ -44,6 +45,10 @@ class CompiledItem:
     # qualified source → transitions the engine fires by itself once their guards pass
     autos: dict[str, list[Transition]] = field(default_factory=dict)
     _guards: dict[int, list[str]] = field(default_factory=dict)
+    # states.phases: the intake phase (leaving it is 受理) and the decided states (entering one is
+    # the decision).
+    intake_phase: frozenset[str] = frozenset()
+    decided: frozenset[str] = frozenset()
 
     @property
     def initial(self) -> str:
@@ -119,7 +124,9 @@ def compile_item(d: ItemDefinition) -> CompiledItem:
         send_event=True,
         ignore_invalid_triggers=False,
     )
-    compiled = CompiledItem(d, state_table(d), machine, nested)
+    table = state_table(d)
+    compiled = CompiledItem(d, table, machine, nested, intake_phase=phases.intake_phase(d, table),
+                            decided=phases.decided(d, table))
     for t in d.transitions:
         compiled._guards[id(t)] = compiled._implied_guards(t)
         if t.auto:

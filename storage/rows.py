@@ -14,12 +14,8 @@ from typing import Any, NotRequired, TypedDict
 
 
 class CaseRow(TypedDict):
-    """A row of ``cases`` (``storage.tables.Case``), as ``engine.advance.load_case`` returns it.
-
-    The deadline-clock columns are NotRequired: every read returns them, but the row that
-    ``engine.intake.create_case`` builds, inserts and hands back leaves them to the database
-    (NULL), so they are read with ``.get()``.
-    """
+    """A row of ``cases`` (``storage.tables.Case``), as ``engine.advance.load_case`` returns it
+    and ``engine.intake.create_case`` builds it."""
 
     id: int
     number: str
@@ -43,9 +39,15 @@ class CaseRow(TypedDict):
     finished_at: datetime | None
     version: int
     last_hash: str | None
-    clock_paused_at: NotRequired[datetime | None]
-    paused_days: NotRequired[int | None]
-    deadline_status: NotRequired[str | None]
+    clock_paused_at: datetime | None
+    paused_days: int | None
+    deadline_status: str | None
+    accepted_at: datetime | None
+    supplement_notice_due: date | None
+    certificate_due: date | None
+    deadline_provisional: bool
+    extended_days: int
+    companion_id: int | None
 
 
 class HistoryRow(TypedDict):

@@ -145,6 +145,17 @@ class Case(SQLModel, table=True):
     clock_paused_at: datetime | None = Field(default=None, sa_type=UTC_TS)
     paused_days: int | None = None
     deadline_status: str | None = Field(default=None, max_length=8)
+    # The law's periods (migration 0009): the decision period runs from 受理 (accepted_at); before
+    # it, 补正 must be notified within five working days of 收件; the certificate is due ten working
+    # days after the decision. A due date computed without the year's official schedule is
+    # provisional until it is published. 延期 adds extended_days to the legal period, once.
+    accepted_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    supplement_notice_due: date | None = None
+    certificate_due: date | None = None
+    deadline_provisional: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    extended_days: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # 一事一人: the intake clerk who accompanies the applicant (收件, 补正, 送达, 撤回).
+    companion_id: int | None = Field(default=None, foreign_key="clerks.id")
 
 
 class CaseHolder(SQLModel, table=True):

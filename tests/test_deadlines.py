@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import ALL_GGCS, Demo
 
-from engine.deadlines import OVERDUE, WARNING, resume, status_on, sweep
-from engine.workdays import add_working_days, is_workday, working_days_between
+from core import clock
+from engine.deadlines import OVERDUE, WARNING, _resume, status_on, sweep
+from engine.workdays import DEFAULT as CAL
 from storage.db import session_scope
 from storage.tables import Case
 
@@ -39,28 +40,28 @@ D = date.fromisoformat
     ("2026-01-02", 1, "2026-01-04"),   # 元旦 make-up Sunday
 ])
 def test_add_working_days_follows_the_official_schedule(start: str, days: int, due: str) -> None:
-    assert add_working_days(D(start), days) == D(due)
+    assert CAL.add(D(start), days) == D(due)
 
 
 def test_holidays_and_make_up_days() -> None:
-    assert not is_workday(D("2025-10-08")) and is_workday(D("2025-10-11"))
-    assert not is_workday(D("2026-02-23")) and is_workday(D("2026-02-28"))
-    assert working_days_between(D("2026-09-30"), D("2026-10-12")) == 4  # 10/8, 10/9, 10/10, 10/12
+    assert not CAL.is_workday(D("2025-10-08")) and CAL.is_workday(D("2025-10-11"))
+    assert not CAL.is_workday(D("2026-02-23")) and CAL.is_workday(D("2026-02-28"))
+    assert CAL.between(D("2026-09-30"), D("2026-10-12")) == 4  # 10/8, 10/9, 10/10, 10/12
 
 
 def test_resuming_after_a_supplement_pause_over_national_day_moves_both_deadlines() -> None:
     case = {"clock_paused_at": datetime(2026, 9, 30, 2, 0, tzinfo=UTC), "paused_days": 1,
             "promised_due": D("2026-10-09"), "legal_due": D("2026-10-20")}
-    out = resume(case, datetime(2026, 10, 12, 3, 0, tzinfo=UTC))
+    out = _resume(CAL, case, datetime(2026, 10, 12, 3, 0, tzinfo=UTC))  # type: ignore[arg-type]
     assert out["paused_days"] == 5 and out["clock_paused_at"] is None
     assert out["promised_due"] == D("2026-10-14")  # 10/10 (make-up), 10/12, 10/13, 10/14
     assert out["legal_due"] == D("2026-10-26")
 
 
 def test_status_marks() -> None:
-    assert status_on(D("2026-10-14"), D("2026-10-15"), 3) == OVERDUE
-    assert status_on(D("2026-10-14"), D("2026-10-12"), 3) == WARNING  # 10/13, 10/14 left
-    assert status_on(D("2026-10-14"), D("2026-10-09"), 3) == "正常"  # 10/10, 10/12, 10/13, 10/14
+    assert status_on(CAL, D("2026-10-14"), D("2026-10-15"), 3) == OVERDUE
+    assert status_on(CAL, D("2026-10-14"), D("2026-10-12"), 3) == WARNING  # 10/13, 10/14 left
+    assert status_on(CAL, D("2026-10-14"), D("2026-10-09"), 3) == "正常"  # 10/10, 10/12, 10/13, 10/14
 
 
 def _case(demo: Demo, number: str) -> dict:
@@ -69,10 +70,12 @@ def _case(demo: Demo, number: str) -> dict:
         return dict(conn.execute(sa.select(t).where(t.c.number == number)).mappings().one())
 
 
-def test_supplement_pauses_the_clock_and_the_advance_extends_the_deadlines(demo: Demo) -> None:
+def test_supplement_after_acceptance_pauses_the_clock_and_moves_the_deadlines(demo: Demo) -> None:
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     n = case["number"]
+    demo.fire("陈静", n, "accept")  # 受理: the decision periods start
     before = _case(demo, n)
+    assert before["promised_due"] is not None and before["accepted_at"] is not None
     demo.fire("陈静", n, "request_supplement", comment="请补正卫生检测报告")
     paused = _case(demo, n)
     assert paused["clock_paused_at"] is not None and paused["promised_due"] == before["promised_due"]
@@ -83,10 +86,10 @@ def test_supplement_pauses_the_clock_and_the_advance_extends_the_deadlines(demo:
         conn.execute(sa.update(t).where(t.c.number == n).values(clock_paused_at=since))
     demo.fire("陈静", n, "supplement_done")
     after = _case(demo, n)
-    days = working_days_between(since.date(), datetime.now(UTC).date())
+    days = CAL.between(clock.local_date(since), clock.today())
     assert after["clock_paused_at"] is None and after["paused_days"] == days >= 8
-    assert after["promised_due"] == add_working_days(before["promised_due"], days)
-    assert after["legal_due"] == add_working_days(before["legal_due"], days)
+    assert after["promised_due"] == CAL.add(before["promised_due"], days)
+    assert after["legal_due"] == CAL.add(before["legal_due"], days)
 
 
 def test_sweep_marks_warning_and_overdue_and_notifies_supervisors_once(demo: Demo) -> None:
@@ -95,9 +98,11 @@ def test_sweep_marks_warning_and_overdue_and_notifies_supervisors_once(demo: Dem
     today = D("2026-10-12")
     t = Case.__table__
     with demo.engine.begin() as conn:
-        conn.execute(sa.update(t).where(t.c.number == late).values(promised_due=D("2026-10-09")))
+        accepted = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)
+        conn.execute(sa.update(t).where(t.c.number == late).values(promised_due=D("2026-10-09"),
+                                                                   accepted_at=accepted))
         conn.execute(sa.update(t).where(t.c.number == soon).values(
-            promised_due=D("2026-10-14"), legal_due=D("2026-11-30")))
+            promised_due=D("2026-10-14"), legal_due=D("2026-11-30"), accepted_at=accepted))
     with session_scope(demo.engine) as s:
         first = sweep(s, today)
     with session_scope(demo.engine) as s:

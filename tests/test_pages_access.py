@@ -8,13 +8,13 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from conftest import ALL_FGS, Demo
+from conftest import ALL_FGS, ALL_GGCS, Demo
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.settings import ROOT
 from engine import dashboard
-from engine.workdays import add_working_days
+from engine.workdays import DEFAULT as CAL
 from storage.db import session_scope
 
 
@@ -65,13 +65,18 @@ def test_supervisors_see_only_their_regions(demo: Demo) -> None:
 def test_deadline_status_stuck_handoff_and_workload(demo: Demo) -> None:
     case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
     out = demo.fire("王芳", case["number"], "forward", case["version"])  # hand-off to Qingdao
-    demo.fire("李强", case["number"], "approve", out["version"])  # first event at the destination
-    due = date.fromisoformat(case["deadlines"]["promised"])
+    h = demo.h("李强", **{"If-Match": f'"{out["version"]}"'})
+    claimed = demo.client.post(f"/api/v1/cases/{case['number']}/claim", headers=h).json()  # first event there
+    with session_scope(demo.engine) as s:
+        assert [(w["clerk"], w["open"]) for w in dashboard.dashboard(s, demo.actor("赵督查"))["workloads"]] == [
+            ("李强", 1)]
+    demo.fire("李强", case["number"], "approve", claimed["version"])
+    due = date.fromisoformat(out["deadlines"]["promised"])  # counted from 受理 (the forward)
     actor = demo.actor("赵督查")
     with session_scope(demo.engine) as s:
         now = dashboard.dashboard(s, actor)
         assert now["deadline"]["正常"] + now["deadline"]["预警"] == 1
-        assert [(w["clerk"], w["open"]) for w in now["workloads"]] == [("李强", 1)]
+        assert [(w["clerk"], w["open"]) for w in now["workloads"]] == [("(未分派)", 1)]  # the next step
         [pair] = now["handoffs"]
         assert (pair["from"], pair["to"], pair["count"], pair["pending"]) == ("370100", "370211", 1, 0)
         assert pair["avg_hours"] is not None
@@ -80,7 +85,7 @@ def test_deadline_status_stuck_handoff_and_workload(demo: Demo) -> None:
         assert late["deadline"]["逾期"] == 1
         assert late["at_risk"][0]["number"] == case["number"] and late["at_risk"][0]["deadline"] == "逾期"
         assert late["at_risk"][0]["prefect_url"].endswith(f"search={case['number']}")
-        later = dashboard.dashboard(s, actor, today=add_working_days(due, 10))
+        later = dashboard.dashboard(s, actor, today=CAL.add(due, 10))
         assert later["stuck"]["count"] == 1 and later["stuck"]["cases"][0]["number"] == case["number"]
         other = dashboard.dashboard(s, actor, item="GGCSWSXK")
         assert other["open_total"] == 0
@@ -182,7 +187,7 @@ def test_case_page_uploads_scans_and_shows_thumbnails(demo: Demo, tmp_path: Path
 def test_a_stopped_clock_is_not_at_risk(demo: Demo) -> None:
     case = demo.create("王芳", "CBWLSXK", {})
     demo.fire("王芳", case["number"], "request_supplement", case["version"], comment="请补齐经营场所使用权证明")
-    due = date.fromisoformat(case["deadlines"]["promised"])
+    due = date.fromisoformat(case["deadlines"]["supplement_notice"])  # before 受理, the period that runs
     with session_scope(demo.engine) as s:
         late = dashboard.dashboard(s, demo.actor("赵督查"), today=due + timedelta(days=1))
     assert late["deadline"] == {"正常": 1, "预警": 0, "逾期": 0} and late["at_risk"] == []
@@ -205,11 +210,11 @@ def test_video_step_opens_a_room_from_the_case_page(demo: Demo) -> None:
 
 
 def test_a_supervisor_cannot_reassign_outside_their_regions(demo: Demo) -> None:
-    case = demo.create("王芳", "GGCSWSXK", {})
-    body = {"counter_id": "jn-kuayu", "clerk_id": demo.actor("刘洋").id}
-    r = demo.client.post(f"/api/v1/cases/{case['number']}/assignee", json=body,
-                         headers=demo.h("钱督查", **{"If-Match": '"1"'}))
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS)
+    out = demo.fire("王芳", case["number"], "accept", case["version"])
+    body = {"counter_id": "jn-kuayu", "clerk_id": demo.actor("刘洋").id}  # the review step, to the reviewer
+    v = {"If-Match": f'"{out["version"]}"'}
+    r = demo.client.post(f"/api/v1/cases/{case['number']}/assignee", json=body, headers=demo.h("钱督查", **v))
     assert r.status_code == 403 and r.json()["missing"] == ["region"]
-    r = demo.client.post(f"/api/v1/cases/{case['number']}/assignee", json=body,
-                         headers=demo.h("赵督查", **{"If-Match": '"1"'}))
-    assert r.status_code == 200
+    r = demo.client.post(f"/api/v1/cases/{case['number']}/assignee", json=body, headers=demo.h("赵督查", **v))
+    assert r.status_code == 200 and r.json()["assignees"]["jn-kuayu"] == demo.actor("刘洋").id

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from core.clock import now
 from core.settings import get_settings
-from engine.actors import Actor, now
+from engine.actors import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, StaleVersion
 from storage.db import session_scope
 from storage.objects import ObjectStore

@@ -15,8 +15,8 @@ import binascii
 import json
 from typing import Any
 
+from core.clock import now
 from core.settings import get_settings
-from engine.actors import now
 from engine.errors import EngineError
 from video import rooms
 from video.live import LiveRoom, Peer, RoomServices, Upload, send_all

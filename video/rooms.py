@@ -12,8 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.clock import now
 from engine import catalog
-from engine.actors import SYSTEM, Actor, now
+from engine.actors import SYSTEM, Actor
 from engine.advance import append_event, load_case, require_holder
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.extensions import VIDEO_KINDS

@@ -18,12 +18,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
+from core import clock
 from engine.actors import Actor, authenticate
 from engine.errors import EngineError, Unauthenticated
 
 COOKIE = "tb_session"
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
+# Times on pages are the product zone's wall time ({{ at|local }}), never UTC's.
+templates.env.filters["local"] = lambda at: clock.local(at).strftime("%Y-%m-%d %H:%M") if at else ""
 ROLE_LABELS = {"clerk": "收件", "reviewer": "审核", "approver": "审批", "inspector": "踏勘",
                "supervisor": "督查", "designer": "设计"}
 

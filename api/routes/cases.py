@@ -11,7 +11,7 @@ from sqlmodel import Session
 from api.deps import ActorDep, SessionDep, parse_if_match, require_role
 from api.routing import Router
 from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
-from engine import dashboard, idempotency, intake, views
+from engine import assignment, dashboard, idempotency, intake, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import advance, load_case
@@ -121,11 +121,26 @@ def put_material(number: str, material_id: str, body: MaterialUpdate, session: S
 
 
 @router.post("/{number}/assignee")
-def reassign(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
-             if_match: IfMatch = None) -> Any:
-    require_role(actor, "supervisor", "clerk", "reviewer", "approver")
+def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
+              if_match: IfMatch = None) -> Any:
+    """转交: the companion's part, or the current step at a counter, to a named colleague."""
+    require_role(actor, "supervisor", "clerk", "reviewer", "approver", "inspector")
     if "supervisor" in actor.roles:
         dashboard.check_case_visible(session, actor, load_case(session, number))
-    case = intake.reassign(session, number, actor, body.counter_id, body.clerk_id,
-                           _require_if_match(if_match), body.comment)
+    case = assignment.hand_over(session, number, actor, body.counter_id, body.clerk_id,
+                                _require_if_match(if_match), body.comment, body.kind)
+    return _case_response(session, case, actor)
+
+
+@router.post("/{number}/claim")
+def claim_step(number: str, session: SessionDep, actor: ActorDep, if_match: IfMatch = None) -> Any:
+    """认领: take the current step at your counter."""
+    case = assignment.claim(session, number, actor, _require_if_match(if_match))
+    return _case_response(session, case, actor)
+
+
+@router.delete("/{number}/claim")
+def release_step(number: str, session: SessionDep, actor: ActorDep, if_match: IfMatch = None) -> Any:
+    """释放认领: give the step back to the counter's queue."""
+    case = assignment.release(session, number, actor, _require_if_match(if_match))
     return _case_response(session, case, actor)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Response
@@ -11,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import ActorDep, SessionDep
 from api.routing import Router
+from core import clock
 from engine import certificates
 from engine.advance import case_number, load_case
 from engine.errors import Forbidden
@@ -26,22 +26,22 @@ PAGE = """<!doctype html>
 .v{{font-size:1.6em;padding:.5em;border-radius:.3em}}.ok{{background:#e6f4ea;color:#137333}}.bad{{background:#fce8e6;color:#a50e0e}}
 dt{{color:#555;margin-top:.6em}}</style></head>
 <body><h1>政务服务证照核验</h1><p class="v {cls}">{verdict}</p>{details}
-<p><small>核验时间 {checked}（北京时间以服务器为准）</small></p></body></html>"""
+<p><small>核验时间 {checked}</small></p></body></html>"""
 
 
 @router.get("/verify/{number}", response_class=HTMLResponse)
 def verify(number: str, session: SessionDep) -> HTMLResponse:
     """The page a certificate's QR code opens: genuine and current, or not (no personal data)."""
     cert = certificates.find(session, number)
-    checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    checked = f"{clock.local(clock.now()):%Y-%m-%d %H:%M}（{clock.zone_label()}）"
     if cert is None:
         body = PAGE.format(number=html.escape(number), cls="bad", checked=checked,
                            verdict="未查到该证照: 编号不存在, 证照可能是伪造的", details="")
         return HTMLResponse(body, status_code=404)
-    ok, verdict = certificates.status(cert, datetime.now(UTC).date())
+    ok, verdict = certificates.status(cert, clock.today())
     rows = [("证照名称", cert.title), ("证照编号", cert.number), ("持证主体", cert.holder),
             ("发证单位", certificates.issuer(session, cert)),
-            ("发证日期", cert.issued_at.date().isoformat()),
+            ("发证日期", clock.local_date(cert.issued_at).isoformat()),
             ("有效期至", cert.valid_until.isoformat() if cert.valid_until else "长期"),
             ("文件指纹 (SHA-256)", cert.sha256)]
     details = "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>"

@@ -104,7 +104,23 @@
     box.replaceChildren(s);
   }
 
+  // Instants come as UTC; show them as the product zone's wall time.
+  function localTime(iso, zone) {
+    var parts = new Intl.DateTimeFormat("zh-CN", {timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hour12: false}).formatToParts(new Date(iso));
+    var p = {};
+    parts.forEach(function (x) { p[x.type] = x.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }
+
   function render(d) {
+    var warning = document.getElementById("calendar-warning");
+    if (d.calendar_missing_years.length) {
+      warning.textContent = "尚未发布 " + d.calendar_missing_years.join("、") + " 年节假日安排: 涉及该年的办理期限按周末临时计算, 发布后自动重算 (tongban calendar import)";
+      warning.hidden = false;
+    } else {
+      warning.hidden = true;
+    }
     set("open-total", d.open_total);
     set("dl-normal", d.deadline["正常"]);
     set("dl-warning", d.deadline["预警"]);
@@ -122,7 +138,7 @@
       return [caseLink(r.number), itemName(r.item), r.state, counterName(r.counter), r.promised_due, badge(r.deadline), prefect(r)];
     });
     rows("stuck", d.stuck.cases, function (r) {
-      return [caseLink(r.number), itemName(r.item), r.state, counterName(r.counter), r.last_event.slice(0, 16).replace("T", " "), prefect(r)];
+      return [caseLink(r.number), itemName(r.item), r.state, counterName(r.counter), localTime(r.last_event, d.timezone), prefect(r)];
     });
     rows("handoffs", d.handoffs, function (r) {
       return [regionName(r.from), regionName(r.to), r.count, r.pending, r.avg_hours, r.max_hours];
