@@ -34,6 +34,14 @@ from tests.netns import NetNS, NetNSUnavailable
 # without this, "--- Logging error ---" tracebacks follow the summary line.
 logging.raiseExceptions = False
 
+# Tests talk to 127.0.0.0/8 only (and inside namespaces of their own, below). A library that
+# fetches from the internet by itself — Prefect's server reads its collection registry from GitHub
+# when a worker starts, then falls back to its bundled copy — is pointed at a proxy that is not
+# there (a closed loopback port), so not even a DNS query leaves the machine; loopback goes direct.
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+    os.environ[_name] = os.environ[_name.lower()] = "http://127.0.0.1:9"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+
 PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CATALOG = ROOT / "catalog" / "items"
 ALLIANCE = ROOT / "catalog" / "alliance.yaml"
