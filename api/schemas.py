@@ -48,6 +48,15 @@ class TriggerBody(_Body):
     data: dict[str, Any] | None = None
 
 
+class ExtensionRequest(_Body):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class Withdrawal(_Body):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=32)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
 class MaterialUpdate(_Body):
     status: Literal["missing", "received", "deferred"]
     promise: Annotated[str, StringConstraints(max_length=1000)] | None = None

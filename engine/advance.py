@@ -127,13 +127,18 @@ def why_forbidden(item: CompiledItem, case: CaseRow, source: str, t: Transition,
     step belongs to — the companion for the intake counter's steps, else whoever claimed it."""
     if actor.is_system:
         return [] if "system" in t.roles or t.auto else ["role:system"]
+    withdraws = item.table[t.dest].state.outcome == "withdrawn"
+    if "applicant" in actor.roles:  # on the progress page, proven by the case's query code
+        return [] if withdraws and "applicant" in t.roles else ["role:" + "|".join(t.roles)]
     missing = []
     if not actor.roles & set(t.roles):
         missing.append("role:" + "|".join(t.roles))
-    holder = source_holder(item, case, source)
+    # 撤回 is the applicant's: their companion records it at the intake counter, wherever the
+    # case is being handled.
+    holder = case["intake_counter_id"] if withdraws else source_holder(item, case, source)
     if actor.counter_id != holder:
         missing.append(f"counter:{holder}")
-    elif companion_step(item, source):
+    elif withdraws or companion_step(item, source):
         companion = case.get("companion_id")
         if companion is not None and companion != actor.id:
             missing.append(f"companion:{companion}")
@@ -233,7 +238,7 @@ def _apply_deferrals(session: Session, item: CompiledItem, case: CaseRow, payloa
 def _next_auto(item: CompiledItem, case: CaseRow, guards: Guards) -> str | None:
     for name in item.active_names(case["state"], case["branches"]):
         for t in item.autos.get(name, []):
-            if all(guards(g) for g in item.guards_of(t)):
+            if all(guards(g, t.dest) for g in item.guards_of(t)):
                 return t.trigger
     return None
 
@@ -250,7 +255,7 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
     missing = why_forbidden(item, case, source, t, actor)
     if missing:
         raise Forbidden(describe_missing(missing, *names_for(session, missing)), missing=missing)
-    closed = [{"guard": g, "reason": r} for g in item.guards_of(t) if (r := guards.why_closed(g))]
+    closed = [{"guard": g, "reason": r} for g in item.guards_of(t) if (r := guards.why_closed(g, t.dest))]
     if closed:
         raise GuardFailed("；".join(x["reason"] for x in closed), guards=closed)
     before_state, before_holders = case["state"], holder_counters(item, case)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine.extensions import GUARDS
 from engine.statements import SELECT_MATERIALS
 from states.compiler import CompiledItem
 from storage.rows import CaseRow, MaterialRow
+from storage.tables import T_HIST
 
 
 def load_materials(session: Session, case_id: int) -> dict[str, MaterialRow]:
@@ -34,6 +36,8 @@ class Guards:
                  payload: dict[str, Any]) -> None:
         self.session, self.compiled, self.case, self.payload = session, compiled, case, payload
         self._materials: dict[str, MaterialRow] | None = None
+        self.dest: str | None = None  # the destination of the transition being checked
+        self._came_from: tuple[str, str | None] | None = None  # (state, the state it was entered from)
 
     @property
     def materials(self) -> dict[str, MaterialRow]:
@@ -45,11 +49,24 @@ class Guards:
                 self._materials = load_materials(self.session, self.case["id"])
         return self._materials
 
-    def __call__(self, name: str) -> bool:
-        return self.why_closed(name) is None
+    def __call__(self, name: str, dest: str | None = None) -> bool:
+        return self.why_closed(name, dest) is None
 
-    def why_closed(self, name: str) -> str | None:
+    def why_closed(self, name: str, dest: str | None = None) -> str | None:
+        self.dest = dest
         return GUARDS[name].impl(self)
+
+    @property
+    def came_from(self) -> str | None:
+        """The state the case entered its current state from, by its last transition (read once)."""
+        state = self.case["state"]
+        if self._came_from is None or self._came_from[0] != state:
+            row = self.session.execute(
+                sa.select(T_HIST.c.from_state).where(T_HIST.c.case_id == self.case["id"],
+                                                     T_HIST.c.kind == "transition", T_HIST.c.to_state == state)
+                .order_by(T_HIST.c.seq.desc()).limit(1)).first()
+            self._came_from = (state, row[0] if row else None)
+        return self._came_from[1]
 
 
 @GUARDS.register("required_materials", "必要材料齐全(容缺材料已承诺)")
@@ -80,3 +97,13 @@ def _all_branches_done(g: Guards) -> str | None:
 def _comment_given(g: Guards) -> str | None:
     return None if (g.payload.get("comment") or "").strip() else "须填写意见(理由)"
 
+
+
+@GUARDS.register("previous_step", "退回至案件来自的上一环节")
+def _previous_step(g: Guards) -> str | None:
+    came = g.came_from
+    if came is not None and came == g.dest:
+        return None
+    table = g.compiled.table
+    where = f"「{table[came].state.label}」" if came in table else "其他环节"
+    return f"案件是从{where}转来的, 只能退回该环节"

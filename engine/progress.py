@@ -32,6 +32,8 @@ def progress(session: Session, number: str, code: str) -> dict[str, Any]:
         "received_at": row["created_at"],
         "promised_due": row["promised_due"],
         "finished_at": row["finished_at"],
+        # 撤回 is open to the applicant until the decision.
+        "can_withdraw": ("withdraw", row["state"]) in item.routes,
         "steps": [{"at": s["at"], "label": item.table[s["to_state"]].state.label if s["to_state"] in item.table
                    else s["to_state"]} for s in steps],
     }

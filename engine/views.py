@@ -37,7 +37,7 @@ def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards
     for trigger, t, missing in found:
         reasons = [describe_missing(missing, *names)] if missing else []
         # comment_given depends on the request itself: report it as a requirement, not a block.
-        reasons += [r for g in item.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g))]
+        reasons += [r for g in item.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g, t.dest))]
         out.append({"trigger": trigger, "label": t.label, "to": t.dest, "open": not reasons,
                     "reasons": reasons, "comment_required": "comment_given" in t.guards})
     return out

@@ -6,11 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.clock import now
 from engine import catalog
 from engine.actors import SYSTEM
-from engine.advance import append_event, fire_first_open, load_case
-from engine.autoreview import evaluate
+from engine.advance import fire_first_open, load_case
+from engine.autoreview import Decision, check, evaluate
 from engine.extensions import JOBS
 from engine.guards import load_materials
 from flows.effects import effect
@@ -27,8 +26,13 @@ def auto_review(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
             eff.result["note"] = "事项未声明自动审批规则"
             return eff.result
         materials = {k: v["status"] for k, v in load_materials(s, case["id"]).items()}
-        dec = evaluate(d, case, materials)
-        verdict = "全部通过, 自动批准" if dec.approved else "未通过, 转人工审核"
+        unmet = next((w for w in d.auto_review.when or [] if check(w, case, materials) is not None), None)
+        if unmet is not None:  # not a case for the automatic review: a person decides
+            dec = Decision(False, unmet.id, unmet.label, f"不适用网络自动审批: 条件「{unmet.label}」不满足")
+            verdict = "转人工审核"
+        else:
+            dec = evaluate(d, case, materials)
+            verdict = "全部通过, 自动批准" if dec.approved else "未通过, 转人工审核"
         data = {"auto_review": {"approved": dec.approved, "rule": dec.rule, "label": dec.label,
                                 "reason": dec.reason, "job_id": job["id"]}}
         comment = f"网络自动审批: 规则「{dec.label}」({dec.rule}) 决定 — {verdict}: {dec.reason}"
@@ -37,8 +41,7 @@ def auto_review(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         if trigger:
             fired = fire_first_open(s, job["number"], (trigger,), SYSTEM,
                                     {"comment": comment, "data": data})
-        if fired is None:  # nothing to fire (or no longer open): still say which rule decided
-            append_event(s, load_case(s, job["number"]), None, now(), "auto_review", SYSTEM,
-                         data, comment)
-        eff.result.update(data["auto_review"], fired=fired)
+        # History records the decision with the transition it made, and only then: a decision that
+        # was not applied (the case had moved on) is in the job's result, not in the case's history.
+        eff.result.update(data["auto_review"], fired=fired, applied=fired is not None)
     return eff.result

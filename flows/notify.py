@@ -23,6 +23,8 @@ def notify_applicant(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         to = (job["payload"] or {}).get("to") or case["state"]
         label = item.table[to].state.label if to in item.table else to
         message = f"您的办件 {case['number']}（{item.definition.name}）当前状态：{label}。"
+        if note := (job["payload"] or {}).get("note"):  # e.g. 延期: the new due date and why
+            message += note
         eff.session.add(Notification(dedupe_key=f"job:{job['id']}", case_id=case["id"],
                                      audience="applicant", kind="progress", message=message,
                                      created_at=now()))

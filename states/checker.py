@@ -42,7 +42,10 @@ def branch_initials(d: ItemDefinition, parallel_id: str) -> list[str]:
     return [f"{s.id}.{b.id}.{b.states[0].id}" for b in s.parallel or []]
 
 
-def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: Vocabulary) -> list[Problem]:
+def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: Vocabulary,
+                    strict: bool = True) -> list[Problem]:
+    """Every problem of a definition. ``strict`` adds the rules a stored version need not meet to
+    keep running (it passed the rules of its day): automatic steps racing people."""
     problems: list[Problem] = []
 
     def report(path: tuple[str | int, ...], message: str) -> None:
@@ -89,6 +92,10 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
             report((*tp, "to"), f"未知的状态 '{t.dest}'")
         else:
             dest = table[t.dest]
+            if dest.state.final and dest.state.outcome in ("rejected", "not_accepted") \
+                    and "comment_given" not in t.guards:
+                what = "不予受理" if dest.state.outcome == "not_accepted" else "不予许可"
+                report((*tp, "guards"), f"{what}须说明理由: 转换 '{t.trigger}' 须有守卫条件 comment_given")
             for src in known_sources:
                 s = table[src]
                 if dest.branch and (s.parallel, s.branch) != (dest.parallel, dest.branch):
@@ -111,6 +118,8 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
 
     _check_reachability(d, table, report)
     _check_auto_review(d, report)
+    if strict:
+        _check_races(d, table, vocabulary, report)
 
     for name, ref in table.items():
         own = outgoing[name]
@@ -147,6 +156,31 @@ def _check_extensions(d: ItemDefinition, ref: StateRef, vocabulary: Vocabulary, 
     if s.checklist and s.video not in vocabulary.checklist_kinds:
         kinds = "、".join(vocabulary.video_kinds[k] for k in sorted(vocabulary.checklist_kinds))
         report((*ref.path, "checklist"), f"只有带清单的视频环节({kinds})的状态可以声明 checklist")
+
+
+def _check_races(d: ItemDefinition, table: dict[str, StateRef], vocabulary: Vocabulary, report: Report) -> None:
+    """An automatic step must not leave a state that a person can leave elsewhere: the job fires
+    seconds after the state is entered, so the person would lose every time."""
+    automatic: dict[str, tuple[tuple[str | int, ...], set[str]]] = {}  # trigger → where declared, its label
+    if d.auto_review is not None and d.auto_review.when is None:
+        for key in ("approve", "manual"):
+            trigger = getattr(d.auto_review, key)
+            if trigger:
+                automatic[trigger] = (("auto_review", key), {"网络自动审批"})
+    for job, follow in vocabulary.follow_ups.items():
+        for trigger in follow:
+            automatic.setdefault(trigger, (("transitions",), set()))[1].add(vocabulary.jobs[job])
+    for trigger, (where, by) in automatic.items():
+        for t in (t for t in d.transitions if t.trigger == trigger):
+            for src in t.source:
+                # (撤回 is the applicant's right, not a decision a job could take away.)
+                rivals = [h for h in d.transitions if src in h.source and h.trigger not in automatic
+                          and h.dest != t.dest and set(h.roles) - {"system"} and not h.auto
+                          and h.dest in table and table[h.dest].state.outcome != "withdrawn"]
+                for h in rivals:
+                    report(where, f"自动任务({'、'.join(sorted(by))})触发的 '{trigger}' 与人工操作 '{h.trigger}' "
+                                  f"同时离开状态 '{src}' 去往不同状态, 人工操作将总是落后; 请让自动任务在只有系统"
+                                  "可离开的状态中运行" + (", 或声明 auto_review.when" if "网络自动审批" in by else ""))
 
 
 def _check_auto_review(d: ItemDefinition, report: Report) -> None:

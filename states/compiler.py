@@ -22,13 +22,14 @@ from states.schema import ItemDefinition, State, Transition
 # Qualified names use dots: ``joint.health.pending``. Identifiers cannot contain a dot.
 NestedState.separator = "."
 
-GuardCheck = Callable[[str], bool]
+# (guard name, the transition's destination) → open? The destination matters to 退回's guard.
+GuardCheck = Callable[[str, str], bool]
 
 
-def _guard(name: str) -> Callable[[EventData], bool]:
+def _guard(name: str, dest: str) -> Callable[[EventData], bool]:
     def condition(event: EventData) -> bool:
         check: GuardCheck = event.kwargs["check"]
-        return check(name)
+        return check(name, dest)
 
     condition.__name__ = f"guard_{name}"
     return condition
@@ -59,7 +60,9 @@ class CompiledItem:
 
     def _implied_guards(self, t: Transition) -> list[str]:
         """Declared guards, plus the join guard every exit from a parallel state implies."""
-        joins = any(self.table[src].state.parallel for src in t.source)
+        # Leaving to withdraw or refuse needs no branch to be done.
+        ends_early = self.table[t.dest].state.outcome in ("withdrawn", "rejected", "not_accepted")
+        joins = not ends_early and any(self.table[src].state.parallel for src in t.source)
         extra = ["all_branches_done"] if joins and "all_branches_done" not in t.guards else []
         return [*t.guards, *extra]
 
@@ -132,7 +135,7 @@ def compile_item(d: ItemDefinition) -> CompiledItem:
         if t.auto:
             for src in t.source:
                 compiled.autos.setdefault(src, []).append(t)
-        conditions = [_guard(g) for g in compiled.guards_of(t)]
+        conditions = [_guard(g, t.dest) for g in compiled.guards_of(t)]
         machine.add_transition(t.trigger, t.source, t.dest, conditions=conditions)
         for src in t.source:
             compiled.routes[(t.trigger, src)] = t

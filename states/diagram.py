@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from states.defaults import is_send_back
 from states.schema import ItemDefinition
 
 
@@ -34,7 +35,7 @@ def to_mermaid(d: ItemDefinition) -> str:
             lines.append("    }")
         if s.final:
             lines.append(f"    {s.id} --> [*]")
-    for t in d.transitions:
+    for t in (t for t in d.transitions if not is_send_back(t)):
         for src in t.source:
             lines.append(f"    {_mid(src)} --> {_mid(t.dest)}: {_esc(t.label)}")
     return "\n".join(lines) + "\n"
@@ -59,7 +60,7 @@ def to_dot(d: ItemDefinition) -> str:
         else:
             shape = ", peripheries=2" if s.final else ""
             out.append(f'  {_mid(s.id)} [label="{_esc(s.label)}"{shape}];')
-    for t in d.transitions:
+    for t in (t for t in d.transitions if not is_send_back(t)):
         for src in t.source:
             style = ", style=dashed" if t.auto else ""
             out.append(f'  {_mid(src)} -> {_mid(t.dest)} [label="{_esc(t.label)}"{style}];')

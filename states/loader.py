@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from states import defaults
 from states.checker import check_semantics
 from states.problems import Problem
 from states.schema import ItemDefinition
@@ -51,7 +52,7 @@ def _schema_problems(err: ValidationError, located: Located, path: str) -> list[
     return problems
 
 
-def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary) -> LoadedItem:
+def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary, strict: bool = True) -> LoadedItem:
     """Parse and check one definition against what is implemented; raise DefinitionError listing
     every problem."""
     if len(source.encode("utf-8")) > MAX_FILE_BYTES:
@@ -68,7 +69,8 @@ def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary) -> 
         definition = ItemDefinition.model_validate(located.data)
     except ValidationError as err:
         raise DefinitionError(_schema_problems(err, located, path)) from None
-    problems = check_semantics(definition, located, path, vocabulary)
+    definition = defaults.expand(definition)  # 撤回 and 退回, without each item repeating them
+    problems = check_semantics(definition, located, path, vocabulary, strict)
     if problems:
         raise DefinitionError(problems)
     return LoadedItem(definition, source, content_hash(source), path)

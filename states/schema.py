@@ -117,6 +117,10 @@ class AutoReview(_Strict):
     approve: Identifier
     manual: Identifier | None = None
     rules: list[ReviewRule] = Field(min_length=1)
+    # When the automatic review applies at all (every condition must hold); otherwise the case goes
+    # to a person (``manual``) without an automatic decision. Declaring it also says the automatic
+    # review may leave a state that people can leave too: the conditions decide who goes first.
+    when: list[ReviewRule] | None = None
 
 
 class Limits(_Strict):
@@ -131,6 +135,12 @@ class Limits(_Strict):
                 f"承诺时限 {self.promised_days} 个工作日不能超过法定时限 {self.legal_days} 个工作日"
             )
         return self
+
+
+class WithdrawPolicy(_Strict):
+    """Narrows the catalog-wide 撤回 (``states.defaults``): the states it is open in."""
+
+    source: list[str] = Field(alias="from")
 
 
 class ItemDefinition(_Strict):
@@ -148,6 +158,7 @@ class ItemDefinition(_Strict):
     transitions: list[Transition] = Field(min_length=1)
     certificate: str | None = None  # name of the result document (结果证照名称)
     auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
+    withdraw: WithdrawPolicy | None = None  # default: every state before the decision
 
 
 State.model_rebuild()

@@ -22,6 +22,8 @@ ACTOR_ROLES = {
     "supervisor": "督查管理人员",
     "designer": "流程设计人员",
     "system": "系统",
+    # The applicant acts only on the progress page (with the case's query code): 撤回.
+    "applicant": "申请人",
 }
 
 MODES = ("全程网办", "异地代收代办", "多地联办")

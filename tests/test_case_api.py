@@ -56,9 +56,10 @@ def test_cross_region_handoff_moves_case_between_queues(demo: Demo) -> None:
     with demo.engine.connect() as conn:
         handoffs = conn.exec_driver_sql("SELECT region_code, counter_id FROM outbox WHERE job = 'handoff'").all()
     assert [tuple(h) for h in handoffs] == [("370211", "qd-xihai")]
-    # The intake clerk can still read the case (her counter took part) but no longer act on it.
+    # The intake clerk can still read the case (her counter took part) and, as the applicant's
+    # companion, record a withdrawal; the handling is Qingdao's.
     view = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("王芳")).json()
-    assert all(not t["open"] for t in view["triggers"])
+    assert [t["trigger"] for t in view["triggers"] if t["open"]] == ["withdraw"]
     out = demo.fire("李强", n, "approve", out["version"])
     out = demo.fire("李强", n, "issue", out["version"])
     # The result travels back to the intake counter for pickup: a hand-off the other way.
@@ -98,7 +99,7 @@ def test_trigger_not_open_lists_open_triggers(demo: Demo) -> None:
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     r = demo.fire("陈静", case["number"], "approve", case["version"], expect=409)
     assert r["type"] == "/problems/trigger-not-open"
-    assert r["open_triggers"] == ["accept", "refuse", "request_supplement"]
+    assert r["open_triggers"] == ["accept", "refuse", "request_supplement", "withdraw"]
 
 
 def test_idempotency_key_replays_the_same_answer_and_writes_one_event(demo: Demo) -> None:

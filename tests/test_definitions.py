@@ -61,8 +61,8 @@ def test_join_out_of_a_parallel_state_implies_all_branches_done() -> None:
     assert c.guards_of(join) == ["all_branches_done"]
     model = type("M", (), {})()
     model.state = c.model_state("joint_review", {"education": "approved", "market": "pending"})
-    assert not c.fire(model, "join", lambda g: g != "all_branches_done")
-    assert c.fire(model, "market_approve", lambda g: True)
+    assert not c.fire(model, "join", lambda g, dest: g != "all_branches_done")
+    assert c.fire(model, "market_approve", lambda g, dest: True)
     assert c.parse_model_state(model.state) == ("joint_review", {"education": "approved", "market": "approved"})
 
 

@@ -50,7 +50,7 @@ def test_unknown_material_and_malformed_rule_are_located() -> None:
 
 
 def test_rules_without_an_auto_review_job_are_pointless() -> None:
-    text = SRC.replace("jobs: [notify_applicant, auto_review]}", "jobs: [notify_applicant]}")
+    text = SRC.replace(", job: auto_review}", "}")
     assert any("没有任何转换或状态启动 auto_review" in msg for _, msg in problems(text))
 
 
@@ -64,3 +64,24 @@ def test_evaluation_names_the_deciding_rule() -> None:
     assert evaluate(d, bad_code, ALL).rule == "credit_code"
     no_address = {**COMPANY, "applicant": {**COMPANY["applicant"], "address": ""}}
     assert evaluate(d, no_address, ALL).rule == "address_given"
+
+
+def test_an_automatic_decision_may_not_race_a_person() -> None:
+    # The old demo item: the job decided from 已受理, which the reviewer leaves for 现场踏勘.
+    raced = SRC.replace("from: auto_checking, to: approved", "from: accepted, to: approved").replace(
+        "from: auto_checking, to: review", "from: accepted, to: review")
+    found = problems(raced)
+    line = line_of(raced, "approve: auto_approve")
+    assert any(n == line and "'start_inspection'" in msg and "人工操作将总是落后" in msg for n, msg in found)
+    # Saying when the automatic review applies lets the item keep it there.
+    when = raced.replace("  manual: manual_review\n", "  manual: manual_review\n  when:\n"
+                         "    - {id: reissue, label: 补办, field: applicant.kind, op: eq, value: company}\n")
+    assert not [m for _, m in problems_or_none(when) if "人工操作将总是落后" in m]
+
+
+def problems_or_none(text: str) -> list[tuple[int, str]]:
+    try:
+        parse(text, "ggcs.yaml")
+    except DefinitionError as err:
+        return [(p.line, p.message) for p in err.problems]
+    return []

@@ -154,6 +154,7 @@ def test_auto_review_approves_or_sends_to_a_person_and_names_the_rule(demo: Demo
     human = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant={**good, "kind": "person"})
     for c in (auto, human):
         demo.fire("陈静", c["number"], "accept")
+        demo.fire("陈静", c["number"], "request_auto_review")  # the reviewer chooses it
     drainer.drain_until_idle()
     assert state_of(demo, auto["number"]) == "issued"  # approved, certificate, issued: no person
     assert state_of(demo, human["number"]) == "review"

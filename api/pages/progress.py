@@ -11,6 +11,7 @@ from api.deps import SessionDep
 from api.pages import web
 from api.routes import public
 from api.routing import Router
+from api.schemas import Withdrawal
 from engine.errors import EngineError
 
 router = Router(pages=True)
@@ -36,3 +37,23 @@ def progress_query(request: Request, session: SessionDep, number: Annotated[str,
             error, status = exc.detail, exc.status
     return web.render(request, "progress.html", status_code=status, result=result, number=number,
                       error=error)
+
+
+@router.post("/progress/withdraw", response_class=HTMLResponse)
+def progress_withdraw(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
+                      code: Annotated[str, Form(max_length=32)] = "",
+                      reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """撤回 by the applicant. Pressing F5 here resends the form: the case is already withdrawn, so
+    the second one is refused and the page says so; nothing is written twice."""
+    number, code, reason = number.strip(), code.strip(), reason.strip()
+    if not 1 <= len(number) <= 32 or not 6 <= len(code) <= 32 or not reason:
+        return web.render(request, "progress.html", status_code=422, result=None, number=number,
+                          error="请填写查询码和撤回原因")
+    try:
+        result = public.withdraw(number, Withdrawal(code=code, reason=reason), request, session)
+    except EngineError as exc:
+        session.rollback()
+        detail = "该办件已不能撤回 (已撤回或已作出决定)" if exc.status == 409 else exc.detail
+        return web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
+                          error=detail)
+    return web.render(request, "progress.html", result=result, number=number, done="申请已撤回, 办件已结束。")

@@ -10,8 +10,8 @@ from sqlmodel import Session
 
 from api.deps import ActorDep, SessionDep, parse_if_match, require_role
 from api.routing import Router
-from api.schemas import CaseCreate, MaterialUpdate, Reassign, TriggerBody
-from engine import assignment, dashboard, idempotency, intake, views
+from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
+from engine import assignment, dashboard, idempotency, intake, lifecycle, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import advance, load_case
@@ -129,6 +129,14 @@ def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
         dashboard.check_case_visible(session, actor, load_case(session, number))
     case = assignment.hand_over(session, number, actor, body.counter_id, body.clerk_id,
                                 _require_if_match(if_match), body.comment, body.kind)
+    return _case_response(session, case, actor)
+
+
+@router.post("/{number}/extension")
+def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor: ActorDep,
+                if_match: IfMatch = None) -> Any:
+    """延期: the competent counter's approver extends the legal period once, with a reason."""
+    case = lifecycle.extend(session, number, actor, body.reason, _require_if_match(if_match))
     return _case_response(session, case, actor)
 
 

@@ -11,7 +11,9 @@ from fastapi import Query, Request
 
 from api.deps import SessionDep
 from api.routing import Router
+from api.schemas import Withdrawal
 from core.settings import get_settings
+from engine import lifecycle
 from engine import progress as applicant_progress
 from engine.errors import EngineError
 from storage.db import ping
@@ -52,7 +54,19 @@ def healthz(session: SessionDep) -> dict[str, str]:
 def progress(number: str, request: Request, session: SessionDep,
              code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
     """办件进度: status and dates only; a wrong code looks exactly like an unknown number."""
+    _limit(request)
+    return applicant_progress.progress(session, number, code)
+
+
+@router.post("/api/v1/progress/{number}/withdrawal")
+def withdraw(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
+    """撤回: the applicant withdraws the application with the case's query code and a reason."""
+    _limit(request)
+    lifecycle.withdraw_by_applicant(session, number, body.code, body.reason)
+    return applicant_progress.progress(session, number, body.code)
+
+
+def _limit(request: Request) -> None:
     client = request.client.host if request.client else "unknown"
     if not request.app.state.progress_limiter.allow(client, get_settings().progress_rate_per_minute):
         raise RateLimited("查询过于频繁, 请一分钟后再试")
-    return applicant_progress.progress(session, number, code)

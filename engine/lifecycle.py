@@ -1,0 +1,83 @@
+"""Case actions outside the item's own steps: 延期 (an approver extends the legal period) and
+撤回 by the applicant on the progress page (proven by the case's query code)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core import clock
+from core.clock import now
+from engine import catalog, deadlines, directory, workdays
+from engine.actors import Actor
+from engine.advance import advance, append_event, holder_counters, load_case
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.intake import hash_query_code
+from states.defaults import WITHDRAW
+from storage.rows import CaseRow
+from storage.tables import T_CASE, T_OUT, Counter
+
+
+def extend(session: Session, number: str, actor: Actor, reason: str, expected_version: int | None = None) -> CaseRow:
+    """延期 (行政许可法 art. 42): the competent counter's approver moves the legal due date out by the
+    item's ``extension_days`` working days, once per case, before it passes; the applicant is told."""
+    case = load_case(session, number, lock=True)
+    item = catalog.compiled(session, case["item_version_id"])
+    days = item.definition.limits.extension_days
+    if "approver" not in actor.roles:
+        raise Forbidden("延期须由审批签发人员决定", missing=["role:approver"])
+    if actor.counter_id != case["competent_counter_id"]:
+        name = directory.counter_names(session, [case["competent_counter_id"]]).get(case["competent_counter_id"])
+        raise Forbidden(f"延期须由办理地{name or '窗口'}决定", missing=[f"counter:{case['competent_counter_id']}"])
+    if days <= 0:
+        raise InvalidInput("number", f"事项「{item.definition.name}」不允许延期")
+    if item.table[case["state"]].state.final or case["state"] in item.decided:
+        raise Conflict("案件已作出决定, 不能再延期", field="number")
+    if case["legal_due"] is None:
+        raise Conflict("案件尚未受理, 办理时限还未开始计算", field="number")
+    if case["extended_days"]:
+        raise Conflict(f"案件已延期 {case['extended_days']} 个工作日, 每件只能延期一次", field="number")
+    if clock.today() > case["legal_due"]:
+        raise Conflict(f"法定办结日 {case['legal_due']} 已过, 不能再延期", field="number")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("reason", "延期须说明理由")
+    values = deadlines.extend(workdays.calendar(session), case, days)
+    at = now()
+    append_event(session, case, expected_version, at, "extension", actor,
+                 {"days": days, "legal_due_before": case["legal_due"].isoformat(),
+                  "legal_due": values["legal_due"].isoformat(), "approver": actor.name}, reason)
+    session.execute(sa.update(T_CASE).where(T_CASE.c.id == case["id"]).values(**values))
+    case.update(values)  # type: ignore[typeddict-item]
+    _notify(session, case, "extension", at,
+            f"经审批, 办理期限延长 {days} 个工作日, 法定办结日为 {values['legal_due']:%Y年%m月%d日}。理由：{reason}")
+    return case
+
+
+def _notify(session: Session, case: CaseRow, why: str, at: object, note: str) -> None:
+    """Queue the applicant's notice at the holding counter's region (the notify_applicant job)."""
+    item = catalog.compiled(session, case["item_version_id"])
+    counter = (holder_counters(item, case) or [case["competent_counter_id"]])[0]
+    region = session.execute(sa.select(Counter.region_code).where(Counter.id == counter)).scalar_one()
+    session.execute(sa.insert(T_OUT).values(
+        id=str(uuid.uuid4()), case_id=case["id"], job="notify_applicant", region_code=region, counter_id=counter,
+        status="pending", attempts=0, created_at=at,
+        payload={"number": case["number"], "trigger": why, "from": case["state"], "to": case["state"],
+                 "from_counter": counter, "to_counter": counter, "note": note}))
+
+
+def withdraw_by_applicant(session: Session, number: str, code: str, reason: str) -> CaseRow:
+    """撤回 on the progress page: the query code proves it is the applicant; a wrong code looks
+    exactly like an unknown number."""
+    try:
+        case = load_case(session, number)
+    except NotFound:
+        case = None
+    if case is None or not hmac.compare_digest(case["query_code_hash"], hash_query_code(number, code)):
+        raise NotFound("未找到该办件, 请核对办件编号和查询码")
+    name = (case["applicant"] or {}).get("name") or "申请人"
+    applicant = Actor(None, f"{name}(申请人)", None, None, frozenset({"applicant"}))
+    return advance(session, number, WITHDRAW, applicant, {"comment": reason.strip() or None})
