@@ -44,7 +44,7 @@ def add_clerk(
     session: Session, name: str, counter_id: str | None, roles: list[str], token_days: int
 ) -> tuple[Clerk, str]:
     """Create a clerk and return a fresh token (shown once; only its hash is stored)."""
-    unknown = [r for r in roles if r not in ACTOR_ROLES or r == "system"]
+    unknown = [r for r in roles if r not in ACTOR_ROLES or r in ("system", "applicant")]
     if unknown or not roles:
         raise InvalidInput("roles", f"未知或不可分配的角色: {', '.join(unknown) or '(空)'}")
     if counter_id is not None and session.get(Counter, counter_id) is None:
