@@ -25,6 +25,7 @@ class Actor:
     counter_id: str | None
     region_code: str | None
     roles: frozenset[str]
+    counter_name: str | None = None  # for pages: people read names, not counter ids
 
     @property
     def is_system(self) -> bool:
@@ -75,7 +76,8 @@ def authenticate(db: Session | sa.Engine, token: str, *, driver: Any | None = No
         raise Unauthenticated("令牌无效")
     if row["revoked_at"] is not None or row["expires_at"] < now() or not row["active"]:
         raise Unauthenticated("令牌已过期或已吊销")
-    return Actor(row["id"], row["name"], row["counter_id"], row["region_code"], frozenset(row["roles"].split(",")))
+    return Actor(row["id"], row["name"], row["counter_id"], row["region_code"], frozenset(row["roles"].split(",")),
+                 row["counter_name"])
 
 
 def revoke_tokens(session: Session, clerk_id: int) -> int:

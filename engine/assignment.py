@@ -36,7 +36,7 @@ def current_step(item: CompiledItem, case: CaseRow, counter_id: str) -> str | No
     return None
 
 
-def _step_roles(item: CompiledItem, step: str) -> set[str]:
+def step_roles(item: CompiledItem, step: str) -> set[str]:
     return {r for (_, src), t in item.routes.items() if src == step for r in t.roles} - {"system"}
 
 
@@ -49,7 +49,7 @@ def claim(session: Session, number: str, actor: Actor, expected_version: int | N
         raise Forbidden("只有当前办理窗口的工作人员可以认领", missing=["counter"])
     if companion_step(item, step):
         raise InvalidInput("number", "该环节由陪伴申请人的收件人员办理, 无需认领")
-    if not actor.roles & _step_roles(item, step):
+    if not actor.roles & step_roles(item, step):
         raise Forbidden(f"认领「{item.table[step].state.label}」须有该环节的办理角色", missing=["role"])
     current = case["assignees"].get(actor.counter_id)  # type: ignore[arg-type]
     if current == actor.id:
@@ -105,7 +105,7 @@ def hand_over(session: Session, number: str, actor: Actor, counter_id: str, cler
         return case
     if step is None:
         raise InvalidInput("counter_id", "案件当前不在该窗口办理, 没有可转交的环节")
-    if not set(clerk.roles.split(",")) & _step_roles(item, step):
+    if not set(clerk.roles.split(",")) & step_roles(item, step):
         raise InvalidInput("clerk_id", f"{clerk.name}没有「{item.table[step].state.label}」的办理角色")
     current = case["assignees"].get(counter_id)
     if not supervisor and actor.id != current:

@@ -20,7 +20,7 @@ from storage.tables import T_CASE, T_HIST, T_HOLD, T_MAT, T_OUT, ApiToken, Clerk
 # Every API request runs this; no cache, so a revoked token stops working on the next request.
 SELECT_TOKEN = Prepared(
     sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active,
-              ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code)
+              ApiToken.expires_at, ApiToken.revoked_at, Counter.region_code, Counter.name.label("counter_name"))
     .join(ApiToken, ApiToken.clerk_id == Clerk.id)
     .outerjoin(Counter, Counter.id == Clerk.counter_id)
     .where(ApiToken.token_hash == sa.bindparam("token_hash"))

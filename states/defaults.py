@@ -79,3 +79,16 @@ def _send_backs(d: ItemDefinition, table: dict, done: frozenset[str], own: set[s
 
 def is_send_back(t: Transition) -> bool:
     return t.trigger.startswith(BACK_PREFIX) and "previous_step" in t.guards
+
+
+def is_default(t: Transition) -> bool:
+    """A transition this module added (撤回 for the applicant, 退回)."""
+    return is_send_back(t) or (t.trigger == WITHDRAW and APPLICANT in t.roles)
+
+
+def drawn(d: ItemDefinition) -> tuple[list[State], list[Transition]]:
+    """What a diagram shows: the item's own states and transitions. The defaults, open almost
+    everywhere, would bury them; the diagram says they exist instead."""
+    transitions = [t for t in d.transitions if not is_default(t)]
+    reached = {t.dest for t in transitions} | {d.states[0].id}
+    return [s for s in d.states if s.id in reached or s.parallel or not s.final], transitions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from states.defaults import is_send_back
+from states.defaults import drawn
 from states.schema import ItemDefinition
 
 
@@ -18,8 +18,10 @@ def _esc(text: str) -> str:
 
 
 def to_mermaid(d: ItemDefinition) -> str:
-    lines = ["stateDiagram-v2", f"    %% {d.code} v{d.version} {d.name}", f"    [*] --> {d.states[0].id}"]
-    for s in d.states:
+    states, transitions = drawn(d)
+    lines = ["stateDiagram-v2", f"    %% {d.code} v{d.version} {d.name} (作出决定前各环节可撤回、可退回上一环节, 图中略)",
+             f"    [*] --> {d.states[0].id}"]
+    for s in states:
         lines.append(f"    {s.id}: {_esc(s.label)}")
         if s.parallel:
             lines.append(f"    state {s.id} {{")
@@ -35,7 +37,7 @@ def to_mermaid(d: ItemDefinition) -> str:
             lines.append("    }")
         if s.final:
             lines.append(f"    {s.id} --> [*]")
-    for t in (t for t in d.transitions if not is_send_back(t)):
+    for t in transitions:
         for src in t.source:
             lines.append(f"    {_mid(src)} --> {_mid(t.dest)}: {_esc(t.label)}")
     return "\n".join(lines) + "\n"
@@ -44,9 +46,10 @@ def to_mermaid(d: ItemDefinition) -> str:
 def to_dot(d: ItemDefinition) -> str:
     out = ["digraph item {", '  rankdir=LR; node [shape=box, style=rounded, fontname="Noto Sans CJK SC"];',
            '  edge [fontname="Noto Sans CJK SC", fontsize=10];',
-           f'  label="{_esc(d.name)} ({d.code} v{d.version})"; labelloc=t;',
+           f'  label="{_esc(d.name)} ({d.code} v{d.version}) · 作出决定前各环节可撤回、可退回上一环节, 图中略"; labelloc=t;',
            '  __start [shape=point];', f"  __start -> {_mid(d.states[0].id)};"]
-    for s in d.states:
+    states, transitions = drawn(d)
+    for s in states:
         if s.parallel:
             out.append(f'  subgraph cluster_{s.id} {{ label="{_esc(s.label)}"; style=dashed;')
             out.append(f'    {_mid(s.id)} [shape=point, label=""];')
@@ -60,7 +63,7 @@ def to_dot(d: ItemDefinition) -> str:
         else:
             shape = ", peripheries=2" if s.final else ""
             out.append(f'  {_mid(s.id)} [label="{_esc(s.label)}"{shape}];')
-    for t in (t for t in d.transitions if not is_send_back(t)):
+    for t in transitions:
         for src in t.source:
             style = ", style=dashed" if t.auto else ""
             out.append(f'  {_mid(src)} -> {_mid(t.dest)} [label="{_esc(t.label)}"{style}];')

@@ -219,3 +219,60 @@ def test_designer_view_lists_versions_and_reports_problems(page: Page, server: S
     page.click("button:has-text('检查')")
     expect(page.locator("#problems li").first).to_contain_text(re.compile(r"\d+:\d+"))
     shot(page, "designer_problems")
+
+
+ALL_GGCS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans", "hygiene_report",
+                                    "hygiene_rules")}
+
+
+def run_jobs(server: Server) -> None:
+    """What the flows would do meanwhile: every queued job, by its handler."""
+    from flows import jobs, outbox
+
+    for _ in range(10):
+        claimed = outbox.claim(server.engine, None, 50)
+        if not claimed:
+            return
+        for job in claimed:
+            jobs.run(server.engine, job)
+
+
+def test_reviewer_opens_the_inspection_from_the_case_page_after_an_ordinary_pause(
+        page: Page, server: Server, tmp_path: Path) -> None:
+    from core.settings import get_settings
+    from storage.object_factory import get_store
+
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    # 受审分离 at Jinan: 王芳 takes the case in and accepts it; 刘洋 reviews.
+    case = server.create("王芳", "GGCSWSXK", ALL_GGCS)
+    n = case["number"]
+    server.fire("王芳", n, "accept", case["version"])
+    run_jobs(server)  # the jobs ran; nothing decided for the reviewer
+    page.wait_for_timeout(1500)  # the reviewer takes a moment to open the case
+    login(page, server, "刘洋", f"/ui/cases/{n}")
+    expect(page.locator("#state-label")).to_have_text("已受理")
+    expect(page.locator("#companion")).to_have_text("王芳")
+    page.click("button[data-trigger=start_inspection]")
+    expect(page.locator("#state-label")).to_have_text("现场踏勘")
+    page.reload()  # F5 after the form: the page, not a second transition
+    expect(page.locator("#state-label")).to_have_text("现场踏勘")
+    shot(page, "case-inspection")
+    page.click("#video-open")
+    expect(page.locator("h1")).to_contain_text("远程踏勘")
+    page.go_back()
+    expect(page.locator("#state-label")).to_have_text("现场踏勘")
+    page.goto(f"{server.url}/ui/cases/{n}")
+    page.click("button[data-trigger=inspection_passed]")
+    expect(page.locator("#state-label")).to_have_text("审核")
+    page.click("button[data-trigger=approve]")
+    expect(page.locator("#state-label")).to_have_text("审批通过(待出证)")
+    run_jobs(server)  # the certificate is made, and the job's follow-up issues it
+    page.reload()
+    expect(page.locator("#state-label")).to_have_text("已出证(待送达)")
+    shot(page, "case-issued")
+    body = page.locator("body").inner_text()
+    assert "jn-kuayu" not in body and "#" not in page.locator("#claims").inner_text()
+    events = server.api("刘洋", "GET", f"/api/v1/cases/{n}/history").json()["events"]
+    assert [e["trigger"] for e in events if e["kind"] == "transition"] == [
+        "accept", "start_inspection", "inspection_passed", "approve", "issue"]

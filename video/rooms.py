@@ -45,12 +45,13 @@ def state_def(session: Session, case: CaseRow) -> State:
 
 def clerk_actor(session: Session, clerk_id: int) -> Actor:
     row = session.execute(
-        sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active, Counter.region_code)
+        sa.select(Clerk.id, Clerk.name, Clerk.counter_id, Clerk.roles, Clerk.active, Counter.region_code,
+                  Counter.name.label("counter_name"))
         .outerjoin(Counter, Counter.id == Clerk.counter_id).where(Clerk.id == clerk_id)
     ).first()
     if row is None or not row.active:
         raise Forbidden(f"工作人员 #{clerk_id} 不存在或已停用", missing=["clerk"])
-    return Actor(row.id, row.name, row.counter_id, row.region_code, frozenset(row.roles.split(",")))
+    return Actor(row.id, row.name, row.counter_id, row.region_code, frozenset(row.roles.split(",")), row.counter_name)
 
 
 def participant_actor(session: Session, role: str, name: str, clerk_id: int | None) -> Actor:

@@ -13,10 +13,10 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.pages import web
-from engine import catalog, dashboard, directory, scans, views
+from engine import assignment, catalog, dashboard, directory, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
-from engine.advance import load_case
+from engine.advance import companion_step, load_case
 from storage.rows import CaseRow
 
 
@@ -27,7 +27,7 @@ def visible_case(session: Session, actor: Actor, number: str) -> CaseRow:
 
 
 def render(request: Request, session: Session, actor: Actor, case: CaseRow,
-               status_code: int = 200, error: str | None = None, done: str | None = None) -> Response:
+           status_code: int = 200, error: str | None = None, done: str | None = None) -> Response:
     view = views.case_view(session, case, actor)
     events = views.history(session, case["id"])
     item = catalog.compiled(session, case["item_version_id"])
@@ -37,12 +37,26 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
     done_label = next((t.label for t in item.definition.transitions if t.trigger == done), None)
     # The video step opens from the holding counter when the state declares one.
     video = view["state"]["video"] if actor.counter_id in view["holders"] else None
-    clerks = directory.clerk_names(session, case["assignees"].values())
+    handed = [(e["data"] or {}).get("to_clerk") for e in events if e["kind"] == "assign"]
+    clerks = directory.clerk_names(session, [*case["assignees"].values(), case["companion_id"], *handed])
+    # What this clerk may do about who works on the case: claim the step here, or give it back.
+    step = assignment.current_step(item, case, actor.counter_id) if actor.counter_id else None
+    claimable = (step is not None and not companion_step(item, step) and actor.counter_id in view["holders"]
+                 and case["assignees"].get(actor.counter_id) is None
+                 and bool(actor.roles & assignment.step_roles(item, step)))
+    claimed_by_me = actor.counter_id is not None and case["assignees"].get(actor.counter_id) == actor.id
+    may_extend = ("approver" in actor.roles and actor.counter_id == case["competent_counter_id"]
+                  and item.definition.limits.extension_days > 0 and not case["extended_days"]
+                  and case["legal_due"] is not None and case["state"] not in item.decided
+                  and not item.table[case["state"]].state.final)
     return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
                       labels=labels, counters=counters, clerks=clerks,
                       error=error, done=done_label, video=video,
                       pages=pages_by_material(session, case["number"], actor),
-                      prefect_url=dashboard.prefect_runs_url(case["number"]))
+                      prefect_url=dashboard.prefect_runs_url(case["number"]),
+                      claimable=claimable, claimed_by_me=claimed_by_me, may_extend=may_extend,
+                      extension_days=item.definition.limits.extension_days,
+                      material_names={m.id: m.name for m in item.definition.materials})
 
 
 def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,

@@ -14,7 +14,7 @@ from api.pages import case_page, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.routing import Router
 from api.schemas import Applicant
-from engine import catalog, dashboard, directory, intake, views
+from engine import assignment, catalog, dashboard, directory, intake, lifecycle, views
 from engine.actors import Actor, authenticate
 from engine.advance import advance
 from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
@@ -200,6 +200,40 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
         if status not in ("received", "missing"):
             raise InvalidInput("status", "须为 received 或 missing")
         intake.set_material(session, number, actor, material_id, status, version)
+    except EngineError as exc:
+        session.rollback()
+        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
+    return RedirectResponse(f"/ui/cases/{number}", status_code=303)
+
+
+@router.post("/ui/cases/{number}/claim", response_class=HTMLResponse)
+def claim(number: str, request: Request, session: SessionDep, csrf: Csrf,
+          version: Annotated[int, Form(ge=1)]) -> Response:
+    return _case_action(request, session, csrf, number, lambda actor: assignment.claim(session, number, actor, version))
+
+
+@router.post("/ui/cases/{number}/release", response_class=HTMLResponse)
+def release(number: str, request: Request, session: SessionDep, csrf: Csrf,
+            version: Annotated[int, Form(ge=1)]) -> Response:
+    return _case_action(request, session, csrf, number,
+                        lambda actor: assignment.release(session, number, actor, version))
+
+
+@router.post("/ui/cases/{number}/extension", response_class=HTMLResponse)
+def extend(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
+           reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    return _case_action(request, session, csrf, number,
+                        lambda actor: lifecycle.extend(session, number, actor, reason, version))
+
+
+def _case_action(request: Request, session: Session, csrf: str, number: str, act: Any) -> Response:
+    """A form on the case page: the action, then back to the page (303, so F5 does not repeat it);
+    a refusal is shown on the page, with nothing written."""
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    case_page.visible_case(session, actor, number)
+    try:
+        act(actor)
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
