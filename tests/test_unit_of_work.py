@@ -151,3 +151,20 @@ def test_prepared_literals_keep_their_value(db: sa.Engine) -> None:
     labelled = Prepared(sa.select(sa.literal(7).label("seven"), sa.literal("通办").label("name")))
     with session_scope(db, readonly=True) as s:
         assert labelled.first(s) == {"seven": 7, "name": "通办"}
+
+
+def test_sqlalchemy_is_pinned_below_its_next_minor() -> None:
+    """storage.prepared leans on SQLAlchemy internals: a new minor must be a deliberate upgrade."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    from core.settings import ROOT
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    req = next(Requirement(d.split("#")[0]) for d in deps if d.startswith("sqlalchemy"))
+    installed = version("sqlalchemy")
+    major, minor = map(int, installed.split(".")[:2])
+    assert installed in req.specifier
+    assert f"{major}.{minor + 1}.0" not in req.specifier and f"{major}.{minor}.99" in req.specifier
