@@ -8,6 +8,9 @@ import subprocess
 from states.defaults import drawn
 from states.schema import ItemDefinition
 
+# The default 撤回 and 退回 (states.defaults) are left out of the drawing; the title says so.
+DEFAULTS_NOTE = "作出决定前各环节可撤回、可退回上一环节, 图中略"
+
 
 def _mid(name: str) -> str:
     return name.replace(".", "__")
@@ -19,7 +22,7 @@ def _esc(text: str) -> str:
 
 def to_mermaid(d: ItemDefinition) -> str:
     states, transitions = drawn(d)
-    lines = ["stateDiagram-v2", f"    %% {d.code} v{d.version} {d.name} (作出决定前各环节可撤回、可退回上一环节, 图中略)",
+    lines = ["stateDiagram-v2", f"    %% {d.code} v{d.version} {d.name} ({DEFAULTS_NOTE})",
              f"    [*] --> {d.states[0].id}"]
     for s in states:
         lines.append(f"    {s.id}: {_esc(s.label)}")
@@ -46,7 +49,7 @@ def to_mermaid(d: ItemDefinition) -> str:
 def to_dot(d: ItemDefinition) -> str:
     out = ["digraph item {", '  rankdir=LR; node [shape=box, style=rounded, fontname="Noto Sans CJK SC"];',
            '  edge [fontname="Noto Sans CJK SC", fontsize=10];',
-           f'  label="{_esc(d.name)} ({d.code} v{d.version}) · 作出决定前各环节可撤回、可退回上一环节, 图中略"; labelloc=t;',
+           f'  label="{_esc(d.name)} ({d.code} v{d.version}) · {DEFAULTS_NOTE}"; labelloc=t;',
            '  __start [shape=point];', f"  __start -> {_mid(d.states[0].id)};"]
     states, transitions = drawn(d)
     for s in states:
