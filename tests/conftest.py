@@ -293,3 +293,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if isinstance(_netns, NetNS):
         _netns.close()
+
+
+def run_jobs(engine: sa.Engine, rounds: int = 10) -> None:
+    """Drain the outbox with the job handlers themselves: the flows' work, without Prefect (the
+    flows' own tests run them through Prefect)."""
+    from flows import jobs, outbox
+
+    for _ in range(rounds):
+        claimed = outbox.claim(engine, None, 100)
+        if not claimed:
+            return
+        for job in claimed:
+            jobs.run(engine, job)

@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, run_jobs
 
 from core import clock
 from engine import dashboard, deadlines
 from engine.workdays import DEFAULT as CAL
-from flows import jobs, outbox
 from storage.db import session_scope
 from storage.tables import T_CASE
 
@@ -43,16 +42,6 @@ def process_in_utc() -> Iterator[None]:
     else:
         os.environ["TZ"] = before
     time.tzset()
-
-
-def run_jobs(demo: Demo) -> None:
-    """Drain the outbox with the job handlers themselves (the flows' work, without Prefect)."""
-    for _ in range(5):
-        claimed = outbox.claim(demo.engine, None, 50)
-        if not claimed:
-            return
-        for job in claimed:
-            jobs.run(demo.engine, job)
 
 
 @pytest.mark.parametrize("at, day", [
@@ -118,14 +107,14 @@ def test_the_certificate_is_dated_and_verified_in_beijing_time(demo: Demo, tmp_p
         case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
         n = case["number"]
         v = demo.fire("陈静", n, "accept", case["version"])["version"]
-        run_jobs(demo)  # notify; auto review sends this company case to a person or approves it
+        run_jobs(demo.engine)  # notify; auto review sends this company case to a person or approves it
         state = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()
         v = state["version"]
         if state["state"]["id"] == "accepted":
             v = demo.fire("陈静", n, "start_review", v)["version"]
         if state["state"]["id"] in ("accepted", "review"):
             v = demo.fire("陈静", n, "approve", v)["version"]
-        run_jobs(demo)
+        run_jobs(demo.engine)
         certs = demo.client.get(f"/api/v1/cases/{n}/certificates", headers=demo.h("陈静")).json()["certificates"]
         page = demo.client.get(f"/verify/{certs[0]['number']}")
     assert page.status_code == 200

@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Demo
+from conftest import Demo, run_jobs
 
 from core.settings import get_settings
 from engine import catalog
 from engine.actors import add_clerk
 from engine.advance import load_case, source_holder, why_forbidden
 from engine.guards import Guards
-from flows import jobs, outbox
 from storage.db import session_scope
 from storage.object_factory import get_store
 from storage.tables import Counter
@@ -67,13 +66,7 @@ class Walk:
         return str(r.json()["number"])
 
     def drain(self) -> None:
-        """The jobs, run by their handlers as the flows would (without Prefect)."""
-        for _ in range(10):
-            claimed = outbox.claim(self.demo.engine, None, 100)
-            if not claimed:
-                return
-            for job in claimed:
-                jobs.run(self.demo.engine, job)
+        run_jobs(self.demo.engine)
 
     def state(self, number: str) -> tuple[set[str], bool]:
         with session_scope(self.demo.engine, readonly=True) as s:

@@ -188,6 +188,7 @@ def test_case_taken_in_at_a_and_handled_at_b_runs_on_b_and_is_mailed(cluster) ->
     case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)
     n = case["number"]
     demo.fire("王芳", n, "accept")
+    demo.fire("李强", n, "request_auto_review")  # B's reviewer chooses 网络自动审批
     # Hand-off to B (接件), then auto-review sends the case to a person (申请人非经营单位).
     settle(c, demo, lambda: one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "review")
     demo.fire("李强", n, "approve")
@@ -217,6 +218,7 @@ def test_killing_a_worker_mid_job_retries_and_issues_exactly_one_certificate(clu
     case = demo.create("李强", "GGCSWSXK", ALL_GGCS, applicant=APPLICANT)
     n = case["number"]
     demo.fire("李强", n, "accept")
+    demo.fire("李强", n, "request_auto_review")
     settle(c, demo, lambda: one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "review")
     _kill_tree(c.workers[B])
     slow = c.start_worker(B, TONGBAN_JOB_PAUSE_SECONDS="60")

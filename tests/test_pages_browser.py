@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import serving
+from conftest import run_jobs, serving
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from api.app import create_app
@@ -225,18 +225,6 @@ ALL_GGCS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_p
                                     "hygiene_rules")}
 
 
-def run_jobs(server: Server) -> None:
-    """What the flows would do meanwhile: every queued job, by its handler."""
-    from flows import jobs, outbox
-
-    for _ in range(10):
-        claimed = outbox.claim(server.engine, None, 50)
-        if not claimed:
-            return
-        for job in claimed:
-            jobs.run(server.engine, job)
-
-
 def test_reviewer_opens_the_inspection_from_the_case_page_after_an_ordinary_pause(
         page: Page, server: Server, tmp_path: Path) -> None:
     from core.settings import get_settings
@@ -248,7 +236,7 @@ def test_reviewer_opens_the_inspection_from_the_case_page_after_an_ordinary_paus
     case = server.create("王芳", "GGCSWSXK", ALL_GGCS)
     n = case["number"]
     server.fire("王芳", n, "accept", case["version"])
-    run_jobs(server)  # the jobs ran; nothing decided for the reviewer
+    run_jobs(server.engine)  # the jobs ran; nothing decided for the reviewer
     page.wait_for_timeout(1500)  # the reviewer takes a moment to open the case
     login(page, server, "刘洋", f"/ui/cases/{n}")
     expect(page.locator("#state-label")).to_have_text("已受理")
@@ -267,7 +255,7 @@ def test_reviewer_opens_the_inspection_from_the_case_page_after_an_ordinary_paus
     expect(page.locator("#state-label")).to_have_text("审核")
     page.click("button[data-trigger=approve]")
     expect(page.locator("#state-label")).to_have_text("审批通过(待出证)")
-    run_jobs(server)  # the certificate is made, and the job's follow-up issues it
+    run_jobs(server.engine)  # the certificate is made, and the job's follow-up issues it
     page.reload()
     expect(page.locator("#state-label")).to_have_text("已出证(待送达)")
     shot(page, "case-issued")
