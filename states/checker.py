@@ -228,7 +228,8 @@ def _check_unique(d: ItemDefinition, report: Report) -> None:
             dupes([x.id for x in b.states], ("states", i, "parallel", j, "states"), "状态")
 
 
-def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
+def transition_edges(d: ItemDefinition, table: dict[str, StateRef]) -> dict[str, set[str]]:
+    """State → the states its transitions lead to (entering a parallel state enters its branches)."""
     edges: dict[str, set[str]] = {n: set() for n in table}
     for t in d.transitions:
         if t.dest not in table:
@@ -239,6 +240,11 @@ def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: R
         for src in t.source:
             if src in edges:
                 edges[src].update(targets)
+    return edges
+
+
+def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
+    edges = transition_edges(d, table)
     # Being inside a branch means the parallel state itself is active.
     for n, ref in table.items():
         if ref.parallel:

@@ -12,23 +12,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from states.checker import StateRef, branch_initials
+from states.checker import StateRef, branch_initials, transition_edges
 from states.schema import ItemDefinition
 
 REFUSALS = ("rejected", "not_accepted")
 
 
 def _edges(d: ItemDefinition, table: dict[str, StateRef]) -> dict[str, set[str]]:
-    edges: dict[str, set[str]] = {n: set() for n in table}
-    for t in d.transitions:
-        if t.dest not in table:
-            continue
-        targets = {t.dest}
-        if table[t.dest].state.parallel:
-            targets.update(branch_initials(d, t.dest))
-        for src in t.source:
-            if src in edges:
-                edges[src].update(targets)
+    edges = transition_edges(d, table)
     for n, ref in table.items():
         if ref.state.parallel:  # a parallel state is left through its branches as well
             edges[n].update(branch_initials(d, n))
