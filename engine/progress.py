@@ -31,6 +31,7 @@ def progress(session: Session, number: str, code: str) -> dict[str, Any]:
         "state": item.table[row["state"]].state.label,
         "received_at": row["created_at"],
         "promised_due": row["promised_due"],
+        "provisional": bool(row["deadline_provisional"]),
         "finished_at": row["finished_at"],
         # 撤回 is open to the applicant until the decision.
         "can_withdraw": ("withdraw", row["state"]) in item.routes,

@@ -78,6 +78,7 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
         "companion_id": case.get("companion_id"),
         "assignees": case["assignees"],
         "applicant": case["applicant"],
+        "commitment": case["commitment"],  # 告知承诺: who signed, when, what
         "materials": materials,
         # engine.deadlines: before 受理 the five days to notify missing materials run; from 受理 the
         # decision periods; the clock stops in 补正 and 特别程序; 正常/预警/逾期 from the sweep.

@@ -89,6 +89,10 @@ def test_importing_the_schedule_fixes_a_provisional_deadline_in_a_running_server
         assert before["provisional"] is True and before["legal"] == CAL.add(date(2026, 12, 21), 20).isoformat()
         with session_scope(engine, readonly=True) as s:
             assert dashboard.dashboard(s, _supervisor(s))["calendar_missing_years"] == [2027]
+        with httpx.Client(base_url=base) as browser:  # the clerk's pages say so too
+            browser.post("/ui/login", data={"token": tokens["陈静"], "next": "/ui/"})
+            assert 'id="provisional"' in browser.get(f"/ui/cases/{n}").text
+            assert "临时" in browser.get("/ui/queue").text
 
         done = cli(url, "calendar", "import", str(GOOD))  # another process publishes the year
         assert done.returncode == 0, done.stderr

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from conftest import ALL_FGS, ALL_GGCS, Demo
+from fastapi.testclient import TestClient
 
 from core import clock
 from engine.workdays import DEFAULT as CAL
@@ -138,6 +139,8 @@ def test_a_commitment_is_kept_on_the_case_and_in_history_and_finishing_with_a_de
     with demo.engine.connect() as conn:
         kept = conn.execute(sa.select(T_CASE.c.commitment).where(T_CASE.c.number == n)).scalar_one()
     assert kept["signer"] == "张三" and kept["text"] == promise["text"] and kept["recorded_by"] == "陈静"
+    page = _page(demo, "陈静", f"/ui/cases/{n}")
+    assert "张三 签署于" in page and "五个工作日内补交租赁合同" in page  # both facts on the case page
     for t in ("issue", "deliver"):
         out = demo.fire("陈静", n, t, out["version"])
     assert out["state"]["final"] and out["status"]["code"] == 12  # 办结(容缺通过): the deferral is outstanding
@@ -156,3 +159,11 @@ def test_status_is_7_after_a_supplement_and_10_after_an_inspection(demo: Demo) -
     assert out["status"]["code"] == 9
     out = demo.fire("陈静", n, "inspection_passed", out["version"])
     assert out["status"]["code"] == 10 and out["state"]["id"] == "review"  # 特别程序结束
+
+
+def _page(demo: Demo, who: str, path: str) -> str:
+    client = TestClient(demo.client.app)
+    client.post("/ui/login", data={"token": demo.tokens[who], "next": "/ui/"}, follow_redirects=False)
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    return r.text

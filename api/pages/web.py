@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,8 +26,15 @@ from engine.errors import EngineError, Unauthenticated
 COOKIE = "tb_session"
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
-# Times on pages are the product zone's wall time ({{ at|local }}), never UTC's.
-templates.env.filters["local"] = lambda at: clock.local(at).strftime("%Y-%m-%d %H:%M") if at else ""
+def _local(at: datetime | str | None) -> str:
+    """Times on pages are the product zone's wall time ({{ at|local }}), never UTC's; JSON fields
+    carry them as ISO text."""
+    if not at:
+        return ""
+    return clock.local(datetime.fromisoformat(at) if isinstance(at, str) else at).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["local"] = _local
 ROLE_LABELS = {"clerk": "收件", "reviewer": "审核", "approver": "审批", "inspector": "踏勘",
                "supervisor": "督查", "designer": "设计"}
 

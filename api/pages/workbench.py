@@ -80,7 +80,7 @@ def queue_page(request: Request, session: SessionDep, counter: str | None = None
         raise Forbidden("只能查看本窗口的队列", missing=["role:supervisor"])
     dashboard.check_counter_visible(session, actor, counter)
     page = views.queue(session, counter, item=item or None, cursor=cursor, limit=50)
-    names = directory.clerk_names(session, [it["assignee"] for it in page["items"]])
+    names = directory.clerk_names(session, [c for it in page["items"] for c in (it["assignee"], it["companion_id"])])
     return web.render(request, "queue.html", actor, counter=counter, counters=counters,
                       counter_name=directory.counter_names(session, [counter]).get(counter, counter),
                       page=page, names=names, item=item or "", items=catalog.list_items(session))
