@@ -21,7 +21,7 @@ from core.clock import now
 from engine import catalog, deadlines, directory, workdays
 from engine.actors import SYSTEM, Actor
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
-from engine.guards import Guards, remember_materials
+from engine.guards import Guards, remember_came_from, remember_materials
 from engine.history import chain
 from engine.materials import defer_material
 from engine.statements import (
@@ -221,6 +221,9 @@ def advance(
     _write(session, item, case, original_version, guards, pending, at)
     deadlines.on_advance(session, item, case, before_state, before_branches, at)  # clock pause/resume
     remember_materials(session, guards)
+    last = pending.history[-1] if pending.history else None
+    if last is not None and last.get("to_state") == case["state"]:
+        remember_came_from(session, case, last.get("from_state"))
     return case
 
 

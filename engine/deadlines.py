@@ -28,6 +28,7 @@ from core import clock
 from core.clock import now
 from core.settings import get_settings
 from engine import catalog, workdays
+from engine.statements import PERIOD_COLUMNS, UPDATE_PERIODS
 from engine.workdays import WorkCalendar
 from states.compiler import CompiledItem
 from storage.flow_tables import Notification
@@ -98,8 +99,8 @@ def on_advance(session: Session, item: CompiledItem, case: CaseRow, before_state
     elif was and not now_paused and case.get("clock_paused_at") is not None:
         values.update(_resume(cal or workdays.calendar(session), {**case, **values}, at))  # type: ignore[typeddict-item]
     if values:
-        session.execute(sa.update(T_CASE).where(T_CASE.c.id == case["id"]).values(**values))
         case.update(values)  # type: ignore[typeddict-item]
+        UPDATE_PERIODS.execute(session, {"case_id": case["id"], **{c: case[c] for c in PERIOD_COLUMNS}})  # type: ignore[literal-required]
 
 
 def extend(cal: WorkCalendar, case: CaseRow, days: int) -> dict[str, Any]:

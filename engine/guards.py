@@ -29,6 +29,14 @@ def remember_materials(session: Session, guards: Guards) -> None:
         session.info[_SEEN] = (guards.case, guards._materials)
 
 
+_CAME = "guards.came_from"  # session.info key: (case row, its state, the state it was entered from)
+
+
+def remember_came_from(session: Session, case: CaseRow, from_state: str | None) -> None:
+    """The answer built after an advance knows where the case came from without asking history."""
+    session.info[_CAME] = (case, case["state"], from_state)
+
+
 class Guards:
     """Evaluates guards against one case, its materials (loaded once, lazily) and the payload."""
 
@@ -60,6 +68,9 @@ class Guards:
     def came_from(self) -> str | None:
         """The state the case entered its current state from, by its last transition (read once)."""
         state = self.case["state"]
+        seen = self.session.info.get(_CAME)
+        if seen is not None and seen[0] is self.case and seen[1] == state:
+            self._came_from = (state, seen[2])
         if self._came_from is None or self._came_from[0] != state:
             row = self.session.execute(
                 sa.select(T_HIST.c.from_state).where(T_HIST.c.case_id == self.case["id"],

@@ -21,14 +21,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import clock
 from engine.errors import Conflict
+from engine.statements import SELECT_SCHEDULES
 from states.problems import Problem
 from states.yamlpos import Located, YamlError, load_located
-from storage.calendar_tables import T_SCHEDULE, CalendarSchedule
+from storage.calendar_tables import CalendarSchedule
 
 MAX_FILE_BYTES = 64_000
 
@@ -153,8 +153,8 @@ def publish(session: Session, schedule: Schedule, by: str) -> bool:
 
 
 def published(session: Session) -> dict[int, str]:
-    """Year → content hash of every published schedule (one small query)."""
-    return dict(session.execute(sa.select(T_SCHEDULE.c.year, T_SCHEDULE.c.content_hash)).all())
+    """Year → content hash of every published schedule (one small prepared query)."""
+    return {r["year"]: r["content_hash"] for r in SELECT_SCHEDULES.all(session)}
 
 
 def load(session: Session, year: int) -> Schedule | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from storage.calendar_tables import T_SCHEDULE
 from storage.prepared import Prepared
 from storage.tables import T_CASE, T_HIST, T_HOLD, T_MAT, T_OUT, ApiToken, Clerk, Counter
 
@@ -51,3 +52,13 @@ DELETE_HOLDER = Prepared(sa.delete(T_HOLD).where(T_HOLD.c.case_id == sa.bindpara
                                                   T_HOLD.c.counter_id == sa.bindparam("counter_id")))
 SELECT_NUMBER = Prepared(sa.select(T_CASE.c.number).where(T_CASE.c.id == sa.bindparam("case_id")))
 SELECT_MATERIALS = Prepared(sa.select(T_MAT).where(T_MAT.c.case_id == sa.bindparam("case_id")))
+
+# The law's periods, written when 受理, the decision or a clock pause/resume changes them.
+PERIOD_COLUMNS = ("accepted_at", "promised_due", "legal_due", "certificate_due", "deadline_provisional",
+                  "clock_paused_at", "paused_days", "extended_days")
+UPDATE_PERIODS = Prepared(
+    sa.update(T_CASE).where(T_CASE.c.id == sa.bindparam("case_id"))
+    .values({c: sa.bindparam(c) for c in PERIOD_COLUMNS})
+)
+# Every deadline computation asks whether a year's official schedule was published meanwhile.
+SELECT_SCHEDULES = Prepared(sa.select(T_SCHEDULE.c.year, T_SCHEDULE.c.content_hash))
