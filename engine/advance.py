@@ -37,6 +37,7 @@ from engine.statements import (
     UPDATE_CASE,
 )
 from states.compiler import CompiledItem
+from states.defaults import BACK_PREFIX
 from states.schema import Transition
 from states.vocabulary import ACTOR_ROLES, OUTCOMES
 from storage.db import database_key
@@ -137,7 +138,7 @@ def why_forbidden(item: CompiledItem, case: CaseRow, source: str, t: Transition,
     # case is being handled.
     holder = case["intake_counter_id"] if withdraws else source_holder(item, case, source)
     if actor.counter_id != holder:
-        missing.append(f"counter:{holder}")
+        missing.append(f"intake:{holder}" if withdraws else f"counter:{holder}")
     elif withdraws or companion_step(item, source):
         companion = case.get("companion_id")
         if companion is not None and companion != actor.id:
@@ -158,6 +159,8 @@ def describe_missing(missing: list[str], counters: Mapping[str, str], clerks: Ma
             words.append("需要角色 " + " 或 ".join(ACTOR_ROLES.get(r, r) for r in value.split("|")))
         elif kind == "counter":
             words.append(f"案件当前由{counters.get(value, '其他窗口')}办理")
+        elif kind == "intake":
+            words.append(f"撤回由收件窗口{counters.get(value, '')}的陪伴人员办理")
         elif kind == "companion":
             who = clerks.get(int(value), "收件人员")
             words.append(f"一事一人: 该环节由陪伴申请人的{who}办理, 须由其或督查人员转交")
@@ -167,7 +170,7 @@ def describe_missing(missing: list[str], counters: Mapping[str, str], clerks: Ma
 
 
 def names_for(session: Session, missing: list[str]) -> tuple[dict[str, str], dict[int, str]]:
-    counters = [v for k, _, v in (m.partition(":") for m in missing) if k == "counter"]
+    counters = [v for k, _, v in (m.partition(":") for m in missing) if k in ("counter", "intake")]
     clerks = [int(v) for k, _, v in (m.partition(":") for m in missing) if k in ("companion", "claim")]
     return directory.counter_names(session, counters), directory.clerk_names(session, clerks)
 
@@ -219,10 +222,11 @@ def advance(
         guards.payload = {}
         _fire(session, item, case, auto, SYSTEM, {}, guards, at, pending)
     _write(session, item, case, original_version, guards, pending, at)
-    deadlines.on_advance(session, item, case, before_state, before_branches, at)  # clock pause/resume
+    deadlines.on_advance(session, item, case, before_state, before_branches, at)  # 受理, decision, clock
     remember_materials(session, guards)
     last = pending.history[-1] if pending.history else None
-    if last is not None and last.get("to_state") == case["state"]:
+    if last is not None and last.get("to_state") == case["state"] and last.get("from_state") != case["state"] \
+            and not str(last.get("trigger")).startswith(BACK_PREFIX):
         remember_came_from(session, case, last.get("from_state"))
     return case
 

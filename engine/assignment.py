@@ -37,7 +37,10 @@ def current_step(item: CompiledItem, case: CaseRow, counter_id: str) -> str | No
 
 
 def step_roles(item: CompiledItem, step: str) -> set[str]:
-    return {r for (_, src), t in item.routes.items() if src == step for r in t.roles} - {"system"}
+    """The roles that work on a step: those of its own transitions (撤回 is the companion's, at the
+    intake counter, and makes nobody a worker on the step)."""
+    return {r for (_, src), t in item.routes.items() if src == step
+            and item.table[t.dest].state.outcome != "withdrawn" for r in t.roles} - {"system"}
 
 
 def claim(session: Session, number: str, actor: Actor, expected_version: int | None = None) -> CaseRow:
@@ -64,7 +67,7 @@ def claim(session: Session, number: str, actor: Actor, expected_version: int | N
 
 
 def release(session: Session, number: str, actor: Actor, expected_version: int | None = None) -> CaseRow:
-    """The claimant (or a supervisor) gives the step back to the counter's queue."""
+    """The claimant gives the step back to the counter's queue (a supervisor hands it over instead)."""
     case = load_case(session, number, lock=True)
     counter = actor.counter_id
     if counter is None or case["assignees"].get(counter) != actor.id:
@@ -105,6 +108,8 @@ def hand_over(session: Session, number: str, actor: Actor, counter_id: str, cler
         return case
     if step is None:
         raise InvalidInput("counter_id", "案件当前不在该窗口办理, 没有可转交的环节")
+    if companion_step(item, step):
+        raise InvalidInput("kind", "该环节由陪伴申请人的收件人员办理: 请转交陪伴人员 (kind=companion)")
     if not set(clerk.roles.split(",")) & step_roles(item, step):
         raise InvalidInput("clerk_id", f"{clerk.name}没有「{item.table[step].state.label}」的办理角色")
     current = case["assignees"].get(counter_id)

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.settings import get_settings
-from engine import catalog, workdays
+from engine import catalog, deadlines, workdays
 from engine.actors import Actor
 from engine.errors import Forbidden, InvalidInput
 from storage.dashboard_tables import T_SUP, SupervisorRegion
@@ -191,8 +191,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
 
     # One scan of the open cases in scope (index-only: ix_cases_open_cover) feeds every open-case
     # figure. Dates come back only for rows at risk or stale, so most rows are a few short strings.
-    # The period that runs: the decision's from 受理, before it the notice of missing materials.
-    running_due = sa.func.coalesce(T_CASE.c.promised_due, T_CASE.c.supplement_notice_due)
+    running_due = deadlines.running_due()
     risky_due = sa.case((running_due <= warn_cutoff, running_due), else_=None)
     stale_at = sa.case((T_CASE.c.updated_at < stuck_before, T_CASE.c.updated_at), else_=None)
     with _gc_paused():

@@ -18,7 +18,7 @@ A sweep marks 正常 / 预警 / 逾期 and queues notifications to supervisors o
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,9 +31,9 @@ from engine import catalog, workdays
 from engine.statements import PERIOD_COLUMNS, UPDATE_PERIODS
 from engine.workdays import WorkCalendar
 from states.compiler import CompiledItem
-from storage.flow_tables import Notification
+from storage.flow_tables import T_CERT, Notification
 from storage.rows import CaseRow
-from storage.tables import T_CASE
+from storage.tables import T_CASE, Counter
 
 NORMAL, WARNING, OVERDUE = "正常", "预警", "逾期"
 SUPPLEMENT_NOTICE_DAYS = 5  # art. 32: 一次性告知补正 within five days of 收件
@@ -65,7 +65,10 @@ def _resume(cal: WorkCalendar, case: CaseRow, at: datetime) -> dict[str, Any]:
     since = case["clock_paused_at"]
     assert since is not None
     days = cal.between(clock.local_date(since), clock.local_date(at))
-    out: dict[str, Any] = {"clock_paused_at": None, "paused_days": (case.get("paused_days") or 0) + days}
+    out: dict[str, Any] = {"clock_paused_at": None}
+    if case.get("accepted_at") is None:
+        return out  # 补正 before 受理: no decision period runs yet, so none is extended
+    out["paused_days"] = (case.get("paused_days") or 0) + days
     for col in ("promised_due", "legal_due"):
         due = case.get(col)
         if due is not None:
@@ -96,6 +99,8 @@ def on_advance(session: Session, item: CompiledItem, case: CaseRow, before_state
     was, now_paused = paused(item, before_state, before_branches), paused(item, state, case["branches"])
     if now_paused and not was and case.get("clock_paused_at") is None:
         values["clock_paused_at"] = at
+        if case.get("accepted_at") is None and case.get("supplement_notice_due") is not None:
+            values["supplement_notice_due"] = None  # 一次性告知 given: the five days are met
     elif was and not now_paused and case.get("clock_paused_at") is not None:
         values.update(_resume(cal or workdays.calendar(session), {**case, **values}, at))  # type: ignore[typeddict-item]
     if values:
@@ -114,22 +119,40 @@ def extend(cal: WorkCalendar, case: CaseRow, days: int) -> dict[str, Any]:
 
 def recompute_provisional(session: Session) -> int:
     """Once a year's schedule is published: every open case whose due dates were provisional gets
-    them again from its anchors (收件, 受理, the decision), the clock's stops and any 延期."""
+    them again from its anchors — 收件 (the notice, while it runs) and 受理 with the clock's stops
+    and any 延期. The rows are locked: an advance in between waits instead of being overwritten.
+
+    Not recomputed (kept provisional while their years are): the certificate's due date, whose
+    anchor (the decision's day) is not stored, and the number of working days a clock stood still.
+    """
     cal = workdays.calendar(session)
     rows = session.execute(sa.select(T_CASE).where(T_CASE.c.finished_at.is_(None),
-                                                   T_CASE.c.deadline_provisional.is_(True))).mappings().all()
+                                                   T_CASE.c.deadline_provisional.is_(True))
+                           .with_for_update()).mappings().all()
     for r in rows:
         item = catalog.compiled(session, r["item_version_id"])
-        values: dict[str, Any] = at_intake(cal, r["created_at"])
-        provisional = values["deadline_provisional"]
-        if r["accepted_at"] is not None:
-            periods = decision_periods(cal, item, clock.local_date(r["accepted_at"]), r["paused_days"] or 0,
-                                       r["extended_days"] or 0)
-            provisional = provisional or periods["deadline_provisional"]
-            values.update(periods)
+        values: dict[str, Any] = {}
+        provisional = False
+        if r["accepted_at"] is None:
+            if r["supplement_notice_due"] is not None:
+                values = at_intake(cal, r["created_at"])
+                provisional = values["deadline_provisional"]
+        else:
+            values = decision_periods(cal, item, clock.local_date(r["accepted_at"]), r["paused_days"] or 0,
+                                      r["extended_days"] or 0)
+            provisional = values["deadline_provisional"]
+        due = r["certificate_due"]
+        if due is not None:  # the certificate's period began at most a month before its due date
+            provisional = provisional or cal.provisional(due - timedelta(days=31), due)
         values["deadline_provisional"] = provisional
         session.execute(sa.update(T_CASE).where(T_CASE.c.id == r["id"]).values(**values))
     return len(rows)
+
+
+def running_due() -> Any:
+    """In SQL: the due date of the period that runs — the decision's from 受理, before it the
+    notice of missing materials (cleared once the notice is given)."""
+    return sa.func.coalesce(T_CASE.c.promised_due, T_CASE.c.supplement_notice_due)
 
 
 def status_on(cal: WorkCalendar, due: date | None, today: date, warn_days: int) -> str:
@@ -146,19 +169,25 @@ def sweep(session: Session, today: date | None = None) -> dict[str, int]:
     cal = workdays.calendar(session)
     today = today or clock.today()
     warn = get_settings().warn_working_days
+    certified = sa.exists().where(T_CERT.c.case_id == T_CASE.c.id)
     rows = session.execute(
         sa.select(T_CASE.c.id, T_CASE.c.number, T_CASE.c.promised_due, T_CASE.c.legal_due,
-                  T_CASE.c.supplement_notice_due, T_CASE.c.accepted_at,
-                  T_CASE.c.deadline_status, T_CASE.c.competent_counter_id)
+                  T_CASE.c.supplement_notice_due, T_CASE.c.accepted_at, T_CASE.c.certificate_due,
+                  certified.label("certified"), T_CASE.c.deadline_status, Counter.name.label("counter"))
+        .join(Counter, Counter.id == T_CASE.c.competent_counter_id)
         .where(T_CASE.c.finished_at.is_(None), T_CASE.c.clock_paused_at.is_(None))
     ).mappings().all()
     counts = {NORMAL: 0, WARNING: 0, OVERDUE: 0, "changed": 0}
     at = now()
     for r in rows:
         accepted = r["accepted_at"] is not None
-        due = r["promised_due"] if accepted else r["supplement_notice_due"]
+        decided = r["certificate_due"] is not None  # the decision was made in time or late, but made
+        if decided:
+            due = None if r["certified"] else r["certificate_due"]  # then the certificate's ten days run
+        else:
+            due = r["promised_due"] if accepted else r["supplement_notice_due"]
         status = status_on(cal, due, today, warn)
-        if r["legal_due"] is not None and today > r["legal_due"]:
+        if not decided and r["legal_due"] is not None and today > r["legal_due"]:
             status = OVERDUE
         counts[status] += 1
         if status == r["deadline_status"]:
@@ -170,11 +199,12 @@ def sweep(session: Session, today: date | None = None) -> dict[str, int]:
             exists = session.execute(sa.select(Notification.id).where(
                 Notification.dedupe_key == key)).first()
             if exists is None:
-                what = (f"承诺办结日 {r['promised_due']}, 法定办结日 {r['legal_due']}" if accepted
+                what = (f"证照制发期限 {r['certificate_due']}" if decided
+                        else f"承诺办结日 {r['promised_due']}, 法定办结日 {r['legal_due']}" if accepted
                         else f"尚未受理, 一次性告知补正期限 {r['supplement_notice_due']}")
                 session.add(Notification(
                     dedupe_key=key, case_id=r["id"], audience="supervisor", kind=f"deadline_{status}",
-                    created_at=at, message=f"办件 {r['number']} ({r['competent_counter_id']}) {status}: {what}"))
+                    created_at=at, message=f"办件 {r['number']} ({r['counter']}) {status}: {what}"))
     session.flush()
     return {"normal": counts[NORMAL], "warning": counts[WARNING], "overdue": counts[OVERDUE],
             "changed": counts["changed"]}

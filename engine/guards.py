@@ -10,6 +10,7 @@ from sqlmodel import Session
 from engine.extensions import GUARDS
 from engine.statements import SELECT_MATERIALS
 from states.compiler import CompiledItem
+from states.defaults import BACK_PREFIX
 from storage.rows import CaseRow, MaterialRow
 from storage.tables import T_HIST
 
@@ -66,7 +67,8 @@ class Guards:
 
     @property
     def came_from(self) -> str | None:
-        """The state the case entered its current state from, by its last transition (read once)."""
+        """The state the case last entered its current state from going forward (a 退回 into it, or
+        a step back to itself, does not count), read once."""
         state = self.case["state"]
         seen = self.session.info.get(_CAME)
         if seen is not None and seen[0] is self.case and seen[1] == state:
@@ -74,7 +76,9 @@ class Guards:
         if self._came_from is None or self._came_from[0] != state:
             row = self.session.execute(
                 sa.select(T_HIST.c.from_state).where(T_HIST.c.case_id == self.case["id"],
-                                                     T_HIST.c.kind == "transition", T_HIST.c.to_state == state)
+                                                     T_HIST.c.kind == "transition", T_HIST.c.to_state == state,
+                                                     T_HIST.c.from_state != state,
+                                                     ~T_HIST.c.trigger.startswith(BACK_PREFIX))
                 .order_by(T_HIST.c.seq.desc()).limit(1)).first()
             self._came_from = (state, row[0] if row else None)
         return self._came_from[1]

@@ -11,11 +11,12 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, deadlines, directory, workdays
+from engine import catalog, deadlines, workdays
 from engine.actors import Actor
-from engine.advance import advance, append_event, holder_counters, load_case
+from engine.advance import advance, append_event, find_route, holder_counters, load_case, why_forbidden
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.intake import hash_query_code
+from states.compiler import CompiledItem
 from states.defaults import WITHDRAW
 from storage.rows import CaseRow
 from storage.tables import T_CASE, T_OUT, Counter
@@ -27,21 +28,12 @@ def extend(session: Session, number: str, actor: Actor, reason: str, expected_ve
     case = load_case(session, number, lock=True)
     item = catalog.compiled(session, case["item_version_id"])
     days = item.definition.limits.extension_days
-    if "approver" not in actor.roles:
-        raise Forbidden("延期须由审批签发人员决定", missing=["role:approver"])
-    if actor.counter_id != case["competent_counter_id"]:
-        name = directory.counter_names(session, [case["competent_counter_id"]]).get(case["competent_counter_id"])
-        raise Forbidden(f"延期须由办理地{name or '窗口'}决定", missing=[f"counter:{case['competent_counter_id']}"])
-    if days <= 0:
-        raise InvalidInput("number", f"事项「{item.definition.name}」不允许延期")
-    if item.table[case["state"]].state.final or case["state"] in item.decided:
-        raise Conflict("案件已作出决定, 不能再延期", field="number")
-    if case["legal_due"] is None:
-        raise Conflict("案件尚未受理, 办理时限还未开始计算", field="number")
-    if case["extended_days"]:
-        raise Conflict(f"案件已延期 {case['extended_days']} 个工作日, 每件只能延期一次", field="number")
-    if clock.today() > case["legal_due"]:
-        raise Conflict(f"法定办结日 {case['legal_due']} 已过, 不能再延期", field="number")
+    why = can_extend(item, case, actor)
+    if why is not None:
+        if "approver" not in actor.roles or actor.counter_id != case["competent_counter_id"]:
+            raise Forbidden(why, missing=["role:approver" if "approver" not in actor.roles
+                                          else f"counter:{case['competent_counter_id']}"])
+        raise Conflict(why, field="number")
     reason = reason.strip()
     if not reason:
         raise InvalidInput("reason", "延期须说明理由")
@@ -69,6 +61,36 @@ def _notify(session: Session, case: CaseRow, why: str, at: object, note: str) ->
                  "from_counter": counter, "to_counter": counter, "note": note}))
 
 
+def applicant(case: CaseRow) -> Actor:
+    name = (case["applicant"] or {}).get("name") or "申请人"
+    return Actor(None, f"{name}(申请人)", None, None, frozenset({"applicant"}))
+
+
+def applicant_may_withdraw(item: CompiledItem, case: CaseRow) -> bool:
+    route = find_route(item, case, WITHDRAW)
+    return route is not None and not why_forbidden(item, case, route[0], route[1], applicant(case))
+
+
+def can_extend(item: CompiledItem, case: CaseRow, actor: Actor) -> str | None:
+    """Why 延期 is not open to ``actor`` now (zh-CN), or None when it is."""
+    days = item.definition.limits.extension_days
+    if "approver" not in actor.roles:
+        return "延期须由审批签发人员决定"
+    if actor.counter_id != case["competent_counter_id"]:
+        return "延期须由办理地窗口决定"
+    if days <= 0:
+        return f"事项「{item.definition.name}」不允许延期"
+    if item.table[case["state"]].state.final or case["state"] in item.decided:
+        return "案件已作出决定, 不能再延期"
+    if case["legal_due"] is None:
+        return "案件尚未受理, 办理时限还未开始计算"
+    if case["extended_days"]:
+        return f"案件已延期 {case['extended_days']} 个工作日, 每件只能延期一次"
+    if clock.today() > case["legal_due"]:
+        return f"法定办结日 {case['legal_due']} 已过, 不能再延期"
+    return None
+
+
 def withdraw_by_applicant(session: Session, number: str, code: str, reason: str) -> CaseRow:
     """撤回 on the progress page: the query code proves it is the applicant; a wrong code looks
     exactly like an unknown number."""
@@ -78,6 +100,7 @@ def withdraw_by_applicant(session: Session, number: str, code: str, reason: str)
         case = None
     if case is None or not hmac.compare_digest(case["query_code_hash"], hash_query_code(number, code)):
         raise NotFound("未找到该办件, 请核对办件编号和查询码")
-    name = (case["applicant"] or {}).get("name") or "申请人"
-    applicant = Actor(None, f"{name}(申请人)", None, None, frozenset({"applicant"}))
-    return advance(session, number, WITHDRAW, applicant, {"comment": reason.strip() or None})
+    item = catalog.compiled(session, case["item_version_id"])
+    if not applicant_may_withdraw(item, case):
+        raise Conflict("该办件已不能撤回 (已撤回、已作出决定或已办结)", field="number")
+    return advance(session, number, WITHDRAW, applicant(case), {"comment": reason.strip() or None})

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine import catalog
+from engine import catalog, lifecycle
 from engine.errors import NotFound
 from engine.intake import hash_query_code
 from engine.views import STATUS_LABELS
@@ -33,8 +33,8 @@ def progress(session: Session, number: str, code: str) -> dict[str, Any]:
         "promised_due": row["promised_due"],
         "provisional": bool(row["deadline_provisional"]),
         "finished_at": row["finished_at"],
-        # 撤回 is open to the applicant until the decision.
-        "can_withdraw": ("withdraw", row["state"]) in item.routes,
+        # 撤回 is open to the applicant until the decision (as the engine itself would judge it).
+        "can_withdraw": lifecycle.applicant_may_withdraw(item, row),  # type: ignore[arg-type]
         "steps": [{"at": s["at"], "label": item.table[s["to_state"]].state.label if s["to_state"] in item.table
                    else s["to_state"]} for s in steps],
     }

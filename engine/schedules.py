@@ -108,7 +108,7 @@ def _dates(doc: dict[str, Any], key: str, year: int | None, located: Located, re
     out: list[date | None] = []
     seen: set[date] = set()
     for i, v in enumerate(raw):
-        d = v if isinstance(v, date) else None
+        d = v if type(v) is date else None  # a YAML timestamp (a datetime) is not a day
         if d is None and isinstance(v, str):
             try:
                 d = date.fromisoformat(v)

@@ -54,8 +54,8 @@ SELECT_NUMBER = Prepared(sa.select(T_CASE.c.number).where(T_CASE.c.id == sa.bind
 SELECT_MATERIALS = Prepared(sa.select(T_MAT).where(T_MAT.c.case_id == sa.bindparam("case_id")))
 
 # The law's periods, written when 受理, the decision or a clock pause/resume changes them.
-PERIOD_COLUMNS = ("accepted_at", "promised_due", "legal_due", "certificate_due", "deadline_provisional",
-                  "clock_paused_at", "paused_days", "extended_days")
+PERIOD_COLUMNS = ("accepted_at", "supplement_notice_due", "promised_due", "legal_due", "certificate_due",
+                  "deadline_provisional", "clock_paused_at", "paused_days", "extended_days")
 UPDATE_PERIODS = Prepared(
     sa.update(T_CASE).where(T_CASE.c.id == sa.bindparam("case_id"))
     .values({c: sa.bindparam(c) for c in PERIOD_COLUMNS})

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import clock
-from engine import catalog
+from engine import catalog, deadlines
 from engine.actors import Actor
 from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
 from engine.errors import InvalidInput
@@ -136,7 +136,7 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
     if item:
         q = q.where(T_CASE.c.item_code == item)
     today = today or clock.today()
-    running_due = sa.func.coalesce(T_CASE.c.promised_due, T_CASE.c.supplement_notice_due)
+    running_due = deadlines.running_due()
     if overdue is True:
         q = q.where(running_due < today)
     elif overdue is False:

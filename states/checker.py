@@ -4,42 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
+from states.graph import StateRef, state_table, transition_edges
+from states.phases import decided
 from states.problems import Problem
-from states.schema import ItemDefinition, State
+from states.schema import ItemDefinition
 from states.vocabulary import ACTOR_ROLES, BUILTIN_HOLDERS, Vocabulary
 from states.yamlpos import Located
 
 Report = Callable[[tuple[str | int, ...], str], None]
-
-
-@dataclass(frozen=True)
-class StateRef:
-    """A state by its qualified name: ``review`` or ``joint.health.pending``."""
-
-    name: str
-    state: State
-    parallel: str | None  # the enclosing parallel state, for branch states
-    branch: str | None
-    path: tuple[str | int, ...]  # where it is in the YAML document
-
-
-def state_table(d: ItemDefinition) -> dict[str, StateRef]:
-    table: dict[str, StateRef] = {}
-    for i, s in enumerate(d.states):
-        table.setdefault(s.id, StateRef(s.id, s, None, None, ("states", i)))
-        for j, b in enumerate(s.parallel or []):
-            for k, sub in enumerate(b.states):
-                name = f"{s.id}.{b.id}.{sub.id}"
-                path = ("states", i, "parallel", j, "states", k)
-                table.setdefault(name, StateRef(name, sub, s.id, b.id, path))
-    return table
-
-
-def branch_initials(d: ItemDefinition, parallel_id: str) -> list[str]:
-    s = next(s for s in d.states if s.id == parallel_id)
-    return [f"{s.id}.{b.id}.{b.states[0].id}" for b in s.parallel or []]
 
 
 def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: Vocabulary,
@@ -92,7 +65,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
             report((*tp, "to"), f"未知的状态 '{t.dest}'")
         else:
             dest = table[t.dest]
-            if dest.state.final and dest.state.outcome in ("rejected", "not_accepted") \
+            if strict and dest.state.final and dest.state.outcome in ("rejected", "not_accepted") \
                     and "comment_given" not in t.guards:
                 what = "不予受理" if dest.state.outcome == "not_accepted" else "不予许可"
                 report((*tp, "guards"), f"{what}须说明理由: 转换 '{t.trigger}' 须有守卫条件 comment_given")
@@ -116,6 +89,13 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
             else:
                 _check_follow_up(d, job, vocabulary, (*tp, "jobs", k), report)
 
+    if d.withdraw is not None:
+        done = decided(d, table)
+        for k, name in enumerate(d.withdraw.source):
+            if name not in table:
+                report(("withdraw", "from", k), f"未知的状态 '{name}'")
+            elif table[name].state.final or name in done:
+                report(("withdraw", "from", k), f"状态 '{name}' 已作出决定或已办结, 不能再撤回")
     _check_reachability(d, table, report)
     _check_auto_review(d, report)
     if strict:
@@ -167,9 +147,13 @@ def _check_races(d: ItemDefinition, table: dict[str, StateRef], vocabulary: Voca
             trigger = getattr(d.auto_review, key)
             if trigger:
                 automatic[trigger] = (("auto_review", key), {"网络自动审批"})
+    used = {j for t in d.transitions for j in t.jobs} | {s.job for s in d.states if s.job}
     for job, follow in vocabulary.follow_ups.items():
+        if job not in used:
+            continue
         for trigger in follow:
-            automatic.setdefault(trigger, (("transitions",), set()))[1].add(vocabulary.jobs[job])
+            if any(t.trigger == trigger and "system" in t.roles for t in d.transitions):
+                automatic.setdefault(trigger, (("transitions",), set()))[1].add(vocabulary.jobs[job])
     for trigger, (where, by) in automatic.items():
         for t in (t for t in d.transitions if t.trigger == trigger):
             for src in t.source:
@@ -203,13 +187,14 @@ def _check_auto_review(d: ItemDefinition, report: Report) -> None:
         report(("auto_review",), "声明了自动审批规则, 但没有任何转换或状态启动 auto_review 任务")
     known = {m.id for m in d.materials}
     seen: set[str] = set()
-    for i, rule in enumerate(ar.rules):
-        if rule.id in seen:
-            report(("auto_review", "rules", i, "id"), f"重复的规则编号 '{rule.id}'")
-        seen.add(rule.id)
-        for k, mid in enumerate(rule.materials or []):
-            if mid not in known:
-                report(("auto_review", "rules", i, "materials", k), f"规则引用了未知的材料 '{mid}'")
+    for part in ("rules", "when"):
+        for i, rule in enumerate(getattr(ar, part) or []):
+            if rule.id in seen:
+                report(("auto_review", part, i, "id"), f"重复的规则编号 '{rule.id}'")
+            seen.add(rule.id)
+            for k, mid in enumerate(rule.materials or []):
+                if mid not in known:
+                    report(("auto_review", part, i, "materials", k), f"规则引用了未知的材料 '{mid}'")
 
 
 def _check_unique(d: ItemDefinition, report: Report) -> None:
@@ -226,21 +211,6 @@ def _check_unique(d: ItemDefinition, report: Report) -> None:
         dupes([b.id for b in s.parallel or []], ("states", i, "parallel"), "并联分支")
         for j, b in enumerate(s.parallel or []):
             dupes([x.id for x in b.states], ("states", i, "parallel", j, "states"), "状态")
-
-
-def transition_edges(d: ItemDefinition, table: dict[str, StateRef]) -> dict[str, set[str]]:
-    """State → the states its transitions lead to (entering a parallel state enters its branches)."""
-    edges: dict[str, set[str]] = {n: set() for n in table}
-    for t in d.transitions:
-        if t.dest not in table:
-            continue
-        targets = {t.dest}
-        if table[t.dest].state.parallel:
-            targets.update(branch_initials(d, t.dest))
-        for src in t.source:
-            if src in edges:
-                edges[src].update(targets)
-    return edges
 
 
 def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:

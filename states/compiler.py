@@ -16,7 +16,7 @@ from transitions import EventData, Machine
 from transitions.extensions.nesting import HierarchicalMachine, NestedState
 
 from states import phases
-from states.checker import StateRef, branch_initials, state_table
+from states.graph import StateRef, branch_initials, state_table
 from states.schema import ItemDefinition, State, Transition
 
 # Qualified names use dots: ``joint.health.pending``. Identifiers cannot contain a dot.

@@ -16,7 +16,7 @@ like the item's own (diagrams leave the 退回 ones out to stay readable).
 
 from __future__ import annotations
 
-from states.checker import state_table
+from states.graph import state_table
 from states.phases import decided, intake_phase
 from states.schema import ItemDefinition, State, Transition
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from states.checker import StateRef, branch_initials, transition_edges
+from states.graph import StateRef, branch_initials, transition_edges
 from states.schema import ItemDefinition
 
 REFUSALS = ("rejected", "not_accepted")

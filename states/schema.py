@@ -118,8 +118,8 @@ class AutoReview(_Strict):
     manual: Identifier | None = None
     rules: list[ReviewRule] = Field(min_length=1)
     # When the automatic review applies at all (every condition must hold); otherwise the case goes
-    # to a person (``manual``) without an automatic decision. Declaring it also says the automatic
-    # review may leave a state that people can leave too: the conditions decide who goes first.
+    # to a person (``manual``) without an automatic decision. Declaring it is also the designer's
+    # word that the automatic review may leave a state people can leave too: it goes first.
     when: list[ReviewRule] | None = None
 
 

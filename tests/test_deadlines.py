@@ -51,9 +51,12 @@ def test_holidays_and_make_up_days() -> None:
 
 def test_resuming_after_a_supplement_pause_over_national_day_moves_both_deadlines() -> None:
     case = {"clock_paused_at": datetime(2026, 9, 30, 2, 0, tzinfo=UTC), "paused_days": 1,
+            "accepted_at": datetime(2026, 9, 21, 2, 0, tzinfo=UTC),
             "promised_due": D("2026-10-09"), "legal_due": D("2026-10-20")}
     out = _resume(CAL, case, datetime(2026, 10, 12, 3, 0, tzinfo=UTC))  # type: ignore[arg-type]
     assert out["paused_days"] == 5 and out["clock_paused_at"] is None
+    before_acceptance = _resume(CAL, {**case, "accepted_at": None}, datetime(2026, 10, 12, 3, 0, tzinfo=UTC))  # type: ignore[arg-type]
+    assert before_acceptance == {"clock_paused_at": None}  # 补正 before 受理 extends no period
     assert out["promised_due"] == D("2026-10-14")  # 10/10 (make-up), 10/12, 10/13, 10/14
     assert out["legal_due"] == D("2026-10-26")
 

@@ -219,6 +219,7 @@ CBW = {"application": "received", "premises_proof": "received", "operator_id": "
 def test_rows_read_back_are_their_typed_rows(demo: Demo) -> None:
     """On SQLite and PostgreSQL: a case, its materials and history as read, a claimed job."""
     number = demo.create("陈静", "CBWLSXK", CBW, commitment={"signer": "申请人"})["number"]
+    demo.fire("陈静", number, "accept")  # 受理: the periods start
     demo.fire("陈静", number, "request_supplement", comment="缺少材料")  # pauses the clock; queues a job
     demo.fire("陈静", number, "supplement_done")  # resumes it: every clock column has a value
     demo.fire("陈静", number, "accept")

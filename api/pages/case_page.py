@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.pages import web
-from engine import assignment, catalog, dashboard, directory, scans, views
+from engine import assignment, catalog, dashboard, directory, lifecycle, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import companion_step, load_case
@@ -45,10 +45,7 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
                  and case["assignees"].get(actor.counter_id) is None
                  and bool(actor.roles & assignment.step_roles(item, step)))
     claimed_by_me = actor.counter_id is not None and case["assignees"].get(actor.counter_id) == actor.id
-    may_extend = ("approver" in actor.roles and actor.counter_id == case["competent_counter_id"]
-                  and item.definition.limits.extension_days > 0 and not case["extended_days"]
-                  and case["legal_due"] is not None and case["state"] not in item.decided
-                  and not item.table[case["state"]].state.final)
+    may_extend = lifecycle.can_extend(item, case, actor) is None
     return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
                       labels=labels, counters=counters, clerks=clerks,
                       error=error, done=done_label, video=video,
