@@ -109,6 +109,12 @@ def _compile_source(content_hash: str, source: str) -> CompiledItem:
 _by_id: dict[tuple[str, int], CompiledItem] = {}
 
 
+def forget_compiled() -> None:
+    """Drop the per-id cache: for a database re-created under the same URL (tests), whose ids
+    start again at 1."""
+    _by_id.clear()
+
+
 def compiled(session: Session, item_version_id: int) -> CompiledItem:
     """One compiled machine per version, process-wide; versions are immutable so never stale."""
     key = (database_key(session), item_version_id)

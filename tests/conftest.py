@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.settings import ROOT
+from engine import catalog
 from engine.actors import authenticate
 from engine.demo import seed
 from storage import migrate
@@ -48,6 +49,7 @@ ALLIANCE = ROOT / "catalog" / "alliance.yaml"
 
 
 def _reset_pg() -> sa.Engine:
+    catalog.forget_compiled()  # the same URL, a new database: item version ids start again
     engine = make_engine(PG_URL)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
