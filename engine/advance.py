@@ -296,19 +296,22 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
     counter = main_to or main_from or case["competent_counter_id"]
     regions: dict[str, str] = {}
     if main_from and main_to and main_from != main_to:
-        regions = _regions(session, {main_from, main_to})
+        regions = regions_of(session, {main_from, main_to})
         if regions[main_from] != regions[main_to]:
             jobs.insert(0, "handoff")  # crossing regions is a step of its own (跨域移交)
     if jobs and counter not in regions:
-        regions.update(_regions(session, {counter}))
+        regions.update(regions_of(session, {counter}))
     for job in jobs:
-        pending.jobs.append({
-            "id": str(uuid.uuid4()), "case_id": case["id"], "job": job,
-            "region_code": regions[counter], "counter_id": counter, "status": "pending",
-            "attempts": 0, "created_at": at,
-            "payload": {"number": case["number"], "trigger": trigger, "from": before_state,
-                        "to": case["state"], "from_counter": main_from, "to_counter": main_to},
-        })
+        pending.jobs.append(new_job(case, job, regions[counter], counter, at, {
+            "number": case["number"], "trigger": trigger, "from": before_state, "to": case["state"],
+            "from_counter": main_from, "to_counter": main_to}))
+
+
+def new_job(case: CaseRow, job: str, region: str, counter: str, at: datetime,
+            payload: dict[str, Any]) -> NewOutboxJob:
+    """An outbox row for ``job``, run on ``region``'s pool."""
+    return {"id": str(uuid.uuid4()), "case_id": case["id"], "job": job, "region_code": region,
+            "counter_id": counter, "status": "pending", "attempts": 0, "created_at": at, "payload": payload}
 
 
 def _qualified(state: str, source: str) -> str:
@@ -318,7 +321,7 @@ def _qualified(state: str, source: str) -> str:
 _region_of: dict[tuple[str, str], str] = {}
 
 
-def _regions(session: Session, counters: set[str]) -> dict[str, str]:
+def regions_of(session: Session, counters: set[str]) -> dict[str, str]:
     """Counter → region, cached per database: a counter does not move between regions."""
     url = database_key(session)
     missing = {c for c in counters if (url, c) not in _region_of}

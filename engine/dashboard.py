@@ -25,6 +25,7 @@ from core import clock
 from core.settings import get_settings
 from engine import catalog, deadlines, workdays
 from engine.actors import Actor
+from engine.advance import companion_step
 from engine.errors import Forbidden, InvalidInput
 from storage.dashboard_tables import T_SUP, SupervisorRegion
 from storage.db import bound_engine
@@ -119,7 +120,7 @@ def _states(session: Session) -> tuple[dict[tuple[str, str], str], set[tuple[str
             labels[(code, name)] = ref.state.label
             if ref.state.clock == "pause":
                 paused.add((code, name))
-            if ref.parallel is None and ref.state.holder == "intake":
+            if not ref.state.parallel and companion_step(item, name):
                 companion.add((code, name))
     return labels, paused, companion
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hmac
-import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -13,13 +13,23 @@ from core import clock
 from core.clock import now
 from engine import catalog, deadlines, workdays
 from engine.actors import Actor
-from engine.advance import advance, append_event, find_route, holder_counters, load_case, why_forbidden
+from engine.advance import (
+    advance,
+    append_event,
+    find_route,
+    holder_counters,
+    load_case,
+    new_job,
+    regions_of,
+    why_forbidden,
+)
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.intake import hash_query_code
+from engine.statements import INSERT_OUTBOX
 from states.compiler import CompiledItem
 from states.defaults import WITHDRAW
 from storage.rows import CaseRow
-from storage.tables import T_CASE, T_OUT, Counter
+from storage.tables import T_CASE
 
 
 def extend(session: Session, number: str, actor: Actor, reason: str, expected_version: int | None = None) -> CaseRow:
@@ -49,16 +59,14 @@ def extend(session: Session, number: str, actor: Actor, reason: str, expected_ve
     return case
 
 
-def _notify(session: Session, case: CaseRow, why: str, at: object, note: str) -> None:
+def _notify(session: Session, case: CaseRow, why: str, at: datetime, note: str) -> None:
     """Queue the applicant's notice at the holding counter's region (the notify_applicant job)."""
     item = catalog.compiled(session, case["item_version_id"])
     counter = (holder_counters(item, case) or [case["competent_counter_id"]])[0]
-    region = session.execute(sa.select(Counter.region_code).where(Counter.id == counter)).scalar_one()
-    session.execute(sa.insert(T_OUT).values(
-        id=str(uuid.uuid4()), case_id=case["id"], job="notify_applicant", region_code=region, counter_id=counter,
-        status="pending", attempts=0, created_at=at,
-        payload={"number": case["number"], "trigger": why, "from": case["state"], "to": case["state"],
-                 "from_counter": counter, "to_counter": counter, "note": note}))
+    INSERT_OUTBOX.execute(session, new_job(case, "notify_applicant", regions_of(session, {counter})[counter], counter,
+                                           at, {"number": case["number"], "trigger": why, "from": case["state"],
+                                                "to": case["state"], "from_counter": counter,
+                                                "to_counter": counter, "note": note}))
 
 
 def applicant(case: CaseRow) -> Actor:
