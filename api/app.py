@@ -6,11 +6,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
+from api import contract, errors
 from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
 from api.routes import cases, dashboard, documents, items, mail, public, verify, video
-from api.routing import Router
+from api.routing import Router, all_routes
 from core.settings import get_settings
 from engine import extensions
 from storage.db import get_engine, loop_reader
@@ -42,6 +42,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         app.include_router(router)
         for pattern, max_bytes in router.large_bodies:
             allow_larger(app, pattern, max_bytes)
+    app.openapi = lambda: contract.document(app, all_routes(app.routes))  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
     if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process
         from flows.embedded import install as install_flows

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from api.contract import declares
 from engine.actors import Actor, authenticate
-from engine.errors import Forbidden, InvalidInput, Unauthenticated
+from engine.errors import Forbidden, InvalidInput, PreconditionRequired, Unauthenticated
 from storage.db import loop_reader, session_scope
 
 
@@ -45,7 +47,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-async def get_actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+# The API's one security scheme. auto_error=False: a missing or malformed token is answered by
+# get_actor as problem details (401), not by FastAPI's own 403.
+bearer = HTTPBearer(scheme_name="bearer", bearerFormat="opaque", auto_error=False,
+                    description="窗口人员的 API 令牌 (tongban clerk add 或登录时签发)")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@declares(authenticates=True)
+async def get_actor(request: Request, credentials: BearerDep) -> Actor:
     """Who is asking, read on its own, outside the request's unit of work.
 
     FastAPI runs the route on a pool thread. Had the token been read in the request's write unit,
@@ -57,9 +67,9 @@ async def get_actor(request: Request, authorization: Annotated[str | None, Heade
     own PostgreSQL transaction would save round trips but hold a pooled connection between two
     thread-pool calls: the same kind of stall once the pool runs dry.)
     """
-    if not authorization or not authorization.lower().startswith("bearer "):
+    if credentials is None or not credentials.credentials:
         raise Unauthenticated("缺少 Authorization: Bearer 令牌")
-    engine, token = request.app.state.engine, authorization[7:].strip()
+    engine, token = request.app.state.engine, credentials.credentials.strip()
     if engine.dialect.name == "sqlite":
         reader = loop_reader(engine)
         with reader.lock:
@@ -73,6 +83,30 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 def require_role(actor: Actor, *roles: str) -> None:
     if not actor.roles & set(roles):
         raise Forbidden(f"需要角色: {' / '.join(roles)}", missing=[f"role:{'|'.join(roles)}"])
+
+
+IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=40, pattern=r'^(W/)?"?[0-9]{1,10}"?$',
+                                             description='案件的 ETag, 如 "7" (乐观并发控制)')]
+
+
+@declares(412, 428, requires_headers=("If-Match",))
+def required_version(if_match: IfMatchHeader = None) -> int:
+    """The case version a change is based on; its absence is 428 (the header is required)."""
+    version = parse_if_match(if_match)
+    if version is None:
+        reason = "修改案件须带 If-Match (案件 ETag), 以免覆盖他人的更新"
+        raise PreconditionRequired(reason, errors=[{"field": "If-Match", "reason": reason}])
+    return version
+
+
+@declares(412)
+def optional_version(if_match: IfMatchHeader = None) -> int | None:
+    """The case version a change is based on, where the change may also apply to any version."""
+    return parse_if_match(if_match)
+
+
+VersionDep = Annotated[int, Depends(required_version)]
+OptionalVersionDep = Annotated[int | None, Depends(optional_version)]
 
 
 def parse_if_match(value: str | None) -> int | None:

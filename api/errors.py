@@ -7,10 +7,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from api.pages import web
 from api.problems import log_refusal, problem
-from api.routing import flavour_of
+from api.routing import all_routes, flavour_of
 from engine.errors import EngineError
 
 
@@ -39,14 +40,32 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return _answer(request, 422, "输入无效", detail, "/problems/invalid-input", errors=errors)
 
 
-# Starlette's own refusals (no route matched, wrong method), in the product's language.
-_HTTP_TITLES = {404: "未找到该页面或资源", 405: "不支持该请求方法"}
+# Starlette's and FastAPI's own refusals (no route matched, wrong method, a body that does not
+# parse), in the product's language.
+_HTTP_TITLES = {400: "请求体无法解析", 404: "未找到该页面或资源", 405: "不支持该请求方法"}
 
 
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     title = _HTTP_TITLES.get(exc.status_code, str(exc.detail))
-    return _answer(request, exc.status_code, title, title, headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    if exc.status_code == 400:  # FastAPI: a body it could not parse (malformed JSON or form)
+        return _answer(request, 422, "输入无效", "请求体无法解析", "/problems/invalid-input",
+                       errors=[{"field": "body", "reason": "请求体无法解析 (格式与 Content-Type 不符)"}])
+    return _answer(request, exc.status_code, title, title, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at this path (Starlette lists only the first
+    route that matched the path, so GET and POST on one path declared as two routes said GET)."""
+    methods: set[str] = set()
+    for route in all_routes(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _login(request: Request, exc: Exception) -> Response:

@@ -17,14 +17,17 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, Literal
 
 from fastapi import APIRouter, params
 from fastapi.routing import APIRoute
 from starlette.requests import Request
+from starlette.responses import Response
 
+from api.contract import document_route, operation_id
 from api.deps import get_session
+from engine.errors import InvalidInput
 
 Flavour = Literal["api", "page"]
 
@@ -48,6 +51,25 @@ class UnitRoute(APIRoute):
         if self.commits_on_return:
             endpoint = _commit_on_return(endpoint, self.session_param)  # type: ignore[arg-type]
         super().__init__(path, endpoint, **kwargs)
+        if self.flavour == "api" and self.include_in_schema:
+            document_route(self)  # every problem status it can answer, into the OpenAPI document
+        self.query_names = frozenset(p.alias for p in self.dependant.query_params) | frozenset(
+            p.alias for d in self.dependant.dependencies for p in d.query_params)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.flavour != "api":
+            return handler
+
+        async def refuse_unknown_query(request: Request) -> Response:
+            # An API client's misspelt or unsupported filter (``q=``) is an error, not an empty
+            # or unfiltered answer it would take for the truth.
+            if unknown := sorted(set(request.query_params) - self.query_names):
+                raise InvalidInput(unknown[0], "不支持的查询参数" + (
+                    f" (可用: {', '.join(sorted(self.query_names))})" if self.query_names else ""))
+            return await handler(request)
+
+        return refuse_unknown_query
 
 
 class PageRoute(UnitRoute):
@@ -70,6 +92,7 @@ class Router(APIRouter):
     def __init__(self, *, pages: bool = False, **kwargs: Any) -> None:
         if pages:
             kwargs.setdefault("include_in_schema", False)
+        kwargs.setdefault("generate_unique_id_function", operation_id)
         super().__init__(route_class=PageRoute if pages else UnitRoute, **kwargs)
         # (path regex, max bytes) for routes that stream bodies above the global cap (uploads).
         self.large_bodies: list[tuple[str, Callable[[], int]]] = []

@@ -53,6 +53,12 @@ class StaleVersion(EngineError):
     status, type, title = 412, "/problems/stale-version", "案件已被他人更新"
 
 
+class PreconditionRequired(EngineError):
+    """A change to a case came without ``If-Match``: the client must say which version it saw."""
+
+    status, type, title = 428, "/problems/precondition-required", "缺少 If-Match"
+
+
 class Conflict(EngineError):
     status, type, title = 409, "/problems/conflict", "冲突"
 

@@ -57,7 +57,10 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
     """Take in an application (收件). Returns the case row and the applicant's query code."""
     if "clerk" not in actor.roles or actor.counter_id is None:
         raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
-    version = catalog.latest_version(session, item_code)
+    try:
+        version = catalog.latest_version(session, item_code)
+    except NotFound:  # a field of the request, not the resource addressed: 422, naming it
+        raise InvalidInput("item_code", f"事项 {item_code} 不存在") from None
     item = catalog.compiled(session, version.id)
     d = item.definition
     parties = resolve_parties(session, d, actor.counter_id, competent_region)

@@ -77,7 +77,11 @@ def test_stale_if_match_is_refused_and_writes_nothing(demo: Demo) -> None:
     assert r["type"] == "/problems/stale-version" and r["current_version"] == case["version"] + 1
     assert (demo.count("history"), demo.count("outbox")) == before
     missing = demo.client.post(f"/api/v1/cases/{n}/triggers/start_review", headers=demo.h("陈静"))
-    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "If-Match"
+    # A missing If-Match is 428 Precondition Required (RFC 6585), naming the header.
+    assert missing.status_code == 428 and missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == "/problems/precondition-required"
+    assert missing.json()["errors"][0]["field"] == "If-Match"
+    assert (demo.count("history"), demo.count("outbox")) == before
 
 
 def test_wrong_role_and_wrong_counter_are_403_naming_what_is_missing(demo: Demo) -> None:

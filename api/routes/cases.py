@@ -8,7 +8,7 @@ import orjson
 from fastapi import Header, Query, Response
 from sqlmodel import Session
 
-from api.deps import ActorDep, SessionDep, parse_if_match, require_role
+from api.deps import ActorDep, SessionDep, VersionDep, require_role
 from api.routing import Router
 from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
 from engine import assignment, dashboard, idempotency, intake, lifecycle, views
@@ -20,7 +20,6 @@ from storage.rows import CaseRow
 
 router = Router(prefix="/api/v1/cases", tags=["cases"])
 KeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
 def _case_response(session: Session, case: CaseRow, actor: Actor, status: int = 200,
@@ -37,13 +36,6 @@ def _replay(hit: tuple[int, str]) -> Response:
     version = orjson.loads(hit[1]).get("version")
     return Response(hit[1], status_code=hit[0], media_type="application/json",
                     headers={"ETag": f'"{version}"'} if version is not None else None)
-
-
-def _require_if_match(value: str | None) -> int:
-    version = parse_if_match(value)
-    if version is None:
-        raise InvalidInput("If-Match", "修改案件须带 If-Match (案件 ETag), 以免覆盖他人的更新")
-    return version
 
 
 @router.post("", status_code=201)
@@ -96,9 +88,8 @@ def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
 
 @router.post("/{number}/triggers/{trigger}")
 def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep,
-                 body: TriggerBody | None = None, if_match: IfMatch = None, key: KeyHeader = None) -> Any:
+                 version: VersionDep, body: TriggerBody | None = None, key: KeyHeader = None) -> Any:
     body = body or TriggerBody()
-    version = _require_if_match(if_match)
     if key and actor.id:
         req = idempotency.request_hash("trigger", number, trigger, version, body.model_dump())
         if hit := idempotency.replay(session, actor.id, key, req):
@@ -114,41 +105,41 @@ def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep
 
 @router.put("/{number}/materials/{material_id}")
 def put_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
-                 actor: ActorDep, if_match: IfMatch = None) -> Any:
+                 actor: ActorDep, version: VersionDep) -> Any:
     case = intake.set_material(session, number, actor, material_id, body.status,
-                               _require_if_match(if_match), body.promise)
+                               version, body.promise)
     return _case_response(session, case, actor)
 
 
 @router.post("/{number}/assignee")
 def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
-              if_match: IfMatch = None) -> Any:
+              version: VersionDep) -> Any:
     """转交: the companion's part, or the current step at a counter, to a named colleague."""
     require_role(actor, "supervisor", "clerk", "reviewer", "approver", "inspector")
     if "supervisor" in actor.roles:
         dashboard.check_case_visible(session, actor, load_case(session, number))
     case = assignment.hand_over(session, number, actor, body.counter_id, body.clerk_id,
-                                _require_if_match(if_match), body.comment, body.kind)
+                                version, body.comment, body.kind)
     return _case_response(session, case, actor)
 
 
 @router.post("/{number}/extension")
 def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor: ActorDep,
-                if_match: IfMatch = None) -> Any:
+                version: VersionDep) -> Any:
     """延期: the competent counter's approver extends the legal period once, with a reason."""
-    case = lifecycle.extend(session, number, actor, body.reason, _require_if_match(if_match))
+    case = lifecycle.extend(session, number, actor, body.reason, version)
     return _case_response(session, case, actor)
 
 
 @router.post("/{number}/claim")
-def claim_step(number: str, session: SessionDep, actor: ActorDep, if_match: IfMatch = None) -> Any:
+def claim_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
     """认领: take the current step at your counter."""
-    case = assignment.claim(session, number, actor, _require_if_match(if_match))
+    case = assignment.claim(session, number, actor, version)
     return _case_response(session, case, actor)
 
 
 @router.delete("/{number}/claim")
-def release_step(number: str, session: SessionDep, actor: ActorDep, if_match: IfMatch = None) -> Any:
+def release_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
     """释放认领: give the step back to the counter's queue."""
-    case = assignment.release(session, number, actor, _require_if_match(if_match))
+    case = assignment.release(session, number, actor, version)
     return _case_response(session, case, actor)

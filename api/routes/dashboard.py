@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import SessionDep
+from api.contract import problems
+from api.deps import BearerDep, SessionDep
 from api.pages import web
 from api.routing import Router
 from engine import dashboard
@@ -19,22 +20,22 @@ Filter = Annotated[str | None, Query(max_length=64)]
 Days = Annotated[int, Query(ge=1, le=366, description="统计周期 (天)")]
 
 
-def _actor(request: Request, session: SessionDep, authorization: str | None) -> Actor:
+def _actor(request: Request, session: SessionDep, credentials: BearerDep) -> Actor:
     """The page's cookie session, or a bearer token for integrations."""
-    if authorization and authorization.lower().startswith("bearer "):
-        return authenticate(session, authorization[7:].strip())
+    if credentials is not None:
+        return authenticate(session, credentials.credentials.strip())
     actor = web.current_actor(request, session)
     if actor is None:
         raise Unauthenticated("缺少登录会话或 Authorization: Bearer 令牌")
     return actor
 
 
-@router.get("/api/v1/dashboard")
+@router.get("/api/v1/dashboard", responses=problems(401, 403))
 def dashboard_data(request: Request, session: SessionDep, region: Filter = None, counter: Filter = None,
                    item: Filter = None, days: Days = 30,
-                   authorization: Annotated[str | None, Header()] = None) -> Any:
+                   credentials: BearerDep = None) -> Any:
     """督查看板数据: only the regions the supervisor watches; a region or counter outside them is 403."""
-    actor = _actor(request, session, authorization)
+    actor = _actor(request, session, credentials)
     data = dashboard.dashboard(session, actor, region=region or None, counter=counter or None,
                                item=item or None, days=days)
     # Plain JSON values only: skip the generic encoder's walk; polled every few seconds.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote, unquote
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -20,11 +20,10 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import ActorDep, SessionDep, parse_if_match
+from api.deps import ActorDep, OptionalVersionDep, SessionDep, VersionDep
 from api.routing import Router
 from core.settings import get_settings
 from engine import scans
-from engine.errors import InvalidInput
 from engine.scan_validation import UploadRefused, UploadTooLarge
 from storage.object_factory import get_store
 from storage.objects import ObjectStore
@@ -33,7 +32,6 @@ router = Router(prefix="/api/v1/cases", tags=["documents"])
 PAGES = "/{number}/materials/{material_id}/pages"
 UPLOAD_PATH = r"/api/v1/cases/[^/]+/materials/[^/]+/pages"
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
 async def get_object_store() -> ObjectStore:
@@ -155,11 +153,10 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
              openapi_extra=UPLOAD_BODY)
 async def upload_page(number: str, material_id: str, request: Request, session: SessionDep,
                       actor: ActorDep, store: StoreDep, response: Response,
-                      if_match: IfMatch = None) -> Any:
+                      expected: OptionalVersionDep) -> Any:
     """Multipart form (field ``file``) or a raw body with its ``Content-Type`` (name in the
     ``X-File-Name`` header or ``?name=``, percent-encoded). ``If-Match`` is optional: pages are
     appended, so uploads from a document camera do not have to chase the case's ETag."""
-    expected = parse_if_match(if_match)
     # Authenticated: refuse what can be refused before the body is accepted, and hold no
     # transaction (no SQLite writer, no row lock) while the body streams in.
     target = await run_in_threadpool(_target, session, number, material_id, actor, expected)
@@ -204,22 +201,19 @@ class PageOrder(BaseModel):
 
 @router.put(PAGES + "/order", summary="调整页面顺序")
 def reorder(number: str, material_id: str, body: PageOrder, session: SessionDep, actor: ActorDep,
-            response: Response, if_match: IfMatch = None) -> Any:
-    version = parse_if_match(if_match)
-    if version is None:
-        raise InvalidInput("If-Match", "调整顺序须带 If-Match (案件 ETag), 以免覆盖他人的调整")
+            response: Response, version: VersionDep) -> Any:
     pages = scans.reorder_pages(session, number, material_id, body.page_ids, actor, version)
     response.headers["ETag"] = f'"{version + 1}"'
     return {"number": number, "material_id": material_id,
             "pages": [_page_view(number, p) for p in pages]}
 
 
-@router.delete(PAGES + "/{page_id}", summary="撤回扫描页 (留痕; 对象待清理)")
-def withdraw(number: str, material_id: str, page_id: int, session: SessionDep, actor: ActorDep,
-             response: Response, if_match: IfMatch = None,
+@router.delete(PAGES + "/{page_id:int}", summary="撤回扫描页 (留痕; 对象待清理)")
+def withdraw_page(number: str, material_id: str, page_id: int, session: SessionDep, actor: ActorDep,
+             response: Response, version: OptionalVersionDep,
              comment: Annotated[str | None, Query(max_length=500)] = None) -> Any:
     page = scans.withdraw_page(session, number, material_id, page_id, actor,
-                               parse_if_match(if_match), comment)
+                               version, comment)
     response.headers["ETag"] = f'"{page["case_version"]}"'
     return jsonable_encoder(_page_view(number, page))
 
@@ -238,14 +232,14 @@ def _download(d: scans.Download) -> Response:
     return StreamingResponse(d.stream, media_type=d.media_type, headers=headers)
 
 
-@router.get(PAGES + "/{page_id}/content", summary="下载扫描页 (记入案件历史)",
+@router.get(PAGES + "/{page_id:int}/content", summary="下载扫描页 (记入案件历史)",
             response_class=Response)
 def download_page(number: str, material_id: str, page_id: int, session: SessionDep,
                   actor: ActorDep, store: StoreDep) -> Response:
     return _download(scans.page_download(session, number, material_id, page_id, actor, store=store))
 
 
-@router.get(PAGES + "/{page_id}/thumbnail", summary="扫描页缩略图", response_class=Response)
+@router.get(PAGES + "/{page_id:int}/thumbnail", summary="扫描页缩略图", response_class=Response)
 def page_thumbnail(number: str, material_id: str, page_id: int, session: SessionDep,
                    actor: ActorDep, store: StoreDep) -> Response:
     return _download(scans.page_download(session, number, material_id, page_id, actor,
@@ -258,7 +252,7 @@ def list_evidence(number: str, session: SessionDep, actor: ActorDep) -> Any:
             "evidence": [_evidence_view(number, e) for e in scans.list_evidence(session, number, actor)]}
 
 
-@router.get("/{number}/evidence/{evidence_id}/content", summary="下载证据 (记入案件历史)",
+@router.get("/{number}/evidence/{evidence_id:int}/content", summary="下载证据 (记入案件历史)",
             response_class=Response)
 def download_evidence(number: str, evidence_id: int, session: SessionDep, actor: ActorDep,
                       store: StoreDep) -> Response:

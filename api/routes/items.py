@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 
+from api.contract import problems
 from api.deps import ActorDep, SessionDep, require_role
 from api.routing import Router
 from engine import catalog
@@ -39,7 +40,12 @@ def item_diagram(code: str, session: SessionDep, actor: ActorDep, version: Versi
     return Response(to_mermaid(d), media_type="text/plain; charset=utf-8")
 
 
-@router.post("", status_code=201)
+YAML_BODY = {"requestBody": {"required": True, "content": {
+    t: {"schema": {"type": "string", "minLength": 1, "description": "事项定义 (YAML, UTF-8)"}}
+    for t in ("application/yaml", "text/plain")}}}
+
+
+@router.post("", status_code=201, openapi_extra=YAML_BODY, responses=problems(404, 409, 413, 422))
 async def publish_item(request: Request, session: SessionDep, actor: ActorDep, response: Response) -> Any:
     """Body: the YAML definition (``application/yaml`` or ``text/plain``)."""
     require_role(actor, "designer")

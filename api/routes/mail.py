@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from api.contract import declares, problems
 from api.deps import ActorDep, SessionDep, require_role
 from api.routing import Router
 from engine.access import require_case_reader
@@ -120,11 +121,12 @@ def clerk_tracking(number: str, body: TrackingUpdate, session: SessionDep, actor
     return out | {"waybill_view": waybill_view(session, w)}
 
 
+@declares(reads_body=True)
 async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-@router.post("/api/v1/carriers/{carrier}/callback")
+@router.post("/api/v1/carriers/{carrier}/callback", responses=problems(401))
 def carrier_callback(
     carrier: str, session: SessionDep, raw: Annotated[bytes, Depends(raw_body)],
     timestamp: Annotated[str | None, Header(alias="X-Tongban-Timestamp")] = None,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 
+from api.contract import problems
 from api.deps import SessionDep
 from api.routing import Router
 from api.schemas import Withdrawal
@@ -50,7 +51,7 @@ def healthz(session: SessionDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/api/v1/progress/{number}")
+@router.get("/api/v1/progress/{number}", responses=problems(429))
 def progress(number: str, request: Request, session: SessionDep,
              code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
     """办件进度: status and dates only; a wrong code looks exactly like an unknown number."""
@@ -58,7 +59,7 @@ def progress(number: str, request: Request, session: SessionDep,
     return applicant_progress.progress(session, number, code)
 
 
-@router.post("/api/v1/progress/{number}/withdrawal")
+@router.post("/api/v1/progress/{number}/withdrawal", responses=problems(409, 429))
 def withdraw(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
     """撤回: the applicant withdraws the application with the case's query code and a reason."""
     _limit(request)

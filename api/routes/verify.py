@@ -29,7 +29,7 @@ dt{{color:#555;margin-top:.6em}}</style></head>
 <p><small>核验时间 {checked}</small></p></body></html>"""
 
 
-@router.get("/verify/{number}", response_class=HTMLResponse)
+@router.get("/verify/{number}", response_class=HTMLResponse, include_in_schema=False)
 def verify(number: str, session: SessionDep) -> HTMLResponse:
     """The page a certificate's QR code opens: genuine and current, or not (no personal data)."""
     cert = certificates.find(session, number)

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
+from api.contract import problems
 from api.deps import ActorDep, SessionDep
 from api.routing import Router
 from engine.access import require_case_reader
@@ -25,7 +26,8 @@ from video.hub import Hub
 from video.live import LiveRoom, Peer
 from video.page import STATIC, render_room
 
-router = Router(tags=["video"])
+# Join links and participant keys are checked by the routes themselves: a bad one is 403.
+router = Router(tags=["video"], responses=problems(403))
 KeyHeader = Annotated[str | None, Header(alias="X-Participant-Key", max_length=64)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Sdp = Annotated[str, StringConstraints(min_length=10, max_length=200_000)]
@@ -197,7 +199,7 @@ async def submit_inspection(room_id: str, body: InspectionBody, request: Request
 
 
 # -- pages ---------------------------------------------------------------------------------
-@router.get("/video/join", response_class=HTMLResponse, name="video_join_page")
+@router.get("/video/join", response_class=HTMLResponse, name="video_join_page", include_in_schema=False)
 def join_page(request: Request, session: SessionDep,
               t: Annotated[str, Query(min_length=10, max_length=2000)]) -> Any:
     claim = links.verify(t)
