@@ -6,7 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Text that is trimmed and then must not be empty: the pattern says so in the schema (a client
+# sending only spaces is refused on the same rule it was told). \x1c–\x1f: Python counts them as
+# whitespace, the server's trim does not; excluded, both sides agree.
+NON_BLANK = r"[^\s\x1c-\x1f]"
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NON_BLANK)]
 
 
 class _Body(BaseModel):
@@ -23,7 +27,8 @@ class Applicant(_Body):
 
 class Deferral(_Body):
     material: Text
-    promise: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    promise: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000,
+                                              pattern=NON_BLANK)]
 
 
 class Commitment(_Body):
@@ -49,12 +54,14 @@ class TriggerBody(_Body):
 
 
 class ExtensionRequest(_Body):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000,
+                                             pattern=NON_BLANK)]
 
 
 class Withdrawal(_Body):
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=32)]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    code: Annotated[str, StringConstraints(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z]+$")]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000,
+                                             pattern=NON_BLANK)]
 
 
 class MaterialUpdate(_Body):

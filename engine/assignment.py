@@ -51,7 +51,7 @@ def claim(session: Session, number: str, actor: Actor, expected_version: int | N
     if step is None or actor.counter_id not in holder_counters(item, case):
         raise Forbidden("只有当前办理窗口的工作人员可以认领", missing=["counter"])
     if companion_step(item, step):
-        raise InvalidInput("number", "该环节由陪伴申请人的收件人员办理, 无需认领")
+        raise Conflict("该环节由陪伴申请人的收件人员办理, 无需认领")
     if not actor.roles & step_roles(item, step):
         raise Forbidden(f"认领「{item.table[step].state.label}」须有该环节的办理角色", missing=["role"])
     current = case["assignees"].get(actor.counter_id)  # type: ignore[arg-type]

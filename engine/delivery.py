@@ -37,15 +37,16 @@ def validate_recipient(raw: Any, field: str = "recipient") -> dict[str, str]:
     """Name, a Chinese mobile or landline number, a full postal address, optional postcode."""
     if not isinstance(raw, dict):
         raise InvalidInput(field, "须为 {name, phone, address, postal_code}")
-    name = str(raw.get("name") or "").strip()
+    # Lengths are judged on the text as sent (the API's schema says the same), stored trimmed.
+    name, address = str(raw.get("name") or ""), str(raw.get("address") or "")
     phone = re.sub(r"[\s]", "", str(raw.get("phone") or ""))
-    address = str(raw.get("address") or "").strip()
     postcode = str(raw.get("postal_code") or "").strip()
-    if not 1 <= len(name) <= 50:
+    if not 1 <= len(name) <= 50 or not name.strip():
         raise InvalidInput(f"{field}.name", "收件人姓名须为 1–50 个字符")
     if not (MOBILE.match(phone) or LANDLINE.match(phone)):
         raise InvalidInput(f"{field}.phone", "须为 11 位手机号或带区号的固定电话")
-    if not 6 <= len(address) <= 200 or not PLACE.search(address):
+    name, address = name.strip(), address.strip()
+    if not 6 <= len(str(raw.get("address") or "")) <= 200 or not PLACE.search(address):
         raise InvalidInput(f"{field}.address", "须为含省/市/区(县)的详细地址, 6–200 个字符")
     if postcode and not POSTCODE.match(postcode):
         raise InvalidInput(f"{field}.postal_code", "邮政编码须为 6 位数字")

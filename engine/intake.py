@@ -124,12 +124,12 @@ def set_material(session: Session, number: str, actor: Actor, material_id: str, 
     item = require_holder(session, case, actor)
     at = now()
     update: MaterialRowUpdate
+    if material_id not in {m.id for m in item.definition.materials}:  # the path names it: 404
+        raise NotFound(f"事项没有材料 '{material_id}'")
     if status == "deferred":
         update = defer_material(item, {"material": material_id, "promise": promise}, "body", at,
                                 workdays.calendar(session))
     elif status in ("missing", "received"):
-        if material_id not in {m.id for m in item.definition.materials}:
-            raise NotFound(f"事项没有材料 '{material_id}'")
         update = {"material_id": material_id, "status": status, "promise": None,
                   "deferred_due": None, "updated_at": at}
     else:

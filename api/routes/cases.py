@@ -8,7 +8,9 @@ import orjson
 from fastapi import Header, Query, Response
 from sqlmodel import Session
 
+from api.contract import problems
 from api.deps import ActorDep, SessionDep, VersionDep, require_role
+from api.models import Case, CreatedCase, History, Queue
 from api.routing import Router
 from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
 from engine import assignment, dashboard, idempotency, intake, lifecycle, views
@@ -38,7 +40,7 @@ def _replay(hit: tuple[int, str]) -> Response:
                     headers={"ETag": f'"{version}"'} if version is not None else None)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=CreatedCase, responses=problems(403))
 def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: KeyHeader = None) -> Any:
     req = idempotency.request_hash("create", body.model_dump())
     if key and actor.id and (hit := idempotency.replay(session, actor.id, key, req)):
@@ -56,7 +58,7 @@ def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: Key
     return out
 
 
-@router.get("")
+@router.get("", response_model=Queue)
 def list_queue(session: SessionDep, actor: ActorDep,
                counter: str | None = None, state: str | None = None, item: str | None = None,
                assignee: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, overdue: bool | None = None,
@@ -72,21 +74,21 @@ def list_queue(session: SessionDep, actor: ActorDep,
                        overdue=overdue, cursor=cursor, limit=limit)
 
 
-@router.get("/{number}")
+@router.get("/{number}", response_model=Case)
 def get_case(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     return _case_response(session, case, actor)
 
 
-@router.get("/{number}/history")
+@router.get("/{number}/history", response_model=History)
 def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     return {"number": number, "events": views.history(session, case["id"])}
 
 
-@router.post("/{number}/triggers/{trigger}")
+@router.post("/{number}/triggers/{trigger}", response_model=Case, responses=problems(409))
 def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep,
                  version: VersionDep, body: TriggerBody | None = None, key: KeyHeader = None) -> Any:
     body = body or TriggerBody()
@@ -103,7 +105,7 @@ def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep
     return out
 
 
-@router.put("/{number}/materials/{material_id}")
+@router.put("/{number}/materials/{material_id}", response_model=Case, responses=problems(409))
 def put_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
                  actor: ActorDep, version: VersionDep) -> Any:
     case = intake.set_material(session, number, actor, material_id, body.status,
@@ -111,7 +113,7 @@ def put_material(number: str, material_id: str, body: MaterialUpdate, session: S
     return _case_response(session, case, actor)
 
 
-@router.post("/{number}/assignee")
+@router.post("/{number}/assignee", response_model=Case, responses=problems(409))
 def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
               version: VersionDep) -> Any:
     """转交: the companion's part, or the current step at a counter, to a named colleague."""
@@ -123,7 +125,7 @@ def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
     return _case_response(session, case, actor)
 
 
-@router.post("/{number}/extension")
+@router.post("/{number}/extension", response_model=Case, responses=problems(409))
 def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor: ActorDep,
                 version: VersionDep) -> Any:
     """延期: the competent counter's approver extends the legal period once, with a reason."""
@@ -131,14 +133,14 @@ def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor:
     return _case_response(session, case, actor)
 
 
-@router.post("/{number}/claim")
+@router.post("/{number}/claim", response_model=Case, responses=problems(409))
 def claim_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
     """认领: take the current step at your counter."""
     case = assignment.claim(session, number, actor, version)
     return _case_response(session, case, actor)
 
 
-@router.delete("/{number}/claim")
+@router.delete("/{number}/claim", response_model=Case, responses=problems(409))
 def release_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
     """释放认领: give the step back to the counter's queue."""
     case = assignment.release(session, number, actor, version)

@@ -8,6 +8,7 @@ from fastapi import Query, Request, Response
 
 from api.contract import problems
 from api.deps import ActorDep, SessionDep, require_role
+from api.models import ItemDefinition, ItemList, Published, binary
 from api.routing import Router
 from engine import catalog
 from engine.errors import InvalidInput
@@ -18,12 +19,12 @@ router = Router(prefix="/api/v1/items", tags=["items"])
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 
-@router.get("")
+@router.get("", response_model=ItemList)
 def list_items(session: SessionDep, actor: ActorDep) -> Any:
     return {"items": catalog.list_items(session)}
 
 
-@router.get("/{code}")
+@router.get("/{code}", response_model=ItemDefinition)
 def show_item(code: str, session: SessionDep, actor: ActorDep, version: Version = None) -> Any:
     row = catalog.get_version(session, code, version)
     d = catalog.compiled(session, row.id).definition
@@ -31,7 +32,8 @@ def show_item(code: str, session: SessionDep, actor: ActorDep, version: Version 
             "published_at": row.published_at, "definition": d.model_dump(by_alias=True)}
 
 
-@router.get("/{code}/diagram")
+@router.get("/{code}/diagram", response_class=Response,
+            responses=binary("text/plain", "image/svg+xml", description="流程图: Mermaid 源码或 SVG"))
 def item_diagram(code: str, session: SessionDep, actor: ActorDep, version: Version = None,
                  format: Annotated[str, Query(pattern="^(mermaid|svg)$")] = "mermaid") -> Response:
     d = catalog.compiled(session, catalog.get_version(session, code, version).id).definition
@@ -45,7 +47,9 @@ YAML_BODY = {"requestBody": {"required": True, "content": {
     for t in ("application/yaml", "text/plain")}}}
 
 
-@router.post("", status_code=201, openapi_extra=YAML_BODY, responses=problems(404, 409, 413, 422))
+@router.post("", status_code=201, response_model=Published, openapi_extra=YAML_BODY,
+             responses={200: {"description": "内容与已有版本相同, 未新建版本", "model": Published},
+                        **problems(404, 409, 413, 422)})
 async def publish_item(request: Request, session: SessionDep, actor: ActorDep, response: Response) -> Any:
     """Body: the YAML definition (``application/yaml`` or ``text/plain``)."""
     require_role(actor, "designer")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.contract import declares, problems
 from api.deps import ActorDep, SessionDep, require_role
@@ -16,6 +16,7 @@ from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import case_number, load_case, require_holder
 from engine.delivery import (
+    CARRIERS,
     STATUSES,
     create_waybill,
     get_carrier,
@@ -42,10 +43,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Recipient(_Body):
+    """Checked again by the engine (engine.delivery.validate_recipient), with the same rules."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"\S")]
+    phone: Annotated[str, StringConstraints(pattern=r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$")] = Field(
+        description="11 位手机号或带区号的固定电话")
+    address: Annotated[str, StringConstraints(min_length=6, max_length=200,
+                                              pattern="(省|自治区|市|区|县|旗|镇|乡|街道)")] = Field(
+        description="含省/市/区(县)的详细地址")
+    postal_code: Annotated[str, StringConstraints(pattern=r"^([0-9]{6})?$")] | None = None
+
+
 class WaybillCreate(_Body):
-    recipient: dict[str, Any]
+    recipient: Recipient
     contents: Short = ""
-    carrier: Short = "counter"
+    # The carriers registered in engine.delivery (the document lists them as the allowed values).
+    carrier: Short = Field(default="counter", json_schema_extra={"enum": list(CARRIERS)})
 
 
 class TrackingUpdate(_Body):
@@ -83,7 +97,7 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
     require_role(actor, "clerk")
     case = load_case(session, number)
     item = require_holder(session, case, actor)
-    recipient = validate_recipient(body.recipient)
+    recipient = validate_recipient(body.recipient.model_dump(exclude_none=True))
     get_carrier(body.carrier)
     contents = body.contents or f"{item.definition.certificate or item.definition.name} 1 份 (办件 {number})"
     assert actor.counter_id is not None

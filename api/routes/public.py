@@ -11,6 +11,7 @@ from fastapi import Query, Request
 
 from api.contract import problems
 from api.deps import SessionDep
+from api.models import Health, Progress
 from api.routing import Router
 from api.schemas import Withdrawal
 from core.settings import get_settings
@@ -45,13 +46,13 @@ class SlidingWindow:
             return True
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health, responses=problems(503))
 def healthz(session: SessionDep) -> dict[str, str]:
     ping(session)
     return {"status": "ok"}
 
 
-@router.get("/api/v1/progress/{number}", responses=problems(429))
+@router.get("/api/v1/progress/{number}", response_model=Progress, responses=problems(429))
 def progress(number: str, request: Request, session: SessionDep,
              code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
     """办件进度: status and dates only; a wrong code looks exactly like an unknown number."""
@@ -59,7 +60,7 @@ def progress(number: str, request: Request, session: SessionDep,
     return applicant_progress.progress(session, number, code)
 
 
-@router.post("/api/v1/progress/{number}/withdrawal", responses=problems(409, 429))
+@router.post("/api/v1/progress/{number}/withdrawal", response_model=Progress, responses=problems(409, 429))
 def withdraw(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
     """撤回: the applicant withdraws the application with the case's query code and a reason."""
     _limit(request)

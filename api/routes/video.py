@@ -17,6 +17,7 @@ from sqlmodel import Session
 from api.contract import problems
 from api.deps import ActorDep, SessionDep
 from api.routing import Router
+from api.schemas import NON_BLANK
 from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
@@ -29,7 +30,7 @@ from video.page import STATIC, render_room
 # Join links and participant keys are checked by the routes themselves: a bad one is 403.
 router = Router(tags=["video"], responses=problems(403))
 KeyHeader = Annotated[str | None, Header(alias="X-Participant-Key", max_length=64)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60, pattern=NON_BLANK)]
 Sdp = Annotated[str, StringConstraints(min_length=10, max_length=200_000)]
 
 
