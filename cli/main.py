@@ -17,7 +17,7 @@ db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 app.add_typer(items_app, name="items")
 app.add_typer(clerks_app, name="clerks")
 app.add_typer(db_app, name="db")
-audit_app = typer.Typer(help="审计: 校验办件历史的哈希链", no_args_is_help=True)
+audit_app = typer.Typer(help="审计: 校验办件历史的哈希链与签名锚点", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 storage_app = typer.Typer(help="对象存储: 清理孤立对象、补做缩略图", no_args_is_help=True)
 calendar_app = typer.Typer(help="节假日安排: 发布国务院办公厅通知的年度安排、查看工作日", no_args_is_help=True)
@@ -261,20 +261,71 @@ def clerks_supervise(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """逐案校验历史哈希链; 指出每个被破坏案件的第一个断点, 有问题时退出码为 1。"""
+    """逐案校验历史哈希链, 并对照最新的历史锚点 (校验其签名) 指出被改写、截断或删除的案件; 有问题时退出码为 1。"""
+    from core.clock import local, zone_label
+    from engine import anchors
     from engine.history import Break, verify
     from storage.db import session_scope
+    from storage.object_factory import get_store
+    from storage.objects import StoreUnavailable
 
+    try:
+        anchor, refused = anchors.latest(get_store(), anchors.public_key())
+    except StoreUnavailable as err:
+        typer.echo(f"错误: 读不到历史锚点: {err}", err=True)
+        raise typer.Exit(2) from None
+    for r in refused:
+        typer.echo(f"锚点 {r.bucket}/{r.key} 被拒绝: {r.reason}", err=True)
+    if anchor is None:
+        typer.echo("尚无历史锚点: 只校验了各案件的哈希链本身 (tongban audit anchor 可写入一个)")
     broken = 0
     with session_scope(_engine()) as session:
-        for result in verify(session):
+        for result in verify(session, anchored=anchor.cases if anchor else None):
             if isinstance(result, Break):
                 broken += 1
-                typer.echo(f"案件 {result.number} 第 {result.seq} 条事件: {result.reason}", err=True)
+                where = f" 第 {result.seq} 条事件" if result.seq is not None else ""
+                typer.echo(f"案件 {result.number}{where}: {result.reason}", err=True)
             else:
-                typer.echo(f"已校验 {result} 个案件, {broken} 个被篡改")
-    if broken:
+                against = (f", 对照锚点 #{anchor.seq} ({local(anchor.at):%Y-%m-%d %H:%M:%S} {zone_label()}, "
+                           f"{len(anchor.cases)} 个案件)") if anchor else ""
+                typer.echo(f"已校验 {result} 个案件, {broken} 个被篡改{against}")
+    if broken or refused:
         raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    force: Annotated[bool, typer.Option("--force", help="自上一锚点以来没有变化也写入")] = False,
+) -> None:
+    """把每个案件的版本和最新哈希签名后写入证据存储 (对象锁定), 作为历史锚点; 与上一锚点不符的案件退出码为 1。"""
+    from engine import anchors
+    from storage.db import session_scope
+    from storage.objects import StoreUnavailable
+
+    try:
+        with session_scope(_engine()) as session:
+            w = anchors.write(session, force=force)
+    except StoreUnavailable as err:
+        typer.echo(f"错误: {err}", err=True)
+        raise typer.Exit(2) from None
+    for r in w.refused:
+        typer.echo(f"锚点 {r.bucket}/{r.key} 被拒绝: {r.reason}", err=True)
+    for b in w.carried:
+        typer.echo(f"案件 {b.number} 与上一锚点不符, 新锚点沿用上一锚点的记录: {b.reason}", err=True)
+    if w.anchor is not None:
+        typer.echo(f"已写入历史锚点 #{w.anchor.seq}: {len(w.anchor.cases)} 个案件, {w.anchor.bucket}/{w.anchor.key}")
+    elif w.previous is not None:
+        typer.echo(f"自锚点 #{w.previous.seq} 以来没有变化, 未写入 (加 --force 照写)")
+    if w.carried or w.refused:
+        raise typer.Exit(1)
+
+
+@audit_app.command("public-key")
+def audit_public_key() -> None:
+    """打印历史锚点的公钥 (Ed25519, 十六进制): 只做校验的机器配置 TONGBAN_ANCHOR_PUBLIC_KEY 即可。"""
+    from engine import anchors
+
+    typer.echo(anchors.public_hex(anchors.public_key()))
 
 
 @db_app.command("upgrade")

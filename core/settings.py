@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     # made once in data_dir/carrier-secret; `tongban carrier-secret` prints it) and the clock skew.
     carrier_secret: str = ""
     carrier_skew_seconds: int = 300
+    # Idempotency-Key answers are kept this long; an older key counts as new (the sweep purges).
+    idempotency_hours: int = 24
+    # Seals the query code inside a kept intake answer (AES-GCM; empty: made once in
+    # data_dir/idempotency-key). Never stored in the database.
+    idempotency_key: str = ""
+    # Signs the history anchors (Ed25519 seed; empty: made once in data_dir/anchor-key). Every
+    # machine that writes anchors needs the same one. A machine that only verifies may instead be
+    # given the public key (`tongban audit public-key` prints it).
+    anchor_key: str = ""
+    anchor_public_key: str = ""
 
 
     @field_validator("timezone")

@@ -14,7 +14,7 @@ from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
-from engine import deadlines
+from engine import anchors, deadlines, idempotency
 from flows import jobs
 from flows.outbox import claim
 from storage import db
@@ -83,6 +83,8 @@ def run_single_job(job_id: str) -> dict[str, Any]:
 
 @flow(name="deadline-sweep")
 def deadline_sweep() -> dict[str, int]:
-    """Mark 预警 / 逾期 on open cases and queue notifications to supervisors."""
+    """Mark 预警 / 逾期 on open cases and queue notifications to supervisors. On the same hourly
+    schedule: expired Idempotency-Key answers go, and the history gets a signed anchor."""
     with db.session_scope(get_engine()) as session:
-        return deadlines.sweep(session)
+        counts = deadlines.sweep(session) | {"idempotency_purged": idempotency.purge(session)}
+    return counts | anchors.periodic(get_engine())

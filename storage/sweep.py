@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from storage.documents import T_EVID, T_PAGE
-from storage.objects import ObjectInfo, ObjectLocked, ObjectStore
+from storage.objects import ObjectInfo, ObjectLocked, ObjectStore, bucket_for
 
 
 @dataclass
@@ -46,8 +46,9 @@ def sweep(session: Session, store: ObjectStore, *, prefix: str, grace_seconds: i
     cutoff = (at or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
     refs = referenced_keys(session, cutoff)
     report = SweepReport()
+    anchors = bucket_for("evidence", "anchors", prefix=prefix)  # history anchors: no row names them
     for bucket in store.buckets():
-        if not bucket.startswith(f"{prefix}-"):
+        if not bucket.startswith(f"{prefix}-") or bucket == anchors:
             continue
         for obj in store.list(bucket):
             if (bucket, obj.key) in refs:

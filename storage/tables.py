@@ -221,8 +221,9 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=128)
     request_hash: str = Field(max_length=64)
     status_code: int
-    body: str = Field(sa_type=sa.Text)
-    created_at: datetime = Field(sa_type=UTC_TS)
+    body: str = Field(sa_type=sa.Text)  # the answer without its secrets (engine.idempotency)
+    sealed: str | None = Field(default=None, sa_type=sa.Text)  # those secrets, AES-GCM
+    created_at: datetime = Field(sa_type=UTC_TS, index=True)  # expired rows are purged by age
 
 
 class Sequence(SQLModel, table=True):

@@ -54,7 +54,8 @@ def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: Key
     out = _case_response(session, case, actor, 201, {"query_code": code},
                          {"Location": f"/api/v1/cases/{case['number']}"})
     if key and actor.id:
-        idempotency.remember(session, actor.id, key, req, 201, bytes(out.body).decode())
+        # The query code opens the progress query: kept sealed, never in the stored body.
+        idempotency.remember(session, actor.id, key, req, 201, bytes(out.body).decode(), seal=("query_code",))
     return out
 
 
