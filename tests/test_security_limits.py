@@ -84,10 +84,10 @@ def test_limiter_memory_is_bounded_for_20000_clients() -> None:
     before = tracemalloc.take_snapshot()
     for i in range(20_000):
         assert limiter.allow(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 30)
-    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
     tracemalloc.stop()
-    assert len(limiter) == get_settings().rate_limit_max_keys == 10_000
     assert grown < 4 * 1024 * 1024, f"{grown / 1e6:.1f} MB for 20,000 clients"
+    assert len(limiter) == get_settings().rate_limit_max_keys == 10_000
 
 
 def test_limiter_forgets_idle_clients_and_tells_how_long_to_wait() -> None:
