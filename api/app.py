@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import contract, errors
+from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
 from api.routes import cases, dashboard, documents, items, mail, public, verify, video
@@ -38,6 +39,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(ClientAddress)  # added last = outermost: every layer sees the real client
     for router in ROUTERS:
         app.include_router(router)
         for pattern, max_bytes in router.large_bodies:

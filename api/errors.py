@@ -26,7 +26,7 @@ async def _engine_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngineError)
     log_refusal(request, exc)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    if exc.status == 503:
+    if exc.status in (429, 503):
         headers = {"Retry-After": str(exc.extra.get("retry_after", 5))}
     extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
     return _answer(request, exc.status, exc.title, exc.detail, exc.type, headers, **extra)

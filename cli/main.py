@@ -65,8 +65,15 @@ def serve(
     # Embedded: the app drains the outbox in-process (flows.embedded); workers read the env too.
     os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true" if flows else "false"
     get_settings.cache_clear()
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                workers=workers or s.workers, log_level="warning")
+    uvicorn.run("api.app:create_app", factory=True, **uvicorn_options(host, port, workers or s.workers))
+
+
+def uvicorn_options(host: str, port: int, workers: int) -> dict[str, object]:
+    """How ``serve`` runs uvicorn. Its proxy handling is off: by default it believes
+    X-Forwarded-For from 127.0.0.1, which any local client can write. The app resolves forwarded
+    headers itself, from TONGBAN_TRUSTED_PROXIES only (api.clientaddr), RFC 7239 Forwarded included."""
+    return {"host": host, "port": port, "workers": workers, "log_level": "warning",
+            "proxy_headers": False, "forwarded_allow_ips": ""}
 
 
 @app.command("carrier-secret")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +32,16 @@ class Settings(BaseSettings):
     workers: int = 1
     # Applicant progress queries per client address per minute.
     progress_rate_per_minute: int = 30
+    # Wrong query codes one case number may take per window before its query is locked (for
+    # everyone, the right code included: engine.query_guard) and its counter's supervisor told.
+    progress_case_failures: int = 10
+    progress_case_window_seconds: int = 3600
+    progress_lockout_seconds: int = 3600
+    # Client addresses (and unknown case numbers) each server process tracks at most.
+    rate_limit_max_keys: int = 10_000
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto / Forwarded headers are believed: addresses
+    # or CIDRs, comma-separated ("127.0.0.1, 10.0.0.0/8"). Default none: the peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     token_days: int = 90
     # Working days a deferred (容缺) material may stay missing.
     defer_days: int = 5
@@ -99,6 +111,20 @@ class Settings(BaseSettings):
     anchor_key: str = ""
     anchor_public_key: str = ""
 
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else v.replace(",", " ").split()
+        if isinstance(v, list):
+            for entry in v:
+                try:
+                    ipaddress.ip_network(str(entry).strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"可信代理 '{entry}' 不是 IP 地址或网段 (例如 127.0.0.1 或 10.0.0.0/8)") from None
+            return [str(entry).strip() for entry in v]
+        return v
 
     @field_validator("timezone")
     @classmethod

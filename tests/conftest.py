@@ -222,6 +222,7 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_definitions.py::test_cli_check_prints_located_problems_and_exits_nonzero": ("slow",),
     "test_definitions.py::test_cli_graph_writes_svg": ("slow",),
     "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
+    "test_security_limits.py::test_tongban_serve_limits_a_rotated_flood": ("slow",),
 }
 
 

@@ -120,8 +120,17 @@ def check_link_request(session: Session, room: dict[str, Any], role: str,
     if role == "applicant" and clerk_id is not None:
         raise InvalidInput("clerk_id", "申请人链接不能绑定工作人员")
     if clerk_id is not None:
-        clerk_actor(session, clerk_id)
+        require_case_clerk(load_case(session, room["number"]), clerk_actor(session, clerk_id))
     return clerk_id
+
+
+def require_case_clerk(case: CaseRow, clerk: Actor) -> None:
+    """A link bound to a clerk lets them act in the room as themselves (captures, the checklist):
+    only clerks of the counters the case is routed through — that hold or held it, the same
+    counters that may read it (engine.access) — may be bound. Others join as guests (expert)."""
+    if clerk.counter_id is None or clerk.counter_id not in case["parties"].values():
+        raise Forbidden(f"工作人员「{clerk.name}」所属窗口未办理过该案件, 不能为其签发工作人员入会链接; "
+                        "如需其参会, 请以专家身份邀请", missing=["counter"])
 
 
 def admit(session: Session, claim: JoinClaim) -> dict[str, Any]:
@@ -136,6 +145,8 @@ def admit(session: Session, claim: JoinClaim) -> dict[str, Any]:
         # The caller closes the room in a transaction of its own (this one rolls back).
         raise Forbidden("案件已离开该视频环节所在的状态, 会议室已关闭", missing=["room_open"],
                         reason="state_left")
+    if claim.clerk_id is not None:  # also refuses links signed before issuing checked it
+        require_case_clerk(case, clerk_actor(session, claim.clerk_id))
     return row
 
 

@@ -25,18 +25,24 @@ def progress_form(request: Request) -> Response:
 @router.post("/progress", response_class=HTMLResponse)
 def progress_query(request: Request, session: SessionDep, number: Annotated[str, Form()] = "",
                    code: Annotated[str, Form()] = "") -> Response:
-    """POST keeps the query code out of URLs and logs; the API's limiter and lookup are reused."""
+    """POST keeps the query code out of URLs and logs; the API's limiters (per client, per case
+    number) and lookup are reused, so the page is no way around them."""
     number, code = number.strip(), code.strip()
-    error, status, result = None, 200, None
+    error, status, result, headers = None, 200, None, {}
     if not 1 <= len(number) <= 32 or not 6 <= len(code) <= 32:
         error, status = "请填写办件编号和查询码 (6 位以上)", 422
     else:
         try:
             result = public.progress(number, request, session, code)
         except EngineError as exc:
-            error, status = exc.detail, exc.status
-    return web.render(request, "progress.html", status_code=status, result=result, number=number,
-                      error=error)
+            error, status, headers = exc.detail, exc.status, _retry_after(exc)
+    page = web.render(request, "progress.html", status_code=status, result=result, number=number, error=error)
+    page.headers.update(headers)
+    return page
+
+
+def _retry_after(exc: EngineError) -> dict[str, str]:
+    return {"Retry-After": str(exc.extra["retry_after"])} if exc.status == 429 and "retry_after" in exc.extra else {}
 
 
 @router.post("/progress/withdraw", response_class=HTMLResponse)
@@ -54,6 +60,8 @@ def progress_withdraw(request: Request, session: SessionDep, number: Annotated[s
     except EngineError as exc:
         session.rollback()
         detail = "该办件已不能撤回 (已撤回或已作出决定)" if exc.status == 409 else exc.detail
-        return web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
+        page = web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
                           error=detail)
+        page.headers.update(_retry_after(exc))
+        return page
     return web.render(request, "progress.html", result=result, number=number, done="申请已撤回, 办件已结束。")

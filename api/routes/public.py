@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 
+from api.clientaddr import client_address
 from api.contract import problems
 from api.deps import SessionDep
 from api.models import Health, Progress
 from api.routing import Router
 from api.schemas import Withdrawal
 from core.settings import get_settings
-from engine import lifecycle
+from engine import lifecycle, query_guard
 from engine import progress as applicant_progress
 from engine.errors import EngineError
+from engine.ratelimit import BoundedWindows, retry_after
 from storage.db import ping
 
 router = Router(tags=["public"])
@@ -27,23 +26,15 @@ class RateLimited(EngineError):
     status, type, title = 429, "/problems/rate-limited", "查询过于频繁"
 
 
-class SlidingWindow:
-    """Per-client request budget over the last minute (in-process; one per server worker)."""
+class SlidingWindow(BoundedWindows):
+    """Per-client request budget over the last minute (in-process: one per server worker, so with
+    N workers a client gets N times the setting; the per-case budget is in the database)."""
 
     def __init__(self) -> None:
-        self.hits: dict[str, deque[float]] = defaultdict(deque)
-        self.lock = threading.Lock()
+        super().__init__(60.0, get_settings().rate_limit_max_keys)
 
     def allow(self, client: str, per_minute: int) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            q = self.hits[client]
-            while q and q[0] < now - 60:
-                q.popleft()
-            if len(q) >= per_minute:
-                return False
-            q.append(now)
-            return True
+        return self.hit(client, per_minute) is None
 
 
 @router.get("/healthz", response_model=Health, responses=problems(503))
@@ -55,8 +46,10 @@ def healthz(session: SessionDep) -> dict[str, str]:
 @router.get("/api/v1/progress/{number}", response_model=Progress, responses=problems(429))
 def progress(number: str, request: Request, session: SessionDep,
              code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
-    """办件进度: status and dates only; a wrong code looks exactly like an unknown number."""
+    """办件进度: status and dates only; a wrong code looks exactly like an unknown number. Limited
+    per client and per case number (wrong codes; then 429 with Retry-After for everyone)."""
     _limit(request)
+    query_guard.check_code(request.app.state.engine, number, code)
     return applicant_progress.progress(session, number, code)
 
 
@@ -64,11 +57,13 @@ def progress(number: str, request: Request, session: SessionDep,
 def withdraw(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
     """撤回: the applicant withdraws the application with the case's query code and a reason."""
     _limit(request)
+    query_guard.check_code(request.app.state.engine, number, body.code)  # before this unit writes
     lifecycle.withdraw_by_applicant(session, number, body.code, body.reason)
     return applicant_progress.progress(session, number, body.code)
 
 
 def _limit(request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
-    if not request.app.state.progress_limiter.allow(client, get_settings().progress_rate_per_minute):
-        raise RateLimited("查询过于频繁, 请一分钟后再试")
+    wait = request.app.state.progress_limiter.hit(client_address(request), get_settings().progress_rate_per_minute)
+    if wait is not None:
+        seconds = retry_after(wait)
+        raise RateLimited(f"查询过于频繁, 请 {seconds} 秒后再试", retry_after=seconds)
