@@ -1,7 +1,7 @@
 """query_guards: wrong query codes per case and the progress query's lockout
 
-Revision ID: 0010_query_guards
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
@@ -9,10 +9,8 @@ from alembic import op
 
 from storage.tables import UtcDateTime
 
-# A named revision id (not a bare "0010"): other branches may add their own 0010; whoever merges
-# second points its down_revision at the other.
-revision = "0010_query_guards"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
