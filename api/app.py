@@ -12,6 +12,8 @@ from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
 from api.routes import cases, dashboard, documents, items, mail, public, verify, video
 from api.routing import Router, all_routes
+from api.same_origin import SameOrigin
+from api.security_headers import SecurityHeaders
 from core.settings import get_settings
 from engine import extensions
 from storage.db import get_engine, loop_reader
@@ -39,6 +41,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
     app.add_middleware(ClientAddress)  # added last = outermost: every layer sees the real client
     for router in ROUTERS:
         app.include_router(router)
@@ -46,6 +49,10 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
             allow_larger(app, pattern, max_bytes)
     app.openapi = lambda: contract.document(app, all_routes(app.routes))  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
+    # Outermost, around Starlette's error middleware too: every answer gets the headers, a 500 included.
+    build = app.build_middleware_stack
+    docs = [p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p]
+    app.build_middleware_stack = lambda: SecurityHeaders(build(), docs)  # type: ignore[method-assign]
     if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process
         from flows.embedded import install as install_flows
 

@@ -165,7 +165,10 @@ def _client(engine: sa.Engine, token: str) -> TestClient:
     app = create_app(engine)
     client = TestClient(app)
     client.__enter__()  # one event-loop portal for all requests, as a server would have
-    r = client.post("/ui/login", data={"token": token}, follow_redirects=False)
+    form = client.get("/ui/login").text  # the form's pre-session cookie and token, as a browser gets them
+    csrf = form.split('name="login_csrf" value="', 1)[1].split('"', 1)[0]
+    r = client.post("/ui/login", data={"token": token, "login_csrf": csrf}, headers={"Origin": "http://testserver"},
+                    follow_redirects=False)
     assert r.status_code == 303, r.text
     return client
 

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # or CIDRs, comma-separated ("127.0.0.1, 10.0.0.0/8"). Default none: the peer is the client.
     trusted_proxies: Annotated[list[str], NoDecode] = []
     token_days: int = 90
+    # Page sessions: a fresh token per login, ending after this many hours (or with the API token).
+    session_hours: int = 12
+    # HMAC secret of the login form's token (empty: generated once into data_dir/session-secret).
+    session_secret: str = ""
     # Working days a deferred (容缺) material may stay missing.
     defer_days: int = 5
     # Holidays for years chinese-calendar does not know yet (ISO dates).

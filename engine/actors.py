@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.clock import now
 from engine.errors import InvalidInput, NotFound, Unauthenticated
@@ -86,3 +86,33 @@ def revoke_tokens(session: Session, clerk_id: int) -> int:
         .values(revoked_at=now())
     )
     return int(result.rowcount)
+
+
+# Page sessions are tokens of their own, told apart from API tokens by this prefix: the cookie
+# never holds the API token a clerk types in, and no value a browser brought becomes a session.
+SESSION_PREFIX = "tbs_"
+
+
+def start_session(session: Session, token: str, hours: int) -> tuple[Actor, str]:
+    """Sign in on the pages with an API token: a fresh session token, issued for this login only,
+    ending after ``hours`` or with the API token, whichever comes first."""
+    if token.startswith(SESSION_PREFIX):
+        raise Unauthenticated("令牌无效")
+    actor = authenticate(session, token)
+    parent = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).one()
+    value, at = SESSION_PREFIX + secrets.token_urlsafe(32), now()
+    session.add(ApiToken(clerk_id=parent.clerk_id, token_hash=hash_token(value), created_at=at,
+                         expires_at=min(parent.expires_at, at + timedelta(hours=hours))))
+    return actor, value
+
+
+def is_session(value: str) -> bool:
+    return value.startswith(SESSION_PREFIX)
+
+
+def end_session(session: Session, value: str) -> None:
+    """Logout: the session token is revoked (an API token passed here is left alone)."""
+    if not is_session(value):
+        return
+    session.execute(sa.update(ApiToken).where(ApiToken.token_hash == hash_token(value), ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=now()))

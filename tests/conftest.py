@@ -129,6 +129,20 @@ def _demo(engine: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
         yield Demo(engine, client, tokens)
 
 
+def page_login(client: httpx.Client, token: str, next_path: str = "/ui/") -> httpx.Response:
+    """Sign in on the pages as a browser does: the login form first (its pre-session cookie and
+    token), then the POST from the page's own origin. Later cookie-carrying POSTs need that
+    ``Origin`` too: make the client with ``headers={"Origin": ...}`` (``origin_of(client)``)."""
+    form = client.get("/ui/login")
+    found = re.search(r'name="login_csrf" value="([0-9a-f]+)"', form.text)
+    data = {"token": token, "next": next_path, "login_csrf": found.group(1) if found else ""}
+    return client.post("/ui/login", data=data, headers={"Origin": origin_of(client)}, follow_redirects=False)
+
+
+def origin_of(client: httpx.Client) -> str:
+    return str(client.base_url).rstrip("/")
+
+
 ALL_GGCS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans",
                                       "hygiene_report", "hygiene_rules")}
 ALL_FGS = {m: "received" for m in ("application", "power_of_attorney", "appointment_docs", "license")}

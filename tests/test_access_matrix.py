@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import ALL_FGS, Demo
+from conftest import ALL_FGS, Demo, page_login
 
 # Who is who in the demo alliance, for a case taken in at Jinan and handled in Qingdao.
 INTAKE, COMPETENT, OTHER_CLERK = "王芳", "李强", "黄丽"
@@ -84,7 +84,7 @@ def test_pages_follow_the_same_rules(demo: Demo, case: dict[str, str]) -> None:
     for who in EVERYONE:
         demo.client.cookies.clear()
         if who not in ("applicant", "nobody"):
-            demo.client.cookies.set("tb_session", demo.tokens[who])
+            assert page_login(demo.client, demo.tokens[who]).status_code == 303  # a session of its own
         elif who == "nobody":
             demo.client.cookies.set("tb_session", "tb_not-a-real-token")
         r = demo.client.get(f"/ui/cases/{n}", follow_redirects=False)

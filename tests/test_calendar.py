@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, ALLIANCE, CATALOG, serving
+from conftest import ALL_GGCS, ALLIANCE, CATALOG, page_login, serving
 
 from api.app import create_app
 from core import clock
@@ -90,7 +90,7 @@ def test_importing_the_schedule_fixes_a_provisional_deadline_in_a_running_server
         with session_scope(engine, readonly=True) as s:
             assert dashboard.dashboard(s, _supervisor(s))["calendar_missing_years"] == [2027]
         with httpx.Client(base_url=base) as browser:  # the clerk's pages say so too
-            browser.post("/ui/login", data={"token": tokens["陈静"], "next": "/ui/"})
+            assert page_login(browser, tokens["陈静"]).status_code == 303
             assert 'id="provisional"' in browser.get(f"/ui/cases/{n}").text
             assert "临时" in browser.get("/ui/queue").text
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from conftest import ALL_FGS, ALL_GGCS, Demo
+from conftest import ALL_FGS, ALL_GGCS, Demo, page_login
 from fastapi.testclient import TestClient
 
 from core import clock
@@ -163,7 +163,7 @@ def test_status_is_7_after_a_supplement_and_10_after_an_inspection(demo: Demo) -
 
 def _page(demo: Demo, who: str, path: str) -> str:
     client = TestClient(demo.client.app)
-    client.post("/ui/login", data={"token": demo.tokens[who], "next": "/ui/"}, follow_redirects=False)
+    assert page_login(client, demo.tokens[who]).status_code == 303
     r = client.get(path)
     assert r.status_code == 200, r.text
     return r.text

@@ -8,7 +8,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from conftest import ALL_FGS, ALL_GGCS, Demo
+from conftest import ALL_FGS, ALL_GGCS, Demo, page_login
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -19,9 +19,8 @@ from storage.db import session_scope
 
 
 def _login(demo: Demo, who: str) -> tuple[TestClient, str]:
-    client = TestClient(demo.client.app)
-    r = client.post("/ui/login", data={"token": demo.tokens[who], "next": "/ui/designer"},
-                    follow_redirects=False)
+    client = TestClient(demo.client.app, headers={"Origin": "http://testserver"})
+    r = page_login(client, demo.tokens[who], "/ui/designer")
     assert r.status_code == 303 and "HttpOnly" in r.headers["set-cookie"]
     assert "SameSite=strict" in r.headers["set-cookie"]
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/ui/designer").text)
@@ -108,10 +107,9 @@ def test_page_posts_need_the_csrf_token_and_change_nothing_without_it(demo: Demo
 
 def test_login_rejects_bad_tokens_and_redirects_safely(demo: Demo) -> None:
     client = TestClient(demo.client.app)
-    r = client.post("/ui/login", data={"token": "tb_nope"})
+    r = page_login(client, "tb_nope")
     assert r.status_code == 401 and "令牌无效" in r.text and "tb_session" not in r.headers.get("set-cookie", "")
-    r = client.post("/ui/login", data={"token": demo.tokens["王芳"], "next": "//evil.example/"},
-                    follow_redirects=False)
+    r = page_login(client, demo.tokens["王芳"], "//evil.example/")
     assert r.headers["location"] == "/ui/"
     assert client.get("/ui/queue", follow_redirects=False).status_code == 200
 

@@ -1,29 +1,38 @@
 """What every page shares: templates, the cookie session, CSRF tokens and HTML error pages.
 
-The session cookie holds the clerk's API token (HttpOnly, SameSite=Strict, Secure over HTTPS):
-each request authenticates it exactly as the API does, so revoking a token ends the session.
-POST forms also carry a CSRF token derived from the session token, checked in constant time.
+Signing in takes the clerk's API token once and issues a session token of its own for that login
+(``engine.actors.start_session``): the cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) never
+holds the API token, and no value the browser brought along becomes the session. Each request
+authenticates the session token as the API does its tokens, so revoking the clerk's tokens ends it;
+logging out revokes it. POST forms carry a CSRF token derived from the session token; the login
+form, before any session, carries an HMAC of a random pre-session cookie set with the form. Both
+are checked in constant time; ``api.same_origin`` also refuses cookie-carrying writes from other
+origins.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from core import clock
-from engine.actors import Actor, authenticate
+from core.install_secrets import install_secret
+from core.settings import get_settings
+from engine.actors import Actor, authenticate, is_session
 from engine.errors import EngineError, Unauthenticated
 
 COOKIE = "tb_session"
+PRE_COOKIE = "tb_pre"  # the login form's pre-session cookie
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
 def _local(at: datetime | str | None) -> str:
@@ -50,7 +59,7 @@ def session_token(request: Request) -> str | None:
 
 def current_actor(request: Request, session: Session) -> Actor | None:
     token = session_token(request)
-    if not token:
+    if not token or not is_session(token):  # an API token in the cookie is no session
         return None
     try:
         return authenticate(session, token)
@@ -73,6 +82,40 @@ def check_csrf(request: Request, value: str | None) -> None:
     token = session_token(request)
     if not token or not value or not hmac.compare_digest(csrf_for(token), value):
         raise EngineError("表单已失效 (CSRF 校验失败), 请刷新页面后重试")
+
+
+def _login_key() -> bytes:
+    return install_secret("session-secret", get_settings().session_secret)
+
+
+def login_token(pre: str) -> str:
+    """The login form's token: an HMAC of the pre-session cookie under the installation's key, so
+    a value the browser (or someone planting cookies) brings cannot be paired with a token."""
+    return hmac.new(_login_key(), b"login-form:" + pre.encode(), hashlib.sha256).hexdigest()
+
+
+def new_pre_session() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def login_form_ok(request: Request, value: str | None) -> bool:
+    """The POST carries the pre-session cookie and the form's token made from it."""
+    pre = request.cookies.get(PRE_COOKIE)
+    return bool(pre and value) and hmac.compare_digest(login_token(pre), value or "")
+
+
+def _cookie(request: Request, resp: Response, name: str, value: str) -> None:
+    resp.set_cookie(name, value, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
+
+
+def set_pre_session(request: Request, resp: Response, pre: str) -> None:
+    _cookie(request, resp, PRE_COOKIE, pre)
+    resp.headers["Cache-Control"] = "no-store"  # a cached form would carry a stale token
+
+
+def set_session(request: Request, resp: Response, token: str) -> None:
+    _cookie(request, resp, COOKIE, token)
+    resp.delete_cookie(PRE_COOKIE, path="/")
 
 
 def safe_next(url: str | None) -> str:

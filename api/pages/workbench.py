@@ -14,12 +14,15 @@ from api.pages import case_page, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.routing import Router
 from api.schemas import Applicant
+from core.settings import get_settings
 from engine import assignment, catalog, dashboard, directory, intake, lifecycle, views
-from engine.actors import Actor, authenticate
+from engine.actors import Actor, end_session, start_session
 from engine.advance import advance
 from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
 
 router = Router(pages=True)
+LOGIN_FORM_REFUSED = ("登录表单已失效或并非来自本系统的登录页 (可能是其他网站代为提交), 未登录, 原有会话不变。"
+                      "请在本页重新输入令牌登录。")
 Csrf = Annotated[str, Form(alias="csrf", max_length=128)]
 
 
@@ -30,26 +33,40 @@ def root() -> RedirectResponse:
 
 @router.get("/ui/login", response_class=HTMLResponse)
 def login_form(request: Request, session: SessionDep, next: str | None = None) -> Response:
-    return web.render(request, "login.html", web.current_actor(request, session), next=web.safe_next(next))
+    return _login_page(request, web.current_actor(request, session), web.safe_next(next))
+
+
+def _login_page(request: Request, actor: Actor | None, next_url: str, status_code: int = 200,
+                error: str | None = None) -> Response:
+    """The form with a fresh pre-session cookie and the token bound to it."""
+    pre = web.new_pre_session()
+    resp = web.render(request, "login.html", actor, status_code=status_code, next=next_url, error=error,
+                      login_csrf=web.login_token(pre))
+    web.set_pre_session(request, resp, pre)
+    return resp
 
 
 @router.post("/ui/login")
 def login(request: Request, session: SessionDep, token: Annotated[str, Form(max_length=200)],
-          next: Annotated[str, Form(max_length=500)] = "/ui/") -> Response:
+          next: Annotated[str, Form(max_length=500)] = "/ui/",
+          login_csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
+    # Without the cookie and token of a form this browser was shown (a page elsewhere posting a
+    # token of its choosing), nothing is signed in and the session the browser has stays as it is.
+    if not web.login_form_ok(request, login_csrf):
+        return _login_page(request, None, web.safe_next(next), 403, LOGIN_FORM_REFUSED)
     try:
-        authenticate(session, token.strip())
+        _, fresh = start_session(session, token.strip(), get_settings().session_hours)
     except Unauthenticated as exc:
-        return web.render(request, "login.html", None, status_code=401, next=web.safe_next(next),
-                          error=exc.detail)
+        return _login_page(request, None, web.safe_next(next), 401, exc.detail)
     resp = RedirectResponse(web.safe_next(next), status_code=303)
-    resp.set_cookie(web.COOKIE, token.strip(), httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https", path="/")
+    web.set_session(request, resp, fresh)
     return resp
 
 
 @router.post("/ui/logout")
-def logout(request: Request, csrf: Csrf) -> Response:
+def logout(request: Request, session: SessionDep, csrf: Csrf) -> Response:
     web.check_csrf(request, csrf)
+    end_session(session, web.session_token(request) or "")
     resp = RedirectResponse("/ui/login", status_code=303)
     resp.delete_cookie(web.COOKIE, path="/")
     return resp

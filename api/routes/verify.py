@@ -22,9 +22,7 @@ PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>证照核验 {number}</title>
-<style>body{{font-family:"Noto Sans CJK SC",sans-serif;max-width:36em;margin:2em auto;padding:0 1em}}
-.v{{font-size:1.6em;padding:.5em;border-radius:.3em}}.ok{{background:#e6f4ea;color:#137333}}.bad{{background:#fce8e6;color:#a50e0e}}
-dt{{color:#555;margin-top:.6em}}</style></head>
+<link rel="stylesheet" href="/static/verify.css"></head>
 <body><h1>政务服务证照核验</h1><p class="v {cls}">{verdict}</p>{details}
 <p><small>核验时间 {checked}</small></p></body></html>"""
 
