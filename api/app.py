@@ -37,11 +37,12 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
-    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes,
+                       unauthenticated_bytes=get_settings().max_unauthenticated_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
-        for pattern, max_bytes in router.large_bodies:
-            allow_larger(app, pattern, max_bytes)
+        for pattern, max_bytes, uncredentialed in router.large_bodies:
+            allow_larger(app, pattern, max_bytes, uncredentialed)
     app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
     if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process
         from flows.embedded import install as install_flows

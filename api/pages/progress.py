@@ -39,6 +39,10 @@ def progress_query(request: Request, session: SessionDep, number: Annotated[str,
                       error=error)
 
 
+# The query code is the applicant's credential; a 2000-character reason, form-encoded, fits.
+router.allow_larger("/progress/withdraw", lambda: public.WITHDRAWAL_BYTES, uncredentialed=True)
+
+
 @router.post("/progress/withdraw", response_class=HTMLResponse)
 def progress_withdraw(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
                       code: Annotated[str, Form(max_length=32)] = "",
