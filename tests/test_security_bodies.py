@@ -228,7 +228,11 @@ class PeakRss:
 
     def __enter__(self) -> PeakRss:
         self.baseline = self.peak = _status_kb(self.pid)["VmRSS"]
-        Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+        try:  # VmHWM := VmRSS; without that (not root) the samples alone count
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+            self.hwm_reset = True
+        except OSError:
+            self.hwm_reset = False
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
         return self
@@ -242,7 +246,8 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self.done.set()
         self.thread.join()
-        self.peak = max(self.peak, _status_kb(self.pid)["VmHWM"])
+        if self.hwm_reset:
+            self.peak = max(self.peak, _status_kb(self.pid)["VmHWM"])
 
     @property
     def growth_mb(self) -> float:
