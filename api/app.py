@@ -40,13 +40,14 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
-    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes,
+                       unauthenticated_bytes=get_settings().max_unauthenticated_body_bytes)
     app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
     app.add_middleware(ClientAddress)  # added last = outermost: every layer sees the real client
     for router in ROUTERS:
         app.include_router(router)
-        for pattern, max_bytes in router.large_bodies:
-            allow_larger(app, pattern, max_bytes)
+        for pattern, max_bytes, uncredentialed in router.large_bodies:
+            allow_larger(app, pattern, max_bytes, uncredentialed)
     app.openapi = lambda: contract.document(app, all_routes(app.routes))  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
     # Outermost, around Starlette's error middleware too: every answer gets the headers, a 500 included.

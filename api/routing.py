@@ -94,11 +94,17 @@ class Router(APIRouter):
             kwargs.setdefault("include_in_schema", False)
         kwargs.setdefault("generate_unique_id_function", operation_id)
         super().__init__(route_class=PageRoute if pages else UnitRoute, **kwargs)
-        # (path regex, max bytes) for routes that stream bodies above the global cap (uploads).
-        self.large_bodies: list[tuple[str, Callable[[], int]]] = []
+        # (path regex, max bytes, uncredentialed) for routes with a body budget of their own
+        # (api.limits): uploads above the global cap, public routes that take a body.
+        self.large_bodies: list[tuple[str, Callable[[], int], bool]] = []
 
-    def allow_larger(self, path_pattern: str, max_bytes: Callable[[], int]) -> None:
-        self.large_bodies.append((path_pattern, max_bytes))
+    def allow_larger(self, path_pattern: str, max_bytes: Callable[[], int], *,
+                     uncredentialed: bool = False) -> None:
+        """Requests to paths matching ``path_pattern`` may carry up to ``max_bytes()`` of body.
+        Requests without credentials keep the small unauthenticated budget unless
+        ``uncredentialed``: for public routes whose body is its own credential (a signature, a
+        join token, a query code)."""
+        self.large_bodies.append((path_pattern, max_bytes, uncredentialed))
 
 
 def flavour_of(request: Request) -> Flavour:

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # Holidays for years chinese-calendar does not know yet (ISO dates).
     extra_holidays: list[str] = []
     max_body_bytes: int = 1_000_000
+    # A request with no credentials (no bearer token, session cookie or participant key) may send
+    # only this much body, unless its route declares more (api.limits): bodies are read before
+    # authentication, so anyone could otherwise make the server hold max_body_bytes per connection.
+    max_unauthenticated_body_bytes: int = 8192
     # Object storage (scans, evidence): a local folder (embedded default) or any S3 server.
     object_store: Literal["local", "s3"] = "local"
     object_dir: Path = ROOT / "var" / "objects"

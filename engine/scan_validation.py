@@ -10,7 +10,6 @@ a machine code and its own zh-CN reason.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO
@@ -20,6 +19,7 @@ from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
 from engine.errors import EngineError
+from engine.filenames import BadFileName, clean_file_name
 
 SUPPORTED = {"image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tif", "application/pdf": ".pdf"}
 PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/tiff": "TIFF"}
@@ -74,17 +74,12 @@ def sniff(head: bytes) -> str | None:
 
 
 def check_name(name: str | None, field: str) -> str | None:
-    """The display name, or a refusal if it looks like a path. ``None`` when no name was given."""
-    if name is None or name == "":
-        return None
-    if len(name) > MAX_NAME:
-        raise UploadRefused(field, "name_too_long", f"文件名超过 {MAX_NAME} 个字符")
-    pathlike = ("/" in name or "\\" in name or name in (".", "..") or ":" in name
-                or any(unicodedata.category(ch) == "Cc" for ch in name))
-    if pathlike:
-        raise UploadRefused(field, "path_name",
-                            "文件名不能包含路径或控制字符 (/ \\ : ..): 文件名只用于显示, 从不作为存储路径")
-    return name
+    """The display name as stored (NFC), or a refusal naming ``field`` (engine.filenames has the
+    rules: no path, no invisible or format characters, a length cap). ``None`` when no name was given."""
+    try:
+        return clean_file_name(name)
+    except BadFileName as exc:
+        raise UploadRefused(field, exc.code, exc.reason) from None
 
 
 def check_size(size: int, max_bytes: int, field: str) -> None:

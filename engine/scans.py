@@ -223,7 +223,7 @@ def add_page(session: Session, number: str, material_id: str, data: bytes | Bina
     """
     s = get_settings()
     store = store or get_store()
-    check_name(declared_name, field)
+    declared_name = check_name(declared_name, field)  # stored as checked (NFC)
     body, size, digest = _in_memory(data, s.max_upload_bytes, field, sha256)
     check_size(size, s.max_upload_bytes, field)
     media_type = sniff(body[:16]) if isinstance(body, bytes) else None  # large: check, then write

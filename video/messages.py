@@ -18,6 +18,7 @@ from typing import Any
 from core.clock import now
 from core.settings import get_settings
 from engine.errors import EngineError
+from engine.scan_validation import UploadRefused, check_name
 from video import rooms
 from video.live import LiveRoom, Peer, RoomServices, Upload, send_all
 from video.store import save_file
@@ -70,13 +71,17 @@ async def _file(hub: RoomServices, room: LiveRoom, peer: Peer, msg: dict[str, An
         size, name, material = msg.get("size"), msg.get("name"), msg.get("material")
         if not isinstance(size, int) or size <= 0 or size > limit:
             return _error("size", f"文件大小须在 1 到 {limit} 字节之间", id=fid)
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        if not isinstance(name, str) or not name.strip():
             return _error("name", "须给出文件名", id=fid)
+        try:  # the same rules as any upload's name (engine.filenames), before a byte is taken
+            name = check_name(name.strip(), "name")
+        except UploadRefused as exc:
+            return _error("name", exc.extra["errors"][0]["reason"], id=fid, code=exc.code)
         if not isinstance(material, str) or not material:
             return _error("material", "须选择材料", id=fid)
         if len(peer.uploads) >= MAX_UPLOADS:
             return _error("id", f"同时最多传送 {MAX_UPLOADS} 个文件", id=fid)
-        peer.uploads[fid] = Upload(name.strip(), size, material)
+        peer.uploads[fid] = Upload(str(name), size, material)
         return {"t": "file_ready", "id": fid}
     upload = peer.uploads.get(fid)
     if upload is None:

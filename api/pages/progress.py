@@ -45,6 +45,10 @@ def _retry_after(exc: EngineError) -> dict[str, str]:
     return {"Retry-After": str(exc.extra["retry_after"])} if exc.status == 429 and "retry_after" in exc.extra else {}
 
 
+# The query code is the applicant's credential; a 2000-character reason, form-encoded, fits.
+router.allow_larger("/progress/withdraw", lambda: public.WITHDRAWAL_BYTES, uncredentialed=True)
+
+
 @router.post("/progress/withdraw", response_class=HTMLResponse)
 def progress_withdraw(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
                       code: Annotated[str, Form(max_length=32)] = "",

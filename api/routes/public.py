@@ -53,6 +53,11 @@ def progress(number: str, request: Request, session: SessionDep,
     return applicant_progress.progress(session, number, code)
 
 
+# The query code is the applicant's credential; a 2000-character reason, JSON-escaped, fits.
+WITHDRAWAL_BYTES = 32 * 1024
+router.allow_larger(r"/api/v1/progress/[^/]+/withdrawal", lambda: WITHDRAWAL_BYTES, uncredentialed=True)
+
+
 @router.post("/api/v1/progress/{number}/withdrawal", response_model=Progress, responses=problems(409, 429))
 def withdraw(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
     """撤回: the applicant withdraws the application with the case's query code and a reason."""

@@ -31,7 +31,10 @@ from video.page import STATIC, render_room
 router = Router(tags=["video"], responses=problems(403))
 KeyHeader = Annotated[str | None, Header(alias="X-Participant-Key", max_length=64)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60, pattern=NON_BLANK)]
-Sdp = Annotated[str, StringConstraints(min_length=10, max_length=200_000)]
+SDP_MAX = 200_000
+Sdp = Annotated[str, StringConstraints(min_length=10, max_length=SDP_MAX)]
+# The join's body is its credential (the signed token): the longest offer, JSON-escaped, fits.
+router.allow_larger("/api/v1/video/join", lambda: 2 * SDP_MAX + 16_384, uncredentialed=True)
 
 
 class _Body(BaseModel):
