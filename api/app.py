@@ -40,9 +40,10 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
+    app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
+    # Outside every other refusal: whoever answers before a body is read, the connection closes.
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes,
                        unauthenticated_bytes=get_settings().max_unauthenticated_body_bytes)
-    app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
     app.add_middleware(ClientAddress)  # added last = outermost: every layer sees the real client
     for router in ROUTERS:
         app.include_router(router)

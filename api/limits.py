@@ -41,9 +41,11 @@ from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import authenticate_token
 from api.pages.web import COOKIE, error_page
 from api.problems import problem
 from api.routing import flavour_of
+from engine.errors import Unauthenticated
 
 log = logging.getLogger("tongban.limits")
 TITLE = "请求体过大"
@@ -77,6 +79,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         credentialed = has_credentials(scope)
+        if credentialed and _has_body(scope):
+            # A claim is not a credential: a bearer token is checked before the body is read, so
+            # ``Authorization: Bearer junk`` earns the unauthenticated budget, not the JSON cap.
+            credentialed = await bearer_holds(scope)
         body = _Body(budget(scope, self.max_bytes, self.unauthenticated_bytes, credentialed))
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > body.limit:
@@ -187,6 +193,22 @@ def budget(scope: Scope, default: int, unauthenticated: int, credentialed: bool)
                 return int(max_bytes())
             break
     return default if credentialed else min(default, unauthenticated)
+
+
+async def bearer_holds(scope: Scope) -> bool:
+    """False when the request's bearer token is not a valid one (other credentials — a session
+    cookie, a participant key — are left to their routes; a page form is small anyway)."""
+    token = next((v[7:].strip().decode("latin-1") for n, v in scope["headers"]
+                  if n == b"authorization" and v[:7].lower() == b"bearer "), None)
+    engine = getattr(getattr(scope.get("app"), "state", None), "engine", None)
+    if not token or engine is None:  # (an app without the product's database: nothing to ask)
+        return True
+    try:
+        actor = await authenticate_token(engine, token)
+    except Unauthenticated:
+        return False
+    scope.setdefault("state", {})["bearer_actor"] = (token, actor)  # get_actor need not ask again
+    return True
 
 
 def has_credentials(scope: Scope) -> bool:

@@ -317,13 +317,22 @@ def test_each_route_class_has_its_budget(server: Server) -> None:
     # Without credentials an upload route gets only the small budget…
     a = send_body(server.port, upload, {"Content-Type": "image/jpeg"}, 4 * MB)
     assert str(tiny) in assert_refused(a, "upload without a token")["detail"]
-    # …an invalid token is refused before the upload is read, and the connection closed with it…
+    # …an invalid token is found out before the upload is read: the small budget, the connection
+    # closed with the refusal…
     a = send_body(server.port, upload, {"Authorization": "Bearer nope", "Content-Type": "image/jpeg"},
                   ATTACK_BYTES, wait=30)
-    assert a.status == 401 and a.closed and a.sent < 64 * MB, a
-    # …a bearer token that is not even valid gets the JSON cap (it is then refused as a token)…
+    assert a.status == 413 and str(tiny) in a.problem()["detail"] and a.closed and a.sent < 64 * MB, a
+    # …a bearer token that is not a valid one is checked before the body is read: it earns only
+    # the small budget (a JSON body of the cap's size with "Bearer junk" is refused as too large,
+    # chunked too), while a small one reaches the route and is refused as a token…
     r = httpx.post(server.base + "/api/v1/cases", headers={**JSON, "Authorization": "Bearer nope"},
                    content=b" " * (tiny * 4) + b"{}", timeout=30)
+    assert r.status_code == 413 and str(tiny) in r.json()["detail"], r.text
+    a = send_body(server.port, "/api/v1/cases", {**JSON, "Authorization": "Bearer junk"}, ATTACK_BYTES, wait=30)
+    assert str(tiny) in assert_refused(a, "chunked JSON with an invalid token")["detail"]
+    assert a.sent < 64 * MB, a
+    r = httpx.post(server.base + "/api/v1/cases", headers={**JSON, "Authorization": "Bearer nope"},
+                   content=b"{}", timeout=30)
     assert r.status_code == 401, r.text
     # …a valid one, the upload cap on the upload route (here: the body is judged as a file).
     r = httpx.post(server.base + upload, headers={**server.h(), "Content-Type": "image/jpeg"},
