@@ -238,6 +238,130 @@ class Health(_Out):
     status: Literal["ok"]
 
 
+class Page(_Out):
+    """A scanned page (扫描页) of a material slot."""
+
+    id: int
+    material_id: str
+    page_no: int = Field(description="在该材料中的页序 (从 1 起, 不计已撤回的页)")
+    sha256: str
+    size: int
+    media_type: str
+    original_name: str | None
+    width: int | None
+    height: int | None
+    pages: int | None = Field(description="PDF 的页数")
+    uploaded_by: int | None
+    uploaded_by_name: str
+    counter_id: str | None
+    uploaded_at: datetime
+    withdrawn_at: datetime | None
+    withdrawn_by: int | None
+    content_url: str
+    thumbnail_url: str | None
+
+
+class MaterialPages(_Out):
+    number: str
+    material_id: str
+    pages: list[Page]
+
+
+class CasePages(_Out):
+    number: str
+    pages: list[Page]
+
+
+class EvidenceItem(_Out):
+    """A retained object of a case (证照、录像), kept under object lock."""
+
+    id: int
+    kind: str
+    sha256: str
+    size: int
+    media_type: str
+    version_id: str | None
+    retain_until: datetime | None
+    stored_by: int | None
+    stored_by_name: str
+    counter_id: str | None
+    stored_at: datetime
+    meta: dict[str, Any] | None
+    content_url: str
+
+
+class EvidenceList(_Out):
+    number: str
+    evidence: list[EvidenceItem]
+
+
+class Presigned(_Out):
+    """307: the object store's short-lived address for the bytes (S3); ``Location`` says it too."""
+
+    url: str
+    expires_in: int
+    sha256: str
+    media_type: str
+
+
+class Certificate(_Out):
+    number: str
+    title: str
+    issued_at: datetime
+    valid_until: date | None
+    counter: str
+    sha256: str
+    revoked: bool
+    pdf: str
+    verify: str
+
+
+class CertificateList(_Out):
+    number: str
+    certificates: list[Certificate]
+
+
+class TrackingEvent(_Out):
+    at: datetime
+    status: str
+    location: str
+    note: str
+    source: str
+
+
+class Waybill(_Out):
+    number: str
+    carrier: str
+    status: Literal["created", "in_transit", "delivered", "returned"]
+    status_label: str
+    sender_counter: str
+    recipient: dict[str, str]
+    contents: str
+    created_at: datetime
+    delivered_at: datetime | None
+    label_pdf: str
+    events: list[TrackingEvent]
+
+
+class WaybillList(_Out):
+    number: str
+    waybills: list[Waybill]
+
+
+class VideoLink(_Out):
+    room: str
+    number: str
+    role: str
+    token: str = Field(description="入会凭证 (签名); url 中已含")
+    expires_at: datetime
+    url: str = Field(description="入会链接 (发给参会者)")
+
+
+class RoomClosed(_Out):
+    room: str
+    status: Literal["closed"]
+
+
 # Binary and text answers: their real media types, for ``responses=``.
 def binary(*media_types: str, description: str = "文件内容") -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "content": {

@@ -20,10 +20,13 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from api.contract import problems
 from api.deps import ActorDep, OptionalVersionDep, SessionDep, VersionDep
+from api.models import CasePages, EvidenceList, MaterialPages, Page, Presigned, binary
 from api.routing import Router
 from core.settings import get_settings
 from engine import scans
+from engine.errors import NotFound
 from engine.scan_validation import UploadRefused, UploadTooLarge
 from storage.object_factory import get_store
 from storage.objects import ObjectStore
@@ -150,7 +153,7 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post(PAGES, status_code=201, summary="上传扫描页 (multipart 字段 file, 或原始请求体)",
-             openapi_extra=UPLOAD_BODY)
+             openapi_extra=UPLOAD_BODY, response_model=Page, responses=problems(409, 413, 503))
 async def upload_page(number: str, material_id: str, request: Request, session: SessionDep,
                       actor: ActorDep, store: StoreDep, response: Response,
                       expected: OptionalVersionDep) -> Any:
@@ -180,7 +183,7 @@ def _target(session: Session, number: str, material_id: str, actor: Any, expecte
         session.rollback()
 
 
-@router.get(PAGES, summary="列出材料的扫描页")
+@router.get(PAGES, summary="列出材料的扫描页", response_model=MaterialPages)
 def list_pages(number: str, material_id: str, session: SessionDep, actor: ActorDep,
                include_withdrawn: bool = False) -> Any:
     pages = scans.list_pages(session, number, actor, material_id, include_withdrawn)
@@ -188,7 +191,7 @@ def list_pages(number: str, material_id: str, session: SessionDep, actor: ActorD
             "pages": [_page_view(number, p) for p in pages]}
 
 
-@router.get("/{number}/pages", summary="列出案件全部扫描页")
+@router.get("/{number}/pages", summary="列出案件全部扫描页", response_model=CasePages)
 def list_case_pages(number: str, session: SessionDep, actor: ActorDep,
                     include_withdrawn: bool = False) -> Any:
     pages = scans.list_pages(session, number, actor, None, include_withdrawn)
@@ -199,7 +202,7 @@ class PageOrder(BaseModel):
     page_ids: list[int] = Field(description="该材料全部现有页面的 id, 按新顺序")
 
 
-@router.put(PAGES + "/order", summary="调整页面顺序")
+@router.put(PAGES + "/order", summary="调整页面顺序", response_model=MaterialPages, responses=problems(409))
 def reorder(number: str, material_id: str, body: PageOrder, session: SessionDep, actor: ActorDep,
             response: Response, version: VersionDep) -> Any:
     pages = scans.reorder_pages(session, number, material_id, body.page_ids, actor, version)
@@ -208,7 +211,18 @@ def reorder(number: str, material_id: str, body: PageOrder, session: SessionDep,
             "pages": [_page_view(number, p) for p in pages]}
 
 
-@router.delete(PAGES + "/{page_id:int}", summary="撤回扫描页 (留痕; 对象待清理)")
+@router.get(PAGES + "/{page_id:int}", summary="查看扫描页", response_model=Page)
+def get_page(number: str, material_id: str, page_id: int, session: SessionDep, actor: ActorDep) -> Any:
+    """查看扫描页 (含已撤回的页): 上传的 Location 即指向此处."""
+    pages = scans.list_pages(session, number, actor, material_id, True)
+    page = next((p for p in pages if p["id"] == page_id), None)
+    if page is None:
+        raise NotFound(f"材料 {material_id} 没有扫描页 {page_id}")
+    return jsonable_encoder(_page_view(number, page))
+
+
+@router.delete(PAGES + "/{page_id:int}", summary="撤回扫描页 (留痕; 对象待清理)", response_model=Page,
+               responses=problems(409))
 def withdraw_page(number: str, material_id: str, page_id: int, session: SessionDep, actor: ActorDep,
              response: Response, version: OptionalVersionDep,
              comment: Annotated[str | None, Query(max_length=500)] = None) -> Any:
@@ -216,6 +230,14 @@ def withdraw_page(number: str, material_id: str, page_id: int, session: SessionD
                                version, comment)
     response.headers["ETag"] = f'"{page["case_version"]}"'
     return jsonable_encoder(_page_view(number, page))
+
+
+# The bytes as stored (their own media type), or on S3 a redirect to a presigned address.
+_REDIRECT = {307: {"description": "对象存储的临时下载地址 (S3)", "model": Presigned,
+                   "headers": {"Location": {"schema": {"type": "string"}}}}}
+DOWNLOAD = {**binary("image/jpeg", "image/png", "image/tiff", "application/pdf", "video/webm",
+                     "video/mp4", "application/octet-stream"), **_REDIRECT, **problems(503)}
+THUMBNAIL = {**binary("image/jpeg", description="缩略图 (JPEG)"), **_REDIRECT, **problems(503)}
 
 
 def _download(d: scans.Download) -> Response:
@@ -233,27 +255,28 @@ def _download(d: scans.Download) -> Response:
 
 
 @router.get(PAGES + "/{page_id:int}/content", summary="下载扫描页 (记入案件历史)",
-            response_class=Response)
+            response_class=Response, responses=DOWNLOAD)
 def download_page(number: str, material_id: str, page_id: int, session: SessionDep,
                   actor: ActorDep, store: StoreDep) -> Response:
     return _download(scans.page_download(session, number, material_id, page_id, actor, store=store))
 
 
-@router.get(PAGES + "/{page_id:int}/thumbnail", summary="扫描页缩略图", response_class=Response)
+@router.get(PAGES + "/{page_id:int}/thumbnail", summary="扫描页缩略图", response_class=Response,
+            responses=THUMBNAIL)
 def page_thumbnail(number: str, material_id: str, page_id: int, session: SessionDep,
                    actor: ActorDep, store: StoreDep) -> Response:
     return _download(scans.page_download(session, number, material_id, page_id, actor,
                                          store=store, thumbnail=True))
 
 
-@router.get("/{number}/evidence", summary="列出案件证据 (证照、录像)")
+@router.get("/{number}/evidence", summary="列出案件证据 (证照、录像)", response_model=EvidenceList)
 def list_evidence(number: str, session: SessionDep, actor: ActorDep) -> Any:
     return {"number": number,
             "evidence": [_evidence_view(number, e) for e in scans.list_evidence(session, number, actor)]}
 
 
 @router.get("/{number}/evidence/{evidence_id:int}/content", summary="下载证据 (记入案件历史)",
-            response_class=Response)
+            response_class=Response, responses=DOWNLOAD)
 def download_evidence(number: str, evidence_id: int, session: SessionDep, actor: ActorDep,
                       store: StoreDep) -> Response:
     return _download(scans.evidence_download(session, number, evidence_id, actor, store=store))

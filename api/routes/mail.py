@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api import models
 from api.contract import declares, problems
 from api.deps import ActorDep, SessionDep, require_role
 from api.routing import Router
@@ -91,7 +92,8 @@ def _visible(session: Any, w: Waybill, actor: Actor) -> None:
     require_case_reader(session, actor, load_case(session, case_number(session, w.case_id)))
 
 
-@router.post("/api/v1/cases/{number}/waybills", status_code=201)
+@router.post("/api/v1/cases/{number}/waybills", status_code=201, response_model=models.Waybill,
+             responses=problems(409, 503))
 def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: ActorDep) -> Any:
     """The holding counter books a shipment of the result (e.g. when the applicant's address was unusable)."""
     require_role(actor, "clerk")
@@ -105,7 +107,7 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
     return waybill_view(session, w)
 
 
-@router.get("/api/v1/cases/{number}/waybills")
+@router.get("/api/v1/cases/{number}/waybills", response_model=models.WaybillList)
 def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
     require_case_reader(session, actor, case)
@@ -113,7 +115,8 @@ def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
     return {"number": number, "waybills": [waybill_view(session, w) for w in rows]}
 
 
-@router.get("/api/v1/waybills/{number}/label.pdf")
+@router.get("/api/v1/waybills/{number}/label.pdf", response_class=Response,
+            responses={**models.binary("application/pdf", description="运单面单 PDF"), **problems(503)})
 def waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Response:
     w = get_waybill(session, number)
     _visible(session, w, actor)

@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import HTMLResponse
 
+from api.contract import problems
 from api.deps import ActorDep, SessionDep
+from api.models import CertificateList, binary
 from api.routing import Router
 from core import clock
 from engine import certificates
@@ -48,7 +50,7 @@ def verify(number: str, session: SessionDep) -> HTMLResponse:
                                     verdict=verdict, details=details, checked=checked))
 
 
-@router.get("/api/v1/cases/{number}/certificates")
+@router.get("/api/v1/cases/{number}/certificates", response_model=CertificateList)
 def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     case = load_case(session, number)
     if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
@@ -61,7 +63,8 @@ def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict
         for r in rows]}
 
 
-@router.get("/api/v1/certificates/{number}/pdf")
+@router.get("/api/v1/certificates/{number}/pdf", response_class=Response,
+            responses={**binary("application/pdf", description="证照 PDF"), **problems(503)})
 def certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Response:
     cert = certificates.get(session, number)
     list_certificates(case_number(session, cert.case_id), session, actor)  # the same visibility rule

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from api.contract import problems
 from api.deps import ActorDep, SessionDep
+from api.models import RoomClosed, VideoLink
 from api.routing import Router
 from api.schemas import NON_BLANK
 from engine.access import require_case_reader
@@ -113,7 +114,7 @@ def list_rooms(number: str, session: SessionDep, actor: ActorDep) -> Any:
     return {"number": number, "rooms": rooms.rooms_of_case(session, number)}
 
 
-@router.post("/api/v1/video/rooms/{room_id}/links", status_code=201)
+@router.post("/api/v1/video/rooms/{room_id}/links", status_code=201, response_model=VideoLink)
 def issue_link(room_id: str, body: LinkRequest, request: Request, session: SessionDep,
                actor: ActorDep) -> Any:
     room = rooms.room_for_clerk(session, room_id, actor)
@@ -122,7 +123,7 @@ def issue_link(room_id: str, body: LinkRequest, request: Request, session: Sessi
     return _link_out(request, room, token, expires, body.role)
 
 
-@router.post("/api/v1/video/rooms/{room_id}/close")
+@router.post("/api/v1/video/rooms/{room_id}/close", response_model=RoomClosed)
 async def close_room(room_id: str, request: Request, session: SessionDep, actor: ActorDep) -> Any:
     rooms.room_for_clerk(session, room_id, actor)
     hub = hub_of(request)
