@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from api.deps import ActorDep, SessionDep, require_role
 from api.routing import Router
 from engine import catalog
 from engine.errors import InvalidInput
+from engine.scan_validation import UploadTooLarge
 from states.diagram import to_mermaid, to_svg
-from states.loader import DefinitionError
+from states.loader import MAX_FILE_BYTES, DefinitionError
 
 router = Router(prefix="/api/v1/items", tags=["items"])
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
@@ -39,11 +40,25 @@ def item_diagram(code: str, session: SessionDep, actor: ActorDep, version: Versi
     return Response(to_mermaid(d), media_type="text/plain; charset=utf-8")
 
 
-@router.post("", status_code=201)
-async def publish_item(request: Request, session: SessionDep, actor: ActorDep, response: Response) -> Any:
-    """Body: the YAML definition (``application/yaml`` or ``text/plain``)."""
+async def definition_body(request: Request, actor: ActorDep) -> bytes:
+    """A designer's definition, read only after the role is checked and never beyond the size a
+    definition may have (a chunked body has no Content-Length to refuse it by)."""
     require_role(actor, "designer")
-    raw = await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise UploadTooLarge("body", "too_large", f"事项定义超过 {MAX_FILE_BYTES} 字节, 未发布")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("", status_code=201)
+def publish_item(raw: Annotated[bytes, Depends(definition_body)], session: SessionDep, actor: ActorDep,
+                 response: Response) -> Any:
+    """Body: the YAML definition (``application/yaml`` or ``text/plain``). Sync: the route runs on a
+    worker thread and the parse in a worker process (``catalog.parse``), never on the event loop."""
+    require_role(actor, "designer")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
