@@ -180,8 +180,21 @@ def decode_bytes(im: Image.Image, width: int, height: int) -> int:
         vmax = max(v for _, _, v, _ in layers) or 1
         need += sum(2 * math.ceil(width * h / hmax) * math.ceil(height * v / vmax) for _, h, v, _ in layers)
     elif im.format == "TIFF":
-        need *= 2  # libtiff may hold a whole strip (as big as the image) besides the pixels
+        need += _tiff_block_bytes(im, width, height)
     return need
+
+
+def _tiff_block_bytes(im: Image.Image, width: int, height: int) -> int:
+    """libtiff decodes a strip or a tile at a time into a buffer of its own: as big as the whole
+    image when the file is one strip (no RowsPerStrip)."""
+    tags = getattr(im, "tag_v2", {})
+    bits = tags.get(258, 8)  # BitsPerSample, one per sample or one for all
+    per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits) * int(tags.get(277, len(im.getbands())))
+    tile_w, tile_h = tags.get(322), tags.get(323)  # TileWidth, TileLength
+    if tile_w and tile_h:
+        return math.ceil(int(tile_w) * per_pixel / 8) * int(tile_h)
+    rows = min(int(tags.get(278, height)), height)  # RowsPerStrip
+    return math.ceil(width * per_pixel / 8) * rows
 
 
 def _check_image(stream: BinaryIO, media_type: str, field: str, memory: int, px: int) -> Checked:

@@ -31,12 +31,14 @@ from conftest import ALL_GGCS, Demo, free_port, run_jobs, wait_healthy
 from PIL import Image
 from typer.testing import CliRunner
 
+from api.routes import documents
 from cli.main import app as cli_app
 from core.settings import ROOT, get_settings
 from engine import autoreview, catalog
 from engine.intake import create_case
 from states.schema import ReviewRule
 from storage.db import make_engine, session_scope
+from storage.object_local import LocalStore
 
 GGCS = (ROOT / "catalog" / "items" / "ggcs_weisheng_xuke.yaml").read_text(encoding="utf-8")
 FGS_BUT_LICENSE = {m: "received" for m in ("application", "power_of_attorney", "appointment_docs")}
@@ -234,6 +236,35 @@ def test_six_big_pngs_at_once_are_refused_before_decoding_and_a_scan_still_passe
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(thumb.content)) as im:
         assert max(im.size) == get_settings().thumbnail_px and im.format == "JPEG"
+
+
+def many_pages_pdf(n: int) -> bytes:
+    pages = [Image.new("L", (50, 70), 255) for _ in range(n)]
+    out = io.BytesIO()
+    pages[0].save(out, "PDF", save_all=True, append_images=pages[1:])
+    return out.getvalue()
+
+
+def test_a_pdf_check_past_its_deadline_is_refused_and_the_next_one_passes(
+        sqlite_demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = sqlite_demo
+    demo.client.app.dependency_overrides[documents.get_object_store] = lambda: LocalStore(tmp_path / "o")  # type: ignore[attr-defined]
+    n = demo.create("王芳", "FGSFZRBG", FGS_BUT_LICENSE, competent_region="370211")["number"]
+    url = f"/api/v1/cases/{n}/materials/license/pages"
+    pdf = many_pages_pdf(3000)  # pure-Python parsing: tenths of a second for 3000 page objects
+    monkeypatch.setenv("TONGBAN_DECODE_SECONDS", "0.05")
+    get_settings.cache_clear()
+    try:
+        r = demo.client.post(url, content=pdf, headers=demo.h("王芳", **{"Content-Type": "application/pdf"}))
+    finally:
+        monkeypatch.delenv("TONGBAN_DECODE_SECONDS")
+        get_settings.cache_clear()
+    assert r.status_code == 422, r.text
+    [err] = r.json()["errors"]
+    assert err["code"] == "too_slow" and "超过时限 0.05 秒" in err["reason"]
+    assert demo.count("case_pages") == 0
+    r = demo.client.post(url, content=many_pages_pdf(3), headers=demo.h("王芳", **{"Content-Type": "application/pdf"}))
+    assert r.status_code == 201 and r.json()["pages"] == 3, r.text
 
 
 # -- attack 3: YAML off the event loop -------------------------------------------------------
