@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from sqlmodel import Session
 
 from core.settings import get_settings
+from engine.errors import EngineError
 from engine.scan_validation import inspect_bounded, sniff
 from storage.db import bound_engine, session_scope
 from storage.documents import T_PAGE
@@ -81,7 +82,13 @@ def backfill(engine: sa.Engine, store: ObjectStore) -> int:
     with session_scope(engine) as s:
         ids = s.execute(sa.select(T_PAGE.c.id).where(
             T_PAGE.c.thumbnail_key.is_(None), T_PAGE.c.media_type.in_(IMAGE_TYPES))).scalars().all()
-    return sum(1 for i in ids if make_thumbnail(engine, store, i))
+    made = 0
+    for i in ids:
+        try:
+            made += make_thumbnail(engine, store, i) is not None
+        except (EngineError, ValueError):  # refused within today's budgets: the others still get theirs
+            log.warning("缩略图生成失败: page %s", i, exc_info=True)
+    return made
 
 
 class ThumbnailWorker:
