@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     # given the public key (`tongban audit public-key` prints it).
     anchor_key: str = ""
     anchor_public_key: str = ""
+    # Heavy work on outside input runs in worker processes (engine.offload), a few at once, each
+    # with a deadline. Scans and thumbnails: decodes at once, the memory one decode may take
+    # (pixels × bytes per pixel, judged from the header before decoding) and its seconds.
+    decode_workers: int = 2
+    decode_memory_bytes: int = 96 * 1024 * 1024
+    decode_seconds: float = 20.0
+    # Item definitions (YAML), 网络自动审批 rules, PDF rendering: processes, and their budgets.
+    compute_workers: int = 2
+    parse_seconds: float = 10.0
+    rule_budget_seconds: float = 2.0  # past it, the case goes to a person (转人工审核)
+    render_seconds: float = 30.0
 
 
     @field_validator("trusted_proxies", mode="before")

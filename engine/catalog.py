@@ -10,17 +10,33 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
-from engine import extensions
-from engine.errors import Conflict, NotFound
+from core.settings import get_settings
+from engine import extensions, offload
+from engine.errors import Conflict, NotFound, Unavailable
 from states.compiler import CompiledItem, compile_item
-from states.loader import LoadedItem, load_catalog, load_file, parse_item
+from states.loader import MAX_FILE_BYTES, DefinitionError, LoadedItem, load_catalog, load_file, parse_item
+from states.problems import Problem
 from storage.db import database_key
 from storage.tables import ItemVersion
 
 
 def parse(source: str, path: str = "<text>") -> LoadedItem:
-    """Parse and check a definition against the guards, jobs and video steps implemented here."""
-    return parse_item(source, path, vocabulary=extensions.vocabulary())
+    """Parse and check a definition against the guards, jobs and video steps implemented here.
+
+    Text from outside (the API, the designer page) is parsed in a worker process within
+    ``parse_seconds``: pure-Python YAML takes seconds for half a megabyte, and in the server's
+    interpreter that would hold every other request. Past the budget: a DefinitionError."""
+    if len(source) > MAX_FILE_BYTES:  # characters: at least as many bytes; refused without a worker
+        raise DefinitionError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_FILE_BYTES} 字节")])
+    budget = get_settings().parse_seconds
+    try:
+        return offload.COMPUTE.run(parse_item, source, path, vocabulary=extensions.vocabulary(), timeout=budget)
+    except offload.Overrun:
+        raise DefinitionError([Problem(path, 1, 1, f"解析超过时限 {budget:g} 秒: 定义过大或过于复杂")]) from None
+    except offload.WorkerLost as exc:
+        raise DefinitionError([Problem(path, 1, 1, f"解析失败: {exc.reason}")]) from None
+    except offload.Busy as exc:
+        raise Unavailable(exc.reason, retry_after=5) from None
 
 
 def read_file(path: Path) -> LoadedItem:

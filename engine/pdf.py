@@ -4,6 +4,9 @@ Templates (``catalog/certificates/certificate_<code>.xml.j2``, falling back to `
 render a small XML layout — title, lines, labelled fields, a note — that is drawn here with
 reportlab. reportlab embeds TrueType outlines; WenQuanYi Zen Hei is TrueType (the Noto CJK
 fonts are CFF and cannot be embedded by it).
+
+Drawing is pure Python (reportlab) over text that applicants wrote: it runs in a worker process
+(``engine.offload.COMPUTE``) within ``render_seconds``, never holding the server's interpreter.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
-from core.settings import ROOT
+from core.settings import ROOT, get_settings
+from engine import offload
 
 # Certificate layouts belong to the catalog, beside the items they are issued for.
 TEMPLATES = ROOT / "catalog" / "certificates"
@@ -71,6 +75,17 @@ def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
 
 
 def certificate_pdf(layout: ET.Element, verify_url: str, meta_title: str) -> bytes:
+    """The certificate drawn in a worker process (raises ``offload.Overrun`` past the budget)."""
+    return offload.COMPUTE.run(_draw_certificate, layout, verify_url, meta_title,
+                               timeout=get_settings().render_seconds)
+
+
+def waybill_pdf(fields: list[tuple[str, str]], number: str, carrier: str) -> bytes:
+    """A printable waybill label (A6) with the tracking number as a QR code, drawn in a worker."""
+    return offload.COMPUTE.run(_draw_waybill, fields, number, carrier, timeout=get_settings().render_seconds)
+
+
+def _draw_certificate(layout: ET.Element, verify_url: str, meta_title: str) -> bytes:
     font = cjk_font()
     buf = io.BytesIO()
     w, h = A4
@@ -109,8 +124,7 @@ def certificate_pdf(layout: ET.Element, verify_url: str, meta_title: str) -> byt
     return buf.getvalue()
 
 
-def waybill_pdf(fields: list[tuple[str, str]], number: str, carrier: str) -> bytes:
-    """A printable waybill label (A6) with the tracking number as a QR code."""
+def _draw_waybill(fields: list[tuple[str, str]], number: str, carrier: str) -> bytes:
     font = cjk_font()
     buf = io.BytesIO()
     w, h = A6

@@ -259,7 +259,7 @@ def _check_while_writing(session: Session, number: str, material_id: str, actor:
             raise _unavailable(exc) from exc
         try:
             checked = check.result()
-        except UploadRefused:
+        except (UploadRefused, Unavailable):  # refused, or not checked (every decode worker busy)
             if info is not None:  # created by this upload, whose bytes failed: no row can use it
                 _forget(store, b, info.key)
             raise
@@ -316,7 +316,7 @@ def _page_rows(session: Session, number: str, material_id: str, actor: Actor,
         "size": info.size, "media_type": checked.media_type, "name": declared_name,
     })
     if checked.media_type.startswith("image/"):
-        thumbnails.after_commit(session, store, row["id"], checked.preview)
+        thumbnails.after_commit(session, store, row["id"], checked.thumbnail or checked.preview)
     return row | {"withdrawn_at": None, "withdrawn_by": None, "thumbnail_key": None,
                   "case_version": case["version"]}
 

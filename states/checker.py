@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from states.graph import StateRef, state_table, transition_edges
+from states.patterns import PatternError, compile_pattern
 from states.phases import decided
 from states.problems import Problem
 from states.schema import ItemDefinition
@@ -100,6 +101,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
     _check_auto_review(d, report)
     if strict:
         _check_races(d, table, vocabulary, report)
+        _check_patterns(d, report)
 
     for name, ref in table.items():
         own = outgoing[name]
@@ -195,6 +197,24 @@ def _check_auto_review(d: ItemDefinition, report: Report) -> None:
             for k, mid in enumerate(rule.materials or []):
                 if mid not in known:
                     report(("auto_review", part, i, "materials", k), f"规则引用了未知的材料 '{mid}'")
+
+
+def _check_patterns(d: ItemDefinition, report: Report) -> None:
+    """``matches`` rules compile with the linear-time engine, or the item is refused. Strict only:
+    a stored version with such a pattern still runs, and its evaluation hands the case to a person."""
+    if d.auto_review is None:
+        return
+    for part in ("rules", "when"):
+        for i, rule in enumerate(getattr(d.auto_review, part) or []):
+            if rule.op != "matches":
+                continue
+            if not isinstance(rule.value, str):
+                report(("auto_review", part, i, "value"), "op 'matches' 的 value 须为正则表达式字符串")
+                continue
+            try:
+                compile_pattern(rule.value)
+            except PatternError as exc:
+                report(("auto_review", part, i, "value"), f"规则 '{rule.id}': {exc}")
 
 
 def _check_unique(d: ItemDefinition, report: Report) -> None:

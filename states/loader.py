@@ -32,6 +32,9 @@ class DefinitionError(Exception):
         super().__init__("\n".join(p.format() for p in problems))
         self.problems = problems
 
+    def __reduce__(self) -> tuple[type[DefinitionError], tuple[list[Problem]]]:
+        return DefinitionError, (self.problems,)  # raised in a worker process, re-raised in the caller
+
 
 def content_hash(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()

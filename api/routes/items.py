@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
-from api.contract import problems
+from api.contract import declares, problems
 from api.deps import ActorDep, SessionDep, require_role
 from api.models import ItemDefinition, ItemList, Published, binary
 from api.routing import Router
 from engine import catalog
 from engine.errors import InvalidInput
+from engine.scan_validation import UploadTooLarge
 from states.diagram import to_mermaid, to_svg
-from states.loader import DefinitionError
+from states.loader import MAX_FILE_BYTES, DefinitionError
 
 router = Router(prefix="/api/v1/items", tags=["items"])
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
@@ -47,13 +48,30 @@ YAML_BODY = {"requestBody": {"required": True, "content": {
     for t in ("application/yaml", "text/plain")}}}
 
 
+@declares(reads_body=True)
+async def definition_body(request: Request, actor: ActorDep) -> bytes:
+    """A designer's definition, read only after the role is checked and never beyond the size a
+    definition may have (a chunked body has no Content-Length to refuse it by)."""
+    require_role(actor, "designer")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise UploadTooLarge("body", "too_large", f"事项定义超过 {MAX_FILE_BYTES} 字节, 未发布")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("", status_code=201, response_model=Published, openapi_extra=YAML_BODY,
              responses={200: {"description": "内容与已有版本相同, 未新建版本", "model": Published},
-                        **problems(404, 409, 413, 422)})
-async def publish_item(request: Request, session: SessionDep, actor: ActorDep, response: Response) -> Any:
-    """Body: the YAML definition (``application/yaml`` or ``text/plain``)."""
+                        **problems(404, 409, 413, 422, 503)})
+def publish_item(raw: Annotated[bytes, Depends(definition_body)], session: SessionDep, actor: ActorDep,
+                 response: Response) -> Any:
+    """发布事项定义的新版本 (设计人员)
+
+    Body: the YAML definition (``application/yaml`` or ``text/plain``). Sync: the route runs on a
+    worker thread and the parse in a worker process (``catalog.parse``), never on the event loop."""
     require_role(actor, "designer")
-    raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
