@@ -21,7 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from aiortc import RTCPeerConnection
-from conftest import ALL_FGS, ALL_GGCS, Demo
+from conftest import ALL_FGS, ALL_GGCS, Demo, origin_of, page_login
 from fastapi import Request
 from PIL import Image
 
@@ -101,11 +101,15 @@ class Site:
             "王芳", **{"Content-Type": "image/jpeg", "X-File-Name": quote(name)}))
 
     def form(self, name: str) -> httpx.Response:
-        token = self.demo.tokens["王芳"]
+        """The case page's upload form, as a signed-in browser sends it (same origin)."""
         version = self.case()["version"]
-        return httpx.post(f"{self.url}/ui/cases/{self.number}/materials/license/pages",
-                          cookies={web.COOKIE: token}, data={"csrf": web.csrf_for(token), "version": version},
-                          files={"file": (name, jpeg(), "image/jpeg")})
+        with httpx.Client(base_url=self.url) as browser:
+            assert page_login(browser, self.demo.tokens["王芳"]).status_code == 303
+            session = browser.cookies[web.COOKIE]
+            return browser.post(f"/ui/cases/{self.number}/materials/license/pages",
+                                headers={"Origin": origin_of(browser)},
+                                data={"csrf": web.csrf_for(session), "version": version},
+                                files={"file": (name, jpeg(), "image/jpeg")})
 
     def case(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.url}/api/v1/cases/{self.number}", headers=self.demo.h("王芳")).json())

@@ -19,6 +19,7 @@ from api.deps import ActorDep, SessionDep
 from api.models import RoomClosed, VideoLink
 from api.routing import Router
 from api.schemas import NON_BLANK
+from engine import extensions
 from engine.access import require_case_reader
 from engine.advance import load_case
 from engine.errors import Forbidden, NotFound
@@ -42,9 +43,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _registered_kinds(schema: dict[str, Any]) -> None:
+    """The document lists the video steps registered when it is built (engine.extensions)."""
+    schema["enum"] = sorted(e.name for e in extensions.VIDEO_KINDS)
+
+
 class RoomOpen(_Body):
     # A registered video step (consultation 远程会商, inspection 远程踏勘, guidance 远程指导办件 …).
-    kind: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = None
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", json_schema_extra=_registered_kinds)] | None = None
 
 
 class LinkRequest(_Body):
