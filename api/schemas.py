@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # Text that is trimmed and then must not be empty: the pattern says so in the schema (a client
-# sending only spaces is refused on the same rule it was told). \x1c–\x1f: Python counts them as
-# whitespace, the server's trim does not; excluded, both sides agree.
-NON_BLANK = r"[^\s\x1c-\x1f]"
+# sending only spaces is refused on the rule it was told). Spelt out, not \s: the server trims
+# Unicode White_Space, JSON Schema's \s (ECMA-262) differs from it at U+0085 and U+FEFF, and
+# Python's at U+001C–U+001F (counted as blank here, on every side).
+NON_BLANK = "[^\t\n\v\f\r \x1c-\x1f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NON_BLANK)]
 
 
