@@ -182,6 +182,7 @@ def test_swagger_ui_and_redoc_render_in_chromium_with_nothing_but_this_server(
     expect(p.locator(".info .title")).to_contain_text(schema["info"]["title"])
     expect(p.locator(".info")).to_contain_text("通办")
     expect(p.locator(".opblock-tag-section", has_text="办件: 收件").first).to_be_visible()
+    w.shot(tmp_path, "docs-swagger-ui-top")
     health = p.locator("#operations-public-healthz")
     health.locator(".opblock-summary").click()
     health.locator("button.try-out__btn").click()
@@ -191,7 +192,7 @@ def test_swagger_ui_and_redoc_render_in_chromium_with_nothing_but_this_server(
     p.wait_for_load_state("networkidle")
     p.locator("#operations-cases-createCase .opblock-summary").click()
     expect(p.locator("#operations-cases-createCase .responses-table")).to_contain_text("application/problem+json")
-    shot = w.shot(tmp_path, "docs-swagger-ui")
+    shot = w.shot(tmp_path, "docs-swagger-ui-operation")
     assert shot.stat().st_size > 20_000
     assert w.elsewhere == [] and w.violations() == [], (w.elsewhere, w.violations())
     assert not [m for m in w.console if m.startswith(("error", "pageerror"))], w.console
