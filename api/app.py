@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import contract, errors
+from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
@@ -21,7 +21,7 @@ from storage.db import get_engine, loop_reader
 # Every router of the app, in one list: the API's, then the pages'.
 ROUTERS: tuple[Router, ...] = (
     public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
-    verify.router, mail.router,
+    verify.router, mail.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
 )
 
@@ -29,10 +29,10 @@ ROUTERS: tuple[Router, ...] = (
 def create_app(engine: sa.Engine | None = None) -> FastAPI:
     """``engine`` is the case database (default: settings); tests hand in their own."""
     app = FastAPI(
-        title="通办 Tongban",
+        title=docs.TITLE, summary=docs.SUMMARY, description=docs.DESCRIPTION, openapi_tags=docs.TAGS,
         version="0.1.0",
-        description="跨域通办案件编排平台: 事项定义、办件流转、跨域移交。",
-        openapi_url="/openapi.json",
+        openapi_url=docs.OPENAPI_PATH,
+        docs_url=None, redoc_url=None,  # api.docs serves both, with their assets from this server
     )
     extensions.load()
     app.state.engine = engine or get_engine()
@@ -50,11 +50,10 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         for pattern, max_bytes, uncredentialed in router.large_bodies:
             allow_larger(app, pattern, max_bytes, uncredentialed)
     app.openapi = lambda: contract.document(app, all_routes(app.routes))  # type: ignore[method-assign]
-    app.mount("/static", StaticFiles(directory=str(web.ROOT / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(web.ROOT / "static"), packages=docs.STATIC_PACKAGES), name="static")
     # Outermost, around Starlette's error middleware too: every answer gets the headers, a 500 included.
     build = app.build_middleware_stack
-    docs = [p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p]
-    app.build_middleware_stack = lambda: SecurityHeaders(build(), docs)  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: SecurityHeaders(build(), docs.POLICIES)  # type: ignore[method-assign]
     if get_settings().embedded_flows:  # `tongban serve` drains the outbox in-process
         from flows.embedded import install as install_flows
 

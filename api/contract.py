@@ -154,18 +154,19 @@ def document(app: FastAPI, routes: list[Any]) -> dict[str, Any]:
     ``routes`` are the app's routes with included routers expanded."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, description=app.description,
                          routes=app.routes, tags=app.openapi_tags, servers=app.servers)
     full = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(full.pop("$defs", {}))
-    components["Problem"] = full
+    components["Problem"] = _absent_not_null(full)
     for route in routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         for method in route.methods or ():
             op = schema["paths"][route.path_format][method.lower()]
             _parameters(route, op)
+            _request_body(op)
             _summaries(route, op)
     app.openapi_schema = schema
     return schema
@@ -185,6 +186,35 @@ def _parameters(route: APIRoute, op: dict[str, Any]) -> None:
                 del param["schema"]["default"]
         if param["in"] == "header" and param["name"] in required:
             param["required"] = True
+
+
+def _absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A problem's optional members are left out when they do not apply, never sent as ``null``:
+    say so (no ``null``, no ``default``). With ``default: null`` openapi-typescript typed them as
+    always present (``missing: string[] | null``), and a client reading one found ``undefined``."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if name not in required:
+            prop.pop("default", None)
+            options = [s for s in prop.get("anyOf", ()) if s.get("type") != "null"]
+            if "anyOf" in prop and len(options) == 1:
+                del prop["anyOf"]
+                prop.update(options[0])
+    return schema
+
+
+def _request_body(op: dict[str, Any]) -> None:
+    """An optional body (``body: TriggerBody | None = None``) is written by FastAPI as ``anyOf
+    [X, null]``; a generated Python client then sends its "unset" marker as JSON and fails before
+    the request leaves. The body is optional (``required`` absent): when there is one, it is X."""
+    body = op.get("requestBody")
+    if not body or body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        options = [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]
+        if "anyOf" in schema and len(options) == 1:
+            media["schema"] = options[0]
 
 
 def _summaries(route: APIRoute, op: dict[str, Any]) -> None:

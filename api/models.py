@@ -12,7 +12,9 @@ from datetime import date, datetime
 from enum import IntEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+
+from engine.views import STATUS_LABELS
 
 Mode = Literal["全程网办", "异地代收代办", "多地联办"]
 MaterialStatus = Literal["missing", "received", "deferred"]
@@ -37,6 +39,15 @@ class StatusCode(IntEnum):
     DENIED = 13
     WITHDRAWN = 14
     REVOKED = 15
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        """The members' names and labels beside the codes: generated clients name them
+        (``StatusCode.RECEIVED``, not ``VALUE_1``; openapi-python-client, openapi-typescript)."""
+        schema = handler.resolve_ref_schema(handler(core))
+        schema["x-enum-varnames"] = [m.name for m in cls]
+        schema["x-enum-descriptions"] = [STATUS_LABELS[m.value] for m in cls]
+        return schema
 
 
 class _Out(BaseModel):

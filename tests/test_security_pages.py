@@ -11,8 +11,6 @@ every page visited with a CSP violation listener; camera and microphone only on 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.server
 import re
 import threading
@@ -26,6 +24,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from api.routing import all_routes
+from api.security_headers import CSP
 from core.settings import ROOT
 from tests.test_video_media import inspection_case, link, open_room
 
@@ -279,12 +278,14 @@ def test_a_server_error_and_the_api_docs_carry_them_too(sqlite_demo: Demo) -> No
     r = TestClient(app, raise_server_exceptions=False).get("/boom-for-test")
     assert r.status_code == 500
     assert_secured(r, "500")
-    # Swagger UI: its CDN and its inline script, by hash — no 'unsafe-inline' for scripts.
+    # The API docs: served from this origin with no inline script (tests/test_docs_offline.py):
+    # Swagger UI under the pages' strict policy, ReDoc with inline styles and blob workers only.
     docs = demo.client.get("/docs")
     assert_secured(docs, "/docs")
-    script = re.search(r"<script>(.*?)</script>", docs.text, re.S).group(1)  # type: ignore[union-attr]
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    assert f"'sha256-{digest}'" in _directives(docs.headers["content-security-policy"])["script-src"]
+    assert docs.headers["content-security-policy"] == CSP
+    redoc = demo.client.get("/redoc")
+    assert_secured(redoc, "/redoc")
+    assert _directives(redoc.headers["content-security-policy"])["script-src"] == ["'self'"]
 
 
 # --- in Chromium -----------------------------------------------------------------------------
@@ -413,8 +414,6 @@ def test_a_page_elsewhere_cannot_sign_the_victim_in_as_the_attacker(
     victim.context.close()
 
 
-SWAGGER_STUB = """window.SwaggerUIBundle = function (cfg) { window.__swagger = cfg.url; return {}; };
-SwaggerUIBundle.presets = {apis: {}}; SwaggerUIBundle.SwaggerUIStandalonePreset = {};"""
 DEVICES = """() => navigator.mediaDevices.getUserMedia({video: true, audio: true})
   .then((s) => { s.getTracks().forEach((t) => t.stop()); return "allowed"; }, (e) => e.name)"""
 
@@ -463,13 +462,13 @@ def test_every_page_runs_under_the_policy_without_a_violation(
     p.click("button:has-text('查询')")
     expect(p.locator("#status")).to_be_visible()
     w.check("progress answer")
-    # The API docs: the CDN answered here by stand-ins; the page's inline script runs (its hash).
-    p.route("https://cdn.jsdelivr.net/**", lambda route: route.fulfill(
-        status=200, body=SWAGGER_STUB if route.request.url.endswith(".js") else "",
-        content_type="application/javascript" if route.request.url.endswith(".js") else "text/css"))
-    p.route("https://fastapi.tiangolo.com/**", lambda route: route.fulfill(status=404, body=""))
+    # The API docs, all from this server (tests/test_docs_offline.py blocks every other origin).
     w.goto(f"{base}/docs", "API docs")
-    assert p.evaluate("window.__swagger") == "/openapi.json"
+    expect(p.locator(".opblock").first).to_be_visible()
+    w.check("API docs rendered")
+    w.goto(f"{base}/redoc", "API reference")
+    expect(p.locator("li[data-item-id*='/operation/']").first).to_be_attached()
+    w.check("API reference rendered")
     w.context.close()
     # The designer's pages (diagrams as data: images) and the supervisor's dashboard (drawn by script).
     w2 = Watched(browser)
