@@ -149,7 +149,7 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
     client_mod = importlib.import_module(f"{PACKAGE}.client")
     create_case, fire_trigger, get_case, list_queue = (importlib.import_module(f"{api.__name__}.{n}") for n in (
         "create_case", "fire_trigger", "get_case", "list_queue"))
-    progress_query = importlib.import_module(f"{public.__name__}.progress")
+    progress_query = importlib.import_module(f"{public.__name__}.get_progress")
     unset = importlib.import_module(f"{PACKAGE}.types").Unset
 
     def clerk(name: str) -> Any:

@@ -33,7 +33,7 @@ def progress_query(request: Request, session: SessionDep, number: Annotated[str,
         error, status = "请填写办件编号和查询码 (6 位以上)", 422
     else:
         try:
-            result = public.progress(number, request, session, code)
+            result = public.get_progress(number, request, session, code)
         except EngineError as exc:
             error, status, headers = exc.detail, exc.status, _retry_after(exc)
     page = web.render(request, "progress.html", status_code=status, result=result, number=number, error=error)
@@ -60,7 +60,7 @@ def progress_withdraw(request: Request, session: SessionDep, number: Annotated[s
         return web.render(request, "progress.html", status_code=422, result=None, number=number,
                           error="请填写查询码和撤回原因")
     try:
-        result = public.withdraw(number, Withdrawal(code=code, reason=reason), request, session)
+        result = public.withdraw_application(number, Withdrawal(code=code, reason=reason), request, session)
     except EngineError as exc:
         session.rollback()
         detail = "该办件已不能撤回 (已撤回或已作出决定)" if exc.status == 409 else exc.detail

@@ -42,6 +42,7 @@ def _replay(hit: tuple[int, str]) -> Response:
 
 @router.post("", status_code=201, response_model=CreatedCase, responses=problems(403))
 def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: KeyHeader = None) -> Any:
+    """收件: 新建办件"""
     req = idempotency.request_hash("create", body.model_dump())
     if key and actor.id and (hit := idempotency.replay(session, actor.id, key, req)):
         return _replay(hit)
@@ -65,6 +66,7 @@ def list_queue(session: SessionDep, actor: ActorDep,
                assignee: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, overdue: bool | None = None,
                cursor: Annotated[str | None, Query(max_length=200)] = None,
                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    """窗口待办队列"""
     counter = counter or actor.counter_id
     if counter is None:
         raise InvalidInput("counter", "督查账号须指定要查看的窗口")
@@ -77,6 +79,7 @@ def list_queue(session: SessionDep, actor: ActorDep,
 
 @router.get("/{number}", response_model=Case)
 def get_case(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    """查看办件"""
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     return _case_response(session, case, actor)
@@ -84,6 +87,7 @@ def get_case(number: str, session: SessionDep, actor: ActorDep) -> Any:
 
 @router.get("/{number}/history", response_model=History)
 def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    """办件历史 (哈希链)"""
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     return {"number": number, "events": views.history(session, case["id"])}
@@ -92,6 +96,7 @@ def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
 @router.post("/{number}/triggers/{trigger}", response_model=Case, responses=problems(409))
 def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep,
                  version: VersionDep, body: TriggerBody | None = None, key: KeyHeader = None) -> Any:
+    """执行办件操作 (受理、审核、移交…)"""
     body = body or TriggerBody()
     if key and actor.id:
         req = idempotency.request_hash("trigger", number, trigger, version, body.model_dump())
@@ -107,8 +112,9 @@ def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep
 
 
 @router.put("/{number}/materials/{material_id}", response_model=Case, responses=problems(409))
-def put_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
+def set_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
                  actor: ActorDep, version: VersionDep) -> Any:
+    """登记材料状态 (已收、缺、容缺)"""
     case = intake.set_material(session, number, actor, material_id, body.status,
                                version, body.promise)
     return _case_response(session, case, actor)
@@ -117,7 +123,10 @@ def put_material(number: str, material_id: str, body: MaterialUpdate, session: S
 @router.post("/{number}/assignee", response_model=Case, responses=problems(409))
 def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
               version: VersionDep) -> Any:
-    """转交: the companion's part, or the current step at a counter, to a named colleague."""
+
+    """转交给同事
+
+    转交: the companion's part, or the current step at a counter, to a named colleague."""
     require_role(actor, "supervisor", "clerk", "reviewer", "approver", "inspector")
     if "supervisor" in actor.roles:
         dashboard.check_case_visible(session, actor, load_case(session, number))
@@ -129,20 +138,29 @@ def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
 @router.post("/{number}/extension", response_model=Case, responses=problems(409))
 def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor: ActorDep,
                 version: VersionDep) -> Any:
-    """延期: the competent counter's approver extends the legal period once, with a reason."""
+
+    """延期 (审批人员, 一次)
+
+    延期: the competent counter's approver extends the legal period once, with a reason."""
     case = lifecycle.extend(session, number, actor, body.reason, version)
     return _case_response(session, case, actor)
 
 
 @router.post("/{number}/claim", response_model=Case, responses=problems(409))
 def claim_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
-    """认领: take the current step at your counter."""
+
+    """认领当前环节
+
+    认领: take the current step at your counter."""
     case = assignment.claim(session, number, actor, version)
     return _case_response(session, case, actor)
 
 
 @router.delete("/{number}/claim", response_model=Case, responses=problems(409))
 def release_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
-    """释放认领: give the step back to the counter's queue."""
+
+    """释放认领
+
+    释放认领: give the step back to the counter's queue."""
     case = assignment.release(session, number, actor, version)
     return _case_response(session, case, actor)

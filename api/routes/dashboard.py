@@ -31,10 +31,13 @@ def _actor(request: Request, session: SessionDep, credentials: BearerDep) -> Act
 
 
 @router.get("/api/v1/dashboard", responses=problems(401, 403))
-def dashboard_data(request: Request, session: SessionDep, region: Filter = None, counter: Filter = None,
+def get_dashboard(request: Request, session: SessionDep, region: Filter = None, counter: Filter = None,
                    item: Filter = None, days: Days = 30,
                    credentials: BearerDep = None) -> Any:
-    """督查看板数据: only the regions the supervisor watches; a region or counter outside them is 403."""
+
+    """督查看板数据
+
+    督查看板数据: only the regions the supervisor watches; a region or counter outside them is 403."""
     actor = _actor(request, session, credentials)
     data = dashboard.dashboard(session, actor, region=region or None, counter=counter or None,
                                item=item or None, days=days)

@@ -203,8 +203,9 @@ class PageOrder(BaseModel):
 
 
 @router.put(PAGES + "/order", summary="调整页面顺序", response_model=MaterialPages, responses=problems(409))
-def reorder(number: str, material_id: str, body: PageOrder, session: SessionDep, actor: ActorDep,
+def reorder_pages(number: str, material_id: str, body: PageOrder, session: SessionDep, actor: ActorDep,
             response: Response, version: VersionDep) -> Any:
+    """调整页面顺序"""
     pages = scans.reorder_pages(session, number, material_id, body.page_ids, actor, version)
     response.headers["ETag"] = f'"{version + 1}"'
     return {"number": number, "material_id": material_id,

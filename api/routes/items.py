@@ -22,11 +22,13 @@ Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 @router.get("", response_model=ItemList)
 def list_items(session: SessionDep, actor: ActorDep) -> Any:
+    """列出事项目录"""
     return {"items": catalog.list_items(session)}
 
 
 @router.get("/{code}", response_model=ItemDefinition)
-def show_item(code: str, session: SessionDep, actor: ActorDep, version: Version = None) -> Any:
+def get_item(code: str, session: SessionDep, actor: ActorDep, version: Version = None) -> Any:
+    """查看事项定义 (某一版本)"""
     row = catalog.get_version(session, code, version)
     d = catalog.compiled(session, row.id).definition
     return {"code": code, "version": row.version, "content_hash": row.content_hash,
@@ -35,8 +37,9 @@ def show_item(code: str, session: SessionDep, actor: ActorDep, version: Version 
 
 @router.get("/{code}/diagram", response_class=Response,
             responses=binary("text/plain", "image/svg+xml", description="流程图: Mermaid 源码或 SVG"))
-def item_diagram(code: str, session: SessionDep, actor: ActorDep, version: Version = None,
+def get_item_diagram(code: str, session: SessionDep, actor: ActorDep, version: Version = None,
                  format: Annotated[str, Query(pattern="^(mermaid|svg)$")] = "mermaid") -> Response:
+    """事项流程图 (Mermaid 或 SVG)"""
     d = catalog.compiled(session, catalog.get_version(session, code, version).id).definition
     if format == "svg":
         return Response(to_svg(d), media_type="image/svg+xml")

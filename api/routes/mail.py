@@ -95,7 +95,10 @@ def _visible(session: Any, w: Waybill, actor: Actor) -> None:
 @router.post("/api/v1/cases/{number}/waybills", status_code=201, response_model=models.Waybill,
              responses=problems(409, 503))
 def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: ActorDep) -> Any:
-    """The holding counter books a shipment of the result (e.g. when the applicant's address was unusable)."""
+
+    """寄递下单
+
+    The holding counter books a shipment of the result (e.g. when the applicant's address was unusable)."""
     require_role(actor, "clerk")
     case = load_case(session, number)
     item = require_holder(session, case, actor)
@@ -109,6 +112,7 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
 
 @router.get("/api/v1/cases/{number}/waybills", response_model=models.WaybillList)
 def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    """列出办件的运单"""
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     rows = waybills_of(session, case["id"])
@@ -117,7 +121,8 @@ def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
 
 @router.get("/api/v1/waybills/{number}/label.pdf", response_class=Response,
             responses={**models.binary("application/pdf", description="运单面单 PDF"), **problems(503)})
-def waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Response:
+def get_waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Response:
+    """下载运单面单 PDF"""
     w = get_waybill(session, number)
     _visible(session, w, actor)
     if not w.bucket or not w.object_key:
@@ -126,9 +131,12 @@ def waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Response
 
 
 @router.post("/api/v1/waybills/{number}/events")
-def clerk_tracking(number: str, body: TrackingUpdate, session: SessionDep, actor: ActorDep,
+def record_tracking_by_hand(number: str, body: TrackingUpdate, session: SessionDep, actor: ActorDep,
                    key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=64)] = None) -> Any:
-    """A clerk records tracking by hand (e.g. the applicant signed for it at the counter)."""
+
+    """登记物流状态 (窗口)
+
+    A clerk records tracking by hand (e.g. the applicant signed for it at the counter)."""
     require_role(actor, "clerk")
     w = get_waybill(session, number)
     _visible(session, w, actor)
@@ -153,10 +161,12 @@ def carrier_callback(
     timestamp: Annotated[str | None, Header(alias="X-Tongban-Timestamp")] = None,
     signature: Annotated[str | None, Header(alias="X-Tongban-Signature")] = None,
 ) -> Any:
-    """Carrier tracking push. Signed: ``X-Tongban-Signature: sha256=HMAC(secret, ts + "." + body)``.
 
-    The signature is checked on the raw bytes before anything is parsed or written.
-    """
+    """承运方物流回调 (签名)
+
+    Carrier tracking push. Signed: ``X-Tongban-Signature: sha256=HMAC(secret, ts + "." + body)``.
+
+    The signature is checked on the raw bytes before anything is parsed or written."""
     if not signature_ok(raw, timestamp, signature):
         raise BadSignature("回调签名无效或时间戳超出允许范围, 已拒绝, 未做任何更改")
     get_carrier(carrier)

@@ -38,19 +38,23 @@ class SlidingWindow(BoundedWindows):
 
 
 @router.get("/healthz", response_model=Health, responses=problems(503))
-def healthz(session: SessionDep) -> dict[str, str]:
+def get_health(session: SessionDep) -> dict[str, str]:
+    """健康检查 (数据库可达)"""
     ping(session)
     return {"status": "ok"}
 
 
 @router.get("/api/v1/progress/{number}", response_model=Progress, responses=problems(429))
-def progress(number: str, request: Request, session: SessionDep,
+def get_progress(number: str, request: Request, session: SessionDep,
              code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
-    """办件进度: status and dates only; a wrong code looks exactly like an unknown number. Limited
+
+    """办件进度查询 (申请人凭查询码)
+
+    办件进度: status and dates only; a wrong code looks exactly like an unknown number. Limited
     per client and per case number (wrong codes; then 429 with Retry-After for everyone)."""
     _limit(request)
     query_guard.check_code(request.app.state.engine, number, code)
-    return applicant_progress.progress(session, number, code)
+    return applicant_progress.get_progress(session, number, code)
 
 
 # The query code is the applicant's credential; a 2000-character reason, JSON-escaped, fits.
@@ -59,12 +63,15 @@ router.allow_larger(r"/api/v1/progress/[^/]+/withdrawal", lambda: WITHDRAWAL_BYT
 
 
 @router.post("/api/v1/progress/{number}/withdrawal", response_model=Progress, responses=problems(409, 429))
-def withdraw(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
-    """撤回: the applicant withdraws the application with the case's query code and a reason."""
+def withdraw_application(number: str, body: Withdrawal, request: Request, session: SessionDep) -> Any:
+
+    """申请人撤回申请 (凭查询码)
+
+    撤回: the applicant withdraws the application with the case's query code and a reason."""
     _limit(request)
     query_guard.check_code(request.app.state.engine, number, body.code)  # before this unit writes
     lifecycle.withdraw_by_applicant(session, number, body.code, body.reason)
-    return applicant_progress.progress(session, number, body.code)
+    return applicant_progress.get_progress(session, number, body.code)
 
 
 def _limit(request: Request) -> None:

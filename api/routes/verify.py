@@ -52,6 +52,7 @@ def verify(number: str, session: SessionDep) -> HTMLResponse:
 
 @router.get("/api/v1/cases/{number}/certificates", response_model=CertificateList)
 def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """列出办件的证照"""
     case = load_case(session, number)
     if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
         raise Forbidden("本窗口未参与该案件", missing=["counter"])
@@ -65,7 +66,8 @@ def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict
 
 @router.get("/api/v1/certificates/{number}/pdf", response_class=Response,
             responses={**binary("application/pdf", description="证照 PDF"), **problems(503)})
-def certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Response:
+def get_certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Response:
+    """下载证照 PDF"""
     cert = certificates.get(session, number)
     list_certificates(case_number(session, cert.case_id), session, actor)  # the same visibility rule
     return Response(b"".join(read_evidence(cert.bucket, cert.object_key)), media_type="application/pdf",

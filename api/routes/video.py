@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import Header, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -110,12 +111,14 @@ def _link_out(request: Request, room: dict[str, Any], token: str, expires: Any, 
 # -- clerks: rooms and links ---------------------------------------------------------------
 @router.post("/api/v1/cases/{number}/video-rooms", status_code=201)
 def open_room(number: str, session: SessionDep, actor: ActorDep, body: RoomOpen | None = None) -> Any:
+    """开启视频会议室"""
     row = rooms.open_room(session, number, actor, (body or RoomOpen()).kind)
     return rooms.describe(session, row["id"]) if row.get("status") else row
 
 
 @router.get("/api/v1/cases/{number}/video-rooms")
 def list_rooms(number: str, session: SessionDep, actor: ActorDep) -> Any:
+    """列出办件的视频会议室"""
     require_case_reader(session, actor, load_case(session, number))
     return {"number": number, "rooms": rooms.rooms_of_case(session, number)}
 
@@ -123,6 +126,7 @@ def list_rooms(number: str, session: SessionDep, actor: ActorDep) -> Any:
 @router.post("/api/v1/video/rooms/{room_id}/links", status_code=201, response_model=VideoLink)
 def issue_link(room_id: str, body: LinkRequest, request: Request, session: SessionDep,
                actor: ActorDep) -> Any:
+    """签发入会链接"""
     room = rooms.room_for_clerk(session, room_id, actor)
     clerk_id = rooms.check_link_request(session, room, body.role, body.clerk_id, actor)
     token, expires = links.issue(room["number"], room_id, body.role, body.name, clerk_id, body.minutes)
@@ -131,44 +135,52 @@ def issue_link(room_id: str, body: LinkRequest, request: Request, session: Sessi
 
 @router.post("/api/v1/video/rooms/{room_id}/close", response_model=RoomClosed)
 async def close_room(room_id: str, request: Request, session: SessionDep, actor: ActorDep) -> Any:
-    rooms.room_for_clerk(session, room_id, actor)
+    """关闭会议室"""
+    def check() -> None:  # a database round trip: on a worker thread, never on the loop
+        rooms.room_for_clerk(session, room_id, actor)
+        session.commit()  # end this transaction: the hub writes in its own (SQLite allows one writer)
+
+    await anyio.to_thread.run_sync(check)
     hub = hub_of(request)
     hub.engine = hub.engine or _engine(session)
-    session.commit()  # end this transaction: the hub writes in its own (SQLite allows one writer)
     await hub.close(room_id, "ended", actor)
     return {"room": room_id, "status": "closed"}
 
 
 # -- participants: signalling and in-room actions ------------------------------------------
 @router.post("/api/v1/video/join")
-async def join(body: JoinBody, request: Request, session: SessionDep) -> Any:
+async def join_room(body: JoinBody, request: Request, session: SessionDep) -> Any:
+    """凭入会链接加入会议 (SDP offer)"""
     claim = links.verify(body.token)
     engine = _engine(session)
     session.close()  # the hub works in its own short transactions
     hub = hub_of(request)
-    out = await hub.join(engine, claim, body.sdp, body.type)
+    out = await hub.join_room(engine, claim, body.sdp, body.type)
     out["materials"] = await hub.db(engine, rooms.materials, claim.number)
     out["checklist"] = await hub.db(engine, kinds.checklist, out["kind"], claim.number)
     return out
 
 
 @router.post("/api/v1/video/rooms/{room_id}/views")
-async def view(room_id: str, body: ViewBody, request: Request, key: KeyHeader = None) -> Any:
+async def view_publisher(room_id: str, body: ViewBody, request: Request, key: KeyHeader = None) -> Any:
+    """订阅参会者的音视频"""
     hub, room, peer = _participant(request, room_id, key)
-    return await hub.view(room, peer, body.publisher, body.sdp, body.type)
+    return await hub.view_publisher(room, peer, body.publisher, body.sdp, body.type)
 
 
 @router.post("/api/v1/video/rooms/{room_id}/leave")
-async def leave(room_id: str, request: Request, key: KeyHeader = None,
+async def leave_room(room_id: str, request: Request, key: KeyHeader = None,
                 k: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+    """离开会议室"""
     # ``k`` lets navigator.sendBeacon (which cannot set headers) leave on page unload.
     hub, room, peer = _participant(request, room_id, key or k)
-    await hub.leave(room, peer, "left")
+    await hub.leave_room(room, peer, "left")
     return {"room": room_id, "participant": peer.id, "left": True}
 
 
 @router.post("/api/v1/video/rooms/{room_id}/end")
-async def end(room_id: str, request: Request, key: KeyHeader = None) -> Any:
+async def end_room(room_id: str, request: Request, key: KeyHeader = None) -> Any:
+    """结束会议 (窗口工作人员)"""
     hub, room, peer = _participant(request, room_id, key)
     if peer.role != "clerk":
         raise Forbidden("只有窗口工作人员可以结束会议", missing=["role:clerk"])
@@ -177,8 +189,11 @@ async def end(room_id: str, request: Request, key: KeyHeader = None) -> Any:
 
 
 @router.post("/api/v1/video/rooms/{room_id}/invites", status_code=201)
-async def invite(room_id: str, body: LinkRequest, request: Request, key: KeyHeader = None) -> Any:
-    """The clerk in the room invites others (applicant, expert, remote approver) by link."""
+async def invite_participant(room_id: str, body: LinkRequest, request: Request, key: KeyHeader = None) -> Any:
+
+    """邀请参会者
+
+    The clerk in the room invites others (applicant, expert, remote approver) by link."""
     hub, room, peer = _participant(request, room_id, key)
     if peer.role != "clerk" or peer.clerk_id is None:
         raise Forbidden("只有窗口工作人员可以邀请参会者", missing=["role:clerk"])
@@ -193,15 +208,17 @@ async def invite(room_id: str, body: LinkRequest, request: Request, key: KeyHead
 
 
 @router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201)
-async def capture(room_id: str, body: CaptureBody, request: Request, key: KeyHeader = None) -> Any:
+async def capture_still(room_id: str, body: CaptureBody, request: Request, key: KeyHeader = None) -> Any:
+    """拍照留证 (存为材料扫描页)"""
     hub, room, peer = _participant(request, room_id, key)
     await hub.db(room.engine, rooms.admit_for_action, room_id)
-    return await hub.capture(room, peer, body.participant, body.material_id)
+    return await hub.capture_still(room, peer, body.participant, body.material_id)
 
 
 @router.post("/api/v1/video/rooms/{room_id}/inspection")
 async def submit_inspection(room_id: str, body: InspectionBody, request: Request,
                             key: KeyHeader = None) -> Any:
+    """提交远程踏勘结果"""
     hub, room, peer = _participant(request, room_id, key)
     out = await hub.db(room.engine, inspection.submit, room_id, peer.actor, body.results,
                        body.notes, body.comment)
