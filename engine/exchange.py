@@ -213,7 +213,7 @@ def export_all(session: Session, actor: Actor, after: Cursor = START, page_size:
 
 def _instant(at: datetime | None) -> str | None:
     """RFC 3339 in the product's zone (+08:00): the standard's YYYYMMDDThhmmss is local time."""
-    return None if at is None else clock.local(at).isoformat(timespec="seconds")
+    return None if at is None else clock.local(at).isoformat()
 
 
 def _day(d: date | None) -> str | None:
