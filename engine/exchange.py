@@ -45,6 +45,7 @@ from states.vocabulary import CASE_TYPES
 from storage.db import bound_engine, session_scope
 from storage.exchange_tables import T_CHANGE, T_EXPORT
 from storage.flow_tables import Certificate, Waybill
+from storage.rows import CaseRow, HistoryRow
 from storage.tables import T_CASE, T_HIST, Counter
 
 log = logging.getLogger("tongban.exchange")
@@ -136,6 +137,12 @@ def horizon(session: Session) -> int | None:
     return int(session.execute(sa.text("SELECT txid_snapshot_xmin(txid_current_snapshot())")).scalar_one())
 
 
+class ChangedCase(CaseRow):
+    """A case row with its place in the change order (``case_changes.seq``)."""
+
+    seq: int
+
+
 # --- who may export -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ def export_page(session: Session, actor: Actor, after: Cursor = START, limit: in
         raise InvalidInput("limit", f"每页 1–{MAX_LIMIT} 件")
     scope = exporter(session, actor)
     top = horizon(session)
-    rows: list[dict[str, Any]] = []
+    rows: list[ChangedCase] = []
     position = after
     # A supervisor's cases are picked from the change order: read on until the page is full or
     # the order ends; the cursor moves past what was read, shown or not.
@@ -184,7 +191,7 @@ def export_page(session: Session, actor: Actor, after: Cursor = START, limit: in
              .order_by(T_CHANGE.c.seq, T_CHANGE.c.case_id).limit(want))
         if top is not None:
             q = q.where(T_CHANGE.c.seq < top)
-        batch = [dict(r) for r in session.execute(q).mappings()]
+        batch: list[ChangedCase] = [dict(r) for r in session.execute(q).mappings()]  # type: ignore[misc]
         for r in batch:
             if len(rows) == limit:
                 break
@@ -243,7 +250,7 @@ def _is_special(state: Any) -> bool:
     return state is not None and state.clock == "pause" and not state.parallel and not _is_supplement(state)
 
 
-def _action(item: CompiledItem, ev: dict[str, Any]) -> str:
+def _action(item: CompiledItem, ev: HistoryRow) -> str:
     """业务动作: 退回 for a send-back or a return to the applicant for 补正; 其他 for a step that ends
     the case otherwise than by approval (不予受理, 不予许可, 撤回); else 通过."""
     dest = _state(item, ev["to_state"])
@@ -256,7 +263,7 @@ def _action(item: CompiledItem, ev: dict[str, Any]) -> str:
     return "通过"
 
 
-def _transition_label(item: CompiledItem, ev: dict[str, Any]) -> str | None:
+def _transition_label(item: CompiledItem, ev: HistoryRow) -> str | None:
     t = item.routes.get((ev["trigger"], ev["from_state"] or "")) if ev["trigger"] else None
     return t.label if t is not None else ev["trigger"]
 
@@ -276,15 +283,15 @@ class _Directory:
         return self.counters[counter_id][2] if counter_id in self.counters else None  # type: ignore[index]
 
 
-def records(session: Session, rows: list[dict[str, Any]], *, personal: bool) -> list[dict[str, Any]]:
+def records(session: Session, rows: list[ChangedCase], *, personal: bool) -> list[dict[str, Any]]:
     """Exchange records of these case rows (``seq`` beside the case's columns), in their order."""
     if not rows:
         return []
     ids = [r["id"] for r in rows]
-    events: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    events: dict[int, list[HistoryRow]] = defaultdict(list)
     for ev in session.execute(sa.select(T_HIST).where(T_HIST.c.case_id.in_(ids))
                               .order_by(T_HIST.c.case_id, T_HIST.c.seq)).mappings():
-        events[ev["case_id"]].append(dict(ev))
+        events[ev["case_id"]].append(dict(ev))  # type: ignore[arg-type]
     certs: dict[int, list[Certificate]] = defaultdict(list)
     for cert in session.execute(sa.select(Certificate).where(Certificate.case_id.in_(ids))
                                 .order_by(Certificate.decision_seq)).scalars():
@@ -298,7 +305,7 @@ def records(session: Session, rows: list[dict[str, Any]], *, personal: bool) -> 
                     r["id"] in mailed, directory, personal) for r in rows]
 
 
-def _applicant(case: dict[str, Any], personal: bool) -> dict[str, Any]:
+def _applicant(case: CaseRow, personal: bool) -> dict[str, Any]:
     a = case["applicant"] or {}
     person = a.get("kind", "person") == "person"
     number = a.get("id_number")
@@ -321,7 +328,7 @@ def _applicant(case: dict[str, Any], personal: bool) -> dict[str, Any]:
     }
 
 
-def _record(item: CompiledItem, case: dict[str, Any], events: list[dict[str, Any]], certs: list[Certificate],
+def _record(item: CompiledItem, case: ChangedCase, events: list[HistoryRow], certs: list[Certificate],
             mailed: bool, directory: _Directory, personal: bool) -> dict[str, Any]:
     d = item.definition
     case_type_code = CASE_TYPE_CODES.get(d.case_type, "9")
@@ -359,7 +366,7 @@ def _record(item: CompiledItem, case: dict[str, Any], events: list[dict[str, Any
     }
 
 
-def _acceptance(item: CompiledItem, case: dict[str, Any], moves: list[dict[str, Any]], directory: _Directory,
+def _acceptance(item: CompiledItem, case: CaseRow, moves: list[HistoryRow], directory: _Directory,
                 case_type_code: str) -> dict[str, Any] | None:
     """事项受理 (表6): the step that left the intake phase (受理), from the time the periods run."""
     if case.get("accepted_at") is None:
@@ -378,11 +385,11 @@ def _acceptance(item: CompiledItem, case: dict[str, Any], moves: list[dict[str, 
     }
 
 
-def _process(item: CompiledItem, case: dict[str, Any], events: list[dict[str, Any]], moves: list[dict[str, Any]],
+def _process(item: CompiledItem, case: CaseRow, events: list[HistoryRow], moves: list[HistoryRow],
              directory: _Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """事项办理 (表7): one step per state the case left (and the one it is in), 特别程序 (a pausing state
     other than 补正; 延期 as 延长审批), and 补正 (an extension of the standard's data sets)."""
-    entered: dict[str, tuple[datetime, dict[str, Any] | None]] = {item.initial: (case["created_at"], None)}
+    entered: dict[str, tuple[datetime, HistoryRow | None]] = {item.initial: (case["created_at"], None)}
     steps: list[dict[str, Any]] = []
     special: list[dict[str, Any]] = []
     supplements: list[dict[str, Any]] = []
@@ -433,8 +440,8 @@ def _process(item: CompiledItem, case: dict[str, Any], events: list[dict[str, An
     return steps, special, supplements
 
 
-def _special(item: CompiledItem, name: str | None, started: datetime, entry: dict[str, Any] | None,
-             leave: dict[str, Any] | None, directory: _Directory) -> dict[str, Any]:
+def _special(item: CompiledItem, name: str | None, started: datetime, entry: HistoryRow | None,
+             leave: HistoryRow | None, directory: _Directory) -> dict[str, Any]:
     """A pausing state other than 补正 (种类 2); ``leave`` is the step that ended it, if one did."""
     counter = (leave or entry or {}).get("counter_id")
     return {
@@ -448,7 +455,7 @@ def _special(item: CompiledItem, name: str | None, started: datetime, entry: dic
     }
 
 
-def _supplement(started: datetime, entry: dict[str, Any] | None, leave: dict[str, Any] | None,
+def _supplement(started: datetime, entry: HistoryRow | None, leave: HistoryRow | None,
                 directory: _Directory) -> dict[str, Any]:
     return {
         "notified_at": _instant(started), "reason": (entry or {}).get("comment"),
@@ -458,7 +465,7 @@ def _supplement(started: datetime, entry: dict[str, Any] | None, leave: dict[str
     }
 
 
-def _completion(item: CompiledItem, case: dict[str, Any], moves: list[dict[str, Any]], certs: list[Certificate],
+def _completion(item: CompiledItem, case: CaseRow, moves: list[HistoryRow], certs: list[Certificate],
                 mailed: bool, directory: _Directory) -> dict[str, Any] | None:
     """事项办结 (表8): set once the case reached a final state."""
     state = _state(item, case["state"])
