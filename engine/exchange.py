@@ -101,8 +101,9 @@ def is_citizen_id(number: str) -> bool:
 # oldest transaction still running (``txid_snapshot_xmin``): every transaction below it has
 # ended and is visible, and every later write gets a higher id — nothing can appear behind the
 # cursor. The price: one long-running transaction holds the export back (it lags; it never
-# skips). On SQLite writers take turns (one writer lock), and seq is a counter taken under it,
-# so commit order is seq order and no horizon is needed.
+# skips) — in any database of the server, since transaction ids are the server's. On SQLite
+# writers take turns (one writer lock), and seq is a counter taken under it, so commit order is
+# seq order and no horizon is needed.
 
 CURSOR_PATTERN = r"^[0-9]{1,18}-[0-9]{1,18}$"
 _CURSOR = re.compile(CURSOR_PATTERN)

@@ -56,7 +56,7 @@ CREATE OR REPLACE FUNCTION tongban_case_changed() RETURNS trigger AS $$
 BEGIN
     INSERT INTO case_changes (case_id, seq) VALUES (NEW.id, txid_current())
     ON CONFLICT (case_id) DO UPDATE SET seq = EXCLUDED.seq
-    WHERE case_changes.seq IS DISTINCT FROM EXCLUDED.seq;  -- a second write in one transaction writes no new row version
+    WHERE case_changes.seq IS DISTINCT FROM EXCLUDED.seq;  -- written twice in one transaction: one row version
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
