@@ -377,3 +377,160 @@ class RoomClosed(_Out):
 def binary(*media_types: str, description: str = "文件内容") -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "content": {
         t: {"schema": {"type": "string", "format": "binary"}} for t in media_types}}}
+
+
+# --- 办件数据交换 (engine.exchange): GB/T 39046-2020's data items, field by field in docs/api/exchange.md ---
+
+def _instant(what: str) -> Any:
+    return Field(description=f"{what} (RFC 3339, 本地时区 +08:00)")
+
+
+class ExchangeApplication(_Out):
+    """办事申请 (GB/T 39046-2020 表5): the case's basic information."""
+
+    case_number: str = Field(description="办件编号")
+    implementation_code: str = Field(description="实施编码 (本平台的事项编码)")
+    item_name: str = Field(description="事项名称")
+    item_version: int = Field(description="事项定义版本")
+    item_type_code: str = Field(description="事项类型代码 (附录A.1)", pattern=r"^[0-9]{2}$")
+    item_type: str | None = Field(description="事项类型")
+    case_type_code: Literal["1", "2", "9"] = Field(description="办件类型代码 (附录A.6): 1 即办件, 2 承诺件")
+    case_type: str = Field(description="办件类型")
+    applicant_type_code: Literal["1", "2"] = Field(
+        description="申请人类型 (附录A.4 服务对象代码): 1 自然人, 2 企业法人")
+    applicant_type: str
+    applicant_name: str = Field(description="申请者名称 (非数据交换账号: 自然人姓名只留首字)")
+    applicant_id_type_code: Literal["111", "990"] | None = Field(
+        description="申请者证件类型代码 (GA/T 2000.156): 111 居民身份证, 990 其他 (含统一社会信用代码)")
+    applicant_id_type: str | None
+    applicant_id_number: str | None = Field(description="申请者证件号码 (仅数据交换账号)")
+    contact_phone: str | None = Field(description="联系人手机号码 (仅数据交换账号)")
+    address: str | None = Field(description="通讯地址 (仅数据交换账号)")
+    source_code: Literal["1", "2"] = Field(description="申报来源代码 (附录A.5 办理形式): 1 窗口办理, 2 电脑端网上办理")
+    source: str
+    mode_code: Literal["1", "2", "3"] | None = Field(
+        description="通办模式代码 (本平台): 1 全程网办, 2 异地代收代办, 3 多地联办")
+    mode: Mode | None = Field(description="通办模式")
+    applied_at: datetime = _instant("申请时间")
+    region_code: str | None = Field(description="行政区划 (申报地: 收件窗口所在地)")
+    intake_counter: str
+    intake_unit: str | None
+    competent_counter: str
+    competent_unit: str | None
+    competent_region_code: str | None
+    status_code: StatusCode = Field(description="办件状态代码 1–15")
+    status: str
+
+
+class ExchangeAcceptance(_Out):
+    """事项受理 (表6)."""
+
+    unit_name: str | None = Field(description="受理单位名称")
+    unit_credit_code: str | None = Field(description="受理单位统一社会信用代码 (窗口目录未登记, 为 null)")
+    clerk: str | None = Field(description="受理人员")
+    accepted_at: datetime = _instant("受理时间")
+    document_number: str | None = Field(description="受理文书编号 (本平台的受理通知书尚无文号, 为 null)")
+    promised_due: date | None = Field(description="承诺办结时间")
+    legal_due: date | None = Field(description="法定办结时间 (含延期)")
+    case_type_code: Literal["1", "2", "9"]
+    case_type: str
+    region_code: str | None = Field(description="行政区划 (受理地)")
+    counter_id: str | None
+
+
+class ExchangeStep(_Out):
+    """事项办理·办理过程 (表7 1–10): one step per state the case left, and the open one."""
+
+    seq: int | None = Field(description="办件历史序号 (待办环节为 null)")
+    step_name: str | None = Field(description="环节名称")
+    action: Literal["通过", "退回", "其他"] | None = Field(description="业务动作")
+    action_label: str | None = Field(description="所执行的操作")
+    handler: str | None = Field(description="环节处理人")
+    opinion: str | None = Field(description="环节处理意见")
+    started_at: datetime = _instant("环节开始时间")
+    ended_at: datetime = Field(description="环节结束时间 (待办: 同开始时间)")
+    unit_name: str | None = Field(description="处理单位名称")
+    unit_credit_code: str | None
+    status_code: Literal["1", "2"] = Field(description="环节办理状态代码: 1 待办, 2 已办")
+    status: str
+    counter_id: str | None
+
+
+class ExchangeSpecialProcedure(_Out):
+    """特别程序 (表7 11–21)."""
+
+    kind_code: Literal["1", "2"] = Field(description="特别程序种类代码 (附录A.7): 1 延长审批, 2 除延长审批之外的情况")
+    kind: str | None = Field(description="特别程序种类名称")
+    started_at: datetime = _instant("特别程序开始时间")
+    reason: str | None = Field(description="特别程序启动理由或依据")
+    applicant: str | None = Field(description="申请人 (提出特别程序的人)")
+    ended_at: datetime | None = Field(description="特别程序结束时间 (进行中: null)")
+    result: str | None = Field(description="特别程序结果")
+    opinion: str | None = Field(description="特别程序办理意见")
+    unit_name: str | None = Field(description="办理单位名称")
+    unit_credit_code: str | None
+    handler: str | None = Field(description="办理人")
+    seq: int | None
+
+
+class ExchangeSupplement(_Out):
+    """补正 (扩展数据项: 一次性告知补正与补正完成)."""
+
+    notified_at: datetime = _instant("补正告知时间")
+    reason: str | None = Field(description="补正告知内容")
+    notified_by: str | None
+    unit_name: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+
+
+class ExchangeCompletion(_Out):
+    """事项办结 (表8)."""
+
+    handler: str | None = Field(description="办理人姓名")
+    finished_at: datetime = _instant("办结时间")
+    certificate_name: str | None = Field(description="结果证照名称")
+    certificate_number: str | None = Field(description="结果证照编号")
+    result: str = Field(description="办件结果描述")
+    valid_until: date | None = Field(description="证照有效期限 (截止日)")
+    issuer: str | None = Field(description="发证/盖章单位")
+    region_code: str | None = Field(description="行政区划 (办结地)")
+    mailed: Literal["0", "1"] = Field(description="是否快递寄送结果")
+    charged: Literal["0", "1"] | None = Field(description="是否收费 (本平台不记收费, 为 null)")
+
+
+class ExchangeEvaluation(_Out):
+    """政务服务绩效评价 (表9); the product keeps no 好差评 yet, so the list is empty."""
+
+    channel: str = Field(description="评价渠道")
+    evaluator: str | None = Field(description="评价人")
+    evaluated_at: datetime = _instant("评价时间")
+    count: int = Field(description="评价次数")
+    satisfaction_code: Literal["1", "2", "3", "4", "5"] = Field(description="满意度代码 (附录A.8)")
+    satisfaction: str
+    text: str | None = Field(description="文字评价")
+    region_code: str | None
+
+
+class ExchangeCase(_Out):
+    """One case as the provincial platform receives it."""
+
+    model_config = ConfigDict(extra="forbid", title="ExchangeCase")
+
+    cursor: str = Field(description="本记录在变更顺序中的位置: 以它续传, 从本记录之后开始")
+    case_number: str = Field(description="办件编号")
+    version: int
+    changed_at: datetime = Field(description="最近一次变更的时间")
+    application: ExchangeApplication
+    acceptance: ExchangeAcceptance | None = Field(description="受理前为 null")
+    steps: list[ExchangeStep]
+    special_procedures: list[ExchangeSpecialProcedure]
+    supplements: list[ExchangeSupplement]
+    completion: ExchangeCompletion | None = Field(description="办结前为 null")
+    evaluations: list[ExchangeEvaluation]
+
+
+class ExchangePage(_Out):
+    items: list[ExchangeCase]
+    next_cursor: str = Field(description="续传游标, 总是给出: 下次以 after=它 取其后变更的办件; 本页未满表示暂无更多",
+                             pattern=r"^[0-9]{1,18}-[0-9]{1,18}$")

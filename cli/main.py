@@ -23,6 +23,9 @@ storage_app = typer.Typer(help="对象存储: 清理孤立对象、补做缩略�
 calendar_app = typer.Typer(help="节假日安排: 发布国务院办公厅通知的年度安排、查看工作日", no_args_is_help=True)
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(storage_app, name="storage")
+exchange_app = typer.Typer(help="办件数据交换: 按 GB/T 39046-2020 数据项导出办件, 供省级平台",
+                           no_args_is_help=True)
+app.add_typer(exchange_app, name="exchange")
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -214,8 +217,9 @@ def items_graph(
 @clerks_app.command("add")
 def clerks_add(
     name: Annotated[str, typer.Option(help="姓名")],
-    roles: Annotated[str, typer.Option(help="角色, 逗号分隔: clerk,reviewer,approver,inspector,supervisor,designer")],
-    counter: Annotated[str | None, typer.Option(help="所属窗口编号 (督查、设计人员可不填)")] = None,
+    roles: Annotated[str, typer.Option(help="角色, 逗号分隔: clerk,reviewer,approver,inspector,supervisor,designer,"
+                                            "exchange (数据交换账号)")],
+    counter: Annotated[str | None, typer.Option(help="所属窗口编号 (督查、设计人员、数据交换账号可不填)")] = None,
 ) -> None:
     """新增工作人员并打印其登录令牌 (令牌只显示这一次)。"""
     from engine.actors import add_clerk
@@ -443,3 +447,40 @@ def calendar_show(year: Annotated[int | None, typer.Argument(help="年份 (不�
         day += timedelta(days=1)
     typer.echo("放假 (工作日休息): " + ("、".join(f"{d:%m-%d}" for d in off) or "无"))
     typer.echo("调休上班 (周末上班): " + ("、".join(f"{d:%m-%d}" for d in on) or "无"))
+
+
+@exchange_app.command("export")
+def exchange_export(
+    out: Annotated[Path, typer.Option("--out", help="写入的文件 (已有则覆盖)")],
+    after: Annotated[str | None, typer.Option("--after", help="续传游标: 上次导出打印的游标; 不填从头导出")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json 或 csv")] = "json",
+) -> None:
+    """导出游标之后有变更的全部办件 (含申请人个人信息, 记入导出日志), 并打印下次续传的游标。"""
+    import getpass
+    import json
+
+    from engine import exchange
+    from engine.actors import Actor
+    from engine.errors import EngineError
+    from storage.db import session_scope
+
+    if fmt not in ("json", "csv"):
+        typer.echo("错误: --format 须为 json 或 csv", err=True)
+        raise typer.Exit(2)
+    actor = Actor(None, f"命令行 ({getpass.getuser()})", None, None, frozenset({exchange.EXPORT_ROLE}))
+    try:
+        cursor = exchange.parse_cursor(after, "--after")
+        # Read-only: a long export holds no writer lock; the log row goes in a short unit of its own.
+        with session_scope(_engine(), readonly=True) as session:
+            page = exchange.export_all(session, actor, cursor)
+            body = {"items": page.items, "next_cursor": str(page.next_cursor)}
+            text = exchange.to_csv(page.items) if fmt == "csv" else json.dumps(body, ensure_ascii=False, indent=1)
+            partial = out.with_name(out.name + ".partial")
+            partial.write_text(text, encoding="utf-8", newline="")
+            partial.replace(out)  # a reader of ``out`` never sees half a file
+            exchange.record_export(session, actor, page, channel="cli", fmt=fmt, after=cursor)
+    except EngineError as err:
+        typer.echo(f"错误: {err.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"已导出 {len(page.items)} 件办件到 {out}")
+    typer.echo(f"下次续传: --after {page.next_cursor}")

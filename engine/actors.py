@@ -34,7 +34,10 @@ class Actor:
 
 SYSTEM = Actor(None, "系统", None, None, frozenset({"system"}))
 
-
+# Roles of accounts that are not counter staff and never act on a case, so no item may name them:
+# ``exchange`` is another platform's integration account (省级政务服务平台 … 办件数据交换), which reads
+# the case export with the applicants' personal data (engine.exchange) and nothing else.
+ACCOUNT_ROLES = {"exchange": "数据交换账号"}
 
 
 def hash_token(token: str) -> str:
@@ -45,7 +48,7 @@ def add_clerk(
     session: Session, name: str, counter_id: str | None, roles: list[str], token_days: int
 ) -> tuple[Clerk, str]:
     """Create a clerk and return a fresh token (shown once; only its hash is stored)."""
-    unknown = [r for r in roles if r not in ACTOR_ROLES or r in ("system", "applicant")]
+    unknown = [r for r in roles if (r not in ACTOR_ROLES and r not in ACCOUNT_ROLES) or r in ("system", "applicant")]
     if unknown or not roles:
         raise InvalidInput("roles", f"未知或不可分配的角色: {', '.join(unknown) or '(空)'}")
     if counter_id is not None and session.get(Counter, counter_id) is None:
