@@ -183,7 +183,7 @@ def test_swagger_ui_and_redoc_render_in_chromium_with_nothing_but_this_server(
     expect(p.locator(".info")).to_contain_text("通办")
     expect(p.locator(".opblock-tag-section", has_text="办件: 收件").first).to_be_visible()
     w.shot(tmp_path, "docs-swagger-ui-top")
-    health = p.locator("#operations-public-healthz")
+    health = p.locator("#operations-public-getHealth")
     health.locator(".opblock-summary").click()
     health.locator("button.try-out__btn").click()
     health.locator("button.execute").click()

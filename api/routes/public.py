@@ -54,7 +54,7 @@ def get_progress(number: str, request: Request, session: SessionDep,
     per client and per case number (wrong codes; then 429 with Retry-After for everyone)."""
     _limit(request)
     query_guard.check_code(request.app.state.engine, number, code)
-    return applicant_progress.get_progress(session, number, code)
+    return applicant_progress.progress(session, number, code)
 
 
 # The query code is the applicant's credential; a 2000-character reason, JSON-escaped, fits.
@@ -71,7 +71,7 @@ def withdraw_application(number: str, body: Withdrawal, request: Request, sessio
     _limit(request)
     query_guard.check_code(request.app.state.engine, number, body.code)  # before this unit writes
     lifecycle.withdraw_by_applicant(session, number, body.code, body.reason)
-    return applicant_progress.get_progress(session, number, body.code)
+    return applicant_progress.progress(session, number, body.code)
 
 
 def _limit(request: Request) -> None:

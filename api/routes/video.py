@@ -155,7 +155,7 @@ async def join_room(body: JoinBody, request: Request, session: SessionDep) -> An
     engine = _engine(session)
     session.close()  # the hub works in its own short transactions
     hub = hub_of(request)
-    out = await hub.join_room(engine, claim, body.sdp, body.type)
+    out = await hub.join(engine, claim, body.sdp, body.type)
     out["materials"] = await hub.db(engine, rooms.materials, claim.number)
     out["checklist"] = await hub.db(engine, kinds.checklist, out["kind"], claim.number)
     return out
@@ -165,7 +165,7 @@ async def join_room(body: JoinBody, request: Request, session: SessionDep) -> An
 async def view_publisher(room_id: str, body: ViewBody, request: Request, key: KeyHeader = None) -> Any:
     """订阅参会者的音视频"""
     hub, room, peer = _participant(request, room_id, key)
-    return await hub.view_publisher(room, peer, body.publisher, body.sdp, body.type)
+    return await hub.view(room, peer, body.publisher, body.sdp, body.type)
 
 
 @router.post("/api/v1/video/rooms/{room_id}/leave")
@@ -174,7 +174,7 @@ async def leave_room(room_id: str, request: Request, key: KeyHeader = None,
     """离开会议室"""
     # ``k`` lets navigator.sendBeacon (which cannot set headers) leave on page unload.
     hub, room, peer = _participant(request, room_id, key or k)
-    await hub.leave_room(room, peer, "left")
+    await hub.leave(room, peer, "left")
     return {"room": room_id, "participant": peer.id, "left": True}
 
 
@@ -212,7 +212,7 @@ async def capture_still(room_id: str, body: CaptureBody, request: Request, key: 
     """拍照留证 (存为材料扫描页)"""
     hub, room, peer = _participant(request, room_id, key)
     await hub.db(room.engine, rooms.admit_for_action, room_id)
-    return await hub.capture_still(room, peer, body.participant, body.material_id)
+    return await hub.capture(room, peer, body.participant, body.material_id)
 
 
 @router.post("/api/v1/video/rooms/{room_id}/inspection")
