@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api import contract, docs, errors
@@ -41,6 +42,12 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
     app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
+    if get_settings().cors_origins:  # off unless configured: the product's own pages are same-origin
+        app.add_middleware(
+            CORSMiddleware, allow_origins=get_settings().cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-File-Name"],
+            expose_headers=["ETag", "Location", "Retry-After", "Link"], max_age=600)
     # Outside every other refusal: whoever answers before a body is read, the connection closes.
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes,
                        unauthenticated_bytes=get_settings().max_unauthenticated_body_bytes)

@@ -74,6 +74,18 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _problem_response(status) for status in statuses}
 
 
+ETAG = {"ETag": {"description": '案件的版本, 如 "7": 修改时放入 If-Match', "schema": {"type": "string"}}}
+LOCATION = {"Location": {"description": "新建对象的地址 (GET 可取)", "schema": {"type": "string"}}}
+
+
+def answer_headers(status: int, *headers: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entry documenting the headers a success answer carries (ETag, Location)."""
+    merged: dict[str, Any] = {}
+    for h in headers:
+        merged |= h
+    return {status: {"headers": merged}}
+
+
 def _problem_response(status: int) -> dict[str, Any]:
     out: dict[str, Any] = {"description": STATUS_TEXT[status],
                            "content": {MEDIA_TYPE: {"schema": PROBLEM_REF}}}
@@ -168,6 +180,9 @@ def document(app: FastAPI, routes: list[Any]) -> dict[str, Any]:
             _parameters(route, op)
             _request_body(op)
             _summaries(route, op)
+            for answer in op["responses"].values():
+                if answer.get("description") == "Successful Response":  # FastAPI's own words
+                    answer["description"] = "成功"
     app.openapi_schema = schema
     return schema
 

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Holidays for years chinese-calendar does not know yet (ISO dates).
     extra_holidays: list[str] = []
     max_body_bytes: int = 1_000_000
+    # Browser apps on other origins allowed to call the API (CORS); empty: none (the default).
+    cors_origins: list[str] = []
     # A request with no credentials (no bearer token, session cookie or participant key) may send
     # only this much body, unless its route declares more (api.limits): bodies are read before
     # authentication, so anyone could otherwise make the server hold max_body_bytes per connection.

@@ -93,3 +93,24 @@ def test_the_server_answers_what_the_document_says() -> None:
     assert r.status_code == 405 and set(r.headers["allow"].split(", ")) >= {"GET", "POST"}
     r = client.get("/api/v1/cases", params={"q": "张三"}, headers={"Authorization": "Bearer x"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q", r.text
+
+
+def test_cors_is_off_by_default_and_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import get_settings
+
+    preflight = {"Origin": "https://gov.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "Authorization, If-Match"}
+    client = TestClient(create_app(make_engine("sqlite://")), raise_server_exceptions=False)
+    r = client.options("/api/v1/cases", headers=preflight)
+    assert "access-control-allow-origin" not in r.headers
+    monkeypatch.setenv("TONGBAN_CORS_ORIGINS", '["https://gov.example"]')
+    get_settings.cache_clear()
+    try:
+        client = TestClient(create_app(make_engine("sqlite://")), raise_server_exceptions=False)
+        r = client.options("/api/v1/cases", headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://gov.example"
+        assert "if-match" in r.headers["access-control-allow-headers"].lower()
+        r = client.options("/api/v1/cases", headers={**preflight, "Origin": "https://evil.example"})
+        assert r.headers.get("access-control-allow-origin") != "https://evil.example"
+    finally:
+        get_settings.cache_clear()

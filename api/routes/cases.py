@@ -8,7 +8,7 @@ import orjson
 from fastapi import Header, Query, Response
 from sqlmodel import Session
 
-from api.contract import problems
+from api.contract import ETAG, LOCATION, answer_headers, problems
 from api.deps import ActorDep, SessionDep, VersionDep, require_role
 from api.models import Case, CreatedCase, History, Queue
 from api.routing import Router
@@ -40,7 +40,8 @@ def _replay(hit: tuple[int, str]) -> Response:
                     headers={"ETag": f'"{version}"'} if version is not None else None)
 
 
-@router.post("", status_code=201, response_model=CreatedCase, responses=problems(403))
+@router.post("", status_code=201, response_model=CreatedCase,
+             responses={**answer_headers(201, ETAG, LOCATION), **problems(403)})
 def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: KeyHeader = None) -> Any:
     """收件: 新建办件"""
     req = idempotency.request_hash("create", body.model_dump())
@@ -77,7 +78,7 @@ def list_queue(session: SessionDep, actor: ActorDep,
                        overdue=overdue, cursor=cursor, limit=limit)
 
 
-@router.get("/{number}", response_model=Case)
+@router.get("/{number}", response_model=Case, responses=answer_headers(200, ETAG))
 def get_case(number: str, session: SessionDep, actor: ActorDep) -> Any:
     """查看办件"""
     case = load_case(session, number)
@@ -93,7 +94,8 @@ def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
     return {"number": number, "events": views.history(session, case["id"])}
 
 
-@router.post("/{number}/triggers/{trigger}", response_model=Case, responses=problems(409))
+@router.post("/{number}/triggers/{trigger}", response_model=Case,
+             responses={**answer_headers(200, ETAG), **problems(409)})
 def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep,
                  version: VersionDep, body: TriggerBody | None = None, key: KeyHeader = None) -> Any:
     """执行办件操作 (受理、审核、移交…)"""
@@ -111,7 +113,8 @@ def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep
     return out
 
 
-@router.put("/{number}/materials/{material_id}", response_model=Case, responses=problems(409))
+@router.put("/{number}/materials/{material_id}", response_model=Case,
+             responses={**answer_headers(200, ETAG), **problems(409)})
 def set_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
                  actor: ActorDep, version: VersionDep) -> Any:
     """登记材料状态 (已收、缺、容缺)"""
@@ -120,7 +123,8 @@ def set_material(number: str, material_id: str, body: MaterialUpdate, session: S
     return _case_response(session, case, actor)
 
 
-@router.post("/{number}/assignee", response_model=Case, responses=problems(409))
+@router.post("/{number}/assignee", response_model=Case,
+             responses={**answer_headers(200, ETAG), **problems(409)})
 def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
               version: VersionDep) -> Any:
 
@@ -135,7 +139,8 @@ def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
     return _case_response(session, case, actor)
 
 
-@router.post("/{number}/extension", response_model=Case, responses=problems(409))
+@router.post("/{number}/extension", response_model=Case,
+             responses={**answer_headers(200, ETAG), **problems(409)})
 def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor: ActorDep,
                 version: VersionDep) -> Any:
 
@@ -146,7 +151,8 @@ def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor:
     return _case_response(session, case, actor)
 
 
-@router.post("/{number}/claim", response_model=Case, responses=problems(409))
+@router.post("/{number}/claim", response_model=Case,
+             responses={**answer_headers(200, ETAG), **problems(409)})
 def claim_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
 
     """认领当前环节
@@ -156,7 +162,8 @@ def claim_step(number: str, session: SessionDep, actor: ActorDep, version: Versi
     return _case_response(session, case, actor)
 
 
-@router.delete("/{number}/claim", response_model=Case, responses=problems(409))
+@router.delete("/{number}/claim", response_model=Case,
+             responses={**answer_headers(200, ETAG), **problems(409)})
 def release_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
 
     """释放认领
