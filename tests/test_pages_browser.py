@@ -105,8 +105,8 @@ def test_clerk_takes_a_case_from_intake_to_completion_by_clicking(page: Page, se
     expect(page.locator("h1")).to_contain_text("窗口队列")
     shot(page, "queue")
     page.click("text=＋ 收件")
-    page.select_option("select[name=item]", "FGSFZRBG")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the choice submits its form (api/static/forms.js): wait for it
+        page.select_option("select[name=item]", "FGSFZRBG")
     page.fill("input[name=name]", "青岛某某贸易有限公司")
     page.fill("input[name=phone]", "0532-86000000")
     for box in page.locator("input[name=materials]").all():
