@@ -38,6 +38,13 @@ class Commitment(_Body):
 
 
 class CaseCreate(_Body):
+    # The README's walkthrough: 济南 takes in a 分公司负责人变更 for a branch registered in 青岛西海岸.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "item_code": "FGSFZRBG", "competent_region": "370211",
+        "applicant": {"name": "青岛某某贸易有限公司", "kind": "company", "phone": "0532-86000000"},
+        "materials": {"application": "received", "power_of_attorney": "received",
+                      "appointment_docs": "received", "license": "received"}}]})
+
     item_code: Text
     applicant: Applicant
     materials: dict[str, Literal["missing", "received"]] = {}
@@ -48,6 +55,9 @@ class CaseCreate(_Body):
 
 
 class TriggerBody(_Body):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"comment": "材料齐全, 同意移交办理地审核"}]})
+
     comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
     defer: list[Deferral] = Field(default=[], max_length=50)
     commitment: Commitment | None = None

@@ -43,7 +43,8 @@ APP, TOKEN = _app()
 # - a body over the byte budget is refused as 413 before it is parsed;
 # - a schema-valid item definition, item code, clerk, address or paging cursor can still be
 #   refused on its meaning (an unknown state, item or clerk, a cursor this server never issued):
-#   422, with the field and the reason.
+#   422, with the field and the reason; so is an Idempotency-Key already used for another request
+#   (draft-ietf-httpapi-idempotency-key: 422).
 # The clerk's token goes through the schema's own security scheme (not a fixed header), so a
 # generated request without it is one schemathesis knows to be unauthenticated.
 CONFIG = SchemathesisConfig.from_str(f"""
@@ -61,7 +62,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 expected-statuses = ["2XX", "401", "403", "404", "409", "412", "429"]
 
 [[operations]]
-include-operation-id = ["publishItem", "listQueue", "createCase", "handOver", "bookWaybill"]
+include-operation-id = ["publishItem", "listQueue", "createCase", "handOver", "bookWaybill", "fireTrigger",
+                        "recordTrackingByHand"]
 checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409", "412", "422"]
 """)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
