@@ -90,7 +90,10 @@ def _problem_response(status: int) -> dict[str, Any]:
     out: dict[str, Any] = {"description": STATUS_TEXT[status],
                            "content": {MEDIA_TYPE: {"schema": PROBLEM_REF}}}
     if status in (429, 503):
-        out["headers"] = RETRY_AFTER
+        out["headers"] = dict(RETRY_AFTER)
+    if status == 429:
+        out["headers"]["RateLimit"] = {"description": '剩余配额与重置秒数, 如 "rate-limited";r=0;t=60',
+                                       "schema": {"type": "string"}}
     if status == 401:
         out["headers"] = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
     return out

@@ -28,6 +28,8 @@ async def _engine_error(request: Request, exc: Exception) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status in (429, 503):
         headers = {"Retry-After": str(exc.extra.get("retry_after", 5))}
+    if exc.status == 429:  # draft-ietf-httpapi-ratelimit-headers: nothing left until the reset
+        headers["RateLimit"] = f'"{exc.type.rsplit("/", 1)[-1]}";r=0;t={headers["Retry-After"]}'
     extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
     return _answer(request, exc.status, exc.title, exc.detail, exc.type, headers, **extra)
 

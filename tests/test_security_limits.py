@@ -128,6 +128,7 @@ def test_wrong_codes_lock_the_case_for_everyone_then_it_reopens(demo: Demo, sett
         assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
         assert r.json()["type"] == "/problems/query-locked" and r.json()["status"] == 429
         assert 3500 <= int(r.headers["retry-after"]) <= 3600 and "分钟后再试" in r.json()["detail"]
+        assert r.headers["ratelimit"] == f'"query-locked";r=0;t={r.headers["retry-after"]}'
         page = demo.client.post("/progress", data={"number": number, "code": code})
         assert page.status_code == 429 and "查询已暂停" in page.text and int(page.headers["retry-after"]) > 0
         withdraw = demo.client.post(f"{url}/withdrawal", json={"code": code, "reason": "不办了"})
