@@ -10,7 +10,7 @@ from api import contract, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
-from api.routes import cases, dashboard, documents, items, mail, public, verify, video
+from api.routes import cases, dashboard, documents, events, items, mail, public, verify, video, webhooks
 from api.routing import Router, all_routes
 from api.same_origin import SameOrigin
 from api.security_headers import SecurityHeaders
@@ -21,7 +21,7 @@ from storage.db import get_engine, loop_reader
 # Every router of the app, in one list: the API's, then the pages'.
 ROUTERS: tuple[Router, ...] = (
     public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
-    verify.router, mail.router,
+    verify.router, mail.router, events.router, webhooks.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
 )
 

@@ -41,9 +41,9 @@ APP, TOKEN = _app()
 # Where a check's default expectation is not this API's documented behaviour:
 # - a missing If-Match is 428 Precondition Required (RFC 6585), not a generic 4xx;
 # - a body over the byte budget is refused as 413 before it is parsed;
-# - a schema-valid item definition, item code, clerk, address or paging cursor can still be
-#   refused on its meaning (an unknown state, item or clerk, a cursor this server never issued):
-#   422, with the field and the reason.
+# - a schema-valid item definition, item code, clerk, address, webhook URL or paging cursor can
+#   still be refused on its meaning (an unknown state, item or clerk, a URL with credentials, a
+#   cursor this server never issued): 422, with the field and the reason.
 CONFIG = SchemathesisConfig.from_str("""
 [checks.missing_required_header]
 expected-statuses = ["400", "401", "403", "422", "428"]
@@ -56,7 +56,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 expected-statuses = ["2XX", "401", "403", "404", "409", "412", "429"]
 
 [[operations]]
-include-operation-id = ["publishItem", "listQueue", "createCase", "handOver", "bookWaybill"]
+include-operation-id = ["publishItem", "listQueue", "createCase", "handOver", "bookWaybill", "listEvents",
+                        "createWebhook"]
 checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409", "412", "422"]
 """)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
