@@ -43,7 +43,7 @@ from engine.actors import Actor
 from engine.advance import new_job, regions_of
 from engine.delivery import sign
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from storage.db import session_scope
+from storage.db import bound_engine, session_scope
 from storage.rows import CaseRow
 from storage.tables import T_OUT, Clerk, Counter
 from storage.webhook_tables import T_HOOK, T_HOOK_LOG, Webhook, WebhookDelivery
@@ -124,6 +124,12 @@ def create(session: Session, actor: Actor, url: str, filters: events.Filters, se
     if actor.id is None or (actor.counter_id is None and "supervisor" not in actor.roles):
         raise Forbidden("只有窗口人员或督查人员可以订阅事件 (此账号看不到任何办件)", missing=["counter"])
     url = validate_url(url)
+    if start == "now" and not session.in_transaction():
+        # Number what has committed so far first: right after the upgrade the feed is still
+        # numbering the older history in batches, and "now" must not start behind it. (Only
+        # before this unit's first statement: on SQLite its writer lock would be the unit's.)
+        while events.catch_up(bound_engine(session)) == events.BATCH:
+            pass
     limit = get_settings().webhook_max_per_clerk
     mine = session.execute(sa.select(sa.func.count()).select_from(T_HOOK).where(
         T_HOOK.c.clerk_id == actor.id, T_HOOK.c.deleted_at.is_(None))).scalar_one()

@@ -190,3 +190,32 @@ def test_the_cursor_never_skips_an_event_committed_out_of_id_order(demo: Demo) -
         assert len(naive) < total, "no event committed out of id order: the test proved nothing"
     else:  # one writer at a time: ids follow commits
         assert len(naive) == total
+
+
+def _forget_positions(demo: Demo) -> None:
+    """As the migration leaves an installation that already has history: nothing numbered yet."""
+    with demo.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM feed_events"))
+        conn.execute(sa.text("DELETE FROM feed_case_counters"))
+        conn.execute(sa.text("UPDATE feed_state SET last_position = 0, low_water = 0, pending_high = NULL, "
+                             "pending_xmax = NULL"))
+
+
+def test_history_from_before_the_feed_is_numbered_in_batches(demo: Demo) -> None:
+    for _ in range(3):
+        case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+        demo.fire("陈静", case["number"], "accept", case["version"])
+    _forget_positions(demo)
+    runs = []
+    while n := events.catch_up(demo.engine, batch=4):
+        runs.append(n)
+    assert runs == [4, 2]
+    with demo.engine.connect() as conn:
+        numbered = conn.execute(sa.text("SELECT history_id FROM feed_events ORDER BY position")).scalars().all()
+        ids = conn.execute(sa.text("SELECT id FROM history ORDER BY id")).scalars().all()
+    assert numbered == ids
+    assert [e["id"] for e in read_all(demo, "陈静")[0]] == history_ids(demo)
+    # A subscription made "now" while the numbering is still behind starts after all of it.
+    _forget_positions(demo)
+    r = demo.client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=demo.h("陈静"))
+    assert r.status_code == 201 and r.json()["delivered_through"] == str(len(ids))
