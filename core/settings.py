@@ -118,13 +118,15 @@ class Settings(BaseSettings):
     # given the public key (`tongban audit public-key` prints it).
     anchor_key: str = ""
     anchor_public_key: str = ""
-    # Webhooks (engine.webhooks): each request's timeout, events per delivery job, the wait after
+    # Webhooks (engine.webhooks): each request's timeout, events per delivery job and how long one
+    # may send (it runs among its region's other jobs, which wait meanwhile), the wait after
     # a failed attempt (doubling from the first to the longest; deliveries never give up), days the
     # delivery log is kept, subscriptions per clerk, the hosts a subscription may name (exact, or
     # ".example.gov.cn" for its subdomains; empty: any), and the key sealing their secrets (empty:
     # made once in data_dir/webhook-key).
     webhook_timeout_seconds: float = 5.0
     webhook_batch: int = 100
+    webhook_round_seconds: float = 10.0
     webhook_backoff_seconds: float = 2.0
     webhook_backoff_max_seconds: float = 600.0
     webhook_log_days: int = 30

@@ -295,8 +295,9 @@ def _record(engine: sa.Engine, webhook_id: int, job_id: str, cursor: int, failur
 
 def deliver_round(engine: sa.Engine, webhook_id: int, job_id: str) -> dict[str, Any]:
     """One delivery job: the events after the cursor, in order, until one fails, ``webhook_batch``
-    were sent, or half the job's lease is used (a job outliving its lease would be claimed again
-    and deliver beside itself, out of order)."""
+    were sent or ``webhook_round_seconds`` passed (the region's other jobs wait behind it; the
+    next cycle goes on). Never past half the job's lease: a job outliving its lease would be
+    claimed again and deliver beside itself, out of order."""
     s = get_settings()
     with session_scope(engine, readonly=True) as session:
         hook = session.get(Webhook, webhook_id)
@@ -308,7 +309,7 @@ def deliver_round(engine: sa.Engine, webhook_id: int, job_id: str) -> dict[str, 
     if owner is None or secret is None:
         return {"skipped": "订阅者已停用" if owner is None else "签名密钥无法解封 (安装密钥已更换)"}
     out = {"delivered": 0, "failed": 0, "passed": 0}
-    deadline = time.monotonic() + s.job_lease_seconds / 2
+    deadline = time.monotonic() + min(s.webhook_round_seconds, s.job_lease_seconds / 2)
     timeout = httpx.Timeout(s.webhook_timeout_seconds)
     with httpx.Client(timeout=timeout, follow_redirects=False) as http:
         for _ in range(MAX_WINDOWS):
