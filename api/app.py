@@ -11,7 +11,19 @@ from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
-from api.routes import cases, dashboard, documents, exchange, items, mail, public, verify, video
+from api.routes import (
+    cases,
+    dashboard,
+    documents,
+    events,
+    exchange,
+    items,
+    mail,
+    public,
+    verify,
+    video,
+    webhooks,
+)
 from api.routing import Router, all_routes
 from api.same_origin import SameOrigin
 from api.security_headers import SecurityHeaders
@@ -22,7 +34,7 @@ from storage.db import get_engine, loop_reader
 # Every router of the app, in one list: the API's, then the pages'.
 ROUTERS: tuple[Router, ...] = (
     public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
-    verify.router, mail.router, exchange.router, docs.router,
+    verify.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
 )
 

@@ -534,3 +534,75 @@ class ExchangePage(_Out):
     items: list[ExchangeCase]
     next_cursor: str = Field(description="续传游标, 总是给出: 下次以 after=它 取其后变更的办件; 本页未满表示暂无更多",
                              pattern=r"^[0-9]{1,18}-[0-9]{1,18}$")
+
+
+# --- the event feed and webhooks (engine.events, engine.webhooks) ---------------------------------
+
+class Event(_Out):
+    """One committed history event, as the feed lists it and a webhook delivers it."""
+
+    model_config = ConfigDict(extra="forbid", title="Event")
+
+    id: str = Field(description="事件标识, 稳定不变, 可作幂等键 (办件编号-序号)", examples=["310115202612020001-3"])
+    cursor: str = Field(description="此事件在事件流中的位置: 作 after 参数, 从它之后继续读")
+    case: str = Field(description="办件编号")
+    seq: int = Field(description="此事件在办件内的序号, 即事件后的案件版本 (ETag)")
+    item: str = Field(description="事项编码")
+    kind: str = Field(description="事件类型: intake 收件, transition 流转, material 材料, "
+                                  "claim/release/assign 认领与转交, …")
+    trigger: str | None = Field(description="流转的操作 (kind 为 transition 时)")
+    from_state: str | None
+    to_state: str | None
+    counter: str | None = Field(description="事件发生的窗口 (系统自动执行时为 null)")
+    at: datetime = Field(description="事件时间 (RFC 3339, 含时区偏移)")
+
+
+class EventPage(_Out):
+    items: list[Event]
+    next_cursor: str = Field(description="下次读取的 after 参数; 事件流没有尽头, 此值总会给出 "
+                                         "(无新事件时与 after 相同)")
+
+
+class Webhook(_Out):
+    """An event subscription (never its secret)."""
+
+    id: int
+    url: str
+    region: str | None = Field(description="只推送涉及此行政区划窗口的办件事件")
+    counter: str | None = Field(description="只推送此窗口参与的办件事件")
+    item: str | None = Field(description="只推送此事项的事件")
+    kind: str | None = Field(description="只推送此类型的事件")
+    created_at: datetime
+    delivered_through: str = Field(description="已确认送达 (2xx) 到的事件流位置")
+    failures: int = Field(description="当前事件连续失败的次数")
+    next_attempt_at: datetime | None = Field(description="退避中: 下次尝试的时间")
+    last_attempt_at: datetime | None
+    last_status: int | None = Field(description="上次尝试时接收方答复的 HTTP 状态码")
+    last_error: str | None
+
+
+class CreatedWebhook(Webhook):
+    model_config = ConfigDict(extra="forbid", title="CreatedWebhook")
+
+    secret: str | None = Field(description="生成的签名密钥, 仅在此显示一次; 调用方自带密钥时为 null")
+
+
+class WebhookList(_Out):
+    items: list[Webhook]
+    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+
+
+class WebhookDelivery(_Out):
+    id: int
+    event_id: str
+    cursor: str = Field(description="事件在事件流中的位置")
+    attempt: int = Field(description="此事件的第几次尝试")
+    at: datetime
+    status_code: int | None = Field(description="接收方答复的 HTTP 状态码; 未得到答复 (拒绝连接、超时) 时为 null")
+    error: str | None = Field(description="失败原因; 成功 (2xx) 时为 null")
+    duration_ms: int
+
+
+class WebhookDeliveryList(_Out):
+    items: list[WebhookDelivery]
+    next_cursor: str | None = Field(description="更早记录的游标, 无更多则为 null")

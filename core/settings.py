@@ -131,6 +131,21 @@ class Settings(BaseSettings):
     parse_seconds: float = 10.0
     rule_budget_seconds: float = 2.0  # past it, the case goes to a person (转人工审核)
     render_seconds: float = 30.0
+    # Webhooks (engine.webhooks): each request's timeout, events per delivery job and how long one
+    # may send (it runs among its region's other jobs, which wait meanwhile), the wait after
+    # a failed attempt (doubling from the first to the longest; deliveries never give up), days the
+    # delivery log is kept, subscriptions per clerk, the hosts a subscription may name (exact, or
+    # ".example.gov.cn" for its subdomains; empty: any), and the key sealing their secrets (empty:
+    # made once in data_dir/webhook-key).
+    webhook_timeout_seconds: float = 5.0
+    webhook_batch: int = 100
+    webhook_round_seconds: float = 10.0
+    webhook_backoff_seconds: float = 2.0
+    webhook_backoff_max_seconds: float = 600.0
+    webhook_log_days: int = 30
+    webhook_max_per_clerk: int = 20
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = []
+    webhook_key: str = ""
 
 
     @field_validator("trusted_proxies", mode="before")
@@ -146,6 +161,13 @@ class Settings(BaseSettings):
                     raise ValueError(f"可信代理 '{entry}' 不是 IP 地址或网段 (例如 127.0.0.1 或 10.0.0.0/8)") from None
             return [str(entry).strip() for entry in v]
         return v
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else v.replace(",", " ").split()
+        return [str(h).strip().lower() for h in v] if isinstance(v, list) else v
 
     @field_validator("timezone")
     @classmethod

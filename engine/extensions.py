@@ -34,6 +34,7 @@ MODULES = (
     "flows.handoff",
     "flows.mail",
     "flows.notify",
+    "flows.webhooks",
     "video.inspection",
     "video.kinds",
 )

@@ -66,6 +66,9 @@ class Dispatcher:
 
     def dispatch_once(self) -> list[dict[str, Any]]:
         """One flow run per region with claimable jobs, unless one is already on its way."""
+        from flows.webhooks import pump
+
+        pump(self.engine)  # webhook deliveries that are due become jobs of their regions
         started = []
         for region in regions_with_work(self.engine):
             dep = self.deployment_id(region)

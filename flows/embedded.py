@@ -51,7 +51,9 @@ class EmbeddedDrainer:
     def drain_once(self) -> list[dict[str, Any]]:
         from flows.drain import drain_outbox
         from flows.outbox import regions_with_work
+        from flows.webhooks import pump
 
+        pump(self.engine)  # webhook deliveries that are due join this cycle's jobs
         out = [drain_outbox(region) for region in regions_with_work(self.engine)]
         self.runs += len(out)
         return out

@@ -11,6 +11,7 @@ import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects)
 import storage.guard_tables  # noqa: F401  (wrong query codes per case)
 import storage.tables  # noqa: F401  (registers the tables)
 import storage.video_tables  # noqa: F401  (video rooms, participants, recordings)
+import storage.webhook_tables  # noqa: F401  (event feed positions, webhook subscriptions and deliveries)
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes["connection"]
