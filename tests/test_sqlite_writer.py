@@ -143,9 +143,11 @@ def test_checkpoints_happen_off_the_commit_path(sqlite_db: sa.Engine) -> None:
         with session_scope(sqlite_db) as s:
             s.execute(sa.text("INSERT INTO regions (code, name) VALUES (:c, 'x')"), {"c": str(i)})
     deadline = time.monotonic() + 10
-    while checkpointer.checkpoints < 9 and time.monotonic() < deadline:
+    while (checkpointer.checkpoints < 1 or checkpointer.restarts < 1) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert checkpointer.checkpoints >= 9  # one per 100 commits
+    # Woken every 100 commits; wakes that come while it is still checkpointing merge into one (seen
+    # on a loaded machine: 3 for 1,000 commits), so only the bounds are certain.
+    assert 1 <= checkpointer.checkpoints <= 10
     # Under steady writes a PASSIVE checkpoint never catches up when a writer begins, so the WAL
     # would only grow (2,000+ frames of 4 KiB here); the queued RESTARTs rewind it.
     assert checkpointer.restarts >= 1
