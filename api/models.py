@@ -359,6 +359,16 @@ class WaybillList(_Out):
     waybills: list[Waybill]
 
 
+class TrackingRecorded(_Out):
+    """A tracking event taken in (or recognised as one already taken: ``duplicate``)."""
+
+    waybill: str
+    status: Literal["created", "in_transit", "delivered", "returned"]
+    duplicate: bool
+    fired: str | None = Field(default=None, description="签收后执行的办件操作 (如 deliver), 无则为 null")
+    waybill_view: Waybill | None = Field(default=None, description="运单的当前情况 (窗口登记时)")
+
+
 class VideoLink(_Out):
     room: str
     number: str

@@ -130,7 +130,7 @@ def get_waybill_label(number: str, session: SessionDep, actor: ActorDep) -> Resp
     return Response(b"".join(read_evidence(w.bucket, w.object_key)), media_type="application/pdf")
 
 
-@router.post("/api/v1/waybills/{number}/events")
+@router.post("/api/v1/waybills/{number}/events", response_model=models.TrackingRecorded, responses=problems(409))
 def record_tracking_by_hand(number: str, body: TrackingUpdate, session: SessionDep, actor: ActorDep,
                    key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=64)] = None) -> Any:
 
@@ -155,7 +155,8 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-@router.post("/api/v1/carriers/{carrier}/callback", responses=problems(401))
+@router.post("/api/v1/carriers/{carrier}/callback", response_model=models.TrackingRecorded,
+             responses=problems(401, 409))
 def carrier_callback(
     carrier: str, session: SessionDep, raw: Annotated[bytes, Depends(raw_body)],
     timestamp: Annotated[str | None, Header(alias="X-Tongban-Timestamp")] = None,
