@@ -135,8 +135,8 @@ def document_route(route: APIRoute) -> None:
 
 def implied_statuses(route: APIRoute) -> set[int]:
     dependant = route.dependant
-    declared = [d for d in (_declared(x.call) for x in _walk(dependant)) if d is not None]
-    params = [p for d in _walk(dependant)
+    declared = [d for d in (_declared(x.call) for x in walk(dependant)) if d is not None]
+    params = [p for d in walk(dependant)
               for p in (*d.path_params, *d.query_params, *d.header_params, *d.cookie_params)]
     raw_body = any(d.reads_body for d in declared)
     out: set[int] = set()
@@ -157,10 +157,10 @@ def _declared(call: Any) -> Declared | None:
     return getattr(call, "__contract__", None)
 
 
-def _walk(dependant: Dependant) -> list[Dependant]:
+def walk(dependant: Dependant) -> list[Dependant]:
     out = [dependant]
     for d in dependant.dependencies:
-        out.extend(_walk(d))
+        out.extend(walk(d))
     return out
 
 
@@ -193,7 +193,7 @@ def document(app: FastAPI, routes: list[Any]) -> dict[str, Any]:
 def _parameters(route: APIRoute, op: dict[str, Any]) -> None:
     """Headers the route requires are required; and a parameter is never ``null`` — FastAPI
     writes an optional one as ``anyOf [X, null]``, which a client sends as the text "null"."""
-    required = {name for d in _walk(route.dependant) if (decl := _declared(d.call))
+    required = {name for d in walk(route.dependant) if (decl := _declared(d.call))
                 for name in decl.requires_headers}
     for param in op.get("parameters", []):
         schema = param.get("schema", {})

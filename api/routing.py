@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.contract import document_route, operation_id
+from api.contract import document_route, operation_id, walk
 from api.deps import get_session
 from engine.errors import InvalidInput
 
@@ -53,8 +53,7 @@ class UnitRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         if self.flavour == "api" and self.include_in_schema:
             document_route(self)  # every problem status it can answer, into the OpenAPI document
-        self.query_names = frozenset(p.alias for p in self.dependant.query_params) | frozenset(
-            p.alias for d in self.dependant.dependencies for p in d.query_params)
+        self.query_names = frozenset(p.alias for d in walk(self.dependant) for p in d.query_params)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

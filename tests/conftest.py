@@ -153,11 +153,12 @@ def dump(obj: Any) -> str:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """A real uvicorn server for ``app`` in a thread on a free 127.0.0.1 port; yields its URL."""
+def serving(app: Any, **config: Any) -> Iterator[str]:
+    """A real uvicorn server for ``app`` in a thread on a free 127.0.0.1 port; yields its URL.
+    ``config``: more ``uvicorn.Config`` options (those ``tongban serve`` gives, say)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    srv = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", **config, "lifespan": "off"}))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

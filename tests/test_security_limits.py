@@ -10,8 +10,6 @@ import json
 import secrets
 import subprocess
 import sys
-import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +20,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from core import clock
 from core.settings import ROOT, get_settings
 from storage.db import make_engine
-from tests.conftest import ALL_FGS, Demo, free_port, wait_healthy
+from tests.conftest import ALL_FGS, Demo, free_port, serving, wait_healthy
 
 WRONG = "WRONGCODE9"
 
@@ -171,19 +168,10 @@ def cli_configured_server(app: Any) -> Iterator[str]:
     from cli.main import uvicorn_options
 
     options = uvicorn_options("127.0.0.1", free_port(), 1)
-    del options["workers"]
-    srv = uvicorn.Server(uvicorn.Config(app, lifespan="off", **options))  # type: ignore[arg-type]
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{options['port']}"
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    for bound in ("host", "port", "workers"):  # serving() binds its own socket, in one process
+        del options[bound]
+    with serving(app, **options) as url:
+        yield url
 
 
 def _from(address: str) -> httpx.Client:
