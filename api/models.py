@@ -14,11 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 
+from api.enums import DeadlineStatus, MaterialStatus, Mode, ParticipantRole, WaybillStatus
 from engine.views import STATUS_LABELS
-
-Mode = Literal["全程网办", "异地代收代办", "多地联办"]
-MaterialStatus = Literal["missing", "received", "deferred"]
-DeadlineStatus = Literal["正常", "预警", "逾期"]
 
 
 class StatusCode(IntEnum):
@@ -52,6 +49,14 @@ class StatusCode(IntEnum):
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _cursor(description: str = "下一页的游标 (作 cursor 参数), 没有更多时为 null; 答复另有 Link: rel=\"next\"") -> Any:
+    return Field(description=description)  # required: a generated client gets no "unset"
+
+
+# Every list answers the same envelope: ``items`` and ``next_cursor`` (null on the last page). A
+# list that is short by nature (a case's pages, its certificates) answers it too, with null.
 
 
 class ItemRef(_Out):
@@ -158,12 +163,19 @@ class CreatedCase(Case):
     query_code: str = Field(description="查询码: 申请人凭办件编号和查询码查询进度")
 
 
+class StateRef(_Out):
+    """A state as lists show it (the case itself answers the whole ``StateView``)."""
+
+    id: str = Field(description="状态标识 (事项定义中的 id)")
+    label: str = Field(description="事项自己的状态名称 (审核、证照已制发 …)")
+
+
 class QueueEntry(_Out):
     number: str
     item_code: str
     item_name: str
-    state: str
-    status: str
+    state: StateRef
+    status: Status
     promised_due: date | None
     legal_due: date | None
     supplement_notice_due: date | None
@@ -176,7 +188,7 @@ class QueueEntry(_Out):
 
 class Queue(_Out):
     items: list[QueueEntry]
-    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+    next_cursor: str | None = _cursor()
 
 
 class HistoryEvent(_Out):
@@ -196,8 +208,8 @@ class HistoryEvent(_Out):
 
 
 class History(_Out):
-    number: str
-    events: list[HistoryEvent]
+    items: list[HistoryEvent]
+    next_cursor: str | None = _cursor()
 
 
 class ProgressStep(_Out):
@@ -210,8 +222,8 @@ class Progress(_Out):
 
     number: str
     item_name: str
-    status: str
-    state: str
+    status: Status
+    state: StateRef
     received_at: datetime
     promised_due: date | None
     provisional: bool
@@ -228,6 +240,7 @@ class ItemSummary(_Out):
 
 class ItemList(_Out):
     items: list[ItemSummary]
+    next_cursor: str | None = _cursor()
 
 
 class ItemDefinition(_Out):
@@ -272,15 +285,9 @@ class Page(_Out):
     thumbnail_url: str | None
 
 
-class MaterialPages(_Out):
-    number: str
-    material_id: str
-    pages: list[Page]
-
-
-class CasePages(_Out):
-    number: str
-    pages: list[Page]
+class PageList(_Out):
+    items: list[Page]
+    next_cursor: str | None = _cursor()
 
 
 class EvidenceItem(_Out):
@@ -302,8 +309,8 @@ class EvidenceItem(_Out):
 
 
 class EvidenceList(_Out):
-    number: str
-    evidence: list[EvidenceItem]
+    items: list[EvidenceItem]
+    next_cursor: str | None = _cursor()
 
 
 class Presigned(_Out):
@@ -328,8 +335,8 @@ class Certificate(_Out):
 
 
 class CertificateList(_Out):
-    number: str
-    certificates: list[Certificate]
+    items: list[Certificate]
+    next_cursor: str | None = _cursor()
 
 
 class TrackingEvent(_Out):
@@ -343,7 +350,7 @@ class TrackingEvent(_Out):
 class Waybill(_Out):
     number: str
     carrier: str
-    status: Literal["created", "in_transit", "delivered", "returned"]
+    status: WaybillStatus
     status_label: str
     sender_counter: str
     recipient: dict[str, str]
@@ -355,15 +362,15 @@ class Waybill(_Out):
 
 
 class WaybillList(_Out):
-    number: str
-    waybills: list[Waybill]
+    items: list[Waybill]
+    next_cursor: str | None = _cursor()
 
 
 class TrackingRecorded(_Out):
     """A tracking event taken in (or recognised as one already taken: ``duplicate``)."""
 
     waybill: str
-    status: Literal["created", "in_transit", "delivered", "returned"]
+    status: WaybillStatus
     duplicate: bool
     fired: str | None = Field(default=None, description="签收后执行的办件操作 (如 deliver), 无则为 null")
     waybill_view: Waybill | None = Field(default=None, description="运单的当前情况 (窗口登记时)")
@@ -381,6 +388,211 @@ class VideoLink(_Out):
 class RoomClosed(_Out):
     room: str
     status: Literal["closed"]
+
+
+class ChecklistEntry(_Out):
+    id: str
+    label: str
+
+
+class ChecklistResult(ChecklistEntry):
+    ok: bool
+    note: str | None
+
+
+class InspectionRecord(_Out):
+    """远程踏勘清单的填写结果, 随会议室保存."""
+
+    room: str
+    result: Literal["passed", "failed"]
+    items: list[ChecklistResult]
+
+
+class RoomParticipant(_Out):
+    id: str
+    room_id: str
+    role: ParticipantRole
+    name: str
+    clerk_id: int | None
+    joined_at: datetime
+    left_at: datetime | None
+
+
+class RoomRecording(_Out):
+    """一位参会者的录像 (另存为案件证据)."""
+
+    id: int
+    room_id: str
+    participant_id: str
+    sha256: str
+    size: int
+    duration_s: float
+    content_type: str
+    started_at: datetime
+    ended_at: datetime
+
+
+class Room(_Out):
+    """A video room (视频会议室) of a case, bound to the state it was opened in."""
+
+    model_config = ConfigDict(extra="forbid", title="Room")
+
+    id: str
+    number: str
+    state: str = Field(description="开启时案件所在的状态; 案件离开该状态时会议室自动关闭")
+    kind: str = Field(description="视频环节 (远程会商、远程踏勘 …); 临时会商为 adhoc")
+    adhoc: bool = Field(description="临时会商: 所在状态未声明视频环节")
+    status: Literal["open", "closed"]
+    opened_by: int
+    counter_id: str
+    opened_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None = Field(description="关闭原因: ended 结束, state_left 案件已离开该状态, idle 闲置")
+    checklist: InspectionRecord | None
+    participants: list[RoomParticipant]
+    recordings: list[RoomRecording]
+
+
+class RoomList(_Out):
+    items: list[Room]
+    next_cursor: str | None = _cursor()
+
+
+class SessionDescription(_Out):
+    """WebRTC SDP (完整, 不使用 trickle ICE)."""
+
+    sdp: str
+    type: Literal["offer", "answer"]
+
+
+class LiveParticipant(_Out):
+    id: str
+    name: str
+    role: str
+    video: bool
+    audio: bool
+
+
+class MaterialRef(_Out):
+    id: str
+    name: str
+
+
+class Joined(_Out):
+    """加入会议的答复: 服务器的 SDP answer, 及此后各请求须带的参会者密钥."""
+
+    room: str
+    number: str
+    kind: str
+    participant: str
+    key: str = Field(description="参会者密钥 (请求头 X-Participant-Key)")
+    role: str
+    name: str
+    answer: SessionDescription
+    participants: list[LiveParticipant]
+    materials: list[MaterialRef] = Field(description="可拍照存入的材料")
+    checklist: list[ChecklistEntry] = Field(description="此视频环节的清单 (远程踏勘), 无则为空")
+
+
+class Left(_Out):
+    room: str
+    participant: str
+    left: Literal[True]
+
+
+class InspectionSubmitted(_Out):
+    number: str
+    state: str = Field(description="提交后案件所在的状态")
+    version: int
+    trigger: str = Field(description="据清单结果执行的操作 (inspection_passed / inspection_failed)")
+    checklist: InspectionRecord
+
+
+# --- 督查看板 (engine.dashboard) ------------------------------------------------------------------
+
+class DashboardFilters(_Out):
+    region: str | None
+    counter: str | None
+    item: str | None
+
+
+class OpenBy(_Out):
+    """在办件数: 按状态名称、行政区划、窗口 (并联审批的案件在每个持有窗口各计一次)、事项."""
+
+    state: dict[str, int]
+    region: dict[str, int]
+    counter: dict[str, int]
+    item: dict[str, int]
+
+
+class CounterInfo(_Out):
+    name: str
+    region: str
+
+
+class WatchedCase(_Out):
+    number: str
+    item: str
+    state: str = Field(description="状态名称 (中文)")
+    counter: str
+    region: str
+    promised_due: date | None
+    deadline: DeadlineStatus
+    last_event: datetime
+    prefect_url: str | None = Field(description="Prefect 运行记录的地址 (配置了 Prefect 界面时)")
+
+
+class Stuck(_Out):
+    count: int = Field(description="超过设定工作日无进展的在办件总数")
+    cases: list[WatchedCase] = Field(description="其中最久未动的若干件")
+
+
+class DayFigures(_Out):
+    day: date
+    received: int
+    finished: int
+
+
+class HandoffFigures(_Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_region: str = Field(alias="from", description="移出的行政区划")
+    to: str = Field(description="接收的行政区划")
+    count: int
+    pending: int = Field(description="尚未到达的移交")
+    avg_hours: float | None
+    max_hours: float | None
+
+
+class Workload(_Out):
+    counter: str
+    clerk_id: int | None
+    clerk: str
+    open: int
+
+
+class Dashboard(_Out):
+    """督查看板: 所督查区域内的队列、期限、吞吐、移交用时和积压."""
+
+    model_config = ConfigDict(extra="forbid", title="Dashboard")
+
+    today: date
+    timezone: str
+    warn_working_days: int
+    stuck_working_days: int
+    period_days: int
+    filters: DashboardFilters
+    open_total: int
+    parallel_open: int = Field(description="同时由多个窗口持有的在办件 (并联审批)")
+    calendar_missing_years: list[int] = Field(description="尚无官方节假日安排的年份: 其期限为暂定")
+    open_by: OpenBy
+    counters: dict[str, CounterInfo] = Field(description="窗口标识 → 名称与行政区划")
+    deadline: dict[str, int] = Field(description="在办件按期限状态计数: 正常、预警、逾期")
+    at_risk: list[WatchedCase] = Field(description="期限最近的在办件 (预警与逾期)")
+    stuck: Stuck
+    throughput: list[DayFigures]
+    handoffs: list[HandoffFigures]
+    workloads: list[Workload]
 
 
 # Binary and text answers: their real media types, for ``responses=``.
@@ -599,7 +811,7 @@ class CreatedWebhook(Webhook):
 
 class WebhookList(_Out):
     items: list[Webhook]
-    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+    next_cursor: str | None = _cursor()
 
 
 class WebhookDelivery(_Out):

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
 
+# 通办模式: the cross-region ways an item can be handled (also the API's ``Mode``).
+ModeName = Literal["全程网办", "异地代收代办", "多地联办"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -150,7 +154,7 @@ class ItemDefinition(_Strict):
     item_type: str = Field(pattern=r"^(0[1-9]|1[0-9]|20)$")
     case_type: Literal["即办件", "承诺件"]
     limits: Limits
-    modes: list[Literal["全程网办", "异地代收代办", "多地联办"]] = Field(min_length=1)
+    modes: list[ModeName] = Field(min_length=1)
     # Counter roles beyond the built-in intake/competent (e.g. a second department).
     roles: dict[Identifier, str] = {}
     materials: list[Material] = []

@@ -114,7 +114,7 @@ def test_walk_exported_as_json_and_csv_field_by_field(demo: Demo) -> None:
     account(demo, "省平台", ["exchange"])
     n = walk(demo)
     case = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["items"]
     moves = [e for e in events if e["kind"] == "transition"]
     by_trigger = {e["trigger"]: e for e in moves}
 

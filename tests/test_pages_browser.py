@@ -261,6 +261,6 @@ def test_reviewer_opens_the_inspection_from_the_case_page_after_an_ordinary_paus
     shot(page, "case-issued")
     body = page.locator("body").inner_text()
     assert "jn-kuayu" not in body and "#" not in page.locator("#claims").inner_text()
-    events = server.api("刘洋", "GET", f"/api/v1/cases/{n}/history").json()["events"]
+    events = server.api("刘洋", "GET", f"/api/v1/cases/{n}/history").json()["items"]
     assert [e["trigger"] for e in events if e["kind"] == "transition"] == [
         "accept", "start_inspection", "inspection_passed", "approve", "issue"]

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
                                                { body: { ...body, competent_region: "12" } }, 422);
   const fields: string[] = (invalid.errors ?? []).map((e) => e.field);
   const p: Progress = await call<Progress>("GET", `/api/v1/progress/${num}?code=${queryCode}`, null);
-  const status: string = p.status;
+  const status: string = p.status.label;
   const finished: string | null = p.finished_at;
   console.log(JSON.stringify({ num, state, code, holders, queued, current, v, fields, status, finished,
                                steps: p.steps.map((s) => s.label) }));
