@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, WithJsonSchema
 
 from api.enums import DeadlineStatus, MaterialStatus, Mode, ParticipantRole, WaybillStatus
+from core import wire
 from engine.views import STATUS_LABELS
 
 
@@ -45,6 +46,11 @@ class StatusCode(IntEnum):
         schema["x-enum-varnames"] = [m.name for m in cls]
         schema["x-enum-descriptions"] = [STATUS_LABELS[m.value] for m in cls]
         return schema
+
+
+# An instant as every answer writes it (``core.wire``): RFC 3339 in the product's zone (+08:00).
+Instant = Annotated[datetime, PlainSerializer(wire.instant, when_used="json"),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class _Out(BaseModel):
@@ -107,14 +113,14 @@ class MaterialView(_Out):
 
 class Deadlines(_Out):
     supplement_notice: date | None = Field(description="一次性告知补正的期限 (受理前)")
-    accepted_at: datetime | None
+    accepted_at: Instant | None
     promised: date | None = Field(description="承诺办结期限")
     legal: date | None = Field(description="法定办结期限")
     certificate: date | None = Field(description="出证期限 (决定后)")
     extended_days: int
     provisional: bool = Field(description="期限按暂定日历计算 (该年节假日尚未发布)")
     status: DeadlineStatus | None
-    paused_since: datetime | None
+    paused_since: Instant | None
     paused_days: int
 
 
@@ -148,9 +154,9 @@ class Case(_Out):
     commitment: dict[str, Any] | None = Field(description="告知承诺: 签署人、时间、内容")
     materials: list[MaterialView]
     deadlines: Deadlines
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
+    created_at: Instant
+    updated_at: Instant
+    finished_at: Instant | None
     version: int
     triggers: list[TriggerView] = Field(description="离开当前状态的全部操作, 可否执行及原因")
 
@@ -193,7 +199,7 @@ class Queue(_Out):
 
 class HistoryEvent(_Out):
     seq: int
-    at: datetime
+    at: Instant
     kind: str
     actor_id: int | None
     actor_name: str
@@ -213,7 +219,7 @@ class History(_Out):
 
 
 class ProgressStep(_Out):
-    at: datetime
+    at: Instant
     label: str
 
 
@@ -224,10 +230,10 @@ class Progress(_Out):
     item_name: str
     status: Status
     state: StateRef
-    received_at: datetime
+    received_at: Instant
     promised_due: date | None
     provisional: bool
-    finished_at: datetime | None
+    finished_at: Instant | None
     can_withdraw: bool
     steps: list[ProgressStep]
 
@@ -247,7 +253,7 @@ class ItemDefinition(_Out):
     code: str
     version: int
     content_hash: str
-    published_at: datetime
+    published_at: Instant
     definition: dict[str, Any] = Field(description="事项定义 (与 YAML 同构)")
 
 
@@ -278,8 +284,8 @@ class Page(_Out):
     uploaded_by: int | None
     uploaded_by_name: str
     counter_id: str | None
-    uploaded_at: datetime
-    withdrawn_at: datetime | None
+    uploaded_at: Instant
+    withdrawn_at: Instant | None
     withdrawn_by: int | None
     content_url: str
     thumbnail_url: str | None
@@ -299,11 +305,11 @@ class EvidenceItem(_Out):
     size: int
     media_type: str
     version_id: str | None
-    retain_until: datetime | None
+    retain_until: Instant | None
     stored_by: int | None
     stored_by_name: str
     counter_id: str | None
-    stored_at: datetime
+    stored_at: Instant
     meta: dict[str, Any] | None
     content_url: str
 
@@ -325,7 +331,7 @@ class Presigned(_Out):
 class Certificate(_Out):
     number: str
     title: str
-    issued_at: datetime
+    issued_at: Instant
     valid_until: date | None
     counter: str
     sha256: str
@@ -340,7 +346,7 @@ class CertificateList(_Out):
 
 
 class TrackingEvent(_Out):
-    at: datetime
+    at: Instant
     status: str
     location: str
     note: str
@@ -355,8 +361,8 @@ class Waybill(_Out):
     sender_counter: str
     recipient: dict[str, str]
     contents: str
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Instant
+    delivered_at: Instant | None
     label_pdf: str
     events: list[TrackingEvent]
 
@@ -381,7 +387,7 @@ class VideoLink(_Out):
     number: str
     role: str
     token: str = Field(description="入会凭证 (签名); url 中已含")
-    expires_at: datetime
+    expires_at: Instant
     url: str = Field(description="入会链接 (发给参会者)")
 
 
@@ -414,8 +420,8 @@ class RoomParticipant(_Out):
     role: ParticipantRole
     name: str
     clerk_id: int | None
-    joined_at: datetime
-    left_at: datetime | None
+    joined_at: Instant
+    left_at: Instant | None
 
 
 class RoomRecording(_Out):
@@ -428,8 +434,8 @@ class RoomRecording(_Out):
     size: int
     duration_s: float
     content_type: str
-    started_at: datetime
-    ended_at: datetime
+    started_at: Instant
+    ended_at: Instant
 
 
 class Room(_Out):
@@ -445,8 +451,8 @@ class Room(_Out):
     status: Literal["open", "closed"]
     opened_by: int
     counter_id: str
-    opened_at: datetime
-    closed_at: datetime | None
+    opened_at: Instant
+    closed_at: Instant | None
     close_reason: str | None = Field(description="关闭原因: ended 结束, state_left 案件已离开该状态, idle 闲置")
     checklist: InspectionRecord | None
     participants: list[RoomParticipant]
@@ -538,7 +544,7 @@ class WatchedCase(_Out):
     region: str
     promised_due: date | None
     deadline: DeadlineStatus
-    last_event: datetime
+    last_event: Instant
     prefect_url: str | None = Field(description="Prefect 运行记录的地址 (配置了 Prefect 界面时)")
 
 
@@ -633,7 +639,7 @@ class ExchangeApplication(_Out):
     mode_code: Literal["1", "2", "3"] | None = Field(
         description="通办模式代码 (本平台): 1 全程网办, 2 异地代收代办, 3 多地联办")
     mode: Mode | None = Field(description="通办模式")
-    applied_at: datetime = _instant("申请时间")
+    applied_at: Instant = _instant("申请时间")
     region_code: str | None = Field(description="行政区划 (申报地: 收件窗口所在地)")
     intake_counter: str
     intake_unit: str | None
@@ -650,7 +656,7 @@ class ExchangeAcceptance(_Out):
     unit_name: str | None = Field(description="受理单位名称")
     unit_credit_code: str | None = Field(description="受理单位统一社会信用代码 (窗口目录未登记, 为 null)")
     clerk: str | None = Field(description="受理人员")
-    accepted_at: datetime = _instant("受理时间")
+    accepted_at: Instant = _instant("受理时间")
     document_number: str | None = Field(description="受理文书编号 (本平台的受理通知书尚无文号, 为 null)")
     promised_due: date | None = Field(description="承诺办结时间")
     legal_due: date | None = Field(description="法定办结时间 (含延期)")
@@ -669,8 +675,8 @@ class ExchangeStep(_Out):
     action_label: str | None = Field(description="所执行的操作")
     handler: str | None = Field(description="环节处理人")
     opinion: str | None = Field(description="环节处理意见")
-    started_at: datetime = _instant("环节开始时间")
-    ended_at: datetime = Field(description="环节结束时间 (待办: 同开始时间)")
+    started_at: Instant = _instant("环节开始时间")
+    ended_at: Instant = Field(description="环节结束时间 (待办: 同开始时间)")
     unit_name: str | None = Field(description="处理单位名称")
     unit_credit_code: str | None
     status_code: Literal["1", "2"] = Field(description="环节办理状态代码: 1 待办, 2 已办")
@@ -683,10 +689,10 @@ class ExchangeSpecialProcedure(_Out):
 
     kind_code: Literal["1", "2"] = Field(description="特别程序种类代码 (附录A.7): 1 延长审批, 2 除延长审批之外的情况")
     kind: str | None = Field(description="特别程序种类名称")
-    started_at: datetime = _instant("特别程序开始时间")
+    started_at: Instant = _instant("特别程序开始时间")
     reason: str | None = Field(description="特别程序启动理由或依据")
     applicant: str | None = Field(description="申请人 (提出特别程序的人)")
-    ended_at: datetime | None = Field(description="特别程序结束时间 (进行中: null)")
+    ended_at: Instant | None = Field(description="特别程序结束时间 (进行中: null)")
     result: str | None = Field(description="特别程序结果")
     opinion: str | None = Field(description="特别程序办理意见")
     unit_name: str | None = Field(description="办理单位名称")
@@ -698,11 +704,11 @@ class ExchangeSpecialProcedure(_Out):
 class ExchangeSupplement(_Out):
     """补正 (扩展数据项: 一次性告知补正与补正完成)."""
 
-    notified_at: datetime = _instant("补正告知时间")
+    notified_at: Instant = _instant("补正告知时间")
     reason: str | None = Field(description="补正告知内容")
     notified_by: str | None
     unit_name: str | None
-    completed_at: datetime | None
+    completed_at: Instant | None
     completed_by: str | None
 
 
@@ -710,7 +716,7 @@ class ExchangeCompletion(_Out):
     """事项办结 (表8)."""
 
     handler: str | None = Field(description="办理人姓名")
-    finished_at: datetime = _instant("办结时间")
+    finished_at: Instant = _instant("办结时间")
     certificate_name: str | None = Field(description="结果证照名称")
     certificate_number: str | None = Field(description="结果证照编号")
     result: str = Field(description="办件结果描述")
@@ -726,7 +732,7 @@ class ExchangeEvaluation(_Out):
 
     channel: str = Field(description="评价渠道")
     evaluator: str | None = Field(description="评价人")
-    evaluated_at: datetime = _instant("评价时间")
+    evaluated_at: Instant = _instant("评价时间")
     count: int = Field(description="评价次数")
     satisfaction_code: Literal["1", "2", "3", "4", "5"] = Field(description="满意度代码 (附录A.8)")
     satisfaction: str
@@ -742,7 +748,7 @@ class ExchangeCase(_Out):
     cursor: str = Field(description="本记录在变更顺序中的位置: 以它续传, 从本记录之后开始")
     case_number: str = Field(description="办件编号")
     version: int
-    changed_at: datetime = Field(description="最近一次变更的时间")
+    changed_at: Instant = Field(description="最近一次变更的时间")
     application: ExchangeApplication
     acceptance: ExchangeAcceptance | None = Field(description="受理前为 null")
     steps: list[ExchangeStep]
@@ -776,7 +782,7 @@ class Event(_Out):
     from_state: str | None
     to_state: str | None
     counter: str | None = Field(description="事件发生的窗口 (系统自动执行时为 null)")
-    at: datetime = Field(description="事件时间 (RFC 3339, 含时区偏移)")
+    at: Instant = Field(description="事件时间 (RFC 3339, 含时区偏移)")
 
 
 class EventPage(_Out):
@@ -794,11 +800,11 @@ class Webhook(_Out):
     counter: str | None = Field(description="只推送此窗口参与的办件事件")
     item: str | None = Field(description="只推送此事项的事件")
     kind: str | None = Field(description="只推送此类型的事件")
-    created_at: datetime
+    created_at: Instant
     delivered_through: str = Field(description="已确认送达 (2xx) 到的事件流位置")
     failures: int = Field(description="当前事件连续失败的次数")
-    next_attempt_at: datetime | None = Field(description="退避中: 下次尝试的时间")
-    last_attempt_at: datetime | None
+    next_attempt_at: Instant | None = Field(description="退避中: 下次尝试的时间")
+    last_attempt_at: Instant | None
     last_status: int | None = Field(description="上次尝试时接收方答复的 HTTP 状态码")
     last_error: str | None
 
@@ -819,7 +825,7 @@ class WebhookDelivery(_Out):
     event_id: str
     cursor: str = Field(description="事件在事件流中的位置")
     attempt: int = Field(description="此事件的第几次尝试")
-    at: datetime
+    at: Instant
     status_code: int | None = Field(description="接收方答复的 HTTP 状态码; 未得到答复 (拒绝连接、超时) 时为 null")
     error: str | None = Field(description="失败原因; 成功 (2xx) 时为 null")
     duration_ms: int

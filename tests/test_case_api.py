@@ -254,15 +254,16 @@ def test_a_claimed_step_is_handed_to_a_named_colleague(demo: Demo) -> None:
     assert bad.status_code == 422 and "浦东新区企业服务中心综合窗口" in bad.json()["detail"]
 
 
-def test_times_carry_their_utc_offset(demo: Demo) -> None:
-    """Every time the API gives is explicit UTC, whichever database stored it (SQLite keeps no zone)."""
+def test_times_carry_the_product_zones_offset(demo: Demo) -> None:
+    """Every time the API gives is explicit, in the product's zone (+08:00), whichever database
+    stored it (SQLite keeps no zone)."""
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     fired = demo.fire("陈静", case["number"], "accept", case["version"])
     shown = demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("陈静")).json()
     events = demo.client.get(f"/api/v1/cases/{case['number']}/history", headers=demo.h("陈静")).json()["items"]
     times = [v[k] for v in (case, fired, shown) for k in ("created_at", "updated_at")] + [e["at"] for e in events]
     assert len(times) == 8
-    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(0) for t in times), times
+    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(hours=8) for t in times), times
 
 
 def test_case_reads_answer_304_until_the_representation_changes(demo: Demo) -> None:

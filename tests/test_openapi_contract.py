@@ -238,3 +238,35 @@ def test_every_problem_type_resolves_to_a_page_explaining_it() -> None:
     r = client.get("/api/v1/cases", params={"q": "x"}, headers={"Authorization": "Bearer x"})
     assert r.status_code == 422 and r.json()["type"] in kinds
     assert client.get("/problems/no-such-thing").status_code == 404
+
+
+def test_every_answer_writes_instants_the_same_way(demo: Any) -> None:
+    """RFC 3339 in the product's zone (+08:00) from every encoder: the case (orjson), the typed
+    lists (pydantic), the feed, the progress query. Recorded payloads (``data``) keep their own."""
+    from conftest import ALL_FGS
+
+    instant = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS)
+    n = case["number"]
+    demo.fire("王芳", n, "forward", case["version"])
+    h = demo.h("王芳")
+    answers = [demo.client.get(u, headers=h).json() for u in (
+        f"/api/v1/cases/{n}", "/api/v1/cases", f"/api/v1/cases/{n}/history", "/api/v1/events",
+        f"/api/v1/items/{case['item']['code']}", f"/api/v1/cases/{n}/pages")]
+    answers.append(demo.client.get(f"/api/v1/progress/{n}", params={"code": case["query_code"]}).json())
+    seen: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k != "data":
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and instant.match(node):
+            seen.append(node)
+
+    for a in answers:
+        walk(a)
+    assert len(seen) >= 10 and all(s.endswith("+08:00") for s in seen), seen

@@ -16,6 +16,7 @@ from api.models import Case, CreatedCase, History, Queue
 from api.routes.events import LINK_HEADER, json_answer, next_link
 from api.routing import Router
 from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
+from core import wire
 from engine import assignment, dashboard, idempotency, intake, lifecycle, views
 from engine.access import require_case_reader
 from engine.actors import Actor
@@ -31,7 +32,7 @@ def _case_response(session: Session, case: CaseRow, actor: Actor, status: int = 
                    extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
     """The case as this clerk sees it, with its ETag. Encoded once, by orjson: FastAPI's generic
     encoder walked the view twice and cost more than the transition itself."""
-    body = orjson.dumps(views.case_view(session, case, actor) | (extra or {}))
+    body = wire.dumps(views.case_view(session, case, actor) | (extra or {}))
     return Response(body, status_code=status, media_type="application/json",
                     headers={"ETag": case_etag(case["version"], body), **(headers or {})})
 

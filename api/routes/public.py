@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Query, Request, Response
 
 from api.clientaddr import client_address
@@ -15,6 +14,7 @@ from api.etags import not_modified as not_modified_answer
 from api.models import Health, Progress
 from api.routing import Router
 from api.schemas import Withdrawal
+from core import wire
 from core.settings import get_settings
 from engine import lifecycle, query_guard
 from engine import progress as applicant_progress
@@ -68,7 +68,7 @@ def get_progress(number: str, request: Request, session: SessionDep,
 
     办件进度: status and dates only; a wrong code looks exactly like an unknown number. Limited
     per client and per case number (wrong codes; then 429 with Retry-After for everyone)."""
-    body = orjson.dumps(checked_progress(request, session, number, code))
+    body = wire.dumps(checked_progress(request, session, number, code))
     etag = f'"{digest(body)}"'  # the code is checked first: a 304 tells nothing to a guesser
     if matches(if_none_match, etag):
         return not_modified_answer(etag, "private, no-cache")
