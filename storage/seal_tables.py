@@ -19,7 +19,7 @@ from storage.tables import UTC_TS
 class UnitSeal(SQLModel, table=True):
     __tablename__ = "unit_seals"
     id: int | None = Field(default=None, primary_key=True)
-    unit_id: str = Field(max_length=64, index=True)
+    unit_id: str = Field(foreign_key="units.id", max_length=32, index=True)
     unit_name: str = Field(max_length=200)
     # SHA-256 of the signing certificate's DER, hex: how a signature finds its seal row.
     fingerprint: str = Field(max_length=64, unique=True)

@@ -1,7 +1,7 @@
 """seals: units' signing keys (sealed) and certificates
 
 Revision ID: 0015_seals
-Revises: 0012_webhooks
+Revises: 0014_documents
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from storage.tables import UtcDateTime
 
 revision = "0015_seals"
-down_revision = "0012_webhooks"
+down_revision = "0014_documents"
 branch_labels = None
 depends_on = None
 
@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "unit_seals",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("unit_id", sa.String(length=64), nullable=False),
+        sa.Column("unit_id", sa.String(length=32), nullable=False),
         sa.Column("unit_name", sa.String(length=200), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("certificate_pem", sa.Text(), nullable=False),
@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("not_after", UtcDateTime(), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("retired_at", UtcDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("fingerprint"),
     )
