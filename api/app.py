@@ -36,6 +36,7 @@ ROUTERS: tuple[Router, ...] = (
     public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
     verify.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
+    verify.pages,
 )
 
 
@@ -53,6 +54,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
+    app.state.verify_limiter = public.SlidingWindow()  # PDF uploads checked on /verify
     app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
     if get_settings().cors_origins:  # off unless configured: the product's own pages are same-origin
         app.add_middleware(

@@ -43,8 +43,9 @@ from core.settings import get_settings
 from engine import certificates, offload, pades
 from engine.errors import EngineError, InvalidInput, NotFound
 from storage.flow_tables import Certificate
+from storage.notice_tables import CaseDocument
 from storage.seal_tables import UnitSeal
-from storage.tables import Unit
+from storage.tables import Case, Unit
 
 NONCE_BYTES = 12
 MAX_VERIFY_BYTES = 20 * 1024 * 1024  # the largest PDF taken for verification (upload or CLI)
@@ -295,10 +296,35 @@ def _problem(facts: list[pades.SignatureFacts], seals: dict[str, UnitSeal]) -> s
 
 
 def find_record(session: Session, sha256: str) -> DocRecord | None:
-    """The issued certificate with these exact bytes, if any."""
+    """The issued certificate or notice with these exact bytes, if any."""
     cert = session.execute(sa.select(Certificate).where(Certificate.sha256 == sha256)).scalar_one_or_none()
-    if cert is None:
+    if cert is not None:
+        ok, why = certificates.status(cert, clock.today())
+        return DocRecord(kind="certificate", number=cert.number, title=cert.title, holder=cert.holder,
+                         issued_at=cert.issued_at, status="有效" if ok else why)
+    found = session.execute(sa.select(CaseDocument, Case.applicant).join(Case, Case.id == CaseDocument.case_id)
+                            .where(CaseDocument.sha256 == sha256)).first()
+    if found is None:
         return None
-    ok, why = certificates.status(cert, clock.today())
-    return DocRecord(kind="certificate", number=cert.number, title=cert.title, holder=cert.holder,
-                     issued_at=cert.issued_at, status="有效" if ok else why)
+    doc, applicant = found
+    return DocRecord(kind=doc.kind, number=doc.number, title=doc.title, holder=str(applicant.get("name", "")),
+                     issued_at=doc.issued_at, status="已签发")
+
+
+def report_rows(report: VerifyReport) -> list[tuple[str, str]]:
+    """The report as (label, value) rows in zh-CN, for the command line and the verification page."""
+    def at(value: datetime | None) -> str:
+        return f"{clock.local(value):%Y-%m-%d %H:%M:%S}（{clock.zone_label()}）" if value else "—"
+
+    rows = [("结论", ("有效: " if report.valid else "无效: ") + report.reason),
+            ("文件完整", "是" if report.intact else "否"),
+            ("签章单位", report.unit or "—"), ("签名证书", report.signer or "—"),
+            ("签章时间", at(report.signed_at) + ("（签章方自报）" if report.signed_at else "")),
+            ("文件指纹 (SHA-256)", report.sha256)]
+    if report.record is None:
+        rows.append(("平台记录", "本平台没有这份文件的签发记录"))
+    else:
+        r = report.record
+        rows += [("平台记录", f"{r.title} {r.number}"), ("持证主体", r.holder or "—"),
+                 ("签发时间", at(r.issued_at)), ("状态", r.status)]
+    return rows
