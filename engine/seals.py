@@ -26,6 +26,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -40,12 +41,15 @@ from sqlmodel import Session
 from core import clock
 from core.install_secrets import install_key
 from core.settings import get_settings
-from engine import certificates, offload, pades
+from engine import certificates, offload
 from engine.errors import EngineError, InvalidInput, NotFound
 from storage.flow_tables import Certificate
 from storage.notice_tables import CaseDocument
 from storage.seal_tables import UnitSeal
 from storage.tables import Case, Unit
+
+if TYPE_CHECKING:
+    from engine.pades import SignatureFacts
 
 NONCE_BYTES = 12
 MAX_VERIFY_BYTES = 20 * 1024 * 1024  # the largest PDF taken for verification (upload or CLI)
@@ -93,7 +97,7 @@ class VerifyReport:
     sha256: str
     record: DocRecord | None
     reason: str  # zh-CN: the verdict and, when invalid, the first reason why
-    signatures: list[pades.SignatureFacts] = field(default_factory=list)
+    signatures: list[SignatureFacts] = field(default_factory=list)
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -240,6 +244,8 @@ def sign_pdf(session: Session, unit_id: str, pdf: bytes, *, reason: str, locatio
     if row is None:
         raise SealMissing(f"单位 {unit_id} 尚未配置电子印章: 请运行 tongban seals create {unit_id}", unit=unit_id)
     key_der = _unseal_key(row)
+    from engine import pades  # pyHanko is loaded by the worker that signs, not by every importer
+
     return offload.COMPUTE.run(pades.sign, key_der, row.certificate_pem, row.chain_pem,
                                field=f"Seal-{row.fingerprint[:12]}", name=row.unit_name, reason=reason,
                                location=location, data=io.BytesIO(pdf), timeout=get_settings().render_seconds)
@@ -256,6 +262,8 @@ def verify_pdf(data: bytes, session: Session) -> VerifyReport:
         return VerifyReport(valid=False, intact=False, reason=f"文件超过 {MAX_VERIFY_BYTES // 1024 // 1024} MB",
                             **empty)
     rows = list(session.execute(sa.select(UnitSeal)).scalars())
+    from engine import pades
+
     try:
         facts = offload.COMPUTE.run(pades.verify, [r.certificate_pem for r in rows], data=io.BytesIO(data),
                                     timeout=get_settings().render_seconds)
@@ -277,7 +285,7 @@ def verify_pdf(data: bytes, session: Session) -> VerifyReport:
                         signatures=facts)
 
 
-def _problem(facts: list[pades.SignatureFacts], seals: dict[str, UnitSeal]) -> str | None:
+def _problem(facts: list[SignatureFacts], seals: dict[str, UnitSeal]) -> str | None:
     """The first reason a signature fails, in zh-CN (None: all pass)."""
     for f in facts:
         if f["error"]:
