@@ -38,6 +38,7 @@ ROUTERS: tuple[Router, ...] = (
     verify.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
     notices_ui.router,
+    verify.pages,
 )
 
 
@@ -55,6 +56,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
+    app.state.verify_limiter = public.SlidingWindow()  # PDF uploads checked on /verify
     app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
     if get_settings().cors_origins:  # off unless configured: the product's own pages are same-origin
         app.add_middleware(
