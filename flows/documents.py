@@ -1,8 +1,9 @@
-"""制作文书: draw a notice issued by a transition, store it as evidence, and record its digest.
+"""制作文书: draw a notice issued by a transition, sign it, store it as evidence, record its digest.
 
 The number and the facts were fixed when the notice was issued (``engine.documents``); this job
-only draws them. A retry finds the notice already drawn and stores nothing; a reprint reads the
-stored bytes, so the applicant and the clerk always get the document that was issued.
+only draws them and signs the PDF with the issuing unit's seal (PAdES, ``engine.seals``). A retry
+finds the notice already drawn and stores nothing; a reprint reads the stored bytes, so the
+applicant and the clerk always get the document that was issued.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import documents, scans
+from engine import documents, scans, seals
 from engine.actors import SYSTEM
 from engine.extensions import JOBS
 from engine.pdf import notice_layout, notice_pdf
@@ -34,9 +35,14 @@ def render_document(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     doc_id = int((job["payload"] or {})["document_id"])
     with session_scope(engine, readonly=True) as s:
         doc = documents.document(s, doc_id)
+        pdf = None
+        if doc is not None and doc["evidence_id"] is None:
+            # Drawn and signed outside the write transaction; the signed bytes are what is kept.
+            facts = doc["data"]
+            pdf = seals.sign_pdf(s, doc["unit_id"], draw(doc), reason=f"{doc['title']} {doc['number']}",
+                                 location=facts["unit"]["region"] or facts["unit"]["name"])
     if doc is None:
         raise LookupError(f"文书 #{doc_id} 不存在")
-    pdf = None if doc["evidence_id"] is not None else draw(doc)  # drawn outside the write transaction
     with effect(engine, job) as eff:
         if pdf is None:
             eff.result.update(document=doc["number"], reused=True)
