@@ -64,9 +64,13 @@ def receipt(step: Step) -> dict[str, Any]:
 
 
 def _accepts(step: Step) -> bool:
+    """Leaving the intake phase, the first time: a case sent back to intake and accepted again
+    keeps the 受理 it had (and its periods, ``engine.deadlines``)."""
     before, after = step.top(step.before), step.top(step.after)
-    return (before in step.item.intake_phase and after not in step.item.intake_phase
-            and not step.state(step.after).final)
+    if before not in step.item.intake_phase or after in step.item.intake_phase or step.state(step.after).final:
+        return False
+    return step.session.execute(sa.select(T_DOC.c.id).where(
+        T_DOC.c.case_id == step.case["id"], T_DOC.c.kind == "acceptance").limit(1)).first() is None
 
 
 @DOCUMENTS.register("acceptance", "受理通知书", title="受理通知书", event=TRANSITION, issuer="competent",
