@@ -298,3 +298,31 @@ def test_supplement_ticks_are_checked_and_a_refused_one_writes_nothing(demo: Dem
     with demo.engine.connect() as conn:
         numbers = conn.execute(sa.text("SELECT number FROM case_documents WHERE kind = 'supplement'")).scalars().all()
     assert numbers == [f"济审补〔{clock.today().year}〕00001号"]  # the refused attempts consumed no number
+
+
+def test_every_kind_has_its_template_and_items_may_name_exactly_these() -> None:
+    from typing import get_args
+
+    from engine import catalog
+    from engine.documents import kinds
+    from states.loader import DefinitionError
+    from states.schema import DocumentKind
+
+    assert {k.name for k in kinds()} == set(get_args(DocumentKind)) == ALL_KINDS
+    assert all((ROOT / "catalog" / "documents" / f"{k}.xml.j2").exists() for k in ALL_KINDS)
+    source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text(encoding="utf-8")
+    d = catalog.parse(source + "documents:\n  approval: {enabled: false}\n", "x.yaml").definition
+    assert d.documents["approval"].enabled is False
+    with pytest.raises(DefinitionError):
+        catalog.parse(source + "documents:\n  poster: {enabled: false}\n", "x.yaml")
+
+
+def test_an_item_that_turns_a_notice_off_issues_none(demo: Demo, objects: None) -> None:
+    source = (ROOT / "catalog" / "items" / "cbw_lingshou_xuke.yaml").read_text(encoding="utf-8")
+    source = source.replace("version: 2", "version: 3") + "documents:\n  acceptance: {enabled: false}\n"
+    r = demo.client.post("/api/v1/items", content=source.encode(),
+                         headers=demo.h("孙设计", **{"Content-Type": "application/yaml"}))
+    assert r.status_code == 201, r.text
+    n = demo.create("李强", "CBWLSXK", _materials(demo, "CBWLSXK"))["number"]
+    demo.fire("李强", n, "accept")
+    assert [d["kind"] for d in _docs(demo, n)] == ["receipt"]
