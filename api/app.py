@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
-from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
+from api.pages import board, designer, notices_ui, progress, scans_ui, video_ui, web, workbench
 from api.routes import (
     cases,
     dashboard,
@@ -19,6 +19,7 @@ from api.routes import (
     exchange,
     items,
     mail,
+    notices,
     public,
     verify,
     video,
@@ -33,9 +34,10 @@ from storage.db import get_engine, loop_reader
 
 # Every router of the app, in one list: the API's, then the pages'.
 ROUTERS: tuple[Router, ...] = (
-    public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
+    public.router, items.router, cases.router, documents.router, notices.router, dashboard.router, video.router,
     verify.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
+    notices_ui.router,
     verify.pages,
 )
 

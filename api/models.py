@@ -618,6 +618,25 @@ class WebhookDeliveryList(_Out):
     next_cursor: str | None = Field(description="更早记录的游标, 无更多则为 null")
 
 
+# --- 文书 (engine.documents): a case's notices and certificates ---
+
+class CaseDocument(_Out):
+    """A notice (受理通知书, …) or certificate of a case, with its 文号 or 证照编号."""
+
+    kind: str = Field(description="receipt|acceptance|refusal|supplement|extension|special_procedure|"
+                                  "rejection|approval|service|certificate")
+    number: str = Field(description="文号, 例如 青西审受〔2026〕00017号; 证照为证照编号")
+    title: str
+    issued_at: datetime = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
+    sha256: str | None = Field(description="PDF 的 sha256; 尚在制作时为 null")
+    content_url: str | None = Field(description="下载 PDF (记入案件历史); 尚在制作时为 null")
+
+
+class CaseDocuments(_Out):
+    items: list[CaseDocument]
+    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+
+
 # --- 电子签章核验 (engine.seals, engine.verification) ---
 
 class SignatureReport(_Out):

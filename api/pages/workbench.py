@@ -192,13 +192,19 @@ def case_diagram(number: str, request: Request, session: SessionDep) -> Response
 @router.post("/ui/cases/{number}/triggers/{trigger}", response_class=HTMLResponse)
 def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf: Csrf,
          version: Annotated[int, Form(ge=1)],
-         comment: Annotated[str, Form(max_length=2000)] = "") -> Response:
+         comment: Annotated[str, Form(max_length=2000)] = "",
+         tick: Annotated[list[str] | None, Form(max_length=64)] = None,
+         material: Annotated[list[str] | None, Form(max_length=64)] = None,
+         reason: Annotated[list[str] | None, Form(max_length=500)] = None) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
+    if material is not None:  # 补正: the ticked materials, each with its reason (one notice lists them all)
+        reasons = dict(zip(material, reason or [], strict=False))
+        payload["data"] = {"supplement": [{"material": m, "reason": reasons.get(m, "")} for m in tick or []]}
     try:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:
