@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, deadlines, workdays
+from engine import catalog, certfields, deadlines, workdays
 from engine.actors import Actor
 from engine.advance import (
     append_event,
@@ -63,6 +63,7 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         raise InvalidInput("item_code", f"事项 {item_code} 不存在") from None
     item = catalog.compiled(session, version.id)
     d = item.definition
+    certfields.check_applicant(d, applicant)
     parties = resolve_parties(session, d, actor.counter_id, competent_region)
     if mode is None:
         cross = parties.competent.region_code != parties.intake.region_code
