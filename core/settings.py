@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     # given the public key (`tongban audit public-key` prints it).
     anchor_key: str = ""
     anchor_public_key: str = ""
+    # Seals the units' signing keys in the database (AES-GCM; empty: made once in data_dir/seal-key).
+    # Every machine that signs (the server, each regional Prefect worker) needs the same one;
+    # verifying needs none. Self-signed seal certificates are valid this many years.
+    seal_key: str = ""
+    seal_valid_years: int = 10
     # Heavy work on outside input runs in worker processes (engine.offload), a few at once, each
     # with a deadline. Scans and thumbnails: decodes at once, the memory one decode may take
     # (pixels × bytes per pixel, judged from the header before decoding) and its seconds.

@@ -1,4 +1,4 @@
-"""The alliance directory (云牵手联盟): regions, counters, and who does what for which item."""
+"""The alliance directory (云牵手联盟): regions, member units, counters, and who does what for which item."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from sqlmodel import Session
 
 from engine.errors import Forbidden, InvalidInput
 from states.schema import ItemDefinition
-from storage.tables import Clerk, Counter, CounterItem, Region
+from storage.tables import Clerk, Counter, CounterItem, Region, Unit
+
+DEFAULT_FORMAT = "{abbr}{word}〔{year}〕{seq:05d}号"
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,20 @@ def load_alliance(session: Session, path: Path) -> dict[str, Any]:
     for r in doc.get("regions", []):
         session.merge(Region(code=str(r["code"]), name=r["name"]))
     session.flush()
+    scheme = doc.get("document_numbers") or {}
+    by_id: dict[str, Unit] = {}
+    for u in doc.get("units", []):
+        words = {**(scheme.get("words") or {}), **(u.get("words") or {})}
+        by_id[u["id"]] = session.merge(Unit(
+            id=u["id"], name=u["name"], code=str(u["code"]), region_code=str(u["region"]), doc_abbr=u["abbr"],
+            doc_format=u.get("format") or scheme.get("format") or DEFAULT_FORMAT, doc_words=words))
+    session.flush()
     for c in doc.get("counters", []):
-        session.merge(Counter(id=c["id"], name=c["name"], unit=c.get("unit", ""),
-                              region_code=str(c["region"])))
+        # A counter names its unit by id; a bare name (a directory without units) still works.
+        ref = c.get("unit", "")
+        unit = (by_id.get(ref) or session.get(Unit, ref)) if ref else None
+        session.merge(Counter(id=c["id"], name=c["name"], unit=unit.name if unit else ref,
+                              unit_id=unit.id if unit else None, region_code=str(c["region"])))
         session.flush()
         for code, roles in (c.get("items") or {}).items():
             for role in roles:
@@ -110,3 +123,17 @@ def counter_item_codes(session: Session, counter_id: str, roles: Iterable[str] =
 
 def counter(session: Session, counter_id: str) -> Counter | None:
     return session.get(Counter, counter_id)
+
+
+def unit(session: Session, unit_id: str) -> Unit | None:
+    return session.get(Unit, unit_id)
+
+
+def unit_of_counter(session: Session, counter_id: str | None) -> Unit | None:
+    """The member unit a counter belongs to (the authority its notices are issued in the name of)."""
+    c = session.get(Counter, counter_id) if counter_id else None
+    return session.get(Unit, c.unit_id) if c is not None and c.unit_id else None
+
+
+def units(session: Session) -> list[Unit]:
+    return list(session.execute(sa.select(Unit).order_by(Unit.id)).scalars())

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -23,29 +21,16 @@ from reportlab.lib.pagesizes import A4, A6
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from core.settings import ROOT, get_settings
 from engine import offload
+from engine.fonts import cjk_font
 
 # Certificate layouts belong to the catalog, beside the items they are issued for.
 TEMPLATES = ROOT / "catalog" / "certificates"
-FONT_FILES = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-              "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                           undefined=jinja2.StrictUndefined)
-
-
-@lru_cache
-def cjk_font() -> str:
-    for path in FONT_FILES:
-        if Path(path).exists():
-            pdfmetrics.registerFont(TTFont("TongbanCJK", path, subfontIndex=0))
-            return "TongbanCJK"
-    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))  # not embedded: viewer supplies it
-    return "STSong-Light"
 
 
 def certificate_layout(item_code: str, context: dict[str, Any]) -> ET.Element:

@@ -63,13 +63,27 @@ class Region(SQLModel, table=True):
     name: str
 
 
+class Unit(SQLModel, table=True):
+    """An alliance member unit (成员单位): the authority whose name, code and seal a notice carries."""
+
+    __tablename__ = "units"
+    id: str = Field(primary_key=True, max_length=32)
+    name: str
+    code: str = Field(unique=True, max_length=18)  # 统一社会信用代码 (GB 32100-2015)
+    region_code: str = Field(foreign_key="regions.code", index=True)
+    doc_abbr: str = Field(max_length=16)  # the 文号's abbreviation, e.g. 青西审
+    doc_format: str = Field(max_length=64)  # e.g. {abbr}{word}〔{year}〕{seq:05d}号
+    doc_words: dict[str, str] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
 class Counter(SQLModel, table=True):
     """A service counter (窗口) of an alliance member unit."""
 
     __tablename__ = "counters"
     id: str = Field(primary_key=True, max_length=64)
     name: str
-    unit: str = ""  # 所属单位
+    unit: str = ""  # 所属单位's name, kept beside unit_id for the readers that only show it
+    unit_id: str | None = Field(default=None, foreign_key="units.id", index=True, max_length=32)
     region_code: str = Field(foreign_key="regions.code", index=True)
 
 
