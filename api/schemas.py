@@ -87,3 +87,8 @@ class Reassign(_Body):
     # companion: the applicant's companion clerk; step: the current step at counter_id (default:
     # whichever the counter's current step is).
     kind: Literal["companion", "step"] | None = None
+
+
+class Revocation(_Body):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000,
+                                             pattern=NON_BLANK)]

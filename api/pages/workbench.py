@@ -192,13 +192,17 @@ def case_diagram(number: str, request: Request, session: SessionDep) -> Response
 @router.post("/ui/cases/{number}/triggers/{trigger}", response_class=HTMLResponse)
 def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf: Csrf,
          version: Annotated[int, Form(ge=1)],
-         comment: Annotated[str, Form(max_length=2000)] = "") -> Response:
+         comment: Annotated[str, Form(max_length=2000)] = "",
+         cert_id: Annotated[list[str], Form(max_length=64)] = [],  # noqa: B006 — FastAPI copies defaults
+         cert_value: Annotated[list[str], Form(max_length=2000)] = []) -> Response:  # noqa: B006
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
+    if cert_id:  # the certificate's data the approver entered beside the button
+        payload["data"] = {"certificate": {k: v for k, v in zip(cert_id, cert_value, strict=False) if v.strip()}}
     try:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:
