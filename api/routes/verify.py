@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Response
 from fastapi.responses import HTMLResponse
@@ -71,4 +72,4 @@ def get_certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Re
     cert = certificates.get(session, number)
     list_certificates(case_number(session, cert.case_id), session, actor)  # the same visibility rule
     return Response(b"".join(read_evidence(cert.bucket, cert.object_key)), media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+                    headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(number)}.pdf"})
