@@ -194,7 +194,6 @@ class Settings(BaseSettings):
         return self
 
 
-@lru_cache
 def listening_url(host: str, port: int) -> str:
     """The URL of what listens on ``host``:``port``, as someone else on the network would type it."""
     if host in ("0.0.0.0", "::", ""):
@@ -204,5 +203,6 @@ def listening_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+@lru_cache
 def get_settings() -> Settings:
     return Settings()

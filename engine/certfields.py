@@ -44,8 +44,8 @@ def value_problem(f: CertificateField, value: Any) -> str | None:
 
 def check_applicant(d: ItemDefinition, applicant: dict[str, Any]) -> None:
     """At intake: the applicant's 证件号码 is checked as what its kind says (a company's 统一社会
-    信用代码, a person's 公民身份号码), and every present value an item's certificate reads from
-    the application is checked by its field's rule. Missing values are the approval's concern."""
+    信用代码, a person's 公民身份号码), and every present code or date an item's certificate reads
+    from the application is checked by its field's rule. Missing values are the approval's concern."""
     errors = []
     code = applicant.get("id_number")
     if code:
@@ -55,7 +55,8 @@ def check_applicant(d: ItemDefinition, applicant: dict[str, Any]) -> None:
     seen = {"applicant.id_number"}
     for spec in d.certificates:
         for f in spec.fields:
-            if f.source != "application" or f.path in seen or f.path is None:
+            # Codes and dates: text is as long as the application's own schema lets it be.
+            if f.source != "application" or f.path in seen or f.path is None or f.validation == "text":
                 continue
             seen.add(f.path)
             value = applicant.get(f.path.removeprefix("applicant."))

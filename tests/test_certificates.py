@@ -84,7 +84,7 @@ def test_the_approver_must_give_the_licence_data_and_nothing_is_written_without_
     assert [f["id"] for f in approve["certificate_fields"]] == [
         "company_type", "head", "head_id_number", "established_on", "scope"]
     history = demo.count("history")
-    r = demo.fire("李强", n, "approve", out["version"], expect=422)
+    r = demo.fire("李强", n, "approve", out["version"], expect=422, data=None)
     assert {e["field"] for e in r["errors"]} == {f"data.certificate.{k}" for k in HEAD}
     bad = {**HEAD, "head_id_number": "110105194912310021", "established_on": "2019-02-30", "extra": "x"}
     r = demo.fire("李强", n, "approve", out["version"], expect=422, data={"certificate": bad})

@@ -15,8 +15,18 @@ depends_on = None
 # The unique constraints of 0003 were created unnamed: on SQLite they are found by this
 # convention while batch mode copies the table; PostgreSQL named them itself.
 SQLITE_NAMES = {"uq": "uq_%(table_name)s_%(column_0_N_name)s"}
-OLD_UNIQUE = {"postgresql": ("certificates_case_id_decision_seq_key", "certificates_job_id_key"),
-              "sqlite": ("uq_certificates_case_id_decision_seq", "uq_certificates_job_id")}
+OLD_UNIQUE = ({"case_id", "decision_seq"}, {"job_id"})
+
+
+def _old_unique_names() -> list[str]:
+    """The old keys' names as the database knows them (unnamed ones by the convention above)."""
+    found = sa.inspect(op.get_bind()).get_unique_constraints("certificates")
+    names = []
+    for columns in OLD_UNIQUE:
+        for uc in found:
+            if set(uc["column_names"]) == columns:
+                names.append(uc["name"] or f"uq_certificates_{'_'.join(uc['column_names'])}")
+    return names
 
 COLUMNS = [
     ("cert_key", sa.String(length=64), "certificate"),
@@ -53,8 +63,9 @@ def upgrade() -> None:
     with _batch() as batch_op:
         for name, _, _ in COLUMNS:
             batch_op.alter_column(name, server_default=None)
+    old = _old_unique_names()
     with _batch(recreate="always" if dialect == "sqlite" else "auto") as batch_op:
-        for name in OLD_UNIQUE[dialect]:
+        for name in old:
             batch_op.drop_constraint(name, type_="unique")
         batch_op.create_unique_constraint("uq_certificates_case_decision_key", ["case_id", "decision_seq", "cert_key"])
         batch_op.create_index("ix_certificates_cert_type", ["cert_type"], unique=False)
