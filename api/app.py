@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
-from api.pages import board, designer, progress, scans_ui, video_ui, web, workbench
+from api.pages import board, designer, notices_ui, progress, scans_ui, video_ui, web, workbench
 from api.routes import (
     cases,
     certificates,
@@ -20,6 +20,7 @@ from api.routes import (
     exchange,
     items,
     mail,
+    notices,
     public,
     verify,
     video,
@@ -34,9 +35,11 @@ from storage.db import get_engine, loop_reader
 
 # Every router of the app, in one list: the API's, then the pages'.
 ROUTERS: tuple[Router, ...] = (
-    public.router, items.router, cases.router, documents.router, dashboard.router, video.router,
+    public.router, items.router, cases.router, documents.router, notices.router, dashboard.router, video.router,
     verify.router, certificates.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
+    notices_ui.router,
+    verify.pages,
 )
 
 
@@ -54,6 +57,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
     errors.install(app)
     app.state.progress_limiter = public.SlidingWindow()
+    app.state.verify_limiter = public.SlidingWindow()  # PDF uploads checked on /verify
     app.add_middleware(SameOrigin)  # judges the origin the client used: inside ClientAddress
     if get_settings().cors_origins:  # off unless configured: the product's own pages are same-origin
         app.add_middleware(

@@ -670,3 +670,64 @@ class WebhookDelivery(_Out):
 class WebhookDeliveryList(_Out):
     items: list[WebhookDelivery]
     next_cursor: str | None = Field(description="更早记录的游标, 无更多则为 null")
+
+
+# --- 文书 (engine.documents): a case's notices and certificates ---
+
+class CaseDocument(_Out):
+    """A notice (受理通知书, …) or certificate of a case, with its 文号 or 证照编号."""
+
+    kind: str = Field(description="receipt|acceptance|refusal|supplement|extension|special_procedure|"
+                                  "rejection|approval|service|certificate")
+    number: str = Field(description="文号, 例如 青西审受〔2026〕00017号; 证照为证照编号")
+    title: str
+    issued_at: datetime = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
+    sha256: str | None = Field(description="PDF 的 sha256; 尚在制作时为 null")
+    content_url: str | None = Field(description="下载 PDF (记入案件历史); 尚在制作时为 null")
+
+
+class CaseDocuments(_Out):
+    items: list[CaseDocument]
+    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+
+
+# --- 电子签章核验 (engine.seals, engine.verification) ---
+
+class SignatureReport(_Out):
+    """A PDF's electronic signature as pyHanko's validator found it, against this platform's seals."""
+
+    valid: bool = Field(description="签章有效: 文件未被改动, 签名正确, 证书属于本平台成员单位, 签章后无追加内容")
+    intact: bool = Field(description="签名覆盖的内容未被改动")
+    signer: str = Field(description="签名证书的名称")
+    unit_id: str = Field(description="签章单位编号 (证书不属于本平台时为空)")
+    unit: str = Field(description="签章单位名称")
+    signed_at: datetime | None = Field(description="签章时间 (签章方自报, +08:00)")
+    sha256: str = Field(description="文件的 SHA-256")
+    reason: str = Field(description="结论及原因 (中文)")
+
+
+class VerifiedRecord(_Out):
+    """The platform's record of an issued certificate or notice."""
+
+    kind: str = Field(description="certificate (证照) 或文书种类 (acceptance 受理通知书 …)")
+    number: str = Field(description="证照编号或文号")
+    title: str
+    holder: str = Field(description="持证主体 / 申请人")
+    issued_at: datetime = Field(description="签发时间 (+08:00)")
+    status: str = Field(description="状态 (中文: 有效、已撤销、已过期 …)")
+
+
+class FileVerification(_Out):
+    signature: SignatureReport
+    record: VerifiedRecord | None = Field(description="与该文件字节完全相同的签发记录; 无则为 null")
+
+
+class NumberVerification(_Out):
+    number: str
+    found: bool = Field(description="本平台签发过该编号的证照或文书")
+    valid: bool = Field(description="记录当前有效, 且存档文件的电子签章有效")
+    reason: str = Field(description="结论 (中文)")
+    issuer: str = Field(description="签发单位")
+    valid_until: str = Field(description="证照有效期至 (日期或“长期”); 文书为空")
+    record: VerifiedRecord | None
+    signature: SignatureReport | None = Field(description="存档文件的签章核验; 文件未生成或读不到时为 null")

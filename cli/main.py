@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli.seals import seals_app, verify_file
 from core.settings import get_settings
 
 app = typer.Typer(help="通办 Tongban — 跨域通办案件编排平台", no_args_is_help=True,
@@ -26,6 +27,8 @@ app.add_typer(storage_app, name="storage")
 exchange_app = typer.Typer(help="办件数据交换: 按 GB/T 39046-2020 数据项导出办件, 供省级平台",
                            no_args_is_help=True)
 app.add_typer(exchange_app, name="exchange")
+app.add_typer(seals_app, name="seals")
+app.command("verify")(verify_file)
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     # verifying needs none. Self-signed seal certificates are valid this many years.
     seal_key: str = ""
     seal_valid_years: int = 10
+    # PDFs one client may have checked on /verify per minute (each is parsed and validated in a worker).
+    verify_rate_per_minute: int = 20
     # Heavy work on outside input runs in worker processes (engine.offload), a few at once, each
     # with a deadline. Scans and thumbnails: decodes at once, the memory one decode may take
     # (pixels × bytes per pixel, judged from the header before decoding) and its seconds.

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
-from engine import catalog, certfields, deadlines, directory, workdays
+from engine import catalog, certfields, deadlines, directory, documents, workdays
 from engine.actors import SYSTEM, Actor
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
 from engine.guards import Guards, remember_came_from, remember_materials
@@ -223,6 +223,8 @@ def advance(
         _fire(session, item, case, auto, SYSTEM, {}, guards, at, pending)
     _write(session, item, case, original_version, guards, pending, at)
     deadlines.on_advance(session, item, case, before_state, before_branches, at)  # 受理, decision, clock
+    # The notices these steps call for (受理通知书, 补正材料通知书, …), numbered in this transaction.
+    enqueue_documents(session, case, documents.issue_at(session, item, case, pending.history, actor), at)  # type: ignore[arg-type]
     remember_materials(session, guards)
     last = pending.history[-1] if pending.history else None
     if last is not None and last.get("to_state") == case["state"] and last.get("from_state") != case["state"] \
@@ -317,6 +319,17 @@ def new_job(case: CaseRow, job: str, region: str, counter: str, at: datetime,
     """An outbox row for ``job``, run on ``region``'s pool."""
     return {"id": str(uuid.uuid4()), "case_id": case["id"], "job": job, "region_code": region,
             "counter_id": counter, "status": "pending", "attempts": 0, "created_at": at, "payload": payload}
+
+
+def enqueue_documents(session: Session, case: CaseRow, issued: list[documents.Issued], at: datetime) -> None:
+    """Queue the drawing of notices just issued, each on its issuing counter's region's pool."""
+    if not issued:
+        return
+    regions = regions_of(session, {d.counter_id for d in issued})
+    INSERT_OUTBOX.execute_many(session, [
+        new_job(case, "render_document", regions[d.counter_id], d.counter_id, at,
+                {"number": case["number"], "document_id": d.id, "kind": d.kind, "document": d.number})
+        for d in issued])
 
 
 def _qualified(state: str, source: str) -> str:

@@ -1,4 +1,4 @@
-"""The embedded demo: publish the catalog, load the alliance, and create demo clerks once."""
+"""The embedded demo: publish the catalog, load the alliance, give each unit a seal, and create demo clerks once."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import sqlalchemy as sa
 import yaml
 from sqlmodel import Session
 
+from engine import seals
 from engine.actors import add_clerk
 from engine.catalog import publish, read_catalog
 from engine.dashboard import set_supervised_regions
-from engine.directory import load_alliance
+from engine.directory import load_alliance, units
 from storage.tables import Clerk
 
 
@@ -30,6 +31,9 @@ def seed(session: Session, catalog_dir: Path, alliance_file: Path, tokens_file: 
     """Idempotent: clerks and their tokens are created on the first run and re-read afterwards."""
     publish_catalog(session, catalog_dir)
     load_alliance(session, alliance_file)
+    # Every unit signs what it issues: a demo unit without a seal gets a self-signed one.
+    for unit in units(session):
+        seals.ensure(session, unit.id)
     if session.execute(sa.select(sa.func.count()).select_from(Clerk)).scalar_one() and tokens_file.exists():
         return json.loads(tokens_file.read_text(encoding="utf-8"))
     doc = yaml.safe_load(alliance_file.read_text(encoding="utf-8"))

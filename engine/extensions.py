@@ -4,6 +4,8 @@
 - ``JOBS``: an outbox job's handler, with the triggers it fires when done (``follow_ups``);
   implemented in ``flows``.
 - ``VIDEO_KINDS``: a video step; its implementation gives the room's checklist (``video``).
+- ``DOCUMENTS``: a written notice (文书); its implementation gives the facts its template states,
+  its meta when it is issued and by which unit (``engine.document_kinds``).
 
 The engine enqueues jobs and opens video steps by name but never imports ``flows`` or ``video``:
 their modules register themselves when loaded, and ``load()`` loads every module in ``MODULES``
@@ -23,14 +25,17 @@ from states.vocabulary import Vocabulary
 GUARDS: Registry[Callable[..., str | None]] = Registry("守卫条件")
 JOBS: Registry[Callable[..., dict[str, Any]]] = Registry("自动任务")
 VIDEO_KINDS: Registry[Callable[..., list[dict[str, str]]]] = Registry("视频环节")
+DOCUMENTS: Registry[Callable[..., dict[str, Any]]] = Registry("文书")
 
-REGISTRIES = (GUARDS, JOBS, VIDEO_KINDS)
+REGISTRIES = (GUARDS, JOBS, VIDEO_KINDS, DOCUMENTS)
 
-# Every module that declares a guard, a job or a video step.
+# Every module that declares a guard, a job, a video step or a document.
 MODULES = (
+    "engine.document_kinds",
     "engine.guards",
     "flows.autoreview",
     "flows.certificate",
+    "flows.documents",
     "flows.handoff",
     "flows.mail",
     "flows.notify",

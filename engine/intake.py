@@ -12,10 +12,11 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, certfields, certificates, deadlines, workdays
+from engine import catalog, certfields, certificates, deadlines, documents, workdays
 from engine.actors import Actor
 from engine.advance import (
     append_event,
+    enqueue_documents,
     holder_counters,
     load_case,
     require_holder,
@@ -118,6 +119,9 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         ])
     session.execute(sa.insert(T_HIST).values(case_id=case["id"], **event))
     sync_holders(session, case["id"], holder_counters(item, case))
+    # 收件凭证: the only notice that may carry the query code, which exists in clear only here.
+    enqueue_documents(session, case, documents.issue_at(
+        session, item, case, [{**event, "case_id": case["id"]}], actor, query_code=code), at)
     return case, code
 
 

@@ -11,11 +11,12 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, deadlines, workdays
+from engine import catalog, deadlines, documents, workdays
 from engine.actors import Actor
 from engine.advance import (
     advance,
     append_event,
+    enqueue_documents,
     find_route,
     holder_counters,
     load_case,
@@ -49,11 +50,14 @@ def extend(session: Session, number: str, actor: Actor, reason: str, expected_ve
         raise InvalidInput("reason", "延期须说明理由")
     values = deadlines.extend(workdays.calendar(session), case, days)
     at = now()
-    append_event(session, case, expected_version, at, "extension", actor,
-                 {"days": days, "legal_due_before": case["legal_due"].isoformat(),
-                  "legal_due": values["legal_due"].isoformat(), "approver": actor.name}, reason)
+    data = {"days": days, "legal_due_before": case["legal_due"].isoformat(),
+            "legal_due": values["legal_due"].isoformat(), "approver": actor.name}
+    append_event(session, case, expected_version, at, "extension", actor, data, reason)
     session.execute(sa.update(T_CASE).where(T_CASE.c.id == case["id"]).values(**values))
     case.update(values)  # type: ignore[typeddict-item]
+    event = {"kind": "extension", "seq": case["version"], "at": at, "actor_id": actor.id, "actor_name": actor.name,
+             "counter_id": actor.counter_id, "comment": reason, "data": data}
+    enqueue_documents(session, case, documents.issue_at(session, item, case, [event], actor), at)  # 延期通知书
     _notify(session, case, "extension", at,
             f"经审批, 办理期限延长 {days} 个工作日, 法定办结日为 {values['legal_due']:%Y年%m月%d日}。理由：{reason}")
     return case

@@ -1,4 +1,8 @@
-"""PDF output with a CJK font: certificates from their Jinja2 layout, and waybills.
+"""PDF output with a CJK font: certificates and written notices from their Jinja2 layouts, and waybills.
+
+Notices (文书) are laid out by ``catalog/documents/<kind>_<code>.xml.j2`` for one item, falling back
+to ``<kind>.xml.j2``, and drawn by ``engine.pdf_notice`` (paragraphs, tables, the signature block
+with the unit's seal).
 
 Templates (``catalog/certificates/certificate_<code>.xml.j2``, falling back to ``certificate.xml.j2``)
 render a small XML layout — title, lines, labelled fields, a note — that is drawn here with
@@ -26,11 +30,16 @@ from reportlab.pdfgen import canvas
 from core.settings import ROOT, get_settings
 from engine import offload
 from engine.fonts import cjk_font
+from engine.pdf_notice import draw_notice
+from engine.seal_image import draw_seal
 
 # Certificate layouts belong to the catalog, beside the items they are issued for.
 TEMPLATES = ROOT / "catalog" / "certificates"
+NOTICE_TEMPLATES = ROOT / "catalog" / "documents"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                           undefined=jinja2.StrictUndefined)
+_notice_env = jinja2.Environment(loader=jinja2.FileSystemLoader(NOTICE_TEMPLATES), autoescape=True,
+                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def certificate_layout(item_code: str, context: dict[str, Any]) -> ET.Element:
@@ -39,6 +48,21 @@ def certificate_layout(item_code: str, context: dict[str, Any]) -> ET.Element:
     except jinja2.TemplateNotFound:
         template = _env.get_template("certificate.xml.j2")
     return ET.fromstring(template.render(**context))
+
+
+def notice_template(kind: str, item_code: str) -> str:
+    """The template's file name for this kind and item: the item's own, else the default."""
+    own = f"{kind}_{item_code}.xml.j2"
+    return own if (NOTICE_TEMPLATES / own).exists() else f"{kind}.xml.j2"
+
+
+def notice_layout(kind: str, item_code: str, facts: dict[str, Any]) -> ET.Element:
+    return ET.fromstring(_notice_env.get_template(notice_template(kind, item_code)).render(**facts))
+
+
+def notice_pdf(layout: ET.Element, meta_title: str, footer: str) -> bytes:
+    """The notice drawn in a worker process (raises ``offload.Overrun`` past the budget)."""
+    return offload.COMPUTE.run(draw_notice, layout, meta_title, footer, timeout=get_settings().render_seconds)
 
 
 def _qr(url: str) -> ImageReader:
@@ -97,6 +121,9 @@ def _draw_certificate(layout: ET.Element, verify_url: str, meta_title: str) -> b
                 c.drawString(62 * mm, y, part)
                 y -= 9 * mm
             y -= 2 * mm
+        elif el.tag == "seal" and el.get("unit"):
+            # The issuing unit's seal stamped over the lines just drawn (发证机关, 日期), as ink is.
+            draw_seal(c, w - 72 * mm, y + 16 * mm, 40 * mm, el.get("unit") or "", el.get("text") or "")
         elif el.tag == "note":
             c.setFont(font, 10)
             note_y = 45 * mm

@@ -78,9 +78,9 @@ def _arc_text(c: rl_canvas.Canvas, cx: float, cy: float, r: float, text: str, fo
     n = len(chars)
     # The characters stand tall and narrow (condensed to 70 %), as engraved on seals; a long name
     # spreads over the whole arc with smaller characters, a short one keeps a natural spacing.
-    step = min(MAX_ARC_DEGREES / n, 28.0)
+    step = min(MAX_ARC_DEGREES / n, 33.0)
     span = step * (n - 1)
-    size = min(r * 0.30, r * 0.70 * math.radians(step) * 1.25)
+    size = min(r * 0.32, r * 0.70 * math.radians(step) * 1.25)
     baseline = r - r * 2 * RING - size * 1.02  # the characters' feet, towards the centre
     c.setFont(font, size)
     c.setLineWidth(size * 0.035)

@@ -7,7 +7,8 @@ Three steps, so that no transaction is held while a PDF is drawn and signed:
    (``engine.docnumbers``) and its row (state ``numbered``) with the data and dates it states;
    a replay of the job finds the rows and keeps their numbers, a racing duplicate fails on the
    (case, decision, certificate) key and rolls its numbers back — no gaps, no second number;
-2. drawing and signing, outside any transaction;
+2. drawing and signing (the unit's seal image on the page, its PAdES signature over the file),
+   outside any write transaction;
 3. the effect (``flows.effects``): the PDFs stored as evidence, the rows ``issued``, the job
    marked done and the follow-up (出证) fired, all in one transaction.
 """
@@ -25,7 +26,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.settings import get_settings
-from engine import catalog, certfields, docnumbers, idcodes, scans
+from engine import catalog, certfields, docnumbers, idcodes, scans, seals
 from engine.actors import SYSTEM
 from engine.advance import load_case
 from engine.extensions import JOBS
@@ -203,15 +204,26 @@ def number_certificates(engine: sa.Engine, job: OutboxJobRow) -> list[Planned]:
 
 
 def draw(plan: Planned) -> bytes:
-    """Step 2: the PDF, outside any transaction (same inputs, same bytes)."""
+    """The PDF as drawn (same inputs, same bytes), before it is signed."""
     layout = render_layout(plan.layout, plan.context)
     return certificate_pdf(layout, plan.context["verify_url"], f"{plan.context['title']} {plan.number}")
+
+
+def draw_and_sign(engine: sa.Engine, plan: Planned) -> bytes:
+    """Step 2: drawn, then signed with the issuing unit's seal (PAdES), outside any write
+    transaction; the signed bytes are what is stored and served on every reprint."""
+    pdf = draw(plan)
+    if plan.unit_id is None:  # a counter outside the directory's units has no seal to sign with
+        return pdf
+    with session_scope(engine, readonly=True) as s:
+        return seals.sign_pdf(s, plan.unit_id, pdf, reason=f"{plan.context['title']} {plan.number}",
+                              location=plan.context["unit"])
 
 
 @JOBS.register("issue_certificate", "制发证照", follow_ups=("issue", "issue_all"))
 def issue_certificate(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     plans = number_certificates(engine, job)
-    pdfs = {p.row_id: draw(p) for p in plans if p.state != "issued"}
+    pdfs = {p.row_id: draw_and_sign(engine, p) for p in plans if p.state != "issued"}
     with effect(engine, job) as eff:
         issued = []
         for p in plans:

@@ -234,6 +234,20 @@ class CertificateSpec(_Strict):
         return self.type or self.name
 
 
+DocumentKind = Literal["receipt", "acceptance", "refusal", "supplement", "extension", "special_procedure",
+                       "rejection", "approval", "service"]
+
+
+class DocumentRule(_Strict):
+    """An item's word on one of its written notices (文书); without it the engine derives when."""
+
+    # Issue it at these triggers instead of the derived ones; ``enabled: false`` issues it never.
+    on: list[Identifier] | None = None
+    enabled: bool = True
+    # 特别程序告知书: the working days the procedure is expected to take (行政许可法 art. 45).
+    days: int | None = Field(default=None, ge=1, le=365)
+
+
 class ItemDefinition(_Strict):
     code: str = Field(min_length=4, max_length=64, pattern=r"^[0-9A-Za-z\-]+$")
     name: str = Field(min_length=1)
@@ -252,6 +266,7 @@ class ItemDefinition(_Strict):
     certificate: str | CertificateSpec | list[CertificateSpec] | None = None
     auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
     withdraw: WithdrawPolicy | None = None  # default: every state before the decision
+    documents: dict[DocumentKind, DocumentRule] = {}  # per-notice overrides (engine.documents)
 
     @property
     def certificate_name(self) -> str | None:

@@ -256,6 +256,7 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_definitions.py::test_cli_graph_writes_svg": ("slow",),
     "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
     "test_security_limits.py::test_tongban_serve_limits_a_rotated_flood": ("slow",),
+    "test_verify.py::test_cli_seals_and_verify_exit_codes": ("slow",),  # eight CLI processes
 }
 
 

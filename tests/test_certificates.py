@@ -18,7 +18,7 @@ from conftest import ALL_FGS, ALL_GGCS, Demo, run_jobs
 
 from core import clock
 from core.settings import Settings, get_settings, listening_url
-from engine import certificates, idcodes
+from engine import certificates, idcodes, seals
 from storage.db import session_scope
 from storage.flow_tables import Certificate
 from storage.object_factory import get_store
@@ -56,9 +56,17 @@ def certs(demo: Demo, number: str) -> list[Certificate]:
     return [Certificate(**r._mapping) for r in rows]
 
 
-def pdf_text(demo: Demo, who: str, number: str, tmp_path: Path) -> str:
+def pdf_text(demo: Demo, who: str, number: str, tmp_path: Path, unit_id: str | None = None) -> str:
+    """The certificate's text; with ``unit_id``, its signature checked by pyHanko's validator first."""
     r = demo.client.get(f"/api/v1/certificates/{number}/pdf", headers=demo.h(who))
     assert r.status_code == 200, r.text
+    if unit_id is not None:
+        with session_scope(demo.engine, readonly=True) as s:
+            report = seals.verify_pdf(r.content, s)
+            assert report.valid and report.intact and report.unit_id == unit_id, report.reason
+            changed = bytearray(r.content)
+            changed[len(changed) // 3] ^= 0x01
+            assert not seals.verify_pdf(bytes(changed), s).valid
     path = tmp_path / "c.pdf"
     path.write_bytes(r.content)
     out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True)
@@ -131,7 +139,7 @@ def test_the_branch_licence_carries_the_new_head_code_premises_and_scope(demo: D
     values = {f["id"]: f["value"] for f in cert.data or []}
     assert values["head"] == "张建国" and values["premises"] == BRANCH["address"]
     assert values["head_id_number"] == HEAD["head_id_number"]  # recorded, not printed
-    text = pdf_text(demo, "李强", cert.number, tmp_path)
+    text = pdf_text(demo, "李强", cert.number, tmp_path, unit_id="qdxh-shenpi")
     flat = "".join(text.split())
     for shown in ("营业执照", cert.number, BRANCH_CODE, BRANCH["name"], "张建国", "长江中路216号",
                   "日用百货销售", "长期", "青岛西海岸新区行政审批服务局", "2026年12月02日"):
@@ -179,9 +187,9 @@ def test_the_bundle_issues_one_certificate_per_authority_released_together(demo:
     assert school.job_id == business.job_id  # one job: issued together
     out = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()
     assert out["state"]["id"] == "completed"
-    flat = "".join(pdf_text(demo, "陈静", school.number, tmp_path).split())
+    flat = "".join(pdf_text(demo, "陈静", school.number, tmp_path, unit_id="pd-jiaoyu").split())
     assert "民办学校办学许可证" in flat and "浦东新区教育局" in flat and "文化艺术类培训" in flat
-    flat = "".join(pdf_text(demo, "陈静", business.number, tmp_path).split())
+    flat = "".join(pdf_text(demo, "陈静", business.number, tmp_path, unit_id="pd-shichang").split())
     assert SCHOOL_CODE in flat and "浦东新区市场监督管理局" in flat and "王明" in flat
 
 

@@ -18,7 +18,7 @@ from engine import catalog, extensions
 from engine.extensions import GUARDS, JOBS, VIDEO_KINDS
 from states.loader import DefinitionError
 
-REGISTRY_NAMES = {"GUARDS", "JOBS", "VIDEO_KINDS"}
+REGISTRY_NAMES = {"GUARDS", "JOBS", "VIDEO_KINDS", "DOCUMENTS"}
 PACKAGES = ("core", "states", "engine", "storage", "api", "flows", "video", "cli")
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.pages import web
-from engine import assignment, catalog, dashboard, directory, lifecycle, scans, views
+from engine import assignment, catalog, dashboard, directory, documents_read, lifecycle, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import companion_step, load_case
@@ -53,7 +53,14 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
                       prefect_url=dashboard.prefect_runs_url(case["number"]),
                       claimable=claimable, claimed_by_me=claimed_by_me, may_extend=may_extend,
                       extension_days=item.definition.limits.extension_days,
-                      material_names={m.id: m.name for m in item.definition.materials})
+                      material_names={m.id: m.name for m in item.definition.materials},
+                      documents=documents_read.with_evidence(session, case["number"], actor),
+                      supplement_triggers=supplement_triggers(item))
+
+
+def supplement_triggers(item: Any) -> set[str]:
+    """Triggers into a 补正 state (status 6): their form ticks each material and asks a reason."""
+    return {t.trigger for t in item.definition.transitions if item.table[t.dest].state.status == 6}
 
 
 def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from api.deps import SessionDep
 from api.pages import web
 from api.routes import public
 from api.routing import Router
 from api.schemas import Withdrawal
-from engine.errors import EngineError
+from engine import documents_read
+from engine.errors import EngineError, InvalidInput
 
 router = Router(pages=True)
 
@@ -29,14 +31,17 @@ def progress_query(request: Request, session: SessionDep, number: Annotated[str,
     number) and lookup are reused, so the page is no way around them."""
     number, code = number.strip(), code.strip()
     error, status, result, headers = None, 200, None, {}
+    documents: list[dict[str, Any]] = []
     if not 1 <= len(number) <= 32 or not 6 <= len(code) <= 32:
         error, status = "请填写办件编号和查询码 (6 位以上)", 422
     else:
         try:
             result = public.get_progress(number, request, session, code)
+            documents = documents_read.for_applicant(session, number, code)
         except EngineError as exc:
             error, status, headers = exc.detail, exc.status, _retry_after(exc)
-    page = web.render(request, "progress.html", status_code=status, result=result, number=number, error=error)
+    page = web.render(request, "progress.html", status_code=status, result=result, number=number, error=error,
+                      documents=documents if result else None)
     page.headers.update(headers)
     return page
 
@@ -69,3 +74,25 @@ def progress_withdraw(request: Request, session: SessionDep, number: Annotated[s
         page.headers.update(_retry_after(exc))
         return page
     return web.render(request, "progress.html", result=result, number=number, done="申请已撤回, 办件已结束。")
+
+
+@router.post("/progress/document", response_class=Response)
+def progress_document(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
+                      code: Annotated[str, Form(max_length=32)] = "",
+                      document: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """The applicant downloads a notice or certificate with the query code (through the same
+    limiters as the progress query): the stored PDF, the one that was issued."""
+    number, code, document = number.strip(), code.strip(), document.strip()
+    try:
+        if not 1 <= len(number) <= 32 or not 6 <= len(code) <= 32 or not document:
+            raise InvalidInput("document", "请选择文书并填写查询码")
+        public.get_progress(number, request, session, code)
+        d = documents_read.applicant_download(session, number, code, document)
+    except EngineError as exc:
+        page = web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
+                          error=exc.detail)
+        page.headers.update(_retry_after(exc))
+        return page
+    return StreamingResponse(d.stream, media_type=d.media_type, headers={
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff", "ETag": f'"{d.sha256}"',
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(d.filename)}"})

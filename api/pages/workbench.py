@@ -193,16 +193,23 @@ def case_diagram(number: str, request: Request, session: SessionDep) -> Response
 def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf: Csrf,
          version: Annotated[int, Form(ge=1)],
          comment: Annotated[str, Form(max_length=2000)] = "",
-         cert_id: Annotated[list[str], Form(max_length=64)] = [],  # noqa: B006 — FastAPI copies defaults
-         cert_value: Annotated[list[str], Form(max_length=2000)] = []) -> Response:  # noqa: B006
+         tick: Annotated[list[str] | None, Form(max_length=64)] = None,
+         material: Annotated[list[str] | None, Form(max_length=64)] = None,
+         reason: Annotated[list[str] | None, Form(max_length=500)] = None,
+         cert_id: Annotated[list[str] | None, Form(max_length=64)] = None,
+         cert_value: Annotated[list[str] | None, Form(max_length=2000)] = None) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
+    if material is not None:  # 补正: the ticked materials, each with its reason (one notice lists them all)
+        reasons = dict(zip(material, reason or [], strict=False))
+        payload["data"] = {"supplement": [{"material": m, "reason": reasons.get(m, "")} for m in tick or []]}
     if cert_id:  # the certificate's data the approver entered beside the button
-        payload["data"] = {"certificate": {k: v for k, v in zip(cert_id, cert_value, strict=False) if v.strip()}}
+        values = {k: v for k, v in zip(cert_id, cert_value or [], strict=False) if v.strip()}
+        payload["data"] = {**payload.get("data", {}), "certificate": values}
     try:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:

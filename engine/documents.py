@@ -1,0 +1,217 @@
+"""Written notices (文书): which ones a step issues, their numbers, and the record each leaves.
+
+行政许可法 asks for a written, sealed and dated notice at fixed points of a case. Each kind is
+declared once in ``engine.document_kinds`` (``DOCUMENTS``) with the step that issues it, derived
+from the item's graph (受理 leaves the intake phase, 补正 enters a status-6 state, a pausing state
+is a 特别程序, …); an item may name the triggers itself or turn a kind off (``documents:``).
+
+A notice is issued inside the transaction of the step that causes it: the unit's number (文号,
+``engine.docnumbers``) and the facts the notice states are written there, so a step that rolls
+back consumes no number and leaves no notice. The PDF is drawn afterwards by the
+``render_document`` job (``flows.documents``) and stored as evidence; a reprint serves those
+stored bytes under the same number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core import clock
+from engine import docnumbers, extensions
+from engine.actors import Actor
+from engine.extensions import DOCUMENTS
+from states.compiler import CompiledItem
+from states.schema import DocumentRule
+from storage.documents import T_EVID
+from storage.flow_tables import T_CERT
+from storage.notice_tables import T_DOC
+from storage.rows import CaseRow
+from storage.tables import Counter, Region, Unit
+
+INTAKE, TRANSITION, EXTENSION = "intake", "transition", "extension"
+
+
+@dataclass(frozen=True)
+class Step:
+    """The event a notice may be issued at, with what a kind's rule and facts read."""
+
+    session: Session
+    item: CompiledItem
+    case: CaseRow
+    event: dict[str, Any]  # the history event (kind, seq, at, trigger, from_state, to_state, data …)
+    actor: Actor
+    extra: dict[str, Any]  # what only the caller knows (the query code at 收件)
+
+    @property
+    def before(self) -> str | None:
+        return self.event.get("from_state")
+
+    @property
+    def after(self) -> str | None:
+        return self.event.get("to_state")
+
+    def top(self, name: str | None) -> str | None:
+        """The top-level state of a qualified name (a branch state's enclosing parallel state)."""
+        if name is None:
+            return None
+        ref = self.item.table[name]
+        return ref.parallel or name
+
+    def state(self, name: str | None) -> Any:
+        return self.item.table[name].state if name is not None else None
+
+    def status(self, name: str | None) -> int | None:
+        s = self.state(name)
+        if s is None:
+            return None
+        return s.status or (9 if s.clock == "pause" else None)
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    title: str
+    event: str  # the history event kind it is issued at
+    issuer: str  # whose unit issues it: intake | competent | holder (the counter that acted)
+    when: Callable[[Step], bool]
+    facts: Callable[[Step], dict[str, Any]]
+
+
+def kinds() -> list[Kind]:
+    extensions.load()
+    return [Kind(e.name, e.meta["title"], e.meta["event"], e.meta["issuer"], e.meta["when"], e.impl)
+            for e in DOCUMENTS]
+
+
+def title_of(kind: str) -> str:
+    extensions.load()
+    entry = DOCUMENTS.get(kind)
+    return entry.meta["title"] if entry is not None else kind
+
+
+def _applies(k: Kind, rule: DocumentRule | None, step: Step) -> bool:
+    if step.event.get("kind") != k.event:
+        return False
+    if rule is not None and not rule.enabled:
+        return False
+    if rule is not None and rule.on is not None:
+        return step.event.get("trigger") in rule.on
+    return k.when(step)
+
+
+def _issuing_counter(k: Kind, step: Step) -> str | None:
+    if k.issuer == "intake":
+        return step.case["intake_counter_id"]
+    if k.issuer == "competent":
+        return step.case["competent_counter_id"]
+    return step.event.get("counter_id") or step.case["competent_counter_id"]
+
+
+@dataclass(frozen=True)
+class Issued:
+    id: int
+    kind: str
+    number: str
+    counter_id: str
+
+
+def issue_at(session: Session, item: CompiledItem, case: CaseRow, events: list[dict[str, Any]], actor: Actor,
+             **extra: Any) -> list[Issued]:
+    """Issue every notice these events call for, in the caller's transaction; return them so the
+    caller can queue their rendering. ``events`` are the history events just written."""
+    out = []
+    rules = item.definition.documents
+    all_kinds = kinds()
+    for event in events:
+        step = Step(session, item, case, event, actor, extra)
+        for k in all_kinds:
+            if _applies(k, rules.get(k.name), step):  # type: ignore[call-overload]
+                issued = issue(session, k, step)
+                if issued is not None:
+                    out.append(issued)
+    return out
+
+
+def issue(session: Session, k: Kind, step: Step) -> Issued | None:
+    """Number and record one notice; None where the issuing counter belongs to no unit."""
+    counter_id = _issuing_counter(k, step)
+    counter = session.get(Counter, counter_id) if counter_id else None
+    unit = session.get(Unit, counter.unit_id) if counter is not None and counter.unit_id else None
+    if counter is None or unit is None:
+        return None  # a directory without member units issues no numbered notices
+    at: datetime = step.event["at"]
+    number = docnumbers.allocate(session, unit.id, k.name, clock.local_date(at).year)
+    region = session.get(Region, unit.region_code)
+    data = {
+        **common_facts(step, unit, counter, region.name if region else "", at),
+        "kind": k.name, "title": k.title, "number": number, **k.facts(step),
+    }
+    doc_id = session.execute(sa.insert(T_DOC).values(
+        case_id=step.case["id"], kind=k.name, number=number, title=k.title, unit_id=unit.id,
+        counter_id=counter.id, event_seq=step.event["seq"], issued_at=at, issued_by=step.event.get("actor_id"),
+        issued_by_name=step.event.get("actor_name") or step.actor.name, data=data,
+    ).returning(T_DOC.c.id)).scalar_one()
+    return Issued(int(doc_id), k.name, number, counter.id)
+
+
+def common_facts(step: Step, unit: Unit, counter: Counter, region_name: str, at: datetime) -> dict[str, Any]:
+    case, d = step.case, step.item.definition
+    applicant = case["applicant"] or {}
+    return {
+        "case_number": case["number"], "item_code": d.code, "item_name": d.name,
+        "applicant": applicant.get("name", ""), "applicant_code": applicant.get("id_number"),
+        "applicant_address": applicant.get("address"),
+        "received_on": cn_date(clock.local_date(case["created_at"])),
+        "issued_on": cn_date(clock.local_date(at)),
+        "issued_at": clock.local(at).isoformat(timespec="seconds"),
+        "unit": {"id": unit.id, "name": unit.name, "code": unit.code, "region": region_name},
+        "counter": counter.name, "clerk": step.event.get("actor_name") or step.actor.name,
+        "comment": (step.event.get("comment") or "").strip(),
+    }
+
+
+def cn_date(day: date | None) -> str:
+    """A calendar date as a notice writes it: 2026年12月2日."""
+    return f"{day.year}年{day.month}月{day.day}日" if day is not None else ""
+
+
+# ----- reading --------------------------------------------------------------------------------
+
+def document(session: Session, doc_id: int) -> dict[str, Any] | None:
+    row = session.execute(sa.select(T_DOC).where(T_DOC.c.id == doc_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def by_number(session: Session, case_id: int, number: str) -> dict[str, Any] | None:
+    row = session.execute(sa.select(T_DOC).where(T_DOC.c.case_id == case_id, T_DOC.c.number == number)
+                          ).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def list_for_case(session: Session, case_id: int) -> list[dict[str, Any]]:
+    """The case's notices and certificates in issue order: kind, number, title, issued_at, sha256,
+    and where the bytes are (``evidence_id`` for notices, ``bucket``/``key`` for certificates).
+    A notice whose PDF is not drawn yet has no sha256 yet."""
+    docs = session.execute(sa.select(
+        T_DOC.c.id, T_DOC.c.kind, T_DOC.c.number, T_DOC.c.title, T_DOC.c.issued_at, T_DOC.c.sha256,
+        T_DOC.c.evidence_id, T_EVID.c.bucket, T_EVID.c.key,
+    ).select_from(T_DOC.outerjoin(T_EVID, T_EVID.c.id == T_DOC.c.evidence_id))
+        .where(T_DOC.c.case_id == case_id)).mappings().all()
+    certs = session.execute(sa.select(
+        T_CERT.c.id, T_CERT.c.number, T_CERT.c.title, T_CERT.c.issued_at, T_CERT.c.sha256,
+        T_CERT.c.bucket, T_CERT.c.object_key.label("key"),
+    ).where(T_CERT.c.case_id == case_id, T_CERT.c.state == "issued")).mappings().all()  # numbered: not drawn yet
+    out = [dict(r) for r in docs] + [{**dict(r), "kind": "certificate", "evidence_id": None} for r in certs]
+    out.sort(key=lambda r: (r["issued_at"], r["kind"] == "certificate", r["id"]))
+    return out
+
+
+def find(session: Session, case_id: int, number: str) -> dict[str, Any] | None:
+    """One entry of ``list_for_case`` by its number (a notice's 文号 or a certificate's 编号)."""
+    return next((d for d in list_for_case(session, case_id) if d["number"] == number), None)
