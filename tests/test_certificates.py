@@ -6,15 +6,18 @@ poppler's pdftotext: what a person would read on the printed certificate."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_FGS, ALL_GGCS, Demo, run_jobs
+from conftest import ALL_FGS, ALL_GGCS, Demo, page_login, run_jobs
+from fastapi.testclient import TestClient
 
 from core import clock
 from core.settings import Settings, get_settings, listening_url
@@ -273,3 +276,30 @@ def test_links_default_to_where_serve_listens(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TONGBAN_PUBLIC_BASE_URL", "https://tongban.example.gov.cn")
     assert Settings().public_base_url == "https://tongban.example.gov.cn"
     assert listening_url("::1", 8000) == "http://[::1]:8000"
+
+
+def test_the_case_page_asks_for_the_licence_data_and_links_the_library_certificate(demo: Demo, objects: None) -> None:
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS, applicant=BRANCH, competent_region="370211")
+    n = case["number"]
+    demo.fire("王芳", n, "forward")
+    li = TestClient(demo.client.app, headers={"Origin": "http://testserver"})
+    assert page_login(li, demo.tokens["李强"], f"/ui/cases/{n}").status_code == 303
+    page = li.get(f"/ui/cases/{n}").text
+    assert all(f'data-cert="{k}"' in page for k in HEAD) and "证照信息 (分公司营业执照)" in page
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found
+    version = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("李强")).json()["version"]
+    form = {"csrf": found.group(1), "version": str(version), "cert_id": list(HEAD), "cert_value": list(HEAD.values())}
+    bad = li.post(f"/ui/cases/{n}/triggers/approve", data={**form, "cert_value": ["", *list(HEAD.values())[1:]]})
+    assert bad.status_code == 422 and "须填写证照字段「类型」" in bad.text
+    r = li.post(f"/ui/cases/{n}/triggers/approve", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    run_jobs(demo.engine)
+    [licence] = certs(demo, n)
+    assert {f["id"]: f["value"] for f in licence.data or []}["head"] == "张建国"
+    chen = TestClient(demo.client.app, headers={"Origin": "http://testserver"})
+    other = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant=BRANCH)
+    assert page_login(chen, demo.tokens["陈静"], f"/ui/cases/{other['number']}").status_code == 303
+    page = chen.get(f"/ui/cases/{other['number']}").text
+    assert "免提交: 取自电子证照库" in page and f"{licence.title} {licence.number}" in page
+    assert f'href="/verify/{quote(licence.number)}"' in page
