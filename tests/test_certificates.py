@@ -246,7 +246,7 @@ def test_revocation_shows_on_verify_and_in_the_library(demo: Demo, objects: None
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant=BRANCH)  # a revoked one is not taken
     assert next(m for m in case["materials"] if m["id"] == "business_licence")["status"] == "missing"
     history = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("李强")).json()
-    assert any(e["kind"] == "certificate_revoked" for e in history["events"])
+    assert any(e["kind"] == "certificate_revoked" for e in history["items"])
 
 
 def test_expiry_changes_the_status(demo: Demo, objects: None) -> None:
