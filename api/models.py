@@ -899,14 +899,14 @@ class CaseDocument(_Out):
                                   "rejection|approval|service|certificate")
     number: str = Field(description="文号, 例如 青西审受〔2026〕00017号; 证照为证照编号")
     title: str
-    issued_at: datetime = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
+    issued_at: Instant = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
     sha256: str | None = Field(description="PDF 的 sha256; 尚在制作时为 null")
     content_url: str | None = Field(description="下载 PDF (记入案件历史); 尚在制作时为 null")
 
 
 class CaseDocuments(_Out):
     items: list[CaseDocument]
-    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+    next_cursor: str | None = _cursor()
 
 
 # --- 电子签章核验 (engine.seals, engine.verification) ---
@@ -919,7 +919,7 @@ class SignatureReport(_Out):
     signer: str = Field(description="签名证书的名称")
     unit_id: str = Field(description="签章单位编号 (证书不属于本平台时为空)")
     unit: str = Field(description="签章单位名称")
-    signed_at: datetime | None = Field(description="签章时间 (签章方自报, +08:00)")
+    signed_at: Instant | None = Field(description="签章时间 (签章方自报, +08:00)")
     sha256: str = Field(description="文件的 SHA-256")
     reason: str = Field(description="结论及原因 (中文)")
 
@@ -931,7 +931,7 @@ class VerifiedRecord(_Out):
     number: str = Field(description="证照编号或文号")
     title: str
     holder: str = Field(description="持证主体 / 申请人")
-    issued_at: datetime = Field(description="签发时间 (+08:00)")
+    issued_at: Instant = Field(description="签发时间 (+08:00)")
     status: str = Field(description="状态 (中文: 有效、已撤销、已过期 …)")
 
 
