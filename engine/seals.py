@@ -265,7 +265,8 @@ def verify_pdf(data: bytes, session: Session) -> VerifyReport:
     from engine import pades
 
     try:
-        facts = offload.COMPUTE.run(pades.verify, [r.certificate_pem for r in rows], data=io.BytesIO(data),
+        facts = offload.COMPUTE.run(pades.verify, [r.certificate_pem for r in rows],
+                                    tuple(r.chain_pem for r in rows if r.chain_pem), data=io.BytesIO(data),
                                     timeout=get_settings().render_seconds)
     except offload.OffloadError as exc:
         return VerifyReport(valid=False, intact=False, reason=f"无法完成校验: {exc.reason}", **empty)
