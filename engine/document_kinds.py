@@ -194,7 +194,7 @@ def _decides(step: Step) -> bool:
                     when=_decides)
 def approval(step: Step) -> dict[str, Any]:
     """行政许可法 art. 38 and 44: granted, and the certificate within ten working days."""
-    return {"certificate": step.item.definition.certificate or "",
+    return {"certificate": step.item.definition.certificate_name or "",
             "certificate_due": cn_date(step.case.get("certificate_due")),
             "commitment": bool(step.case.get("commitment"))}
 

@@ -240,7 +240,7 @@ def list_for_case(session: Session, case_id: int) -> list[dict[str, Any]]:
     certs = session.execute(sa.select(
         T_CERT.c.id, T_CERT.c.number, T_CERT.c.title, T_CERT.c.issued_at, T_CERT.c.sha256,
         T_CERT.c.bucket, T_CERT.c.object_key.label("key"),
-    ).where(T_CERT.c.case_id == case_id)).mappings().all()
+    ).where(T_CERT.c.case_id == case_id, T_CERT.c.state == "issued")).mappings().all()  # numbered: not drawn yet
     out = [dict(r) for r in docs] + [{**dict(r), "kind": "certificate", "evidence_id": None} for r in certs]
     out.sort(key=lambda r: (r["issued_at"], r["kind"] == "certificate", r["id"]))
     return out
