@@ -98,11 +98,8 @@ class Demo:
         if version is None or ("data" not in body and trigger in APPROVING):  # data=None: none at all
             case = self.client.get(f"/api/v1/cases/{number}", headers=self.h(who)).json()
             version = case["version"] if version is None else version
-            # The approver fills in the certificate's fields the case page asks for with the trigger.
-            wanted = next((t.get("certificate_fields") for t in case.get("triggers", [])
-                           if t["trigger"] == trigger), None)
-            if wanted and "data" not in body:
-                body = {**body, "data": {"certificate": {f["id"]: CERT_VALUES[f["id"]] for f in wanted}}}
+            if "data" not in body:
+                body = {**body, **certificate_data(case, trigger)}
         r = self.client.post(f"/api/v1/cases/{number}/triggers/{trigger}", json=body or None,
                              headers=self.h(who, **{"If-Match": f'"{version}"'}))
         assert r.status_code == expect, r.text
@@ -161,6 +158,15 @@ CERT_VALUES = {
     "principal": "李文", "school_type": "营利性民办培训学校", "programmes": "文化艺术类培训",
     "credit_code": "91310115MA1H8K2D11", "legal_rep": "王明", "capital": "人民币 100 万元",
 }
+
+
+def certificate_data(case: dict[str, Any], trigger: str) -> dict[str, Any]:
+    """What an approver enters beside ``trigger`` for the certificate's fields the case asks for
+    (``{"data": {"certificate": …}}``), or nothing when the trigger asks for none."""
+    wanted = next((t.get("certificate_fields") for t in case.get("triggers", []) if t["trigger"] == trigger), None)
+    return {"data": {"certificate": {f["id"]: CERT_VALUES[f["id"]] for f in wanted}}} if wanted else {}
+
+
 ALL_GGCS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans",
                                       "hygiene_report", "hygiene_rules")}
 ALL_FGS = {m: "received" for m in ("application", "power_of_attorney", "appointment_docs", "license")}
