@@ -9,6 +9,7 @@ in a worker process (``engine.seals``), and uploads have a size cap and a budget
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Body, File, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
@@ -157,4 +158,4 @@ def get_certificate_pdf(number: str, session: SessionDep, actor: ActorDep) -> Re
     cert = certificates.get(session, number)
     list_certificates(case_number(session, cert.case_id), session, actor)  # the same visibility rule
     return Response(b"".join(read_evidence(cert.bucket, cert.object_key)), media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+                    headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(number)}.pdf"})
