@@ -90,6 +90,15 @@ class ApplicantView(_Out):
     address: str | None = None
 
 
+class LibraryLink(_Out):
+    """免提交: the certificate from the library (电子证照库) that stands in for a material's scan."""
+
+    certificate: str = Field(description="证照编号")
+    title: str
+    issuer: str = Field(description="颁发机构")
+    type: str = Field(description="证照类型")
+
+
 class MaterialView(_Out):
     id: str
     name: str
@@ -98,6 +107,7 @@ class MaterialView(_Out):
     status: MaterialStatus
     promise: str | None
     deferred_due: date | None
+    library: LibraryLink | None = Field(default=None, description="免提交: 取自电子证照库的证照")
 
 
 class Deadlines(_Out):
@@ -113,6 +123,15 @@ class Deadlines(_Out):
     paused_days: int
 
 
+class CertificateFieldInput(_Out):
+    id: str
+    label: str
+    required: bool
+    validation: Literal["text", "credit_code", "id_number", "date"]
+    max_length: int
+    certificate: str = Field(description="所属证照名称")
+
+
 class TriggerView(_Out):
     trigger: str
     label: str
@@ -120,6 +139,8 @@ class TriggerView(_Out):
     open: bool = Field(description="调用者此刻能否执行")
     reasons: list[str] = Field(description="不能执行的原因 (中文)")
     comment_required: bool
+    certificate_fields: list[CertificateFieldInput] = Field(
+        default=[], description="审批时须填写的证照字段 (放入 data.certificate.<id>)")
 
 
 class Case(_Out):
@@ -325,6 +346,39 @@ class Certificate(_Out):
     revoked: bool
     pdf: str
     verify: str
+
+
+class CertificateDatum(_Out):
+    label: str
+    value: str
+
+
+class LibraryCertificate(_Out):
+    """电子证照库的一条证照元数据 (GB/T 36903)."""
+
+    type: str = Field(description="证照类型")
+    number: str = Field(description="证照编号")
+    title: str = Field(description="证照名称")
+    holder: str = Field(description="持证主体")
+    holder_code: str = Field(description="持证主体代码")
+    holder_code_type: str = Field(description="持证主体代码类型: 统一社会信用代码 / 公民身份号码")
+    issuer: str = Field(description="颁发机构")
+    issuer_code: str = Field(description="颁发机构代码 (统一社会信用代码)")
+    issued_on: date = Field(description="颁发日期 (北京时间)")
+    valid_from: date = Field(description="有效期起始日期")
+    valid_until: date | None = Field(description="有效期截止日期; null 为长期")
+    status: Literal["valid", "expired", "revoked"] = Field(description="状态")
+    status_label: str = Field(description="状态 (中文): 有效 / 已过期 / 已撤销")
+    item_code: str
+    data: list[CertificateDatum] = Field(description="证照记载的信息")
+    sha256: str
+    pdf: str
+    verify: str
+
+
+class LibraryPage(_Out):
+    items: list[LibraryCertificate]
+    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
 
 
 class CertificateList(_Out):

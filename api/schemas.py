@@ -41,7 +41,8 @@ class CaseCreate(_Body):
     # The README's walkthrough: 济南 takes in a 分公司负责人变更 for a branch registered in 青岛西海岸.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "item_code": "FGSFZRBG", "competent_region": "370211",
-        "applicant": {"name": "青岛某某贸易有限公司", "kind": "company", "phone": "0532-86000000"},
+        "applicant": {"name": "青岛某某贸易有限公司黄岛分公司", "kind": "company", "phone": "0532-86000000",
+                      "id_number": "91370211061338419U", "address": "山东省青岛市黄岛区长江中路 216 号"},
         "materials": {"application": "received", "power_of_attorney": "received",
                       "appointment_docs": "received", "license": "received"}}]})
 
@@ -87,3 +88,8 @@ class Reassign(_Body):
     # companion: the applicant's companion clerk; step: the current step at counter_id (default:
     # whichever the counter's current step is).
     kind: Literal["companion", "step"] | None = None
+
+
+class Revocation(_Body):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000,
+                                             pattern=NON_BLANK)]

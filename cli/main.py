@@ -70,6 +70,9 @@ def serve(
 
     # Embedded: the app drains the outbox in-process (flows.embedded); workers read the env too.
     os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true" if flows else "false"
+    # The address given here is the one links on certificates and notices point at (unless
+    # TONGBAN_PUBLIC_BASE_URL says otherwise): the app's processes read it from the environment.
+    os.environ["TONGBAN_HOST"], os.environ["TONGBAN_PORT"] = host, str(port)
     get_settings.cache_clear()
     uvicorn.run("api.app:create_app", factory=True, **uvicorn_options(host, port, workers or s.workers))
 

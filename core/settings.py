@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +103,10 @@ class Settings(BaseSettings):
     # Tag each job's task run with region, item and job (Prefect 3.8: one slot round trip each).
     job_task_tags: bool = True
     certificate_valid_years: int = 5
-    # Base of the QR code's verification link on certificates.
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Base of the links printed on notices and certificates (the QR code, /verify/…). Empty: the
+    # address `tongban serve` listens on (host and port), a wildcard host named by this machine's
+    # name; set it when a proxy or another name serves the product.
+    public_base_url: str = ""
     # Regions keep separate buckets (hand-offs copy objects between them).
     region_buckets: bool = False
     # Carrier callbacks: HMAC-SHA256 secret shared with the carrier (empty: the installation's own,
@@ -115,6 +118,8 @@ class Settings(BaseSettings):
     # Seals the query code inside a kept intake answer (AES-GCM; empty: made once in
     # data_dir/idempotency-key). Never stored in the database.
     idempotency_key: str = ""
+    # Seals the query code a 收件凭证 prints until its job has drawn it; empty: the installation's own.
+    document_key: str = ""
     # Signs the history anchors (Ed25519 seed; empty: made once in data_dir/anchor-key). Every
     # machine that writes anchors needs the same one. A machine that only verifies may instead be
     # given the public key (`tongban audit public-key` prints it).
@@ -184,6 +189,22 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"未知的时区 '{v}' (例如 Asia/Shanghai)") from None
         return v
+
+    @model_validator(mode="after")
+    def _public_base(self) -> Settings:
+        # Links must work where the product is served: by default where `tongban serve` listens.
+        if not self.public_base_url.strip():
+            self.public_base_url = listening_url(self.host, self.port)
+        return self
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL of what listens on ``host``:``port``, as someone else on the network would type it."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    elif ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 @lru_cache

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
-from engine import catalog, deadlines, directory, documents, workdays
+from engine import catalog, certfields, deadlines, directory, documents, workdays
 from engine.actors import SYSTEM, Actor
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
 from engine.guards import Guards, remember_came_from, remember_materials
@@ -269,6 +269,9 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
         raise GuardFailed("；".join(x["reason"] for x in closed), guards=closed)
     before_state, before_holders = case["state"], holder_counters(item, case)
     model = SimpleNamespace(state=item.model_state(case["state"], case["branches"]))
+    # A decision that issues a certificate carries the data the approver enters for it, checked
+    # before anything is written.
+    cert = certfields.approval_values(item.definition, trigger, case["applicant"], payload.get("data"))
     if not item.fire(model, trigger, guards):  # the machine re-checks the same guards: the law
         raise GuardFailed("前置条件未满足")
     case["state"], case["branches"] = item.parse_model_state(model.state)
@@ -281,6 +284,8 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
     if dest.final:
         case["finished_at"] = at
     data = payload.get("data")
+    if cert is not None:
+        data = {**(data or {}), "certificate": cert}
     if "commitment_signed" in item.guards_of(t) and not case["commitment"] and payload.get("commitment"):
         # 告知承诺 given at this step: kept on the case (who, when, what) and in its history.
         case["commitment"] = {**payload["commitment"], "signed_at": at.isoformat(), "recorded_by": actor.name}

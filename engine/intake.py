@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, deadlines, documents, workdays
+from engine import catalog, certfields, certificates, deadlines, documents, workdays
 from engine.actors import Actor
 from engine.advance import (
     append_event,
@@ -64,6 +64,7 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         raise InvalidInput("item_code", f"事项 {item_code} 不存在") from None
     item = catalog.compiled(session, version.id)
     d = item.definition
+    certfields.check_applicant(d, applicant)
     parties = resolve_parties(session, d, actor.counter_id, competent_region)
     if mode is None:
         cross = parties.competent.region_code != parties.intake.region_code
@@ -81,6 +82,9 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
     deferred = {e["material_id"]: e for e in
                 (defer_material(item, x, f"defer[{i}]", at, cal) for i, x in enumerate(defer or []))}
     today = clock.local_date(at)  # the counter's day, not UTC's: 07:30 Beijing is still today
+    # 免提交: a certificate the applicant already holds stands in for the scan of that material.
+    library = certificates.from_library(session, d.materials, applicant, today)
+    materials = {**materials, **{mid: "received" for mid in library}}
     number = _next_number(session, parties.intake.region_code, today)
     code = "".join(secrets.choice(QUERY_ALPHABET) for _ in range(10))
     # id, status_code and last_hash are filled in below (status_code reads only the state, chain
@@ -101,7 +105,7 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         "seq": 1, "at": at, "kind": "intake", "actor_id": actor.id, "actor_name": actor.name,
         "counter_id": actor.counter_id, "to_state": item.initial,
         "data": {"item_version": version.version, "mode": mode, "parties": parties.by_role,
-                 "deferred": sorted(deferred)}}
+                 "deferred": sorted(deferred), **({"library": library} if library else {})}}
     case["last_hash"] = None
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()

@@ -31,6 +31,7 @@ from core.settings import ROOT, get_settings
 from engine import offload
 from engine.fonts import cjk_font
 from engine.pdf_notice import draw_notice
+from engine.seal_image import draw_seal
 
 # Certificate layouts belong to the catalog, beside the items they are issued for.
 TEMPLATES = ROOT / "catalog" / "certificates"
@@ -115,11 +116,17 @@ def _draw_certificate(layout: ET.Element, verify_url: str, meta_title: str) -> b
             y -= 14 * mm
         elif el.tag == "field":
             c.setFont(font, 14)
-            c.drawString(32 * mm, y, f"{el.get('label')}：")
-            for part in _wrap(text, font, 14, w - 95 * mm):
-                c.drawString(62 * mm, y, part)
+            label = f"{el.get('label')}："
+            c.drawString(32 * mm, y, label)
+            # A long label (统一社会信用代码) pushes its value right rather than under it.
+            x = max(62 * mm, 32 * mm + pdfmetrics.stringWidth(label, font, 14) + 1 * mm)
+            for part in _wrap(text, font, 14, w - 33 * mm - x):
+                c.drawString(x, y, part)
                 y -= 9 * mm
             y -= 2 * mm
+        elif el.tag == "seal" and el.get("unit"):
+            # The issuing unit's seal stamped over the lines just drawn (发证机关, 日期), as ink is.
+            draw_seal(c, w - 72 * mm, y + 12 * mm, 40 * mm, el.get("unit") or "", el.get("text") or "")
         elif el.tag == "note":
             c.setFont(font, 10)
             note_y = 45 * mm

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import clock
-from engine import catalog, deadlines
+from engine import catalog, certfields, deadlines
 from engine.actors import Actor
 from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
+from engine.certificates import taken_from_library
 from engine.errors import InvalidInput
 from engine.guards import Guards
 from states.compiler import CompiledItem
@@ -39,8 +40,16 @@ def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards
         # comment_given depends on the request itself: report it as a requirement, not a block.
         reasons += [r for g in item.guards_of(t) if g != "comment_given" and (r := guards.why_closed(g, t.dest))]
         out.append({"trigger": trigger, "label": t.label, "to": t.dest, "open": not reasons,
-                    "reasons": reasons, "comment_required": "comment_given" in t.guards})
+                    "reasons": reasons, "comment_required": "comment_given" in t.guards,
+                    "certificate_fields": certfields.approval_form(item.definition, trigger)})
     return out
+
+
+def _from_library(session: Session, case: CaseRow) -> dict[str, dict[str, str]]:
+    """免提交: the certificates intake took from the library, by material."""
+    data = session.execute(sa.select(T_HIST.c.data).where(
+        T_HIST.c.case_id == case["id"], T_HIST.c.kind == "intake")).scalar_one_or_none()
+    return taken_from_library(data)
 
 
 def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str, Any]:
@@ -48,11 +57,13 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
     d = item.definition
     state = item.table[case["state"]].state
     guards = Guards(session, item, case, {})
+    library = _from_library(session, case) if any(m.library for m in d.materials) else {}
     materials = [
         {"id": m.id, "name": m.name, "required": m.required, "deferrable": m.deferrable,
          "status": guards.materials.get(m.id, {}).get("status", "missing"),
          "promise": guards.materials.get(m.id, {}).get("promise"),
-         "deferred_due": guards.materials.get(m.id, {}).get("deferred_due")}
+         "deferred_due": guards.materials.get(m.id, {}).get("deferred_due"),
+         "library": library.get(m.id) if guards.materials.get(m.id, {}).get("status") == "received" else None}
         for m in d.materials
     ]
     branches = [

@@ -37,7 +37,7 @@ def create_waybill_job(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
                                message=f"办件 {case['number']} 待寄递, 但申请人地址无效: {err.detail}"))
             eff.result["waiting"] = err.detail
             return eff.result
-        contents = f"{d.certificate or d.name} 1 份 (办件 {case['number']})"
+        contents = f"{d.certificate_name or d.name} 1 份 (办件 {case['number']})"
         row = create_waybill(s, case, sender, recipient, contents, job_id=job["id"], ref=job["id"])
         eff.result.update(waybill=row.number, carrier=row.carrier)
     return eff.result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 
+from states.certs import approving_triggers, issuing_triggers
 from states.graph import StateRef, state_table, transition_edges
 from states.patterns import PatternError, compile_pattern
 from states.phases import decided
@@ -99,6 +100,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
                 report(("withdraw", "from", k), f"状态 '{name}' 已作出决定或已办结, 不能再撤回")
     _check_reachability(d, table, report)
     _check_auto_review(d, report)
+    _check_certificates(d, holders, report)
     if strict:
         _check_races(d, table, vocabulary, report)
         _check_patterns(d, report)
@@ -197,6 +199,51 @@ def _check_auto_review(d: ItemDefinition, report: Report) -> None:
             for k, mid in enumerate(rule.materials or []):
                 if mid not in known:
                     report(("auto_review", part, i, "materials", k), f"规则引用了未知的材料 '{mid}'")
+
+
+def _check_certificates(d: ItemDefinition, holders: set[str], report: Report) -> None:
+    """Declared certificates: their issuing role, approving triggers and fields refer to what exists."""
+    if d.certificate is None or isinstance(d.certificate, str):
+        return
+    bundle = isinstance(d.certificate, list)
+    root: tuple[str | int, ...] = ("certificate",)
+    by_trigger = {t.trigger: t for t in d.transitions}
+    if not issuing_triggers(d):
+        report(root, "声明了证照, 但没有任何转换或状态启动 issue_certificate 任务")
+    seen_ids: set[str] = set()
+    for i, spec in enumerate(d.certificates):
+        base = (*root, i) if bundle else root
+        if spec.id in seen_ids:
+            report((*base, "id"), f"重复的证照编号 '{spec.id}': 合办的每个证照须声明不同的 id")
+        seen_ids.add(spec.id)
+        if spec.issuer not in holders:
+            report((*base, "issuer"), f"未知的窗口角色 '{spec.issuer}' (可用: {', '.join(sorted(holders))})")
+        for k, trigger in enumerate(spec.approved_by):
+            if trigger not in by_trigger:
+                report((*base, "approved_by", k), f"未定义的触发器 '{trigger}'")
+        fields = {f.id: f for f in spec.fields}
+        seen_fields: set[str] = set()
+        for k, f in enumerate(spec.fields):
+            if f.id in seen_fields:
+                report((*base, "fields", k, "id"), f"重复的证照字段 '{f.id}'")
+            seen_fields.add(f.id)
+        approval = [k for k, f in enumerate(spec.fields) if f.source == "approval"]
+        if approval:
+            people = [t for t in approving_triggers(d, spec)
+                      if t in by_trigger and not by_trigger[t].auto and set(by_trigger[t].roles) - {"system"}]
+            if not people:
+                report((*base, "fields", approval[0], "source"),
+                       "审批填写的字段须由审批人员在作出决定时填写: 请在 approved_by 中列出由人员触发的审批转换")
+        for key in ("holder", "holder_code"):
+            ref = getattr(spec, key)
+            if ref is not None and ref not in fields:
+                report((*base, key), f"未知的证照字段 '{ref}'")
+        if spec.validity is not None and spec.validity.until is not None:
+            until = fields.get(spec.validity.until)
+            if until is None:
+                report((*base, "validity", "until"), f"未知的证照字段 '{spec.validity.until}'")
+            elif until.validation != "date":
+                report((*base, "validity", "until"), f"有效期截止字段 '{until.id}' 须声明 validation: date")
 
 
 def _check_patterns(d: ItemDefinition, report: Report) -> None:

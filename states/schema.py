@@ -23,6 +23,9 @@ class Material(_Strict):
     deferrable: bool = False
     blank_form: str | None = None
     sample: str | None = None
+    # 免提交: taken at intake from the certificate library (电子证照库) — a valid certificate of
+    # this 证照类型 held under the applicant's code — instead of a new scan.
+    library: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class ChecklistEntry(_Strict):
@@ -143,6 +146,94 @@ class WithdrawPolicy(_Strict):
     source: list[str] = Field(alias="from")
 
 
+CERTIFICATE_COMPUTED = {
+    "holder": "持证主体 (申请人名称)",
+    "holder_code": "持证主体代码 (申请人证件号码)",
+    "item_name": "事项名称",
+    "case_number": "办件编号",
+    "issuer": "发证机关 (发证单位名称)",
+    "issued_on": "发证日期",
+    "valid_from": "有效期起始日期",
+    "valid_until": "有效期截止日期 (长期为「长期」)",
+    "validity": "有效期限 (起止或「长期」)",
+}
+
+
+class CertificateField(_Strict):
+    """One datum a certificate carries, where it comes from, and how it is checked."""
+
+    id: Identifier
+    label: str = Field(min_length=1, max_length=32)
+    # application: read from the case (``path``); approval: filled in by the approver when
+    # firing the approving trigger (``data.certificate.<id>``); computed: by the product.
+    source: Literal["application", "approval", "computed"]
+    path: str | None = Field(default=None, pattern=r"^applicant\.[a-z_]+$")
+    compute: str | None = None
+    validation: Literal["text", "credit_code", "id_number", "date"] = "text"
+    required: bool = True
+    max_length: int = Field(default=200, ge=1, le=2000)
+    # Recorded in the library and the case, but not printed (e.g. a person's ID number).
+    printed: bool = True
+
+    @model_validator(mode="after")
+    def _source_parts(self) -> CertificateField:
+        if self.source == "application" and self.path is None:
+            raise ValueError("source: application 须声明 path (如 applicant.name)")
+        if self.source != "application" and self.path is not None:
+            raise ValueError("只有 source: application 的字段可以声明 path")
+        if self.source == "computed":
+            if self.compute not in CERTIFICATE_COMPUTED:
+                raise ValueError(f"source: computed 须声明 compute, 可用: {', '.join(CERTIFICATE_COMPUTED)}")
+        elif self.compute is not None:
+            raise ValueError("只有 source: computed 的字段可以声明 compute")
+        return self
+
+
+class Validity(_Strict):
+    """有效期: a number of years from the issue date, until a date field's value, or 长期."""
+
+    years: int | None = Field(default=None, ge=1, le=100)
+    until: Identifier | None = None
+    long_term: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _words(cls, v: object) -> object:
+        return {"long_term": True} if v == "长期" else v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Validity:
+        if sum((self.years is not None, self.until is not None, self.long_term)) != 1:
+            raise ValueError("有效期须且只能声明 years、until 或「长期」之一")
+        return self
+
+
+class CertificateSpec(_Strict):
+    """A certificate an item issues (结果证照): its data, validity, layout and issuing authority."""
+
+    id: Identifier = "certificate"
+    name: str = Field(min_length=1, max_length=64)
+    # 证照类型 under which the library keeps it (and 免提交 finds it); defaults to the name.
+    type: str | None = Field(default=None, min_length=1, max_length=64)
+    # The counter role whose unit issues, numbers and seals it (颁发机构).
+    issuer: Identifier = "competent"
+    # Triggers whose approver fills the approval fields; default: the triggers that start the
+    # certificate job.
+    approved_by: list[Identifier] = []
+    # The fields naming 持证主体 and 持证主体代码 (default: the applicant's name and 证件号码).
+    holder: Identifier | None = None
+    holder_code: Identifier | None = None
+    fields: list[CertificateField] = []
+    validity: Validity | None = None  # default: the installation's certificate_valid_years
+    # A template under catalog/certificates/ (default certificate_<CODE>[_<id>].xml.j2, else the
+    # generic certificate.xml.j2).
+    layout: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+\.xml\.j2$")
+
+    @property
+    def kind(self) -> str:
+        return self.type or self.name
+
+
 DocumentKind = Literal["receipt", "acceptance", "refusal", "supplement", "extension", "special_procedure",
                        "rejection", "approval", "service"]
 
@@ -170,10 +261,28 @@ class ItemDefinition(_Strict):
     materials: list[Material] = []
     states: list[State] = Field(min_length=1)
     transitions: list[Transition] = Field(min_length=1)
-    certificate: str | None = None  # name of the result document (结果证照名称)
+    # The result certificate (结果证照): a name (the generic layout), one declared certificate,
+    # or a bundle's list, one per issuing authority (证照合办).
+    certificate: str | CertificateSpec | list[CertificateSpec] | None = None
     auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
     withdraw: WithdrawPolicy | None = None  # default: every state before the decision
     documents: dict[DocumentKind, DocumentRule] = {}  # per-notice overrides (engine.documents)
+
+    @property
+    def certificate_name(self) -> str | None:
+        """结果证照名称: the bundle's names joined."""
+        specs = self.certificates
+        return "及".join(c.name for c in specs) if specs else None
+
+    @property
+    def certificates(self) -> list[CertificateSpec]:
+        if self.certificate is None:
+            return []
+        if isinstance(self.certificate, str):
+            return [CertificateSpec(name=self.certificate)]
+        if isinstance(self.certificate, CertificateSpec):
+            return [self.certificate]
+        return list(self.certificate)
 
 
 State.model_rebuild()

@@ -40,15 +40,31 @@ class JobLease(SQLModel, table=True):
 
 
 class Certificate(SQLModel, table=True):
-    """A certificate (证照) issued for a case's decision: exactly one per (case, decision)."""
+    """A certificate (证照) issued for a case's decision: exactly one per (case, decision, declared
+    certificate), and the certificate library's (电子证照库) record of it in GB/T 36903's terms."""
 
     __tablename__ = "certificates"
-    __table_args__ = (sa.UniqueConstraint("case_id", "decision_seq"),)
+    __table_args__ = (sa.UniqueConstraint("case_id", "decision_seq", "cert_key",
+                                          name="uq_certificates_case_decision_key"),)
     id: int | None = Field(default=None, primary_key=True)
-    number: str = Field(unique=True, max_length=40)
+    number: str = Field(unique=True, max_length=40)  # 证照编号
     case_id: int = Field(foreign_key="cases.id", index=True)
     decision_seq: int  # history seq of the approving transition
-    job_id: str = Field(unique=True, max_length=36)
+    # The item's declared certificate (a bundle issues several for one decision).
+    cert_key: str = Field(default="certificate", max_length=64)
+    job_id: str = Field(max_length=36, index=True)
+    # numbered: the number is taken (in its own transaction) and the PDF is being made;
+    # issued: the signed PDF is stored. Only issued ones are shown or found.
+    state: str = Field(default="issued", max_length=16)
+    cert_type: str = Field(default="", max_length=64, index=True)  # 证照类型
+    holder_code: str = Field(default="", max_length=32, index=True)  # 持证主体代码
+    holder_code_type: str = Field(default="", max_length=16)  # 统一社会信用代码 | 公民身份号码
+    unit_id: str | None = Field(default=None, foreign_key="units.id", max_length=32)
+    issuer_name: str = ""  # 颁发机构
+    issuer_code: str = Field(default="", max_length=18)  # 颁发机构代码
+    valid_from: date | None = None
+    data: dict[str, Any] | None = _json()  # the fields it carries: [{id, label, value, printed}]
+    revoked_reason: str | None = None
     item_code: str = Field(max_length=64)
     title: str
     holder: str
@@ -60,6 +76,7 @@ class Certificate(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     size: int
     revoked_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    revoked_by: str | None = None
 
 
 class Waybill(SQLModel, table=True):

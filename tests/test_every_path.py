@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Demo, run_jobs
+from conftest import Demo, certificate_data, run_jobs
 
 from core.settings import get_settings
 from engine import catalog
@@ -29,7 +29,7 @@ from storage.tables import Counter
 from video.rooms import clerk_actor
 
 ROLES = ("clerk", "reviewer", "approver", "inspector")
-APPLICANT = {"name": "某某有限公司", "kind": "company", "id_number": "91370100MA3C4ABC2X",
+APPLICANT = {"name": "某某有限公司", "kind": "company", "id_number": "91370100MA3C4K2L43",
              "phone": "13800138000", "address": "山东省济南市历下区经十路 100 号"}
 # item → (intake counter, competent region when it is another's)
 ITEMS = {"GGCSWSXK": ("jn-kuayu", None), "FGSFZRBG": ("jn-kuayu", "370211"),
@@ -102,9 +102,11 @@ class Walk:
         trigger, counter, role = step
         with session_scope(self.demo.engine, readonly=True) as s:
             version = load_case(s, number)["version"]
-        r = self.demo.client.post(f"/api/v1/cases/{number}/triggers/{trigger}", json=PAYLOAD,
-                                  headers={"Authorization": f"Bearer {self.tokens[(counter, role)]}",
-                                           "If-Match": f'"{version}"'})
+        headers = {"Authorization": f"Bearer {self.tokens[(counter, role)]}"}
+        view = self.demo.client.get(f"/api/v1/cases/{number}", headers=headers).json()
+        body = {**PAYLOAD, **certificate_data(view, trigger)}  # an approver fills the certificate's fields
+        r = self.demo.client.post(f"/api/v1/cases/{number}/triggers/{trigger}", json=body,
+                                  headers={**headers, "If-Match": f'"{version}"'})
         assert r.status_code == 200, f"{trigger} by {role}@{counter}: {r.text}"
         self.fired += 1
         self.drain()

@@ -148,10 +148,11 @@ def test_cross_region_handoff_registers_receipt_and_the_way_back(demo: Demo, dra
 
 
 def test_auto_review_approves_or_sends_to_a_person_and_names_the_rule(demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
-    good = {"name": "浦东某某宾馆有限公司", "kind": "company", "id_number": "91310115MA1K4ABC2X",
+    good = {"name": "浦东某某宾馆有限公司", "kind": "company", "id_number": "91310115MA1H8K2D11",
             "phone": "13900139000", "address": "上海市浦东新区世纪大道 100 号"}
     auto = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant=good)
-    human = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant={**good, "kind": "person"})
+    human = demo.create("陈静", "GGCSWSXK", ALL_GGCS,
+                        applicant={**good, "kind": "person", "id_number": "11010519491231002X"})
     for c in (auto, human):
         demo.fire("陈静", c["number"], "accept")
         demo.fire("陈静", c["number"], "request_auto_review")  # the reviewer chooses it

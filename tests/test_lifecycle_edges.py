@@ -94,7 +94,7 @@ def test_a_case_sent_back_can_be_sent_back_again(demo: Demo) -> None:
 
 def test_a_stored_version_runs_under_rules_added_after_it(demo: Demo) -> None:
     # A version published before refusals had to give reasons (no comment_given on 不予受理).
-    old = SRC.replace("version: 2", "version: 9").replace(
+    old = SRC.replace("version: 3", "version: 9").replace(
         "to: not_accepted, roles: [clerk], guards: [comment_given]", "to: not_accepted, roles: [clerk]")
     with pytest.raises(DefinitionError, match="不予受理须说明理由"):
         catalog.parse(old, "old.yaml")
@@ -111,7 +111,7 @@ def test_a_stored_version_runs_under_rules_added_after_it(demo: Demo) -> None:
     ("[received, approved]", "已作出决定或已办结, 不能再撤回"),
 ])
 def test_withdraw_may_only_be_narrowed_to_states_before_the_decision(states: str, message: str) -> None:
-    cert = "certificate: 公共场所卫生许可证\n"
-    text = SRC.replace(cert, f"{cert}withdraw: {{from: {states}}}\n")
+    before = "materials:\n"
+    text = SRC.replace(before, f"withdraw: {{from: {states}}}\n{before}", 1)
     with pytest.raises(DefinitionError, match=message):
         catalog.parse(text, "ggcs.yaml")

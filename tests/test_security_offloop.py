@@ -271,7 +271,7 @@ def test_a_pdf_check_past_its_deadline_is_refused_and_the_next_one_passes(
 
 def big_definition(target: int = 510_000) -> bytes:
     """The demo item padded with materials to ``target`` bytes: PyYAML composes it in seconds."""
-    text, lines, size, i = GGCS.replace("version: 2", "version: 90"), [], 0, 0
+    text, lines, size, i = GGCS.replace("version: 3", "version: 90"), [], 0, 0
     size = len(text.encode())
     while size < target - 40:
         line = f"  - {{id: m{i:05d}, name: 材料{i:05d}}}\n"
@@ -319,7 +319,7 @@ def test_a_clerk_is_answered_while_eight_big_definitions_are_published(server: S
     assert any(s == 422 for s, _, _ in answers)
     assert median < 0.2 and worst < 1.0, (median, worst)
     items = httpx.get(f"{server.base}/api/v1/items", headers=server.h("孙设计")).json()["items"]
-    assert next(i for i in items if i["code"] == "GGCSWSXK")["latest_version"] == 2
+    assert next(i for i in items if i["code"] == "GGCSWSXK")["latest_version"] == 3
 
     # Aliases expand within the node budget: a billion laughs is refused at once, and a body
     # beyond the definition size is refused while it streams in, before any parsing.
@@ -354,8 +354,8 @@ BACKREF = "    - {id: twice, label: 重复, field: applicant.name, op: matches, 
 LOOKAHEAD = "    - {id: peek, label: 前瞻, field: applicant.name, op: matches, value: 'a(?=b)'}\n"
 
 
-def with_rules(source: str, *rules: str, version: int = 3) -> str:
-    return source.replace("version: 2", f"version: {version}").replace("  rules:\n", "  rules:\n" + "".join(rules), 1)
+def with_rules(source: str, *rules: str, version: int = 4) -> str:
+    return source.replace("version: 3", f"version: {version}").replace("  rules:\n", "  rules:\n" + "".join(rules), 1)
 
 
 def test_a_pattern_re2_cannot_compile_is_refused_at_its_line(tmp_path: Path, sqlite_demo: Demo) -> None:

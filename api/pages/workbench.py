@@ -195,7 +195,9 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
          comment: Annotated[str, Form(max_length=2000)] = "",
          tick: Annotated[list[str] | None, Form(max_length=64)] = None,
          material: Annotated[list[str] | None, Form(max_length=64)] = None,
-         reason: Annotated[list[str] | None, Form(max_length=500)] = None) -> Response:
+         reason: Annotated[list[str] | None, Form(max_length=500)] = None,
+         cert_id: Annotated[list[str] | None, Form(max_length=64)] = None,
+         cert_value: Annotated[list[str] | None, Form(max_length=2000)] = None) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
@@ -205,6 +207,9 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
     if material is not None:  # 补正: the ticked materials, each with its reason (one notice lists them all)
         reasons = dict(zip(material, reason or [], strict=False))
         payload["data"] = {"supplement": [{"material": m, "reason": reasons.get(m, "")} for m in tick or []]}
+    if cert_id:  # the certificate's data the approver entered beside the button
+        values = {k: v for k, v in zip(cert_id, cert_value or [], strict=False) if v.strip()}
+        payload["data"] = {**payload.get("data", {}), "certificate": values}
     try:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:

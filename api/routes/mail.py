@@ -104,7 +104,7 @@ def book_waybill(number: str, body: WaybillCreate, session: SessionDep, actor: A
     item = require_holder(session, case, actor)
     recipient = validate_recipient(body.recipient.model_dump(exclude_none=True))
     get_carrier(body.carrier)
-    contents = body.contents or f"{item.definition.certificate or item.definition.name} 1 份 (办件 {number})"
+    contents = body.contents or f"{item.definition.certificate_name or item.definition.name} 1 份 (办件 {number})"
     assert actor.counter_id is not None
     w = create_waybill(session, case, actor.counter_id, recipient, contents, carrier=body.carrier)
     return waybill_view(session, w)
