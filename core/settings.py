@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # Seals the query code inside a kept intake answer (AES-GCM; empty: made once in
     # data_dir/idempotency-key). Never stored in the database.
     idempotency_key: str = ""
+    # Seals the query code a 收件凭证 prints until its job has drawn it; empty: the installation's own.
+    document_key: str = ""
     # Signs the history anchors (Ed25519 seed; empty: made once in data_dir/anchor-key). Every
     # machine that writes anchors needs the same one. A machine that only verifies may instead be
     # given the public key (`tongban audit public-key` prints it).

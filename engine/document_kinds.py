@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from core.clock import local_date
 from core.settings import get_settings
-from engine.documents import EXTENSION, INTAKE, TRANSITION, Step, cn_date
+from engine.documents import EXTENSION, INTAKE, MAX_TEXT, TRANSITION, Step, clip, cn_date, seal_code
 from engine.errors import InvalidInput
 from engine.extensions import DOCUMENTS
 from storage.documents import T_PAGE
@@ -58,15 +58,20 @@ def _base_url() -> str:
                     when=lambda step: True)
 def receipt(step: Step) -> dict[str, Any]:
     """行政许可法 art. 32: what was received, pages per material, how to follow the case."""
-    return {"materials": _materials(step), "query_code": step.extra.get("query_code", ""),
+    code = step.extra.get("query_code")
+    return {"materials": _materials(step), "query_code_sealed": seal_code(step.case["number"], code) if code else None,
             "progress_url": f"{_base_url()}/progress", "companion": step.actor.name,
             "supplement_notice_due": cn_date(step.case.get("supplement_notice_due"))}
 
 
 def _accepts(step: Step) -> bool:
+    """Leaving the intake phase, the first time: a case sent back to intake and accepted again
+    keeps the 受理 it had (and its periods, ``engine.deadlines``)."""
     before, after = step.top(step.before), step.top(step.after)
-    return (before in step.item.intake_phase and after not in step.item.intake_phase
-            and not step.state(step.after).final)
+    if before not in step.item.intake_phase or after in step.item.intake_phase or step.state(step.after).final:
+        return False
+    return step.session.execute(sa.select(T_DOC.c.id).where(
+        T_DOC.c.case_id == step.case["id"], T_DOC.c.kind == "acceptance").limit(1)).first() is None
 
 
 @DOCUMENTS.register("acceptance", "受理通知书", title="受理通知书", event=TRANSITION, issuer="competent",
@@ -93,7 +98,7 @@ def refusal(step: Step) -> dict[str, Any]:
 
 
 def _reasons(step: Step) -> list[str]:
-    text = (step.event.get("comment") or "").strip()
+    text = clip(step.event.get("comment"), MAX_TEXT)
     return [line.strip() for line in text.splitlines() if line.strip()] or ["(未说明)"]
 
 
@@ -110,7 +115,7 @@ def supplement(step: Step) -> dict[str, Any]:
     lists the materials not received, with the step's comment as the reason."""
     materials = {m["id"]: m for m in _materials(step)}
     ticks = (step.event.get("data") or {}).get("supplement")
-    comment = (step.event.get("comment") or "").strip()
+    comment = clip(step.event.get("comment"), MAX_TEXT)
     if ticks is not None:
         ticks = check_supplement(step.item.definition.materials, ticks)
         items = [{"no": i, "name": materials[t["material"]]["name"], "reason": t["reason"]}

@@ -14,15 +14,21 @@ stored bytes under the same number.
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
 from core import clock
+from core.install_secrets import install_key
+from core.settings import get_settings
 from engine import docnumbers, extensions
 from engine.actors import Actor
 from engine.extensions import DOCUMENTS
@@ -31,7 +37,7 @@ from states.schema import DocumentRule
 from storage.documents import T_EVID
 from storage.flow_tables import T_CERT
 from storage.notice_tables import T_DOC
-from storage.rows import CaseRow
+from storage.rows import CaseRow, NewHistoryEvent
 from storage.tables import Counter, Region, Unit
 
 INTAKE, TRANSITION, EXTENSION = "intake", "transition", "extension"
@@ -44,7 +50,7 @@ class Step:
     session: Session
     item: CompiledItem
     case: CaseRow
-    event: dict[str, Any]  # the history event (kind, seq, at, trigger, from_state, to_state, data …)
+    event: NewHistoryEvent  # the event it is issued at (kind, seq, at, trigger, from_state, to_state, data …)
     actor: Actor
     extra: dict[str, Any]  # what only the caller knows (the query code at 收件)
 
@@ -121,7 +127,7 @@ class Issued:
     counter_id: str
 
 
-def issue_at(session: Session, item: CompiledItem, case: CaseRow, events: list[dict[str, Any]], actor: Actor,
+def issue_at(session: Session, item: CompiledItem, case: CaseRow, events: list[NewHistoryEvent], actor: Actor,
              **extra: Any) -> list[Issued]:
     """Issue every notice these events call for, in the caller's transaction; return them so the
     caller can queue their rendering. ``events`` are the history events just written."""
@@ -165,15 +171,43 @@ def common_facts(step: Step, unit: Unit, counter: Counter, region_name: str, at:
     applicant = case["applicant"] or {}
     return {
         "case_number": case["number"], "item_code": d.code, "item_name": d.name,
-        "applicant": applicant.get("name", ""), "applicant_code": applicant.get("id_number"),
-        "applicant_address": applicant.get("address"),
+        "applicant": clip(applicant.get("name"), 200), "applicant_code": clip(applicant.get("id_number"), 40),
+        "applicant_address": clip(applicant.get("address"), 300),
         "received_on": cn_date(clock.local_date(case["created_at"])),
         "issued_on": cn_date(clock.local_date(at)),
         "issued_at": clock.local(at).isoformat(timespec="seconds"),
         "unit": {"id": unit.id, "name": unit.name, "code": unit.code, "region": region_name},
         "counter": counter.name, "clerk": step.event.get("actor_name") or step.actor.name,
-        "comment": (step.event.get("comment") or "").strip(),
+        "comment": clip(step.event.get("comment"), MAX_TEXT),
     }
+
+
+# A notice states what people wrote, bounded: it is drawn within the render budget whatever came in.
+MAX_TEXT = 2000
+
+
+def clip(text: Any, limit: int) -> str:
+    value = str(text or "").strip()
+    return value if len(value) <= limit else value[:limit - 1] + "…"
+
+
+def _cipher() -> AESGCM:
+    return AESGCM(install_key("document-key", get_settings().document_key))
+
+
+def seal_code(case_number: str, code: str) -> str:
+    """The query code as the 收件凭证's facts keep it: encrypted, bound to its case (never in clear
+    in the database), opened only by the job that prints it."""
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + _cipher().encrypt(nonce, code.encode(), case_number.encode())).decode()
+
+
+def open_code(case_number: str, sealed: str) -> str | None:
+    raw = base64.b64decode(sealed)
+    try:
+        return _cipher().decrypt(raw[:12], raw[12:], case_number.encode()).decode()
+    except InvalidTag:
+        return None  # another installation's key: the receipt says where the code was given
 
 
 def cn_date(day: date | None) -> str:

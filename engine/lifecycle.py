@@ -29,7 +29,7 @@ from engine.intake import hash_query_code
 from engine.statements import INSERT_OUTBOX
 from states.compiler import CompiledItem
 from states.defaults import WITHDRAW
-from storage.rows import CaseRow
+from storage.rows import CaseRow, NewHistoryEvent
 from storage.tables import T_CASE
 
 
@@ -55,8 +55,9 @@ def extend(session: Session, number: str, actor: Actor, reason: str, expected_ve
     append_event(session, case, expected_version, at, "extension", actor, data, reason)
     session.execute(sa.update(T_CASE).where(T_CASE.c.id == case["id"]).values(**values))
     case.update(values)  # type: ignore[typeddict-item]
-    event = {"kind": "extension", "seq": case["version"], "at": at, "actor_id": actor.id, "actor_name": actor.name,
-             "counter_id": actor.counter_id, "comment": reason, "data": data}
+    event: NewHistoryEvent = {"kind": "extension", "seq": case["version"], "at": at, "actor_id": actor.id,
+                              "actor_name": actor.name, "counter_id": actor.counter_id, "comment": reason,
+                              "data": data}
     enqueue_documents(session, case, documents.issue_at(session, item, case, [event], actor), at)  # 延期通知书
     _notify(session, case, "extension", at,
             f"经审批, 办理期限延长 {days} 个工作日, 法定办结日为 {values['legal_due']:%Y年%m月%d日}。理由：{reason}")

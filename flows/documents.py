@@ -25,7 +25,10 @@ from storage.rows import OutboxJobRow
 
 def draw(doc: dict[str, Any]) -> bytes:
     """The notice's PDF from its recorded facts (same facts, same bytes)."""
-    facts = doc["data"]
+    facts = dict(doc["data"])
+    if facts.get("query_code_sealed"):
+        facts["query_code"] = documents.open_code(facts["case_number"], facts["query_code_sealed"]) \
+            or "(见收件时出具的回执)"
     layout = notice_layout(doc["kind"], facts["item_code"], facts)
     return notice_pdf(layout, f"{doc['title']} {doc['number']}", f"{facts['unit']['name']}　{doc['number']}")
 

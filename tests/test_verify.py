@@ -168,3 +168,20 @@ def test_cli_seals_and_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.Mon
     assert missing.returncode == 2 and "读不到" in missing.stderr
     with session_scope(engine) as s:
         assert s.execute(sa.select(sa.func.count()).select_from(UnitSeal)).scalar_one() == 2
+
+
+def test_a_notice_is_verified_by_its_document_number(demo: Demo) -> None:
+    """收件凭证: issued at intake, drawn and signed by its job; /verify/<文号> shows it genuine."""
+    from tests.conftest import run_jobs
+
+    case = demo.create("王芳", "FGSFZRBG")
+    run_jobs(demo.engine)
+    docs = demo.client.get(f"/api/v1/cases/{case['number']}/documents", headers=demo.h("王芳")).json()["items"]
+    receipt = next(d for d in docs if d["kind"] == "receipt")
+    answer = demo.client.get(f"/api/v1/verify/{receipt['number']}")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["valid"] and body["record"]["kind"] == "receipt" and body["record"]["title"] == receipt["title"]
+    assert body["signature"]["sha256"] == receipt["sha256"] and body["issuer"] == body["signature"]["unit"]
+    page = demo.client.get(f"/verify/{receipt['number']}")
+    assert page.status_code == 200 and 'class="v ok"' in page.text and receipt["number"] in page.text

@@ -247,7 +247,8 @@ def test_delivery_survives_the_receiver_down_then_failing_then_up(demo: Demo, mo
         drive(demo)
     try:
         expected = feed_ids(demo.client, demo.h("陈静"))
-        assert len(expected) == 3
+        # intake, accept, start_review, and the stored 收件凭证 and 受理通知书 (evidence_stored each)
+        assert len(expected) == 5
         assert [e["id"] for e in receiver.answered()] == expected  # all, in order, each once
         assert receiver.bad == []
         log = log_of(demo, "陈静", hook["id"])
@@ -279,8 +280,9 @@ def test_deliveries_follow_filters_scopes_and_deletion(demo: Demo) -> None:
         # The owner's cursor moved past what they may not see without sending anything.
         top = feed_ids(demo.client, demo.h("赵督查"))
         state = demo.client.get(f"/api/v1/webhooks/{mine['id']}", headers=demo.h("王芳")).json()
-        assert int(state["delivered_through"]) == 3 and log_of(demo, "王芳", mine["id"]) == []
-        assert len(top) == 2
+        # Three steps and the three notices they issued (two 收件凭证, a 受理通知书), each stored as evidence.
+        assert int(state["delivered_through"]) == 6 and log_of(demo, "王芳", mine["id"]) == []
+        assert len(top) == 4
         demo.client.delete(f"/api/v1/webhooks/{sup['id']}", headers=demo.h("赵督查"))
         demo.create("陈静", "GGCSWSXK", ALL_GGCS)
         drive(demo)

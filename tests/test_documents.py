@@ -1,0 +1,328 @@
+"""Written notices (文书): each at its step in every demo item, numbered gap-free under concurrent
+acceptances, reprinted as the same bytes, drawn with the unit, its seal, the number and the date
+in China time, signed, and downloadable by the applicant with the query code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import Demo, run_jobs
+from PIL import Image
+from test_every_path import Walk
+
+from core import clock
+from core.settings import ROOT, get_settings
+from engine import seals
+from engine.advance import advance
+from engine.errors import GuardFailed
+from storage.db import session_scope
+from storage.object_factory import get_store
+
+# Which step issues which notice, written out for the demo items (the engine derives it from
+# the item's graph; this table is the law's reading of the same steps).
+TRIGGER_DOCS = {
+    "accept": "acceptance", "forward": "acceptance", "request_supplement": "supplement", "refuse": "refusal",
+    "start_inspection": "special_procedure", "back_to_inspection": "special_procedure",
+    "inspection_failed": "rejection", "reject": "rejection", "education_reject": "rejection",
+    "market_reject": "rejection", "approve": "approval", "auto_approve": "approval",
+    "approve_on_commitment": "approval", "join": "approval", "deliver": "service", "hand_over": "service",
+    "issue_all": "service",
+}
+ALL_KINDS = {"receipt", "acceptance", "refusal", "supplement", "extension", "special_procedure", "rejection",
+             "approval", "service"}
+# 07:30 in Beijing is still the day before in UTC: the notices must be dated in China time.
+MORNING = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def objects(tmp_path: Path) -> None:
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+
+
+def _docs(demo: Demo, number: str) -> list[dict[str, Any]]:
+    with demo.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(
+            "SELECT d.kind, d.number, d.event_seq, d.sha256, d.unit_id FROM case_documents d "
+            "JOIN cases c ON c.id = d.case_id WHERE c.number = :n ORDER BY d.id"), {"n": number}).mappings()]
+
+
+def _expected(demo: Demo, number: str) -> set[tuple[str, int]]:
+    with demo.engine.connect() as conn:
+        events = conn.execute(sa.text(
+            "SELECT h.seq, h.kind, h.trigger FROM history h JOIN cases c ON c.id = h.case_id "
+            "WHERE c.number = :n ORDER BY h.seq"), {"n": number}).all()
+    out: set[tuple[str, int]] = set()
+    for seq, kind, trigger in events:
+        if kind == "intake":
+            out.add(("receipt", seq))
+        elif kind == "extension":
+            out.add(("extension", seq))
+        elif kind == "transition" and trigger in TRIGGER_DOCS:
+            doc = TRIGGER_DOCS[trigger]
+            if doc == "acceptance" and any(k == "acceptance" for k, _ in out):
+                continue  # 受理 once: accepted again after a send-back keeps the first notice
+            out.add((doc, seq))
+    return out
+
+
+class DocumentWalk(Walk):
+    """Every path of every demo item; after each step the notices are exactly those its steps call for."""
+
+    def __init__(self, demo: Demo) -> None:
+        super().__init__(demo)
+        self.kinds: dict[str, set[str]] = {}
+
+    def check(self, number: str) -> None:
+        docs = _docs(self.demo, number)
+        assert {(d["kind"], d["event_seq"]) for d in docs} == _expected(self.demo, number), number
+        assert all(d["sha256"] for d in docs), "every notice is drawn and stored by its job"
+        with self.demo.engine.connect() as conn:
+            code = conn.execute(sa.text("SELECT item_code FROM cases WHERE number = :n"), {"n": number}).scalar_one()
+        self.kinds.setdefault(code, set()).update(d["kind"] for d in docs)
+
+    def create(self, code: str) -> str:
+        number = super().create(code)
+        self.check(number)
+        return number
+
+    def fire(self, number: str, step: Any) -> None:
+        super().fire(number, step)
+        self.check(number)
+
+
+@pytest.mark.slow
+def test_each_notice_appears_at_its_step_in_every_demo_item(demo: Demo, objects: None) -> None:
+    walk = DocumentWalk(demo)
+    for code in ("GGCSWSXK", "FGSFZRBG", "CBWLSXK", "MBXXZZHB"):
+        walk.explore(code, [], set())
+    base = {"receipt", "acceptance", "approval", "service", "rejection"}
+    assert walk.kinds["GGCSWSXK"] == base | {"supplement", "refusal", "special_procedure"}
+    assert walk.kinds["CBWLSXK"] == base | {"supplement"}
+    assert walk.kinds["FGSFZRBG"] == base
+    assert walk.kinds["MBXXZZHB"] == base
+
+
+def _materials(demo: Demo, code: str, missing: tuple[str, ...] = ()) -> dict[str, str]:
+    r = demo.client.get(f"/api/v1/items/{code}", headers=demo.h("李强"))
+    return {m["id"]: "missing" if m["id"] in missing else "received" for m in r.json()["definition"]["materials"]}
+
+
+@pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_twenty_concurrent_acceptances_at_one_counter_are_numbered_without_gaps(demo: Demo, objects: None) -> None:
+    """20 acceptances at once at 青岛西海岸; 5 of the cases lack a material and fail their guard
+    after the others started: the 15 acceptances are 00001…00015, none lost, none repeated."""
+    with clock.frozen(MORNING):
+        complete = _materials(demo, "CBWLSXK")
+        numbers = [demo.create("李强", "CBWLSXK", complete)["number"] for _ in range(15)]
+        numbers += [demo.create("李强", "CBWLSXK", _materials(demo, "CBWLSXK", ("application",)))["number"]
+                    for _ in range(5)]
+        clerk = demo.actor("李强")
+        start = threading.Barrier(20)
+        refused: list[str] = []
+
+        def accept(i: int) -> None:
+            start.wait()
+            try:
+                with session_scope(demo.engine) as s:
+                    advance(s, numbers[i], "accept", clerk)
+            except GuardFailed:
+                refused.append(numbers[i])
+
+        threads = [threading.Thread(target=accept, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(refused) == sorted(numbers[15:])
+    with demo.engine.connect() as conn:
+        got = sorted(conn.execute(sa.text(
+            "SELECT number FROM case_documents WHERE kind = 'acceptance'")).scalars())
+        receipts = sorted(conn.execute(sa.text(
+            "SELECT number FROM case_documents WHERE kind = 'receipt'")).scalars())
+    assert got == [f"青西审受〔2026〕{n:05d}号" for n in range(1, 16)]
+    assert receipts == [f"青西审收〔2026〕{n:05d}号" for n in range(1, 21)]
+
+
+def _text(pdf: bytes, tmp: Path, name: str) -> str:
+    path = tmp / f"{name}.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _png(pdf: bytes, tmp: Path, name: str, dpi: int = 40) -> Path:
+    path = tmp / f"{name}.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-singlefile", str(path), str(tmp / name)], check=True)
+    return tmp / f"{name}.png"
+
+
+def _red_pixels(png: Path) -> int:
+    img = Image.open(png).convert("RGB")
+    return sum(1 for r, g, b in img.getdata() if r > 180 and g < 110 and b < 110)
+
+
+def _bytes_of(demo: Demo, who: str, number: str) -> dict[str, tuple[dict[str, Any], bytes]]:
+    r = demo.client.get(f"/api/v1/cases/{number}/documents", headers=demo.h(who))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"items", "next_cursor"} and body["next_cursor"] is None
+    out = {}
+    for item in body["items"]:
+        assert set(item) == {"kind", "number", "title", "issued_at", "sha256", "content_url"}
+        got = demo.client.get(item["content_url"], headers=demo.h(who))
+        assert got.status_code == 200, got.text
+        out[item["number"]] = (item, got.content)
+    return out
+
+
+def test_every_notice_is_drawn_with_its_number_unit_seal_and_china_date(
+        demo: Demo, objects: None, tmp_path: Path) -> None:
+    """Two paths of 公共场所卫生许可 at 济南 (补正, 受理, 踏勘, 延期, 许可, 送达; and 不予受理) and one
+    refused licence: every kind, each signed, dated 2026年12月2日 though UTC still says 1 December."""
+    with clock.frozen(MORNING):
+        n = demo.create("王芳", "GGCSWSXK", _materials(demo, "GGCSWSXK", ("floor_plans",)))["number"]
+        demo.fire("王芳", n, "request_supplement", comment="请一次补齐",
+                  data={"supplement": [{"material": "floor_plans", "reason": "缺少卫生设施布局图"},
+                                       {"material": "hygiene_report", "reason": "检测报告超过有效期"}]})
+        _set_all_received(demo, n)
+        demo.fire("王芳", n, "supplement_done")
+        demo.fire("王芳", n, "accept")
+        demo.fire("刘洋", n, "start_inspection", data={"expected_days": 5})
+        r = demo.client.post(f"/api/v1/cases/{n}/extension", json={"reason": "需补充专家意见"},
+                             headers=demo.h("刘洋", **{"If-Match": f'"{_version(demo, n)}"'}))
+        assert r.status_code == 200, r.text
+        demo.fire("刘洋", n, "inspection_passed")
+        demo.fire("刘洋", n, "approve")
+        run_jobs(demo.engine)
+        demo.fire("王芳", n, "deliver")
+        refused = demo.create("王芳", "GGCSWSXK", _materials(demo, "GGCSWSXK", ("floor_plans",)))["number"]
+        demo.fire("王芳", refused, "refuse", comment="申请事项不属于本机关职权范围\n经营场所位于外省")
+        rejected = demo.create("王芳", "GGCSWSXK", _materials(demo, "GGCSWSXK"))["number"]
+        demo.fire("王芳", rejected, "accept")
+        demo.fire("刘洋", rejected, "start_review")
+        demo.fire("刘洋", rejected, "reject", comment="卫生检测结果不合格")
+        run_jobs(demo.engine)
+    docs = {**_bytes_of(demo, "王芳", n), **_bytes_of(demo, "王芳", refused), **_bytes_of(demo, "王芳", rejected)}
+    by_kind: dict[str, tuple[dict[str, Any], bytes]] = {}
+    for item, data in docs.values():
+        by_kind.setdefault(item["kind"], (item, data))  # the first case's, for the receipt
+    assert set(by_kind) >= ALL_KINDS, set(by_kind)
+    out = ROOT / "docs" / "documents" if os.environ.get("TONGBAN_WRITE_DOC_IMAGES") else None
+    with session_scope(demo.engine, readonly=True) as s:
+        for kind in sorted(ALL_KINDS):
+            item, data = by_kind[kind]
+            assert item["issued_at"].endswith("+08:00") and item["issued_at"].startswith("2026-12-02T07:30")
+            text = _text(data, tmp_path, kind)
+            assert item["title"] in text and item["number"] in text, kind
+            assert "2026年12月2日" in text and "济南市行政审批服务局" in text, kind
+            report = seals.verify_pdf(data, s)
+            assert report.valid and report.unit_id == "jn-shenpi", (kind, report)
+            png = _png(data, tmp_path, kind)
+            assert _red_pixels(png) > 300, f"{kind}: the seal is drawn"
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                _png(data, out, kind, dpi=70)
+                (out / f"{kind}.pdf").unlink()
+    facts = {k: _text(by_kind[k][1], tmp_path, k) for k in ("supplement", "refusal", "special_procedure", "receipt")}
+    assert "缺少卫生设施布局图" in facts["supplement"] and "检测报告超过有效期" in facts["supplement"]
+    assert "经营场所位于外省" in facts["refusal"] and "行政复议" in facts["refusal"] and "6个月" in facts["refusal"]
+    assert "5个工作日" in facts["special_procedure"]
+    assert "查询码" in facts["receipt"] and n in facts["receipt"]
+    tampered = bytearray(by_kind["acceptance"][1])
+    tampered[len(tampered) // 3] ^= 0x01
+    with session_scope(demo.engine, readonly=True) as s:
+        assert not seals.verify_pdf(bytes(tampered), s).valid
+
+
+def _version(demo: Demo, number: str) -> int:
+    return int(demo.client.get(f"/api/v1/cases/{number}", headers=demo.h("王芳")).json()["version"])
+
+
+def _set_all_received(demo: Demo, number: str) -> None:
+    for m in demo.client.get(f"/api/v1/cases/{number}", headers=demo.h("王芳")).json()["materials"]:
+        if m["status"] != "received":
+            r = demo.client.put(f"/api/v1/cases/{number}/materials/{m['id']}", json={"status": "received"},
+                                headers=demo.h("王芳", **{"If-Match": f'"{_version(demo, number)}"'}))
+            assert r.status_code == 200, r.text
+
+
+def test_a_reprint_is_the_same_document_and_the_applicant_downloads_it(demo: Demo, objects: None) -> None:
+    created = demo.create("王芳", "GGCSWSXK", _materials(demo, "GGCSWSXK"))
+    n, code = created["number"], created["query_code"]
+    demo.fire("王芳", n, "accept")
+    run_jobs(demo.engine)
+    first = _bytes_of(demo, "王芳", n)
+    # The render job once more (a replayed outbox row for the same notice): nothing new is drawn.
+    with demo.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE outbox SET status = 'pending' WHERE job = 'render_document'"))
+        conn.execute(sa.text("DELETE FROM job_effects WHERE job = 'render_document'"))
+    evidence = demo.count("evidence", kind="document")
+    run_jobs(demo.engine)
+    again = _bytes_of(demo, "王芳", n)
+    assert demo.count("evidence", kind="document") == evidence == 2
+    assert {k: (i["sha256"], b) for k, (i, b) in again.items()} == {k: (i["sha256"], b) for k, (i, b) in first.items()}
+    acceptance = next(num for num, (i, _) in first.items() if i["kind"] == "acceptance")
+    page = demo.client.post("/progress", data={"number": n, "code": code})
+    assert page.status_code == 200 and acceptance in page.text and "受理通知书" in page.text
+    got = demo.client.post("/progress/document", data={"number": n, "code": code, "document": acceptance})
+    assert got.status_code == 200 and got.content == first[acceptance][1]
+    assert got.headers["content-type"] == "application/pdf"
+    wrong = demo.client.post("/progress/document", data={"number": n, "code": "WRONG0000", "document": acceptance})
+    assert wrong.status_code == 404 and "%PDF" not in wrong.text
+    # Another counter's clerk reads no list of this case.
+    assert demo.client.get(f"/api/v1/cases/{n}/documents", headers=demo.h("黄丽")).status_code == 403
+
+
+def test_supplement_ticks_are_checked_and_a_refused_one_writes_nothing(demo: Demo, objects: None) -> None:
+    n = demo.create("王芳", "GGCSWSXK", _materials(demo, "GGCSWSXK", ("floor_plans",)))["number"]
+    before = _version(demo, n)
+    for data, field in [({"supplement": [{"material": "nope", "reason": "x"}]}, "data.supplement[0].material"),
+                        ({"supplement": [{"material": "floor_plans", "reason": " "}]}, "data.supplement[0].reason"),
+                        ({"supplement": []}, "data.supplement")]:
+        r = demo.client.post(f"/api/v1/cases/{n}/triggers/request_supplement", json={"comment": "补正", "data": data},
+                             headers=demo.h("王芳", **{"If-Match": f'"{before}"'}))
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == field
+    assert _version(demo, n) == before and demo.count("case_documents", kind="supplement") == 0
+    demo.fire("王芳", n, "request_supplement", comment="补正",
+              data={"supplement": [{"material": "floor_plans", "reason": "缺图"}]})
+    with demo.engine.connect() as conn:
+        numbers = conn.execute(sa.text("SELECT number FROM case_documents WHERE kind = 'supplement'")).scalars().all()
+    assert numbers == [f"济审补〔{clock.today().year}〕00001号"]  # the refused attempts consumed no number
+
+
+def test_every_kind_has_its_template_and_items_may_name_exactly_these() -> None:
+    from typing import get_args
+
+    from engine import catalog
+    from engine.documents import kinds
+    from states.loader import DefinitionError
+    from states.schema import DocumentKind
+
+    assert {k.name for k in kinds()} == set(get_args(DocumentKind)) == ALL_KINDS
+    assert all((ROOT / "catalog" / "documents" / f"{k}.xml.j2").exists() for k in ALL_KINDS)
+    source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text(encoding="utf-8")
+    d = catalog.parse(source + "documents:\n  approval: {enabled: false}\n", "x.yaml").definition
+    assert d.documents["approval"].enabled is False
+    with pytest.raises(DefinitionError):
+        catalog.parse(source + "documents:\n  poster: {enabled: false}\n", "x.yaml")
+
+
+def test_an_item_that_turns_a_notice_off_issues_none(demo: Demo, objects: None) -> None:
+    source = (ROOT / "catalog" / "items" / "cbw_lingshou_xuke.yaml").read_text(encoding="utf-8")
+    source = source.replace("version: 2", "version: 3") + "documents:\n  acceptance: {enabled: false}\n"
+    r = demo.client.post("/api/v1/items", content=source.encode(),
+                         headers=demo.h("孙设计", **{"Content-Type": "application/yaml"}))
+    assert r.status_code == 201, r.text
+    n = demo.create("李强", "CBWLSXK", _materials(demo, "CBWLSXK"))["number"]
+    demo.fire("李强", n, "accept")
+    assert [d["kind"] for d in _docs(demo, n)] == ["receipt"]
