@@ -75,3 +75,21 @@ def test_approval_fields_need_a_person_to_fill_them() -> None:
 def test_a_bundle_needs_distinct_ids() -> None:
     text = MBXX.replace("  - id: business_licence\n", "  - id: school_licence\n")
     assert any("重复的证照编号 'school_licence'" in p for p in problems(text))
+
+
+def test_validity_rules() -> None:
+    from datetime import date
+
+    from flows.certificate import valid_until
+    from states.schema import CertificateSpec
+
+    def spec(validity: object) -> CertificateSpec:
+        return CertificateSpec.model_validate({"name": "许可证", "validity": validity, "fields": [
+            {"id": "term_end", "label": "期限至", "source": "approval", "validation": "date"}]})
+
+    issued = date(2028, 2, 29)
+    assert valid_until(spec({"years": 4}), issued, {}) == date(2032, 2, 29)
+    assert valid_until(spec({"years": 1}), issued, {}) == date(2029, 2, 28)  # no 29 February in 2029
+    assert valid_until(spec("长期"), issued, {}) is None
+    assert valid_until(spec({"until": "term_end"}), issued, {"term_end": "2030-06-30"}) == date(2030, 6, 30)
+    assert valid_until(CertificateSpec(name="许可证"), issued, {}) == date(2033, 2, 28)  # the installation's 5 years
