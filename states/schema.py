@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
@@ -252,6 +252,18 @@ class DocumentRule(_Strict):
     days: int | None = Field(default=None, ge=1, le=365)
 
 
+def _certificate_form(v: object) -> str:
+    return "[bundle]" if isinstance(v, list) else "[name]" if isinstance(v, str) else "[one]"
+
+
+# Which form is meant is clear from the YAML node, so a mistake is reported inside that form only
+# (the tags carry "[", which located reports leave out of the path).
+CertificateDecl = Annotated[
+    Annotated[str, Tag("[name]")] | Annotated[CertificateSpec, Tag("[one]")]
+    | Annotated[list[CertificateSpec], Tag("[bundle]")],
+    Discriminator(_certificate_form)]
+
+
 class ItemDefinition(_Strict):
     code: str = Field(min_length=4, max_length=64, pattern=r"^[0-9A-Za-z\-]+$")
     name: str = Field(min_length=1)
@@ -267,7 +279,7 @@ class ItemDefinition(_Strict):
     transitions: list[Transition] = Field(min_length=1)
     # The result certificate (结果证照): a name (the generic layout), one declared certificate,
     # or a bundle's list, one per issuing authority (证照合办).
-    certificate: str | CertificateSpec | list[CertificateSpec] | None = None
+    certificate: CertificateDecl | None = None
     auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
     withdraw: WithdrawPolicy | None = None  # default: every state before the decision
     documents: dict[DocumentKind, DocumentRule] = {}  # per-notice overrides (engine.documents)

@@ -61,6 +61,7 @@ EXPECTED_WARNINGS = {
     ("POST /api/v1/items", "application/yaml"),  # the generator names the first of its two
     ("GET /api/v1/certificates/{number}/pdf", "application/pdf"),
     ("GET /api/v1/waybills/{number}/label.pdf", "application/pdf"),
+    ("POST /api/v1/verify", "application/pdf"),  # a PDF to check, as the raw body
     ("GET /api/v1/cases/{number}/materials/{material_id}/pages/{page_id}/thumbnail", "image/jpeg"),
     *{("POST /api/v1/cases/{number}/materials/{material_id}/pages", t)
       for t in ("image/jpeg", "image/png", "image/tiff", "application/pdf")},
@@ -175,8 +176,9 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
 
     # 收件 at the Jinan counter, for a branch registered in Qingdao West Coast New Area (370211).
     body = m.CaseCreate(item_code="FGSFZRBG", competent_region="370211",
-                        applicant=m.Applicant(name="青岛某某贸易有限公司", kind=m.ApplicantKind.COMPANY,
-                                              phone="0532-86000000"),
+                        applicant=m.Applicant(name="青岛某某贸易有限公司黄岛分公司", kind=m.ApplicantKind.COMPANY,
+                                              phone="0532-86000000", id_number="91370211061338419U",
+                                              address="山东省青岛市黄岛区长江中路 216 号"),
                         materials=m.CaseCreateMaterials.from_dict(ALL_FGS))
     answer = create_case.sync_detailed(client=wang, body=body)
     created = answer.parsed
@@ -213,8 +215,13 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
     assert isinstance(stale.errors, unset)  # absent, not null: a 412 names no field
 
     # 核准 at the competent counter, with a comment; then 出证 and back to Jinan for pickup.
+    asked = next(t for t in forwarded.triggers if t.trigger == "approve").certificate_fields
+    assert [f.id for f in asked] == ["company_type", "head", "head_id_number", "established_on", "scope"]
+    licence = {"company_type": "有限责任公司分公司", "head": "张建国", "head_id_number": "11010519491231002X",
+               "established_on": "2019-03-18", "scope": "日用百货销售"}
     approved = fire_trigger.sync(n, "approve", client=li, if_match=f'"{forwarded.version}"',
-                                 body=m.TriggerBody(comment="材料齐全, 准予变更"))
+                                 body=m.TriggerBody(comment="材料齐全, 准予变更",
+                                                    data=m.TriggerBodyDataType0.from_dict({"certificate": licence})))
     assert isinstance(approved, m.Case) and approved.state.id == "approved"
     assert isinstance(approved.deadlines.certificate, dt.date)
     issued = fire_trigger.sync(n, "issue", client=li, if_match=f'"{approved.version}"')
@@ -305,4 +312,5 @@ def test_typescript_types_compile_strictly_and_the_walk_runs_in_node(
     assert walk["holders"] == ["qd-xihai"] and walk["queued"] is True
     assert walk["current"] == walk["v"] - 3  # the 412 named the version after forward
     assert walk["fields"] == ["competent_region"]
+    assert walk["asked"] == ["company_type", "head", "head_id_number", "established_on", "scope"]
     assert walk["status"] == "办结(通过)" and walk["finished"] and walk["steps"]
