@@ -112,7 +112,7 @@ def supplement(step: Step) -> dict[str, Any]:
     """行政许可法 art. 32: every missing or faulty material at once, each with its reason.
 
     The clerk's ticks arrive as ``data.supplement: [{material, reason}]``; without them the notice
-    lists the materials not received, with the step's comment as the reason."""
+    lists the required materials not received, with the step's comment as the reason."""
     materials = {m["id"]: m for m in _materials(step)}
     ticks = (step.event.get("data") or {}).get("supplement")
     comment = clip(step.event.get("comment"), MAX_TEXT)
@@ -121,8 +121,8 @@ def supplement(step: Step) -> dict[str, Any]:
         items = [{"no": i, "name": materials[t["material"]]["name"], "reason": t["reason"]}
                  for i, t in enumerate(ticks, 1)]
     else:
-        items = [{"no": i, "name": m["name"], "reason": comment or "未提交"}
-                 for i, m in enumerate((m for m in materials.values() if m["status"] == "missing"), 1)]
+        lacking = [m for m in materials.values() if m["status"] == "missing" and m["required"]]
+        items = [{"no": i, "name": m["name"], "reason": comment or "未提交"} for i, m in enumerate(lacking, 1)]
     return {"items": items, "note": comment, "deadline_note": "补正材料齐全之日起重新计算办理时限"}
 
 

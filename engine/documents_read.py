@@ -6,7 +6,6 @@ under the same number, never a new one.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from engine.actors import Actor
 from engine.advance import load_case
 from engine.documents import list_for_case
 from engine.errors import Conflict, NotFound
-from engine.intake import hash_query_code
+from engine.lifecycle import applicants_case
 from storage.documents import T_EVID
 from storage.objects import ObjectStore
 
@@ -53,14 +52,14 @@ def with_evidence(session: Session, number: str, actor: Actor) -> list[dict[str,
 
 def for_applicant(session: Session, number: str, code: str) -> list[dict[str, Any]]:
     """The documents an applicant may download with the query code (a wrong code: not found)."""
-    case = _applicants_case(session, number, code)
+    case = applicants_case(session, number, code)
     return [{"kind": e["kind"], "number": e["number"], "title": e["title"], "issued_at": clock.local(e["issued_at"]),
              "sha256": e["sha256"]} for e in list_for_case(session, case["id"])]
 
 
 def applicant_download(session: Session, number: str, code: str, doc_number: str,
                        *, store: ObjectStore | None = None) -> scans.Download:
-    case = _applicants_case(session, number, code)
+    case = applicants_case(session, number, code)
     entry = next((e for e in list_for_case(session, case["id"]) if e["number"] == doc_number), None)
     if entry is None:
         raise NotFound(f"办件 {number} 没有文书 {doc_number}")
@@ -70,13 +69,3 @@ def applicant_download(session: Session, number: str, code: str, doc_number: str
         T_EVID.c.case_id == case["id"], T_EVID.c.sha256 == entry["sha256"]).limit(1)).scalar_one_or_none() or 0
     return scans.Download("application/pdf", int(size), entry["sha256"], f"{number}-{entry['kind']}.pdf",
                           stream=scans.read_evidence(entry["bucket"], entry["key"], store=store))
-
-
-def _applicants_case(session: Session, number: str, code: str) -> Any:
-    try:
-        case = load_case(session, number)
-    except NotFound:
-        case = None
-    if case is None or not hmac.compare_digest(case["query_code_hash"], hash_query_code(number, code)):
-        raise NotFound("未找到该办件, 请核对办件编号和查询码")
-    return case

@@ -104,15 +104,20 @@ def can_extend(item: CompiledItem, case: CaseRow, actor: Actor) -> str | None:
     return None
 
 
-def withdraw_by_applicant(session: Session, number: str, code: str, reason: str) -> CaseRow:
-    """撤回 on the progress page: the query code proves it is the applicant; a wrong code looks
-    exactly like an unknown number."""
+def applicants_case(session: Session, number: str, code: str) -> CaseRow:
+    """The case whose query code this is; a wrong code looks exactly like an unknown number."""
     try:
         case = load_case(session, number)
     except NotFound:
         case = None
     if case is None or not hmac.compare_digest(case["query_code_hash"], hash_query_code(number, code)):
         raise NotFound("未找到该办件, 请核对办件编号和查询码")
+    return case
+
+
+def withdraw_by_applicant(session: Session, number: str, code: str, reason: str) -> CaseRow:
+    """撤回 on the progress page: the query code proves it is the applicant."""
+    case = applicants_case(session, number, code)
     item = catalog.compiled(session, case["item_version_id"])
     if not applicant_may_withdraw(item, case):
         raise Conflict("该办件已不能撤回 (已撤回、已作出决定或已办结)", field="number")

@@ -242,7 +242,7 @@ class DocumentRule(_Strict):
     """An item's word on one of its written notices (文书); without it the engine derives when."""
 
     # Issue it at these triggers instead of the derived ones; ``enabled: false`` issues it never.
-    on: list[Identifier] | None = None
+    at: list[Identifier] | None = None
     enabled: bool = True
     # 特别程序告知书: the working days the procedure is expected to take (行政许可法 art. 45).
     days: int | None = Field(default=None, ge=1, le=365)
