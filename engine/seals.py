@@ -306,7 +306,9 @@ def _problem(facts: list[SignatureFacts], seals: dict[str, UnitSeal]) -> str | N
 
 def find_record(session: Session, sha256: str) -> DocRecord | None:
     """The issued certificate or notice with these exact bytes, if any."""
-    cert = session.execute(sa.select(Certificate).where(Certificate.sha256 == sha256)).scalar_one_or_none()
+    cert = session.execute(sa.select(Certificate).where(Certificate.sha256 == sha256,
+                                                        Certificate.state == certificates.ISSUED)
+                           ).scalars().first()
     if cert is not None:
         ok, why = certificates.status(cert, clock.today())
         return DocRecord(kind="certificate", number=cert.number, title=cert.title, holder=cert.holder,
