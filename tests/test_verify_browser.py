@@ -5,50 +5,29 @@ Screenshots land in tests/artifacts/ for a human to look at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_jobs, serving
+from conftest import run_jobs
 from playwright.sync_api import expect, sync_playwright
 
-from api.app import create_app
 from core.settings import ROOT
-from engine.demo import seed
-from storage import migrate
-from storage.db import make_engine, session_scope
+from tests import test_pages_browser
+from tests.test_pages_browser import Server
 
 # Chromium looks up Google hosts whatever its flags: the module runs in a network namespace of its own.
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
+server = test_pages_browser.server  # the seeded server (a module-scoped fixture), one of this module's own
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], object]]:
-    tmp = tmp_path_factory.mktemp("verify")
-    engine = make_engine(f"sqlite:///{tmp / 'tongban.db'}")
-    migrate.upgrade(engine)
-    with session_scope(engine) as s:
-        tokens = {t["name"]: t["token"] for t in seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml",
-                                                        tmp / "tokens.json", 30)}
-    with serving(create_app(engine)) as url:
-        yield url, tokens, engine
-    engine.dispose()
-
-
-def test_the_verify_page_for_a_notice_and_an_uploaded_pdf(served: tuple[str, dict[str, str], object],
-                                                          tmp_path: Path) -> None:
-    url, tokens, engine = served
-    auth = {"Authorization": f"Bearer {tokens['王芳']}"}
-    r = httpx.post(f"{url}/api/v1/cases", headers=auth, timeout=10, json={
-        "item_code": "FGSFZRBG", "applicant": {"name": "青岛某某商贸有限公司黄岛分公司", "kind": "company"},
-        "materials": {}})
-    assert r.status_code == 201, r.text
-    number = r.json()["number"]
-    run_jobs(engine)  # type: ignore[arg-type]
+def test_the_verify_page_for_a_notice_and_an_uploaded_pdf(server: Server, tmp_path: Path) -> None:
+    url, auth = server.url, {"Authorization": f"Bearer {server.tokens['王芳']}"}
+    number = server.create("王芳", "FGSFZRBG", {})["number"]
+    run_jobs(server.engine)
     docs = httpx.get(f"{url}/api/v1/cases/{number}/documents", headers=auth, timeout=10).json()["items"]
     receipt = next(d for d in docs if d["kind"] == "receipt")
     pdf = httpx.get(url + receipt["content_url"], headers=auth, timeout=10, follow_redirects=True).content
