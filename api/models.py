@@ -949,3 +949,38 @@ class NumberVerification(_Out):
     valid_until: str = Field(description="证照有效期至 (日期或“长期”); 文书为空")
     record: VerifiedRecord | None
     signature: SignatureReport | None = Field(description="存档文件的签章核验; 文件未生成或读不到时为 null")
+
+
+# --- 分时服务 (engine.appointments) ----------------------------------------------------------------
+
+class Slot(_Out):
+    start: str = Field(description="开始时间 (本地时间 HH:MM)")
+    end: str
+    capacity: int
+    left: int = Field(description="剩余名额")
+    open: bool = Field(description="此刻能否预约 (未开始且未约满)")
+
+
+class SlotList(_Out):
+    items: list[Slot]
+    next_cursor: str | None = _cursor()
+
+
+class Appointment(_Out):
+    """一次预约 (凭预约码查询)."""
+
+    model_config = ConfigDict(extra="forbid", title="Appointment")
+
+    code: str = Field(description="预约码: 查询、取消、改约及到窗口签到时出示")
+    status: Literal["booked", "cancelled", "checked_in", "no_show"]
+    status_label: str
+    counter: str
+    counter_name: str
+    item: str
+    item_name: str
+    date: date
+    start: str
+    end: str
+    starts_at: Instant
+    name: str
+    created_at: Instant

@@ -50,7 +50,7 @@ def get_health(session: SessionDep) -> dict[str, str]:
 
 def checked_progress(request: Request, session: SessionDep, number: str, code: str) -> dict[str, Any]:
     """The progress behind the limiters (per client, per case number): the API's and the page's."""
-    _limit(request)
+    limit_client(request)
     query_guard.check_code(request.app.state.engine, number, code)
     return applicant_progress.progress(session, number, code)
 
@@ -86,13 +86,14 @@ def withdraw_application(number: str, body: Withdrawal, request: Request, sessio
     """申请人撤回申请 (凭查询码)
 
     撤回: the applicant withdraws the application with the case's query code and a reason."""
-    _limit(request)
+    limit_client(request)
     query_guard.check_code(request.app.state.engine, number, body.code)  # before this unit writes
     lifecycle.withdraw_by_applicant(session, number, body.code, body.reason)
     return applicant_progress.progress(session, number, body.code)
 
 
-def _limit(request: Request) -> None:
+def limit_client(request: Request) -> None:
+    """The per-client budget of the public (no login) endpoints: progress, appointments."""
     wait = request.app.state.progress_limiter.hit(client_address(request), get_settings().progress_rate_per_minute)
     if wait is not None:
         seconds = retry_after(wait)
