@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     # Tag each job's task run with region, item and job (Prefect 3.8: one slot round trip each).
     job_task_tags: bool = True
     certificate_valid_years: int = 5
+    # 分时服务: the hours a counter takes bookings (local time, working days of the calendar), the
+    # length of a slot, the places in each, how far ahead one may book; an applicant (by phone)
+    # with this many no-shows within the window books again only after it.
+    appointment_hours: str = "09:00-12:00,13:30-17:00"
+    appointment_slot_minutes: int = 30
+    appointment_capacity: int = 2
+    appointment_days_ahead: int = 14
+    appointment_no_show_limit: int = 3
+    appointment_no_show_days: int = 90
+    # A booking not checked in this long after its slot began is a no-show (the sweep marks it).
+    appointment_grace_minutes: int = 15
     # Base of the links printed on notices and certificates (the QR code, /verify/…). Empty: the
     # address `tongban serve` listens on (host and port), a wildcard host named by this machine's
     # name; set it when a proxy or another name serves the product.

@@ -106,8 +106,8 @@ def _applies(k: Kind, rule: DocumentRule | None, step: Step) -> bool:
         return False
     if rule is not None and not rule.enabled:
         return False
-    if rule is not None and rule.on is not None:
-        return step.event.get("trigger") in rule.on
+    if rule is not None and rule.at is not None:
+        return step.event.get("trigger") in rule.at
     return k.when(step)
 
 

@@ -59,6 +59,8 @@ class SealMissing(EngineError):
     """The unit has no current seal: nothing it issues can be signed."""
 
     status, type, title = 409, "/problems/seal-missing", "单位尚未配置电子印章"
+    help = ("签发单位还没有电子印章 (密钥与证书), 它的文书和证照无法签章。请由管理员执行"
+            " tongban seals create 单位 或 tongban seals import 单位 文件.p12 后重试。")
 
 
 @dataclass(frozen=True)

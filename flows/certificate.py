@@ -194,11 +194,14 @@ def number_certificates(engine: sa.Engine, job: OutboxJobRow) -> list[Planned]:
                 for spec in specs:
                     row = existing.get(spec.id) or _plan_new(s, d, spec, case, seq, issued_at, job)
                     counter = s.get(Counter, row.counter_id)
+                    context = {**_context(d, row, counter.name if counter else ""), "case_number": case["number"]}
                     plans.append(Planned(row.id or 0, row.number, row.state, row.unit_id, layout_names(d, spec),
-                                         _context(d, row, counter.name if counter else "")))
+                                         context))
                 return plans
         except sa.exc.IntegrityError:
-            if attempt:  # a racing run of the same decision committed first: use its numbers
+            # A racing run of the same decision committed its rows first (ours and our numbers
+            # rolled back): the second attempt finds and uses them.
+            if attempt:
                 raise
     raise AssertionError("unreachable")
 
@@ -227,7 +230,7 @@ def issue_certificate(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     with effect(engine, job) as eff:
         issued = []
         for p in plans:
-            row = eff.session.get(Certificate, p.row_id)
+            row = eff.session.get(Certificate, p.row_id, with_for_update=True)  # one run stores it
             assert row is not None
             if row.state != "issued":
                 stored = scans.store_evidence(eff.session, job["number"], "certificate", pdfs[p.row_id],

@@ -14,7 +14,7 @@ from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
-from engine import anchors, deadlines, idempotency
+from engine import anchors, appointments, deadlines, idempotency
 from flows import jobs
 from flows.outbox import claim
 from storage import db
@@ -84,7 +84,9 @@ def run_single_job(job_id: str) -> dict[str, Any]:
 @flow(name="deadline-sweep")
 def deadline_sweep() -> dict[str, int]:
     """Mark 预警 / 逾期 on open cases and queue notifications to supervisors. On the same hourly
-    schedule: expired Idempotency-Key answers go, and the history gets a signed anchor."""
+    schedule: expired Idempotency-Key answers go, bookings never checked in become no-shows, and
+    the history gets a signed anchor."""
     with db.session_scope(get_engine()) as session:
-        counts = deadlines.sweep(session) | {"idempotency_purged": idempotency.purge(session)}
+        counts = deadlines.sweep(session) | {"idempotency_purged": idempotency.purge(session),
+                                             "appointment_no_shows": appointments.mark_no_shows(session)}
     return counts | anchors.periodic(get_engine())

@@ -100,6 +100,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
                 report(("withdraw", "from", k), f"状态 '{name}' 已作出决定或已办结, 不能再撤回")
     _check_reachability(d, table, report)
     _check_auto_review(d, report)
+    _check_documents(d, report)
     _check_certificates(d, holders, report)
     if strict:
         _check_races(d, table, vocabulary, report)
@@ -199,6 +200,15 @@ def _check_auto_review(d: ItemDefinition, report: Report) -> None:
             for k, mid in enumerate(rule.materials or []):
                 if mid not in known:
                     report(("auto_review", part, i, "materials", k), f"规则引用了未知的材料 '{mid}'")
+
+
+def _check_documents(d: ItemDefinition, report: Report) -> None:
+    """A notice the item issues at named triggers: each must be one of its own."""
+    triggers = {t.trigger for t in d.transitions}
+    for kind, rule in d.documents.items():
+        for k, trigger in enumerate(rule.at or []):
+            if trigger not in triggers:
+                report(("documents", kind, "at", k), f"文书 '{kind}' 引用了未定义的触发器 '{trigger}'")
 
 
 def _check_certificates(d: ItemDefinition, holders: set[str], report: Report) -> None:

@@ -317,6 +317,23 @@ def test_every_kind_has_its_template_and_items_may_name_exactly_these() -> None:
     assert d.documents["approval"].enabled is False
     with pytest.raises(DefinitionError):
         catalog.parse(source + "documents:\n  poster: {enabled: false}\n", "x.yaml")
+    with pytest.raises(DefinitionError, match="文书 'approval' 引用了未定义的触发器 'approve_twice'"):
+        catalog.parse(source + "documents:\n  approval: {at: [approve_twice]}\n", "x.yaml")
+
+
+def test_an_items_own_template_replaces_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from engine import pdf
+
+    for name in ("approval.xml.j2", "_common.xml.j2"):
+        (tmp_path / name).write_text((pdf.NOTICE_TEMPLATES / name).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "approval_FGSFZRBG.xml.j2").write_text(
+        "<notice><title>准予变更登记决定书</title><p>{{ applicant }}</p></notice>", encoding="utf-8")
+    monkeypatch.setattr(pdf, "NOTICE_TEMPLATES", tmp_path)
+    monkeypatch.setattr(pdf._notice_env, "loader", __import__("jinja2").FileSystemLoader(tmp_path))
+    assert pdf.notice_template("approval", "FGSFZRBG") == "approval_FGSFZRBG.xml.j2"
+    assert pdf.notice_template("approval", "CBWLSXK") == "approval.xml.j2"
+    own = pdf.notice_layout("approval", "FGSFZRBG", {"applicant": "某公司"})
+    assert own.find("title").text == "准予变更登记决定书"  # type: ignore[union-attr]
 
 
 def test_an_item_that_turns_a_notice_off_issues_none(demo: Demo, objects: None) -> None:
@@ -356,3 +373,22 @@ def test_the_case_page_ticks_each_material_and_prints_each_document(demo: Demo, 
     facts = data if isinstance(data, dict) else json.loads(data)
     assert [(i["name"], i["reason"]) for i in facts["items"]] == [
         ("地址方位示意图、平面图和卫生设施布局图", "缺少平面图"), ("卫生管理制度", "未盖章")]
+
+
+def test_an_item_names_the_triggers_of_a_notice(demo: Demo, objects: None) -> None:
+    """特别程序 at a trigger of the item's choosing (here 进入审核), with its expected days."""
+    source = (ROOT / "catalog" / "items" / "cbw_lingshou_xuke.yaml").read_text(encoding="utf-8")
+    source = source.replace("version: 2", "version: 3") + \
+        "documents:\n  special_procedure: {at: [start_review], days: 7}\n"
+    r = demo.client.post("/api/v1/items", content=source.encode(),
+                         headers=demo.h("孙设计", **{"Content-Type": "application/yaml"}))
+    assert r.status_code == 201, r.text
+    n = demo.create("李强", "CBWLSXK", _materials(demo, "CBWLSXK"))["number"]
+    demo.fire("李强", n, "accept")
+    demo.fire("李强", n, "start_review")
+    run_jobs(demo.engine)
+    assert [d["kind"] for d in _docs(demo, n)] == ["receipt", "acceptance", "special_procedure"]
+    docs = _bytes_of(demo, "李强", n)
+    _, data = next(v for v in docs.values() if v[0]["kind"] == "special_procedure")
+    text = subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True).stdout.decode()
+    assert "审核预计需要7个工作日" in "".join(text.split())  # the procedure is the state entered

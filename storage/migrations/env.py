@@ -3,6 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
+import storage.appointment_tables  # noqa: F401  (分时服务 slots and bookings)
 import storage.calendar_tables  # noqa: F401  (official holiday schedules)
 import storage.dashboard_tables  # noqa: F401  (supervisor regions, dashboard indexes)
 import storage.documents  # noqa: F401  (scanned pages, evidence)
