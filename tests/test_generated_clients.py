@@ -53,14 +53,12 @@ BIN = Path(sys.executable).parent
 NODE_DIR = ROOT / "var" / "clients-node"
 PACKAGE = "tongban_client"
 # What openapi-python-client cannot express, each skipped with a warning: request bodies that are
-# neither JSON, a form nor multipart — the item definition as YAML (publishItem is not generated),
-# a PDF to verify (verifyFile is not generated) and a scan page as the raw image or PDF
-# (uploadPage is generated with its multipart form).
+# neither JSON, a form nor multipart — the item definition as YAML (publishItem is not generated)
+# and a scan page as the raw image or PDF (uploadPage is generated with its multipart form).
 # And answers that are one binary media type only (a PDF, a JPEG thumbnail): generated without a
 # parsed answer; the bytes are ``sync_detailed(...).content``.
 EXPECTED_WARNINGS = {
     ("POST /api/v1/items", "application/yaml"),  # the generator names the first of its two
-    ("POST /api/v1/verify", "application/pdf"),
     ("GET /api/v1/certificates/{number}/pdf", "application/pdf"),
     ("GET /api/v1/waybills/{number}/label.pdf", "application/pdf"),
     ("POST /api/v1/verify", "application/pdf"),  # a PDF to check, as the raw body
