@@ -91,6 +91,8 @@ def test_uploading_a_pdf_checks_it_and_finds_its_record(demo: Demo) -> None:
     assert bad.status_code == 200 and 'class="v bad"' in bad.text and "本平台没有这份文件的签发记录" in bad.text
     api = demo.client.post("/api/v1/verify", content=stored, headers={"Content-Type": "application/pdf"})
     assert api.status_code == 200 and api.json()["signature"]["valid"] and api.json()["record"]["number"] == number
+    octets = demo.client.post("/api/v1/verify", content=stored, headers={"Content-Type": "application/octet-stream"})
+    assert octets.status_code == 200 and octets.json() == api.json()
     api_bad = demo.client.post("/api/v1/verify", content=changed, headers={"Content-Type": "application/pdf"})
     assert api_bad.status_code == 200 and not api_bad.json()["signature"]["valid"]
 

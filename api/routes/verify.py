@@ -77,7 +77,14 @@ def verify_number(number: str, session: SessionDep) -> dict[str, Any]:
 router.allow_larger(r"/api/v1/verify", lambda: seals.MAX_VERIFY_BYTES, uncredentialed=True)
 
 
-@router.post("/api/v1/verify", response_model=FileVerification, responses=problems(429))
+# The PDF as the raw body; any other binary type names the same bytes (clients that only send
+# application/octet-stream).
+PDF_BODY = {"requestBody": {"required": True, "content": {
+    t: {"schema": {"type": "string", "format": "binary", "minLength": 1, "description": "要核验的 PDF 文件"}}
+    for t in ("application/pdf", "application/octet-stream")}}}
+
+
+@router.post("/api/v1/verify", response_model=FileVerification, responses=problems(429), openapi_extra=PDF_BODY)
 def verify_file(request: Request, session: SessionDep,
                 data: Annotated[bytes, Body(media_type="application/pdf", description="要核验的 PDF 文件")]
                 ) -> dict[str, Any]:
