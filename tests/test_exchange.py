@@ -282,14 +282,17 @@ def test_no_case_is_skipped_when_writers_commit_out_of_order_on_postgresql(demo:
     if demo.engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time: commit order is the change order")
     account(demo, "省平台", ["exchange"])
-    x, y = (demo.create("陈静", "GGCSWSXK", ALL_GGCS)["number"] for _ in range(2))
+    # At two units: acceptances at one unit queue for its gap-free 受理通知书 numbers (the first
+    # holds the unit's sequence until it commits), so B could not commit before A there.
+    x = demo.create("陈静", "GGCSWSXK", ALL_GGCS)["number"]
+    y = demo.create("王芳", "GGCSWSXK", ALL_GGCS)["number"]
     start = export(demo, "省平台").json()["next_cursor"]
-    chen = demo.actor("陈静")
+    chen, wang = demo.actor("陈静"), demo.actor("王芳")
     # Writer A changes X first and has not committed yet; writer B changes Y later and commits.
     with session_scope(demo.engine) as a:
         advance(a, x, "accept", chen, {})
         with session_scope(demo.engine) as b:
-            advance(b, y, "accept", chen, {})
+            advance(b, y, "accept", wang, {})
         # A reader now must not hand out Y: X may still commit behind it.
         held = export(demo, "省平台", wait=False, after=start).json()
         assert held == {"items": [], "next_cursor": start}
