@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
-from api.pages import board, designer, notices_ui, progress, scans_ui, video_ui, web, workbench
+from api.pages import board, designer, notices_ui, problem_types, progress, scans_ui, video_ui, web, workbench
 from api.routes import (
     cases,
     certificates,
@@ -38,8 +38,7 @@ ROUTERS: tuple[Router, ...] = (
     public.router, items.router, cases.router, documents.router, notices.router, dashboard.router, video.router,
     verify.router, certificates.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
-    notices_ui.router,
-    verify.pages,
+    notices_ui.router, verify.pages, problem_types.router,
 )
 
 

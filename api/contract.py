@@ -58,7 +58,8 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow", title="Problem")
 
-    type: str = Field(description="问题类型 URI (相对于本服务), 如 /problems/invalid-input")
+    type: str = Field(description="问题类型 URI (相对于本服务), 如 /problems/invalid-input: 打开即是该问题的说明页; "
+                                  "about:blank 表示仅由状态码说明")
     title: str = Field(description="问题的简短说明 (中文)")
     status: int = Field(description="HTTP 状态码")
     detail: str = Field(description="本次出错的具体说明 (中文)")
@@ -74,7 +75,13 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _problem_response(status) for status in statuses}
 
 
-ETAG = {"ETag": {"description": '案件的版本, 如 "7": 修改时放入 If-Match', "schema": {"type": "string"}}}
+ETAG = {"ETag": {"description": '案件的 ETag "版本号-摘要", 如 "7-9f86d081884c7d65": 修改时放入 If-Match '
+                          '(只比较版本号), 轮询时放入 If-None-Match', "schema": {"type": "string"}}}
+
+
+def not_modified(headers: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entry of a read that answers 304 to a matching If-None-Match."""
+    return {304: {"description": "未改变: If-None-Match 与当前 ETag 相同 (无正文)", "headers": headers}}
 LOCATION = {"Location": {"description": "新建对象的地址 (GET 可取)", "schema": {"type": "string"}}}
 
 

@@ -94,8 +94,9 @@ def require_role(actor: Actor, *roles: str) -> None:
         raise Forbidden(f"需要角色: {' / '.join(roles)}", missing=[f"role:{'|'.join(roles)}"])
 
 
-IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=40, pattern=r'^(W/)?"?[0-9]{1,10}"?$',
-                                             description='案件的 ETag, 如 "7" (乐观并发控制)')]
+IfMatchHeader = Annotated[str | None, Header(
+    alias="If-Match", max_length=40, pattern=r'^(W/)?"?[0-9]{1,10}(-[0-9a-f]{16})?"?$',
+    description='案件的 ETag (如 "7-9f86d081884c7d65"), 或其中的版本号 "7" (乐观并发控制: 只比较版本号)')]
 
 
 @declares(412, 428, requires_headers=("If-Match",))
@@ -119,10 +120,11 @@ OptionalVersionDep = Annotated[int | None, Depends(optional_version)]
 
 
 def parse_if_match(value: str | None) -> int | None:
-    """``If-Match: "7"`` (our ETag) or a bare ``7``."""
+    """The version in ``If-Match``: our ETag ``"7-<digest>"``, ``"7"`` or a bare ``7``. Only the
+    version is compared: the digest changes with what the server computes (deadline status)."""
     if value is None:
         return None
-    raw = value.strip().removeprefix("W/").strip('"')
+    raw = value.strip().removeprefix("W/").strip('"').split("-", 1)[0]
     if not raw.isdigit():
         raise InvalidInput("If-Match", "须为案件的 ETag (版本号)")
     return int(raw)

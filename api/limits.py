@@ -46,6 +46,7 @@ from api.pages.web import COOKIE, error_page
 from api.problems import problem
 from api.routing import flavour_of
 from engine.errors import Unauthenticated
+from engine.scan_validation import UploadTooLarge
 
 log = logging.getLogger("tongban.limits")
 TITLE = "请求体过大"
@@ -243,7 +244,7 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
     detail = f"请求体超过 {limit} 字节的上限, 已拒绝, 未做任何更改"
     headers = {"Connection": "close"}
     request = Request(scope)
-    response: Response = problem(413, TITLE, detail, "/problems/too-large", headers)
+    response: Response = problem(413, TITLE, detail, UploadTooLarge.type, headers)
     if flavour_of(request) == "page":
         try:
             response = error_page(request, 413, TITLE, detail, headers)

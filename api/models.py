@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, WithJsonSchema
 
+from api.enums import DeadlineStatus, MaterialStatus, Mode, ParticipantRole, WaybillStatus
+from core import wire
 from engine.views import STATUS_LABELS
-
-Mode = Literal["全程网办", "异地代收代办", "多地联办"]
-MaterialStatus = Literal["missing", "received", "deferred"]
-DeadlineStatus = Literal["正常", "预警", "逾期"]
 
 
 class StatusCode(IntEnum):
@@ -50,8 +48,21 @@ class StatusCode(IntEnum):
         return schema
 
 
+# An instant as every answer writes it (``core.wire``): RFC 3339 in the product's zone (+08:00).
+Instant = Annotated[datetime, PlainSerializer(wire.instant, when_used="json"),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _cursor(description: str = "下一页的游标 (作 cursor 参数), 没有更多时为 null; 答复另有 Link: rel=\"next\"") -> Any:
+    return Field(description=description)  # required: a generated client gets no "unset"
+
+
+# Every list answers the same envelope: ``items`` and ``next_cursor`` (null on the last page). A
+# list that is short by nature (a case's pages, its certificates) answers it too, with null.
 
 
 class ItemRef(_Out):
@@ -112,14 +123,14 @@ class MaterialView(_Out):
 
 class Deadlines(_Out):
     supplement_notice: date | None = Field(description="一次性告知补正的期限 (受理前)")
-    accepted_at: datetime | None
+    accepted_at: Instant | None
     promised: date | None = Field(description="承诺办结期限")
     legal: date | None = Field(description="法定办结期限")
     certificate: date | None = Field(description="出证期限 (决定后)")
     extended_days: int
     provisional: bool = Field(description="期限按暂定日历计算 (该年节假日尚未发布)")
     status: DeadlineStatus | None
-    paused_since: datetime | None
+    paused_since: Instant | None
     paused_days: int
 
 
@@ -164,9 +175,9 @@ class Case(_Out):
     commitment: dict[str, Any] | None = Field(description="告知承诺: 签署人、时间、内容")
     materials: list[MaterialView]
     deadlines: Deadlines
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
+    created_at: Instant
+    updated_at: Instant
+    finished_at: Instant | None
     version: int
     triggers: list[TriggerView] = Field(description="离开当前状态的全部操作, 可否执行及原因")
 
@@ -179,12 +190,19 @@ class CreatedCase(Case):
     query_code: str = Field(description="查询码: 申请人凭办件编号和查询码查询进度")
 
 
+class StateRef(_Out):
+    """A state as lists show it (the case itself answers the whole ``StateView``)."""
+
+    id: str = Field(description="状态标识 (事项定义中的 id)")
+    label: str = Field(description="事项自己的状态名称 (审核、证照已制发 …)")
+
+
 class QueueEntry(_Out):
     number: str
     item_code: str
     item_name: str
-    state: str
-    status: str
+    state: StateRef
+    status: Status
     promised_due: date | None
     legal_due: date | None
     supplement_notice_due: date | None
@@ -197,12 +215,12 @@ class QueueEntry(_Out):
 
 class Queue(_Out):
     items: list[QueueEntry]
-    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+    next_cursor: str | None = _cursor()
 
 
 class HistoryEvent(_Out):
     seq: int
-    at: datetime
+    at: Instant
     kind: str
     actor_id: int | None
     actor_name: str
@@ -217,12 +235,12 @@ class HistoryEvent(_Out):
 
 
 class History(_Out):
-    number: str
-    events: list[HistoryEvent]
+    items: list[HistoryEvent]
+    next_cursor: str | None = _cursor()
 
 
 class ProgressStep(_Out):
-    at: datetime
+    at: Instant
     label: str
 
 
@@ -231,12 +249,12 @@ class Progress(_Out):
 
     number: str
     item_name: str
-    status: str
-    state: str
-    received_at: datetime
+    status: Status
+    state: StateRef
+    received_at: Instant
     promised_due: date | None
     provisional: bool
-    finished_at: datetime | None
+    finished_at: Instant | None
     can_withdraw: bool
     steps: list[ProgressStep]
 
@@ -249,13 +267,14 @@ class ItemSummary(_Out):
 
 class ItemList(_Out):
     items: list[ItemSummary]
+    next_cursor: str | None = _cursor()
 
 
 class ItemDefinition(_Out):
     code: str
     version: int
     content_hash: str
-    published_at: datetime
+    published_at: Instant
     definition: dict[str, Any] = Field(description="事项定义 (与 YAML 同构)")
 
 
@@ -286,22 +305,16 @@ class Page(_Out):
     uploaded_by: int | None
     uploaded_by_name: str
     counter_id: str | None
-    uploaded_at: datetime
-    withdrawn_at: datetime | None
+    uploaded_at: Instant
+    withdrawn_at: Instant | None
     withdrawn_by: int | None
     content_url: str
     thumbnail_url: str | None
 
 
-class MaterialPages(_Out):
-    number: str
-    material_id: str
-    pages: list[Page]
-
-
-class CasePages(_Out):
-    number: str
-    pages: list[Page]
+class PageList(_Out):
+    items: list[Page]
+    next_cursor: str | None = _cursor()
 
 
 class EvidenceItem(_Out):
@@ -313,18 +326,18 @@ class EvidenceItem(_Out):
     size: int
     media_type: str
     version_id: str | None
-    retain_until: datetime | None
+    retain_until: Instant | None
     stored_by: int | None
     stored_by_name: str
     counter_id: str | None
-    stored_at: datetime
+    stored_at: Instant
     meta: dict[str, Any] | None
     content_url: str
 
 
 class EvidenceList(_Out):
-    number: str
-    evidence: list[EvidenceItem]
+    items: list[EvidenceItem]
+    next_cursor: str | None = _cursor()
 
 
 class Presigned(_Out):
@@ -339,7 +352,7 @@ class Presigned(_Out):
 class Certificate(_Out):
     number: str
     title: str
-    issued_at: datetime
+    issued_at: Instant
     valid_until: date | None
     counter: str
     sha256: str
@@ -382,12 +395,12 @@ class LibraryPage(_Out):
 
 
 class CertificateList(_Out):
-    number: str
-    certificates: list[Certificate]
+    items: list[Certificate]
+    next_cursor: str | None = _cursor()
 
 
 class TrackingEvent(_Out):
-    at: datetime
+    at: Instant
     status: str
     location: str
     note: str
@@ -397,27 +410,27 @@ class TrackingEvent(_Out):
 class Waybill(_Out):
     number: str
     carrier: str
-    status: Literal["created", "in_transit", "delivered", "returned"]
+    status: WaybillStatus
     status_label: str
     sender_counter: str
     recipient: dict[str, str]
     contents: str
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Instant
+    delivered_at: Instant | None
     label_pdf: str
     events: list[TrackingEvent]
 
 
 class WaybillList(_Out):
-    number: str
-    waybills: list[Waybill]
+    items: list[Waybill]
+    next_cursor: str | None = _cursor()
 
 
 class TrackingRecorded(_Out):
     """A tracking event taken in (or recognised as one already taken: ``duplicate``)."""
 
     waybill: str
-    status: Literal["created", "in_transit", "delivered", "returned"]
+    status: WaybillStatus
     duplicate: bool
     fired: str | None = Field(default=None, description="签收后执行的办件操作 (如 deliver), 无则为 null")
     waybill_view: Waybill | None = Field(default=None, description="运单的当前情况 (窗口登记时)")
@@ -428,13 +441,218 @@ class VideoLink(_Out):
     number: str
     role: str
     token: str = Field(description="入会凭证 (签名); url 中已含")
-    expires_at: datetime
+    expires_at: Instant
     url: str = Field(description="入会链接 (发给参会者)")
 
 
 class RoomClosed(_Out):
     room: str
     status: Literal["closed"]
+
+
+class ChecklistEntry(_Out):
+    id: str
+    label: str
+
+
+class ChecklistResult(ChecklistEntry):
+    ok: bool
+    note: str | None
+
+
+class InspectionRecord(_Out):
+    """远程踏勘清单的填写结果, 随会议室保存."""
+
+    room: str
+    result: Literal["passed", "failed"]
+    items: list[ChecklistResult]
+
+
+class RoomParticipant(_Out):
+    id: str
+    room_id: str
+    role: ParticipantRole
+    name: str
+    clerk_id: int | None
+    joined_at: Instant
+    left_at: Instant | None
+
+
+class RoomRecording(_Out):
+    """一位参会者的录像 (另存为案件证据)."""
+
+    id: int
+    room_id: str
+    participant_id: str
+    sha256: str
+    size: int
+    duration_s: float
+    content_type: str
+    started_at: Instant
+    ended_at: Instant
+
+
+class Room(_Out):
+    """A video room (视频会议室) of a case, bound to the state it was opened in."""
+
+    model_config = ConfigDict(extra="forbid", title="Room")
+
+    id: str
+    number: str
+    state: str = Field(description="开启时案件所在的状态; 案件离开该状态时会议室自动关闭")
+    kind: str = Field(description="视频环节 (远程会商、远程踏勘 …); 临时会商为 adhoc")
+    adhoc: bool = Field(description="临时会商: 所在状态未声明视频环节")
+    status: Literal["open", "closed"]
+    opened_by: int
+    counter_id: str
+    opened_at: Instant
+    closed_at: Instant | None
+    close_reason: str | None = Field(description="关闭原因: ended 结束, state_left 案件已离开该状态, idle 闲置")
+    checklist: InspectionRecord | None
+    participants: list[RoomParticipant]
+    recordings: list[RoomRecording]
+
+
+class RoomList(_Out):
+    items: list[Room]
+    next_cursor: str | None = _cursor()
+
+
+class SessionDescription(_Out):
+    """WebRTC SDP (完整, 不使用 trickle ICE)."""
+
+    sdp: str
+    type: Literal["offer", "answer"]
+
+
+class LiveParticipant(_Out):
+    id: str
+    name: str
+    role: str
+    video: bool
+    audio: bool
+
+
+class MaterialRef(_Out):
+    id: str
+    name: str
+
+
+class Joined(_Out):
+    """加入会议的答复: 服务器的 SDP answer, 及此后各请求须带的参会者密钥."""
+
+    room: str
+    number: str
+    kind: str
+    participant: str
+    key: str = Field(description="参会者密钥 (请求头 X-Participant-Key)")
+    role: str
+    name: str
+    answer: SessionDescription
+    participants: list[LiveParticipant]
+    materials: list[MaterialRef] = Field(description="可拍照存入的材料")
+    checklist: list[ChecklistEntry] = Field(description="此视频环节的清单 (远程踏勘), 无则为空")
+
+
+class Left(_Out):
+    room: str
+    participant: str
+    left: Literal[True]
+
+
+class InspectionSubmitted(_Out):
+    number: str
+    state: str = Field(description="提交后案件所在的状态")
+    version: int
+    trigger: str = Field(description="据清单结果执行的操作 (inspection_passed / inspection_failed)")
+    checklist: InspectionRecord
+
+
+# --- 督查看板 (engine.dashboard) ------------------------------------------------------------------
+
+class DashboardFilters(_Out):
+    region: str | None
+    counter: str | None
+    item: str | None
+
+
+class OpenBy(_Out):
+    """在办件数: 按状态名称、行政区划、窗口 (并联审批的案件在每个持有窗口各计一次)、事项."""
+
+    state: dict[str, int]
+    region: dict[str, int]
+    counter: dict[str, int]
+    item: dict[str, int]
+
+
+class CounterInfo(_Out):
+    name: str
+    region: str
+
+
+class WatchedCase(_Out):
+    number: str
+    item: str
+    state: str = Field(description="状态名称 (中文)")
+    counter: str
+    region: str
+    promised_due: date | None
+    deadline: DeadlineStatus
+    last_event: Instant
+    prefect_url: str | None = Field(description="Prefect 运行记录的地址 (配置了 Prefect 界面时)")
+
+
+class Stuck(_Out):
+    count: int = Field(description="超过设定工作日无进展的在办件总数")
+    cases: list[WatchedCase] = Field(description="其中最久未动的若干件")
+
+
+class DayFigures(_Out):
+    day: date
+    received: int
+    finished: int
+
+
+class HandoffFigures(_Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_region: str = Field(alias="from", description="移出的行政区划")
+    to: str = Field(description="接收的行政区划")
+    count: int
+    pending: int = Field(description="尚未到达的移交")
+    avg_hours: float | None
+    max_hours: float | None
+
+
+class Workload(_Out):
+    counter: str
+    clerk_id: int | None
+    clerk: str
+    open: int
+
+
+class Dashboard(_Out):
+    """督查看板: 所督查区域内的队列、期限、吞吐、移交用时和积压."""
+
+    model_config = ConfigDict(extra="forbid", title="Dashboard")
+
+    today: date
+    timezone: str
+    warn_working_days: int
+    stuck_working_days: int
+    period_days: int
+    filters: DashboardFilters
+    open_total: int
+    parallel_open: int = Field(description="同时由多个窗口持有的在办件 (并联审批)")
+    calendar_missing_years: list[int] = Field(description="尚无官方节假日安排的年份: 其期限为暂定")
+    open_by: OpenBy
+    counters: dict[str, CounterInfo] = Field(description="窗口标识 → 名称与行政区划")
+    deadline: dict[str, int] = Field(description="在办件按期限状态计数: 正常、预警、逾期")
+    at_risk: list[WatchedCase] = Field(description="期限最近的在办件 (预警与逾期)")
+    stuck: Stuck
+    throughput: list[DayFigures]
+    handoffs: list[HandoffFigures]
+    workloads: list[Workload]
 
 
 # Binary and text answers: their real media types, for ``responses=``.
@@ -475,7 +693,7 @@ class ExchangeApplication(_Out):
     mode_code: Literal["1", "2", "3"] | None = Field(
         description="通办模式代码 (本平台): 1 全程网办, 2 异地代收代办, 3 多地联办")
     mode: Mode | None = Field(description="通办模式")
-    applied_at: datetime = _instant("申请时间")
+    applied_at: Instant = _instant("申请时间")
     region_code: str | None = Field(description="行政区划 (申报地: 收件窗口所在地)")
     intake_counter: str
     intake_unit: str | None
@@ -492,7 +710,7 @@ class ExchangeAcceptance(_Out):
     unit_name: str | None = Field(description="受理单位名称")
     unit_credit_code: str | None = Field(description="受理单位统一社会信用代码 (窗口目录未登记, 为 null)")
     clerk: str | None = Field(description="受理人员")
-    accepted_at: datetime = _instant("受理时间")
+    accepted_at: Instant = _instant("受理时间")
     document_number: str | None = Field(description="受理文书编号 (本平台的受理通知书尚无文号, 为 null)")
     promised_due: date | None = Field(description="承诺办结时间")
     legal_due: date | None = Field(description="法定办结时间 (含延期)")
@@ -511,8 +729,8 @@ class ExchangeStep(_Out):
     action_label: str | None = Field(description="所执行的操作")
     handler: str | None = Field(description="环节处理人")
     opinion: str | None = Field(description="环节处理意见")
-    started_at: datetime = _instant("环节开始时间")
-    ended_at: datetime = Field(description="环节结束时间 (待办: 同开始时间)")
+    started_at: Instant = _instant("环节开始时间")
+    ended_at: Instant = Field(description="环节结束时间 (待办: 同开始时间)")
     unit_name: str | None = Field(description="处理单位名称")
     unit_credit_code: str | None
     status_code: Literal["1", "2"] = Field(description="环节办理状态代码: 1 待办, 2 已办")
@@ -525,10 +743,10 @@ class ExchangeSpecialProcedure(_Out):
 
     kind_code: Literal["1", "2"] = Field(description="特别程序种类代码 (附录A.7): 1 延长审批, 2 除延长审批之外的情况")
     kind: str | None = Field(description="特别程序种类名称")
-    started_at: datetime = _instant("特别程序开始时间")
+    started_at: Instant = _instant("特别程序开始时间")
     reason: str | None = Field(description="特别程序启动理由或依据")
     applicant: str | None = Field(description="申请人 (提出特别程序的人)")
-    ended_at: datetime | None = Field(description="特别程序结束时间 (进行中: null)")
+    ended_at: Instant | None = Field(description="特别程序结束时间 (进行中: null)")
     result: str | None = Field(description="特别程序结果")
     opinion: str | None = Field(description="特别程序办理意见")
     unit_name: str | None = Field(description="办理单位名称")
@@ -540,11 +758,11 @@ class ExchangeSpecialProcedure(_Out):
 class ExchangeSupplement(_Out):
     """补正 (扩展数据项: 一次性告知补正与补正完成)."""
 
-    notified_at: datetime = _instant("补正告知时间")
+    notified_at: Instant = _instant("补正告知时间")
     reason: str | None = Field(description="补正告知内容")
     notified_by: str | None
     unit_name: str | None
-    completed_at: datetime | None
+    completed_at: Instant | None
     completed_by: str | None
 
 
@@ -552,7 +770,7 @@ class ExchangeCompletion(_Out):
     """事项办结 (表8)."""
 
     handler: str | None = Field(description="办理人姓名")
-    finished_at: datetime = _instant("办结时间")
+    finished_at: Instant = _instant("办结时间")
     certificate_name: str | None = Field(description="结果证照名称")
     certificate_number: str | None = Field(description="结果证照编号")
     result: str = Field(description="办件结果描述")
@@ -568,7 +786,7 @@ class ExchangeEvaluation(_Out):
 
     channel: str = Field(description="评价渠道")
     evaluator: str | None = Field(description="评价人")
-    evaluated_at: datetime = _instant("评价时间")
+    evaluated_at: Instant = _instant("评价时间")
     count: int = Field(description="评价次数")
     satisfaction_code: Literal["1", "2", "3", "4", "5"] = Field(description="满意度代码 (附录A.8)")
     satisfaction: str
@@ -584,7 +802,7 @@ class ExchangeCase(_Out):
     cursor: str = Field(description="本记录在变更顺序中的位置: 以它续传, 从本记录之后开始")
     case_number: str = Field(description="办件编号")
     version: int
-    changed_at: datetime = Field(description="最近一次变更的时间")
+    changed_at: Instant = Field(description="最近一次变更的时间")
     application: ExchangeApplication
     acceptance: ExchangeAcceptance | None = Field(description="受理前为 null")
     steps: list[ExchangeStep]
@@ -618,7 +836,7 @@ class Event(_Out):
     from_state: str | None
     to_state: str | None
     counter: str | None = Field(description="事件发生的窗口 (系统自动执行时为 null)")
-    at: datetime = Field(description="事件时间 (RFC 3339, 含时区偏移)")
+    at: Instant = Field(description="事件时间 (RFC 3339, 含时区偏移)")
 
 
 class EventPage(_Out):
@@ -636,11 +854,11 @@ class Webhook(_Out):
     counter: str | None = Field(description="只推送此窗口参与的办件事件")
     item: str | None = Field(description="只推送此事项的事件")
     kind: str | None = Field(description="只推送此类型的事件")
-    created_at: datetime
+    created_at: Instant
     delivered_through: str = Field(description="已确认送达 (2xx) 到的事件流位置")
     failures: int = Field(description="当前事件连续失败的次数")
-    next_attempt_at: datetime | None = Field(description="退避中: 下次尝试的时间")
-    last_attempt_at: datetime | None
+    next_attempt_at: Instant | None = Field(description="退避中: 下次尝试的时间")
+    last_attempt_at: Instant | None
     last_status: int | None = Field(description="上次尝试时接收方答复的 HTTP 状态码")
     last_error: str | None
 
@@ -653,7 +871,7 @@ class CreatedWebhook(Webhook):
 
 class WebhookList(_Out):
     items: list[Webhook]
-    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+    next_cursor: str | None = _cursor()
 
 
 class WebhookDelivery(_Out):
@@ -661,7 +879,7 @@ class WebhookDelivery(_Out):
     event_id: str
     cursor: str = Field(description="事件在事件流中的位置")
     attempt: int = Field(description="此事件的第几次尝试")
-    at: datetime
+    at: Instant
     status_code: int | None = Field(description="接收方答复的 HTTP 状态码; 未得到答复 (拒绝连接、超时) 时为 null")
     error: str | None = Field(description="失败原因; 成功 (2xx) 时为 null")
     duration_ms: int
@@ -681,14 +899,14 @@ class CaseDocument(_Out):
                                   "rejection|approval|service|certificate")
     number: str = Field(description="文号, 例如 青西审受〔2026〕00017号; 证照为证照编号")
     title: str
-    issued_at: datetime = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
+    issued_at: Instant = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
     sha256: str | None = Field(description="PDF 的 sha256; 尚在制作时为 null")
     content_url: str | None = Field(description="下载 PDF (记入案件历史); 尚在制作时为 null")
 
 
 class CaseDocuments(_Out):
     items: list[CaseDocument]
-    next_cursor: str | None = Field(description="下一页的游标, 无更多则为 null")
+    next_cursor: str | None = _cursor()
 
 
 # --- 电子签章核验 (engine.seals, engine.verification) ---
@@ -701,7 +919,7 @@ class SignatureReport(_Out):
     signer: str = Field(description="签名证书的名称")
     unit_id: str = Field(description="签章单位编号 (证书不属于本平台时为空)")
     unit: str = Field(description="签章单位名称")
-    signed_at: datetime | None = Field(description="签章时间 (签章方自报, +08:00)")
+    signed_at: Instant | None = Field(description="签章时间 (签章方自报, +08:00)")
     sha256: str = Field(description="文件的 SHA-256")
     reason: str = Field(description="结论及原因 (中文)")
 
@@ -713,7 +931,7 @@ class VerifiedRecord(_Out):
     number: str = Field(description="证照编号或文号")
     title: str
     holder: str = Field(description="持证主体 / 申请人")
-    issued_at: datetime = Field(description="签发时间 (+08:00)")
+    issued_at: Instant = Field(description="签发时间 (+08:00)")
     status: str = Field(description="状态 (中文: 有效、已撤销、已过期 …)")
 
 

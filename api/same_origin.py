@@ -22,11 +22,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.pages import web
 from api.problems import access_log, problem
+from engine.errors import EngineError
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ALWAYS = frozenset({"/ui/login"})  # checked even without a cookie: a sign-in is a session change
 DEFAULT_PORTS = {"http": 80, "https": 443}
-TITLE = "请求来源不符"
+class CrossOrigin(EngineError):
+    status, type, title = 403, "/problems/cross-origin", "请求来源不符"
+    help = ("以登录会话 (Cookie) 提交的修改只接受来自本系统自己页面的请求 (Origin 或 Referer 与本站一致), "
+            "以防其他网站冒用您的登录。集成系统请改用 Authorization: Bearer 令牌, 它不受此限制。")
+
+
+TITLE = CrossOrigin.title
 DETAIL = ("该操作只能在本系统自己的页面上提交, 来自其他网站或无法确认来源的请求已被拒绝, 未做任何更改。"
           "请打开通办页面重新操作 (若一直如此, 请使用新版浏览器)。")
 
@@ -84,7 +91,7 @@ class SameOrigin:
                                    scope["method"], scope["path"], headers.get(b"origin"), headers.get(b"referer"),
                                    headers.get(b"sec-fetch-site"))
                 if scope["path"].startswith("/api/"):
-                    response = problem(403, TITLE, DETAIL, "/problems/cross-origin")
+                    response = problem(403, TITLE, DETAIL, CrossOrigin.type)
                 else:
                     response = web.error_page(Request(scope), 403, TITLE, DETAIL)
                 await response(scope, receive, send)

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.enums import MaterialStatus, Mode, value_of
+
 # Text that is trimmed and then must not be empty: the pattern says so in the schema (a client
 # sending only spaces is refused on the rule it was told). Spelt out, not \s: the server trims
 # Unicode White_Space, JSON Schema's \s (ECMA-262) differs from it at U+0085 and U+FEFF, and
@@ -51,7 +53,7 @@ class CaseCreate(_Body):
     materials: dict[str, Literal["missing", "received"]] = {}
     defer: list[Deferral] = Field(default=[], max_length=50)
     competent_region: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] | None = None
-    mode: Literal["全程网办", "异地代收代办", "多地联办"] | None = None
+    mode: value_of(Mode) | None = None  # type: ignore[valid-type]
     commitment: Commitment | None = None
 
 
@@ -77,7 +79,7 @@ class Withdrawal(_Body):
 
 
 class MaterialUpdate(_Body):
-    status: Literal["missing", "received", "deferred"]
+    status: value_of(MaterialStatus)  # type: ignore[valid-type]
     promise: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 

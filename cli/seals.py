@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from core.settings import get_settings
+
 seals_app = typer.Typer(help="电子印章: 为成员单位生成或导入签章密钥与证书", no_args_is_help=True)
 
 # Exit codes of `tongban verify`: what a script checking a file needs to tell apart.
@@ -87,6 +89,14 @@ def seals_list() -> None:
         source = "自签名" if i.source == "created" else "CA 签发"
         typer.echo(f"{i.unit_id:<14} {i.unit_name}  {state}  {source}  有效至 {local(i.not_after):%Y-%m-%d}  "
                    f"{i.fingerprint[:16]}…")
+
+
+@seals_app.command("key")
+def seals_key() -> None:
+    """打印本安装的印章密钥 (未设置 TONGBAN_SEAL_KEY 时为首次生成的密钥): 各地区工作机器配置同一个才能签章。"""
+    from core.install_secrets import install_secret
+
+    typer.echo(install_secret("seal-key", get_settings().seal_key).decode())
 
 
 def verify_file(file: Annotated[Path, typer.Argument(help="要校验的 PDF 文件")]) -> None:

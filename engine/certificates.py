@@ -96,9 +96,12 @@ def _cursor(cert_id: int) -> str:
 def _after(cursor: str) -> int:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(raw["after"])
+        after = int(raw["after"])
     except (ValueError, KeyError, TypeError):
         raise InvalidInput("cursor", "游标无效") from None
+    if not 0 <= after < 2**31:  # an id the table can hold, or the database refuses the number
+        raise InvalidInput("cursor", "游标无效")
+    return after
 
 
 def library(session: Session, holder_code: str, *, cert_type: str | None = None,

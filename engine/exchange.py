@@ -294,8 +294,8 @@ def records(session: Session, rows: list[ChangedCase], *, personal: bool) -> lis
                               .order_by(T_HIST.c.case_id, T_HIST.c.seq)).mappings():
         events[ev["case_id"]].append(dict(ev))  # type: ignore[arg-type]
     certs: dict[int, list[Certificate]] = defaultdict(list)
-    for cert in session.execute(sa.select(Certificate).where(Certificate.case_id.in_(ids))
-                                .order_by(Certificate.decision_seq)).scalars():
+    issued = sa.select(Certificate).where(Certificate.case_id.in_(ids), Certificate.state == "issued")
+    for cert in session.execute(issued.order_by(Certificate.decision_seq, Certificate.id)).scalars():
         certs[cert.case_id].append(cert)
     mailed = set(session.execute(sa.select(Waybill.case_id).where(Waybill.case_id.in_(ids))).scalars())
     clerk_ids = {i for r in rows for i in (*r["assignees"].values(), r.get("companion_id")) if i is not None}
@@ -480,7 +480,7 @@ def _completion(item: CompiledItem, case: CaseRow, moves: list[HistoryRow], cert
         "certificate_name": cert.title if cert else None, "certificate_number": cert.number if cert else None,
         "result": f"{STATUS_LABELS[case['status_code']]}: {state.label}",
         "valid_until": _day(cert.valid_until) if cert else None,
-        "issuer": directory.unit(cert.counter_id) if cert else None,
+        "issuer": (cert.issuer_name or directory.unit(cert.counter_id)) if cert else None,
         "region_code": directory.region(counter), "mailed": "1" if mailed else "0", "charged": None,
     }
 

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from engine import catalog, lifecycle
 from engine.errors import NotFound
 from engine.intake import hash_query_code
-from engine.views import STATUS_LABELS
+from engine.views import state_ref, status_ref
 from storage.tables import T_CASE, T_HIST
 
 
@@ -27,8 +27,8 @@ def progress(session: Session, number: str, code: str) -> dict[str, Any]:
     return {
         "number": number,
         "item_name": item.definition.name,
-        "status": STATUS_LABELS[row["status_code"]],
-        "state": item.table[row["state"]].state.label,
+        "status": status_ref(row["status_code"]),
+        "state": state_ref(item, row["state"]),
         "received_at": row["created_at"],
         "promised_due": row["promised_due"],
         "provisional": bool(row["deadline_provisional"]),

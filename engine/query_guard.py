@@ -50,6 +50,9 @@ MAX_NUMBER = 32  # cases.number's length: a longer one cannot exist
 
 class QueryLocked(EngineError):
     status, type, title = 429, "/problems/query-locked", "查询码错误次数过多"
+    help = ("该办件的查询码已连续输错多次, 查询暂时锁定,"
+            " 以防他人猜测查询码。答复的 Retry-After 说明多少秒后可再试;"
+            " 忘记查询码请到收件窗口, 凭身份证件查询。")
 
 
 def _locked(seconds: float) -> QueryLocked:

@@ -47,6 +47,8 @@ class UploadRefused(EngineError):
     """A refused upload: 422 problem details with ``errors: [{field, code, reason}]``."""
 
     status, type, title = 422, "/problems/upload-refused", "上传被拒绝"
+    help = ("上传的文件不能作为扫描件接收: 不是声明的格式、无法解码、页数或像素超过上限,"
+            " 或文件名不可用。errors 给出字段与原因; 请扫描为 JPEG、PNG、TIFF 或 PDF 后重新上传。")
 
     def __init__(self, field: str, code: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}", code=code,
@@ -59,6 +61,7 @@ class UploadRefused(EngineError):
 
 class UploadTooLarge(UploadRefused):
     status, type, title = 413, "/problems/too-large", "文件过大"
+    help = "请求体或上传的文件超过允许的大小, 在读完之前即已拒绝, 什么都没有写入。detail 给出上限; 请压缩或分页上传。"
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 
 class Gone(EngineError):
     status, type, title = 410, "/problems/gone", "已清理"
+    help = "所请求的文件已按保存期限清理 (例如已撤回的扫描页), 不能再下载。留痕记录仍在办件历史中。"
 
 
 def _unavailable(exc: Exception) -> Unavailable:

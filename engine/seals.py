@@ -59,6 +59,8 @@ class SealMissing(EngineError):
     """The unit has no current seal: nothing it issues can be signed."""
 
     status, type, title = 409, "/problems/seal-missing", "单位尚未配置电子印章"
+    help = ("签发单位还没有电子印章 (密钥与证书), 它的文书和证照无法签章。请由管理员执行"
+            " tongban seals create 单位 或 tongban seals import 单位 文件.p12 后重试。")
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,9 @@ def _problem(facts: list[SignatureFacts], seals: dict[str, UnitSeal]) -> str | N
 
 def find_record(session: Session, sha256: str) -> DocRecord | None:
     """The issued certificate or notice with these exact bytes, if any."""
-    cert = session.execute(sa.select(Certificate).where(Certificate.sha256 == sha256)).scalar_one_or_none()
+    cert = session.execute(sa.select(Certificate).where(Certificate.sha256 == sha256,
+                                                        Certificate.state == certificates.ISSUED)
+                           ).scalars().first()
     if cert is not None:
         ok, why = certificates.status(cert, clock.today())
         return DocRecord(kind="certificate", number=cert.number, title=cert.title, holder=cert.holder,

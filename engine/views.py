@@ -28,6 +28,16 @@ STATUS_LABELS = {
 }
 
 
+def state_ref(item: CompiledItem, state: str) -> dict[str, str]:
+    """A state as lists show it: its id and the item's own label (审核, 证照已制发 …)."""
+    return {"id": state, "label": item.table[state].state.label}
+
+
+def status_ref(code: int) -> dict[str, Any]:
+    """The national 办件 status (1–15) with its label, as every answer shows it."""
+    return {"code": code, "label": STATUS_LABELS[code]}
+
+
 def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards) -> list[dict[str, Any]]:
     """Every trigger leaving the case's current states, open or not, and why."""
     found = [(trigger, t, why_forbidden(item, case, src, t, actor))
@@ -80,7 +90,7 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
         "state": {"id": case["state"], "label": state.label, "final": state.final,
                   "clock": state.clock, "video": state.video},
         "branches": branches,
-        "status": {"code": case["status_code"], "label": STATUS_LABELS[case["status_code"]]},
+        "status": status_ref(case["status_code"]),
         "intake_counter": case["intake_counter_id"],
         "competent_counter": case["competent_counter_id"],
         "parties": case["parties"],
@@ -111,10 +121,10 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
     return view
 
 
-def history(session: Session, case_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(
-        sa.select(T_HIST).where(T_HIST.c.case_id == case_id).order_by(T_HIST.c.seq)
-    ).mappings()
+def history(session: Session, case_id: int, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """The case's events in order, those after the event ``after`` (its seq), at most ``limit``."""
+    q = sa.select(T_HIST).where(T_HIST.c.case_id == case_id, T_HIST.c.seq > after).order_by(T_HIST.c.seq)
+    rows = session.execute(q if limit is None else q.limit(limit)).mappings()
     return [{k: v for k, v in r.items() if k not in ("id", "case_id")} for r in rows]
 
 
@@ -138,7 +148,7 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
                    T_CASE.c.status_code, T_CASE.c.promised_due, T_CASE.c.legal_due,
                    T_CASE.c.supplement_notice_due, T_CASE.c.deadline_provisional,
                    T_CASE.c.assignees, T_CASE.c.companion_id, T_CASE.c.updated_at, T_CASE.c.version,
-                   ItemVersion.name)
+                   T_CASE.c.item_version_id, ItemVersion.name)
          .join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
          .join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
          .where(T_HOLD.c.counter_id == counter_id))
@@ -162,7 +172,8 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
             continue
         items.append({
             "number": r["number"], "item_code": r["item_code"], "item_name": r["name"],
-            "state": r["state"], "status": STATUS_LABELS[r["status_code"]],
+            "state": state_ref(catalog.compiled(session, r["item_version_id"]), r["state"]),
+            "status": status_ref(r["status_code"]),
             "promised_due": r["promised_due"], "legal_due": r["legal_due"],
             "supplement_notice_due": r["supplement_notice_due"],
             "provisional": bool(r["deadline_provisional"]),

@@ -29,12 +29,12 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session
 
+from core import wire
 from core.clock import now
 from core.install_secrets import install_key
 from core.settings import get_settings
@@ -256,7 +256,7 @@ def backoff(failures: int) -> timedelta:
 
 def request_for(event: events.Event, secret: str, webhook_id: int, at: datetime) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one delivery."""
-    body = orjson.dumps(event)
+    body = wire.dumps(event)
     ts = str(int(at.timestamp()))
     return body, {"Content-Type": "application/json", "User-Agent": "tongban-webhooks/1",
                   "Idempotency-Key": event["id"], "X-Tongban-Event-Id": event["id"],

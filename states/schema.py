@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+# 通办模式: the cross-region ways an item can be handled (also the API's ``Mode``).
+ModeName = Literal["全程网办", "异地代收代办", "多地联办"]
 
 
 class _Strict(BaseModel):
@@ -248,6 +252,18 @@ class DocumentRule(_Strict):
     days: int | None = Field(default=None, ge=1, le=365)
 
 
+def _certificate_form(v: object) -> str:
+    return "[bundle]" if isinstance(v, list) else "[name]" if isinstance(v, str) else "[one]"
+
+
+# Which form is meant is clear from the YAML node, so a mistake is reported inside that form only
+# (the tags carry "[", which located reports leave out of the path).
+CertificateDecl = Annotated[
+    Annotated[str, Tag("[name]")] | Annotated[CertificateSpec, Tag("[one]")]
+    | Annotated[list[CertificateSpec], Tag("[bundle]")],
+    Discriminator(_certificate_form)]
+
+
 class ItemDefinition(_Strict):
     code: str = Field(min_length=4, max_length=64, pattern=r"^[0-9A-Za-z\-]+$")
     name: str = Field(min_length=1)
@@ -255,7 +271,7 @@ class ItemDefinition(_Strict):
     item_type: str = Field(pattern=r"^(0[1-9]|1[0-9]|20)$")
     case_type: Literal["即办件", "承诺件"]
     limits: Limits
-    modes: list[Literal["全程网办", "异地代收代办", "多地联办"]] = Field(min_length=1)
+    modes: list[ModeName] = Field(min_length=1)
     # Counter roles beyond the built-in intake/competent (e.g. a second department).
     roles: dict[Identifier, str] = {}
     materials: list[Material] = []
@@ -263,7 +279,7 @@ class ItemDefinition(_Strict):
     transitions: list[Transition] = Field(min_length=1)
     # The result certificate (结果证照): a name (the generic layout), one declared certificate,
     # or a bundle's list, one per issuing authority (证照合办).
-    certificate: str | CertificateSpec | list[CertificateSpec] | None = None
+    certificate: CertificateDecl | None = None
     auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
     withdraw: WithdrawPolicy | None = None  # default: every state before the decision
     documents: dict[DocumentKind, DocumentRule] = {}  # per-notice overrides (engine.documents)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from conftest import ALL_FGS, ALL_GGCS, Demo
 
@@ -27,7 +27,7 @@ def test_full_path_receive_accept_review_issue_complete(demo: Demo) -> None:
         if trigger == "approve":
             assert out["deadlines"]["certificate"]  # due ten working days after the decision
     assert out["state"]["final"] and out["status"]["code"] == 11 and out["holders"] == []
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["items"]
     assert [e["trigger"] for e in events] == [None, *[t for t, _ in path]]
     assert [e["seq"] for e in events] == list(range(1, 7))
     assert all(e["actor_name"] == "陈静" and e["counter_id"] == "pd-zhengwu" for e in events)
@@ -180,7 +180,7 @@ def test_parallel_review_moves_on_only_after_both_departments(demo: Demo) -> Non
         out = demo.fire(order[1], n, trig[order[1]], out["version"])
         # The join fired by itself once both were done.
         assert out["state"]["id"] == "approved" and out["holders"] == ["pd-zhengwu"]
-        events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+        events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["items"]
         assert [e["trigger"] for e in events[-3:]] == [trig[order[0]], trig[order[1]], "join"]
         assert events[-1]["actor_name"] == "系统"
 
@@ -254,12 +254,63 @@ def test_a_claimed_step_is_handed_to_a_named_colleague(demo: Demo) -> None:
     assert bad.status_code == 422 and "浦东新区企业服务中心综合窗口" in bad.json()["detail"]
 
 
-def test_times_carry_their_utc_offset(demo: Demo) -> None:
-    """Every time the API gives is explicit UTC, whichever database stored it (SQLite keeps no zone)."""
+def test_times_carry_the_product_zones_offset(demo: Demo) -> None:
+    """Every time the API gives is explicit, in the product's zone (+08:00), whichever database
+    stored it (SQLite keeps no zone)."""
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     fired = demo.fire("陈静", case["number"], "accept", case["version"])
     shown = demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("陈静")).json()
-    events = demo.client.get(f"/api/v1/cases/{case['number']}/history", headers=demo.h("陈静")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{case['number']}/history", headers=demo.h("陈静")).json()["items"]
     times = [v[k] for v in (case, fired, shown) for k in ("created_at", "updated_at")] + [e["at"] for e in events]
     assert len(times) == 8
-    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(0) for t in times), times
+    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(hours=8) for t in times), times
+
+
+def test_case_reads_answer_304_until_the_representation_changes(demo: Demo) -> None:
+    """If-None-Match: 304 while the bytes would be the same; the sweep's 逾期 (no new version)
+    and a new version each give a new ETag; If-Match takes the whole ETag or the version."""
+    import sqlalchemy as sa
+
+    from engine.deadlines import sweep
+    from storage.db import session_scope
+    from storage.tables import T_CASE
+
+    D = date.fromisoformat
+
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    n, url = case["number"], f"/api/v1/cases/{case['number']}"
+    first = demo.client.get(url, headers=demo.h("陈静"))
+    etag = first.headers["ETag"]
+    assert etag.startswith(f'"{case["version"]}-') and first.headers["Cache-Control"] == "private, no-cache"
+    again = demo.client.get(url, headers=demo.h("陈静", **{"If-None-Match": etag}))
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+    assert demo.client.get(url, headers=demo.h("陈静", **{"If-None-Match": f'W/{etag}, "x"'})).status_code == 304
+    # Another clerk's view (other triggers open) is another representation.
+    assert demo.client.get(url, headers=demo.h("赵督查", **{"If-None-Match": etag})).status_code == 200
+    # The sweep marks the case 逾期 without a new version: the representation changed.
+    with demo.engine.begin() as conn:
+        conn.execute(sa.update(T_CASE).where(T_CASE.c.number == n).values(supplement_notice_due=D("2026-01-05")))
+    with session_scope(demo.engine) as s:
+        sweep(s, D("2026-01-12"))
+    swept = demo.client.get(url, headers=demo.h("陈静", **{"If-None-Match": etag}))
+    assert swept.status_code == 200 and swept.json()["version"] == case["version"]
+    assert swept.json()["deadlines"]["status"] == "逾期" and swept.headers["ETag"] != etag
+    # If-Match: the whole ETag (its version is what counts), then the bare version.
+    accepted = demo.client.post(f"{url}/triggers/accept", headers=demo.h("陈静", **{"If-Match": etag}))
+    assert accepted.status_code == 200, accepted.text
+    assert demo.client.get(url, headers=demo.h("陈静", **{"If-None-Match": swept.headers["ETag"]})).status_code == 200
+    stale = demo.client.post(f"{url}/triggers/start_review", headers=demo.h("陈静", **{"If-Match": etag}))
+    assert stale.status_code == 412
+
+
+def test_progress_answers_304_with_the_right_code_only(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    url = f"/api/v1/progress/{case['number']}"
+    r = demo.client.get(url, params={"code": case["query_code"]})
+    assert r.status_code == 200 and r.json()["status"] == {"code": 1, "label": "已接件"}
+    etag = r.headers["ETag"]
+    assert demo.client.get(url, params={"code": case["query_code"]}, headers={"If-None-Match": etag}).status_code == 304
+    assert demo.client.get(url, params={"code": "WRONG12345"}, headers={"If-None-Match": etag}).status_code == 404
+    demo.fire("陈静", case["number"], "accept", case["version"])
+    changed = demo.client.get(url, params={"code": case["query_code"]}, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json()["status"]["label"] == "已受理"

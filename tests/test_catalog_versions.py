@@ -68,7 +68,8 @@ def test_applicant_progress_shows_status_only_and_is_rate_limited(demo: Demo) ->
     r = demo.client.get(f"/api/v1/progress/{n}", params={"code": code})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["status"] == "已受理" and [s["label"] for s in body["steps"]] == ["已接件", "已受理"]
+    assert body["status"] == {"code": 3, "label": "已受理"}
+    assert [s["label"] for s in body["steps"]] == ["已接件", "已受理"]
     assert "测试申请人" not in r.text and "0531" not in r.text and "applicant" not in body
     wrong = demo.client.get(f"/api/v1/progress/{n}", params={"code": "AAAAAAAAAA"})
     unknown = demo.client.get("/api/v1/progress/0000", params={"code": code})

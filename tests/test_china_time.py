@@ -115,7 +115,7 @@ def test_the_certificate_is_dated_and_verified_in_beijing_time(demo: Demo, tmp_p
         if state["state"]["id"] in ("accepted", "review"):
             v = demo.fire("陈静", n, "approve", v)["version"]
         run_jobs(demo.engine)
-        certs = demo.client.get(f"/api/v1/cases/{n}/certificates", headers=demo.h("陈静")).json()["certificates"]
+        certs = demo.client.get(f"/api/v1/cases/{n}/certificates", headers=demo.h("陈静")).json()["items"]
         page = demo.client.get(f"/verify/{certs[0]['number']}")
     assert page.status_code == 200
     assert "2026-10-09" in page.text and "2026-10-08" not in page.text

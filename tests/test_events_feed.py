@@ -58,7 +58,7 @@ def test_the_feed_lists_every_event_in_order_and_resumes_from_a_cursor(demo: Dem
     first = got[0]
     assert first["kind"] == "intake" and first["seq"] == 1 and first["item"] == "GGCSWSXK"
     assert first["counter"] == "pd-zhengwu" and first["to_state"] == "received"
-    assert first["at"].endswith("+00:00") and "T" in first["at"]  # RFC 3339 with its offset
+    assert first["at"].endswith("+08:00") and "T" in first["at"]  # RFC 3339, the product's zone
     assert got[1]["kind"] == "transition" and got[1]["trigger"] == "accept" and got[1]["from_state"] == "received"
     assert [int(e["cursor"]) for e in got] == sorted(int(e["cursor"]) for e in got)
     # Resuming: only what came after the saved cursor, and from any event's own cursor too.

@@ -114,7 +114,7 @@ def test_walk_exported_as_json_and_csv_field_by_field(demo: Demo) -> None:
     account(demo, "省平台", ["exchange"])
     n = walk(demo)
     case = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["items"]
     moves = [e for e in events if e["kind"] == "transition"]
     by_trigger = {e["trigger"]: e for e in moves}
 
@@ -282,17 +282,16 @@ def test_no_case_is_skipped_when_writers_commit_out_of_order_on_postgresql(demo:
     if demo.engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time: commit order is the change order")
     account(demo, "省平台", ["exchange"])
-    # At two units: acceptances at one unit queue for its gap-free 受理通知书 numbers (the first
-    # holds the unit's sequence until it commits), so B could not commit before A there.
+    # Two counters of two units: acceptances at one unit wait for each other (its 受理通知书 numbers
+    # are gap-free), so the writers must not share one.
     x = demo.create("陈静", "GGCSWSXK", ALL_GGCS)["number"]
-    y = demo.create("王芳", "GGCSWSXK", ALL_GGCS)["number"]
+    y = demo.create("李强", "GGCSWSXK", ALL_GGCS)["number"]
     start = export(demo, "省平台").json()["next_cursor"]
-    chen, wang = demo.actor("陈静"), demo.actor("王芳")
     # Writer A changes X first and has not committed yet; writer B changes Y later and commits.
     with session_scope(demo.engine) as a:
-        advance(a, x, "accept", chen, {})
+        advance(a, x, "accept", demo.actor("陈静"), {})
         with session_scope(demo.engine) as b:
-            advance(b, y, "accept", wang, {})
+            advance(b, y, "accept", demo.actor("李强"), {})
         # A reader now must not hand out Y: X may still commit behind it.
         held = export(demo, "省平台", wait=False, after=start).json()
         assert held == {"items": [], "next_cursor": start}

@@ -121,7 +121,7 @@ class Site:
 
     def event_names(self) -> list[str]:
         r = httpx.get(f"{self.url}/api/v1/cases/{self.number}/history", headers=self.demo.h("王芳"))
-        return [e["data"]["name"] for e in r.json()["events"] if e["kind"] == "page_added"]
+        return [e["data"]["name"] for e in r.json()["items"] if e["kind"] == "page_added"]
 
 
 @pytest.fixture
@@ -217,5 +217,5 @@ def test_a_file_sent_in_a_video_room_follows_the_same_rule(demo: Demo, tmp_path:
     assert done is not None and done["ok"] and done["page"]["original_name"] == COMPOSED, done
     with demo.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT original_name FROM case_pages")).scalars().all() == [COMPOSED]
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["items"]
     assert [e["data"]["name"] for e in events if e["kind"] == "video_file"] == [COMPOSED]

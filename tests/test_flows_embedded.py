@@ -94,15 +94,15 @@ def test_approved_case_gets_its_certificate_and_moves_on_without_a_manual_step(
     assert dark > 0.005 * img.width * img.height
     # The follow-up (issue → create_waybill) ran too: the result is on its way by mail.
     wait_for(lambda: rows(demo, "SELECT count(*) FROM waybills")[0][0] == 1)
-    history = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+    history = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["items"]
     issue = next(e for e in history if e["trigger"] == "issue")
     assert issue["actor_name"] == "系统" and number in issue["comment"]
     page = demo.client.get(f"/verify/{number}")
     assert page.status_code == 200 and "真实有效" in page.text and 'lang="zh-CN"' in page.text
     assert demo.client.get("/verify/FAKE-0001").status_code == 404
     listed = demo.client.get(f"/api/v1/cases/{n}/certificates", headers=demo.h("陈静")).json()
-    assert [c["number"] for c in listed["certificates"]] == [number]
-    got = demo.client.get(listed["certificates"][0]["pdf"], headers=demo.h("陈静"))
+    assert [c["number"] for c in listed["items"]] == [number]
+    got = demo.client.get(listed["items"][0]["pdf"], headers=demo.h("陈静"))
     assert got.status_code == 200 and got.content == pdf.read_bytes()
 
 
@@ -132,7 +132,7 @@ def test_cross_region_handoff_registers_receipt_and_the_way_back(demo: Demo, dra
     n = case["number"]
     demo.fire("王芳", n, "forward")
     drainer.drain_until_idle()
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["items"]
     receipt = [e for e in events if e["kind"] == "handoff"]
     assert len(receipt) == 1 and receipt[0]["counter_id"] == "qd-xihai"
     assert receipt[0]["data"]["to_counter"] == "qd-xihai" and "已接件" in receipt[0]["comment"]
@@ -142,7 +142,7 @@ def test_cross_region_handoff_registers_receipt_and_the_way_back(demo: Demo, dra
     assert state_of(demo, n) == "result_ready"
     regions = rows(demo, "SELECT region_code FROM outbox WHERE job = 'handoff' ORDER BY created_at")
     assert [r[0] for r in regions] == ["370211", "370100"]
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["items"]
     assert [e["counter_id"] for e in events if e["kind"] == "handoff"] == ["qd-xihai", "jn-kuayu"]
     assert demo.count("outbox", status="done") == demo.count("outbox")
 
@@ -161,7 +161,7 @@ def test_auto_review_approves_or_sends_to_a_person_and_names_the_rule(demo: Demo
     assert state_of(demo, human["number"]) == "review"
 
     def decided(number: str) -> dict:
-        events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("陈静")).json()["events"]
+        events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("陈静")).json()["items"]
         return next(e for e in events if (e["data"] or {}).get("auto_review"))
 
     a, h = decided(auto["number"]), decided(human["number"])
@@ -190,7 +190,7 @@ def test_handoff_checks_every_page_and_copies_pages_to_the_destination_bucket(
             page = scans.add_page(s, n, "application", _png(), "申请书.png", demo.actor("王芳"))
         demo.fire("王芳", n, "forward")
         drainer.drain_until_idle()
-        events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+        events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["items"]
         receipt = next(e for e in events if e["kind"] == "handoff")
         assert receipt["data"]["pages_checked"] == 1 and receipt["data"]["objects_copied"] == 1
         assert receipt["data"]["sha256"] == [page["sha256"]]
@@ -214,7 +214,7 @@ def test_a_page_whose_bytes_changed_stops_the_handoff(demo: Demo, drainer) -> No
     drainer.drain_until_idle()
     status, attempts, error = rows(demo, "SELECT status, attempts, last_error FROM outbox WHERE job = 'handoff'")[0]
     assert status == "failed" and attempts == 5 and "材料清单校验失败" in error
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("王芳")).json()["items"]
     assert not [e for e in events if e["kind"] == "handoff"]
 
 

@@ -43,7 +43,7 @@ def callback(demo: Demo, body: dict, secret: str | None = None, ts: str | None =
 def snapshot(demo: Demo, n: str) -> tuple:
     case = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()
     return (case["state"]["id"], case["version"], demo.count("tracking_events"), demo.count("history"),
-            demo.client.get(f"/api/v1/cases/{n}/waybills", headers=demo.h("陈静")).json()["waybills"][0]["status"])
+            demo.client.get(f"/api/v1/cases/{n}/waybills", headers=demo.h("陈静")).json()["items"][0]["status"])
 
 
 def test_waybill_needs_a_valid_address_and_prints_a_label(issued: tuple[Demo, str]) -> None:
@@ -100,5 +100,5 @@ def test_clerk_confirms_delivery_by_hand(issued: tuple[Demo, str]) -> None:
     assert r.json()["fired"] == "deliver"
     case = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()
     assert case["state"]["id"] == "completed"
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("陈静")).json()["items"]
     assert events[-1]["trigger"] == "deliver" and events[-1]["actor_name"] == "系统"

@@ -61,6 +61,7 @@ EXPECTED_WARNINGS = {
     ("POST /api/v1/items", "application/yaml"),  # the generator names the first of its two
     ("GET /api/v1/certificates/{number}/pdf", "application/pdf"),
     ("GET /api/v1/waybills/{number}/label.pdf", "application/pdf"),
+    ("POST /api/v1/verify", "application/pdf"),  # a PDF to check, as the raw body
     ("GET /api/v1/cases/{number}/materials/{material_id}/pages/{page_id}/thumbnail", "image/jpeg"),
     *{("POST /api/v1/cases/{number}/materials/{material_id}/pages", t)
       for t in ("image/jpeg", "image/png", "image/tiff", "application/pdf")},
@@ -168,14 +169,16 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
 
     assert hints(m.CreatedCase)["number"] is str and hints(m.CreatedCase)["query_code"] is str
     assert hints(m.CreatedCase)["state"] is m.StateView and hints(m.StateView)["id"] is str
-    assert hints(m.Status)["code"] is m.StatusCode and hints(m.Progress)["status"] is str
+    assert hints(m.Status)["code"] is m.StatusCode and hints(m.Progress)["status"] is m.Status  # one Status
+    assert hints(m.QueueEntry)["state"] is m.StateRef and hints(m.Progress)["state"] is m.StateRef
     # If-Match is a required argument of every change: a client cannot forget it (the server's 428).
     assert inspect.signature(fire_trigger.sync).parameters["if_match"].default is inspect.Parameter.empty
 
     # 收件 at the Jinan counter, for a branch registered in Qingdao West Coast New Area (370211).
     body = m.CaseCreate(item_code="FGSFZRBG", competent_region="370211",
-                        applicant=m.Applicant(name="青岛某某贸易有限公司", kind=m.ApplicantKind.COMPANY,
-                                              phone="0532-86000000"),
+                        applicant=m.Applicant(name="青岛某某贸易有限公司黄岛分公司", kind=m.ApplicantKind.COMPANY,
+                                              phone="0532-86000000", id_number="91370211061338419U",
+                                              address="山东省青岛市黄岛区长江中路 216 号"),
                         materials=m.CaseCreateMaterials.from_dict(ALL_FGS))
     answer = create_case.sync_detailed(client=wang, body=body)
     created = answer.parsed
@@ -183,12 +186,12 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
     assert re.fullmatch(r"370100\d{13}", created.number)
     assert created.state.id == "received" and created.status.code is m.StatusCode.RECEIVED
     assert (created.intake_counter, created.competent_counter) == ("jn-kuayu", "qd-xihai")
-    assert isinstance(created.mode, m.CreatedCaseModeType0) and created.mode.value == "异地代收代办"
+    assert created.mode is m.Mode.PROXY and created.mode.value == "异地代收代办"
     assert isinstance(created.created_at, dt.datetime) and created.created_at.utcoffset() is not None
     assert isinstance(created.deadlines.supplement_notice, dt.date) and created.deadlines.promised is None
-    assert all(isinstance(x, m.MaterialView) and x.status is m.MaterialViewStatus.RECEIVED for x in created.materials)
+    assert all(isinstance(x, m.MaterialView) and x.status is m.MaterialStatus.RECEIVED for x in created.materials)
     assert len(created.query_code) == 10
-    assert answer.headers["etag"] == f'"{created.version}"'
+    assert answer.headers["etag"].startswith(f'"{created.version}-')
     location = answer.headers["location"]
     assert get_case.sync(location.rsplit("/", 1)[1], client=wang).number == created.number  # Location answers a GET
     n = created.number
@@ -212,8 +215,13 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
     assert isinstance(stale.errors, unset)  # absent, not null: a 412 names no field
 
     # 核准 at the competent counter, with a comment; then 出证 and back to Jinan for pickup.
+    asked = next(t for t in forwarded.triggers if t.trigger == "approve").certificate_fields
+    assert [f.id for f in asked] == ["company_type", "head", "head_id_number", "established_on", "scope"]
+    licence = {"company_type": "有限责任公司分公司", "head": "张建国", "head_id_number": "11010519491231002X",
+               "established_on": "2019-03-18", "scope": "日用百货销售"}
     approved = fire_trigger.sync(n, "approve", client=li, if_match=f'"{forwarded.version}"',
-                                 body=m.TriggerBody(comment="材料齐全, 准予变更"))
+                                 body=m.TriggerBody(comment="材料齐全, 准予变更",
+                                                    data=m.TriggerBodyDataType0.from_dict({"certificate": licence})))
     assert isinstance(approved, m.Case) and approved.state.id == "approved"
     assert isinstance(approved.deadlines.certificate, dt.date)
     issued = fire_trigger.sync(n, "issue", client=li, if_match=f'"{approved.version}"')
@@ -236,7 +244,8 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
     anonymous = client_mod.Client(base_url=product.url, raise_on_unexpected_status=True)
     progress = progress_query.sync(n, client=anonymous, code=created.query_code)
     assert isinstance(progress, m.Progress), progress
-    assert progress.number == n and progress.status == "办结(通过)" and progress.finished_at is not None
+    assert progress.number == n and progress.status.code is m.StatusCode.APPROVED and progress.finished_at is not None
+    assert progress.status.label == "办结(通过)"
     assert progress.steps and all(isinstance(s.at, dt.datetime) and s.label for s in progress.steps)
     wrong = progress_query.sync(n, client=anonymous, code="WRONG12345")
     assert isinstance(wrong, m.Problem) and wrong.status == 404
@@ -303,4 +312,5 @@ def test_typescript_types_compile_strictly_and_the_walk_runs_in_node(
     assert walk["holders"] == ["qd-xihai"] and walk["queued"] is True
     assert walk["current"] == walk["v"] - 3  # the 412 named the version after forward
     assert walk["fields"] == ["competent_region"]
+    assert walk["asked"] == ["company_type", "head", "head_id_number", "established_on", "scope"]
     assert walk["status"] == "办结(通过)" and walk["finished"] and walk["steps"]

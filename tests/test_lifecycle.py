@@ -19,7 +19,7 @@ CBW = {"application": "received", "operator_id": "received"}  # premises_proof m
 
 
 def events(demo: Demo, number: str, who: str = "陈静") -> list[dict]:
-    return demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h(who)).json()["events"]
+    return demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h(who)).json()["items"]
 
 
 def post(demo: Demo, who: str, path: str, version: int, body: dict | None = None):  # type: ignore[no-untyped-def]
@@ -87,7 +87,7 @@ def test_the_applicant_withdraws_on_the_progress_page_with_the_query_code(demo: 
     kinds = [(e["trigger"], e["actor_name"], e["comment"]) for e in events(demo, n)]
     assert kinds[-1] == ("withdraw", "测试申请人(申请人)", "已在别处办理") and len(kinds) == 2
     shown = demo.client.get(f"/api/v1/progress/{n}", params={"code": code}).json()
-    assert shown["status"] == "撤回" and shown["can_withdraw"] is False
+    assert shown["status"]["label"] == "撤回" and shown["can_withdraw"] is False
 
 
 def test_no_withdrawal_after_the_decision(demo: Demo) -> None:

@@ -105,7 +105,7 @@ class Docs:
 
     def events(self, who: str, number: str, kind: str) -> list[dict[str, Any]]:
         r = self.client.get(f"/api/v1/cases/{number}/history", headers=self.demo.h(who))
-        return [e for e in r.json()["events"] if e["kind"] == kind]
+        return [e for e in r.json()["items"] if e["kind"] == kind]
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_unrelated_counter_gets_403_and_participants_download_with_a_record(docs
     demo.fire("王芳", n, "forward")
     for who in ("李强", "王芳", "赵督查"):  # holds / held / supervisor
         listed = demo.client.get(docs.url(n), headers=demo.h(who))
-        assert listed.status_code == 200 and [p["id"] for p in listed.json()["pages"]] == [page["id"]]
+        assert listed.status_code == 200 and [p["id"] for p in listed.json()["items"]] == [page["id"]]
         assert _download(docs, who, content) == data
     downloads = docs.events("李强", n, "page_downloaded")
     assert [e["actor_name"] for e in downloads] == ["李强", "王芳", "赵督查"]
@@ -244,7 +244,7 @@ def test_reorder_and_withdraw_pages(docs: Docs) -> None:
     r = demo.client.put(f"{docs.url(n)}/order", json={"page_ids": [ids[2], ids[0], ids[1]]},
                         headers=demo.h("王芳", **{"If-Match": f'"{version}"'}))
     assert r.status_code == 200, r.text
-    assert [(p["id"], p["page_no"]) for p in r.json()["pages"]] == [(ids[2], 1), (ids[0], 2), (ids[1], 3)]
+    assert [(p["id"], p["page_no"]) for p in r.json()["items"]] == [(ids[2], 1), (ids[0], 2), (ids[1], 3)]
     stale = demo.client.put(f"{docs.url(n)}/order", json={"page_ids": ids},
                             headers=demo.h("王芳", **{"If-Match": f'"{version}"'}))
     assert stale.status_code == 412
@@ -254,7 +254,7 @@ def test_reorder_and_withdraw_pages(docs: Docs) -> None:
 
     r = demo.client.delete(f"{docs.url(n)}/{ids[0]}", params={"comment": "拍糊了"}, headers=demo.h("王芳"))
     assert r.status_code == 200 and r.json()["withdrawn_at"]
-    pages = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["pages"]
+    pages = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["items"]
     assert [(p["id"], p["page_no"]) for p in pages] == [(ids[2], 1), (ids[1], 2)]
     assert docs.material("王芳", n) == "received"
     for pid in (ids[1], ids[2]):
@@ -262,7 +262,7 @@ def test_reorder_and_withdraw_pages(docs: Docs) -> None:
     assert docs.material("王芳", n) == "missing"  # the last page went
     assert demo.client.delete(f"{docs.url(n)}/{ids[1]}", headers=demo.h("王芳")).status_code == 409
     everything = demo.client.get(docs.url(n), params={"include_withdrawn": True}, headers=demo.h("王芳"))
-    assert len(everything.json()["pages"]) == 3
+    assert len(everything.json()["items"]) == 3
     withdrawn = docs.events("王芳", n, "page_withdrawn")
     assert [e["data"]["material_status"] for e in withdrawn] == [None, None, "missing"]
     assert withdrawn[0]["comment"] == "拍糊了"
@@ -283,7 +283,7 @@ def test_same_page_twice_is_stored_once_and_thumbnails_come_off_the_request_path
     assert thumbnails.worker.wait_idle(30)
     new = docs.objects() - before  # one object for both pages, and one (shared) thumbnail
     assert len(new) == 2 and (scans.bucket("scans", "370100"), f"sha256/{a['sha256']}") in new
-    pages = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["pages"]
+    pages = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["items"]
     r = demo.client.get(pages[0]["thumbnail_url"], headers=demo.h("王芳"), follow_redirects=False)
     if r.status_code == 307:
         with urllib.request.urlopen(r.headers["location"], timeout=10) as got:
@@ -434,7 +434,7 @@ def test_evidence_is_retained_listed_and_downloads_are_recorded(docs: Docs) -> N
         docs.store.delete(info.bucket, info.key)
     listed = demo.client.get(f"/api/v1/cases/{n}/evidence", headers=demo.h("王芳"))
     assert listed.status_code == 200
-    [first, _] = listed.json()["evidence"]
+    [first, _] = listed.json()["items"]
     assert first["kind"] == "certificate" and first["sha256"] == info.sha256
     assert first["meta"] == {"certificate_no": "C-1"}
     assert demo.client.get(f"/api/v1/cases/{n}/evidence", headers=demo.h("黄丽")).status_code == 403
@@ -460,7 +460,7 @@ def test_pdf_pages_are_accepted_and_get_no_thumbnail(docs: Docs) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["media_type"] == "application/pdf" and r.json()["pages"] == 1
     assert thumbnails.worker.wait_idle(30)
-    [page] = demo.client.get(docs.url(n, "application"), headers=demo.h("王芳")).json()["pages"]
+    [page] = demo.client.get(docs.url(n, "application"), headers=demo.h("王芳")).json()["items"]
     assert page["thumbnail_url"] is None
 
 
@@ -497,7 +497,7 @@ def test_missing_thumbnails_are_made_again_by_backfill(docs: Docs) -> None:
     with demo.engine.begin() as conn:  # as if the worker never ran
         conn.exec_driver_sql("UPDATE case_pages SET thumbnail_key = NULL")
     assert thumbnails.backfill(demo.engine, docs.store) == 1
-    [row] = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["pages"]
+    [row] = demo.client.get(docs.url(n), headers=demo.h("王芳")).json()["items"]
     assert row["id"] == page["id"] and row["thumbnail_url"]
 
 

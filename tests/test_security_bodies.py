@@ -393,7 +393,7 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_traceback_and_nothing_st
     r = httpx.get(server.base + f"/api/v1/cases/{n}", headers=server.h(), timeout=10)
     assert r.json()["version"] == case["version"]
     r = httpx.get(server.base + upload, headers=server.h(), timeout=10)
-    assert r.json()["pages"] == [] and server.objects() == objects
+    assert r.json()["items"] == [] and server.objects() == objects
     # The same upload, whole, is stored (the cut ones failed for being cut, nothing else).
     jpeg = _jpeg()
     r = httpx.post(server.base + upload, content=jpeg, timeout=30,

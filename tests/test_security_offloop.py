@@ -219,7 +219,7 @@ def test_six_big_pngs_at_once_are_refused_before_decoding_and_a_scan_still_passe
     # The decodes ran nowhere: no worker came near the 475 MB one of them would need.
     assert workers and all(peak < 200 * MB for peak in workers.values()), workers
 
-    listed = httpx.get(pages, headers=server.h("王芳")).json()["pages"]
+    listed = httpx.get(pages, headers=server.h("王芳")).json()["items"]
     case = httpx.get(f"{server.base}/api/v1/cases/{number}", headers=server.h("王芳")).json()
     assert listed == [] and case["version"] == version  # nothing stored, nothing changed
 
@@ -229,7 +229,7 @@ def test_six_big_pngs_at_once_are_refused_before_decoding_and_a_scan_still_passe
     assert r.status_code == 201, r.text
     assert (r.json()["width"], r.json()["height"]) == (1240, 1754)
     deadline = time.monotonic() + 30
-    while not (listed := httpx.get(pages, headers=server.h("王芳")).json()["pages"])[0]["thumbnail_url"]:
+    while not (listed := httpx.get(pages, headers=server.h("王芳")).json()["items"])[0]["thumbnail_url"]:
         assert time.monotonic() < deadline, "no thumbnail"
         time.sleep(0.2)
     thumb = httpx.get(server.base + listed[0]["thumbnail_url"], headers=server.h("王芳"))
@@ -406,7 +406,7 @@ def test_an_evaluation_past_its_budget_hands_the_case_to_a_person(sqlite_demo: D
         get_settings.cache_clear()
     view = demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("刘洋")).json()
     assert view["state"]["id"] == "review"  # with a person, not stuck in 网络自动审批中
-    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("刘洋")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{n}/history", headers=demo.h("刘洋")).json()["items"]
     last = events[-1]
     assert last["trigger"] == "manual_review" and last["actor_name"] == "系统"
     assert "超过时限 0.3 秒" in last["comment"] and "转人工审核" in last["comment"], last
@@ -458,6 +458,6 @@ def test_a_clerk_is_answered_while_regex_attacks_run(server_factory: Any) -> Non
     print(f"\nfour (a|a)+$ reviews: clerk GET median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms "
           f"over {len(clerk.latencies)} GETs")
     for n in numbers:
-        last = call("刘洋", "GET", f"/api/v1/cases/{n}/history")["events"][-1]
+        last = call("刘洋", "GET", f"/api/v1/cases/{n}/history")["items"][-1]
         assert last["trigger"] == "manual_review" and "名称格式" in last["comment"], last
     assert median < 0.2 and worst < 1.0, (median, worst)

@@ -53,7 +53,7 @@ def test_the_verify_page_shows_a_signed_certificate_as_genuine(demo: Demo) -> No
     page = demo.client.get(f"/verify/{number}")
     assert page.status_code == 200, page.text
     assert 'class="v ok"' in page.text and "真实有效" in page.text and "青岛西海岸新区行政审批服务局" in page.text
-    assert "签章有效" in page.text and "（北京时间）" in page.text
+    assert "签名有效" in page.text and "（北京时间）" in page.text
     answer = demo.client.get(f"/api/v1/verify/{number}").json()
     assert answer["valid"] and answer["found"] and answer["signature"]["valid"]
     assert answer["signature"]["unit_id"] == UNIT and answer["record"]["title"] == "营业执照"
@@ -154,6 +154,7 @@ def test_cli_seals_and_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.Mon
     assert listed.returncode == 0 and listed.stdout.count(UNIT) == 2 and "停用" in listed.stdout
     assert "CA 签发" in listed.stdout and "自签名" in listed.stdout
 
+    assert _cli(["seals", "key"], env).stdout.strip() == "test-installation-seal-key"
     with session_scope(engine) as s:  # signed here with the key the CLI imported
         signed = seals.sign_pdf(s, UNIT, seal_pdf("测试"), reason="受理通知书", location="青岛")
     good, bad = tmp_path / "good.pdf", tmp_path / "bad.pdf"

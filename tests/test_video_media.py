@@ -52,7 +52,7 @@ def link(demo: Demo, room: str, role: str, name: str, who: str = "李强", **ext
 
 
 def history_kinds(demo: Demo, number: str) -> list[str]:
-    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
     return [e["kind"] for e in events]
 
 
@@ -223,7 +223,7 @@ def test_rooms_close_when_the_case_moves_on_when_ended_and_when_idle(
     base = serve_app(demo.client.app)
 
     def room_row(room_id: str) -> dict[str, Any]:
-        rooms_out = demo.client.get(f"/api/v1/cases/{n}/video-rooms", headers=demo.h("王芳")).json()["rooms"]
+        rooms_out = demo.client.get(f"/api/v1/cases/{n}/video-rooms", headers=demo.h("王芳")).json()["items"]
         return next(r for r in rooms_out if r["id"] == room_id)
 
     async def scenario() -> None:

@@ -137,12 +137,12 @@ def test_inspection_checklist_fires_the_transition(demo: Demo) -> None:
     assert out["trigger"] == "inspection_passed" and out["state"] == "review"
     case = demo.client.get(f"/api/v1/cases/{number}", headers=demo.h("李强")).json()
     assert case["state"]["id"] == "review"
-    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["events"]
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
     fired = next(e for e in events if e.get("trigger") == "inspection_passed")
     items = fired["data"]["checklist"]["items"]
     assert [i["ok"] for i in items] == [True, True, True] and items[1]["note"] == "消毒柜运转正常"
     rooms_out = demo.client.get(f"/api/v1/cases/{number}/video-rooms", headers=demo.h("李强")).json()
-    assert rooms_out["rooms"][0]["checklist"]["result"] == "passed"
+    assert rooms_out["items"][0]["checklist"]["result"] == "passed"
     # The room's case has moved on: a second submission is refused.
     with session_scope(demo.engine) as s, pytest.raises(Forbidden):
         inspection.submit(s, room, li, {x["id"]: True for x in entries}, {}, None)

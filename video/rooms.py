@@ -227,7 +227,10 @@ def describe(session: Session, room_id: str) -> dict[str, Any]:
                             .order_by(T_PART.c.joined_at)).mappings().all()
     recs = session.execute(sa.select(VideoRecording.__table__)
                            .where(VideoRecording.__table__.c.room_id == room_id)).mappings().all()
-    return {**row, "participants": [dict(p) for p in parts], "recordings": [dict(r) for r in recs]}
+    # Where a recording is stored stays inside: it is read through the case's evidence.
+    hidden = {"bucket", "key"}
+    return {**{k: v for k, v in row.items() if k != "case_id"}, "participants": [dict(p) for p in parts],
+            "recordings": [{k: v for k, v in r.items() if k not in hidden} for r in recs]}
 
 
 def rooms_of_case(session: Session, number: str) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ def progress_query(request: Request, session: SessionDep, number: Annotated[str,
         error, status = "请填写办件编号和查询码 (6 位以上)", 422
     else:
         try:
-            result = public.get_progress(number, request, session, code)
+            result = public.checked_progress(request, session, number, code)
             documents = documents_read.for_applicant(session, number, code)
         except EngineError as exc:
             error, status, headers = exc.detail, exc.status, _retry_after(exc)

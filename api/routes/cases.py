@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Header, Query, Response
+from fastapi import Header, Query, Request, Response
 from sqlmodel import Session
 
-from api.contract import ETAG, LOCATION, answer_headers, problems
+from api.contract import ETAG, LOCATION, answer_headers, not_modified, problems
 from api.deps import ActorDep, SessionDep, VersionDep, require_role
+from api.etags import IfNoneMatchHeader, case_etag, matches
+from api.etags import not_modified as not_modified_answer
 from api.models import Case, CreatedCase, History, Queue
+from api.routes.events import LINK_HEADER, json_answer, next_link
 from api.routing import Router
 from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
+from core import wire
 from engine import assignment, dashboard, idempotency, intake, lifecycle, views
 from engine.access import require_case_reader
 from engine.actors import Actor
@@ -28,16 +32,16 @@ def _case_response(session: Session, case: CaseRow, actor: Actor, status: int = 
                    extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
     """The case as this clerk sees it, with its ETag. Encoded once, by orjson: FastAPI's generic
     encoder walked the view twice and cost more than the transition itself."""
-    body = orjson.dumps(views.case_view(session, case, actor) | (extra or {}))
+    body = wire.dumps(views.case_view(session, case, actor) | (extra or {}))
     return Response(body, status_code=status, media_type="application/json",
-                    headers={"ETag": f'"{case["version"]}"', **(headers or {})})
+                    headers={"ETag": case_etag(case["version"], body), **(headers or {})})
 
 
 def _replay(hit: tuple[int, str]) -> Response:
     """A stored answer to a retried request (Idempotency-Key), byte for byte."""
     version = orjson.loads(hit[1]).get("version")
     return Response(hit[1], status_code=hit[0], media_type="application/json",
-                    headers={"ETag": f'"{version}"'} if version is not None else None)
+                    headers={"ETag": case_etag(version, hit[1].encode())} if version is not None else None)
 
 
 @router.post("", status_code=201, response_model=CreatedCase,
@@ -61,8 +65,8 @@ def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: Key
     return out
 
 
-@router.get("", response_model=Queue)
-def list_queue(session: SessionDep, actor: ActorDep,
+@router.get("", response_model=Queue, responses={200: {"headers": LINK_HEADER}})
+def list_queue(request: Request, response: Response, session: SessionDep, actor: ActorDep,
                counter: str | None = None, state: str | None = None, item: str | None = None,
                assignee: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, overdue: bool | None = None,
                cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -74,24 +78,40 @@ def list_queue(session: SessionDep, actor: ActorDep,
     if counter != actor.counter_id and "supervisor" not in actor.roles:
         raise Forbidden("只能查看本窗口的队列", missing=["role:supervisor"])
     dashboard.check_counter_visible(session, actor, counter)
-    return views.queue(session, counter, state=state, item=item, assignee=assignee,
+    page = views.queue(session, counter, state=state, item=item, assignee=assignee,
                        overdue=overdue, cursor=cursor, limit=limit)
+    if page["next_cursor"]:
+        response.headers["Link"] = next_link(request, "cursor", page["next_cursor"])
+    return page
 
 
-@router.get("/{number}", response_model=Case, responses=answer_headers(200, ETAG))
-def get_case(number: str, session: SessionDep, actor: ActorDep) -> Any:
-    """查看办件"""
+@router.get("/{number}", response_model=Case, responses={**answer_headers(200, ETAG), **not_modified(ETAG)})
+def get_case(number: str, session: SessionDep, actor: ActorDep, if_none_match: IfNoneMatchHeader = None) -> Any:
+    """查看办件
+
+    带 If-None-Match (上次的 ETag) 轮询: 办件的表示 (含期限状态、可执行的操作) 未变时答复 304。"""
     case = load_case(session, number)
     require_case_reader(session, actor, case)
-    return _case_response(session, case, actor)
+    out = _case_response(session, case, actor, headers={"Cache-Control": "private, no-cache"})
+    if matches(if_none_match, out.headers["ETag"]):
+        return not_modified_answer(out.headers["ETag"], "private, no-cache")
+    return out
 
 
-@router.get("/{number}/history", response_model=History)
-def get_history(number: str, session: SessionDep, actor: ActorDep) -> Any:
-    """办件历史 (哈希链)"""
+@router.get("/{number}/history", response_model=History, responses={200: {"headers": LINK_HEADER}})
+def get_history(number: str, request: Request, session: SessionDep, actor: ActorDep,
+                cursor: Annotated[str | None, Query(max_length=10, pattern=r"^[0-9]{1,10}$",
+                                                    description="上一页的 next_cursor (事件序号)")] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> Any:
+    """办件历史 (哈希链)
+
+    按序号排列; 一页至多 `limit` 条, 还有更多时 `next_cursor` 给出下一页的起点 (亦见 Link)。"""
     case = load_case(session, number)
     require_case_reader(session, actor, case)
-    return {"number": number, "events": views.history(session, case["id"])}
+    events = views.history(session, case["id"], int(cursor or 0), limit)
+    more = len(events) == limit
+    page = {"items": events, "next_cursor": str(events[-1]["seq"]) if more else None}
+    return json_answer(page, headers={"Link": next_link(request, "cursor", page["next_cursor"])} if more else None)
 
 
 @router.post("/{number}/triggers/{trigger}", response_model=Case,

@@ -24,7 +24,7 @@ def _clerk(actor: Any) -> None:
 
 
 @router.get("", response_model=LibraryPage, responses=problems(403))
-def library(session: SessionDep, actor: ActorDep,
+def search_library(session: SessionDep, actor: ActorDep,
             holder_code: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$",
                                               description="持证主体代码: 统一社会信用代码或公民身份号码")],
             type: Annotated[str | None, Query(max_length=64, description="证照类型, 如 营业执照")] = None,
@@ -37,7 +37,7 @@ def library(session: SessionDep, actor: ActorDep,
 
 
 @router.post("/{number}/revocation", response_model=LibraryCertificate, responses=problems(403, 404, 409))
-def revoke(number: str, body: Revocation, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+def revoke_certificate(number: str, body: Revocation, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """撤销证照: 发证窗口的审批签发人员或督查人员; 核验页与证照库随即显示「已撤销」"""
     cert = certificates.revoke(session, number, actor, body.reason)
     return certificates.metadata(cert, clock.today())

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.contract import problems
 from api.deps import BearerDep, SessionDep
+from api.models import Dashboard
 from api.pages import web
 from api.routing import Router
 from engine import dashboard
@@ -30,7 +31,7 @@ def _actor(request: Request, session: SessionDep, credentials: BearerDep) -> Act
     return actor
 
 
-@router.get("/api/v1/dashboard", responses=problems(401, 403))
+@router.get("/api/v1/dashboard", response_model=Dashboard, responses=problems(401, 403))
 def get_dashboard(request: Request, session: SessionDep, region: Filter = None, counter: Filter = None,
                    item: Filter = None, days: Days = 30,
                    credentials: BearerDep = None) -> Any:

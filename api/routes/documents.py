@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from api.contract import problems
 from api.deps import ActorDep, OptionalVersionDep, SessionDep, VersionDep
-from api.models import CasePages, EvidenceList, MaterialPages, Page, Presigned, binary
+from api.models import EvidenceList, Page, PageList, Presigned, binary
 from api.routing import Router
 from core.settings import get_settings
 from engine import scans
@@ -48,7 +48,7 @@ StoreDep = Annotated[ObjectStore, Depends(get_object_store)]
 router.allow_larger(UPLOAD_PATH, lambda: get_settings().max_upload_bytes + MULTIPART_OVERHEAD)
 
 
-def _page_view(number: str, p: dict[str, Any]) -> dict[str, Any]:
+def page_view(number: str, p: dict[str, Any]) -> dict[str, Any]:
     base = f"/api/v1/cases/{number}/materials/{p['material_id']}/pages/{p['id']}"
     hidden = {"bucket", "key", "thumbnail_key", "case_id", "case_version"}
     return {k: v for k, v in p.items() if k not in hidden} | {
@@ -172,8 +172,8 @@ async def upload_page(number: str, material_id: str, request: Request, session: 
     finally:
         upload.close()
     response.headers["ETag"] = f'"{page["case_version"]}"'
-    response.headers["Location"] = _page_view(number, page)["content_url"].removesuffix("/content")
-    return jsonable_encoder(_page_view(number, page))
+    response.headers["Location"] = page_view(number, page)["content_url"].removesuffix("/content")
+    return jsonable_encoder(page_view(number, page))
 
 
 def _target(session: Session, number: str, material_id: str, actor: Any, expected: int | None) -> str:
@@ -183,33 +183,31 @@ def _target(session: Session, number: str, material_id: str, actor: Any, expecte
         session.rollback()
 
 
-@router.get(PAGES, summary="列出材料的扫描页", response_model=MaterialPages)
+@router.get(PAGES, summary="列出材料的扫描页", response_model=PageList)
 def list_pages(number: str, material_id: str, session: SessionDep, actor: ActorDep,
                include_withdrawn: bool = False) -> Any:
     pages = scans.list_pages(session, number, actor, material_id, include_withdrawn)
-    return {"number": number, "material_id": material_id,
-            "pages": [_page_view(number, p) for p in pages]}
+    return {"items": [page_view(number, p) for p in pages], "next_cursor": None}
 
 
-@router.get("/{number}/pages", summary="列出案件全部扫描页", response_model=CasePages)
+@router.get("/{number}/pages", summary="列出案件全部扫描页", response_model=PageList)
 def list_case_pages(number: str, session: SessionDep, actor: ActorDep,
                     include_withdrawn: bool = False) -> Any:
     pages = scans.list_pages(session, number, actor, None, include_withdrawn)
-    return {"number": number, "pages": [_page_view(number, p) for p in pages]}
+    return {"items": [page_view(number, p) for p in pages], "next_cursor": None}
 
 
 class PageOrder(BaseModel):
     page_ids: list[int] = Field(description="该材料全部现有页面的 id, 按新顺序")
 
 
-@router.put(PAGES + "/order", summary="调整页面顺序", response_model=MaterialPages, responses=problems(409))
+@router.put(PAGES + "/order", summary="调整页面顺序", response_model=PageList, responses=problems(409))
 def reorder_pages(number: str, material_id: str, body: PageOrder, session: SessionDep, actor: ActorDep,
             response: Response, version: VersionDep) -> Any:
     """调整页面顺序"""
     pages = scans.reorder_pages(session, number, material_id, body.page_ids, actor, version)
     response.headers["ETag"] = f'"{version + 1}"'
-    return {"number": number, "material_id": material_id,
-            "pages": [_page_view(number, p) for p in pages]}
+    return {"items": [page_view(number, p) for p in pages], "next_cursor": None}
 
 
 @router.get(PAGES + "/{page_id:int}", summary="查看扫描页", response_model=Page)
@@ -219,7 +217,7 @@ def get_page(number: str, material_id: str, page_id: int, session: SessionDep, a
     page = next((p for p in pages if p["id"] == page_id), None)
     if page is None:
         raise NotFound(f"材料 {material_id} 没有扫描页 {page_id}")
-    return jsonable_encoder(_page_view(number, page))
+    return jsonable_encoder(page_view(number, page))
 
 
 @router.delete(PAGES + "/{page_id:int}", summary="撤回扫描页 (留痕; 对象待清理)", response_model=Page,
@@ -230,7 +228,7 @@ def withdraw_page(number: str, material_id: str, page_id: int, session: SessionD
     page = scans.withdraw_page(session, number, material_id, page_id, actor,
                                version, comment)
     response.headers["ETag"] = f'"{page["case_version"]}"'
-    return jsonable_encoder(_page_view(number, page))
+    return jsonable_encoder(page_view(number, page))
 
 
 # The bytes as stored (their own media type), or on S3 a redirect to a presigned address.
@@ -272,8 +270,8 @@ def page_thumbnail(number: str, material_id: str, page_id: int, session: Session
 
 @router.get("/{number}/evidence", summary="列出案件证据 (证照、录像)", response_model=EvidenceList)
 def list_evidence(number: str, session: SessionDep, actor: ActorDep) -> Any:
-    return {"number": number,
-            "evidence": [_evidence_view(number, e) for e in scans.list_evidence(session, number, actor)]}
+    return {"items": [_evidence_view(number, e) for e in scans.list_evidence(session, number, actor)],
+            "next_cursor": None}
 
 
 @router.get("/{number}/evidence/{evidence_id:int}/content", summary="下载证据 (记入案件历史)",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import orjson
 from fastapi import Query, Request, Response
 
 from api.deps import ActorDep, SessionDep
 from api.models import EventPage
 from api.routing import Router
+from core import wire
 from engine import events
 
 router = Router(prefix="/api/v1/events", tags=["events"])
@@ -22,8 +22,8 @@ LINK_HEADER = {"Link": {"description": '下一页的地址: <…>; rel="next"', 
 
 
 def json_answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """Encoded by orjson, as the case answers are: every instant with its offset (+00:00)."""
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+    """Encoded as the case answers are (``core.wire``): every instant in the product's zone."""
+    return Response(wire.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def next_link(request: Request, param: str, cursor: str) -> str:

@@ -23,7 +23,7 @@ Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 @router.get("", response_model=ItemList)
 def list_items(session: SessionDep, actor: ActorDep) -> Any:
     """列出事项目录"""
-    return {"items": catalog.list_items(session)}
+    return {"items": catalog.list_items(session), "next_cursor": None}
 
 
 @router.get("/{code}", response_model=ItemDefinition)

@@ -38,6 +38,7 @@ Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 class BadSignature(EngineError):
     status, type, title = 401, "/problems/bad-signature", "签名无效"
+    help = "寄递企业的回调没有带有效的签名 (HMAC), 或时间戳过期。请核对与本平台约定的密钥与签名方式。"
 
 
 class _Body(BaseModel):
@@ -116,7 +117,7 @@ def list_waybills(number: str, session: SessionDep, actor: ActorDep) -> Any:
     case = load_case(session, number)
     require_case_reader(session, actor, case)
     rows = waybills_of(session, case["id"])
-    return {"number": number, "waybills": [waybill_view(session, w) for w in rows]}
+    return {"items": [waybill_view(session, w) for w in rows], "next_cursor": None}
 
 
 @router.get("/api/v1/waybills/{number}/label.pdf", response_class=Response,

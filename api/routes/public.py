@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Query, Request, Response
 
 from api.clientaddr import client_address
-from api.contract import problems
+from api.contract import answer_headers, not_modified, problems
 from api.deps import SessionDep
+from api.etags import IfNoneMatchHeader, digest, matches
+from api.etags import not_modified as not_modified_answer
 from api.models import Health, Progress
 from api.routing import Router
 from api.schemas import Withdrawal
+from core import wire
 from core.settings import get_settings
 from engine import lifecycle, query_guard
 from engine import progress as applicant_progress
@@ -24,6 +27,7 @@ router = Router(tags=["public"])
 
 class RateLimited(EngineError):
     status, type, title = 429, "/problems/rate-limited", "查询过于频繁"
+    help = "短时间内的请求过多。答复的 Retry-After 说明多少秒后可再试, RateLimit 头给出额度。"
 
 
 class SlidingWindow(BoundedWindows):
@@ -44,17 +48,31 @@ def get_health(session: SessionDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/api/v1/progress/{number}", response_model=Progress, responses=problems(429))
+def checked_progress(request: Request, session: SessionDep, number: str, code: str) -> dict[str, Any]:
+    """The progress behind the limiters (per client, per case number): the API's and the page's."""
+    _limit(request)
+    query_guard.check_code(request.app.state.engine, number, code)
+    return applicant_progress.progress(session, number, code)
+
+
+PROGRESS_ETAG = {"ETag": {"description": "进度表示的摘要: 轮询时放入 If-None-Match", "schema": {"type": "string"}}}
+
+
+@router.get("/api/v1/progress/{number}", response_model=Progress,
+            responses={**problems(429), **answer_headers(200, PROGRESS_ETAG), **not_modified(PROGRESS_ETAG)})
 def get_progress(number: str, request: Request, session: SessionDep,
-             code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")]) -> Any:
+                 code: Annotated[str, Query(min_length=6, max_length=32, description="查询码")],
+                 if_none_match: IfNoneMatchHeader = None) -> Any:
 
     """办件进度查询 (申请人凭查询码)
 
     办件进度: status and dates only; a wrong code looks exactly like an unknown number. Limited
     per client and per case number (wrong codes; then 429 with Retry-After for everyone)."""
-    _limit(request)
-    query_guard.check_code(request.app.state.engine, number, code)
-    return applicant_progress.progress(session, number, code)
+    body = wire.dumps(checked_progress(request, session, number, code))
+    etag = f'"{digest(body)}"'  # the code is checked first: a 304 tells nothing to a guesser
+    if matches(if_none_match, etag):
+        return not_modified_answer(etag, "private, no-cache")
+    return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "private, no-cache"})
 
 
 # The query code is the applicant's credential; a 2000-character reason, JSON-escaped, fits.

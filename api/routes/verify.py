@@ -144,7 +144,7 @@ def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict
     if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
         raise Forbidden("本窗口未参与该案件", missing=["counter"])
     rows = certificates.of_case(session, case["id"])
-    return {"number": number, "certificates": [
+    return {"next_cursor": None, "items": [
         {"number": r.number, "title": r.title, "issued_at": r.issued_at, "valid_until": r.valid_until,
          "counter": r.counter_id, "sha256": r.sha256, "revoked": r.revoked_at is not None,
          "pdf": f"/api/v1/certificates/{r.number}/pdf", "verify": f"/verify/{r.number}"}

@@ -17,7 +17,19 @@ from sqlmodel import Session
 
 from api.contract import problems
 from api.deps import ActorDep, SessionDep
-from api.models import RoomClosed, VideoLink
+from api.enums import ParticipantRole, value_of
+from api.models import (
+    InspectionSubmitted,
+    Joined,
+    Left,
+    Page,
+    Room,
+    RoomClosed,
+    RoomList,
+    SessionDescription,
+    VideoLink,
+)
+from api.routes.documents import page_view
 from api.routing import Router
 from api.schemas import NON_BLANK
 from engine import extensions
@@ -55,7 +67,7 @@ class RoomOpen(_Body):
 
 
 class LinkRequest(_Body):
-    role: Literal["clerk", "applicant", "approver", "expert"]
+    role: value_of(ParticipantRole)  # type: ignore[valid-type]
     name: Name
     clerk_id: int | None = Field(default=None, ge=1)
     minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
@@ -109,18 +121,18 @@ def _link_out(request: Request, room: dict[str, Any], token: str, expires: Any, 
 
 
 # -- clerks: rooms and links ---------------------------------------------------------------
-@router.post("/api/v1/cases/{number}/video-rooms", status_code=201)
+@router.post("/api/v1/cases/{number}/video-rooms", status_code=201, response_model=Room)
 def open_room(number: str, session: SessionDep, actor: ActorDep, body: RoomOpen | None = None) -> Any:
     """开启视频会议室"""
     row = rooms.open_room(session, number, actor, (body or RoomOpen()).kind)
-    return rooms.describe(session, row["id"]) if row.get("status") else row
+    return rooms.describe(session, row["id"])
 
 
-@router.get("/api/v1/cases/{number}/video-rooms")
+@router.get("/api/v1/cases/{number}/video-rooms", response_model=RoomList)
 def list_rooms(number: str, session: SessionDep, actor: ActorDep) -> Any:
     """列出办件的视频会议室"""
     require_case_reader(session, actor, load_case(session, number))
-    return {"number": number, "rooms": rooms.rooms_of_case(session, number)}
+    return {"items": rooms.rooms_of_case(session, number), "next_cursor": None}
 
 
 @router.post("/api/v1/video/rooms/{room_id}/links", status_code=201, response_model=VideoLink)
@@ -148,7 +160,7 @@ async def close_room(room_id: str, request: Request, session: SessionDep, actor:
 
 
 # -- participants: signalling and in-room actions ------------------------------------------
-@router.post("/api/v1/video/join")
+@router.post("/api/v1/video/join", response_model=Joined)
 async def join_room(body: JoinBody, request: Request, session: SessionDep) -> Any:
     """凭入会链接加入会议 (SDP offer)"""
     claim = links.verify(body.token)
@@ -161,14 +173,14 @@ async def join_room(body: JoinBody, request: Request, session: SessionDep) -> An
     return out
 
 
-@router.post("/api/v1/video/rooms/{room_id}/views")
+@router.post("/api/v1/video/rooms/{room_id}/views", response_model=SessionDescription)
 async def view_publisher(room_id: str, body: ViewBody, request: Request, key: KeyHeader = None) -> Any:
     """订阅参会者的音视频"""
     hub, room, peer = _participant(request, room_id, key)
     return await hub.view(room, peer, body.publisher, body.sdp, body.type)
 
 
-@router.post("/api/v1/video/rooms/{room_id}/leave")
+@router.post("/api/v1/video/rooms/{room_id}/leave", response_model=Left)
 async def leave_room(room_id: str, request: Request, key: KeyHeader = None,
                 k: Annotated[str | None, Query(max_length=64)] = None) -> Any:
     """离开会议室"""
@@ -178,7 +190,7 @@ async def leave_room(room_id: str, request: Request, key: KeyHeader = None,
     return {"room": room_id, "participant": peer.id, "left": True}
 
 
-@router.post("/api/v1/video/rooms/{room_id}/end")
+@router.post("/api/v1/video/rooms/{room_id}/end", response_model=RoomClosed)
 async def end_room(room_id: str, request: Request, key: KeyHeader = None) -> Any:
     """结束会议 (窗口工作人员)"""
     hub, room, peer = _participant(request, room_id, key)
@@ -188,7 +200,7 @@ async def end_room(room_id: str, request: Request, key: KeyHeader = None) -> Any
     return {"room": room_id, "status": "closed"}
 
 
-@router.post("/api/v1/video/rooms/{room_id}/invites", status_code=201)
+@router.post("/api/v1/video/rooms/{room_id}/invites", status_code=201, response_model=VideoLink)
 async def invite_participant(room_id: str, body: LinkRequest, request: Request, key: KeyHeader = None) -> Any:
 
     """邀请参会者
@@ -207,15 +219,15 @@ async def invite_participant(room_id: str, body: LinkRequest, request: Request, 
     return _link_out(request, row, token, expires, body.role)
 
 
-@router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201)
+@router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201, response_model=Page)
 async def capture_still(room_id: str, body: CaptureBody, request: Request, key: KeyHeader = None) -> Any:
     """拍照留证 (存为材料扫描页)"""
     hub, room, peer = _participant(request, room_id, key)
     await hub.db(room.engine, rooms.admit_for_action, room_id)
-    return await hub.capture(room, peer, body.participant, body.material_id)
+    return page_view(room.number, await hub.capture(room, peer, body.participant, body.material_id))
 
 
-@router.post("/api/v1/video/rooms/{room_id}/inspection")
+@router.post("/api/v1/video/rooms/{room_id}/inspection", response_model=InspectionSubmitted)
 async def submit_inspection(room_id: str, body: InspectionBody, request: Request,
                             key: KeyHeader = None) -> Any:
     """提交远程踏勘结果"""

@@ -11,6 +11,7 @@ type Stale = Trigger["responses"]["412"]["content"]["application/problem+json"];
 type Queue = paths["/api/v1/cases"]["get"]["responses"]["200"]["content"]["application/json"];
 type Progress = paths["/api/v1/progress/{number}"]["get"]["responses"]["200"]["content"]["application/json"];
 type Problem = components["schemas"]["Problem"];
+type TriggerBody = components["schemas"]["TriggerBody"];
 
 const base = process.env.TONGBAN_URL ?? "";
 const token = (who: string): string => process.env[who] ?? "";
@@ -29,7 +30,8 @@ async function call<T>(method: string, path: string, who: string | null, init: {
 async function main(): Promise<void> {
   const body: CreateBody = {
     item_code: "FGSFZRBG", competent_region: "370211",
-    applicant: { name: "青岛某某贸易有限公司", kind: "company" },
+    applicant: { name: "青岛某某贸易有限公司黄岛分公司", kind: "company", id_number: "91370211061338419U",
+                 address: "山东省青岛市黄岛区长江中路 216 号" },
     materials: { application: "received", power_of_attorney: "received", appointment_docs: "received", license: "received" },
   };
   const c: Created = await call<Created>("POST", "/api/v1/cases", "WANG", { body }, 201);
@@ -44,17 +46,23 @@ async function main(): Promise<void> {
   const stale: Stale = await call<Stale>("POST", `/api/v1/cases/${num}/triggers/approve`, "LI", { ifMatch: c.version }, 412);
   const current: number | undefined = stale.current_version;
   let v: number = fwd.version;
+  // 核准 carries what the 分公司营业执照 states; the approve trigger's certificate_fields name them.
+  const asked: string[] = (fwd.triggers.find((t) => t.trigger === "approve")?.certificate_fields ?? []).map((f) => f.id);
+  const licence: Record<string, string> = { company_type: "有限责任公司分公司", head: "张建国",
+    head_id_number: "11010519491231002X", established_on: "2019-03-18", scope: "日用百货销售" };
+  const bodies: Record<string, TriggerBody | undefined> = { approve: { data: { certificate: licence } } };
   for (const [trigger, who] of [["approve", "LI"], ["issue", "LI"], ["hand_over", "WANG"]] as const) {
-    const next: CaseView = await call<CaseView>("POST", `/api/v1/cases/${num}/triggers/${trigger}`, who, { ifMatch: v });
+    const next: CaseView = await call<CaseView>("POST", `/api/v1/cases/${num}/triggers/${trigger}`, who,
+                                                { ifMatch: v, body: bodies[trigger] });
     v = next.version;
   }
   const invalid: Problem = await call<Problem>("POST", "/api/v1/cases", "WANG",
                                                { body: { ...body, competent_region: "12" } }, 422);
   const fields: string[] = (invalid.errors ?? []).map((e) => e.field);
   const p: Progress = await call<Progress>("GET", `/api/v1/progress/${num}?code=${queryCode}`, null);
-  const status: string = p.status;
+  const status: string = p.status.label;
   const finished: string | null = p.finished_at;
-  console.log(JSON.stringify({ num, state, code, holders, queued, current, v, fields, status, finished,
+  console.log(JSON.stringify({ num, state, code, holders, queued, current, v, fields, status, finished, asked,
                                steps: p.steps.map((s) => s.label) }));
 }
 
