@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import yaml
 from sqlmodel import Session
 
+from engine import idcodes
 from engine.errors import Forbidden, InvalidInput
 from states.schema import ItemDefinition
 from storage.tables import Clerk, Counter, CounterItem, Region, Unit
@@ -33,7 +34,10 @@ def load_alliance(session: Session, path: Path) -> dict[str, Any]:
     session.flush()
     scheme = doc.get("document_numbers") or {}
     by_id: dict[str, Unit] = {}
-    for u in doc.get("units", []):
+    for i, u in enumerate(doc.get("units", [])):
+        # The code is printed on every notice the unit issues: a wrong one is refused at load.
+        if problem := idcodes.credit_code_problem(str(u["code"])):
+            raise InvalidInput(f"units[{i}].code", f"成员单位「{u['name']}」: {problem}")
         words = {**(scheme.get("words") or {}), **(u.get("words") or {})}
         by_id[u["id"]] = session.merge(Unit(
             id=u["id"], name=u["name"], code=str(u["code"]), region_code=str(u["region"]), doc_abbr=u["abbr"],

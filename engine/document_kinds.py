@@ -82,7 +82,8 @@ def acceptance(step: Step) -> dict[str, Any]:
     return {"accepted_on": cn_date(local_date(case["accepted_at"]) if case.get("accepted_at") else None),
             "promised_due": cn_date(case.get("promised_due")), "legal_due": cn_date(case.get("legal_due")),
             "promised_days": step.item.definition.limits.promised_days,
-            "legal_days": step.item.definition.limits.legal_days}
+            "legal_days": step.item.definition.limits.legal_days,
+            "provisional": bool(case.get("deadline_provisional"))}
 
 
 def _outcome(step: Step) -> str | None:
@@ -155,7 +156,7 @@ def extension(step: Step) -> dict[str, Any]:
     data = step.event.get("data") or {}
     return {"days": data.get("days"), "legal_due_before": _iso_cn(data.get("legal_due_before")),
             "legal_due": _iso_cn(data.get("legal_due")), "approver": data.get("approver", step.actor.name),
-            "reasons": _reasons(step)}
+            "reasons": _reasons(step), "provisional": bool(step.case.get("deadline_provisional"))}
 
 
 def _iso_cn(text: str | None) -> str:

@@ -222,12 +222,6 @@ def document(session: Session, doc_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def by_number(session: Session, case_id: int, number: str) -> dict[str, Any] | None:
-    row = session.execute(sa.select(T_DOC).where(T_DOC.c.case_id == case_id, T_DOC.c.number == number)
-                          ).mappings().first()
-    return dict(row) if row is not None else None
-
-
 def list_for_case(session: Session, case_id: int) -> list[dict[str, Any]]:
     """The case's notices and certificates in issue order: kind, number, title, issued_at, sha256,
     and where the bytes are (``evidence_id`` for notices, ``bucket``/``key`` for certificates).
@@ -244,8 +238,3 @@ def list_for_case(session: Session, case_id: int) -> list[dict[str, Any]]:
     out = [dict(r) for r in docs] + [{**dict(r), "kind": "certificate", "evidence_id": None} for r in certs]
     out.sort(key=lambda r: (r["issued_at"], r["kind"] == "certificate", r["id"]))
     return out
-
-
-def find(session: Session, case_id: int, number: str) -> dict[str, Any] | None:
-    """One entry of ``list_for_case`` by its number (a notice's 文号 or a certificate's 编号)."""
-    return next((d for d in list_for_case(session, case_id) if d["number"] == number), None)

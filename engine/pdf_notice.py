@@ -37,7 +37,7 @@ MARGIN = 25 * mm
 ALIGN = {"right": TA_RIGHT, "center": TA_CENTER}
 
 
-def _style(font: str, size: float, *, align: int = TA_JUSTIFY, indent: float = 0, leading: float = 1.7,
+def _style(font: str, size: float, *, align: int = TA_JUSTIFY, indent: float = 0, leading: float = 1.6,
            space_after: float = 2) -> ParagraphStyle:
     return ParagraphStyle("n", fontName=font, fontSize=size, leading=size * leading, alignment=align,
                           firstLineIndent=indent, wordWrap="CJK", spaceAfter=space_after * mm)
@@ -55,7 +55,7 @@ class Signature(Flowable):
     def __init__(self, font: str, unit: str, date: str, seal: str) -> None:
         super().__init__()
         self.font, self.unit, self.date, self.seal = font, unit, date, seal
-        self.height = SEAL_MM * mm + 4 * mm
+        self.height = SEAL_MM * mm
 
     def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
         self.width = avail_width
@@ -115,7 +115,7 @@ def flowables(layout: ET.Element, font: str, avail: float) -> list[Any]:
         elif tag == "table":
             out += [_table(el, font, avail), Spacer(1, 3 * mm)]
         elif tag == "signature":
-            out.append(KeepTogether([Spacer(1, 4 * mm), Signature(font, el.get("unit") or "", el.get("date") or "",
+            out.append(KeepTogether([Spacer(1, 2 * mm), Signature(font, el.get("unit") or "", el.get("date") or "",
                                                                    el.get("seal", el.get("unit") or ""))]))
         elif tag == "spacer":
             out.append(Spacer(1, float(el.get("mm") or 5) * mm))

@@ -44,6 +44,17 @@ def test_a_directory_without_units_still_loads(db: sa.Engine, tmp_path: Path) ->
         assert directory.unit_of_counter(s, "c1") is None
 
 
+def test_a_unit_with_a_wrong_credit_code_is_refused(db: sa.Engine, tmp_path: Path) -> None:
+    from engine.errors import InvalidInput
+    f = tmp_path / "alliance.yaml"
+    f.write_text('regions: [{code: "370100", name: 济南}]\n'
+                 'units: [{id: u1, name: 某局, code: "11370100MB2840126J", region: "370100", abbr: 某}]\n',
+                 encoding="utf-8")
+    with pytest.raises(InvalidInput) as e, session_scope(db) as s:
+        directory.load_alliance(s, f)
+    assert e.value.extra["errors"][0]["field"] == "units[0].code" and "第 18 位应为 H" in e.value.detail
+
+
 def test_numbers_follow_the_units_scheme_per_word_and_year(units: sa.Engine) -> None:
     with session_scope(units) as s:
         assert docnumbers.allocate(s, "qdxh-shenpi", "acceptance", 2026) == "青西审受〔2026〕00001号"

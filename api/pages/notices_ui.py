@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from api.deps import SessionDep
 from api.pages import case_page, web
 from api.routing import Router
-from engine import scans
+from engine import documents, documents_read, scans
 
 router = Router(pages=True)
 
@@ -29,3 +29,19 @@ def print_document(number: str, evidence_id: int, request: Request, session: Ses
     return StreamingResponse(d.stream, media_type=d.media_type, headers={
         "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff", "ETag": f'"{d.sha256}"',
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(d.filename)}.pdf"})
+
+
+@router.get("/ui/cases/{number}/print/{kind}")
+def print_latest(number: str, kind: str, request: Request, session: SessionDep) -> Response:
+    """The newest notice of a kind (the 收件凭证 right after intake): its PDF once drawn, else a
+    page that says so and looks again in a few seconds."""
+    actor = web.require_actor(request, session)
+    ready = [d for d in documents_read.with_evidence(session, number, actor) if d["kind"] == kind]
+    if ready and ready[-1]["evidence_id"]:
+        return RedirectResponse(f"/ui/cases/{quote(number)}/evidence/{ready[-1]['evidence_id']}", status_code=303)
+    detail = "文书正在制作, 请稍候 (页面将自动刷新)" if ready else "该办件尚无此类文书"
+    page = web.render(request, "error.html", actor, status_code=202 if ready else 404,
+                      title=documents.title_of(kind), detail=detail)
+    if ready:
+        page.headers["Refresh"] = "3"
+    return page
