@@ -102,7 +102,7 @@ def worker(
     prefect = [sys.executable, "-m", "prefect"]
     if deploy:
         from flows.deploy import deploy as register
-        from flows.deploy import ensure_pool
+        from flows.deploy import ensure_pool, ensure_sweep
 
         api = os.environ.get("PREFECT_API_URL")
         if not api:
@@ -112,9 +112,20 @@ def worker(
         if not register(api, [f"drain-outbox/{pool}"]):
             typer.echo(f"错误: prefect.yaml 中没有部署 drain-outbox/{pool}", err=True)
             raise typer.Exit(1)
+        if ensure_sweep(api, pool):
+            typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
     typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process")
     os.chdir(ROOT)
     os.execv(sys.executable, [*prefect, "worker", "start", "--pool", pool, "--type", "process"])
+
+
+@app.command("prefect", context_settings={"allow_extra_args": True,
+                                        "ignore_unknown_options": True})
+def prefect_server(ctx: typer.Context) -> None:
+    """运行 Prefect 命令 (含与 SQLAlchemy 2.1 的兼容修正), 例如 tongban prefect server start。"""
+    from flows.prefect_server import main as prefect_main
+
+    prefect_main(list(ctx.args))
 
 
 @app.command()

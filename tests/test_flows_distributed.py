@@ -4,6 +4,8 @@ A case taken in at Jinan (370100, pool counter-370100) and handled at Qingdao We
 (370211, pool counter-370211) has its hand-off and certificate jobs run by Qingdao's worker,
 and its result is mailed. A worker killed in the middle of the certificate job leaves nothing
 behind; the job is retried once its lease runs out, and there is still exactly one certificate.
+With no dispatcher running, Prefect's own scheduler starts the drain and the deadline sweep, and
+the server's log shows no error all along.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from api.app import create_app
 from core.settings import ROOT
 from engine.delivery import sign
 from engine.demo import seed
-from flows.deploy import deploy
+from flows.deploy import SWEEP, deploy, ensure_sweep
 from flows.dispatch import Dispatcher
 from storage import migrate
 from storage.db import make_engine, session_scope
@@ -37,7 +39,8 @@ from storage.db import make_engine, session_scope
 pytestmark = pytest.mark.postgres
 A, B = "370100", "370211"
 BASE = PG_URL.rsplit("/", 1)[0]
-CASES_DB, PREFECT_DB = "tb_flows_cases", "tb_flows_prefect"
+_DB = PG_URL.rsplit("/", 1)[1]
+CASES_DB, PREFECT_DB = f"{_DB}_flows_cases", f"{_DB}_flows_prefect"
 LEASE = 8
 
 
@@ -80,7 +83,8 @@ class Cluster:
         self.api = f"http://127.0.0.1:{self.port}/api"
         self.cases_url = f"{BASE}/{CASES_DB}"
         self.env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": self.api,
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "true",
+                    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
                     "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
                     "TONGBAN_DATABASE_URL": self.cases_url,
                     "TONGBAN_OBJECT_DIR": str(tmp / "objects"),
@@ -99,9 +103,9 @@ class Cluster:
                f"{BASE.replace('+psycopg', '+asyncpg')}/{PREFECT_DB}"}
         log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
         self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+            [sys.executable, "-m", "flows.prefect_server", "server", "start", "--host", "127.0.0.1",
              "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True))
+            cwd=ROOT, start_new_session=True))
         if not wait_healthy(f"{self.api}/health", 120, interval=0.5):
             raise AssertionError((self.tmp / "server.log").read_text()[-3000:])
 
@@ -137,11 +141,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
             c.prefect("work-pool", "create", f"counter-{region}", "--type", "process")
         deployed = deploy(c.api, [f"drain-outbox/counter-{A}", f"drain-outbox/counter-{B}"])
         assert len(deployed) == 2
+        assert ensure_sweep(c.api, f"counter-{B}") == f"counter-{B}"  # as `tongban worker` does
         for region in (A, B):
             c.start_worker(region)
         app = create_app(engine)
         with TestClient(app) as client:
             yield c, Demo(engine, client, tokens)
+        assert server_errors(c) == []  # through every test: kills, retries and schedules
     finally:
         c.stop()
         engine.dispose()
@@ -182,6 +188,56 @@ def flow_run(c: Cluster, flow_run_id: str) -> dict[str, Any]:
 APPLICANT = {"name": "青岛某某酒店管理有限公司", "kind": "person", "phone": "13700137000",
              "address": "山东省青岛市黄岛区滨海大道 88 号"}
 
+
+def server_errors(c: Cluster) -> list[str]:
+    """Lines of the Prefect server's log that report an error (any service, the API, the UI)."""
+    lines = (c.tmp / "server.log").read_text(errors="replace").splitlines()
+    return [ln for ln in lines if "| ERROR" in ln or "Traceback" in ln or "CRITICAL" in ln]
+
+
+def deployment(c: Cluster, name: str) -> dict[str, Any]:
+    return httpx.get(f"{c.api}/deployments/name/{name}").raise_for_status().json()
+
+
+def test_prefect_schedules_drain_and_sweep_with_no_dispatcher(cluster) -> None:  # type: ignore[no-untyped-def]
+    c, demo = cluster
+    assert httpx.get(f"http://127.0.0.1:{c.port}/").status_code == 200  # the UI is served too
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)
+    n = case["number"]
+    demo.fire("王芳", n, "accept")  # forwarded to B: its hand-off job waits in B's outbox
+    job_sql = ("SELECT o.status FROM outbox o JOIN cases k ON k.id = o.case_id "
+               "WHERE k.number = :n AND o.job = 'handoff'")
+    # Nobody dispatches (this test runs first: no dispatcher has started a run yet): the drain's
+    # 60 s interval schedule is all there is.
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and one(demo, job_sql, n=n)[0] != "done":
+        time.sleep(1)
+    assert one(demo, job_sql, n=n)[0] == "done", server_errors(c)
+    runs = task_runs(c, f"{n} · handoff")
+    assert [r["state_type"] for r in runs] == ["COMPLETED"]
+    fr = flow_run(c, runs[0]["flow_run_id"])
+    assert fr["deployment_id"] == deployment(c, f"drain-outbox/counter-{B}")["id"]
+    assert fr["auto_scheduled"] and fr["created_by"]["type"] == "SCHEDULE", \
+        {k: fr[k] for k in ("auto_scheduled", "created_by", "created", "expected_start_time")}
+    # The sweep, registered on a pool with a worker, runs from its schedule too. Its own is
+    # hourly (cron 5 * * * *, Beijing time): a short one is added until one run has finished.
+    sweep = deployment(c, SWEEP)
+    assert sweep["work_pool_name"] == f"counter-{B}"
+    r = httpx.post(f"{c.api}/deployments/{sweep['id']}/schedules",
+                   json=[{"schedule": {"interval": 5}, "active": True}])
+    r.raise_for_status()
+    try:
+        deadline = time.monotonic() + 90
+        done: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not done:
+            time.sleep(1)
+            done = httpx.post(f"{c.api}/flow_runs/filter", json={"flow_runs": {
+                "deployment_id": {"any_": [sweep["id"]]},
+                "state": {"type": {"any_": ["COMPLETED"]}}}}).raise_for_status().json()
+    finally:
+        httpx.delete(f"{c.api}/deployments/{sweep['id']}/schedules/{r.json()[0]['id']}")
+    assert done and done[0]["created_by"]["type"] == "SCHEDULE", server_errors(c)
+    assert server_errors(c) == []
 
 def test_case_taken_in_at_a_and_handled_at_b_runs_on_b_and_is_mailed(cluster) -> None:  # type: ignore[no-untyped-def]
     c, demo = cluster
@@ -239,3 +295,4 @@ def test_killing_a_worker_mid_job_retries_and_issues_exactly_one_certificate(clu
     assert one(demo, "SELECT count(*) FROM job_effects WHERE job_id = :j", j=job_id)[0] == 1
     runs = task_runs(c, f"{n} · issue_certificate")
     assert len(runs) == 2 and sum(r["state_type"] == "COMPLETED" for r in runs) == 1
+
