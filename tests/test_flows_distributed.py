@@ -175,10 +175,18 @@ def one(demo: Demo, sql: str, **params: Any) -> Any:
         return conn.execute(sa.text(sql), params).first()
 
 
-def task_runs(c: Cluster, name: str) -> list[dict[str, Any]]:
-    r = httpx.post(f"{c.api}/task_runs/filter", json={"task_runs": {"name": {"like_": name}}})
-    r.raise_for_status()
-    return r.json()
+def task_runs(c: Cluster, name: str, timeout: float = 20) -> list[dict[str, Any]]:
+    """The task runs so named, once each has a final state: workers report task-run states as
+    events, which the server's recorder writes a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.post(f"{c.api}/task_runs/filter", json={"task_runs": {"name": {"like_": name}}})
+        r.raise_for_status()
+        runs = r.json()
+        final = all(t["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for t in runs)
+        if (runs and final) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
 
 
 def flow_run(c: Cluster, flow_run_id: str) -> dict[str, Any]:
