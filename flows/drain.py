@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
 from engine import anchors, deadlines, idempotency
-from flows import jobs
-from flows.outbox import claim
+from flows import jobs, stopping
+from flows.outbox import claim, release
 from storage import db
 from storage.rows import OutboxJobRow
 
@@ -47,7 +47,10 @@ def _run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
     """
     done = failed = 0
     tagged = get_settings().job_task_tags
-    for job in claimed:
+    for i, job in enumerate(claimed):
+        if stopping.requested():  # the worker is stopping: the rest go back, uncounted
+            release(get_engine(), [j["id"] for j in claimed[i:]])
+            break
         named = run_job.with_options(task_run_name=f"{job['number']} · {job['job']}")
         ctx = (tags(f"region:{job['region_code']}", f"item:{job['item_code']}", f"job:{job['job']}")
                if tagged else nullcontext())
@@ -65,14 +68,17 @@ def drain_outbox(region: str, limit: int | None = None, rounds: int = 20) -> dic
     """Claim and run the region's pending jobs, batch after batch (follow-ups join the next one)."""
     engine = get_engine()
     size = limit or get_settings().job_batch_size
-    total = {"claimed": 0, "done": 0, "failed": 0, "region": region}
-    for _ in range(rounds):
-        claimed = claim(engine, region, size)
-        if not claimed:
-            break
-        for k, v in _run_claimed(claimed).items():
-            total[k] += v
-    return total
+    total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "region": region}
+    with stopping.stop_on_sigterm():
+        for _ in range(rounds):
+            if stopping.requested():
+                break
+            claimed = claim(engine, region, size)
+            if not claimed:
+                break
+            for k, v in _run_claimed(claimed).items():
+                total[k] += v
+    return total | {"stopped": stopping.requested()}
 
 
 @flow(name="run-job")

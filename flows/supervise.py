@@ -1,0 +1,79 @@
+"""``tongban worker``'s process: Prefect's worker as a child, stopped cleanly on SIGTERM.
+
+Prefect's process worker does not exit on SIGTERM, and its flow runs are processes of their own.
+On SIGTERM (or SIGINT) this freezes the Prefect worker (SIGSTOP: it starts no new flow run), sends
+SIGTERM to each flow-run process (``flows.stopping``: the job in hand finishes or is handed back,
+the rest of the batch is released), waits for them, then kills what is left and exits: within
+``worker_stop_seconds``. Nothing then waits for a lease: the lease (``job_lease_seconds``) only
+matters for a worker that died without a SIGTERM (SIGKILL, power, network).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core.settings import ROOT, get_settings
+
+
+def _children() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            out.setdefault(ppid, []).append(int(d.name))
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    children, out, todo = _children(), [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited already
+
+
+def run_worker(pool: str) -> int:
+    """Run ``prefect worker start`` for ``pool`` until it exits or a stop is asked for."""
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
+                             "--type", "process"], cwd=ROOT, start_new_session=True)
+    stop = threading.Event()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda *_: stop.set())
+    while proc.poll() is None and not stop.wait(0.5):
+        pass
+    if not stop.is_set():
+        return proc.returncode or 0
+    deadline = time.monotonic() + get_settings().worker_stop_seconds - 0.5
+    _signal([proc.pid], signal.SIGSTOP)
+    runs = _children().get(proc.pid, [])
+    _signal(runs, signal.SIGTERM)
+    while any(_alive(p) for p in runs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal([*_descendants(proc.pid), proc.pid], signal.SIGKILL)
+    proc.wait()
+    return 0
