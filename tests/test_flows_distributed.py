@@ -304,3 +304,68 @@ def test_killing_a_worker_mid_job_retries_and_issues_exactly_one_certificate(clu
     runs = task_runs(c, f"{n} · issue_certificate")
     assert len(runs) == 2 and sum(r["state_type"] == "COMPLETED" for r in runs) == 1
 
+
+
+def _start_drain(c: Cluster, region: str) -> None:
+    dep = deployment(c, f"drain-outbox/counter-{region}")["id"]
+    httpx.post(f"{c.api}/deployments/{dep}/create_flow_run",
+               json={"parameters": {"region": region}}).raise_for_status()
+
+
+def _jobs_of(demo: Demo, n: str) -> dict[str, tuple[str, int]]:
+    with demo.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT o.job, o.status, o.attempts FROM outbox o JOIN cases k ON k.id = o.case_id "
+            "WHERE k.number = :n AND o.job IN ('handoff', 'notify_applicant')"), {"n": n}).all()
+    return {r.job: (r.status, r.attempts) for r in rows}
+
+
+def _sigterm_when_running(c: Cluster, demo: Demo, n: str, pause: str) -> tuple[float, str]:
+    """Start `tongban worker` for B with jobs that take ``pause`` s, SIGTERM it while the hand-off
+    is in hand; returns how long it took to exit and its output."""
+    log = c.tmp / f"tongban-worker-{n}-{pause}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "worker", "--region", B, "--no-deploy"], cwd=ROOT,
+        env={**c.env, "TONGBAN_PUBLIC_BASE_URL": "https://tongban.example.gov.cn",
+             "TONGBAN_OBJECT_DIR_SHARED": "true", "TONGBAN_JOB_PAUSE_SECONDS": pause},
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    c.procs.append(proc)
+    _start_drain(c, B)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and _jobs_of(demo, n).get("handoff", ("", 0))[0] != "running":
+        time.sleep(0.2)
+    assert _jobs_of(demo, n)["handoff"][0] == "running", (_jobs_of(demo, n), log.read_text()[-2000:])
+    time.sleep(1)  # inside the hand-off's transaction now
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+    return time.monotonic() - t0, log.read_text(errors="replace")
+
+
+def test_sigterm_stops_a_worker_within_10s_and_no_job_is_lost_or_doubled(cluster) -> None:  # type: ignore[no-untyped-def]
+    c, demo = cluster
+    _kill_tree(c.workers[B])
+    # A job that finishes within the grace: it is done, the batch's next job goes back.
+    first = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)["number"]
+    demo.fire("王芳", first, "accept")
+    took, out = _sigterm_when_running(c, demo, first, pause="2")
+    assert took < 10, (took, out)
+    assert _jobs_of(demo, first) == {"handoff": ("done", 1), "notify_applicant": ("pending", 0)}, out
+    # A job that outlives the grace: rolled back and handed back, uncounted, like the rest.
+    second = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)["number"]
+    demo.fire("王芳", second, "accept")
+    took, out = _sigterm_when_running(c, demo, second, pause="60")
+    assert took < 10, (took, out)
+    assert _jobs_of(demo, second) == {"handoff": ("pending", 0), "notify_applicant": ("pending", 0)}, out
+    assert one(demo, "SELECT count(*) FROM job_leases")[0] == 0
+    # A worker again: every job runs, once.
+    c.start_worker(B)
+    settle(c, demo, lambda: all(v[0] == "done" for n in (first, second) for v in _jobs_of(demo, n).values()))
+    for n in (first, second):
+        assert {j: a for j, (_, a) in _jobs_of(demo, n).items()} == {"handoff": 1, "notify_applicant": 1}
+        assert one(demo, "SELECT count(*) FROM job_effects e JOIN outbox o ON o.id = e.job_id "
+                         "JOIN cases k ON k.id = o.case_id WHERE k.number = :n AND o.job IN "
+                         "('handoff', 'notify_applicant')", n=n)[0] == 2

@@ -151,3 +151,20 @@ def test_a_job_failed_for_good_is_notified_listed_and_retried(demo: Demo) -> Non
     assert _job(demo, job) == ("pending", 0)
     assert failed_jobs.retry(demo.engine, [job]) == []  # pending now: nothing to retry
     assert [j["id"] for j in claim(demo.engine, "370211", 10, job_ids=[job])] == [job]
+
+
+@pytest.mark.parametrize("role", ["worker", "dispatcher"])
+def test_the_shipped_role_files_satisfy_their_role(role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dotenv import dotenv_values
+
+    from core.settings import ROOT
+
+    env = {k: v for k, v in dotenv_values(ROOT / "deploy" / f"{role}.env").items() if v is not None}
+    assert problems(role, _settings(monkeypatch, env), env) == []
+    # And each one of them is needed: drop any, and the role names it.
+    for key in env:
+        if key.startswith("TONGBAN_S3_SECURE"):
+            continue
+        less = {k: v for k, v in env.items() if k != key}
+        assert any(p.startswith(key) or "TONGBAN_OBJECT_STORE" in p
+                   for p in problems(role, _settings(monkeypatch, less), less)), key
