@@ -111,6 +111,7 @@ def _role_settings(role: str, env_file: Path | None) -> None:
 def worker(
     region: Annotated[str, typer.Option(help="行政区划代码; 工作池为 counter-<region>")],
     deploy: Annotated[bool, typer.Option(help="先创建工作池并按 prefect.yaml 部署本地区的流程")] = True,
+    listen: Annotated[bool, typer.Option(help="同时运行常驻任务执行器 (PostgreSQL LISTEN/NOTIFY, 亚秒级接件)")] = True,
     env_file: EnvFile = None,
 ) -> None:
     """运行一个地区的 Prefect 工作进程 (分布式模式)。SIGTERM: 手头任务完成或交还后退出 (10 秒内)。"""
@@ -137,7 +138,7 @@ def worker(
         if ensure_sweep(api, pool):
             typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
     typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process")
-    raise typer.Exit(run_worker(pool))
+    raise typer.Exit(run_worker(pool, region, listen))
 
 
 @app.command("prefect", context_settings={"allow_extra_args": True,

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # handed back (the worker exits within worker_stop_seconds whatever happens).
     job_stop_grace_seconds: float = 6.0
     worker_stop_seconds: float = 9.0
+    # The long-running drainer (flows.listen): a drain without a notification this often (jobs
+    # whose lease ran out), and a fresh flow run after this many hours.
+    listen_poll_seconds: float = 5.0
+    listen_max_hours: float = 24.0
     # A local object folder (object_store "local") that every node mounts: lets a worker start
     # without S3 (one host, or a shared file system).
     object_dir_shared: bool = False

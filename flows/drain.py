@@ -38,7 +38,7 @@ def run_job(job: OutboxJobRow) -> dict[str, Any]:
     return jobs.run(get_engine(), job)
 
 
-def _run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
+def run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
     """Run claimed jobs one task run each, in claim order (a case's jobs keep their order).
 
     Sequential on purpose: measured on 2 cores, threads only made the API the bottleneck. Tags
@@ -76,7 +76,7 @@ def drain_outbox(region: str, limit: int | None = None, rounds: int = 20) -> dic
             claimed = claim(engine, region, size)
             if not claimed:
                 break
-            for k, v in _run_claimed(claimed).items():
+            for k, v in run_claimed(claimed).items():
                 total[k] += v
     return total | {"stopped": stopping.requested()}
 
@@ -84,7 +84,7 @@ def drain_outbox(region: str, limit: int | None = None, rounds: int = 20) -> dic
 @flow(name="run-job")
 def run_single_job(job_id: str) -> dict[str, Any]:
     """One flow run for one job (the unbatched baseline of bench/bench_jobs.py)."""
-    return _run_claimed(claim(get_engine(), None, 1, job_ids=[job_id]))
+    return run_claimed(claim(get_engine(), None, 1, job_ids=[job_id]))
 
 
 @flow(name="deadline-sweep")

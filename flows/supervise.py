@@ -1,11 +1,16 @@
-"""``tongban worker``'s process: Prefect's worker as a child, stopped cleanly on SIGTERM.
+"""``tongban worker``'s process: Prefect's worker and the region's long-running drainer as
+children, stopped cleanly on SIGTERM.
 
-Prefect's process worker does not exit on SIGTERM, and its flow runs are processes of their own.
-On SIGTERM (or SIGINT) this freezes the Prefect worker (SIGSTOP: it starts no new flow run), sends
-SIGTERM to each flow-run process (``flows.stopping``: the job in hand finishes or is handed back,
-the rest of the batch is released), waits for them, then kills what is left and exits: within
-``worker_stop_seconds``. Nothing then waits for a lease: the lease (``job_lease_seconds``) only
-matters for a worker that died without a SIGTERM (SIGKILL, power, network).
+The drainer (``flows.listen``, unless ``listen=False``) takes jobs as they commit; Prefect's
+process worker runs the scheduled and dispatched drains (the safety net) and the deadline sweep.
+Prefect's worker does not exit on SIGTERM, and its flow runs are processes of their own. On
+SIGTERM (or SIGINT) this freezes the Prefect worker (SIGSTOP: it starts no new flow run), sends
+SIGTERM to the drainer and to each flow-run process (``flows.stopping``: the job in hand finishes
+or is handed back, the rest of the batch is released), waits for them, then kills what is left
+and exits: within ``worker_stop_seconds``. Nothing then waits for a lease: the lease
+(``job_lease_seconds``) only matters for a worker that died without a SIGTERM (SIGKILL, power,
+network). A drainer that ends (its flow run's ``listen_max_hours``, or a lost connection) is
+started again.
 """
 
 from __future__ import annotations
@@ -57,23 +62,36 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited already
 
 
-def run_worker(pool: str) -> int:
-    """Run ``prefect worker start`` for ``pool`` until it exits or a stop is asked for."""
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-                             "--type", "process"], cwd=ROOT, start_new_session=True)
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, start_new_session=True)
+
+
+def run_worker(pool: str, region: str, listen: bool = True) -> int:
+    """Run ``prefect worker start`` for ``pool`` (and the region's drainer) until the Prefect
+    worker exits or a stop is asked for."""
+    proc = _spawn("prefect", "worker", "start", "--pool", pool, "--type", "process")
+    drainer = _spawn("flows.listen", "--region", region) if listen else None
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda *_: stop.set())
     while proc.poll() is None and not stop.wait(0.5):
-        pass
+        if drainer is not None and drainer.poll() is not None:
+            drainer = _spawn("flows.listen", "--region", region)
     if not stop.is_set():
+        if drainer is not None:
+            _signal([drainer.pid, *_descendants(drainer.pid)], signal.SIGKILL)
         return proc.returncode or 0
     deadline = time.monotonic() + get_settings().worker_stop_seconds - 0.5
     _signal([proc.pid], signal.SIGSTOP)
-    runs = _children().get(proc.pid, [])
+    runs = [*_children().get(proc.pid, []), *([drainer.pid] if drainer is not None else [])]
     _signal(runs, signal.SIGTERM)
     while any(_alive(p) for p in runs) and time.monotonic() < deadline:
         time.sleep(0.1)
-    _signal([*_descendants(proc.pid), proc.pid], signal.SIGKILL)
+    rest = [*_descendants(proc.pid), proc.pid]
+    if drainer is not None:
+        rest += [*_descendants(drainer.pid), drainer.pid]
+    _signal(rest, signal.SIGKILL)
     proc.wait()
+    if drainer is not None:
+        drainer.wait()
     return 0
