@@ -306,6 +306,40 @@ def test_killing_a_worker_mid_job_retries_and_issues_exactly_one_certificate(clu
 
 
 
+def test_a_listening_drainer_takes_forwarded_cases_in_under_a_second(cluster) -> None:  # type: ignore[no-untyped-def]
+    c, demo = cluster
+    log = c.tmp / "listen.log"
+    proc = subprocess.Popen([sys.executable, "-m", "flows.listen", "--region", B], cwd=ROOT, env=c.env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    c.procs.append(proc)
+    job_sql = ("SELECT o.status FROM outbox o JOIN cases k ON k.id = o.case_id "
+               "WHERE k.number = :n AND o.job = 'handoff'")
+
+    def forward() -> tuple[str, float]:
+        n = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)["number"]
+        demo.fire("王芳", n, "accept")  # committed: PostgreSQL notifies B's drainer now
+        t = time.monotonic()
+        while one(demo, job_sql, n=n)[0] != "done" and time.monotonic() - t < 60:
+            time.sleep(0.01)
+        return n, time.monotonic() - t
+
+    _, warm = forward()  # the flow run starts and loads the job modules
+    assert warm < 60, log.read_text()[-2000:]
+    timed = [forward() for _ in range(5)]
+    took = sorted(t for _, t in timed)
+    assert took[2] < 1.0 and took[-1] < 3.0, (took, log.read_text()[-2000:])  # nobody dispatched
+    runs = task_runs(c, f"{timed[0][0]} · handoff")
+    assert [r["state_type"] for r in runs] == ["COMPLETED"]
+    fr = flow_run(c, runs[0]["flow_run_id"])
+    flow = httpx.get(f"{c.api}/flows/{fr['flow_id']}").raise_for_status().json()
+    assert flow["name"] == "drain-listen" and fr["state_type"] == "RUNNING"  # one run, staying up
+    assert {flow_run(c, task_runs(c, f"{n} · handoff")[0]["flow_run_id"])["id"] for n, _ in timed} == {fr["id"]}
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    assert time.monotonic() - t0 < 10
+
+
 def _start_drain(c: Cluster, region: str) -> None:
     dep = deployment(c, f"drain-outbox/counter-{region}")["id"]
     httpx.post(f"{c.api}/deployments/{dep}/create_flow_run",
