@@ -205,7 +205,7 @@ def main() -> None:
                     default="postgresql+asyncpg://postgres@127.0.0.1:5432/tb_bench_handoff_prefect")
     ap.add_argument("--baseline", type=int, default=None, help="cases through the dispatcher baseline")
     args = ap.parse_args()
-    n_listen, n_base = (5, 2) if args.quick else (40, 8)
+    n_listen, n_base = (5, 2) if args.quick else (40, 6)
     n_base = args.baseline if args.baseline is not None else n_base
     server, api = start_prefect_server(args.prefect_postgres)
     try:

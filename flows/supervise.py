@@ -39,7 +39,8 @@ def _children() -> dict[int, list[int]]:
     return out
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc), children first."""
     children, out, todo = _children(), [], [pid]
     while todo:
         for c in children.get(todo.pop(), []):
@@ -79,7 +80,7 @@ def run_worker(pool: str, region: str, listen: bool = True) -> int:
             drainer = _spawn("flows.listen", "--region", region)
     if not stop.is_set():
         if drainer is not None:
-            _signal([drainer.pid, *_descendants(drainer.pid)], signal.SIGKILL)
+            _signal([drainer.pid, *descendants(drainer.pid)], signal.SIGKILL)
         return proc.returncode or 0
     deadline = time.monotonic() + get_settings().worker_stop_seconds - 0.5
     _signal([proc.pid], signal.SIGSTOP)
@@ -87,9 +88,9 @@ def run_worker(pool: str, region: str, listen: bool = True) -> int:
     _signal(runs, signal.SIGTERM)
     while any(_alive(p) for p in runs) and time.monotonic() < deadline:
         time.sleep(0.1)
-    rest = [*_descendants(proc.pid), proc.pid]
+    rest = [*descendants(proc.pid), proc.pid]
     if drainer is not None:
-        rest += [*_descendants(drainer.pid), drainer.pid]
+        rest += [*descendants(drainer.pid), drainer.pid]
     _signal(rest, signal.SIGKILL)
     proc.wait()
     if drainer is not None:

@@ -33,6 +33,7 @@ from engine.delivery import sign
 from engine.demo import seed
 from flows.deploy import SWEEP, deploy, ensure_sweep
 from flows.dispatch import Dispatcher
+from flows.supervise import descendants
 from storage import migrate
 from storage.db import make_engine, session_scope
 
@@ -52,25 +53,8 @@ def _fresh_database(name: str) -> None:
     admin.dispose()
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    for pid in [proc.pid, *_descendants(proc.pid)]:
+    for pid in [proc.pid, *descendants(proc.pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(10)
