@@ -116,8 +116,24 @@ IN_REVIEW = "SELECT 1 FROM cases WHERE number = :n AND state = 'review'"
 CERTIFIED = "SELECT 1 FROM certificates c JOIN cases k ON k.id = c.case_id WHERE k.number = :n"
 
 
+def settled(engine: sa.Engine, timeout: float = 180) -> None:
+    """Wait until no job is pending or running, and a moment more: each case starts from quiet,
+    not inside a drain still busy with the previous case's follow-ups (which would take the new
+    hand-off at once and flatter the baseline)."""
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        with engine.connect() as conn:
+            busy = conn.execute(sa.text(
+                "SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')")).scalar_one()
+        if not busy:
+            break
+        time.sleep(0.05)
+    time.sleep(2.0)
+
+
 def one_case(engine: sa.Engine, actors: dict[str, Any], certificate: bool) -> tuple[float, float | None]:
     """Forward a case from A to B; optionally carry it on to its certificate. Returns the times."""
+    settled(engine)
     with session_scope(engine) as s:
         case, _ = create_case(s, actors["王芳"], "GGCSWSXK", APPLICANT, MATERIALS, competent_region=B)
         number = case["number"]
@@ -129,6 +145,7 @@ def one_case(engine: sa.Engine, actors: dict[str, Any], certificate: bool) -> tu
     with session_scope(engine) as s:
         advance(s, number, "request_auto_review", actors["李强"])
     wait_for(engine, IN_REVIEW, number)
+    settled(engine)
     with session_scope(engine) as s:
         advance(s, number, "approve", actors["李强"])
     return handed, wait_for(engine, CERTIFIED, number)
@@ -205,7 +222,7 @@ def main() -> None:
                     default="postgresql+asyncpg://postgres@127.0.0.1:5432/tb_bench_handoff_prefect")
     ap.add_argument("--baseline", type=int, default=None, help="cases through the dispatcher baseline")
     args = ap.parse_args()
-    n_listen, n_base = (5, 2) if args.quick else (40, 6)
+    n_listen, n_base = (5, 2) if args.quick else (30, 6)
     n_base = args.baseline if args.baseline is not None else n_base
     server, api = start_prefect_server(args.prefect_postgres)
     try:

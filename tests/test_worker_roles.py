@@ -22,6 +22,7 @@ from core.roles import problems
 from core.settings import Settings, get_settings
 from flows import failed_jobs
 from flows.outbox import claim, mark_failed, release
+from storage.db import get_engine
 from storage.flow_tables import T_NOTE
 from storage.tables import T_OUT
 
@@ -87,10 +88,12 @@ def prefect_api() -> Iterator[tuple[str, list[str]]]:
 def _cli(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     _settings(monkeypatch, env)
     get_settings.cache_clear()
+    get_engine.cache_clear()  # one engine per process and URL: the command runs in this one
     try:
         r = CliRunner().invoke(cli_app, args)
     finally:
         get_settings.cache_clear()
+        get_engine.cache_clear()
     return r.exit_code, r.output
 
 
@@ -168,3 +171,22 @@ def test_the_shipped_role_files_satisfy_their_role(role: str, monkeypatch: pytes
         less = {k: v for k, v in env.items() if k != key}
         assert any(p.startswith(key) or "TONGBAN_OBJECT_STORE" in p
                    for p in problems(role, _settings(monkeypatch, less), less)), key
+
+
+def test_the_jobs_commands_list_and_retry(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    number, job = _forwarded_job(demo)
+    for _ in range(get_settings().job_max_attempts):
+        assert claim(demo.engine, "370211", 10, job_ids=[job])
+        mark_failed(demo.engine, job, "OSError: 磁盘已满")
+    assert _job(demo, job)[0] == "failed"
+    env = {"TONGBAN_DATABASE_URL": demo.engine.url.render_as_string(hide_password=False)}
+    code, out = _cli(["jobs", "failed", "--region", "370211"], env, monkeypatch)
+    assert code == 0 and job in out and number in out and "磁盘已满" in out and "共 1 个失败任务" in out, out
+    assert "+08:00" in out  # the time in Beijing time
+    code, out = _cli(["jobs", "retry"], env, monkeypatch)
+    assert code == 2 and "--all" in out
+    code, out = _cli(["jobs", "retry", job, "no-such-job"], env, monkeypatch)
+    assert code == 1 and "已重新排入 1 个任务" in out and "未找到失败任务 no-such-job" in out, out
+    assert _job(demo, job) == ("pending", 0)
+    code, out = _cli(["jobs", "failed"], env, monkeypatch)
+    assert code == 0 and "共 0 个失败任务" in out
