@@ -137,7 +137,8 @@ def worker(
         register(api, [f"drain-outbox/{pool}"])
         if ensure_sweep(api, pool):
             typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
-    typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process")
+    typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process"
+               + (f"; 常驻任务执行器 python -m flows.listen --region {region}" if listen else ""))
     raise typer.Exit(run_worker(pool, region, listen))
 
 
