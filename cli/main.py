@@ -29,6 +29,8 @@ exchange_app = typer.Typer(help="办件数据交换: 按 GB/T 39046-2020 数据�
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(seals_app, name="seals")
 app.command("verify")(verify_file)
+jobs_app = typer.Typer(help="自动任务: 查看最终失败的任务并重新执行", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -93,50 +95,80 @@ def carrier_secret() -> None:
     typer.echo(install_secret("carrier-secret", get_settings().carrier_secret).decode())
 
 
+EnvFile = Annotated[Path | None, typer.Option("--env-file", help="本角色的设置文件 (KEY=VALUE; 已设置的环境变量优先)")]
+
+
+def _role_settings(role: str, env_file: Path | None) -> None:
+    """Load the role's settings file and refuse to start with anything required missing."""
+    from core.roles import load_env_file, problems
+
+    if env_file is not None:
+        load_env_file(env_file)
+        get_settings.cache_clear()
+    missing = problems(role, get_settings())
+    if missing:
+        typer.echo(f"错误: 缺少必需的设置, {'工作进程' if role == 'worker' else '调度进程'}不启动:", err=True)
+        for line in missing:
+            typer.echo(f"  - {line}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def worker(
     region: Annotated[str, typer.Option(help="行政区划代码; 工作池为 counter-<region>")],
     deploy: Annotated[bool, typer.Option(help="先创建工作池并按 prefect.yaml 部署本地区的流程")] = True,
+    listen: Annotated[bool, typer.Option(help="同时运行常驻任务执行器 (PostgreSQL LISTEN/NOTIFY, 亚秒级接件)")] = True,
+    env_file: EnvFile = None,
 ) -> None:
-    """运行一个地区的 Prefect 工作进程 (分布式模式; 需设置 PREFECT_API_URL)。"""
+    """运行一个地区的 Prefect 工作进程 (分布式模式)。SIGTERM: 手头任务完成或交还后退出 (10 秒内)。"""
     import os
-    import sys
 
-    from core.settings import ROOT
+    from flows.deploy import load_deployments
+    from flows.supervise import run_worker
 
     pool = f"counter-{region}"
-    prefect = [sys.executable, "-m", "prefect"]
+    known = {d["name"] for d in load_deployments() if d.get("entrypoint", "").endswith(":drain_outbox")}
+    if pool not in known:  # before anything is created on the server
+        regions = "、".join(sorted(k.removeprefix("counter-") for k in known))
+        typer.echo(f"错误: 未知地区 {region}: prefect.yaml 中没有部署 drain-outbox/{pool} "
+                   f"(已有地区: {regions})", err=True)
+        raise typer.Exit(2)
+    _role_settings("worker", env_file)
     if deploy:
         from flows.deploy import deploy as register
-        from flows.deploy import ensure_pool
+        from flows.deploy import ensure_pool, ensure_sweep
 
-        api = os.environ.get("PREFECT_API_URL")
-        if not api:
-            typer.echo("错误: 须设置 PREFECT_API_URL (分布式 Prefect 服务器)", err=True)
-            raise typer.Exit(1)
+        api = os.environ["PREFECT_API_URL"]
         ensure_pool(api, pool)
-        if not register(api, [f"drain-outbox/{pool}"]):
-            typer.echo(f"错误: prefect.yaml 中没有部署 drain-outbox/{pool}", err=True)
-            raise typer.Exit(1)
-    typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process")
-    os.chdir(ROOT)
-    os.execv(sys.executable, [*prefect, "worker", "start", "--pool", pool, "--type", "process"])
+        register(api, [f"drain-outbox/{pool}"])
+        if ensure_sweep(api, pool):
+            typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
+    typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process"
+               + (f"; 常驻任务执行器 python -m flows.listen --region {region}" if listen else ""))
+    raise typer.Exit(run_worker(pool, region, listen))
+
+
+@app.command("prefect", context_settings={"allow_extra_args": True,
+                                        "ignore_unknown_options": True})
+def prefect_server(ctx: typer.Context) -> None:
+    """运行 Prefect 命令 (含与 SQLAlchemy 2.1 的兼容修正), 例如 tongban prefect server start。"""
+    from flows.prefect_server import main as prefect_main
+
+    prefect_main(list(ctx.args))
 
 
 @app.command()
 def dispatch(
     poll: Annotated[float, typer.Option(help="检查待办任务的间隔(秒)")] = 1.0,
+    env_file: EnvFile = None,
 ) -> None:
     """分布式模式: 某地区有待办任务时立即在其工作池启动一次流程运行。"""
     import os
 
     from flows.dispatch import Dispatcher
 
-    api = os.environ.get("PREFECT_API_URL")
-    if not api:
-        typer.echo("错误: 须设置 PREFECT_API_URL (分布式 Prefect 服务器)", err=True)
-        raise typer.Exit(1)
-    Dispatcher(_engine(), api).run_forever(poll)
+    _role_settings("dispatcher", env_file)
+    Dispatcher(_engine(), os.environ["PREFECT_API_URL"]).run_forever(poll)
 
 
 @items_app.command("check")
@@ -390,6 +422,41 @@ def storage_thumbnails() -> None:
 
 def main() -> None:
     app()
+
+
+@jobs_app.command("failed")
+def jobs_failed(region: Annotated[str | None, typer.Option(help="只看此地区")] = None) -> None:
+    """列出已用尽重试次数的自动任务 (最近错误、次数、失败时间)。"""
+    from core.clock import local
+    from flows.failed_jobs import failed
+
+    rows = failed(_engine(), region)
+    for r in rows:
+        at = local(r["finished_at"]).isoformat(timespec="seconds") if r["finished_at"] else "-"
+        typer.echo(f"{r['id']}  {r['number']}  {r['job']}  地区 {r['region_code']}  "
+                   f"{r['attempts']} 次  {at}\n    {(r['last_error'] or '')[:300]}")
+    typer.echo(f"共 {len(rows)} 个失败任务")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="任务编号 (tongban jobs failed 列出)")] = None,
+    all_failed: Annotated[bool, typer.Option("--all", help="全部失败任务 (可与 --region 合用)")] = False,
+    region: Annotated[str | None, typer.Option(help="只重试此地区")] = None,
+) -> None:
+    """把失败的任务重新排入待办 (重试次数清零), 由所在地区的工作进程执行。"""
+    from flows.failed_jobs import retry
+
+    if not job_ids and not all_failed:
+        typer.echo("错误: 请给出任务编号, 或用 --all", err=True)
+        raise typer.Exit(2)
+    ids = retry(_engine(), job_ids or None, region)
+    missing = sorted(set(job_ids or []) - set(ids))
+    for j in missing:
+        typer.echo(f"未找到失败任务 {j}", err=True)
+    typer.echo(f"已重新排入 {len(ids)} 个任务")
+    if missing:
+        raise typer.Exit(1)
 
 
 @calendar_app.command("import")

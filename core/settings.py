@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     # A claimed job whose worker died is reclaimed once its lease runs out.
     job_lease_seconds: int = 120
     job_max_attempts: int = 5
+    # SIGTERM to a worker: the job in hand gets this long to finish before it is rolled back and
+    # handed back (the worker exits within worker_stop_seconds whatever happens).
+    job_stop_grace_seconds: float = 6.0
+    worker_stop_seconds: float = 9.0
+    # The long-running drainer (flows.listen): a drain without a notification this often (jobs
+    # whose lease ran out), and a fresh flow run after this many hours.
+    listen_poll_seconds: float = 5.0
+    listen_max_hours: float = 24.0
+    # A local object folder (object_store "local") that every node mounts: lets a worker start
+    # without S3 (one host, or a shared file system).
+    object_dir_shared: bool = False
     # Fault injection for crash-recovery drills: a job sleeps this long before committing.
     job_pause_seconds: float = 0.0
     deadline_sweep_seconds: int = 3600

@@ -27,8 +27,10 @@ def _schedule(spec: dict[str, Any]) -> dict[str, Any]:
             "active": spec.get("active", True)}
 
 
-def deploy(api_url: str, names: list[str] | None = None, root: Path = ROOT) -> dict[str, str]:
-    """Create or update the named deployments (``<flow>/<deployment>`` or the deployment name)."""
+def deploy(api_url: str, names: list[str] | None = None, root: Path = ROOT,
+           pool: str | None = None) -> dict[str, str]:
+    """Create or update the named deployments (``<flow>/<deployment>`` or the deployment name),
+    on ``pool`` instead of their own work pool when it is given."""
     from flows import drain
 
     flows = {"drain_outbox": drain.drain_outbox, "deadline_sweep": drain.deadline_sweep}
@@ -42,7 +44,7 @@ def deploy(api_url: str, names: list[str] | None = None, root: Path = ROOT) -> d
             flow_id = http.post("flows/", json={"name": fn.name}).raise_for_status().json()["id"]
             body = {
                 "name": d["name"], "flow_id": flow_id, "description": d.get("description"),
-                "work_pool_name": d["work_pool"]["name"], "entrypoint": d["entrypoint"],
+                "work_pool_name": pool or d["work_pool"]["name"], "entrypoint": d["entrypoint"],
                 "path": str(root), "parameters": d.get("parameters", {}), "tags": d.get("tags", []),
                 "pull_steps": [{"prefect.deployments.steps.set_working_directory":
                                 {"directory": str(root)}}],
@@ -61,3 +63,30 @@ def ensure_pool(api_url: str, name: str) -> None:
         r = http.post("work_pools/", json={"name": name, "type": "process"})
         if r.status_code not in (201, 409):
             r.raise_for_status()
+
+
+SWEEP = "deadline-sweep/deadline-sweep"
+
+
+def ensure_sweep(api_url: str, pool: str) -> str | None:
+    """Make sure the hourly deadline sweep has a work pool with a live worker.
+
+    Every ``tongban worker`` calls this: the sweep is registered on the caller's pool unless it
+    is already on a pool a worker is polling (status READY), so it runs in any distributed setup
+    whatever regions it has, and moves to a running region when its own stopped. Returns the pool
+    it was put on, or None when it stayed where it was.
+    """
+    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30) as http:
+        r = http.get(f"deployments/name/{SWEEP}")
+        if r.status_code == 200:
+            current = r.json().get("work_pool_name")
+            if current == pool:
+                return None
+            if current:
+                p = http.get(f"work_pools/{current}")
+                if p.status_code == 200 and p.json().get("status") == "READY":
+                    return None
+        elif r.status_code != 404:
+            r.raise_for_status()
+    deploy(api_url, [SWEEP], pool=pool)
+    return pool

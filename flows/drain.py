@@ -15,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
 from engine import anchors, appointments, deadlines, idempotency
-from flows import jobs
-from flows.outbox import claim
+from flows import jobs, stopping
+from flows.outbox import claim, release
 from storage import db
 from storage.rows import OutboxJobRow
 
@@ -38,7 +38,7 @@ def run_job(job: OutboxJobRow) -> dict[str, Any]:
     return jobs.run(get_engine(), job)
 
 
-def _run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
+def run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
     """Run claimed jobs one task run each, in claim order (a case's jobs keep their order).
 
     Sequential on purpose: measured on 2 cores, threads only made the API the bottleneck. Tags
@@ -47,7 +47,10 @@ def _run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
     """
     done = failed = 0
     tagged = get_settings().job_task_tags
-    for job in claimed:
+    for i, job in enumerate(claimed):
+        if stopping.requested():  # the worker is stopping: the rest go back, uncounted
+            release(get_engine(), [j["id"] for j in claimed[i:]])
+            break
         named = run_job.with_options(task_run_name=f"{job['number']} · {job['job']}")
         ctx = (tags(f"region:{job['region_code']}", f"item:{job['item_code']}", f"job:{job['job']}")
                if tagged else nullcontext())
@@ -65,20 +68,23 @@ def drain_outbox(region: str, limit: int | None = None, rounds: int = 20) -> dic
     """Claim and run the region's pending jobs, batch after batch (follow-ups join the next one)."""
     engine = get_engine()
     size = limit or get_settings().job_batch_size
-    total = {"claimed": 0, "done": 0, "failed": 0, "region": region}
-    for _ in range(rounds):
-        claimed = claim(engine, region, size)
-        if not claimed:
-            break
-        for k, v in _run_claimed(claimed).items():
-            total[k] += v
-    return total
+    total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "region": region}
+    with stopping.stop_on_sigterm():
+        for _ in range(rounds):
+            if stopping.requested():
+                break
+            claimed = claim(engine, region, size)
+            if not claimed:
+                break
+            for k, v in run_claimed(claimed).items():
+                total[k] += v
+    return total | {"stopped": stopping.requested()}
 
 
 @flow(name="run-job")
 def run_single_job(job_id: str) -> dict[str, Any]:
     """One flow run for one job (the unbatched baseline of bench/bench_jobs.py)."""
-    return _run_claimed(claim(get_engine(), None, 1, job_ids=[job_id]))
+    return run_claimed(claim(get_engine(), None, 1, job_ids=[job_id]))
 
 
 @flow(name="deadline-sweep")

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from engine import extensions
 from engine.extensions import JOBS
 from flows.effects import already_done
-from flows.outbox import mark_done, mark_failed
+from flows.outbox import mark_done, mark_failed, release
+from flows.stopping import Stopping
 from storage.rows import OutboxJobRow
 
 
@@ -28,6 +29,9 @@ def run(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         if entry is None:  # a version published before the job was removed from the code
             raise LookupError(f"未注册的自动任务 '{job['job']}'")
         return entry.impl(engine, job)
+    except Stopping:  # the worker is stopping and the job outlived its grace: rolled back, handed back
+        release(engine, [job["id"]])
+        raise
     except Exception as exc:
         mark_failed(engine, job["id"], f"{type(exc).__name__}: {exc}")
         raise

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from core.clock import now
 from core.settings import get_settings
-from storage.flow_tables import T_LEASE
+from storage.flow_tables import T_LEASE, T_NOTE
 from storage.rows import OutboxJobRow
 from storage.tables import T_OUT, Case
 
@@ -84,7 +84,42 @@ def mark_failed(engine: sa.Engine, job_id: str, error: str) -> str:
             status=status, last_error=error[:2000],
             finished_at=now() if status == "failed" else None))
         conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id == job_id))
+        if status == "failed":
+            _notify_failed(conn, job_id, attempts, error)
     return status
+
+
+def _notify_failed(conn: sa.Connection, job_id: str, attempts: int, error: str) -> None:
+    """Tell supervisors that a job gave up (once per failure: a retried job may fail again)."""
+    row = conn.execute(sa.select(T_OUT.c.case_id, T_OUT.c.job, T_OUT.c.region_code, Case.number)
+                       .join(Case, Case.id == T_OUT.c.case_id).where(T_OUT.c.id == job_id)).one()
+    key = f"job_failed:{job_id}:{attempts}"
+    if conn.execute(sa.select(T_NOTE.c.id).where(T_NOTE.c.dedupe_key == key)).first():
+        return
+    conn.execute(sa.insert(T_NOTE).values(
+        dedupe_key=key, case_id=row.case_id, audience="supervisor", kind="job_failed",
+        created_at=now(), message=(
+            f"办件 {row.number} 的自动任务 {row.job} (地区 {row.region_code}) 已失败 {attempts} 次, "
+            f"不再自动重试: {error[:300]}。处理后可用 tongban jobs retry {job_id} 重新执行。")))
+
+
+def release(engine: sa.Engine, job_ids: list[str], owner: str | None = None) -> int:
+    """Hand claimed jobs back untouched (a worker stopping): pending again, the attempt not counted.
+
+    Only jobs still leased by ``owner`` (this process by default) go back, so a job whose lease
+    ran out and was claimed by another worker meanwhile is left to it."""
+    if not job_ids:
+        return 0
+    owner = owner or worker_name()
+    with engine.begin() as conn:
+        mine = list(conn.execute(sa.select(T_LEASE.c.job_id).where(
+            T_LEASE.c.job_id.in_(job_ids), T_LEASE.c.owner == owner)).scalars())
+        if not mine:
+            return 0
+        conn.execute(sa.update(T_OUT).where(T_OUT.c.id.in_(mine), T_OUT.c.status == "running")
+                     .values(status="pending", attempts=T_OUT.c.attempts - 1))
+        conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id.in_(mine)))
+    return len(mine)
 
 
 def regions_with_work(engine: sa.Engine) -> list[str]:

@@ -130,3 +130,4 @@ class Notification(SQLModel, table=True):
 # Table handles for Core statements (prepared statements and bulk reads), one per table.
 T_CERT = Certificate.__table__
 T_LEASE = JobLease.__table__
+T_NOTE = Notification.__table__

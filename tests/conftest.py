@@ -253,6 +253,7 @@ MARKS_BY_MODULE: dict[str, tuple[str, ...]] = {
     "test_round_trips.py": ("dialect",),             # what each dialect sends to the server
     "test_engine_races.py": ("dialect",),            # row locks and racing writers
     "test_unit_of_work.py": ("dialect",),            # commits on the route's thread, per dialect
+    "test_outbox_notify.py": ("dialect",),           # PostgreSQL's NOTIFY to listening drainers
 }
 # Single tests that start the product's command line in a new interpreter (2–6 s each).
 MARKS_BY_TEST: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,72 @@
+"""A region's long-running drainer: one flow run that stays up and claims jobs as they commit.
+
+PostgreSQL tells it (``LISTEN tongban_outbox``; the outbox's triggers NOTIFY the region at commit)
+so a forwarded case reaches the destination's queue in well under a second, against several
+seconds for a flow run per drain cycle (the worker's poll, then a process per run). Each job is
+still one task run ``<case number> · <job>`` inside this flow run, so a case's work shows in the
+Prefect UI as before. It also drains every ``listen_poll_seconds`` without a notification: jobs
+whose lease ran out make no noise. The deployments' schedules and ``tongban dispatch`` stay the
+safety net (claims never overlap: ``FOR UPDATE SKIP LOCKED``). After ``listen_max_hours`` the run
+ends and ``tongban worker`` starts the next, so no flow run grows forever. SIGTERM stops it as
+it stops any drain (``flows.stopping``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import psycopg
+from prefect import flow
+
+from core.settings import get_settings
+from flows import stopping
+from flows.drain import get_engine, run_claimed
+from flows.outbox import claim
+
+CHANNEL = "tongban_outbox"
+
+
+def _conninfo(engine: Any) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@flow(name="drain-listen")
+def drain_listening(region: str, max_hours: float | None = None) -> dict[str, Any]:
+    """Claim and run the region's jobs whenever PostgreSQL says some committed, until stopped."""
+    s = get_settings()
+    engine = get_engine()
+    until = time.monotonic() + 3600 * (max_hours or s.listen_max_hours)
+    total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "wakes": 0, "region": region}
+    with stopping.stop_on_sigterm(), psycopg.connect(_conninfo(engine), autocommit=True) as conn:
+        conn.execute(f"LISTEN {CHANNEL}")
+        woke, last = True, 0.0
+        try:
+            while not stopping.requested() and time.monotonic() < until:
+                if woke or time.monotonic() - last >= s.listen_poll_seconds:
+                    last = time.monotonic()
+                    while not stopping.requested() and (claimed := claim(engine, region, s.job_batch_size)):
+                        for k, v in run_claimed(claimed).items():
+                            total[k] += v
+                woke = False
+                # Wake on our region's notification; the short timeout also lets a stop through.
+                for note in conn.notifies(timeout=1.0):
+                    if note.payload == region:
+                        woke = True
+                        total["wakes"] += 1
+                        break
+        except stopping.Stopping:
+            pass  # the job in hand was handed back (flows.jobs); nothing else was claimed
+    return total | {"stopped": stopping.requested()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="地区常驻任务执行器 (PostgreSQL LISTEN/NOTIFY)")
+    p.add_argument("--region", required=True)
+    args = p.parse_args(argv)
+    drain_listening(args.region)
+
+
+if __name__ == "__main__":
+    main()

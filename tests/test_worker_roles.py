@@ -1,0 +1,192 @@
+"""Workers that are hard to misconfigure: required settings, unknown regions, failed jobs.
+
+A worker (and the dispatcher) refuses to start without an explicit shared case database, public
+base URL and shared object store, naming each missing setting, and refuses an unknown region
+before it talks to the Prefect server at all. A stopping worker hands its claimed jobs back
+uncounted; a job that gave up is listed, notified to supervisors and re-run on request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import sqlalchemy as sa
+from conftest import ALL_GGCS, Demo
+from typer.testing import CliRunner
+
+from cli.main import app as cli_app
+from core.roles import problems
+from core.settings import Settings, get_settings
+from flows import failed_jobs
+from flows.outbox import claim, mark_failed, release
+from storage.db import get_engine
+from storage.flow_tables import T_NOTE
+from storage.tables import T_OUT
+
+FULL = {"PREFECT_API_URL": "http://127.0.0.1:9/api",
+        "TONGBAN_DATABASE_URL": "postgresql+psycopg://tb@db.example/tongban",
+        "TONGBAN_PUBLIC_BASE_URL": "https://tongban.example.gov.cn",
+        "TONGBAN_OBJECT_STORE": "s3", "TONGBAN_S3_ENDPOINT": "s3.example:9000",
+        "TONGBAN_S3_ACCESS_KEY": "tongban", "TONGBAN_S3_SECRET_KEY": "secret"}
+NAMES = ("TONGBAN_DATABASE_URL", "TONGBAN_PUBLIC_BASE_URL", "TONGBAN_OBJECT_STORE")
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    for k in (*FULL, "TONGBAN_OBJECT_DIR_SHARED"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_worker_needs_every_shared_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert problems("worker", _settings(monkeypatch, FULL), FULL) == []
+    bare = problems("worker", _settings(monkeypatch, {}), {})
+    assert [p.split(":")[0] for p in bare] == ["PREFECT_API_URL", *NAMES]
+    assert all("未设" in p for p in bare)
+    sqlite = {**FULL, "TONGBAN_DATABASE_URL": "sqlite:///var/tongban.db"}
+    assert [p.split(":")[0] for p in problems("worker", _settings(monkeypatch, sqlite), sqlite)] == [
+        "TONGBAN_DATABASE_URL"]
+    half_s3 = {k: v for k, v in FULL.items() if k != "TONGBAN_S3_SECRET_KEY"}
+    assert [p.split(":")[0] for p in problems("worker", _settings(monkeypatch, half_s3), half_s3)] == [
+        "TONGBAN_S3_SECRET_KEY"]
+    shared = {k: v for k, v in FULL.items() if not k.startswith(("TONGBAN_S3", "TONGBAN_OBJECT"))}
+    shared["TONGBAN_OBJECT_DIR_SHARED"] = "true"
+    assert problems("worker", _settings(monkeypatch, shared), shared) == []
+    # The dispatcher writes no certificate and no object: the case database is what it needs.
+    assert [p.split(":")[0] for p in problems("dispatcher", _settings(monkeypatch, {}), {})] == [
+        "PREFECT_API_URL", "TONGBAN_DATABASE_URL"]
+
+
+@pytest.fixture
+def prefect_api() -> Iterator[tuple[str, list[str]]]:
+    """A stand-in for the Prefect server that records every request it gets."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self.send_response(500)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api", seen
+    finally:
+        server.shutdown()
+
+
+def _cli(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    _settings(monkeypatch, env)
+    get_settings.cache_clear()
+    get_engine.cache_clear()  # one engine per process and URL: the command runs in this one
+    try:
+        r = CliRunner().invoke(cli_app, args)
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+    return r.exit_code, r.output
+
+
+def test_unknown_region_and_missing_settings_refused_before_any_request(
+        prefect_api: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    api, seen = prefect_api
+    code, out = _cli(["worker", "--region", "320500"], {**FULL, "PREFECT_API_URL": api}, monkeypatch)
+    assert code == 2 and "未知地区 320500" in out and "370211" in out, out
+    code, out = _cli(["worker", "--region", "370211"], {"PREFECT_API_URL": api}, monkeypatch)
+    assert code == 2 and "缺少必需的设置" in out, out
+    assert all(name in out for name in NAMES), out
+    code, out = _cli(["dispatch"], {"PREFECT_API_URL": api}, monkeypatch)
+    assert code == 2 and "TONGBAN_DATABASE_URL" in out, out
+    assert seen == []  # no pool, no deployment: the server was never asked anything
+
+
+def _forwarded_job(demo: Demo) -> tuple[str, str]:
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")
+    demo.fire("王芳", case["number"], "accept")
+    with demo.engine.connect() as conn:
+        job = conn.execute(sa.select(T_OUT.c.id).where(T_OUT.c.job == "handoff")).scalar_one()
+    return case["number"], job
+
+
+def _job(demo: Demo, job_id: str) -> tuple[str, int]:
+    with demo.engine.connect() as conn:
+        row = conn.execute(sa.select(T_OUT.c.status, T_OUT.c.attempts).where(T_OUT.c.id == job_id)).one()
+    return row.status, row.attempts
+
+
+def test_released_jobs_go_back_uncounted_and_only_by_their_owner(demo: Demo) -> None:
+    _, job = _forwarded_job(demo)
+    assert [j["id"] for j in claim(demo.engine, "370211", 10, owner="w1", job_ids=[job])] == [job]
+    assert _job(demo, job) == ("running", 1)
+    assert release(demo.engine, [job], owner="w2") == 0  # someone else's lease: left alone
+    assert release(demo.engine, [job], owner="w1") == 1
+    assert _job(demo, job) == ("pending", 0)
+    assert [j["id"] for j in claim(demo.engine, "370211", 10, job_ids=[job])] == [job]
+
+
+def test_a_job_failed_for_good_is_notified_listed_and_retried(demo: Demo) -> None:
+    number, job = _forwarded_job(demo)
+    for attempt in range(1, get_settings().job_max_attempts + 1):
+        assert claim(demo.engine, "370211", 10, job_ids=[job])
+        status = mark_failed(demo.engine, job, "OSError: 磁盘已满")
+        assert status == ("failed" if attempt == get_settings().job_max_attempts else "pending")
+    assert claim(demo.engine, "370211", 10, job_ids=[job]) == []
+    listed = failed_jobs.failed(demo.engine)
+    assert [(r["id"], r["number"], r["job"], r["attempts"]) for r in listed] == [
+        (job, number, "handoff", get_settings().job_max_attempts)]
+    assert failed_jobs.failed(demo.engine, region="370100") == []
+    with demo.engine.connect() as conn:
+        notes = conn.execute(sa.select(T_NOTE.c.audience, T_NOTE.c.kind, T_NOTE.c.message)
+                             .where(T_NOTE.c.kind == "job_failed")).all()
+    assert len(notes) == 1 and notes[0].audience == "supervisor"
+    assert number in notes[0].message and f"tongban jobs retry {job}" in notes[0].message
+    assert failed_jobs.retry(demo.engine, [job]) == [job]
+    assert _job(demo, job) == ("pending", 0)
+    assert failed_jobs.retry(demo.engine, [job]) == []  # pending now: nothing to retry
+    assert [j["id"] for j in claim(demo.engine, "370211", 10, job_ids=[job])] == [job]
+
+
+@pytest.mark.parametrize("role", ["worker", "dispatcher"])
+def test_the_shipped_role_files_satisfy_their_role(role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dotenv import dotenv_values
+
+    from core.settings import ROOT
+
+    env = {k: v for k, v in dotenv_values(ROOT / "deploy" / f"{role}.env").items() if v is not None}
+    assert problems(role, _settings(monkeypatch, env), env) == []
+    # And each one of them is needed: drop any, and the role names it.
+    for key in env:
+        if key.startswith("TONGBAN_S3_SECURE"):
+            continue
+        less = {k: v for k, v in env.items() if k != key}
+        assert any(p.startswith(key) or "TONGBAN_OBJECT_STORE" in p
+                   for p in problems(role, _settings(monkeypatch, less), less)), key
+
+
+def test_the_jobs_commands_list_and_retry(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    number, job = _forwarded_job(demo)
+    for _ in range(get_settings().job_max_attempts):
+        assert claim(demo.engine, "370211", 10, job_ids=[job])
+        mark_failed(demo.engine, job, "OSError: 磁盘已满")
+    assert _job(demo, job)[0] == "failed"
+    env = {"TONGBAN_DATABASE_URL": demo.engine.url.render_as_string(hide_password=False)}
+    code, out = _cli(["jobs", "failed", "--region", "370211"], env, monkeypatch)
+    assert code == 0 and job in out and number in out and "磁盘已满" in out and "共 1 个失败任务" in out, out
+    assert "+08:00" in out  # the time in Beijing time
+    code, out = _cli(["jobs", "retry"], env, monkeypatch)
+    assert code == 2 and "--all" in out
+    code, out = _cli(["jobs", "retry", job, "no-such-job"], env, monkeypatch)
+    assert code == 1 and "已重新排入 1 个任务" in out and "未找到失败任务 no-such-job" in out, out
+    assert _job(demo, job) == ("pending", 0)
+    code, out = _cli(["jobs", "failed"], env, monkeypatch)
+    assert code == 0 and "共 0 个失败任务" in out
