@@ -215,8 +215,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _public_base(self) -> Settings:
         # Links must work where the product is served: by default where `tongban serve` listens.
+        # Written past pydantic's record of what was configured (``model_fields_set``): a worker's
+        # role check (core.roles) must still see that nobody set the public address.
         if not self.public_base_url.strip():
-            self.public_base_url = listening_url(self.host, self.port)
+            self.__dict__["public_base_url"] = listening_url(self.host, self.port)
         return self
 
 
