@@ -286,7 +286,9 @@ def test_killing_a_worker_mid_job_retries_and_issues_exactly_one_certificate(clu
                      "WHERE k.number = :n", n=n)[0] == 1
     assert one(demo, "SELECT count(*) FROM job_effects WHERE job_id = :j", j=job_id)[0] == 1
     runs = task_runs(c, f"{n} · issue_certificate")
-    assert len(runs) == 2 and sum(r["state_type"] == "COMPLETED" for r in runs) == 1
+    # The killed attempt's task run is on the server only if its worker sent the events before it
+    # died (workers report states in batches: under load the SIGKILL comes first). The retry's is.
+    assert 1 <= len(runs) <= 2 and sum(r["state_type"] == "COMPLETED" for r in runs) == 1, runs
 
 
 
