@@ -96,15 +96,19 @@ def slots(session: Session, counter_id: str, item_code: str, day: date) -> list[
     """The day's slots with the places left; a slot that has begun cannot be booked."""
     _check_place(session, counter_id, item_code)
     _check_day(session, day)
-    booked = dict(session.execute(
-        sa.select(T_SLOT.c.start, T_SLOT.c.capacity - T_SLOT.c.booked)
-        .where(T_SLOT.c.counter_id == counter_id, T_SLOT.c.item_code == item_code, T_SLOT.c.day == day)).all())
-    capacity = get_settings().appointment_capacity
+    # A slot keeps the capacity it was made with; one nobody booked yet has the configured one.
+    made = {start: (capacity, booked) for start, capacity, booked in session.execute(
+        sa.select(T_SLOT.c.start, T_SLOT.c.capacity, T_SLOT.c.booked)
+        .where(T_SLOT.c.counter_id == counter_id, T_SLOT.c.item_code == item_code, T_SLOT.c.day == day))}
+    fresh = (get_settings().appointment_capacity, 0)
     now = clock.now()
-    return [{"start": s.start, "end": s.end, "capacity": capacity,
-             "left": max(0, booked.get(s.start, capacity)),
-             "open": starts_at(day, s.start) > now and booked.get(s.start, capacity) > 0}
-            for s in day_slots()]
+    out = []
+    for s in day_slots():
+        capacity, booked = made.get(s.start, fresh)
+        left = max(0, capacity - booked)
+        out.append({"start": s.start, "end": s.end, "capacity": capacity, "left": left,
+                    "open": left > 0 and starts_at(day, s.start) > now})
+    return out
 
 
 def _slot_id(session: Session, counter_id: str, item_code: str, day: date, start: str) -> int:

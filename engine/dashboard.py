@@ -21,7 +21,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core import clock
+from core import clock, wire
 from core.settings import get_settings
 from engine import catalog, deadlines, workdays
 from engine.actors import Actor
@@ -249,7 +249,7 @@ def dashboard(session: Session, actor: Actor, *, region: str | None = None, coun
                 "counter": cid, "region": counters[cid]["region"],
                 "promised_due": d.promised_due.isoformat() if d.promised_due else None,
                 "deadline": deadline_status(d.due, today, warn_cutoff),
-                "last_event": clock.local(d.updated_at).isoformat(), "prefect_url": prefect_runs_url(d.number)}
+                "last_event": wire.instant(d.updated_at), "prefect_url": prefect_runs_url(d.number)}
 
     at_risk = [listed(*r[1:]) for r in at_risk_rows]
     stuck = [listed(*r[1:]) for r in stuck_rows]

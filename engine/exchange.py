@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core import clock
+from core import clock, wire
 from engine import catalog
 from engine.actors import Actor
 from engine.dashboard import visible_counters
@@ -221,7 +221,7 @@ def export_all(session: Session, actor: Actor, after: Cursor = START, page_size:
 
 def _instant(at: datetime | None) -> str | None:
     """RFC 3339 in the product's zone (+08:00): the standard's YYYYMMDDThhmmss is local time."""
-    return None if at is None else clock.local(at).isoformat()
+    return None if at is None else wire.instant(at)
 
 
 def _day(d: date | None) -> str | None:
