@@ -909,6 +909,14 @@ class CaseDocuments(_Out):
     next_cursor: str | None = _cursor()
 
 
+class DrawingRequested(_Out):
+    """A notice's drawing asked for (the 收件凭证 before the case leaves intake); list the documents
+    until its ``content_url`` appears."""
+
+    kind: str
+    queued: bool = Field(description="true: 已排入制作; false: 已制作或已在制作中")
+
+
 # --- 电子签章核验 (engine.seals, engine.verification) ---
 
 class SignatureReport(_Out):

@@ -225,6 +225,8 @@ def advance(
     deadlines.on_advance(session, item, case, before_state, before_branches, at)  # 受理, decision, clock
     # The notices these steps call for (受理通知书, 补正材料通知书, …), numbered in this transaction.
     enqueue_documents(session, case, documents.issue_at(session, item, case, pending.history, actor), at)  # type: ignore[arg-type]
+    if documents.leaves_intake(item, pending.history):  # type: ignore[arg-type]
+        enqueue_documents(session, case, documents.waiting(session, case["id"]), at, drawing=True)  # 收件凭证
     remember_materials(session, guards)
     last = pending.history[-1] if pending.history else None
     if last is not None and last.get("to_state") == case["state"] and last.get("from_state") != case["state"] \
@@ -321,8 +323,11 @@ def new_job(case: CaseRow, job: str, region: str, counter: str, at: datetime,
             "counter_id": counter, "status": "pending", "attempts": 0, "created_at": at, "payload": payload}
 
 
-def enqueue_documents(session: Session, case: CaseRow, issued: list[documents.Issued], at: datetime) -> None:
-    """Queue the drawing of notices just issued, each on its issuing counter's region's pool."""
+def enqueue_documents(session: Session, case: CaseRow, issued: list[documents.Issued], at: datetime,
+                      *, drawing: bool = False) -> None:
+    """Queue the drawing of notices just issued, each on its issuing counter's region's pool; those
+    drawn later (``documents.LEAVING_INTAKE``) only when ``drawing`` says their time has come."""
+    issued = [d for d in issued if drawing or d.drawn == documents.ON_ISSUE]
     if not issued:
         return
     regions = regions_of(session, {d.counter_id for d in issued})

@@ -12,12 +12,25 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from core.clock import local_date
 from core.settings import get_settings
-from engine.documents import EXTENSION, INTAKE, MAX_TEXT, TRANSITION, Step, clip, cn_date, seal_code
+from engine.certificates import taken_from_library
+from engine.documents import (
+    EXTENSION,
+    INTAKE,
+    LEAVING_INTAKE,
+    MAX_TEXT,
+    TRANSITION,
+    Step,
+    clip,
+    cn_date,
+    seal_code,
+)
 from engine.errors import InvalidInput
 from engine.extensions import DOCUMENTS
+from states.compiler import CompiledItem
 from storage.documents import T_PAGE
 from storage.flow_tables import T_CERT, Waybill
 from storage.notice_tables import T_DOC
@@ -33,20 +46,29 @@ def _remedies(step: Step) -> dict[str, Any]:
 
 
 def _materials(step: Step) -> list[dict[str, Any]]:
-    rows = {r.material_id: r for r in step.session.execute(
-        sa.select(T_MAT.c.material_id, T_MAT.c.status, T_MAT.c.promise).where(
-            T_MAT.c.case_id == step.case["id"]))}
-    pages = dict(step.session.execute(
+    return materials_of(step.session, step.case["id"], step.item, {})
+
+
+def materials_of(session: Session, case_id: int, item: CompiledItem,
+                 library: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each material of the item as a notice lists it: received, missing, deferred, or 免提交 (taken
+    from the certificate library at 收件, ``library``: material id → certificate), with its pages."""
+    rows = {r.material_id: r for r in session.execute(
+        sa.select(T_MAT.c.material_id, T_MAT.c.status, T_MAT.c.promise).where(T_MAT.c.case_id == case_id))}
+    pages = dict(session.execute(
         sa.select(T_PAGE.c.material_id, sa.func.count()).where(
-            T_PAGE.c.case_id == step.case["id"], T_PAGE.c.withdrawn_at.is_(None))
+            T_PAGE.c.case_id == case_id, T_PAGE.c.withdrawn_at.is_(None))
         .group_by(T_PAGE.c.material_id)).all())
     out = []
-    for i, m in enumerate(step.item.definition.materials, 1):
+    for i, m in enumerate(item.definition.materials, 1):
         row = rows.get(m.id)
         status = row.status if row is not None else "missing"
+        label = STATUS_WORDS.get(status, status)
+        if m.id in library:
+            label = f"免提交(电子证照 {library[m.id].get('certificate', '')})".replace(" )", ")")
         out.append({"no": i, "id": m.id, "name": m.name, "copies": m.copies, "status": status,
-                    "status_label": STATUS_WORDS.get(status, status), "pages": int(pages.get(m.id, 0)),
-                    "required": m.required})
+                    "status_label": label, "pages": int(pages.get(m.id, 0)), "required": m.required,
+                    "library": m.id in library})
     return out
 
 
@@ -54,12 +76,21 @@ def _base_url() -> str:
     return get_settings().public_base_url.rstrip("/")
 
 
+def _receipt_at_drawing(session: Session, case_id: int, item: CompiledItem,
+                        facts: dict[str, Any]) -> dict[str, Any]:
+    """The materials and their pages as they stand when the 收件凭证 is drawn (the scans follow 收件)."""
+    return {"materials": materials_of(session, case_id, item, facts.get("library") or {})}
+
+
 @DOCUMENTS.register("receipt", "收件凭证", title="收件凭证", event=INTAKE, issuer="intake",
-                    when=lambda step: True)
+                    when=lambda step: True, drawn=LEAVING_INTAKE, refresh=_receipt_at_drawing)
 def receipt(step: Step) -> dict[str, Any]:
-    """行政许可法 art. 32: what was received, pages per material, how to follow the case."""
+    """行政许可法 art. 32: what was received, pages per material, how to follow the case. Numbered at
+    收件, drawn when the case leaves the intake phase or the clerk prints it (the pages by then)."""
     code = step.extra.get("query_code")
-    return {"materials": _materials(step), "query_code_sealed": seal_code(step.case["number"], code) if code else None,
+    library = taken_from_library(step.event.get("data"))
+    return {"materials": materials_of(step.session, step.case["id"], step.item, library), "library": library,
+            "query_code_sealed": seal_code(step.case["number"], code) if code else None,
             "progress_url": f"{_base_url()}/progress", "companion": step.actor.name,
             "supplement_notice_due": cn_date(step.case.get("supplement_notice_due"))}
 

@@ -10,6 +10,10 @@ A notice is issued inside the transaction of the step that causes it: the unit's
 back consumes no number and leaves no notice. The PDF is drawn afterwards by the
 ``render_document`` job (``flows.documents``) and stored as evidence; a reprint serves those
 stored bytes under the same number.
+
+A kind may wait to be drawn (``drawn=LEAVING_INTAKE``): the 收件凭证 is numbered at 收件 but lists
+the pages scanned after it, so it is drawn when the case leaves the intake phase, or earlier when
+the clerk asks to print it (``request_drawing``); its ``refresh`` gives the facts read at drawing.
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ from storage.documents import T_EVID
 from storage.flow_tables import T_CERT
 from storage.notice_tables import T_DOC
 from storage.rows import CaseRow, NewHistoryEvent
-from storage.tables import Counter, Region, Unit
+from storage.tables import T_OUT, Counter, Region, Unit
 
 INTAKE, TRANSITION, EXTENSION = "intake", "transition", "extension"
+ON_ISSUE, LEAVING_INTAKE = "on_issue", "leaving_intake"  # when a kind's PDF is drawn
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,19 @@ class Kind:
     issuer: str  # whose unit issues it: intake | competent | holder (the counter that acted)
     when: Callable[[Step], bool]
     facts: Callable[[Step], dict[str, Any]]
+    drawn: str = ON_ISSUE
+    # The facts read again when the PDF is drawn (session, case id, item, recorded facts → changes).
+    refresh: Callable[[Session, int, CompiledItem, dict[str, Any]], dict[str, Any]] | None = None
 
 
 def kinds() -> list[Kind]:
     extensions.load()
-    return [Kind(e.name, e.meta["title"], e.meta["event"], e.meta["issuer"], e.meta["when"], e.impl)
-            for e in DOCUMENTS]
+    return [Kind(e.name, e.meta["title"], e.meta["event"], e.meta["issuer"], e.meta["when"], e.impl,
+                 e.meta.get("drawn", ON_ISSUE), e.meta.get("refresh")) for e in DOCUMENTS]
+
+
+def kind_of(name: str) -> Kind | None:
+    return next((k for k in kinds() if k.name == name), None)
 
 
 def title_of(kind: str) -> str:
@@ -125,6 +137,7 @@ class Issued:
     kind: str
     number: str
     counter_id: str
+    drawn: str = ON_ISSUE
 
 
 def issue_at(session: Session, item: CompiledItem, case: CaseRow, events: list[NewHistoryEvent], actor: Actor,
@@ -163,7 +176,31 @@ def issue(session: Session, k: Kind, step: Step) -> Issued | None:
         counter_id=counter.id, event_seq=step.event["seq"], issued_at=at, issued_by=step.event.get("actor_id"),
         issued_by_name=step.event.get("actor_name") or step.actor.name, data=data,
     ).returning(T_DOC.c.id)).scalar_one()
-    return Issued(int(doc_id), k.name, number, counter.id)
+    return Issued(int(doc_id), k.name, number, counter.id, k.drawn)
+
+
+def waiting(session: Session, case_id: int, kind: str | None = None) -> list[Issued]:
+    """The case's notices that wait to be drawn (``drawn=LEAVING_INTAKE``, no PDF yet, no drawing
+    job pending): what leaving the intake phase, or a clerk's print, queues."""
+    deferred = {k.name for k in kinds() if k.drawn != ON_ISSUE and kind in (None, k.name)}
+    if not deferred:
+        return []
+    rows = session.execute(sa.select(T_DOC.c.id, T_DOC.c.kind, T_DOC.c.number, T_DOC.c.counter_id).where(
+        T_DOC.c.case_id == case_id, T_DOC.c.kind.in_(deferred), T_DOC.c.evidence_id.is_(None))).all()
+    if not rows:
+        return []
+    queued = {int((p or {}).get("document_id", 0)) for p in session.execute(sa.select(T_OUT.c.payload).where(
+        T_OUT.c.case_id == case_id, T_OUT.c.job == "render_document",
+        T_OUT.c.status == "pending")).scalars()}
+    return [Issued(int(r.id), r.kind, r.number, r.counter_id, LEAVING_INTAKE) for r in rows if r.id not in queued]
+
+
+def leaves_intake(item: CompiledItem, events: list[NewHistoryEvent]) -> bool:
+    """Whether these transitions take the case out of the intake phase (to 受理, 不予受理, 撤回 …)."""
+    def top(name: str | None) -> str | None:
+        return (item.table[name].parallel or name) if name is not None else None
+    return any(top(e.get("from_state")) in item.intake_phase and top(e.get("to_state")) not in item.intake_phase
+               for e in events if e.get("to_state") is not None)
 
 
 def common_facts(step: Step, unit: Unit, counter: Counter, region_name: str, at: datetime) -> dict[str, Any]:

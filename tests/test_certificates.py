@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from conftest import ALL_FGS, ALL_GGCS, Demo, page_login, run_jobs
+from test_scans import jpeg
 from fastapi.testclient import TestClient
 
 from core import clock
@@ -198,7 +199,8 @@ def test_the_bundle_issues_one_certificate_per_authority_released_together(demo:
     assert SCHOOL_CODE in flat and "浦东新区市场监督管理局" in flat and "王明" in flat
 
 
-def test_library_query_and_no_submission_of_a_held_business_licence(demo: Demo, objects: None) -> None:
+def test_library_query_and_no_submission_of_a_held_business_licence(demo: Demo, objects: None,
+                                                                     tmp_path: Path) -> None:
     n = branch_licence(demo)
     [licence] = certs(demo, n)
     r = demo.client.get("/api/v1/certificates", params={"holder_code": BRANCH_CODE}, headers=demo.h("陈静"))
@@ -223,6 +225,29 @@ def test_library_query_and_no_submission_of_a_held_business_licence(demo: Demo, 
     other = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant={**BRANCH, "id_number": SCHOOL_CODE})
     mat = next(m for m in other["materials"] if m["id"] == "business_licence")
     assert (mat["status"], mat["library"]) == ("missing", None)
+    # The 收件凭证 is drawn when the case leaves intake: the pages scanned after 收件 are on it, and
+    # the held licence reads 免提交 with its number.
+    n = case["number"]
+    for i in range(2):
+        r = demo.client.post(f"/api/v1/cases/{n}/materials/floor_plans/pages", headers=demo.h("陈静"),
+                             files={"file": (f"p{i}.jpg", jpeg(f"平面图 第{i + 1}页"), "image/jpeg")})
+        assert r.status_code == 201, r.text
+    run_jobs(demo.engine)
+    [receipt] = [d for d in demo.client.get(f"/api/v1/cases/{n}/documents", headers=demo.h("陈静")).json()["items"]
+                 if d["kind"] == "receipt"]
+    assert receipt["sha256"] is None  # still at intake: not drawn yet
+    demo.fire("陈静", n, "accept")
+    run_jobs(demo.engine)
+    [receipt] = [d for d in demo.client.get(f"/api/v1/cases/{n}/documents", headers=demo.h("陈静")).json()["items"]
+                 if d["kind"] == "receipt"]
+    pdf = demo.client.get(receipt["content_url"], headers=demo.h("陈静")).content
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, text=True).stdout
+    # Row 3 (平面图, its name wrapped over lines): 1 copy, 2 pages; row 6 (营业执照): taken from the library.
+    assert re.search(r"^\s*3\s+1\s+2\s+已收取\s*$", text, re.M), text
+    raw = subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True, check=True, text=True).stdout
+    assert f"免提交(电子证照{licence.number})" in "".join(raw.split()), raw
 
 
 def test_revocation_shows_on_verify_and_in_the_library(demo: Demo, objects: None) -> None:

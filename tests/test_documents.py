@@ -21,7 +21,7 @@ from test_every_path import Walk
 
 from core import clock
 from core.settings import ROOT, get_settings
-from engine import seals
+from engine import catalog, seals
 from engine.advance import advance
 from engine.errors import GuardFailed
 from storage.db import session_scope
@@ -75,6 +75,16 @@ def _expected(demo: Demo, number: str) -> set[tuple[str, int]]:
     return out
 
 
+def _left_intake(demo: Demo, number: str) -> bool:
+    with session_scope(demo.engine, readonly=True) as s:
+        version, case_id = s.execute(sa.text("SELECT item_version_id, id FROM cases WHERE number = :n"),
+                                     {"n": number}).one()
+        phase = catalog.compiled(s, version).intake_phase
+        moves = s.execute(sa.text("SELECT to_state FROM history WHERE case_id = :c AND kind = 'transition'"),
+                          {"c": case_id}).scalars().all()
+    return any(m.split(".")[0] not in phase for m in moves if m)
+
+
 class DocumentWalk(Walk):
     """Every path of every demo item; after each step the notices are exactly those its steps call for."""
 
@@ -85,7 +95,9 @@ class DocumentWalk(Walk):
     def check(self, number: str) -> None:
         docs = _docs(self.demo, number)
         assert {(d["kind"], d["event_seq"]) for d in docs} == _expected(self.demo, number), number
-        assert all(d["sha256"] for d in docs), "every notice is drawn and stored by its job"
+        left = _left_intake(self.demo, number)
+        assert all(bool(d["sha256"]) == (d["kind"] != "receipt" or left) for d in docs), \
+            "every notice is drawn by its job; the 收件凭证 once the case leaves intake (with its pages)"
         with self.demo.engine.connect() as conn:
             code = conn.execute(sa.text("SELECT item_code FROM cases WHERE number = :n"), {"n": number}).scalar_one()
         self.kinds.setdefault(code, set()).update(d["kind"] for d in docs)
@@ -357,8 +369,18 @@ def test_the_case_page_ticks_each_material_and_prints_each_document(demo: Demo, 
     client = TestClient(demo.client.app)
     assert page_login(client, demo.tokens["王芳"]).status_code == 303
     client.headers["Origin"] = origin_of(client)
-    waiting = client.get(f"/ui/cases/{n}/print/receipt", follow_redirects=False)  # not drawn yet
+    # At intake the 收件凭证 waits for the pages: printing it now is the clerk's explicit choice.
+    waits = client.get(f"/ui/cases/{n}/print/receipt", follow_redirects=False)
+    assert waits.status_code == 202 and "refresh" not in waits.headers and "现在出具并打印" in waits.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', waits.text).group(1)  # type: ignore[union-attr]
+    drawn = client.post(f"/ui/cases/{n}/print/receipt", data={"csrf": csrf}, follow_redirects=False)
+    assert drawn.status_code == 303 and drawn.headers["location"] == f"/ui/cases/{n}/print/receipt"
+    waiting = client.get(drawn.headers["location"], follow_redirects=False)  # queued, not drawn yet
     assert waiting.status_code == 202 and waiting.headers["refresh"] == "3" and "正在制作" in waiting.text
+    assert client.post(f"/ui/cases/{n}/print/receipt", data={"csrf": csrf}, follow_redirects=False) \
+        .status_code == 303  # F5 on the form: nothing queued twice
+    with demo.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM outbox WHERE job = 'render_document'")).scalar_one() == 1
     run_jobs(demo.engine)
     made = client.get(f"/ui/cases/{n}/print/receipt", follow_redirects=False)
     assert made.status_code == 303 and "/evidence/" in made.headers["location"]  # the 收件凭证 to print
@@ -399,3 +421,24 @@ def test_an_item_names_the_triggers_of_a_notice(demo: Demo, objects: None) -> No
     _, data = next(v for v in docs.values() if v[0]["kind"] == "special_procedure")
     text = subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True).stdout.decode()
     assert "审核预计需要7个工作日" in "".join(text.split())  # the procedure is the state entered
+
+
+def test_the_receipt_is_drawn_on_request_once_and_then_never_again(demo: Demo, objects: None) -> None:
+    """The API's 出具: queued once, then drawn; leaving intake later draws nothing new (same bytes)."""
+    n = demo.create("李强", "CBWLSXK", _materials(demo, "CBWLSXK"))["number"]
+    url = f"/api/v1/cases/{n}/documents/receipt/drawing"
+    first = demo.client.post(url, headers=demo.h("李强"))
+    assert first.status_code == 202 and first.json() == {"kind": "receipt", "queued": True}
+    assert demo.client.post(url, headers=demo.h("李强")).json()["queued"] is False  # already queued
+    missing = demo.client.post(f"/api/v1/cases/{n}/documents/refusal/drawing", headers=demo.h("李强"))
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert demo.client.post(url, headers=demo.h("黄丽")).status_code == 403  # not a party's counter
+    run_jobs(demo.engine)
+    before = _bytes_of(demo, "李强", n)
+    demo.fire("李强", n, "accept")
+    run_jobs(demo.engine)
+    after = _bytes_of(demo, "李强", n)
+    receipts = [v for v in after.values() if v[0]["kind"] == "receipt"]
+    assert len(receipts) == 1 and receipts[0] == next(v for v in before.values() if v[0]["kind"] == "receipt")
+    with demo.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM evidence WHERE kind = 'document'")).scalar_one() == 2

@@ -18,6 +18,13 @@ def test_the_case_page_lists_prints_and_prints_itself(page: Page, server: Server
     row = page.locator("#documents tr[data-kind=receipt]")
     expect(row).to_contain_text("收件凭证")
     expect(row.locator(".doc-number")).to_contain_text("济审收〔")
+    # Still at intake: the 收件凭证 waits for the scans; the clerk draws it now, on purpose.
+    row.locator("a[data-print=receipt]").click()
+    shot(page, "receipt_draw_now")
+    page.get_by_role("button", name="现在出具并打印").click()
+    expect(page.get_by_role("status")).to_contain_text("正在制作")
+    run_jobs(server.engine)
+    page.goto(f"{server.url}/ui/cases/{n}")
     with page.context.expect_page() as opened:
         row.locator("a[data-print=receipt]").click()
     pdf = opened.value

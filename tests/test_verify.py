@@ -178,6 +178,8 @@ def test_a_notice_is_verified_by_its_document_number(demo: Demo) -> None:
     from tests.conftest import run_jobs
 
     case = demo.create("王芳", "FGSFZRBG")
+    drawing = demo.client.post(f"/api/v1/cases/{case['number']}/documents/receipt/drawing", headers=demo.h("王芳"))
+    assert drawing.status_code == 202, drawing.text
     run_jobs(demo.engine)
     docs = demo.client.get(f"/api/v1/cases/{case['number']}/documents", headers=demo.h("王芳")).json()["items"]
     receipt = next(d for d in docs if d["kind"] == "receipt")

@@ -27,6 +27,8 @@ server = test_pages_browser.server  # the seeded server (a module-scoped fixture
 def test_the_verify_page_for_a_notice_and_an_uploaded_pdf(server: Server, tmp_path: Path) -> None:
     url, auth = server.url, {"Authorization": f"Bearer {server.tokens['王芳']}"}
     number = server.create("王芳", "FGSFZRBG", {})["number"]
+    assert httpx.post(f"{url}/api/v1/cases/{number}/documents/receipt/drawing", headers=auth,
+                      timeout=10).status_code == 202
     run_jobs(server.engine)
     docs = httpx.get(f"{url}/api/v1/cases/{number}/documents", headers=auth, timeout=10).json()["items"]
     receipt = next(d for d in docs if d["kind"] == "receipt")

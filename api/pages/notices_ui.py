@@ -13,8 +13,9 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from api.deps import SessionDep
 from api.pages import case_page, web
+from api.pages.workbench import Csrf
 from api.routing import Router
-from engine import documents, documents_read, scans
+from engine import document_drawing, documents, documents_read, scans
 
 router = Router(pages=True)
 
@@ -33,15 +34,27 @@ def print_document(number: str, evidence_id: int, request: Request, session: Ses
 
 @router.get("/ui/cases/{number}/print/{kind}")
 def print_latest(number: str, kind: str, request: Request, session: SessionDep) -> Response:
-    """The newest notice of a kind (the 收件凭证 right after intake): its PDF once drawn, else a
-    page that says so and looks again in a few seconds."""
+    """The newest notice of a kind: its PDF once drawn; while it is being drawn a page that looks
+    again in a few seconds; a 收件凭证 that waits for the case to leave intake, a button to draw it now."""
     actor = web.require_actor(request, session)
     ready = [d for d in documents_read.with_evidence(session, number, actor) if d["kind"] == kind]
     if ready and ready[-1]["evidence_id"]:
         return RedirectResponse(f"/ui/cases/{quote(number)}/evidence/{ready[-1]['evidence_id']}", status_code=303)
-    detail = "文书正在制作, 请稍候 (页面将自动刷新)" if ready else "该办件尚无此类文书"
-    page = web.render(request, "error.html", actor, status_code=202 if ready else 404,
-                      title=documents.title_of(kind), detail=detail)
-    if ready:
+    title = documents.title_of(kind)
+    if not ready:
+        return web.render(request, "error.html", actor, status_code=404, title=title, detail="该办件尚无此类文书")
+    waits = bool(documents.waiting(session, case_page.visible_case(session, actor, number)["id"], kind))
+    page = web.render(request, "print_wait.html", actor, status_code=202, title=title, number=number, kind=kind,
+                      waits=waits)
+    if not waits:
         page.headers["Refresh"] = "3"
     return page
+
+
+@router.post("/ui/cases/{number}/print/{kind}")
+def draw_now(number: str, kind: str, request: Request, session: SessionDep, csrf: Csrf) -> Response:
+    """出具: draw the notice now (the 收件凭证 with the pages scanned so far), then print it."""
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    document_drawing.request_drawing(session, number, actor, kind)
+    return RedirectResponse(f"/ui/cases/{quote(number)}/print/{quote(kind)}", status_code=303)
