@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from conftest import ALL_FGS, ALL_GGCS, Demo, page_login, run_jobs
-from test_scans import jpeg
 from fastapi.testclient import TestClient
+from test_scans import jpeg
 
 from core import clock
 from core.settings import Settings, get_settings, listening_url
