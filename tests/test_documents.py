@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from conftest import Demo, run_jobs
 from PIL import Image
 from test_every_path import Walk
+from test_scans import jpeg
 
 from core import clock
 from core.settings import ROOT, get_settings
@@ -208,6 +209,11 @@ def test_every_notice_is_drawn_with_its_number_unit_seal_and_china_date(
                   data={"supplement": [{"material": "floor_plans", "reason": "缺少卫生设施布局图"},
                                        {"material": "hygiene_report", "reason": "检测报告超过有效期"}]})
         _set_all_received(demo, n)
+        for material, pages in (("application_form", 2), ("floor_plans", 3)):  # scanned after 收件
+            for i in range(pages):
+                r = demo.client.post(f"/api/v1/cases/{n}/materials/{material}/pages", headers=demo.h("王芳"),
+                                     files={"file": (f"{material}-{i}.jpg", jpeg(), "image/jpeg")})
+                assert r.status_code == 201, r.text
         demo.fire("王芳", n, "supplement_done")
         demo.fire("王芳", n, "accept")
         demo.fire("刘洋", n, "start_inspection", data={"expected_days": 5})
@@ -253,6 +259,7 @@ def test_every_notice_is_drawn_with_its_number_unit_seal_and_china_date(
     # 2027 has no official schedule yet: the extended date into it is said to be provisional.
     assert "尚未公布" in "".join(_text(by_kind["extension"][1], tmp_path, "extension").split())
     assert "查询码" in facts["receipt"] and n in facts["receipt"]
+    assert re.search(r"^\s*1\s+公共场所卫生许可申请表\s+1\s+2\s+已收取", facts["receipt"], re.M), facts["receipt"]
     tampered = bytearray(by_kind["acceptance"][1])
     tampered[len(tampered) // 3] ^= 0x01
     with session_scope(demo.engine, readonly=True) as s:
