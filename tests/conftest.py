@@ -44,6 +44,29 @@ for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 
 PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist (``./tongban test -n 2``) each worker resets a database of its own,
+    ``<db>_gw0``, ``<db>_gw1`` …, made here once on the same server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not re.fullmatch(r"gw\d+", worker):
+        return url
+    base, name = url.rsplit("/", 1)
+    mine = f"{name}_{worker}"
+    admin = sa.create_engine(f"{base}/{name}", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (mine,)).first() is None:
+                conn.exec_driver_sql(f'CREATE DATABASE "{mine}"')
+    except sa.exc.OperationalError:
+        pass  # no server: the postgres tests fail on their own with the reason
+    finally:
+        admin.dispose()
+    return f"{base}/{mine}"
+
+
+PG_URL = _worker_database(PG_URL)
 CATALOG = ROOT / "catalog" / "items"
 ALLIANCE = ROOT / "catalog" / "alliance.yaml"
 
