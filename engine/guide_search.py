@@ -23,6 +23,7 @@ _STOP_CHARS = set("我你他她它们的了吗呢吧啊要想需该请问怎么�
 _STOP_BIGRAMS = {"需要", "什么", "怎么", "如何", "哪些", "材料", "办理", "可以", "我想", "我要", "想要", "应该",
                  "请问", "要带", "手续", "流程", "资料", "准备", "一下", "提交", "申请", "办个", "怎样"}
 K1, B = 1.4, 0.6
+RELATIVE_FLOOR = 0.25
 
 
 def normalise(text: str) -> str:
@@ -74,4 +75,7 @@ class Index:
             if s > 0:
                 scored.append((d.key, round(s, 4)))
         scored.sort(key=lambda x: (-x[1], x[0]))
-        return scored[:limit]
+        # Items sharing a stray character with the question are not answers: a tail far below
+        # the best is left off.
+        best = scored[0][1] if scored else 0.0
+        return [x for x in scored if x[1] >= RELATIVE_FLOOR * best][:limit]

@@ -9,7 +9,7 @@ from fastapi import Query
 
 from api.contract import problems
 from api.deps import SessionDep
-from api.models import _Out
+from api.models import _cursor, _Out
 from api.routing import Router
 from engine import guide
 from engine.errors import InvalidInput
@@ -50,7 +50,7 @@ class GuideSummary(_Out):
 
 class GuideList(_Out):
     items: list[GuideSummary]
-    next_cursor: str | None = None
+    next_cursor: str | None = _cursor()
 
 
 class GuideOption(_Out):
