@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Demo
+from conftest import Demo, origin_of, page_login
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -132,3 +132,19 @@ def test_intake_requires_the_answers_and_exactly_their_materials_and_records_the
     assert "异地工作证明" in str(approve)  # closed: the one material this 情形 adds is missing
     history = demo.client.get(f"/api/v1/cases/{number}/history", headers=headers).json()["items"]
     assert history[0]["kind"] == "intake" and history[0]["data"]["situation"] == answers
+
+
+def test_counter_intake_page_asks_the_situations_and_takes_exactly_their_materials(demo: Demo) -> None:
+    client = TestClient(demo.client.app, base_url="http://testserver")
+    assert page_login(client, demo.tokens["陈静"]).status_code == 303
+    form = client.get("/ui/cases/new", params={"item": "YDJYBA"})
+    assert 'id="situations"' in form.text and "属于哪一类备案人员?" in form.text
+    csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+    body = {"csrf": csrf, "item": "YDJYBA", "name": "李四", "kind": "person", "id_number": "11010519491231002X",
+            "situation": ["filing_kind:temporary", "agent:agent"], "materials": ["filing_form", "referral"]}
+    headers = {"Origin": origin_of(client)}
+    wrong = client.post("/ui/cases/new", data=body, headers=headers)
+    assert wrong.status_code == 422 and "所选情形不需要此材料" in wrong.text
+    body["materials"] = ["filing_form", "insured_id", "power_of_attorney"]
+    made = client.post("/ui/cases/new", data=body, headers=headers)
+    assert made.status_code == 201, made.text
