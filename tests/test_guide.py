@@ -148,3 +148,61 @@ def test_counter_intake_page_asks_the_situations_and_takes_exactly_their_materia
     body["materials"] = ["filing_form", "insured_id", "power_of_attorney"]
     made = client.post("/ui/cases/new", data=body, headers=headers)
     assert made.status_code == 201, made.text
+
+
+def _png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (240, 240, 240)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_prereview_drafts_a_clerks_comments_then_a_case_with_the_passed_drafts(
+        demo: Demo, tmp_path: Path) -> None:
+    from core.settings import get_settings
+    from storage.object_factory import get_store
+
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    answers = {"filing_kind": "worker", "agent": "self"}
+    drafts = {mid: {"file_name": f"{mid}.png", "content_base64": _png()} for mid in ("filing_form", "work_proof")}
+    wrong = demo.client.post("/api/v1/guide/prereviews", json={
+        "item_code": "YDJYBA", "phone": "13800138000", "situation": answers,
+        "drafts": {**drafts, "referral": drafts["filing_form"]}})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "drafts.referral"
+    r = demo.client.post("/api/v1/guide/prereviews", json={
+        "item_code": "YDJYBA", "phone": "13800138000", "situation": answers, "drafts": drafts})
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    seen = demo.client.get(f"/api/v1/guide/prereviews/{code}").json()
+    assert seen["case_number"] is None and seen["status"] == "open"  # no case number, no clock
+    assert [(m["id"], m["uploaded"]) for m in seen["materials"]] == [
+        ("filing_form", True), ("insured_id", False), ("work_proof", True)]
+    clerk = {"Authorization": f"Bearer {demo.tokens['陈静']}"}
+    assert demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/work_proof", json={"verdict": "ok"}).status_code == 401
+    redo = demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/filing_form",
+                            json={"verdict": "redo"}, headers=clerk)
+    assert redo.status_code == 422 and redo.json()["errors"][0]["field"] == "comment"
+    demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/filing_form",
+                     json={"verdict": "redo", "comment": "备案表未签名"}, headers=clerk)
+    seen = demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/work_proof",
+                            json={"verdict": "ok"}, headers=clerk).json()
+    assert {m["id"]: (m["verdict_label"], m["comment"]) for m in seen["materials"] if m["uploaded"]} == {
+        "filing_form": ("需修改", "备案表未签名"), "work_proof": ("合格", None)}
+    made = demo.client.post(f"/api/v1/guide/prereviews/{code}/case", headers=clerk, json={
+        "applicant": {"name": "王五", "kind": "person", "id_number": "11010519491231002X"}})
+    assert made.status_code == 201, made.text
+    number = made.json()["number"]
+    case = demo.client.get(f"/api/v1/cases/{number}", headers=clerk).json()
+    assert {m["id"]: m["status"] for m in case["materials"]} == {
+        "filing_form": "missing", "insured_id": "missing", "work_proof": "received"}
+    pages = demo.client.get(f"/api/v1/cases/{number}/pages", headers=clerk).json()["items"]
+    assert [p["material_id"] for p in pages] == ["work_proof"]
+    assert demo.client.get(f"/api/v1/guide/prereviews/{code}").json()["case_number"] == number
+    again = demo.client.post(f"/api/v1/guide/prereviews/{code}/case", headers=clerk, json={
+        "applicant": {"name": "王五", "kind": "person"}})
+    assert again.status_code == 422
