@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=16), nullable=False),
         sa.Column("item_code", sa.String(length=64), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=False),
-        sa.Column("answers", sa.JSON(), nullable=True),
+        sa.Column("answers", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("case_number", sa.String(length=32), nullable=True),
         sa.Column("created_at", UtcDateTime(), nullable=False),
