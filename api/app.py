@@ -11,6 +11,7 @@ from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
 from api.pages import board, designer, notices_ui, problem_types, progress, scans_ui, video_ui, web, workbench
+from api.pages import guide as guide_pages
 from api.routes import (
     appointments,
     cases,
@@ -27,6 +28,7 @@ from api.routes import (
     video,
     webhooks,
 )
+from api.routes import guide as guide_routes
 from api.routing import Router, all_routes
 from api.same_origin import SameOrigin
 from api.security_headers import SecurityHeaders
@@ -41,6 +43,7 @@ ROUTERS: tuple[Router, ...] = (
     verify.router, certificates.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
     notices_ui.router, verify.pages, problem_types.router,
+    guide_routes.router, guide_pages.router,
 )
 
 

@@ -55,6 +55,9 @@ class CaseCreate(_Body):
     competent_region: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] | None = None
     mode: value_of(Mode) | None = None  # type: ignore[valid-type]
     commitment: Commitment | None = None
+    # 事项情形: question id → the chosen option's id (GET /api/v1/guide/{code} lists them).
+    situation: dict[Annotated[str, StringConstraints(max_length=64)],
+                    Annotated[str, StringConstraints(max_length=64)]] = Field(default={}, max_length=20)
 
 
 class TriggerBody(_Body):

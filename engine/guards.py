@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine.extensions import GUARDS
+from engine.situations import conditional
 from engine.statements import SELECT_MATERIALS
 from states.compiler import CompiledItem
 from states.defaults import BACK_PREFIX
@@ -87,7 +88,10 @@ class Guards:
 @GUARDS.register("required_materials", "必要材料齐全(容缺材料已承诺)")
 def _required_materials(g: Guards) -> str | None:
     missing = []
+    optional = conditional(g.compiled.definition)  # 事项情形: only the answers' materials have rows
     for m in g.compiled.definition.materials:
+        if m.id in optional and m.id not in g.materials:
+            continue
         status = g.materials.get(m.id, {}).get("status", "missing")
         if m.required and not (status == "received" or (status == "deferred" and m.deferrable)):
             missing.append(m.name)

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, certfields, certificates, deadlines, documents, workdays
+from engine import catalog, certfields, certificates, deadlines, documents, situations, workdays
 from engine.actors import Actor
 from engine.advance import (
     append_event,
@@ -54,8 +54,10 @@ def _next_number(session: Session, region: str, day: date) -> str:
 def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[str, Any],
                 materials: dict[str, str], competent_region: str | None = None,
                 mode: str | None = None, commitment: dict[str, Any] | None = None,
-                defer: list[dict[str, Any]] | None = None) -> tuple[CaseRow, str]:
-    """Take in an application (收件). Returns the case row and the applicant's query code."""
+                defer: list[dict[str, Any]] | None = None,
+                situation: dict[str, str] | None = None) -> tuple[CaseRow, str]:
+    """Take in an application (收件). Returns the case row and the applicant's query code.
+    ``situation`` answers the item's 情形 questions; the case then needs exactly their materials."""
     if "clerk" not in actor.roles or actor.counter_id is None:
         raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
     try:
@@ -71,19 +73,24 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         mode = "异地代收代办" if cross and "异地代收代办" in d.modes else d.modes[0]
     elif mode not in d.modes:
         raise InvalidInput("mode", f"该事项不支持「{mode}」, 支持: {'、'.join(d.modes)}")
-    known = {m.id for m in d.materials}
+    answers = situations.check_answers(d, situation)
+    needed = situations.selected_materials(d, answers)
+    known = {m.id for m in needed}
     for mid, status in materials.items():
         if mid not in known:
-            raise InvalidInput(f"materials.{mid}", "事项没有此材料")
+            raise InvalidInput(f"materials.{mid}", "所选情形不需要此材料" if any(
+                m.id == mid for m in d.materials) else "事项没有此材料")
         if status not in ("missing", "received"):
             raise InvalidInput(f"materials.{mid}", "状态须为 missing 或 received (容缺请用 defer)")
     at = now()
     cal = workdays.calendar(session)
     deferred = {e["material_id"]: e for e in
                 (defer_material(item, x, f"defer[{i}]", at, cal) for i, x in enumerate(defer or []))}
+    if extra := sorted(set(deferred) - known):
+        raise InvalidInput("defer", f"所选情形不需要材料 {'、'.join(extra)}")
     today = clock.local_date(at)  # the counter's day, not UTC's: 07:30 Beijing is still today
     # 免提交: a certificate the applicant already holds stands in for the scan of that material.
-    library = certificates.from_library(session, d.materials, applicant, today)
+    library = certificates.from_library(session, needed, applicant, today)
     materials = {**materials, **{mid: "received" for mid in library}}
     number = _next_number(session, parties.intake.region_code, today)
     code = "".join(secrets.choice(QUERY_ALPHABET) for _ in range(10))
@@ -105,17 +112,18 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         "seq": 1, "at": at, "kind": "intake", "actor_id": actor.id, "actor_name": actor.name,
         "counter_id": actor.counter_id, "to_state": item.initial,
         "data": {"item_version": version.version, "mode": mode, "parties": parties.by_role,
-                 "deferred": sorted(deferred), **({"library": library} if library else {})}}
+                 "deferred": sorted(deferred), **({"library": library} if library else {}),
+                 **({"situation": answers} if answers else {})}}
     case["last_hash"] = None
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
-    if d.materials:
+    if needed:
         # Every row with the same keys: an executemany takes its columns from the first row, so a
         # 容缺 promise on a later row was dropped.
         session.execute(sa.insert(T_MAT), [
             {"case_id": case["id"], "material_id": m.id, "status": materials.get(m.id, "missing"),
              "promise": None, "deferred_due": None, "updated_at": at, **deferred.get(m.id, {})}
-            for m in d.materials
+            for m in needed
         ])
     session.execute(sa.insert(T_HIST).values(case_id=case["id"], **event))
     sync_holders(session, case["id"], holder_counters(item, case))

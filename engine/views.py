@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import clock
-from engine import catalog, certfields, deadlines
+from engine import catalog, certfields, deadlines, situations
 from engine.actors import Actor
 from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
 from engine.certificates import taken_from_library
@@ -68,6 +68,7 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
     state = item.table[case["state"]].state
     guards = Guards(session, item, case, {})
     library = _from_library(session, case) if any(m.library for m in d.materials) else {}
+    optional = situations.conditional(d)
     materials = [
         {"id": m.id, "name": m.name, "required": m.required, "deferrable": m.deferrable,
          "status": guards.materials.get(m.id, {}).get("status", "missing"),
@@ -75,6 +76,7 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
          "deferred_due": guards.materials.get(m.id, {}).get("deferred_due"),
          "library": library.get(m.id) if guards.materials.get(m.id, {}).get("status") == "received" else None}
         for m in d.materials
+        if m.id in guards.materials or m.id not in optional  # 事项情形: only the answers' materials
     ]
     branches = [
         {"id": b.id, "label": b.label, "counter": case["parties"][b.holder],

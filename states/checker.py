@@ -102,6 +102,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
     _check_auto_review(d, report)
     _check_documents(d, report)
     _check_certificates(d, holders, report)
+    _check_situations(d, report)
     if strict:
         _check_races(d, table, vocabulary, report)
         _check_patterns(d, report)
@@ -254,6 +255,25 @@ def _check_certificates(d: ItemDefinition, holders: set[str], report: Report) ->
                 report((*base, "validity", "until"), f"未知的证照字段 '{spec.validity.until}'")
             elif until.validation != "date":
                 report((*base, "validity", "until"), f"有效期截止字段 '{until.id}' 须声明 validation: date")
+
+
+def _check_situations(d: ItemDefinition, report: Report) -> None:
+    """事项情形: unique questions and answers, each answer's materials declared by the item."""
+    known = {m.id for m in d.materials}
+    seen: set[str] = set()
+    for i, q in enumerate(d.situations):
+        if q.id in seen:
+            report(("situations", i, "id"), f"重复的情形编号 '{q.id}'")
+        seen.add(q.id)
+        answers: set[str] = set()
+        for j, o in enumerate(q.options):
+            if o.id in answers:
+                report(("situations", i, "options", j, "id"), f"情形 '{q.id}' 的选项 '{o.id}' 重复")
+            answers.add(o.id)
+            for k, mid in enumerate(o.materials):
+                if mid not in known:
+                    report(("situations", i, "options", j, "materials", k),
+                           f"情形 '{q.id}' 的选项 '{o.id}' 引用了未知的材料 '{mid}'")
 
 
 def _check_patterns(d: ItemDefinition, report: Report) -> None:

@@ -32,6 +32,23 @@ class Material(_Strict):
     library: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class SituationOption(_Strict):
+    """One answer to a 情形 question, and the materials that answer adds to the list."""
+
+    id: Identifier
+    label: str = Field(min_length=1, max_length=64)
+    materials: list[Identifier] = []
+
+
+class Situation(_Strict):
+    """事项情形: a question whose answer decides what an applicant must bring (一次性告知).
+    A material that some option lists is needed only when that option is chosen; the others always."""
+
+    id: Identifier
+    question: str = Field(min_length=1, max_length=100)
+    options: list[SituationOption] = Field(min_length=2, max_length=20)
+
+
 class ChecklistEntry(_Strict):
     id: Identifier
     label: str = Field(min_length=1)
@@ -275,6 +292,8 @@ class ItemDefinition(_Strict):
     # Counter roles beyond the built-in intake/competent (e.g. a second department).
     roles: dict[Identifier, str] = {}
     materials: list[Material] = []
+    # 事项情形: the questions deciding which materials an application needs (engine.situations).
+    situations: list[Situation] = Field(default=[], max_length=20)
     states: list[State] = Field(min_length=1)
     transitions: list[Transition] = Field(min_length=1)
     # The result certificate (结果证照): a name (the generic layout), one declared certificate,

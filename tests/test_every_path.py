@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from conftest import Demo, certificate_data, run_jobs
 
 from core.settings import get_settings
-from engine import catalog
+from engine import catalog, situations
 from engine.actors import add_clerk
 from engine.advance import load_case, source_holder, why_forbidden
 from engine.guards import Guards
@@ -33,7 +33,10 @@ APPLICANT = {"name": "某某有限公司", "kind": "company", "id_number": "9137
              "phone": "13800138000", "address": "山东省济南市历下区经十路 100 号"}
 # item → (intake counter, competent region when it is another's)
 ITEMS = {"GGCSWSXK": ("jn-kuayu", None), "FGSFZRBG": ("jn-kuayu", "370211"),
-         "CBWLSXK": ("qd-xihai", None), "MBXXZZHB": ("pd-zhengwu", None)}
+         "CBWLSXK": ("qd-xihai", None), "MBXXZZHB": ("pd-zhengwu", None),
+         "GTGSHSLDJ": ("jn-kuayu", None), "YXGSSLDJ": ("qd-xihai", None), "SPJYXK": ("jn-kuayu", None),
+         "YDJYBA": ("pd-zhengwu", None), "YLBXZYJX": ("jn-kuayu", None), "GJJZYJX": ("qd-xihai", None),
+         "YJSKBCYD": ("pd-zhengwu", None), "YJSXSECS": ("pd-zhengwu", None)}
 PAYLOAD = {"comment": "理由", "commitment": {"signer": "张三"}}
 Step = tuple[str, str, str]  # trigger, counter, role
 
@@ -55,8 +58,11 @@ class Walk:
         intake, competent = ITEMS[code]
         with session_scope(self.demo.engine, readonly=True) as s:
             item = catalog.compiled(s, catalog.latest_version(s, code).id)
-        body: dict[str, Any] = {"item_code": code, "applicant": APPLICANT,
-                                "materials": {m.id: "received" for m in item.definition.materials}}
+        # 事项情形: the last answer of each question, and exactly the materials it asks for.
+        answers = {q.id: q.options[-1].id for q in item.definition.situations}
+        body: dict[str, Any] = {"item_code": code, "applicant": APPLICANT, "situation": answers,
+                                "materials": {m.id: "received" for m in
+                                              situations.selected_materials(item.definition, answers)}}
         if competent:
             body["competent_region"] = competent
         r = self.demo.client.post("/api/v1/cases", json=body,

@@ -115,12 +115,12 @@ def _intake_context(session: Session, actor: Actor, item: str | None) -> dict[st
         raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
     items = _intake_items(session, actor.counter_id)
     chosen = next((it for it in items if it["code"] == item), items[0] if items else None)
-    materials, modes = [], []
+    materials, modes, asked = [], [], []
     if chosen:
         d = catalog.compiled(session, catalog.latest_version(session, chosen["code"]).id).definition
-        materials, modes = d.materials, d.modes
+        materials, modes, asked = d.materials, d.modes, d.situations
     regions = directory.regions(session)
-    return {"items": items, "chosen": chosen, "materials": materials, "modes": modes,
+    return {"items": items, "chosen": chosen, "materials": materials, "modes": modes, "situations": asked,
             "regions": regions, "own_region": actor.region_code}
 
 
@@ -141,17 +141,20 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
                   phone: Annotated[str, Form(max_length=20)] = "",
                   address: Annotated[str, Form(max_length=300)] = "",
                   competent_region: Annotated[str, Form(max_length=12)] = "",
-                  materials: Annotated[list[str] | None, Form()] = None) -> Response:
+                  materials: Annotated[list[str] | None, Form()] = None,
+                  situation: Annotated[list[str] | None, Form()] = None) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    # 事项情形: one "question:option" per question (bounded: an item asks at most 20).
+    answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
     form = {"name": name, "kind": kind, "id_number": id_number, "phone": phone, "address": address,
-            "competent_region": competent_region, "materials": materials or []}
+            "competent_region": competent_region, "materials": materials or [], "situation": answers}
     raw = {k: v for k, v in form.items() if k in ("name", "kind", "id_number", "phone", "address") and v}
     try:
         applicant = Applicant.model_validate(raw)
         case, code = intake.create_case(
             session, actor, item, applicant.model_dump(exclude_none=True),
-            dict.fromkeys(materials or [], "received"), competent_region or None)
+            dict.fromkeys(materials or [], "received"), competent_region or None, situation=answers)
     except ValidationError as exc:
         errors = [{"field": "applicant." + ".".join(str(p) for p in e["loc"]), "reason": e["msg"]}
                   for e in exc.errors()]

@@ -55,7 +55,7 @@ def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: Key
         session, actor, body.item_code, body.applicant.model_dump(exclude_none=True),
         dict(body.materials), body.competent_region, body.mode,
         body.commitment.model_dump() if body.commitment else None,
-        [d.model_dump() for d in body.defer],
+        [d.model_dump() for d in body.defer], dict(body.situation),
     )
     out = _case_response(session, case, actor, 201, {"query_code": code},
                          {"Location": f"/api/v1/cases/{case['number']}"})

@@ -11,6 +11,7 @@ import storage.exchange_tables  # noqa: F401  (the change order of cases, the ex
 import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects)
 import storage.guard_tables  # noqa: F401  (wrong query codes per case)
 import storage.notice_tables  # noqa: F401  (written notices and their numbers)
+import storage.prereview_tables  # noqa: F401  (要件预审 before any case)
 import storage.seal_tables  # noqa: F401  (units' signing keys and certificates)
 import storage.tables  # noqa: F401  (registers the tables)
 import storage.video_tables  # noqa: F401  (video rooms, participants, recordings)

@@ -1,0 +1,177 @@
+"""办事指南: what an applicant reads before the counter — per item its conditions, the exact
+materials for their 情形, fees, legal basis, limits, modes, where to go, FAQ — and the search.
+
+The guide text lives beside the catalog (catalog/guides/<CODE>.yaml); the materials, limits,
+modes and 情形 come from the item's latest published version, the counters from the alliance
+directory. Public: nothing here is personal.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from core.settings import get_settings
+from engine import catalog, situations
+from engine.errors import NotFound
+from engine.guide_search import Document, Index
+from states.schema import ItemDefinition
+from storage.tables import Counter, CounterItem, Region
+
+MAX_GUIDE_BYTES = 64_000
+ROLE_WORDS = {"intake": "收件", "competent": "办理", "guide": "远程指导"}
+
+
+class Faq(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: str = Field(min_length=1, max_length=200)
+    a: str = Field(min_length=1, max_length=1000)
+
+
+class GuideText(BaseModel):
+    """One item's guide text (catalog/guides/<CODE>.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    summary: str = ""
+    aliases: list[str] = []  # colloquial names, synonyms and pinyin initials for the search
+    conditions: list[str] = []  # 受理条件
+    fees: str = "不收费"
+    legal_basis: list[str] = []
+    faq: list[Faq] = []
+
+
+def guides_dir() -> Path:
+    return get_settings().catalog_dir.parent / "guides"
+
+
+@lru_cache(maxsize=8)
+def _read_guides(directory: Path, stamp: tuple[tuple[str, float], ...]) -> dict[str, GuideText]:
+    out = {}
+    for name, _ in stamp:
+        p = directory / name
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")[:MAX_GUIDE_BYTES]) or {}
+        g = GuideText.model_validate(raw)
+        out[g.code] = g
+    return out
+
+
+def guide_texts() -> dict[str, GuideText]:
+    d = guides_dir()
+    if not d.is_dir():
+        return {}
+    stamp = tuple(sorted((p.name, p.stat().st_mtime) for p in d.glob("*.yaml")))
+    return _read_guides(d, stamp)
+
+
+def _definitions(session: Session) -> dict[str, ItemDefinition]:
+    out = {}
+    for it in catalog.list_items(session):
+        version = catalog.latest_version(session, it["code"])
+        out[it["code"]] = catalog.compiled(session, version.id).definition
+    return out
+
+
+def _counters(session: Session) -> dict[str, list[dict[str, Any]]]:
+    rows = session.execute(
+        sa.select(CounterItem.item_code, CounterItem.role, Counter.id, Counter.name, Region.name)
+        .join(Counter, Counter.id == CounterItem.counter_id)
+        .join(Region, Region.code == Counter.region_code)
+        .order_by(Counter.region_code, Counter.id)).all()
+    by_item: dict[str, dict[str, dict[str, Any]]] = {}
+    for code, role, cid, name, region in rows:
+        entry = by_item.setdefault(code, {}).setdefault(cid, {"name": name, "region": region, "roles": []})
+        entry["roles"].append(role)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for code, counters in by_item.items():
+        listed = []
+        for c in counters.values():
+            takes = bool(set(c["roles"]) & {"intake", "competent"})
+            if not takes and "guide" not in c["roles"]:
+                continue  # a department's own counter: reached through the intake counter
+            listed.append({"name": c["name"], "region": c["region"], "takes_applications": takes,
+                           "services": [ROLE_WORDS[r] for r in ("intake", "competent", "guide") if r in c["roles"]]})
+        out[code] = listed
+    return out
+
+
+def _materials(d: ItemDefinition, answers: dict[str, str] | None) -> list[dict[str, Any]]:
+    optional = situations.conditional(d)
+    chosen = {m.id for m in situations.selected_materials(d, answers)} if answers is not None else None
+    forms = {"paper": "纸质", "electronic": "电子", "both": "纸质或电子"}
+    out = []
+    for m in d.materials:
+        if chosen is not None and m.id not in chosen:
+            continue
+        out.append({"id": m.id, "name": m.name, "required": m.required, "form": forms[m.form], "copies": m.copies,
+                    "deferrable": m.deferrable, "from_library": m.library is not None,
+                    "situational": m.id in optional and chosen is None,
+                    "blank_form": m.blank_form, "sample": m.sample})
+    return out
+
+
+def _entry(d: ItemDefinition, g: GuideText | None, counters: list[dict[str, Any]]) -> dict[str, Any]:
+    g = g or GuideText(code=d.code)
+    return {"code": d.code, "name": d.name, "summary": g.summary, "case_type": d.case_type,
+            "legal_days": d.limits.legal_days, "promised_days": d.limits.promised_days,
+            "modes": list(d.modes), "certificate": d.certificate_name, "fees": g.fees,
+            "conditions": g.conditions, "legal_basis": g.legal_basis,
+            "faq": [f.model_dump() for f in g.faq], "aliases": g.aliases,
+            "counters": counters, "bundle": any(s.parallel for s in d.states),
+            "departments": list(d.roles.values())}
+
+
+def catalog_guide(session: Session) -> list[dict[str, Any]]:
+    texts, counters = guide_texts(), _counters(session)
+    return [_entry(d, texts.get(code), counters.get(code, [])) for code, d in _definitions(session).items()]
+
+
+def item_guide(session: Session, code: str, answers: dict[str, str] | None = None) -> dict[str, Any]:
+    """One item's guide; with ``answers`` (every 情形 answered) the exact one-time list."""
+    try:
+        version = catalog.latest_version(session, code)
+    except NotFound:
+        raise NotFound(f"事项 {code} 不存在") from None
+    d = catalog.compiled(session, version.id).definition
+    if answers is not None:
+        answers = situations.check_answers(d, answers)
+    out = _entry(d, guide_texts().get(d.code), _counters(session).get(d.code, []))
+    out["situations"] = [{"id": q.id, "question": q.question,
+                          "options": [{"id": o.id, "label": o.label} for o in q.options]} for q in d.situations]
+    out["answers"] = situations.describe(d, answers) if answers is not None else None
+    out["materials"] = _materials(d, answers)
+    return out
+
+
+def documents(defs: dict[str, ItemDefinition], texts: dict[str, GuideText]) -> list[Document]:
+    docs = []
+    for code, d in defs.items():
+        g = texts.get(code) or GuideText(code=code)
+        fields = [(d.name, 3.0), (" ".join(g.aliases), 3.0), (g.summary, 1.0),
+                  (" ".join(m.name for m in d.materials), 0.5), (" ".join(g.conditions), 0.3),
+                  (" ".join(f.q for f in g.faq), 0.3), (d.certificate_name or "", 1.0)]
+        docs.append(Document(code, fields))
+    return docs
+
+
+_indexes: dict[tuple[str, ...], Index] = {}
+
+
+def search(session: Session, q: str, limit: int = 5) -> list[dict[str, Any]]:
+    defs, texts = _definitions(session), guide_texts()
+    key = tuple(sorted(f"{c}:{d.version}" for c, d in defs.items())) + tuple(sorted(texts))
+    index = _indexes.get(key)
+    if index is None:
+        _indexes.clear()
+        index = _indexes[key] = Index(documents(defs, texts))
+    counters = _counters(session)
+    return [{"item_code": code, "name": defs[code].name, "score": score,
+             "materials": [m.name for m in defs[code].materials],
+             "counters": [c["name"] for c in counters.get(code, []) if c["takes_applications"]]}
+            for code, score in index.search(q, limit)]

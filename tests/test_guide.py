@@ -1,0 +1,209 @@
+"""办事指南: the public JSON and pages, the exact one-time list for the chosen 情形, and the search
+answering Chinese questions (its quality over the whole query set is bench/bench_guide_search.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Demo, origin_of, page_login
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.settings import ROOT
+from storage import migrate
+from storage.db import make_engine, session_scope
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    from engine.demo import seed
+
+    tmp: Path = tmp_path_factory.mktemp("guide")
+    engine = make_engine(f"sqlite:///{tmp / 'tongban.db'}")
+    migrate.upgrade(engine)
+    with session_scope(engine) as s:
+        tokens = seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
+    with TestClient(create_app(engine)) as client:
+        yield Demo(engine, client, tokens)
+    engine.dispose()
+
+
+def test_guide_catalog_lists_every_item_with_its_guide_without_login(demo: Demo) -> None:
+    r = demo.client.get("/api/v1/guide")
+    assert r.status_code == 200, r.text
+    items = {g["code"]: g for g in r.json()["items"]}
+    assert len(items) >= 12 and r.json()["next_cursor"] is None
+    assert all(g["summary"] and g["legal_basis"] for g in items.values())
+    cy = items["YJSKBCYD"]
+    assert cy["bundle"] and cy["departments"] == ["市场监管部门", "消防救援机构"]
+    cbw = {c["name"]: c for c in items["CBWLSXK"]["counters"]}
+    assert cbw["南沙区政务服务中心云指导窗口"]["takes_applications"] is False  # 云指导 only
+    assert cbw["济南市政务服务中心跨域通办专窗"]["services"] == ["收件", "办理"]
+
+
+def test_item_guide_answers_select_exactly_their_materials(demo: Demo) -> None:
+    full = demo.client.get("/api/v1/guide/YDJYBA").json()
+    assert [s["id"] for s in full["situations"]] == ["filing_kind", "agent"]
+    assert full["answers"] is None and len(full["materials"]) == 6
+    assert {m["id"] for m in full["materials"] if m["situational"]} == {
+        "residence_proof", "work_proof", "referral", "power_of_attorney"}
+    r = demo.client.get("/api/v1/guide/YDJYBA", params={"situation": ["filing_kind:referral", "agent:self"]})
+    assert r.status_code == 200, r.text
+    g = r.json()
+    assert [m["id"] for m in g["materials"]] == ["filing_form", "insured_id", "referral"]
+    assert [a["label"] for a in g["answers"]] == ["异地转诊就医", "参保人本人办理"]
+
+
+@pytest.mark.parametrize(("answers", "field"), [
+    (["filing_kind:referral"], "situation.agent"),                 # a question left unanswered
+    (["filing_kind:abroad", "agent:self"], "situation.filing_kind"),  # not one of its options
+    (["filing_kind:referral", "agent:self", "colour:red"], "situation.colour"),
+    (["referral"], "situation[0]"),
+])
+def test_item_guide_refuses_incomplete_or_unknown_answers_naming_the_field(
+        demo: Demo, answers: list[str], field: str) -> None:
+    r = demo.client.get("/api/v1/guide/YDJYBA", params={"situation": answers})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field
+
+
+def test_unknown_item_guide_is_404(demo: Demo) -> None:
+    assert demo.client.get("/api/v1/guide/NOSUCH").status_code == 404
+
+
+@pytest.mark.parametrize(("q", "code"), [
+    ("开个奶茶店要什么材料", "YJSKBCYD"),
+    ("我想注册一家公司", "YXGSSLDJ"),
+    ("异地看病怎么备案", "YDJYBA"),
+    ("分公司换负责人", "FGSFZRBG"),
+    ("宝宝出生上户口", "YJSXSECS"),
+    ("yyzz", "GTGSHSLDJ"),             # pinyin initials kept as an alias
+    ("食品经营许可正", "SPJYXK"),       # a wrong last character
+])
+def test_search_answers_chinese_questions_with_ranked_items(demo: Demo, q: str, code: str) -> None:
+    r = demo.client.get("/api/v1/guide/search", params={"q": q})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results[0]["item_code"] == code, results
+    assert results[0]["materials"] and results[0]["score"] > 0
+    assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:], strict=False))
+
+
+def test_search_bounds_its_question(demo: Demo) -> None:
+    assert demo.client.get("/api/v1/guide/search", params={"q": "开" * 201}).status_code == 422
+    assert demo.client.get("/api/v1/guide/search", params={"q": "??"}).json() == {"results": []}
+
+
+def test_guide_pages_are_public_zh_cn_and_show_the_one_time_list(demo: Demo) -> None:
+    index = demo.client.get("/guide", params={"q": "开饭店"})
+    assert index.status_code == 200 and 'lang="zh-CN"' in index.text
+    assert 'href="/guide/YJSKBCYD"' in index.text and "width=device-width" in index.text
+    page = demo.client.get("/guide/GTGSHSLDJ", params={
+        "s_organisation": "family", "s_agent": "self", "s_pre_approval": "absent"})
+    assert page.status_code == 200
+    listed = page.text.split('id="materials"')[1].split('id="where"')[0]
+    assert "家庭成员关系证明" in listed and "授权委托书" not in listed and "共 4 项" in listed
+    assert "GTGSHSLDJ" not in page.text.replace('action="/guide/GTGSHSLDJ"', "")  # no internal ids shown
+    partial = demo.client.get("/guide/GTGSHSLDJ", params={"s_agent": "self"})
+    assert "须回答情形问题" in partial.text
+    assert demo.client.get("/guide/NOSUCH").status_code == 404
+
+
+def test_intake_requires_the_answers_and_exactly_their_materials_and_records_them(demo: Demo) -> None:
+    headers = {"Authorization": f"Bearer {demo.tokens['陈静']}"}
+    applicant = {"name": "张三", "kind": "person", "id_number": "11010519491231002X", "phone": "13800138000"}
+    base = {"item_code": "YDJYBA", "applicant": applicant}
+    r = demo.client.post("/api/v1/cases", json={**base, "materials": {"filing_form": "received"}}, headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "situation.filing_kind"
+    answers = {"filing_kind": "worker", "agent": "self"}
+    r = demo.client.post("/api/v1/cases", json={**base, "situation": answers,
+                                                 "materials": {"referral": "received"}}, headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0] == {"field": "materials.referral",
+                                                               "reason": "所选情形不需要此材料"}
+    r = demo.client.post("/api/v1/cases", json={**base, "situation": answers, "materials": {
+        "filing_form": "received", "insured_id": "received"}}, headers=headers)
+    assert r.status_code == 201, r.text
+    number = r.json()["number"]
+    case = demo.client.get(f"/api/v1/cases/{number}", headers=headers).json()
+    assert sorted(m["id"] for m in case["materials"]) == ["filing_form", "insured_id", "work_proof"]
+    approve = next(t for t in case["triggers"] if t["trigger"] == "approve")
+    assert "异地工作证明" in str(approve)  # closed: the one material this 情形 adds is missing
+    history = demo.client.get(f"/api/v1/cases/{number}/history", headers=headers).json()["items"]
+    assert history[0]["kind"] == "intake" and history[0]["data"]["situation"] == answers
+
+
+def test_counter_intake_page_asks_the_situations_and_takes_exactly_their_materials(demo: Demo) -> None:
+    client = TestClient(demo.client.app, base_url="http://testserver")
+    assert page_login(client, demo.tokens["陈静"]).status_code == 303
+    form = client.get("/ui/cases/new", params={"item": "YDJYBA"})
+    assert 'id="situations"' in form.text and "属于哪一类备案人员?" in form.text
+    csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+    body = {"csrf": csrf, "item": "YDJYBA", "name": "李四", "kind": "person", "id_number": "11010519491231002X",
+            "situation": ["filing_kind:temporary", "agent:agent"], "materials": ["filing_form", "referral"]}
+    headers = {"Origin": origin_of(client)}
+    wrong = client.post("/ui/cases/new", data=body, headers=headers)
+    assert wrong.status_code == 422 and "所选情形不需要此材料" in wrong.text
+    body["materials"] = ["filing_form", "insured_id", "power_of_attorney"]
+    made = client.post("/ui/cases/new", data=body, headers=headers)
+    assert made.status_code == 201, made.text
+
+
+def _png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (240, 240, 240)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_prereview_drafts_a_clerks_comments_then_a_case_with_the_passed_drafts(
+        demo: Demo, tmp_path: Path) -> None:
+    from core.settings import get_settings
+    from storage.object_factory import get_store
+
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    answers = {"filing_kind": "worker", "agent": "self"}
+    drafts = {mid: {"file_name": f"{mid}.png", "content_base64": _png()} for mid in ("filing_form", "work_proof")}
+    wrong = demo.client.post("/api/v1/guide/prereviews", json={
+        "item_code": "YDJYBA", "phone": "13800138000", "situation": answers,
+        "drafts": {**drafts, "referral": drafts["filing_form"]}})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "drafts.referral"
+    r = demo.client.post("/api/v1/guide/prereviews", json={
+        "item_code": "YDJYBA", "phone": "13800138000", "situation": answers, "drafts": drafts})
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    seen = demo.client.get(f"/api/v1/guide/prereviews/{code}").json()
+    assert seen["case_number"] is None and seen["status"] == "open"  # no case number, no clock
+    assert [(m["id"], m["uploaded"]) for m in seen["materials"]] == [
+        ("filing_form", True), ("insured_id", False), ("work_proof", True)]
+    clerk = {"Authorization": f"Bearer {demo.tokens['陈静']}"}
+    anonymous = demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/work_proof", json={"verdict": "ok"})
+    assert anonymous.status_code == 401
+    redo = demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/filing_form",
+                            json={"verdict": "redo"}, headers=clerk)
+    assert redo.status_code == 422 and redo.json()["errors"][0]["field"] == "comment"
+    demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/filing_form",
+                     json={"verdict": "redo", "comment": "备案表未签名"}, headers=clerk)
+    seen = demo.client.post(f"/api/v1/guide/prereviews/{code}/materials/work_proof",
+                            json={"verdict": "ok"}, headers=clerk).json()
+    assert {m["id"]: (m["verdict_label"], m["comment"]) for m in seen["materials"] if m["uploaded"]} == {
+        "filing_form": ("需修改", "备案表未签名"), "work_proof": ("合格", None)}
+    made = demo.client.post(f"/api/v1/guide/prereviews/{code}/case", headers=clerk, json={
+        "applicant": {"name": "王五", "kind": "person", "id_number": "11010519491231002X"}})
+    assert made.status_code == 201, made.text
+    number = made.json()["number"]
+    case = demo.client.get(f"/api/v1/cases/{number}", headers=clerk).json()
+    assert {m["id"]: m["status"] for m in case["materials"]} == {
+        "filing_form": "missing", "insured_id": "missing", "work_proof": "received"}
+    pages = demo.client.get(f"/api/v1/cases/{number}/pages", headers=clerk).json()["items"]
+    assert [p["material_id"] for p in pages] == ["work_proof"]
+    assert demo.client.get(f"/api/v1/guide/prereviews/{code}").json()["case_number"] == number
+    again = demo.client.post(f"/api/v1/guide/prereviews/{code}/case", headers=clerk, json={
+        "applicant": {"name": "王五", "kind": "person"}})
+    assert again.status_code == 422
