@@ -10,7 +10,18 @@ from fastapi.staticfiles import StaticFiles
 from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
-from api.pages import board, designer, notices_ui, problem_types, progress, scans_ui, video_ui, web, workbench
+from api.pages import (
+    board,
+    designer,
+    notices_ui,
+    problem_types,
+    progress,
+    queue,
+    scans_ui,
+    video_ui,
+    web,
+    workbench,
+)
 from api.pages import guide as guide_pages
 from api.routes import (
     appointments,
@@ -44,6 +55,7 @@ ROUTERS: tuple[Router, ...] = (
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
     notices_ui.router, verify.pages, problem_types.router,
     guide_routes.router, guide_pages.router,
+    queue.router,
 )
 
 

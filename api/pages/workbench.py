@@ -15,7 +15,7 @@ from api.pages.diagram import active_states, highlighted_svg
 from api.routing import Router
 from api.schemas import Applicant
 from core.settings import get_settings
-from engine import assignment, catalog, dashboard, directory, intake, lifecycle, views
+from engine import assignment, catalog, directory, intake, lifecycle
 from engine.actors import Actor, end_session, start_session
 from engine.advance import advance
 from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
@@ -80,27 +80,6 @@ def home(request: Request, session: SessionDep) -> Response:
     if actor.counter_id is None:
         return RedirectResponse("/ui/designer", status_code=303)
     return RedirectResponse("/ui/queue", status_code=303)
-
-
-# --- queue ---------------------------------------------------------------------------------
-
-@router.get("/ui/queue", response_class=HTMLResponse)
-def queue_page(request: Request, session: SessionDep, counter: str | None = None,
-               item: Annotated[str | None, Query(max_length=64)] = None,
-               cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response:
-    actor = web.require_actor(request, session)
-    counters = dashboard.visible_counters(session, actor)
-    counter = counter or actor.counter_id or next(iter(counters), None)
-    if counter is None:
-        raise Forbidden("您没有可查看的窗口", missing=["counter"])
-    if counter != actor.counter_id and "supervisor" not in actor.roles:
-        raise Forbidden("只能查看本窗口的队列", missing=["role:supervisor"])
-    dashboard.check_counter_visible(session, actor, counter)
-    page = views.queue(session, counter, item=item or None, cursor=cursor, limit=50)
-    names = directory.clerk_names(session, [c for it in page["items"] for c in (it["assignee"], it["companion_id"])])
-    return web.render(request, "queue.html", actor, counter=counter, counters=counters,
-                      counter_name=directory.counter_names(session, [counter]).get(counter, counter),
-                      page=page, names=names, item=item or "", items=catalog.list_items(session))
 
 
 # --- intake --------------------------------------------------------------------------------
