@@ -11,7 +11,7 @@ from sqlmodel import Session
 from engine import seals
 from engine.catalog import publish, read_catalog
 from engine.directory import units
-from engine.directory_manage import check_file, import_directory, issue_tokens, latest
+from engine.directory_manage import check_file, import_directory, issue_tokens, latest, lock
 
 
 def publish_catalog(session: Session, directory: Path, by: str = "catalog") -> list[tuple[str, int, bool]]:
@@ -27,6 +27,7 @@ def seed(session: Session, catalog_dir: Path, alliance_file: Path, tokens_file: 
     """Idempotent on any number of nodes: the alliance is one directory import (serialized, and an
     unchanged document changes nothing), so its clerks exist once. The node that created them keeps
     their tokens in ``tokens_file``; another node issues its own tokens for the same clerks."""
+    lock(session)  # two nodes starting at once: the second waits, then finds everything in place
     publish_catalog(session, catalog_dir)
     result = import_directory(session, check_file(alliance_file), "demo", token_days=token_days)
     # Every unit signs what it issues: a demo unit without a seal gets a self-signed one.

@@ -236,14 +236,15 @@ def versions(session: Session) -> list[DirectoryVersion]:
     return list(session.execute(sa.select(DirectoryVersion).order_by(DirectoryVersion.version)).scalars())
 
 
-def _lock(session: Session) -> None:
+def lock(session: Session) -> None:
+    """Serialize directory imports (and the demo seed) across nodes until this transaction ends."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
 
 
 def import_directory(session: Session, checked: Checked, by: str, *, token_days: int = 30) -> Imported:
     """Apply a checked document; record it as a new version unless it is the current one."""
-    _lock(session)
+    lock(session)
     current = latest(session)
     if current is not None and current.content_hash == checked.content_hash:
         return Imported(current.version, current.content_hash, False)
@@ -263,8 +264,8 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
         session.merge(CounterKind(counter_id=c["id"], kind=c["kind"]))
         session.flush()
         wanted = {(code, role) for code, roles in c["items"].items() for role in roles}
-        have = set(session.execute(sa.select(CounterItem.item_code, CounterItem.role)
-                                   .where(CounterItem.counter_id == c["id"])).tuples())
+        have = {(r[0], r[1]) for r in session.execute(sa.select(CounterItem.item_code, CounterItem.role)
+                                                      .where(CounterItem.counter_id == c["id"]))}
         for code, role in have - wanted:
             session.execute(sa.delete(CounterItem).where(
                 CounterItem.counter_id == c["id"], CounterItem.item_code == code, CounterItem.role == role))
