@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli.directory import directory_app
 from cli.seals import seals_app, verify_file
 from core.settings import get_settings
 
@@ -31,6 +32,7 @@ app.add_typer(seals_app, name="seals")
 app.command("verify")(verify_file)
 jobs_app = typer.Typer(help="自动任务: 查看最终失败的任务并重新执行", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(directory_app, name="directory")
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -6,16 +6,12 @@ import json
 import os
 from pathlib import Path
 
-import sqlalchemy as sa
-import yaml
 from sqlmodel import Session
 
 from engine import seals
-from engine.actors import add_clerk
 from engine.catalog import publish, read_catalog
-from engine.dashboard import set_supervised_regions
-from engine.directory import load_alliance, units
-from storage.tables import Clerk
+from engine.directory import units
+from engine.directory_manage import check_file, import_directory, issue_tokens, latest, lock
 
 
 def publish_catalog(session: Session, directory: Path, by: str = "catalog") -> list[tuple[str, int, bool]]:
@@ -28,21 +24,23 @@ def publish_catalog(session: Session, directory: Path, by: str = "catalog") -> l
 
 def seed(session: Session, catalog_dir: Path, alliance_file: Path, tokens_file: Path,
          token_days: int) -> list[dict[str, str]]:
-    """Idempotent: clerks and their tokens are created on the first run and re-read afterwards."""
+    """Idempotent on any number of nodes: the alliance is one directory import (serialized, and an
+    unchanged document changes nothing), so its clerks exist once. The node that created them keeps
+    their tokens in ``tokens_file``; another node issues its own tokens for the same clerks."""
+    lock(session)  # two nodes starting at once: the second waits, then finds everything in place
     publish_catalog(session, catalog_dir)
-    load_alliance(session, alliance_file)
+    result = import_directory(session, check_file(alliance_file), "demo", token_days=token_days)
     # Every unit signs what it issues: a demo unit without a seal gets a self-signed one.
     for unit in units(session):
         seals.ensure(session, unit.id)
-    if session.execute(sa.select(sa.func.count()).select_from(Clerk)).scalar_one() and tokens_file.exists():
-        return json.loads(tokens_file.read_text(encoding="utf-8"))
-    doc = yaml.safe_load(alliance_file.read_text(encoding="utf-8"))
-    tokens = []
-    for c in doc.get("clerks", []):
-        clerk, token = add_clerk(session, c["name"], c.get("counter"), c["roles"], token_days)
-        set_supervised_regions(session, clerk, c.get("regions") or [])
-        tokens.append({"name": clerk.name, "counter": clerk.counter_id or "-",
-                       "roles": clerk.roles, "token": token})
+    kept = list(json.loads(tokens_file.read_text(encoding="utf-8"))) if tokens_file.exists() else []
+    if kept and not result.tokens:
+        return kept
+    if result.tokens:
+        tokens = kept + result.tokens  # an appended clerk joins the ones this node already holds
+    else:
+        current = latest(session)
+        tokens = issue_tokens(session, current.document, token_days) if current else []
     tokens_file.parent.mkdir(parents=True, exist_ok=True)
     tokens_file.write_text(json.dumps(tokens, ensure_ascii=False, indent=1), encoding="utf-8")
     os.chmod(tokens_file, 0o600)

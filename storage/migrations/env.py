@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 import storage.appointment_tables  # noqa: F401  (分时服务 slots and bookings)
 import storage.calendar_tables  # noqa: F401  (official holiday schedules)
 import storage.dashboard_tables  # noqa: F401  (supervisor regions, dashboard indexes)
+import storage.directory_tables  # noqa: F401  (directory versions, counter kinds, directory clerks)
 import storage.documents  # noqa: F401  (scanned pages, evidence)
 import storage.exchange_tables  # noqa: F401  (the change order of cases, the export log)
 import storage.flow_tables  # noqa: F401  (certificates, waybills, job effects)

@@ -1,0 +1,44 @@
+"""Tables of the managed alliance directory: its imported versions, counter kinds, and which
+clerk a directory entry created (so that any number of imports yield one set of clerks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from storage.tables import UTC_TS
+
+COUNTER_KINDS = {"staffed": "有人值守窗口", "self_service": "自助服务终端", "guide_only": "仅远程指导窗口"}
+
+
+class DirectoryVersion(SQLModel, table=True):
+    """One imported directory document: numbered, content-hashed, kept whole for show and diff."""
+
+    __tablename__ = "directory_versions"
+    version: int = Field(primary_key=True)
+    content_hash: str = Field(index=True, max_length=64)
+    document: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    source: str = Field(default="", max_length=500)
+    imported_by: str = Field(default="", max_length=100)
+    imported_at: datetime = Field(sa_type=UTC_TS)
+
+
+class CounterKind(SQLModel, table=True):
+    """A counter's kind: staffed (有人值守), self-service (自助), guide only (仅远程指导)."""
+
+    __tablename__ = "counter_kinds"
+    counter_id: str = Field(foreign_key="counters.id", primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+
+
+class DirectoryClerk(SQLModel, table=True):
+    """The clerk an entry of the directory (name at counter) stands for; the key is unique, so two
+    nodes importing the same directory at once cannot create two clerks for it."""
+
+    __tablename__ = "directory_clerks"
+    name: str = Field(primary_key=True, max_length=100)
+    counter_key: str = Field(primary_key=True, max_length=64)  # the counter id, '' for none
+    clerk_id: int = Field(foreign_key="clerks.id", unique=True)
