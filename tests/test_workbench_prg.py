@@ -73,6 +73,7 @@ def test_validation_errors_are_chinese_sentences_naming_the_field(demo: Demo) ->
     r = wang.post("/ui/cases/new", data={**hidden, "name": "某公司", "id_number": "有空格 x", "phone": "abc"})
     assert r.status_code == 422
     assert "证件号码" in r.text and "须为 6 至 32 位数字或字母" in r.text and "联系电话" in r.text
+    assert "<small>jn-" not in r.text and "<small>qd-" not in r.text  # the counter by its name
     shown = r.text[r.text.index('<ul class="error"'):]
     shown = shown[:shown.index("</ul>")]
     for leaked in ("String should", "pattern", "applicant.", "[0-9", "id_number", "<code>"):

@@ -122,7 +122,8 @@ def _intake_context(session: Session, actor: Actor, item: str | None) -> dict[st
         materials, modes = d.materials, d.modes
     regions = directory.regions(session)
     return {"items": items, "chosen": chosen, "materials": materials, "modes": modes,
-            "regions": regions, "own_region": actor.region_code}
+            "regions": regions, "own_region": actor.region_code,
+            "counter_name": directory.counter_names(session, [actor.counter_id]).get(actor.counter_id, "本窗口")}
 
 
 @router.get("/ui/cases/new", response_class=HTMLResponse)
