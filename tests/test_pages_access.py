@@ -118,7 +118,7 @@ def test_intake_form_reports_fields_and_writes_nothing_on_bad_input(demo: Demo) 
     wang, csrf = _login(demo, "王芳")
     r = wang.post("/ui/cases/new", data={"csrf": csrf, "item": "FGSFZRBG", "name": "某公司",
                                          "id_number": "有空格 x"})
-    assert r.status_code == 422 and "applicant.id_number" in r.text
+    assert r.status_code == 422 and "证件号码" in r.text
     r = wang.post("/ui/cases/new", data={"csrf": csrf, "item": "FGSFZRBG", "name": "某公司",
                                          "competent_region": "999999"})
     assert r.status_code == 422 and "competent_region" in r.text

@@ -119,6 +119,16 @@ def test_clerk_takes_a_case_from_intake_to_completion_by_clicking(page: Page, se
     number = page.locator("#number").inner_text()
     assert re.fullmatch(r"370211\d{13}", number)
     assert len(page.locator("#query-code").inner_text()) == 10
+    # F5 on 收件成功 and Back after the POST create nothing: the page was reached by a redirect.
+    with server.engine.connect() as conn:
+        cases = conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
+    page.reload()
+    expect(page.locator("#number")).to_have_text(number)
+    page.go_back()
+    page.go_forward()
+    expect(page.locator("#number")).to_have_text(number)
+    with server.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one() == cases
     page.click("text=打开办件")
     expect(page.locator("#state-label")).to_have_text("已接件")
     expect(page.locator("#diagram")).to_be_visible()

@@ -28,6 +28,7 @@ from sqlmodel import Session
 from core import clock
 from core.install_secrets import install_secret
 from core.settings import get_settings
+from engine import form_tokens
 from engine.actors import Actor, authenticate, is_session
 from engine.errors import EngineError, Unauthenticated
 
@@ -44,6 +45,7 @@ def _local(at: datetime | str | None) -> str:
 
 
 templates.env.filters["local"] = _local
+templates.env.globals["form_token"] = form_tokens.new  # one per form drawn: {{ form_token() }}
 ROLE_LABELS = {"clerk": "收件", "reviewer": "审核", "approver": "审批", "inspector": "踏勘",
                "supervisor": "督查", "designer": "设计"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -15,15 +15,16 @@ from api.pages.diagram import active_states, highlighted_svg
 from api.routing import Router
 from api.schemas import Applicant
 from core.settings import get_settings
-from engine import assignment, catalog, directory, intake, lifecycle
+from engine import assignment, catalog, directory, form_tokens, intake, labels, lifecycle
 from engine.actors import Actor, end_session, start_session
 from engine.advance import advance
-from engine.errors import EngineError, Forbidden, InvalidInput, Unauthenticated
+from engine.errors import EngineError, Forbidden, InvalidInput, NotFound, Unauthenticated
 
 router = Router(pages=True)
 LOGIN_FORM_REFUSED = ("登录表单已失效或并非来自本系统的登录页 (可能是其他网站代为提交), 未登录, 原有会话不变。"
                       "请在本页重新输入令牌登录。")
 Csrf = Annotated[str, Form(alias="csrf", max_length=128)]
+FormToken = Annotated[str, Form(max_length=64)]
 
 
 @router.get("/")
@@ -100,7 +101,8 @@ def _intake_context(session: Session, actor: Actor, item: str | None) -> dict[st
         materials, modes, asked = d.materials, d.modes, d.situations
     regions = directory.regions(session)
     return {"items": items, "chosen": chosen, "materials": materials, "modes": modes, "situations": asked,
-            "regions": regions, "own_region": actor.region_code}
+            "regions": regions, "own_region": actor.region_code,
+            "counter_name": directory.counter_names(session, [actor.counter_id]).get(actor.counter_id, "本窗口")}
 
 
 @router.get("/ui/cases/new", response_class=HTMLResponse)
@@ -121,9 +123,14 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
                   address: Annotated[str, Form(max_length=300)] = "",
                   competent_region: Annotated[str, Form(max_length=12)] = "",
                   materials: Annotated[list[str] | None, Form()] = None,
-                  situation: Annotated[list[str] | None, Form()] = None) -> Response:
+                  situation: Annotated[list[str] | None, Form()] = None,
+                  form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    # The same form sent again (F5 on the result, Back and submit) is shown the first result.
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
+    token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     # 事项情形: one "question:option" per question (bounded: an item asks at most 20).
     answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
     form = {"name": name, "kind": kind, "id_number": id_number, "phone": phone, "address": address,
@@ -135,15 +142,25 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
             session, actor, item, applicant.model_dump(exclude_none=True),
             dict.fromkeys(materials or [], "received"), competent_region or None, situation=answers)
     except ValidationError as exc:
-        errors = [{"field": "applicant." + ".".join(str(p) for p in e["loc"]), "reason": e["msg"]}
-                  for e in exc.errors()]
-        return _intake_error(request, session, actor, item, form, errors)
+        return _intake_error(request, session, actor, item, form, labels.validation_sentences(exc.errors()))
     except EngineError as exc:
         session.rollback()
         errors = exc.extra.get("errors") or [{"field": "", "reason": exc.detail}]
         return _intake_error(request, session, actor, item, form, errors, exc.status)
-    return web.render(request, "created.html", actor, number=case["number"], code=code,
-                      status_code=201)
+    done = f"/ui/cases/new/done/{token}"
+    form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"])
+    return RedirectResponse(done, status_code=303)
+
+
+@router.get("/ui/cases/new/done/{token}", response_class=HTMLResponse)
+def intake_done(token: Annotated[str, Path(max_length=64)], request: Request, session: SessionDep) -> Response:
+    """收件成功 after the redirect: the number and the query code the intake recorded for this
+    clerk's form (F5 here shows it again and creates nothing)."""
+    actor = web.require_actor(request, session)
+    first = form_tokens.first_result(session, actor.id, token)
+    if not first or "number" not in first:
+        raise NotFound("没有这次收件的记录 (已过期或不是您办理的)")
+    return web.render(request, "created.html", actor, number=first["number"], code=first.get("query_code", ""))
 
 
 def _intake_error(request: Request, session: Session, actor: Actor, item: str, form: dict[str, Any],
@@ -179,10 +196,13 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
          material: Annotated[list[str] | None, Form(max_length=64)] = None,
          reason: Annotated[list[str] | None, Form(max_length=500)] = None,
          cert_id: Annotated[list[str] | None, Form(max_length=64)] = None,
-         cert_value: Annotated[list[str] | None, Form(max_length=2000)] = None) -> Response:
+         cert_value: Annotated[list[str] | None, Form(max_length=2000)] = None,
+         form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
@@ -197,15 +217,18 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return RedirectResponse(f"/ui/cases/{number}?done={trigger}", status_code=303)
+    return _done(session, actor, form_token, f"/ui/cases/{number}?done={trigger}")
 
 
 @router.post("/ui/cases/{number}/materials/{material_id}", response_class=HTMLResponse)
 def set_material(number: str, material_id: str, request: Request, session: SessionDep, csrf: Csrf,
-                 version: Annotated[int, Form(ge=1)], status: Annotated[str, Form(max_length=16)]) -> Response:
+                 version: Annotated[int, Form(ge=1)], status: Annotated[str, Form(max_length=16)],
+                 form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     try:
         if status not in ("received", "missing"):
             raise InvalidInput("status", "须为 received 或 missing")
@@ -213,38 +236,48 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return RedirectResponse(f"/ui/cases/{number}", status_code=303)
+    return _done(session, actor, form_token, f"/ui/cases/{number}")
 
 
 @router.post("/ui/cases/{number}/claim", response_class=HTMLResponse)
 def claim(number: str, request: Request, session: SessionDep, csrf: Csrf,
-          version: Annotated[int, Form(ge=1)]) -> Response:
-    return _case_action(request, session, csrf, number, lambda actor: assignment.claim(session, number, actor, version))
+          version: Annotated[int, Form(ge=1)], form_token: FormToken = "") -> Response:
+    return _case_action(request, session, csrf, number, form_token,
+                        lambda actor: assignment.claim(session, number, actor, version))
 
 
 @router.post("/ui/cases/{number}/release", response_class=HTMLResponse)
 def release(number: str, request: Request, session: SessionDep, csrf: Csrf,
-            version: Annotated[int, Form(ge=1)]) -> Response:
-    return _case_action(request, session, csrf, number,
+            version: Annotated[int, Form(ge=1)], form_token: FormToken = "") -> Response:
+    return _case_action(request, session, csrf, number, form_token,
                         lambda actor: assignment.release(session, number, actor, version))
 
 
 @router.post("/ui/cases/{number}/extension", response_class=HTMLResponse)
 def extend(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
-           reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _case_action(request, session, csrf, number,
+           reason: Annotated[str, Form(max_length=2000)] = "", form_token: FormToken = "") -> Response:
+    return _case_action(request, session, csrf, number, form_token,
                         lambda actor: lifecycle.extend(session, number, actor, reason, version))
 
 
-def _case_action(request: Request, session: Session, csrf: str, number: str, act: Any) -> Response:
+def _case_action(request: Request, session: Session, csrf: str, number: str, form_token: str,
+                 act: Any) -> Response:
     """A form on the case page: the action, then back to the page (303, so F5 does not repeat it);
-    a refusal is shown on the page, with nothing written."""
+    a refusal is shown on the page, with nothing written; the same form sent again (Back and
+    submit) is sent to the first result."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     try:
         act(actor)
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return RedirectResponse(f"/ui/cases/{number}", status_code=303)
+    return _done(session, actor, form_token, f"/ui/cases/{number}")
+
+
+def _done(session: Session, actor: Actor, form_token: str, url: str) -> Response:
+    form_tokens.remember(session, actor.id, form_token, url)
+    return RedirectResponse(url, status_code=303)

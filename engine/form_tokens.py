@@ -1,0 +1,50 @@
+"""One-time form tokens for the pages: a form submitted twice (F5 after a POST, Back and submit
+again, a double click) acts once, and the repeat is shown the first result.
+
+Each form a page draws carries a fresh random token. The route that acts on the form records,
+in the same transaction as the effect, where the browser was sent afterwards (and any secret the
+result page shows, sealed as ``engine.idempotency`` seals it). A submission bearing a token
+already used answers that first redirect and writes nothing. The records are the Idempotency-Key
+rows of the clerk under a ``form:`` prefix, so they expire and are purged with them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import orjson
+from sqlmodel import Session
+
+from engine import idempotency
+
+PREFIX = "form:"
+_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_HASH = idempotency.request_hash("page-form")  # one token, one result, whatever the repeat carries
+
+
+def new() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def valid(token: str | None) -> bool:
+    return bool(token) and _SHAPE.fullmatch(token or "") is not None
+
+
+def first_result(session: Session, clerk_id: int | None, token: str | None) -> dict[str, Any] | None:
+    """The result recorded for this clerk's token (``{"redirect": url, ...}``), or None if it is new."""
+    if clerk_id is None or not valid(token):
+        return None
+    hit = idempotency.replay(session, clerk_id, PREFIX + str(token), _HASH)
+    return orjson.loads(hit[1]) if hit else None
+
+
+def remember(session: Session, clerk_id: int | None, token: str | None, redirect: str,
+             secrets_: dict[str, str] | None = None, **shown: str) -> None:
+    """Record the result of the token's first submission (call before the commit)."""
+    if clerk_id is None or not valid(token):
+        return
+    body = {"redirect": redirect, **shown, **(secrets_ or {})}
+    idempotency.remember(session, clerk_id, PREFIX + str(token), _HASH, 303, orjson.dumps(body).decode(),
+                         seal=tuple(secrets_ or ()))

@@ -1,0 +1,72 @@
+"""What people read instead of internal names: field labels and validation errors in zh-CN.
+
+``validation_sentences`` turns pydantic's error list (``ValidationError.errors()``) into one
+Chinese sentence per error, naming the field by its label and saying what is wrong in words,
+by the error's ``type`` and its ``ctx`` (lengths, bounds), never quoting a regular expression
+or pydantic's English message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+FIELD_LABELS = {
+    "name": "名称/姓名", "kind": "申请人类型", "id_number": "证件号码", "id_type": "证件类型",
+    "phone": "联系电话", "address": "地址", "competent_region": "办理地", "item_code": "事项",
+    "materials": "材料", "comment": "意见", "reason": "理由", "promise": "承诺补齐日期",
+    "signer": "承诺人", "text": "承诺内容", "mode": "办理方式", "agent": "代理人", "applicant": "申请人",
+}
+
+# What each kind of field expects when its format (pattern) is not met.
+FORMAT_HINTS = {
+    "id_number": "须为 6 至 32 位数字或字母",
+    "phone": "须为 5 至 20 位数字, 可含「-」, 可以「+」开头",
+}
+
+
+def field_label(loc: Iterable[Any]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    labels = [FIELD_LABELS.get(p, "") for p in parts]
+    named = [lb for lb in labels if lb]
+    return named[-1] if named else "所填内容"
+
+
+def _reason(err: Mapping[str, Any], last: str) -> str:
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "为必填项"
+    if kind == "string_pattern_mismatch":
+        return FORMAT_HINTS.get(last, "格式不正确")
+    if kind == "string_too_short":
+        return "不能为空" if ctx.get("min_length") in (1, None) else f"至少 {ctx['min_length']} 个字符"
+    if kind == "string_too_long":
+        return f"最多 {ctx.get('max_length')} 个字符"
+    if kind in ("literal_error", "enum"):
+        return "不是可选的值"
+    if kind in ("int_parsing", "int_type", "float_parsing"):
+        return "须为数字"
+    if kind in ("date_parsing", "date_from_datetime_parsing", "datetime_parsing", "date_type"):
+        return "须为日期 (年-月-日)"
+    if kind in ("greater_than", "greater_than_equal"):
+        return f"不能小于 {ctx.get('gt', ctx.get('ge'))}"
+    if kind in ("less_than", "less_than_equal"):
+        return f"不能大于 {ctx.get('lt', ctx.get('le'))}"
+    if kind == "extra_forbidden":
+        return "不是本表单的项目"
+    if kind in ("string_type", "dict_type", "list_type", "model_type"):
+        return "内容的类型不正确"
+    return "填写不正确"
+
+
+def validation_sentences(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One ``{"field": label, "reason": sentence}`` per error, with duplicates merged."""
+    out: list[dict[str, str]] = []
+    for err in errors:
+        loc = [p for p in err.get("loc", ()) if not isinstance(p, int)]
+        last = str(loc[-1]) if loc else ""
+        row = {"field": field_label(loc), "reason": _reason(err, last)}
+        if row not in out:
+            out.append(row)
+    return out
