@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.seals import seals_app, verify_file
+from cli.video import video_app
 from core.settings import get_settings
 
 app = typer.Typer(help="通办 Tongban — 跨域通办案件编排平台", no_args_is_help=True,
@@ -28,6 +29,7 @@ exchange_app = typer.Typer(help="办件数据交换: 按 GB/T 39046-2020 数据�
                            no_args_is_help=True)
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(seals_app, name="seals")
+app.add_typer(video_app, name="video")
 app.command("verify")(verify_file)
 jobs_app = typer.Typer(help="自动任务: 查看最终失败的任务并重新执行", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")

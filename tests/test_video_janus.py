@@ -1,0 +1,105 @@
+"""The janus backend's control path and TURN, against the real servers on 127.0.0.1 (no media).
+
+Janus (Debian ``janus``) is started from the product's generated configuration; a VideoRoom room
+is created with the admin key and one token per join link, and a join without a listed token is
+refused by Janus itself. coturn (Debian ``coturn``) runs the configuration ``tongban video
+turn-config`` writes; a TURN REST credential from ``video.turn`` gets a relay allocation, an
+expired or forged one does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aioice import stun
+from aioice.turn import create_turn_endpoint
+
+from conftest import free_port
+from video import turn
+from video.backends import janus
+
+KEY = "test-admin-key"
+
+
+@pytest.fixture(scope="module")
+def local_janus(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("janus")
+    j = janus.start_local(folder / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="lo")
+    yield j
+    j.stop()
+
+
+def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path: Path) -> None:
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    link = janus.participant_token("r1", "link-A")
+    number = api.create_room("r1", rec_dir=tmp_path / "rec", tokens=[link], secret="s1")
+    assert number == janus.room_number("r1")
+    with pytest.raises(janus.JanusError) as refused:
+        janus.VideoRoomAPI(local_janus.url, KEY).join(number, "not-a-link", "陌生人")
+    assert refused.value.code == 433
+    with pytest.raises(janus.JanusError):
+        janus.VideoRoomAPI(local_janus.url, KEY).join(number, None, "陌生人")
+    joined = janus.VideoRoomAPI(local_janus.url, KEY).join(number, link, "申请人")
+    assert joined["room"] == number
+    later = janus.participant_token("r1", "link-B")  # a link issued while the room is open
+    api.allow(number, "s1", [later])
+    assert janus.VideoRoomAPI(local_janus.url, KEY).join(number, later, "专家")["room"] == number
+    # Rooms are created with the admin key only.
+    with pytest.raises(janus.JanusError, match="admin_key"):
+        api.request({"request": "create", "admin_key": "wrong", "room": 42})
+    api.destroy_room(number, "s1")
+    with pytest.raises(janus.JanusError):
+        janus.VideoRoomAPI(local_janus.url, KEY).join(number, link, "申请人")
+    api.close()
+
+
+def test_turn_rest_credential_is_what_coturn_accepts(tmp_path: Path) -> None:
+    exe = shutil.which("turnserver")
+    assert exe, "coturn is not installed (./tongban installs it)"
+    port = free_port()
+    key = b"shared-turn-secret"
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(turn.coturn_config(realm="tongban", listening_ip="127.0.0.1", port=port,
+                                       relay_ip="127.0.0.1", key=key, allow_loopback=True)
+                    + f"pidfile={tmp_path / 'turn.pid'}\nuserdb={tmp_path / 'turndb'}\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async def allocate(cred: turn.TurnCredential) -> tuple[str, int]:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    transport, protocol = await create_turn_endpoint(
+                        asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
+                        username=cred.username, password=cred.credential, lifetime=60)
+                except ConnectionRefusedError:  # coturn not listening yet
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
+                    continue
+                relayed = transport.get_extra_info("sockname")
+                transport.close()
+                return relayed
+
+        urls = (f"turn:127.0.0.1:{port}?transport=udp",)
+        good = turn.credential("room-1:applicant", urls=urls, ttl=300, key=key)
+        assert good is not None and good.ice_server()["urls"] == list(urls)
+        relayed = asyncio.run(allocate(good))
+        assert relayed[0] == "127.0.0.1"
+        expired = turn.credential("room-1:applicant", urls=urls, ttl=-10, key=key)
+        forged = turn.credential("room-1:applicant", urls=urls, ttl=300, key=b"another-secret")
+        for bad in (expired, forged):
+            assert bad is not None
+            with pytest.raises((stun.TransactionFailed, ConnectionError, asyncio.TimeoutError)):
+                asyncio.run(allocate(bad))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_no_turn_urls_no_credential() -> None:
+    assert turn.credential("room:applicant", urls=()) is None
