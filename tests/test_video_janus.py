@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
-
 from conftest import free_port
+
 from video import turn
 from video.backends import janus
 
