@@ -103,3 +103,51 @@ def test_turn_rest_credential_is_what_coturn_accepts(tmp_path: Path) -> None:
 
 def test_no_turn_urls_no_credential() -> None:
     assert turn.credential("room:applicant", urls=()) is None
+
+
+@pytest.mark.netns
+def test_aiortc_publisher_is_recorded_by_janus_and_converted_without_reencoding(tmp_path: Path) -> None:
+    """Media inside the test's own namespace: an aiortc peer publishes to a Janus room, Janus
+    records it (.mjr), and ``convert`` yields a WebM whose duration PyAV reads back."""
+    import av
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+    j = janus.start_local(tmp_path / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="tb0")
+    try:
+        api = janus.VideoRoomAPI(j.url, KEY)
+        link = janus.participant_token("r2", "link-A")
+        number = api.create_room("r2", rec_dir=tmp_path / "rec", tokens=[link], secret="s2")
+        pub = janus.VideoRoomAPI(j.url, KEY)
+        pub.join(number, link, "申请人")
+
+        async def run() -> None:
+            pc = RTCPeerConnection()
+            pc.addTrack(AudioStreamTrack())
+            pc.addTrack(VideoStreamTrack())
+            await pc.setLocalDescription(await pc.createOffer())
+            answer = await asyncio.to_thread(janus.publish, pub, pc.localDescription.sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            deadline = time.monotonic() + 10
+            while pc.connectionState != "connected":
+                assert time.monotonic() < deadline, pc.connectionState
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2.0)  # two seconds of media to record
+            await pc.close()
+
+        asyncio.run(run())
+        api.destroy_room(number, "s2")  # closes the room's recordings
+        deadline = time.monotonic() + 10
+        while len(list((tmp_path / "rec").glob("*.mjr"))) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        done = janus.convert(tmp_path / "rec", tmp_path / "out")
+        assert len(done) == 1
+        rec = done[0]
+        assert 1.0 < rec.duration < 6.0, rec.duration
+        with av.open(str(rec.path)) as f:
+            kinds = {s.type: s.codec_context.name for s in f.streams}
+        assert kinds == {"video": "vp8", "audio": "opus"}
+        assert len(rec.sha256) == 64
+    finally:
+        j.stop()

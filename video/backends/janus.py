@@ -224,3 +224,83 @@ class VideoRoomAPI:
             self._call(f"{self.url}/{self.session}", {"janus": "destroy"})
         finally:
             self.http.close()
+
+
+def publish(api: VideoRoomAPI, offer_sdp: str) -> str:
+    """Send a publisher's offer (after ``join``); Janus's SDP answer."""
+    api._call(f"{api.url}/{api.session}/{api.handle}",
+              {"janus": "message", "body": {"request": "publish", "audio": True, "video": True},
+               "jsep": {"type": "offer", "sdp": offer_sdp}})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = api.http.get(f"{api.url}/{api.session}", params={"maxev": 5}, timeout=35).json()
+        for ev in events if isinstance(events, list) else [events]:
+            data = (ev.get("plugindata") or {}).get("data") or {}
+            if "error_code" in data:
+                raise JanusError(data["error_code"], data.get("error", ""))
+            if ev.get("jsep", {}).get("type") == "answer":
+                return str(ev["jsep"]["sdp"])
+    raise TimeoutError("Janus did not answer the offer")
+
+
+@dataclass(frozen=True)
+class Converted:
+    path: Path
+    sha256: str
+    size: int
+    duration: float
+    source: tuple[str, ...]
+
+
+def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
+    """Each publisher's ``.mjr`` pair (video VP8 + audio Opus) into one WebM, no re-encode.
+
+    ``janus-pp-rec`` depacketizes each track into its own container; the two are then muxed by
+    stream copy (PyAV, packets as they are). Duration is read back from the file.
+    """
+    import av  # PyAV, already a dependency of aiortc
+
+    exe = shutil.which("janus-pp-rec")
+    if exe is None:
+        raise FileNotFoundError("未找到 janus-pp-rec: 请安装 Debian 软件包 janus-tools")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, list[Path]] = {}
+    for mjr in sorted(rec_dir.glob("*.mjr")):
+        # videoroom-<room>-user-<publisher>-<time>-video-<mindex>.mjr (and -audio-…)
+        stem = "-".join(mjr.stem.split("-")[:4])
+        groups.setdefault(stem, []).append(mjr)
+    done: list[Converted] = []
+    for stem, parts in groups.items():
+        tracks: list[Path] = []
+        for mjr in parts:
+            target = out_dir / (mjr.stem + (".webm" if "-video" in mjr.stem else ".opus"))
+            run = subprocess.run([exe, "-d", "0", str(mjr), str(target)], capture_output=True, timeout=300)
+            if run.returncode == 0 and target.exists() and target.stat().st_size > 0:
+                tracks.append(target)
+        if not tracks:
+            continue
+        final = out_dir / f"{stem}.webm"
+        with av.open(str(final), "w", format="webm") as out:
+            pairs = []
+            for t in tracks:
+                src = av.open(str(t))
+                for s in src.streams:
+                    if s.type in ("video", "audio"):
+                        pairs.append((src, s, out.add_stream_from_template(s)))
+            for src, s, o in pairs:
+                for packet in src.demux(s):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = o
+                    out.mux(packet)
+            for src in {id(p[0]): p[0] for p in pairs}.values():
+                src.close()
+        for t in tracks:
+            t.unlink()
+        with av.open(str(final)) as check:
+            duration = max((float(s.duration * s.time_base) for s in check.streams if s.duration),
+                           default=(check.duration or 0) / 1_000_000)
+        data = final.read_bytes()
+        done.append(Converted(final, hashlib.sha256(data).hexdigest(), len(data), duration,
+                              tuple(p.name for p in parts)))
+    return done
