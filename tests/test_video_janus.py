@@ -18,9 +18,13 @@ from pathlib import Path
 import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
-from conftest import free_port
+from conftest import ALL_GGCS, Demo, free_port
 
-from video import turn
+from engine import scans
+from engine.actors import SYSTEM
+from storage.db import session_scope
+from storage.object_local import LocalStore
+from video import links, rooms, turn
 from video.backends import janus
 
 KEY = "test-admin-key"
@@ -106,20 +110,36 @@ def test_no_turn_urls_no_credential() -> None:
 
 
 @pytest.mark.netns
-def test_aiortc_publisher_is_recorded_by_janus_and_converted_without_reencoding(tmp_path: Path) -> None:
-    """Media inside the test's own namespace: an aiortc peer publishes to a Janus room, Janus
-    records it (.mjr), and ``convert`` yields a WebM whose duration PyAV reads back."""
+def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(sqlite_demo: Demo, tmp_path: Path) -> None:
+    """Media inside the test's own namespace: a participant admitted by its join link publishes
+    from aiortc into the Janus room; at close the job converts Janus's ``.mjr`` without
+    re-encoding and stores a VP8/Opus WebM as the case's evidence, duration read back by PyAV."""
     import av
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+    from flows.recording_janus import store_room_recordings
+
+    demo = sqlite_demo
+    number = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")["number"]
+    demo.fire("王芳", number, "accept")
+    demo.fire("李强", number, "start_inspection")
+    r = demo.client.post(f"/api/v1/cases/{number}/video-rooms", headers=demo.h("李强"), json={})
+    room_id = r.json()["id"]
+    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/links", headers=demo.h("李强"),
+                         json={"role": "applicant", "name": "张三"})
+    token = r.json()["token"]
+    with session_scope(demo.engine) as s:
+        claim = links.verify(token)
+        pid, _ = rooms.record_join(s, rooms.admit(s, claim), claim)
+
     j = janus.start_local(tmp_path / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="tb0")
     try:
         api = janus.VideoRoomAPI(j.url, KEY)
-        link = janus.participant_token("r2", "link-A")
-        number = api.create_room("r2", rec_dir=tmp_path / "rec", tokens=[link], secret="s2")
+        link = janus.participant_token(room_id, token)
+        number_j = api.create_room(room_id, rec_dir=tmp_path / "rec", tokens=[link], secret="s2")
         pub = janus.VideoRoomAPI(j.url, KEY)
-        pub.join(number, link, "申请人")
+        pub.join(number_j, link, "张三", publisher=janus.publisher_number(pid))
 
         async def run() -> None:
             pc = RTCPeerConnection()
@@ -136,18 +156,24 @@ def test_aiortc_publisher_is_recorded_by_janus_and_converted_without_reencoding(
             await pc.close()
 
         asyncio.run(run())
-        api.destroy_room(number, "s2")  # closes the room's recordings
+        api.destroy_room(number_j, "s2")  # closes the room's recordings
         deadline = time.monotonic() + 10
         while len(list((tmp_path / "rec").glob("*.mjr"))) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        done = janus.convert(tmp_path / "rec", tmp_path / "out")
-        assert len(done) == 1
-        rec = done[0]
-        assert 1.0 < rec.duration < 6.0, rec.duration
-        with av.open(str(rec.path)) as f:
-            kinds = {s.type: s.codec_context.name for s in f.streams}
-        assert kinds == {"video": "vp8", "audio": "opus"}
-        assert len(rec.sha256) == 64
     finally:
         j.stop()
+    objects = LocalStore(tmp_path / "objects")
+    stored = store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out", objects)
+    assert len(stored) == 1 and stored[0]["content_type"] == "video/webm"
+    assert 1.0 < stored[0]["duration_s"] < 6.0, stored[0]["duration_s"]
+    webm = next((tmp_path / "out").glob("*.webm"))
+    with av.open(str(webm)) as f:
+        assert {st.type: st.codec_context.name for st in f.streams} == {"video": "vp8", "audio": "opus"}
+    assert store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out2", objects) == []
+    with session_scope(demo.engine) as s:
+        evidence = scans.list_evidence(s, number, SYSTEM)
+    assert [e["kind"] for e in evidence] == ["recording"]
+    assert evidence[0]["sha256"] == stored[0]["sha256"]
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
+    assert "video_recording" in [e["kind"] for e in events]

@@ -43,6 +43,11 @@ def room_number(room_id: str) -> int:
     return int.from_bytes(hashlib.sha256(room_id.encode()).digest()[:6], "big") or 1
 
 
+def publisher_number(participant_id: str) -> int:
+    """The VideoRoom publisher id of a Tongban participant (so recordings name their participant)."""
+    return room_number("p:" + participant_id)
+
+
 def participant_token(room_id: str, link_token: str) -> str:
     """The VideoRoom token of one join link: derived, so the link itself is never sent to Janus."""
     return hashlib.sha256(f"{room_id}\0{link_token}".encode()).hexdigest()[:32]
@@ -202,9 +207,11 @@ class VideoRoomAPI:
     def destroy_room(self, number: int, secret: str) -> None:
         self.request({"request": "destroy", "room": number, "secret": secret, "permanent": False})
 
-    def join(self, number: int, token: str | None, display: str) -> dict[str, Any]:
+    def join(self, number: int, token: str | None, display: str, publisher: int | None = None) -> dict[str, Any]:
         """Join as publisher (no media yet): the ``joined`` event, or the refusal as JanusError."""
         body: dict[str, Any] = {"request": "join", "ptype": "publisher", "room": number, "display": display}
+        if publisher is not None:
+            body["id"] = publisher
         if token is not None:
             body["token"] = token
         self._call(f"{self.url}/{self.session}/{self.handle}", {"janus": "message", "body": body})
@@ -250,6 +257,7 @@ class Converted:
     size: int
     duration: float
     source: tuple[str, ...]
+    publisher: int
 
 
 def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
@@ -302,5 +310,5 @@ def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
                            default=(check.duration or 0) / 1_000_000)
         data = final.read_bytes()
         done.append(Converted(final, hashlib.sha256(data).hexdigest(), len(data), duration,
-                              tuple(p.name for p in parts)))
+                              tuple(p.name for p in parts), int(stem.split("-")[3])))
     return done
