@@ -177,3 +177,17 @@ def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(sqlite_de
     assert evidence[0]["sha256"] == stored[0]["sha256"]
     events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
     assert "video_recording" in [e["kind"] for e in events]
+
+
+def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import get_settings
+    from video.page import ice_servers
+
+    monkeypatch.setattr(get_settings(), "turn_urls", "turn:turn.example.gov.cn:3478?transport=udp")
+    monkeypatch.setattr(get_settings(), "turn_secret", "s3cret")
+    [server] = ice_servers("room1", "applicant")
+    expiry, _, who = str(server["username"]).partition(":")
+    assert who == "room1:applicant".replace(":", "_") and int(expiry) > time.time()
+    assert server["credential"] == turn.password(str(server["username"]), b"s3cret")
+    monkeypatch.setattr(get_settings(), "turn_urls", "")
+    assert ice_servers("room1", "applicant") == []
