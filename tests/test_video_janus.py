@@ -191,3 +191,56 @@ def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatc
     assert server["credential"] == turn.password(str(server["username"]), b"s3cret")
     monkeypatch.setattr(get_settings(), "turn_urls", "")
     assert ice_servers("room1", "applicant") == []
+
+
+@pytest.mark.netns
+def test_relay_only_ice_connects_through_coturn(tmp_path: Path) -> None:
+    """``iceTransportPolicy: relay`` on both peers (no host candidates at all): media and data
+    still flow, through a real coturn running the product's configuration in the namespace."""
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+    from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
+    exe = shutil.which("turnserver")
+    assert exe, "coturn is not installed (./tongban installs it)"
+    port, key = free_port(), b"relay-secret"
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(turn.coturn_config(realm="tongban", listening_ip="127.0.0.1", port=port,
+                                       relay_ip="127.0.0.1", key=key, allow_loopback=True)
+                    + f"pidfile={tmp_path / 'turn.pid'}\nuserdb={tmp_path / 'turndb'}\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = (f"turn:127.0.0.1:{port}?transport=udp",)
+
+        def config(who: str) -> RTCConfiguration:
+            cred = turn.credential(who, urls=url, ttl=300, key=key)
+            assert cred is not None
+            return RTCConfiguration([RTCIceServer(list(cred.urls), cred.username, cred.credential)],
+                                    iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+
+        async def run() -> tuple[str, list[str]]:
+            a, b = RTCPeerConnection(config("r:clerk")), RTCPeerConnection(config("r:applicant"))
+            got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            channel = a.createDataChannel("room")
+
+            @b.on("datachannel")
+            def _(ch) -> None:  # type: ignore[no-untyped-def]
+                ch.on("message", lambda m: got.done() or got.set_result(m))
+
+            channel.on("open", lambda: channel.send("你好"))
+            await a.setLocalDescription(await a.createOffer())
+            offer = a.localDescription.sdp
+            await b.setRemoteDescription(a.localDescription)
+            await b.setLocalDescription(await b.createAnswer())
+            await a.setRemoteDescription(b.localDescription)
+            message = await asyncio.wait_for(got, 15)
+            kinds = [line.split(" typ ")[1].split()[0] for line in offer.splitlines() if " typ " in line]
+            await a.close()
+            await b.close()
+            return message, kinds
+
+        message, kinds = asyncio.run(run())
+        assert message == "你好"
+        assert kinds and set(kinds) == {"relay"}  # only relayed candidates were offered
+    finally:
+        proc.terminate()
+        proc.wait(10)
