@@ -44,3 +44,17 @@ def janus(
         local.process.wait()
     except KeyboardInterrupt:
         local.stop()
+
+
+def start_for_serve(folder: Path):  # type: ignore[no-untyped-def]
+    """``tongban serve --janus``: a local Janus, and the app's processes told to use it."""
+    import os
+
+    from video.backends.janus import start_local
+
+    port = int(os.environ.get("TONGBAN_JANUS_PORT", "8088"))
+    local = start_local(folder, http_port=port)
+    os.environ["TONGBAN_VIDEO_BACKEND"] = "janus"
+    os.environ["TONGBAN_JANUS_URL"] = local.url
+    typer.echo(f"Janus 已启动: {local.url}  (配置 {folder})")
+    return local
