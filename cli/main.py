@@ -9,6 +9,7 @@ import typer
 
 from cli.directory import directory_app
 from cli.seals import seals_app, verify_file
+from cli.video import video_app
 from core.settings import get_settings
 
 app = typer.Typer(help="通办 Tongban — 跨域通办案件编排平台", no_args_is_help=True,
@@ -29,6 +30,7 @@ exchange_app = typer.Typer(help="办件数据交换: 按 GB/T 39046-2020 数据�
                            no_args_is_help=True)
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(seals_app, name="seals")
+app.add_typer(video_app, name="video")
 app.command("verify")(verify_file)
 jobs_app = typer.Typer(help="自动任务: 查看最终失败的任务并重新执行", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
@@ -52,6 +54,7 @@ def serve(
     demo: Annotated[bool, typer.Option(help="载入演示事项、联盟窗口和工作人员")] = True,
     flows: Annotated[bool, typer.Option(help="在本进程内用 Prefect 执行自动任务 (嵌入模式)",
                                         envvar="TONGBAN_EMBEDDED_FLOWS")] = True,
+    janus: Annotated[bool, typer.Option(help="同时按生成的配置启动本地 Janus 媒体服务 (视频 janus 后端)")] = False,
 ) -> None:
     """启动服务 (默认: SQLite、演示事项目录与演示窗口)。"""
     import uvicorn
@@ -77,8 +80,17 @@ def serve(
     # The address given here is the one links on certificates and notices point at (unless
     # TONGBAN_PUBLIC_BASE_URL says otherwise): the app's processes read it from the environment.
     os.environ["TONGBAN_HOST"], os.environ["TONGBAN_PORT"] = host, str(port)
+    local_janus = None
+    if janus:
+        from cli.video import start_for_serve
+
+        local_janus = start_for_serve(s.data_dir / "janus")
     get_settings.cache_clear()
-    uvicorn.run("api.app:create_app", factory=True, **uvicorn_options(host, port, workers or s.workers))
+    try:
+        uvicorn.run("api.app:create_app", factory=True, **uvicorn_options(host, port, workers or s.workers))
+    finally:
+        if local_janus is not None:
+            local_janus.stop()
 
 
 def uvicorn_options(host: str, port: int, workers: int) -> dict[str, object]:

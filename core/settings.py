@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     # How often open rooms re-check that their case is still in the room's state.
     video_watch_seconds: float = 5.0
     video_max_file_bytes: int = 10 * 1024 * 1024  # files sent in a room (10 MB)
+    # Video media path: "aiortc" (embedded, nothing to install) or "janus" (Janus VideoRoom SFU).
+    video_backend: str = "aiortc"
+    janus_url: str = "http://127.0.0.1:8088/janus"
+    janus_admin_key: str = ""  # VideoRoom admin_key (empty: generated once into data_dir/janus-admin-key)
+    # TURN (coturn, TURN REST credentials): shared secret, URLs put in join links, credential lifetime.
+    turn_secret: str = ""  # empty: generated once into data_dir/turn-secret
+    turn_urls: str = ""  # comma-separated, e.g. "turn:turn.example.gov.cn:3478?transport=udp"
+    turn_ttl_seconds: int = 3600
     # Flows. `tongban serve` drains the outbox in-process when embedded_flows is on.
     embedded_flows: bool = False
     flows_poll_seconds: float = 1.0

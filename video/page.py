@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from video import kinds
+from video import kinds, turn
 from video.hub import CAPTURE_ROLES
 from video.links import ROLES, JoinClaim
 
@@ -24,12 +24,19 @@ def render_room(request: Request, claim: JoinClaim, room: dict[str, Any],
               "name": claim.name, "kind": room["kind"], "materials": materials,
               "checklist": checklist, "canCapture": claim.role in CAPTURE_ROLES,
               "canEnd": claim.role == "clerk",
-              "canInspect": claim.role == "clerk" and claim.clerk_id is not None and bool(checklist)}
+              "canInspect": claim.role == "clerk" and claim.clerk_id is not None and bool(checklist),
+              "iceServers": ice_servers(room["id"], claim.role)}
     return templates.TemplateResponse(request, "room.html", {
         "config": config, "claim": claim, "room": room, "role_label": ROLES[claim.role],
         "kind_label": kinds.label(room["kind"]), "materials": materials,
         "checklist": checklist,
     }, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+def ice_servers(room_id: str, role: str) -> list[dict[str, object]]:
+    """The page's TURN server with a short-lived TURN REST credential (none when no TURN is set)."""
+    cred = turn.credential(f"{room_id}:{role}")
+    return [cred.ice_server()] if cred is not None else []
 
 
 def claim_token(request: Request) -> str:

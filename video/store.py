@@ -18,16 +18,16 @@ from video.recorder import RecordingResult
 
 def save_recording(session: Session, room_id: str, participant_id: str, actor: Actor,
                    result: RecordingResult, started: datetime, ended: datetime,
-                   store: ObjectStore | None = None) -> dict[str, Any]:
+                   store: ObjectStore | None = None, content_type: str = "video/mp4") -> dict[str, Any]:
     room = rooms.describe_row(session, room_id)
     case = load_case(session, room["number"])
     meta = {"room": room_id, "participant": participant_id, "duration_s": result.duration_s,
             "sha256": result.sha256, "started_at": started.isoformat(), "ended_at": ended.isoformat()}
     with result.path.open("rb") as f:
-        stored = evidence.store_evidence(session, case, f, "video/mp4", actor, meta, store)
+        stored = evidence.store_evidence(session, case, f, content_type, actor, meta, store)
     row = {"room_id": room_id, "participant_id": participant_id, "bucket": stored["bucket"],
            "key": stored["key"], "sha256": result.sha256, "size": result.size,
-           "duration_s": result.duration_s, "content_type": "video/mp4",
+           "duration_s": result.duration_s, "content_type": content_type,
            "started_at": started, "ended_at": ended}
     session.execute(sa.insert(VideoRecording.__table__).values(**row))
     rooms.log(session, room_id, "video_recording", actor,

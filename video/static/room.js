@@ -42,7 +42,7 @@
   async function join() {
     const stream = await localMedia();
     if (stream) $("local").srcObject = stream;
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [] });
     state.pc = pc;
     if (stream) stream.getTracks().forEach((t) => pc.addTrack(t, stream));
     const channel = pc.createDataChannel("room");
@@ -83,7 +83,7 @@
 
   async function view(peer) {
     if (state.views[peer.id] || !(peer.video || peer.audio)) return;
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [] });
     state.views[peer.id] = pc;
     if (peer.video) pc.addTransceiver("video", { direction: "recvonly" });
     if (peer.audio) pc.addTransceiver("audio", { direction: "recvonly" });

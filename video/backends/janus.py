@@ -1,0 +1,314 @@
+"""Janus VideoRoom as the media path: a generated configuration, the local process, and its API.
+
+A Tongban room maps to one VideoRoom room, created with the plugin's ``admin_key`` and an
+``allowed`` list of per-participant tokens (one per join link), so a join link is the only way
+in. Janus forwards RTP without decoding and records every publisher as ``.mjr`` files in the
+room's ``rec_dir``; the recording job converts them with ``janus-pp-rec`` (no re-encode).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.install_secrets import install_secret
+from core.settings import get_settings
+
+LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+_tx = itertools.count(1)
+
+
+class JanusError(RuntimeError):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"Janus {code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def admin_key() -> str:
+    return install_secret("janus-admin-key", get_settings().janus_admin_key).decode()
+
+
+def room_number(room_id: str) -> int:
+    """VideoRoom rooms are numbered: a stable 53-bit number from the Tongban room id."""
+    return int.from_bytes(hashlib.sha256(room_id.encode()).digest()[:6], "big") or 1
+
+
+def publisher_number(participant_id: str) -> int:
+    """The VideoRoom publisher id of a Tongban participant (so recordings name their participant)."""
+    return room_number("p:" + participant_id)
+
+
+def participant_token(room_id: str, link_token: str) -> str:
+    """The VideoRoom token of one join link: derived, so the link itself is never sent to Janus."""
+    return hashlib.sha256(f"{room_id}\0{link_token}".encode()).hexdigest()[:32]
+
+
+def _disabled(kind: str, keep: str) -> str:
+    folder = LIB / kind
+    names = sorted(p.name for p in folder.glob("*.so")) if folder.is_dir() else []
+    return ",".join(n for n in names if n != keep)
+
+
+def write_config(folder: Path, *, http_port: int = 8088, ip: str = "127.0.0.1",
+                 rtp_ports: tuple[int, int] = (20000, 40000), key: str | None = None,
+                 stun: str | None = None, turn: tuple[str, int, str, str] | None = None,
+                 enforce_interfaces: str | None = None) -> Path:
+    """Janus's ``janus.jcfg`` with the VideoRoom plugin and the HTTP transport only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    nat = ["nice_debug = false", "full_trickle = true", "ignore_mdns = true"]
+    if stun:
+        host, _, port = stun.partition(":")
+        nat += [f'stun_server = "{host}"', f"stun_port = {port or 3478}"]
+    if turn:
+        nat += [f'turn_server = "{turn[0]}"', f"turn_port = {turn[1]}", 'turn_type = "udp"',
+                f'turn_user = "{turn[2]}"', f'turn_pwd = "{turn[3]}"']
+    if enforce_interfaces:
+        nat.append(f'ice_enforce_list = "{enforce_interfaces}"')
+    (folder / "janus.jcfg").write_text(f"""general: {{
+    configs_folder = "{folder}"
+    plugins_folder = "{LIB / 'plugins'}"
+    transports_folder = "{LIB / 'transports'}"
+    events_folder = "{LIB / 'events'}"
+    loggers_folder = "{LIB / 'loggers'}"
+    debug_level = 3
+    admin_secret = "{secrets.token_hex(16)}"
+    protected_folders = []
+}}
+media: {{
+    rtp_port_range = "{rtp_ports[0]}-{rtp_ports[1]}"
+}}
+nat: {{
+    {chr(10).join('    ' + line for line in nat).strip()}
+}}
+plugins: {{
+    disable = "{_disabled('plugins', 'libjanus_videoroom.so')}"
+}}
+transports: {{
+    disable = "{_disabled('transports', 'libjanus_http.so')}"
+}}
+events: {{
+    broadcast = false
+    disable = "{_disabled('events', '')}"
+}}
+loggers: {{
+    disable = "{_disabled('loggers', '')}"
+}}
+""")
+    (folder / "janus.plugin.videoroom.jcfg").write_text(
+        f'general: {{\n    admin_key = "{key or admin_key()}"\n    lock_rtp_forward = true\n}}\n')
+    (folder / "janus.transport.http.jcfg").write_text(f"""general: {{
+    json = "compact"
+    base_path = "/janus"
+    http = true
+    port = {http_port}
+    ip = "{ip}"
+    https = false
+}}
+admin: {{
+    admin_base_path = "/admin"
+    admin_http = false
+}}
+""")
+    return folder / "janus.jcfg"
+
+
+@dataclass
+class LocalJanus:
+    """A Janus process started by Tongban (``tongban serve --janus``, tests, the bench)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    folder: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_local(folder: Path, *, http_port: int = 8088, key: str | None = None,
+                timeout: float = 15.0, **config: Any) -> LocalJanus:
+    exe = shutil.which("janus")
+    if exe is None:
+        raise FileNotFoundError("未找到 janus: 请安装 Debian 软件包 janus")
+    cfg = write_config(folder, http_port=http_port, key=key, **config)
+    log = open(folder / "janus.log", "wb")  # noqa: SIM115 — the process keeps it
+    proc = subprocess.Popen([exe, "-C", str(cfg), "-F", str(folder), "-N"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}/janus"
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"janus 启动失败: {(folder / 'janus.log').read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(url + "/info", timeout=1).status_code == 200:
+                return LocalJanus(proc, url, folder)
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("janus 未在规定时间内就绪")
+        time.sleep(0.1)
+
+
+class VideoRoomAPI:
+    """The Janus HTTP API, one session with one VideoRoom handle (control requests only)."""
+
+    def __init__(self, url: str | None = None, key: str | None = None) -> None:
+        self.url = (url or get_settings().janus_url).rstrip("/")
+        self.key = key or admin_key()
+        self.http = httpx.Client(timeout=10)
+        self.session = self._call(self.url, {"janus": "create"})["data"]["id"]
+        self.handle = self._call(f"{self.url}/{self.session}",
+                                 {"janus": "attach", "plugin": "janus.plugin.videoroom"})["data"]["id"]
+
+    def _call(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self.http.post(url, json={**body, "transaction": f"tb{next(_tx)}"}).json()
+        if answer.get("janus") == "error":
+            raise JanusError(answer["error"]["code"], answer["error"]["reason"])
+        return answer
+
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A synchronous VideoRoom request (create, destroy, allowed, exists, listparticipants…)."""
+        answer = self._call(f"{self.url}/{self.session}/{self.handle}", {"janus": "message", "body": body})
+        data = answer["plugindata"]["data"]
+        if data.get("videoroom") == "event" and "error_code" in data:
+            raise JanusError(data["error_code"], data.get("error", ""))
+        return data
+
+    def create_room(self, room_id: str, *, rec_dir: Path, tokens: list[str], secret: str,
+                    publishers: int = 6) -> int:
+        number = room_number(room_id)
+        rec_dir.mkdir(parents=True, exist_ok=True)
+        self.request({"request": "create", "admin_key": self.key, "room": number,
+                      "description": f"tongban-{room_id}", "secret": secret, "is_private": True,
+                      "publishers": publishers, "allowed": tokens, "record": True,
+                      "rec_dir": str(rec_dir), "videocodec": "vp8", "audiocodec": "opus",
+                      "permanent": False})
+        return number
+
+    def allow(self, number: int, secret: str, tokens: list[str]) -> None:
+        self.request({"request": "allowed", "room": number, "secret": secret, "action": "add",
+                      "allowed": tokens})
+
+    def destroy_room(self, number: int, secret: str) -> None:
+        self.request({"request": "destroy", "room": number, "secret": secret, "permanent": False})
+
+    def join(self, number: int, token: str | None, display: str, publisher: int | None = None) -> dict[str, Any]:
+        """Join as publisher (no media yet): the ``joined`` event, or the refusal as JanusError."""
+        body: dict[str, Any] = {"request": "join", "ptype": "publisher", "room": number, "display": display}
+        if publisher is not None:
+            body["id"] = publisher
+        if token is not None:
+            body["token"] = token
+        self._call(f"{self.url}/{self.session}/{self.handle}", {"janus": "message", "body": body})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            events = self.http.get(f"{self.url}/{self.session}", params={"maxev": 5}, timeout=35).json()
+            for ev in events if isinstance(events, list) else [events]:
+                data = (ev.get("plugindata") or {}).get("data") or {}
+                if "error_code" in data:
+                    raise JanusError(data["error_code"], data.get("error", ""))
+                if data.get("videoroom") == "joined":
+                    return data
+        raise TimeoutError("Janus did not answer the join")
+
+    def close(self) -> None:
+        try:
+            self._call(f"{self.url}/{self.session}", {"janus": "destroy"})
+        finally:
+            self.http.close()
+
+
+def publish(api: VideoRoomAPI, offer_sdp: str) -> str:
+    """Send a publisher's offer (after ``join``); Janus's SDP answer."""
+    api._call(f"{api.url}/{api.session}/{api.handle}",
+              {"janus": "message", "body": {"request": "publish", "audio": True, "video": True},
+               "jsep": {"type": "offer", "sdp": offer_sdp}})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = api.http.get(f"{api.url}/{api.session}", params={"maxev": 5}, timeout=35).json()
+        for ev in events if isinstance(events, list) else [events]:
+            data = (ev.get("plugindata") or {}).get("data") or {}
+            if "error_code" in data:
+                raise JanusError(data["error_code"], data.get("error", ""))
+            if ev.get("jsep", {}).get("type") == "answer":
+                return str(ev["jsep"]["sdp"])
+    raise TimeoutError("Janus did not answer the offer")
+
+
+@dataclass(frozen=True)
+class Converted:
+    path: Path
+    sha256: str
+    size: int
+    duration: float
+    source: tuple[str, ...]
+    publisher: int
+
+
+def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
+    """Each publisher's ``.mjr`` pair (video VP8 + audio Opus) into one WebM, no re-encode.
+
+    ``janus-pp-rec`` depacketizes each track into its own container; the two are then muxed by
+    stream copy (PyAV, packets as they are). Duration is read back from the file.
+    """
+    import av  # PyAV, already a dependency of aiortc
+
+    exe = shutil.which("janus-pp-rec")
+    if exe is None:
+        raise FileNotFoundError("未找到 janus-pp-rec: 请安装 Debian 软件包 janus-tools")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, list[Path]] = {}
+    for mjr in sorted(rec_dir.glob("*.mjr")):
+        # videoroom-<room>-user-<publisher>-<time>-video-<mindex>.mjr (and -audio-…)
+        stem = "-".join(mjr.stem.split("-")[:4])
+        groups.setdefault(stem, []).append(mjr)
+    done: list[Converted] = []
+    for stem, parts in groups.items():
+        tracks: list[Path] = []
+        for mjr in parts:
+            target = out_dir / (mjr.stem + (".webm" if "-video" in mjr.stem else ".opus"))
+            run = subprocess.run([exe, "-d", "0", str(mjr), str(target)], capture_output=True, timeout=300)
+            if run.returncode == 0 and target.exists() and target.stat().st_size > 0:
+                tracks.append(target)
+        if not tracks:
+            continue
+        final = out_dir / f"{stem}.webm"
+        with av.open(str(final), "w", format="webm") as out:
+            pairs = []
+            for t in tracks:
+                src = av.open(str(t))
+                for s in src.streams:
+                    if s.type in ("video", "audio"):
+                        pairs.append((src, s, out.add_stream_from_template(s)))
+            for src, s, o in pairs:
+                for packet in src.demux(s):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = o
+                    out.mux(packet)
+            for src in {id(p[0]): p[0] for p in pairs}.values():
+                src.close()
+        for t in tracks:
+            t.unlink()
+        with av.open(str(final)) as check:
+            duration = max((float(s.duration * s.time_base) for s in check.streams if s.duration),
+                           default=(check.duration or 0) / 1_000_000)
+        data = final.read_bytes()
+        done.append(Converted(final, hashlib.sha256(data).hexdigest(), len(data), duration,
+                              tuple(p.name for p in parts), int(stem.split("-")[3])))
+    return done
