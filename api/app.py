@@ -17,12 +17,14 @@ from api.routes import (
     certificates,
     dashboard,
     documents,
+    evaluations,
     events,
     exchange,
     items,
     mail,
     notices,
     public,
+    tickets,
     verify,
     video,
     webhooks,
@@ -41,6 +43,7 @@ ROUTERS: tuple[Router, ...] = (
     verify.router, certificates.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
     notices_ui.router, verify.pages, problem_types.router,
+    tickets.router, evaluations.router,
 )
 
 
