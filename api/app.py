@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
-from api.pages import board, designer, notices_ui, problem_types, progress, scans_ui, video_ui, web, workbench
+from api.pages import board, designer, hall, notices_ui, problem_types, progress, scans_ui, video_ui, web, workbench
 from api.routes import (
     appointments,
     cases,
@@ -43,7 +43,7 @@ ROUTERS: tuple[Router, ...] = (
     verify.router, certificates.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
     notices_ui.router, verify.pages, problem_types.router,
-    tickets.router, evaluations.router,
+    tickets.router, evaluations.router, hall.router,
 )
 
 

@@ -3,11 +3,13 @@ the companion clerk only, call next (never the same ticket twice), the hall boar
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, origin_of, page_login
+from fastapi.testclient import TestClient
 
 from core import clock
 from core.settings import get_settings
@@ -80,3 +82,24 @@ def test_returning_applicant_goes_to_the_companion_without_a_new_queue(demo: Dem
     assert same.json()["id"] == f1.json()["id"]  # asking again gives the same ticket
     first = demo.client.post(f"{URL}/call-next", headers=demo.h("陈静")).json()["ticket"]
     assert first["number"] == "F001"  # ahead of the walk-in already waiting
+
+
+def test_hall_display_and_the_call_panel_with_prg(demo: Demo) -> None:
+    empty = demo.client.get("/hall")
+    assert empty.status_code == 200 and "暂无叫号" in empty.text and 'http-equiv="refresh"' in empty.text
+    demo.client.post(URL, json={"counter": "pd-zhengwu"})
+    browser = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(browser, demo.tokens["陈静"], "/ui/hall/call").status_code == 303
+    panel = browser.get("/ui/hall/call")
+    assert panel.status_code == 200 and "叫下一位" in panel.text and "等候 1 人" in panel.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', panel.text).group(1)
+    forged = browser.post("/ui/hall/call", data={"csrf": "0" * 64}, headers={"Origin": origin_of(browser)},
+                          follow_redirects=False)
+    assert forged.status_code != 303
+    called = browser.post("/ui/hall/call", data={"csrf": csrf}, headers={"Origin": origin_of(browser)},
+                          follow_redirects=False)
+    assert called.status_code == 303 and called.headers["location"].startswith("/ui/hall/call?called=")
+    shown = browser.get(called.headers["location"])
+    assert "A001" in shown.text
+    board = demo.client.get("/hall", params={"counter": "pd-zhengwu"})
+    assert 'id="latest"' in board.text and "A001" in board.text and "浦东" in board.text

@@ -132,7 +132,8 @@ class SatisfactionList(BaseModel):
     next_cursor: str | None
 
 
-@router.post("/evaluations", status_code=201, response_model=Evaluation, responses=problems(403, 404, 409, 422))
+@router.post("/evaluations", status_code=201, response_model=Evaluation,
+             responses=problems(401, 403, 404, 409, 422))
 def create_evaluation(body: Rating, request: Request, session: SessionDep,
                       pad: Annotated[Actor | None, Depends(pad_actor)]) -> Any:
     """评价 (好差评)
