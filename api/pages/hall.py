@@ -37,7 +37,7 @@ def call_panel(request: Request, session: SessionDep, called: Annotated[int | No
 
 
 @router.post("/ui/hall/call")
-def call_next(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)] = "") -> Response:
+def call_next(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)]) -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     ticket = tickets.call_next(session, actor)
