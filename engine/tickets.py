@@ -132,6 +132,14 @@ def finish(session: Session, actor: Actor, ticket_id: int, skipped: bool = False
     return view(session, ticket_id)
 
 
+def last_called(session: Session, actor: Actor) -> dict[str, Any] | None:
+    """The ticket this clerk called last today and nobody rated yet (the window pad's subject)."""
+    tid = session.execute(sa.select(T_TICKET.c.id).where(
+        T_TICKET.c.called_by == actor.id, T_TICKET.c.day == clock.today())
+        .order_by(T_TICKET.c.called_at.desc(), T_TICKET.c.id.desc()).limit(1)).scalar_one_or_none()
+    return view(session, int(tid)) if tid is not None else None
+
+
 def view(session: Session, ticket_id: int) -> dict[str, Any]:
     row = session.execute(sa.select(T_TICKET).where(T_TICKET.c.id == ticket_id)).mappings().first()
     if row is None:

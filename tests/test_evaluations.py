@@ -4,12 +4,14 @@ above, the supervisor's figures and the CSV export (SQLite and PG)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, origin_of, page_login
+from fastapi.testclient import TestClient
 
 from core import clock
 from core.settings import get_settings
@@ -134,3 +136,27 @@ def test_a_bad_rating_is_rectified_followed_up_appealed_and_counted(demo: Demo) 
         assert "陈静" in lines[1] and "+08:00" in lines[1]
         other = demo.client.get(f"{URL}/export.csv", headers=demo.h("钱督查")).text.lstrip("\ufeff")
         assert len(other.splitlines()) == 1  # another region's supervisor sees none of them
+
+
+def test_the_window_pad_page_rates_the_last_call_with_prg(demo: Demo) -> None:
+    pad = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(pad, demo.tokens["陈静"], "/ui/hall/pad").status_code == 303
+    assert "尚未叫号" in pad.get("/ui/hall/pad").text
+    demo.client.post("/api/v1/tickets", json={"counter": "pd-zhengwu"})
+    demo.client.post("/api/v1/tickets/call-next", headers=demo.h("陈静"))
+    page = pad.get("/ui/hall/pad").text
+    assert "A001" in page and "非常不满意" in page and "服务态度差" in page
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    ticket = re.search(r'name="ticket" value="(\d+)"', page).group(1)
+    origin = {"Origin": origin_of(pad)}
+    missing = pad.post("/ui/hall/pad", data={"csrf": csrf, "ticket": ticket, "level": "2"}, headers=origin,
+                       follow_redirects=False)
+    assert missing.status_code == 422 and "原因" in missing.text
+    ok = pad.post("/ui/hall/pad", data={"csrf": csrf, "ticket": ticket, "level": "2", "reasons": ["slow"]},
+                  headers=origin, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/ui/hall/pad?done=2"
+    assert "感谢您的评价: 不满意" in pad.get(ok.headers["location"]).text
+    again = pad.post("/ui/hall/pad", data={"csrf": csrf, "ticket": ticket, "level": "5"}, headers=origin,
+                     follow_redirects=False)
+    assert again.status_code == 409  # one rating per visit
+    assert demo.count("rectifications") == 1
