@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.contract import problems
@@ -23,6 +23,8 @@ from engine.errors import InvalidInput
 router = Router(prefix="/api/v1", tags=["evaluations"], responses=problems(429))
 Text = Annotated[str, StringConstraints(max_length=500)]
 Reason = Literal[tuple(evaluations.REASONS)]  # type: ignore[valid-type]
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class _Body(BaseModel):
@@ -165,31 +167,31 @@ def export(session: SessionDep, actor: ActorDep) -> Response:
 
 
 @router.get("/rectifications/{rect_id}", response_model=Rectification, responses=problems(404))
-def get_rectification(rect_id: int, session: SessionDep, actor: ActorDep) -> Any:
+def get_rectification(rect_id: RowId, session: SessionDep, actor: ActorDep) -> Any:
     """整改任务"""
     return rectification.view(session, rect_id)
 
 
 @router.post("/rectifications/{rect_id}/done", response_model=Rectification, responses=problems(403, 404, 409))
-def rectify(rect_id: int, body: Rectify, session: SessionDep, actor: ActorDep) -> Any:
+def rectify(rect_id: RowId, body: Rectify, session: SessionDep, actor: ActorDep) -> Any:
     """整改完成 (所在区域的督查人员)"""
     return rectification.rectify(session, actor, rect_id, body.action)
 
 
 @router.post("/rectifications/{rect_id}/visit", response_model=Rectification, responses=problems(403, 404, 409))
-def visit(rect_id: int, body: Visit, session: SessionDep, actor: ActorDep) -> Any:
+def visit(rect_id: RowId, body: Visit, session: SessionDep, actor: ActorDep) -> Any:
     """回访 (不满意则重新整改)"""
     return rectification.follow_up(session, actor, rect_id, body.contacted, body.note, body.verdict)
 
 
 @router.post("/rectifications/{rect_id}/appeal", response_model=Rectification, responses=problems(403, 404, 409))
-def appeal(rect_id: int, body: Appeal, session: SessionDep, actor: ActorDep) -> Any:
+def appeal(rect_id: RowId, body: Appeal, session: SessionDep, actor: ActorDep) -> Any:
     """申诉 (被评价窗口)"""
     return rectification.appeal(session, actor, rect_id, body.reason)
 
 
 @router.post("/rectifications/{rect_id}/decision", response_model=Rectification,
              responses=problems(403, 404, 409))
-def decide(rect_id: int, body: Decision, session: SessionDep, actor: ActorDep) -> Any:
+def decide(rect_id: RowId, body: Decision, session: SessionDep, actor: ActorDep) -> Any:
     """申诉复核 (上级区域的督查人员)"""
     return rectification.decide(session, actor, rect_id, body.upheld, body.note)

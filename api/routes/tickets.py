@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.contract import problems
@@ -20,6 +20,8 @@ from engine import tickets
 
 router = Router(prefix="/api/v1/tickets", tags=["tickets"], responses=problems(429))
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class _Body(BaseModel):
@@ -112,7 +114,7 @@ def call_next(session: SessionDep, actor: ActorDep) -> Any:
 
 
 @router.post("/{ticket_id}/finish", response_model=Ticket, responses=problems(403, 404))
-def finish(ticket_id: int, body: Finish, session: SessionDep, actor: ActorDep) -> Any:
+def finish(ticket_id: RowId, body: Finish, session: SessionDep, actor: ActorDep) -> Any:
     """办理完毕或过号"""
     return tickets.finish(session, actor, ticket_id, body.skipped)
 
@@ -126,7 +128,7 @@ def hall(request: Request, session: SessionDep,
 
 
 @router.get("/{ticket_id}", response_model=Ticket, responses=problems(404))
-def get_ticket(ticket_id: int, request: Request, session: SessionDep) -> Any:
+def get_ticket(ticket_id: RowId, request: Request, session: SessionDep) -> Any:
     """查询号的状态 (前面还有几位)"""
     limit_client(request)
     return tickets.view(session, ticket_id)
