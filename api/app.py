@@ -13,6 +13,7 @@ from api.limits import BodyLimit, allow_larger
 from api.pages import (
     board,
     designer,
+    hall,
     notices_ui,
     problem_types,
     progress,
@@ -29,12 +30,14 @@ from api.routes import (
     certificates,
     dashboard,
     documents,
+    evaluations,
     events,
     exchange,
     items,
     mail,
     notices,
     public,
+    tickets,
     verify,
     video,
     webhooks,
@@ -56,6 +59,7 @@ ROUTERS: tuple[Router, ...] = (
     notices_ui.router, verify.pages, problem_types.router,
     guide_routes.router, guide_pages.router,
     queue.router,
+    tickets.router, evaluations.router, hall.router,
 )
 
 

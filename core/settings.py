@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     appointment_no_show_days: int = 90
     # A booking not checked in this long after its slot began is a no-show (the sweep marks it).
     appointment_grace_minutes: int = 15
+    # 好差评: a 差评's rectification is due this many working days after the rating.
+    rectify_working_days: int = 5
     # Base of the links printed on notices and certificates (the QR code, /verify/…). Empty: the
     # address `tongban serve` listens on (host and port), a wildcard host named by this machine's
     # name; set it when a proxy or another name serves the product.

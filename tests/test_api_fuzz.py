@@ -64,7 +64,7 @@ expected-statuses = ["2XX", "401", "403", "404", "409", "412", "429"]
 [[operations]]
 include-operation-id = ["publishItem", "listQueue", "createCase", "handOver", "bookWaybill", "fireTrigger",
                         "recordTrackingByHand", "listEvents", "createWebhook", "searchLibrary", "listSlots",
-                        "createAppointment", "rescheduleAppointment"]
+                        "createAppointment", "rescheduleAppointment", "takeTicket", "createEvaluation"]
 checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409", "412", "422", "429"]
 """)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)

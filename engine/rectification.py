@@ -1,0 +1,123 @@
+"""整改 of every 差评: due in working days (``rectify_working_days``), done by the counter's
+supervisor, followed by a 回访 (contacted, what was done, the applicant's verdict); the counter may
+appeal (申诉复核) a mistaken or malicious rating, and a supervisor of the region above decides.
+
+"The region above" is read from the 行政区划代码: a district's city (``3101xx`` → ``310100``), a
+city's province (``3701xx``'s ``370000``); the decider must supervise one of them, so nobody decides
+an appeal about their own region.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core import clock
+from core.settings import get_settings
+from engine import directory, workdays
+from engine.actors import Actor
+from engine.dashboard import supervised_regions
+from engine.errors import Conflict, Forbidden, NotFound
+from storage.hall_tables import T_RECT
+
+STATUS_LABELS = {"open": "整改中", "done": "已整改", "appealed": "申诉复核中", "annulled": "申诉成立, 差评已撤销"}
+
+
+def open_for(session: Session, evaluation_id: int, counter_id: str, at: datetime) -> int:
+    due = workdays.calendar(session).add(clock.local_date(at), get_settings().rectify_working_days)
+    return int(session.execute(sa.insert(T_RECT).values(
+        evaluation_id=evaluation_id, counter_id=counter_id, status="open", due=due, created_at=at)
+        .returning(T_RECT.c.id)).scalar_one())
+
+
+def regions_above(code: str) -> set[str]:
+    out = set()
+    if code[4:] != "00":
+        out.add(code[:4] + "00")
+    if code[2:] != "0000":
+        out.add(code[:2] + "0000")
+    return out
+
+
+def _row(session: Session, rect_id: int) -> Any:
+    row = session.execute(sa.select(T_RECT).where(T_RECT.c.id == rect_id).with_for_update()).mappings().first()
+    if row is None:
+        raise NotFound("没有该整改任务")
+    return row
+
+
+def _region(session: Session, counter_id: str) -> str:
+    counter = directory.counter(session, counter_id)
+    return counter.region_code if counter else ""
+
+
+def _may_rectify(session: Session, actor: Actor, row: Any) -> None:
+    if "supervisor" not in actor.roles or _region(session, row["counter_id"]) not in supervised_regions(session, actor):
+        raise Forbidden("只有该窗口所在区域的督查人员可以办理整改", missing=["role:supervisor"])
+
+
+def rectify(session: Session, actor: Actor, rect_id: int, action: str) -> dict[str, Any]:
+    row = _row(session, rect_id)
+    _may_rectify(session, actor, row)
+    if row["status"] != "open":
+        raise Conflict(f"整改任务{STATUS_LABELS[row['status']]}, 不能再整改", field="id")
+    session.execute(sa.update(T_RECT).where(T_RECT.c.id == rect_id).values(
+        status="done", action=action, done_at=clock.now(), done_by=actor.id))
+    return view(session, rect_id)
+
+
+def follow_up(session: Session, actor: Actor, rect_id: int, contacted: bool, note: str, verdict: str) -> dict[str, Any]:
+    """回访: after the rectification, the applicant is asked; an unsatisfied verdict reopens it."""
+    row = _row(session, rect_id)
+    _may_rectify(session, actor, row)
+    if row["status"] != "done":
+        raise Conflict("整改完成后才能回访", field="id")
+    values: dict[str, Any] = {"visit_contacted": contacted, "visit_note": note, "visit_verdict": verdict,
+                              "visit_at": clock.now()}
+    if verdict == "unsatisfied":
+        values["status"] = "open"
+    session.execute(sa.update(T_RECT).where(T_RECT.c.id == rect_id).values(**values))
+    return view(session, rect_id)
+
+
+def appeal(session: Session, actor: Actor, rect_id: int, reason: str) -> dict[str, Any]:
+    """申诉复核: the rated counter's staff appeal a rating they hold mistaken or malicious."""
+    row = _row(session, rect_id)
+    if actor.counter_id != row["counter_id"]:
+        raise Forbidden("只有被评价窗口的人员可以申诉", missing=["counter"])
+    if row["appeal_at"] is not None:
+        raise Conflict("每条差评只能申诉一次", field="id")
+    if row["status"] not in ("open", "done"):
+        raise Conflict(f"整改任务{STATUS_LABELS[row['status']]}, 不能申诉", field="id")
+    session.execute(sa.update(T_RECT).where(T_RECT.c.id == rect_id).values(
+        status="appealed", appeal_reason=reason, appeal_at=clock.now()))
+    return view(session, rect_id)
+
+
+def decide(session: Session, actor: Actor, rect_id: int, upheld: bool, note: str) -> dict[str, Any]:
+    row = _row(session, rect_id)
+    above = regions_above(_region(session, row["counter_id"]))
+    if "supervisor" not in actor.roles or not above & supervised_regions(session, actor):
+        raise Forbidden("申诉由上级区域的督查人员复核", missing=["role:supervisor", "region:above"])
+    if row["status"] != "appealed":
+        raise Conflict("该整改任务没有待复核的申诉", field="id")
+    session.execute(sa.update(T_RECT).where(T_RECT.c.id == rect_id).values(
+        status="annulled" if upheld else ("done" if row["done_at"] else "open"),
+        appeal_decision="upheld" if upheld else "rejected", appeal_note=note,
+        appeal_decided_by=actor.id, appeal_decided_at=clock.now()))
+    return view(session, rect_id)
+
+
+def view(session: Session, rect_id: int) -> dict[str, Any]:
+    row = session.execute(sa.select(T_RECT).where(T_RECT.c.id == rect_id)).mappings().first()
+    if row is None:
+        raise NotFound("没有该整改任务")
+    overdue = row["status"] in ("open", "appealed") and clock.today() > row["due"]
+    return {**{k: row[k] for k in ("id", "evaluation_id", "counter_id", "status", "due", "created_at", "action",
+                                   "done_at", "visit_contacted", "visit_note", "visit_verdict", "visit_at",
+                                   "appeal_reason", "appeal_at", "appeal_decision", "appeal_note",
+                                   "appeal_decided_at")},
+            "status_label": STATUS_LABELS[row["status"]], "overdue": overdue}

@@ -1,0 +1,162 @@
+"""好差评: 一事一评 with the query code at 办结, 一次一评 at the window's pad, one rating per case
+and channel, reasons for a 差评, the rectification due in working days, 回访, 申诉复核 by the region
+above, the supervisor's figures and the CSV export (SQLite and PG)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from conftest import ALL_GGCS, Demo, origin_of, page_login
+from fastapi.testclient import TestClient
+
+from core import clock
+from core.settings import get_settings
+from engine.actors import add_clerk
+from engine.dashboard import set_supervised_regions
+from storage.db import session_scope
+from storage.tables import T_CASE, Region
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+URL = "/api/v1/evaluations"
+
+
+@pytest.fixture(autouse=True)
+def _generous_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "progress_rate_per_minute", 1000)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
+
+
+def finished_case(demo: Demo) -> dict:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    with demo.engine.begin() as conn:  # 办结 is the lifecycle's (tested there); here only its mark counts
+        conn.execute(sa.update(T_CASE).where(T_CASE.c.number == case["number"]).values(finished_at=clock.now()))
+    return case
+
+
+def rate(demo: Demo, case: dict, level: int, **over) -> object:
+    return demo.client.post(URL, json={"channel": "case", "number": case["number"],
+                                       "query_code": case["query_code"], "level": level, **over})
+
+
+def test_a_case_is_rated_once_with_its_query_code_and_only_when_finished(demo: Demo) -> None:
+    open_case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    early = rate(demo, open_case, 5)
+    assert early.status_code == 409 and "办结" in early.json()["detail"]
+    case = finished_case(demo)
+    wrong = rate(demo, case, 5, query_code="WRONG12345")
+    assert wrong.status_code == 404
+    no_reason = rate(demo, case, 2)
+    assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reasons"
+    unknown = rate(demo, case, 2, reasons=["bogus"])
+    assert unknown.status_code == 422
+    good = rate(demo, case, 4)
+    assert good.status_code == 201, good.text
+    assert good.json()["level_label"] == "满意" and good.json()["rectification_id"] is None
+    twice = rate(demo, case, 1, reasons=["slow"])
+    assert twice.status_code == 409
+    assert demo.count("evaluations") == 1 and demo.count("rectifications") == 0
+
+
+def test_window_pad_rates_the_called_ticket_only(demo: Demo) -> None:
+    ticket = demo.client.post("/api/v1/tickets", json={"counter": "pd-zhengwu"}).json()
+    body = {"channel": "window", "ticket": ticket["id"], "level": 5}
+    anonymous = demo.client.post(URL, json=body)
+    assert anonymous.status_code == 422 and anonymous.json()["errors"][0]["field"] == "channel"
+    not_called = demo.client.post(URL, json=body, headers=demo.h("陈静"))
+    assert not_called.status_code == 403
+    demo.client.post("/api/v1/tickets/call-next", headers=demo.h("陈静"))
+    other_window = demo.client.post(URL, json=body, headers=demo.h("李强"))
+    assert other_window.status_code == 403
+    ok = demo.client.post(URL, json=body, headers=demo.h("陈静"))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["channel_label"].startswith("一次一评")
+    assert demo.client.post(URL, json=body, headers=demo.h("陈静")).status_code == 409
+
+
+def test_a_bad_rating_is_rectified_followed_up_appealed_and_counted(demo: Demo) -> None:
+    with session_scope(demo.engine) as s:
+        s.add(Region(code="310000", name="上海市"))
+        s.flush()
+        clerk, token = add_clerk(s, "孙市督查", None, ["supervisor"], 30)
+        set_supervised_regions(s, clerk, ["310000"])
+    demo.tokens["孙市督查"] = token
+    with clock.frozen(at("2026-12-04 10:00")):  # a Friday: five working days → the next Friday
+        case = finished_case(demo)
+        bad = rate(demo, case, 1, reasons=["attitude", "many_trips"], text="跑了三次")
+        assert bad.status_code == 201, bad.text
+        rid = bad.json()["rectification_id"]
+        rect = demo.client.get(f"/api/v1/rectifications/{rid}", headers=demo.h("赵督查")).json()
+        assert rect["status"] == "open" and rect["due"] == "2026-12-11" and rect["overdue"] is False
+        clerk_try = demo.client.post(f"/api/v1/rectifications/{rid}/done", json={"action": "x"},
+                                     headers=demo.h("陈静"))
+        assert clerk_try.status_code == 403
+        early_visit = demo.client.post(f"/api/v1/rectifications/{rid}/visit",
+                                       json={"contacted": True, "verdict": "satisfied"}, headers=demo.h("赵督查"))
+        assert early_visit.status_code == 409
+    with clock.frozen(at("2026-12-14 10:00")):
+        figures = demo.client.get(f"{URL}/summary", headers=demo.h("赵督查")).json()["items"]
+        row = next(f for f in figures if f["key"] == "pd-zhengwu")
+        assert row["bad"] == 1 and row["bad_open"] == 1 and row["bad_overdue"] == 1 and row["rate"] == 0
+        done = demo.client.post(f"/api/v1/rectifications/{rid}/done", json={"action": "约谈窗口人员, 一次告知"},
+                                headers=demo.h("赵督查"))
+        assert done.status_code == 200 and done.json()["status"] == "done"
+        visit = demo.client.post(f"/api/v1/rectifications/{rid}/visit",
+                                 json={"contacted": True, "note": "电话回访", "verdict": "satisfied"},
+                                 headers=demo.h("赵督查"))
+        assert visit.json()["visit_verdict"] == "satisfied"
+        outsider = demo.client.post(f"/api/v1/rectifications/{rid}/appeal", json={"reason": "误评"},
+                                    headers=demo.h("李强"))
+        assert outsider.status_code == 403
+        appeal = demo.client.post(f"/api/v1/rectifications/{rid}/appeal",
+                                  json={"reason": "申请人误将他处办理的经历评在本窗口"}, headers=demo.h("陈静"))
+        assert appeal.status_code == 200 and appeal.json()["status"] == "appealed"
+        same_region = demo.client.post(f"/api/v1/rectifications/{rid}/decision", json={"upheld": True},
+                                       headers=demo.h("赵督查"))
+        assert same_region.status_code == 403  # not the region above
+        decided = demo.client.post(f"/api/v1/rectifications/{rid}/decision", json={"upheld": True, "note": "核实"},
+                                   headers=demo.h("孙市督查"))
+        assert decided.status_code == 200 and decided.json()["status"] == "annulled"
+        figures = demo.client.get(f"{URL}/summary", headers=demo.h("赵督查")).json()["items"]
+        row = next(f for f in figures if f["key"] == "pd-zhengwu")
+        assert row["bad"] == 0 and row["annulled"] == 1 and row["count"] == 0
+        by_clerk = demo.client.get(f"{URL}/summary", params={"by": "clerk"}, headers=demo.h("赵督查")).json()
+        assert by_clerk["items"][0]["name"] == "陈静"
+        csv = demo.client.get(f"{URL}/export.csv", headers=demo.h("赵督查"))
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        lines = csv.text.lstrip("\ufeff").splitlines()
+        assert lines[0].startswith("办件编号,事项编码,事项版本,部门,区划,窗口人员")
+        assert case["number"] in lines[1] and "非常不满意" in lines[1] and "310115" in lines[1]
+        assert "陈静" in lines[1] and "+08:00" in lines[1]
+        other = demo.client.get(f"{URL}/export.csv", headers=demo.h("钱督查")).text.lstrip("\ufeff")
+        assert len(other.splitlines()) == 1  # another region's supervisor sees none of them
+
+
+def test_the_window_pad_page_rates_the_last_call_with_prg(demo: Demo) -> None:
+    pad = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(pad, demo.tokens["陈静"], "/ui/hall/pad").status_code == 303
+    assert "尚未叫号" in pad.get("/ui/hall/pad").text
+    demo.client.post("/api/v1/tickets", json={"counter": "pd-zhengwu"})
+    demo.client.post("/api/v1/tickets/call-next", headers=demo.h("陈静"))
+    page = pad.get("/ui/hall/pad").text
+    assert "A001" in page and "非常不满意" in page and "服务态度差" in page
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    ticket = re.search(r'name="ticket" value="(\d+)"', page).group(1)
+    origin = {"Origin": origin_of(pad)}
+    missing = pad.post("/ui/hall/pad", data={"csrf": csrf, "ticket": ticket, "level": "2"}, headers=origin,
+                       follow_redirects=False)
+    assert missing.status_code == 422 and "原因" in missing.text
+    ok = pad.post("/ui/hall/pad", data={"csrf": csrf, "ticket": ticket, "level": "2", "reasons": ["slow"]},
+                  headers=origin, follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/ui/hall/pad?done=2"
+    assert "感谢您的评价: 不满意" in pad.get(ok.headers["location"]).text
+    again = pad.post("/ui/hall/pad", data={"csrf": csrf, "ticket": ticket, "level": "5"}, headers=origin,
+                     follow_redirects=False)
+    assert again.status_code == 409  # one rating per visit
+    assert demo.count("rectifications") == 1
