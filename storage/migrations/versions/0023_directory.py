@@ -10,7 +10,7 @@ from alembic import op
 from storage.tables import UtcDateTime
 
 revision = "0023_directory"
-down_revision = "0018_outbox_notify"
+down_revision = "0022_hall"
 branch_labels = None
 depends_on = None
 
