@@ -73,7 +73,11 @@ def list_queue(request: Request, response: Response, session: SessionDep, actor:
                limit: Annotated[int, Query(ge=1, le=200)] = 50,
                q: Annotated[str | None, Query(max_length=search.MAX_QUERY * 2)] = None,
                finished: bool | None = None) -> Any:
-    """窗口待办队列; 带 q 时按办件编号、申请人名称、证件号码 (或末几位)、电话检索可查看的全部办件 (含已办结)"""
+    """窗口待办队列与办件检索
+
+    带 q 时按办件编号、申请人名称、证件号码或统一社会信用代码 (全号或末几位)、电话检索
+    本人可查看的全部办件 (含已办结, 可用 finished 筛选), 最相符者在前。
+    """
     search.check_filters(session, state=state, item=item)
     if q is not None:
         return search.search(session, actor, q, finished=finished, limit=limit)
