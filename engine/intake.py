@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, certfields, certificates, deadlines, documents, situations, workdays
+from engine import catalog, certfields, certificates, deadlines, documents, search, situations, workdays
 from engine.actors import Actor
 from engine.advance import (
     append_event,
@@ -117,6 +117,7 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
     case["last_hash"] = None
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
+    search.index_case(session, case["id"], case["number"], applicant)  # same transaction
     if needed:
         # Every row with the same keys: an executemany takes its columns from the first row, so a
         # 容缺 promise on a later row was dropped.

@@ -91,8 +91,8 @@ def test_the_server_answers_what_the_document_says() -> None:
     client = TestClient(create_app(make_engine("sqlite://")), raise_server_exceptions=False)
     r = client.options("/api/v1/items")
     assert r.status_code == 405 and set(r.headers["allow"].split(", ")) >= {"GET", "POST"}
-    r = client.get("/api/v1/cases", params={"q": "张三"}, headers={"Authorization": "Bearer x"})
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "q", r.text
+    r = client.get("/api/v1/cases", params={"keyword": "张三"}, headers={"Authorization": "Bearer x"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "keyword", r.text
 
 
 def test_cors_is_off_by_default_and_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,7 +235,7 @@ def test_every_problem_type_resolves_to_a_page_explaining_it() -> None:
     index = client.get("/problems")
     assert index.status_code == 200 and all(f'href="{u}"' in index.text for u in kinds)
     # A problem answered by the API points at one of them.
-    r = client.get("/api/v1/cases", params={"q": "x"}, headers={"Authorization": "Bearer x"})
+    r = client.get("/api/v1/cases", params={"keyword": "x"}, headers={"Authorization": "Bearer x"})
     assert r.status_code == 422 and r.json()["type"] in kinds
     assert client.get("/problems/no-such-thing").status_code == 404
 

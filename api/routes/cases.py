@@ -17,7 +17,7 @@ from api.routes.events import LINK_HEADER, json_answer, next_link
 from api.routing import Router
 from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
 from core import wire
-from engine import assignment, dashboard, idempotency, intake, lifecycle, views
+from engine import assignment, dashboard, idempotency, intake, lifecycle, search, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import advance, load_case
@@ -70,8 +70,17 @@ def list_queue(request: Request, response: Response, session: SessionDep, actor:
                counter: str | None = None, state: str | None = None, item: str | None = None,
                assignee: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None, overdue: bool | None = None,
                cursor: Annotated[str | None, Query(max_length=200)] = None,
-               limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
-    """窗口待办队列"""
+               limit: Annotated[int, Query(ge=1, le=200)] = 50,
+               q: Annotated[str | None, Query(max_length=search.MAX_QUERY * 2)] = None,
+               finished: bool | None = None) -> Any:
+    """窗口待办队列与办件检索
+
+    带 q 时按办件编号、申请人名称、证件号码或统一社会信用代码 (全号或末几位)、电话检索
+    本人可查看的全部办件 (含已办结, 可用 finished 筛选), 最相符者在前。
+    """
+    search.check_filters(session, state=state, item=item)
+    if q is not None:
+        return search.search(session, actor, q, finished=finished, limit=limit)
     counter = counter or actor.counter_id
     if counter is None:
         raise InvalidInput("counter", "督查账号须指定要查看的窗口")

@@ -15,6 +15,7 @@ import storage.hall_tables  # noqa: F401  (queue tickets, ratings, rectification
 import storage.notice_tables  # noqa: F401  (written notices and their numbers)
 import storage.prereview_tables  # noqa: F401  (要件预审 before any case)
 import storage.seal_tables  # noqa: F401  (units' signing keys and certificates)
+import storage.search_tables  # noqa: F401  (the case search index)
 import storage.tables  # noqa: F401  (registers the tables)
 import storage.video_tables  # noqa: F401  (video rooms, participants, recordings)
 import storage.webhook_tables  # noqa: F401  (event feed positions, webhook subscriptions and deliveries)

@@ -10,7 +10,7 @@ from alembic import op
 from storage.tables import UtcDateTime
 
 revision = "0021_guide"
-down_revision = "0018_outbox_notify"
+down_revision = "0020_case_search"
 branch_labels = None
 depends_on = None
 
