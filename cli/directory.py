@@ -12,9 +12,12 @@ directory_app = typer.Typer(help="联盟目录: 地区、成员单位、窗口�
 
 
 def _engine():  # type: ignore[no-untyped-def]
-    from cli.main import _engine as engine
+    from storage import migrate
+    from storage.db import get_engine
 
-    return engine()
+    engine = get_engine()
+    migrate.upgrade(engine)  # as every command that writes the database
+    return engine
 
 
 def _checked(path: Path):  # type: ignore[no-untyped-def]
