@@ -62,11 +62,13 @@ async def _http(request: Request, exc: Exception) -> Response:
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app serves at this path (Starlette lists only the first
     route that matched the path, so GET and POST on one path declared as two routes said GET)."""
+    matched = [r for r in all_routes(request.app.routes) if r.matches(request.scope)[0] != Match.NONE]
+    # A literal path (/tickets/call-next) is its own resource, not a value of a parameter beside it
+    # (/tickets/{ticket_id}): where routes declare the path as written, only theirs count.
+    literal = [r for r in matched if getattr(r, "path", None) == request.scope["path"]]
     methods: set[str] = set()
-    for route in all_routes(request.app.routes):
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    for route in literal or matched:
+        methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
 
 

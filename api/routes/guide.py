@@ -211,7 +211,7 @@ def _decode(drafts: dict[str, Draft]) -> dict[str, tuple[str, bytes]]:
     return out
 
 
-@router.post("/prereviews", status_code=201, response_model=PreReviewCreated)
+@router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(429))
 def create_prereview(body: PreReviewCreate, request: Request, session: SessionDep) -> Any:
     """要件预审: 申请人按材料清单上传草稿 (无需登录, 不产生办件编号, 不计时)"""
     limit_client(request)
@@ -219,7 +219,7 @@ def create_prereview(body: PreReviewCreate, request: Request, session: SessionDe
                                            _decode(body.drafts))}
 
 
-@router.get("/prereviews/{code}", response_model=PreReviewView, responses=problems(404))
+@router.get("/prereviews/{code}", response_model=PreReviewView, responses=problems(404, 429))
 def get_prereview(code: str, request: Request, session: SessionDep) -> Any:
     """预审意见: 每份材料是否合格及修改意见"""
     limit_client(request)

@@ -113,7 +113,7 @@ def call_next(session: SessionDep, actor: ActorDep) -> Any:
     return {"ticket": tickets.call_next(session, actor)}
 
 
-@router.post("/{ticket_id}/finish", response_model=Ticket, responses=problems(403, 404))
+@router.post("/{ticket_id:int}/finish", response_model=Ticket, responses=problems(403, 404))
 def finish(ticket_id: RowId, body: Finish, session: SessionDep, actor: ActorDep) -> Any:
     """办理完毕或过号"""
     return tickets.finish(session, actor, ticket_id, body.skipped)
@@ -127,7 +127,7 @@ def hall(request: Request, session: SessionDep,
     return tickets.hall(session, counter)
 
 
-@router.get("/{ticket_id}", response_model=Ticket, responses=problems(404))
+@router.get("/{ticket_id:int}", response_model=Ticket, responses=problems(404))
 def get_ticket(ticket_id: RowId, request: Request, session: SessionDep) -> Any:
     """查询号的状态 (前面还有几位)"""
     limit_client(request)
