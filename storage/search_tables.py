@@ -5,13 +5,14 @@ row in the same transaction as the intake."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 
 class CaseSearch(SQLModel, table=True):
     __tablename__ = "case_search"
     case_id: int = Field(primary_key=True, foreign_key="cases.id")
-    terms: str
+    terms: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
 
 
 T_SEARCH = CaseSearch.__table__

@@ -146,8 +146,9 @@ def test_counter_intake_page_asks_the_situations_and_takes_exactly_their_materia
     wrong = client.post("/ui/cases/new", data=body, headers=headers)
     assert wrong.status_code == 422 and "所选情形不需要此材料" in wrong.text
     body["materials"] = ["filing_form", "insured_id", "power_of_attorney"]
-    made = client.post("/ui/cases/new", data=body, headers=headers)
-    assert made.status_code == 201, made.text
+    made = client.post("/ui/cases/new", data=body, headers=headers)  # PRG: 303 to 收件成功
+    assert made.status_code == 200 and [r.status_code for r in made.history] == [303], made.text
+    assert "收件成功" in made.text
 
 
 def _png() -> str:

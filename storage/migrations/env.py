@@ -22,10 +22,22 @@ import storage.webhook_tables  # noqa: F401  (event feed positions, webhook subs
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes["connection"]
+
+
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # The case search's dialect-specific indexes (SQLite's FTS5 table case_search_fts and its shadow
+    # tables, PostgreSQL's pg_trgm GIN index) are made by the migration with raw SQL: no model has
+    # them, and autogenerate must not propose to drop them.
+    if type_ == "table" and name is not None and name.startswith("case_search_fts"):
+        return False
+    return not (type_ == "index" and name == "ix_case_search_trgm")
+
+
 context.configure(
     connection=connection,
     target_metadata=target_metadata,
     render_as_batch=connection.dialect.name == "sqlite",
+    include_name=_include_name,
 )
 with context.begin_transaction():
     context.run_migrations()
