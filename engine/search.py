@@ -79,7 +79,7 @@ def _may_read(session: Session, actor: Actor, case: CaseRow) -> bool:
 def search(session: Session, actor: Actor, q: str, *, finished: bool | None = None,
            limit: int = 50) -> dict[str, Any]:
     """Cases matching ``q`` that ``actor`` may read, best match first, then newest."""
-    from engine.views import state_ref, status_ref  # noqa: PLC0415  (views imports the queue's helpers)
+    from engine.views import queue_entry  # noqa: PLC0415  (views imports the queue's helpers)
 
     q = normalise(q)
     ids = candidate_ids(session, q)
@@ -98,18 +98,7 @@ def search(session: Session, actor: Actor, q: str, *, finished: bool | None = No
             continue
         if not _may_read(session, actor, r):  # type: ignore[arg-type]
             continue
-        due = r["promised_due"] or r["supplement_notice_due"]
-        items.append({
-            "number": r["number"], "item_code": r["item_code"], "item_name": r["item_name"],
-            "state": state_ref(catalog.compiled(session, r["item_version_id"]), r["state"]),
-            "status": status_ref(r["status_code"]),
-            "promised_due": r["promised_due"], "legal_due": r["legal_due"],
-            "supplement_notice_due": r["supplement_notice_due"],
-            "provisional": bool(r["deadline_provisional"]),
-            "overdue": bool(due and r["finished_at"] is None and due < today),
-            "assignee": (r["assignees"] or {}).get(actor.counter_id or ""), "companion_id": r["companion_id"],
-            "version": r["version"],
-        })
+        items.append(queue_entry(session, r, r["item_name"], actor.counter_id, today))
         if len(items) >= limit:
             break
     return {"items": items, "next_cursor": None}

@@ -142,6 +142,22 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidInput("cursor", "分页游标无效") from exc
 
 
+def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None, today: date) -> dict[str, Any]:
+    """One case as the queue and the search list it: state and status, deadlines, who holds it."""
+    due = r["promised_due"] or r["supplement_notice_due"]
+    return {
+        "number": r["number"], "item_code": r["item_code"], "item_name": item_name,
+        "state": state_ref(catalog.compiled(session, r["item_version_id"]), r["state"]),
+        "status": status_ref(r["status_code"]),
+        "promised_due": r["promised_due"], "legal_due": r["legal_due"],
+        "supplement_notice_due": r["supplement_notice_due"],
+        "provisional": bool(r["deadline_provisional"]),
+        "overdue": bool(due and r["finished_at"] is None and due < today),
+        "assignee": (r["assignees"] or {}).get(counter_id or ""), "companion_id": r["companion_id"],
+        "version": r["version"],
+    }
+
+
 def queue(session: Session, counter_id: str, *, state: str | None = None, item: str | None = None,
           assignee: int | None = None, overdue: bool | None = None, cursor: str | None = None,
           limit: int = 50, today: date | None = None) -> dict[str, Any]:
@@ -150,7 +166,7 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
                    T_CASE.c.status_code, T_CASE.c.promised_due, T_CASE.c.legal_due,
                    T_CASE.c.supplement_notice_due, T_CASE.c.deadline_provisional,
                    T_CASE.c.assignees, T_CASE.c.companion_id, T_CASE.c.updated_at, T_CASE.c.version,
-                   T_CASE.c.item_version_id, ItemVersion.name)
+                   T_CASE.c.item_version_id, T_CASE.c.finished_at, ItemVersion.name)
          .join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
          .join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
          .where(T_HOLD.c.counter_id == counter_id))
@@ -172,18 +188,7 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
         # A clerk's own work: the steps they claimed here, and the cases they accompany.
         if assignee is not None and assignee not in (r["assignees"].get(counter_id), r["companion_id"]):
             continue
-        items.append({
-            "number": r["number"], "item_code": r["item_code"], "item_name": r["name"],
-            "state": state_ref(catalog.compiled(session, r["item_version_id"]), r["state"]),
-            "status": status_ref(r["status_code"]),
-            "promised_due": r["promised_due"], "legal_due": r["legal_due"],
-            "supplement_notice_due": r["supplement_notice_due"],
-            "provisional": bool(r["deadline_provisional"]),
-            "overdue": bool((due := r["promised_due"] or r["supplement_notice_due"]) and due < today),
-            "assignee": r["assignees"].get(counter_id), "companion_id": r["companion_id"],
-            "version": r["version"],
-            "_id": r["id"],
-        })
+        items.append({**queue_entry(session, r, r["name"], counter_id, today), "_id": r["id"]})
         if len(items) > limit:
             break
     more = len(items) > limit
