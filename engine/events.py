@@ -14,8 +14,9 @@ position N, no new event appears at or below N. The cursor is a position.
 Finding the events without a position must not scan all history. ``low_water`` is an id up to
 which every event has its position or never committed; only ids above it are looked at. It moves
 up once nothing below can still commit: on SQLite at once (the run holds the writer lock); on
-PostgreSQL once every transaction that was running when a higher id was seen has ended (the
-snapshot's xmin has passed what was then its xmax). Every path that appends history has written
+PostgreSQL once every transaction that could hold an id up to a seen one has ended: the numbering
+run reads the newest id before it takes a transaction id of its own, and later runs wait until the
+snapshot's xmin has passed that transaction id. Every path that appends history has written
 the case row earlier in its transaction, so it holds a transaction id before it takes an event
 id; that is what the check counts on. A transaction left open only widens the range looked at.
 """
@@ -104,6 +105,9 @@ def catch_up(engine: sa.Engine, batch: int = BATCH) -> int:
 
 def _number(conn: sa.Connection, batch: int) -> int:
     pg = conn.dialect.name == "postgresql"
+    # Before this transaction takes an id of its own (the row lock below): every event id up to
+    # ``newest`` was taken by a transaction whose id is below ours.
+    newest = conn.execute(sa.select(sa.func.max(T_HIST.c.id))).scalar() or 0
     locked = sa.select(T_FEED_STATE).where(T_FEED_STATE.c.id == STATE_ID)
     state = conn.execute(locked.with_for_update(skip_locked=True) if pg else locked).mappings().first()
     if state is None:
@@ -129,12 +133,13 @@ def _number(conn: sa.Connection, batch: int) -> int:
         if settled:  # every transaction that could hold an id up to pending_high has ended
             low = max(low, min(state["pending_high"], rows[-1].id) if full else state["pending_high"])
         if settled or state["pending_xmax"] is None:
-            high = conn.execute(sa.select(sa.func.max(T_HIST.c.id))).scalar() or 0
-            values |= {"pending_high": high, "pending_xmax": _snapshot(conn, "xmax")}  # in that order
+            # Not the snapshot's xmax: that is one past the newest *completed* transaction, and a
+            # transaction that began after it may hold an id below ``newest`` (it took its
+            # transaction id before ours, its event id before ``newest`` was read).
+            values |= {"pending_high": newest, "pending_xmax": _own_xid(conn)}
         values["low_water"] = low
     else:  # the writer lock is ours: nothing else is in flight
-        high = conn.execute(sa.select(sa.func.max(T_HIST.c.id))).scalar() or 0
-        values["low_water"] = rows[-1].id if full else max(state["low_water"], high)
+        values["low_water"] = rows[-1].id if full else max(state["low_water"], newest)
     conn.execute(sa.update(T_FEED_STATE).where(T_FEED_STATE.c.id == STATE_ID).values(**values))
     return len(rows)
 
@@ -142,6 +147,11 @@ def _number(conn: sa.Connection, batch: int) -> int:
 def _snapshot(conn: sa.Connection, which: str) -> int:
     fn = {"xmin": "pg_snapshot_xmin", "xmax": "pg_snapshot_xmax"}[which]
     return int(conn.exec_driver_sql(f"SELECT {fn}(pg_current_snapshot())::text::bigint").scalar_one())
+
+
+def _own_xid(conn: sa.Connection) -> int:
+    """This run's transaction id (the row lock gave it one): above every id handed out before."""
+    return int(conn.exec_driver_sql("SELECT pg_current_xact_id()::text::bigint").scalar_one())
 
 
 def _note_counters(conn: sa.Connection, case_ids: set[int]) -> None:

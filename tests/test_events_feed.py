@@ -169,6 +169,45 @@ def test_an_event_committed_after_a_higher_id_was_read_is_not_skipped(demo: Demo
 
 
 @pytest.mark.dialect
+def test_an_event_whose_transaction_began_after_the_last_commit_is_not_skipped(demo: Demo) -> None:
+    """PostgreSQL: a snapshot's xmax is one past the newest *completed* transaction, not the next id
+    to be handed out. C takes a transaction id, A takes a later one and an event id, C takes the
+    next event id and commits: no transaction at or above A's has completed, so "xmin has passed
+    the xmax seen" holds while A is still open. Numbering must not take that for "everything up to
+    C's event has ended" and move past A's event."""
+    if demo.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: C cannot commit while A is open")
+    actor = demo.actor("陈静")
+    c, a, d = (demo.create("陈静", "GGCSWSXK", {})["number"] for _ in range(3))
+    _, cursor = _read_on(demo, actor, None)
+    for material in ("application_form", "legal_rep_id"):  # a settled state with a recent bound
+        with session_scope(demo.engine) as s:
+            intake.set_material(s, d, actor, material, "received")
+        events.catch_up(demo.engine)
+    with session_scope(demo.engine) as sc:
+        sc.execute(sa.text("UPDATE cases SET updated_at = updated_at WHERE number = :n"), {"n": c})  # C's xid
+        with session_scope(demo.engine) as sa_:
+            intake.set_material(sa_, a, actor, "application_form", "received")
+            sa_.flush()  # A: a later xid, then an event id
+            intake.set_material(sc, c, actor, "application_form", "received")
+            sc.commit()  # C: the next event id, committed
+            events.catch_up(demo.engine)
+            with session_scope(demo.engine) as s:
+                intake.set_material(s, d, actor, "floor_plans", "received")
+            events.catch_up(demo.engine)  # with A still open
+        # A commits here
+    seen: list[str] = []
+    while True:
+        items, after = _read_on(demo, actor, cursor)
+        seen += [e["id"] for e in items]
+        if after == cursor and not items:
+            break
+        cursor = after
+    assert f"{a}-2" in seen, seen
+    assert sorted(seen) == sorted([f"{d}-2", f"{d}-3", f"{a}-2", f"{c}-2", f"{d}-4"])
+
+
+@pytest.mark.dialect
 def test_the_cursor_never_skips_an_event_under_concurrent_writers(demo: Demo) -> None:
     """Writers append events on their own cases while a slow one keeps each of its transactions
     open after taking an id, so ids commit out of order on PostgreSQL. The feed's reader, following
