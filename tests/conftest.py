@@ -28,6 +28,7 @@ from engine.actors import authenticate
 from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
+from tests import db_templates
 from tests.netns import NetNS, NetNSUnavailable
 
 # Helpers working in parallel point this at a database of their own.
@@ -71,26 +72,47 @@ CATALOG = ROOT / "catalog" / "items"
 ALLIANCE = ROOT / "catalog" / "alliance.yaml"
 
 
-def _reset_pg() -> sa.Engine:
-    catalog.forget_compiled()  # the same URL, a new database: item version ids start again
-    engine = make_engine(PG_URL)
+def _empty_public_schema(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    return engine
+
+
+def _migrated(engine: sa.Engine) -> None:
+    migrate.upgrade(engine)
+
+
+def _seeded(tmp_path_factory: pytest.TempPathFactory) -> db_templates.Build:
+    def build(engine: sa.Engine) -> db_templates.Tokens:
+        migrate.upgrade(engine)
+        with session_scope(engine) as s:
+            return seed(s, CATALOG, ALLIANCE, tmp_path_factory.mktemp("seed") / "tokens.json", 30)
+    return build
+
+
+def _fresh(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory, *, seeded: bool) -> db_templates.Tokens | None:
+    """``engine``'s database as a fresh migration (and demo seed) leaves it, copied from a
+    template (tests/db_templates.py)."""
+    name = "demo" if seeded else "migrated"
+    build = _seeded(tmp_path_factory) if seeded else _migrated
+    if engine.dialect.name == "sqlite":
+        return db_templates.sqlite_copy(engine, name, build, make_engine, tmp_path_factory.getbasetemp())
+    catalog.forget_compiled()  # the same URL, another database: item version ids may differ
+    return db_templates.pg_restore(engine, name, build, lambda: _empty_public_schema(engine))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'tongban.db'}") if request.param == "sqlite" else _reset_pg()
-    migrate.upgrade(engine)
+def db(request: pytest.FixtureRequest, tmp_path: Path,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'tongban.db'}" if request.param == "sqlite" else PG_URL)
+    _fresh(engine, tmp_path_factory, seeded=False)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[sa.Engine]:
+def sqlite_db(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'tongban.db'}")
-    migrate.upgrade(engine)
+    _fresh(engine, tmp_path_factory, seeded=False)
     yield engine
     engine.dispose()
 
@@ -137,18 +159,18 @@ class Demo:
 
 
 @pytest.fixture
-def demo(db: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
-    yield from _demo(db, tmp_path)
+def demo(db: sa.Engine, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    yield from _demo(db, tmp_path, tmp_path_factory)
 
 
 @pytest.fixture
-def sqlite_demo(sqlite_db: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
-    yield from _demo(sqlite_db, tmp_path)
+def sqlite_demo(sqlite_db: sa.Engine, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    yield from _demo(sqlite_db, tmp_path, tmp_path_factory)
 
 
-def _demo(engine: sa.Engine, tmp_path: Path) -> Iterator[Demo]:
-    with session_scope(engine) as s:
-        tokens = seed(s, CATALOG, ALLIANCE, tmp_path / "tokens.json", 30)
+def _demo(engine: sa.Engine, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    tokens = _fresh(engine, tmp_path_factory, seeded=True) or []
+    db_templates.write_tokens(tokens, tmp_path / "tokens.json")  # where the seed keeps them
     app = create_app(engine)
     with TestClient(app) as client:
         yield Demo(engine, client, tokens)
