@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.settings import get_settings
-from engine import catalog, directory, workdays
+from engine import catalog, directory, notify, workdays
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from storage.appointment_tables import T_APPT, T_SLOT
 from storage.tables import Counter
@@ -177,7 +177,24 @@ def book(session: Session, counter_id: str, item_code: str, day: date, start: st
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     session.execute(sa.insert(T_APPT).values(code=code, slot_id=slot_id, name=name, phone=phone, status="booked",
                                              created_at=clock.now()))
-    return view(session, code)
+    booking = view(session, code)
+    _tell(session, booking, phone, "booked", f"您已预约{_when(booking)}, 预约码 {code}。请按时到窗口签到; "
+                                              "如需取消或改约, 请凭预约码在网上预约页办理。")
+    return booking
+
+
+def _when(booking: dict[str, Any]) -> str:
+    return (f"{booking['date'].month}月{booking['date'].day}日 {booking['start']}-{booking['end']} 在"
+            f"{booking['counter_name']}办理「{booking['item_name']}」")
+
+
+def _tell(session: Session, booking: dict[str, Any], phone: str, event: str, text: str) -> None:
+    """The booking's SMS, in the booking's transaction (a move may happen more than once: its key
+    carries the new slot and the moment)."""
+    key = f"appointment:{booking['code']}:{event}"
+    if event == "moved":
+        key += f":{booking['date']}:{booking['start']}:{clock.now().timestamp():.0f}"
+    notify.to_applicant_phone(session, key, phone, f"appointment_{event}", text)
 
 
 def _row(session: Session, code: str, *, lock: bool = False) -> Any:
@@ -218,7 +235,9 @@ def cancel(session: Session, code: str) -> dict[str, Any]:
     session.execute(sa.update(T_APPT).where(T_APPT.c.id == row["id"]).values(status="cancelled",
                                                                             cancelled_at=clock.now()))
     _free_place(session, row["slot_id"])
-    return view(session, code)
+    booking = view(session, code)
+    _tell(session, booking, row["phone"], "cancelled", f"您{_when(booking)}的预约已取消。")
+    return booking
 
 
 def reschedule(session: Session, code: str, day: date, start: str) -> dict[str, Any]:
@@ -231,7 +250,9 @@ def reschedule(session: Session, code: str, day: date, start: str) -> dict[str, 
     _take_place(session, new_id)
     _free_place(session, row["slot_id"])
     session.execute(sa.update(T_APPT).where(T_APPT.c.id == row["id"]).values(slot_id=new_id))
-    return view(session, code)
+    booking = view(session, code)
+    _tell(session, booking, row["phone"], "moved", f"您的预约已改为{_when(booking)}, 预约码 {booking['code']} 不变。")
+    return booking
 
 
 def mark_no_shows(session: Session, now: datetime | None = None) -> int:
