@@ -29,7 +29,7 @@ from core.settings import get_settings
 from engine import catalog, directory, notify, workdays
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from storage.appointment_tables import T_APPT, T_SLOT
-from storage.tables import Counter
+from storage.tables import Counter, CounterItem, ItemVersion
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the counter
 CODE_LENGTH = 10
@@ -68,6 +68,31 @@ def starts_at(day: date, start: str) -> datetime:
     """The instant a slot begins, in the product's zone (stored and compared in UTC)."""
     minutes = _minutes(start)
     return datetime(day.year, day.month, day.day, minutes // 60, minutes % 60, tzinfo=clock.zone())
+
+
+def bookable(session: Session) -> list[dict[str, Any]]:
+    """The items one may book, each with the counters that take it in (收件), for the booking page."""
+    rows = session.execute(sa.select(CounterItem.item_code, Counter.id, Counter.name)
+                           .join(Counter, Counter.id == CounterItem.counter_id)
+                           .where(CounterItem.role == "intake").order_by(CounterItem.item_code, Counter.id)).all()
+    latest = sa.select(ItemVersion.code, sa.func.max(ItemVersion.version).label("v")).group_by(
+        ItemVersion.code).subquery()
+    names = {code: name for code, name in session.execute(
+        sa.select(ItemVersion.code, ItemVersion.name).join(
+            latest, sa.and_(latest.c.code == ItemVersion.code, latest.c.v == ItemVersion.version)))}
+    out: dict[str, dict[str, Any]] = {}
+    for code, counter_id, counter_name in rows:
+        if code in names:
+            out.setdefault(code, {"code": code, "name": names[code], "counters": []})["counters"].append(
+                {"id": counter_id, "name": counter_name})
+    return sorted(out.values(), key=lambda i: i["name"])
+
+
+def bookable_days(session: Session) -> list[date]:
+    """The working days one may book, from today on."""
+    cal, today = workdays.calendar(session), clock.today()
+    days = (today + timedelta(days=n) for n in range(get_settings().appointment_days_ahead + 1))
+    return [d for d in days if cal.is_workday(d)]
 
 
 def _check_place(session: Session, counter_id: str, item_code: str) -> Counter:
@@ -162,7 +187,9 @@ def _check_no_shows(session: Session, phone: str) -> None:
 
 def book(session: Session, counter_id: str, item_code: str, day: date, start: str, name: str,
          phone: str) -> dict[str, Any]:
-    """Take a place; the answer carries the confirmation code."""
+    """Take a place; the answer carries the confirmation code (sent by SMS to ``phone`` too)."""
+    if len(phone) != 11 or notify.mobile(phone) != phone:
+        raise InvalidInput("phone", "请填写 11 位手机号码, 预约码将以短信发送")
     _check_place(session, counter_id, item_code)
     _check_slot(session, day, start)
     _check_no_shows(session, phone)
