@@ -71,6 +71,14 @@ def rate_case(session: Session, number: str, code: str, level: int, reasons: lis
                              "clerk_id": case.get("companion_id")})
 
 
+def case_rating(session: Session, number: str, code: str) -> dict[str, Any] | None:
+    """The case's 一事一评, once given (the progress page shows it instead of the form)."""
+    case = applicants_case(session, number, code)
+    eid = session.execute(sa.select(T_EVAL.c.id).where(T_EVAL.c.subject == f"case:{case['id']}",
+                                                       T_EVAL.c.channel == "case")).scalar_one_or_none()
+    return view(session, int(eid)) if eid is not None else None
+
+
 def rate_visit(session: Session, pad: Actor, ticket_id: int, level: int, reasons: list[str],
                text: str) -> dict[str, Any]:
     """一次一评 at the window's pad: the ticket the pad's window called."""

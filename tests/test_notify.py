@@ -7,7 +7,9 @@ job, queued once per job id, a landline's kept unrouted."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,18 +23,23 @@ from engine import notify
 from engine.notify_send import message_id
 from storage.db import session_scope
 from storage.flow_tables import T_NOTE, T_NOTE_LOG
+from storage.object_factory import get_store
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 MONDAY_EARLY = datetime(2026, 12, 7, 8, 0, tzinfo=BEIJING)
 
 
 @pytest.fixture(autouse=True)
-def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+def _quick_retries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     s = get_settings()
+    monkeypatch.setattr(s, "object_dir", tmp_path / "objects")  # the transitions' notices are drawn too
+    get_store.cache_clear()
     monkeypatch.setattr(s, "notify_backoff_seconds", 0.0)  # a retry is due at once: no waiting in tests
     monkeypatch.setattr(s, "notify_timeout_seconds", 3.0)
     monkeypatch.setattr(s, "notify_supervisor_emails", {"310115": ["duban@pudong.example.cn"]})
     monkeypatch.setattr(s, "progress_rate_per_minute", 1000)
+    yield
+    get_store.cache_clear()
 
 
 def notes(demo: Demo, **where: object) -> list[dict]:
