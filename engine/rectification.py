@@ -19,11 +19,11 @@ from core import clock
 from core.settings import get_settings
 from engine import directory, notify, workdays
 from engine.actors import Actor
-from engine.dashboard import supervised_regions
+from engine.dashboard import supervised_regions, visible_counters
 from engine.errors import Conflict, Forbidden, NotFound
 from storage.appointment_tables import T_APPT
 from storage.hall_tables import T_EVAL, T_RECT, T_TICKET
-from storage.tables import T_CASE
+from storage.tables import T_CASE, Counter
 
 # The words of the rating, as engine.evaluations labels them (that module imports this one).
 LEVEL_WORDS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
@@ -165,3 +165,45 @@ def view(session: Session, rect_id: int) -> dict[str, Any]:
                                    "appeal_reason", "appeal_at", "appeal_decision", "appeal_note",
                                    "appeal_decided_at")},
             "status_label": STATUS_LABELS[row["status"]], "overdue": overdue}
+
+
+VERDICT_LABELS = {"satisfied": "满意", "unsatisfied": "不满意"}
+
+
+def listing(session: Session, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+    """The 差评 the actor deals with: their counters' (a supervisor's regions, or a clerk's own
+    window), and the appeals from the regions below awaiting them or decided by them; open ones
+    first, by due date.
+    Each says what this actor may do with it now."""
+    own = visible_counters(session, actor)
+    regions = supervised_regions(session, actor)
+    below = [c for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()
+             if regions_above(r) & regions] if regions else []
+    where = T_RECT.c.counter_id.in_(list(own))
+    if below:
+        where = sa.or_(where, sa.and_(T_RECT.c.counter_id.in_(below), sa.or_(
+            T_RECT.c.status == "appealed", T_RECT.c.appeal_decided_by == actor.id)))
+    order = sa.case((T_RECT.c.status.in_(("open", "appealed")), 0), else_=1)
+    rows = session.execute(
+        sa.select(T_RECT.c.id, T_EVAL.c.level, T_EVAL.c.reasons, T_EVAL.c.text, T_EVAL.c.channel,
+                  T_EVAL.c.created_at.label("rated_at"), T_CASE.c.number)
+        .join(T_EVAL, T_EVAL.c.id == T_RECT.c.evaluation_id).outerjoin(T_CASE, T_CASE.c.id == T_EVAL.c.case_id)
+        .where(where).order_by(order, T_RECT.c.due, T_RECT.c.id).limit(limit)).all()
+    region_of = {c: r for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()}
+    names = {c: n for c, n in session.execute(sa.select(Counter.id, Counter.name)).all()}
+    out = []
+    for r in rows:
+        rect = view(session, r.id)
+        supervises = "supervisor" in actor.roles and region_of.get(rect["counter_id"]) in regions
+        decides = "supervisor" in actor.roles and bool(regions_above(region_of.get(rect["counter_id"], "")) & regions)
+        out.append({**rect, "level": r.level, "level_label": LEVEL_WORDS[r.level],
+                    "reasons": [REASON_WORDS.get(x, x) for x in r.reasons], "text": r.text, "channel": r.channel,
+                    "rated_at": r.rated_at, "number": r.number, "counter_name": names.get(rect["counter_id"], ""),
+                    "verdict_label": VERDICT_LABELS.get(rect["visit_verdict"] or "", ""),
+                    "may_rectify": supervises and rect["status"] == "open",
+                    "may_visit": supervises and rect["status"] == "done"
+                    and (rect["visit_at"] is None or rect["visit_at"] < rect["done_at"]),
+                    "may_appeal": actor.counter_id == rect["counter_id"] and rect["appeal_at"] is None
+                    and rect["status"] in ("open", "done"),
+                    "may_decide": decides and rect["status"] == "appealed"})
+    return out

@@ -172,10 +172,13 @@ def hall(session: Session, counter_ids: list[str] | None = None, limit: int = 8)
     return {"calls": calls, "waiting": int(session.execute(w).scalar_one())}
 
 
-def waits(session: Session, since: datetime) -> list[dict[str, Any]]:
-    """Ticket → call waiting minutes per counter (for the supervisor's view)."""
-    rows = session.execute(sa.select(T_TICKET.c.counter_id, T_TICKET.c.created_at, T_TICKET.c.called_at)
-                           .where(T_TICKET.c.called_at.is_not(None), T_TICKET.c.created_at >= since)).all()
+def waits(session: Session, since: datetime, counter_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Ticket → call waiting minutes per counter (for the supervisor's view), of the given counters."""
+    q = sa.select(T_TICKET.c.counter_id, T_TICKET.c.created_at, T_TICKET.c.called_at).where(
+        T_TICKET.c.called_at.is_not(None), T_TICKET.c.created_at >= since)
+    if counter_ids is not None:
+        q = q.where(T_TICKET.c.counter_id.in_(counter_ids))
+    rows = session.execute(q).all()
     per: dict[str, list[float]] = {}
     for r in rows:
         per.setdefault(r.counter_id, []).append((r.called_at - r.created_at).total_seconds() / 60)
