@@ -218,7 +218,17 @@ def _record(engine: sa.Engine, nid: int, owner: str, message: Outgoing, at: date
 
 def deliver_due(engine: sa.Engine, owner: str, senders: dict[str, Sender] | None = None) -> dict[str, int]:
     """One round: claim what is due, send it, record each attempt. The counts of what happened."""
-    senders = configured() if senders is None else senders
+    if senders is not None:
+        return _round(engine, owner, senders)
+    made = configured()
+    try:
+        return _round(engine, owner, made)
+    finally:
+        for sender in made.values():
+            sender.close()
+
+
+def _round(engine: sa.Engine, owner: str, senders: dict[str, Sender]) -> dict[str, int]:
     counts = {"sent": 0, "retry": 0, "failed": 0, "settled": 0}
     if not senders:  # nothing configured: messages wait (and expire) rather than be marked unsendable
         return counts

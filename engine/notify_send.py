@@ -48,6 +48,10 @@ class Sender(Protocol):
         """Deliver one message; the provider's id of it. Raises SendError."""
         ...
 
+    def close(self) -> None:
+        """The round is over: let go of connections."""
+        ...
+
 
 def message_id(key: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@tongban.notify>"
@@ -58,6 +62,18 @@ class SmsGateway:
 
     def __init__(self, url: str, token: str = "", signature: str = "", timeout: float = 10.0) -> None:
         self.url, self.token, self.signature, self.timeout = url, token, signature, timeout
+        self._http: httpx.Client | None = None
+
+    def _client(self) -> httpx.Client:
+        """One connection pool per round of sending (a sender lives for one round)."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def send(self, message: Outgoing) -> str:
         headers = {"Idempotency-Key": message.key, "User-Agent": "tongban-notify/1"}
@@ -65,7 +81,7 @@ class SmsGateway:
             headers["Authorization"] = f"Bearer {self.token}"
         body = {"id": message.key, "to": message.address, "text": self.signature + message.text}
         try:
-            r = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout, follow_redirects=False)
+            r = self._client().post(self.url, json=body, headers=headers)
         except httpx.HTTPError as exc:  # refused, reset, timed out: the gateway may be back soon
             raise SendError(f"短信网关不可达: {type(exc).__name__}: {exc}"[:500]) from exc
         if 200 <= r.status_code < 300:
@@ -86,6 +102,9 @@ class SmtpSender:
                  sender: str = "tongban@localhost", timeout: float = 10.0) -> None:
         self.host, self.port, self.security = host, port, security
         self.user, self.password, self.sender, self.timeout = user, password, sender, timeout
+
+    def close(self) -> None:
+        pass  # a connection per message: nothing is kept between them
 
     def mail(self, message: Outgoing) -> EmailMessage:
         mail = EmailMessage()
