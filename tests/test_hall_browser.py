@@ -183,10 +183,25 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
         box.check()
     clerk.click("button:has-text('确认收件')")
     number = clerk.locator("#number").inner_text()
+    query_code = clerk.locator("#query-code").inner_text()
     assert re.fullmatch(r"310115\d{13}", number)
-    with hall.engine.connect() as conn:
+    with hall.engine.begin() as conn:
         assert conn.execute(sa.text("SELECT intake_counter_id FROM cases WHERE number = :n"),
                             {"n": number}).scalar_one() == "pd-zhengwu"
+        # 办结 is the lifecycle's (walked in test_pages_browser); here only its mark counts.
+        conn.execute(sa.text("UPDATE cases SET finished_at = updated_at WHERE number = :n"), {"n": number})
+
+    # 一事一评 on the phone, from the receipt's QR code (the case number comes along, the code is typed).
+    phone.goto(f"{hall.url}/progress?number={number}")
+    expect(phone.locator("#number")).to_have_value(number)
+    phone.fill("#code", query_code)
+    phone.click("#progress-form button[type=submit]")
+    phone.check("#rate-levels input[value='4']")
+    phone.locator("#rate-form input[name=code]").fill(query_code)
+    no_english_or_ids(phone)
+    shot(phone, "progress_rating_phone", full=True)
+    phone.click("#rate")
+    expect(phone.locator("#done")).to_contain_text("感谢您的评价: 满意")
 
     # The walk-in is called next and rates the visit on the window's pad (a tablet).
     clock.advance(timedelta(minutes=20))
