@@ -1,6 +1,6 @@
 """Notifications that leave the building (SQLite and PG): a 差评's mail to the region's
 supervisors through a local SMTP server that is down at first (the attempt logged, retried, then
-delivered once); bookings' SMS through a local HTTP gateway with two drainers racing (each message
+delivered once), a message a dead drainer held sent after its lease, a refused recipient given up; bookings' SMS through a local HTTP gateway with two drainers racing (each message
 accepted once), a 503 retried, a 400 given up; the 补正 and result messages of the transitions'
 job, queued once per job id, a landline's kept unrouted."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -73,9 +73,28 @@ def test_a_bad_ratings_mail_waits_out_the_smtp_server_being_down_and_arrives_onc
     try:
         assert notify.deliver_due(demo.engine, "drainer-1")["sent"] == 1
         assert notify.deliver_due(demo.engine, "drainer-2")["sent"] == 0  # delivered: never again
+        (received,) = smtp.received
+        # A drainer died holding a message: it waits out the lease, then goes, once.
+        smtp.refuse.add("nobody@pudong.example.cn")
+        with session_scope(demo.engine) as s:
+            notify.queue(s, "test:held", audience="supervisor", kind="test", message="被占用的通知",
+                         channel="email", address="zhiban@pudong.example.cn")
+            notify.queue(s, "test:refused", audience="supervisor", kind="test", message="收件人不存在",
+                         channel="email", address="nobody@pudong.example.cn")
+        with demo.engine.begin() as conn:
+            conn.execute(sa.update(T_NOTE).where(T_NOTE.c.dedupe_key == "test:held").values(
+                lease_owner="dead-drainer", lease_until=clock.now() + timedelta(minutes=5)))
+        assert notify.deliver_due(demo.engine, "drainer-1") == {"sent": 0, "retry": 0, "failed": 1, "settled": 0}
+        with demo.engine.begin() as conn:
+            conn.execute(sa.update(T_NOTE).where(T_NOTE.c.dedupe_key == "test:held").values(
+                lease_until=clock.now() - timedelta(seconds=1)))
+        assert notify.deliver_due(demo.engine, "drainer-2")["sent"] == 1
+        assert notify.deliver_due(demo.engine, "drainer-1") == {"sent": 0, "retry": 0, "failed": 0, "settled": 0}
     finally:
         smtp.stop()
-    (received,) = smtp.received
+    assert [r[1] for r in smtp.received] == [["duban@pudong.example.cn"], ["zhiban@pudong.example.cn"]]
+    (refused,) = notes(demo, dedupe_key="test:refused")
+    assert refused["status"] == "failed" and refused["attempts"] == 1 and "拒收" in refused["last_error"]
     sender, recipients, message = received
     assert recipients == ["duban@pudong.example.cn"] and sender == get_settings().smtp_from
     assert message["Subject"].startswith("差评待整改") and message["Message-ID"] == message_id(mail["dedupe_key"])
