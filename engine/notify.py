@@ -198,12 +198,15 @@ def _record(engine: sa.Engine, nid: int, owner: str, message: Outgoing, at: date
     s = get_settings()
     with engine.begin() as conn:
         attempts = conn.execute(sa.select(T_NOTE.c.attempts).where(_mine(nid, owner))).scalar_one_or_none()
-        if attempts is None:
-            return "lost_lease"
+        held = attempts is not None
+        if not held:  # the lease ran out while sending (another drainer has it now): logged all the same
+            attempts = conn.execute(sa.select(T_NOTE.c.attempts).where(T_NOTE.c.id == nid)).scalar_one()
         attempts += 1
         conn.execute(sa.insert(T_NOTE_LOG).values(
             notification_id=nid, attempt=attempts, at=at, channel=message.channel, ok=error is None,
             error=str(error) if error else None, provider_id=provider_id, duration_ms=ms, worker=owner))
+        if not held:
+            return "lost_lease"
         values: dict[str, Any] = {"attempts": attempts, "lease_owner": None, "lease_until": None}
         if error is None:
             values |= {"status": "sent", "sent_at": now(), "provider_id": provider_id, "last_error": None,
