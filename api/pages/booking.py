@@ -21,7 +21,6 @@ from api.deps import SessionDep
 from api.pages import web
 from api.routes.public import limit_client
 from api.routing import Router
-from core import clock
 from engine import appointments
 from engine.errors import EngineError, InvalidInput
 
@@ -97,11 +96,13 @@ def booking_submit(request: Request, session: SessionDep, item: Annotated[str, F
     name, phone = name.strip(), phone.strip()
     try:
         when = _date(day)
+        if when is None:
+            raise InvalidInput("date", "请选择日期")
         if not name:
             raise InvalidInput("name", "请填写姓名")
         if not start:
             raise InvalidInput("start", "请选择时段")
-        booked = appointments.book(session, counter, item, when or clock.today(), start, name, phone)
+        booked = appointments.book(session, counter, item, when, start, name, phone)
     except EngineError as exc:
         session.rollback()
         try:
