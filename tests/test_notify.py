@@ -1,8 +1,9 @@
 """Notifications that leave the building (SQLite and PG): a 差评's mail to the region's
 supervisors through a local SMTP server that is down at first (the attempt logged, retried, then
-delivered once), a message a dead drainer held sent after its lease, a refused recipient given up; bookings' SMS through a local HTTP gateway with two drainers racing (each message
-accepted once), a 503 retried, a 400 given up; the 补正 and result messages of the transitions'
-job, queued once per job id, a landline's kept unrouted."""
+delivered once), a message a dead drainer held sent after its lease, a refused recipient given
+up; bookings' SMS through a local HTTP gateway with two drainers racing (each message accepted
+once), a 503 retried, a 400 given up; the 补正 and result messages of the transitions' job,
+queued once per job id, a landline's kept unrouted."""
 
 from __future__ import annotations
 
