@@ -173,6 +173,7 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     shot(board, "hall_display")
 
     # Intake at the called window: the item the booking was for is chosen already.
+    clock.advance(timedelta(minutes=7))
     clerk.click("#intake-called")
     expect(clerk).to_have_url(re.compile(r"/ui/cases/new\?item=GGCSWSXK"))
     clerk.fill("input[name=name]", "张三")
@@ -247,12 +248,14 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     city.click(f"#decide-{rid} button")
     expect(city.locator(f"#status-{rid}")).to_contain_text("申诉成立")
 
-    # The figures: the annulled rating counts for nothing; the waits are from ticket to call.
+    # The figures: the annulled rating counts for nothing; ticket → call and call → 收件 waits.
     sup.goto(f"{hall.url}/ui/hall/ratings")
     row = sup.locator("#summary-table tr[data-key=pd-zhengwu]")
     expect(row.locator(".bad")).to_have_text("0")
     expect(row.locator(".annulled")).to_have_text("1")
-    expect(sup.locator("#waits")).to_contain_text("浦东新区")
+    waits = sup.locator("#waits-table tr[data-key=pd-zhengwu]")
+    expect(waits.locator(".wait")).to_have_text("64.0")  # P001 3 minutes, A001 125
+    expect(waits.locator(".intake")).to_have_text("7.0")  # P001's call → its 收件; A001 led to none
     no_english_or_ids(sup)
     shot(sup, "hall_ratings")
     with sup.expect_download() as got:
