@@ -23,6 +23,7 @@ from api.pages import (
     web,
     workbench,
 )
+from api.pages import booking as booking_pages
 from api.pages import guide as guide_pages
 from api.routes import (
     appointments,
@@ -60,6 +61,7 @@ ROUTERS: tuple[Router, ...] = (
     guide_routes.router, guide_pages.router,
     queue.router,
     tickets.router, evaluations.router, hall.router,
+    booking_pages.router,
 )
 
 

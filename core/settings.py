@@ -135,6 +135,32 @@ class Settings(BaseSettings):
     appointment_grace_minutes: int = 15
     # 好差评: a 差评's rectification is due this many working days after the rating.
     rectify_working_days: int = 5
+    # Notifications that leave the building (engine.notify): applicants by SMS through an HTTP
+    # gateway (POST JSON to sms_url with sms_token as bearer; empty URL: no SMS), supervisors by
+    # mail over SMTP (empty smtp_host: no mail) to the addresses of their region in
+    # notify_supervisor_emails (JSON: {"370211": ["a@b.gov.cn"], "*": [...]}, a region's own
+    # first, then the regions above it, then "*"). Each attempt's timeout; attempts before giving
+    # up and the wait between them (doubling up to the longest); messages a drain cycle sends at
+    # most, and for how long; a message older than notify_max_age_hours when it could first be
+    # sent is dropped as expired rather than sent late.
+    sms_url: str = ""
+    sms_token: SecretStr = SecretStr("")
+    sms_signature: str = "【通办】"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "tongban@localhost"
+    notify_supervisor_emails: dict[str, list[str]] = {}
+    notify_timeout_seconds: float = 10.0
+    notify_max_attempts: int = 12
+    notify_backoff_seconds: float = 30.0
+    notify_backoff_max_seconds: float = 3600.0
+    notify_batch: int = 50
+    notify_round_seconds: float = 10.0
+    notify_max_age_hours: int = 72
+    notify_lease_seconds: int = 120
     # Base of the links printed on notices and certificates (the QR code, /verify/…). Empty: the
     # address `tongban serve` listens on (host and port), a wildcard host named by this machine's
     # name; set it when a proxy or another name serves the product.

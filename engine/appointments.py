@@ -26,10 +26,10 @@ from sqlmodel import Session
 
 from core import clock
 from core.settings import get_settings
-from engine import catalog, directory, workdays
+from engine import catalog, directory, notify, workdays
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from storage.appointment_tables import T_APPT, T_SLOT
-from storage.tables import Counter
+from storage.tables import Counter, CounterItem, ItemVersion
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the counter
 CODE_LENGTH = 10
@@ -68,6 +68,31 @@ def starts_at(day: date, start: str) -> datetime:
     """The instant a slot begins, in the product's zone (stored and compared in UTC)."""
     minutes = _minutes(start)
     return datetime(day.year, day.month, day.day, minutes // 60, minutes % 60, tzinfo=clock.zone())
+
+
+def bookable(session: Session) -> list[dict[str, Any]]:
+    """The items one may book, each with the counters that take it in (收件), for the booking page."""
+    rows = session.execute(sa.select(CounterItem.item_code, Counter.id, Counter.name)
+                           .join(Counter, Counter.id == CounterItem.counter_id)
+                           .where(CounterItem.role == "intake").order_by(CounterItem.item_code, Counter.id)).all()
+    latest = sa.select(ItemVersion.code, sa.func.max(ItemVersion.version).label("v")).group_by(
+        ItemVersion.code).subquery()
+    names = {code: name for code, name in session.execute(
+        sa.select(ItemVersion.code, ItemVersion.name).join(
+            latest, sa.and_(latest.c.code == ItemVersion.code, latest.c.v == ItemVersion.version)))}
+    out: dict[str, dict[str, Any]] = {}
+    for code, counter_id, counter_name in rows:
+        if code in names:
+            out.setdefault(code, {"code": code, "name": names[code], "counters": []})["counters"].append(
+                {"id": counter_id, "name": counter_name})
+    return sorted(out.values(), key=lambda i: i["name"])
+
+
+def bookable_days(session: Session) -> list[date]:
+    """The working days one may book, from today on."""
+    cal, today = workdays.calendar(session), clock.today()
+    days = (today + timedelta(days=n) for n in range(get_settings().appointment_days_ahead + 1))
+    return [d for d in days if cal.is_workday(d)]
 
 
 def _check_place(session: Session, counter_id: str, item_code: str) -> Counter:
@@ -162,7 +187,9 @@ def _check_no_shows(session: Session, phone: str) -> None:
 
 def book(session: Session, counter_id: str, item_code: str, day: date, start: str, name: str,
          phone: str) -> dict[str, Any]:
-    """Take a place; the answer carries the confirmation code."""
+    """Take a place; the answer carries the confirmation code (sent by SMS to ``phone`` too)."""
+    if len(phone) != 11 or notify.mobile(phone) != phone:
+        raise InvalidInput("phone", "请填写 11 位手机号码, 预约码将以短信发送")
     _check_place(session, counter_id, item_code)
     _check_slot(session, day, start)
     _check_no_shows(session, phone)
@@ -177,7 +204,24 @@ def book(session: Session, counter_id: str, item_code: str, day: date, start: st
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     session.execute(sa.insert(T_APPT).values(code=code, slot_id=slot_id, name=name, phone=phone, status="booked",
                                              created_at=clock.now()))
-    return view(session, code)
+    booking = view(session, code)
+    _tell(session, booking, phone, "booked", f"您已预约{_when(booking)}, 预约码 {code}。请按时到窗口签到; "
+                                              "如需取消或改约, 请凭预约码在网上预约页办理。")
+    return booking
+
+
+def _when(booking: dict[str, Any]) -> str:
+    return (f"{booking['date'].month}月{booking['date'].day}日 {booking['start']}-{booking['end']} 在"
+            f"{booking['counter_name']}办理「{booking['item_name']}」")
+
+
+def _tell(session: Session, booking: dict[str, Any], phone: str, event: str, text: str) -> None:
+    """The booking's SMS, in the booking's transaction (a move may happen more than once: its key
+    carries the new slot and the moment)."""
+    key = f"appointment:{booking['code']}:{event}"
+    if event == "moved":
+        key += f":{booking['date']}:{booking['start']}:{clock.now().timestamp():.0f}"
+    notify.to_applicant_phone(session, key, phone, f"appointment_{event}", text)
 
 
 def _row(session: Session, code: str, *, lock: bool = False) -> Any:
@@ -218,7 +262,9 @@ def cancel(session: Session, code: str) -> dict[str, Any]:
     session.execute(sa.update(T_APPT).where(T_APPT.c.id == row["id"]).values(status="cancelled",
                                                                             cancelled_at=clock.now()))
     _free_place(session, row["slot_id"])
-    return view(session, code)
+    booking = view(session, code)
+    _tell(session, booking, row["phone"], "cancelled", f"您{_when(booking)}的预约已取消。")
+    return booking
 
 
 def reschedule(session: Session, code: str, day: date, start: str) -> dict[str, Any]:
@@ -231,7 +277,9 @@ def reschedule(session: Session, code: str, day: date, start: str) -> dict[str, 
     _take_place(session, new_id)
     _free_place(session, row["slot_id"])
     session.execute(sa.update(T_APPT).where(T_APPT.c.id == row["id"]).values(slot_id=new_id))
-    return view(session, code)
+    booking = view(session, code)
+    _tell(session, booking, row["phone"], "moved", f"您的预约已改为{_when(booking)}, 预约码 {booking['code']} 不变。")
+    return booking
 
 
 def mark_no_shows(session: Session, now: datetime | None = None) -> int:

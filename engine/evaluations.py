@@ -28,13 +28,9 @@ from storage.tables import T_CASE, ItemVersion
 
 T_IV = ItemVersion.__table__
 
-LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+LEVELS = rectification.LEVEL_WORDS
 BAD = (1, 2)
-REASONS = {
-    "attitude": "服务态度差", "slow": "办理时间长", "many_trips": "多次跑动",
-    "unclear": "告知不清楚", "extra_material": "要求额外材料", "not_done": "事情没办成",
-    "environment": "窗口环境差", "other": "其他",
-}
+REASONS = rectification.REASON_WORDS
 CHANNEL_LABELS = {"case": "一事一评", "window": "一次一评 (窗口评价器)"}
 
 
@@ -73,6 +69,14 @@ def rate_case(session: Session, number: str, code: str, level: int, reasons: lis
                              "reasons": reasons, "text": text.strip(), "case_id": case["id"],
                              "item_code": case["item_code"], "counter_id": case["intake_counter_id"],
                              "clerk_id": case.get("companion_id")})
+
+
+def case_rating(session: Session, number: str, code: str) -> dict[str, Any] | None:
+    """The case's 一事一评, once given (the progress page shows it instead of the form)."""
+    case = applicants_case(session, number, code)
+    eid = session.execute(sa.select(T_EVAL.c.id).where(T_EVAL.c.subject == f"case:{case['id']}",
+                                                       T_EVAL.c.channel == "case")).scalar_one_or_none()
+    return view(session, int(eid)) if eid is not None else None
 
 
 def rate_visit(session: Session, pad: Actor, ticket_id: int, level: int, reasons: list[str],

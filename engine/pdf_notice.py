@@ -9,7 +9,9 @@ The layout language (rendered by Jinja2 from ``catalog/documents/<kind>.xml.j2``
 - ``<table widths="1,4,1">`` with ``<tr head="1">`` / ``<tr>`` rows of ``<td>`` cells, which wrap;
 - ``<signature unit="…" date="…" seal="…"/>``: the issuing unit and the date in China time, right
   aligned, with the unit's red seal over them (``engine.seal_image``); ``seal=""`` draws none;
-- ``<spacer mm="6"/>`` and ``<note>`` (small print).
+- ``<spacer mm="6"/>`` and ``<note>`` (small print);
+- ``<qr url="…" mm="24" caption="…">…</qr>``: a QR code of the address (vector, drawn by reportlab)
+  in a right-hand column with its small caption under it; the elements inside flow on the left.
 
 The footer repeats the 文号 and the page. reportlab's ``invariant`` mode keeps it byte-stable.
 """
@@ -21,6 +23,8 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from xml.sax.saxutils import escape
 
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY, TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -94,6 +98,26 @@ def _table(el: ET.Element, font: str, avail: float) -> Table:
     return t
 
 
+def _qr(el: ET.Element, font: str, avail: float) -> Table:
+    """The QR code in a right-hand column, its caption under it; the children flow on the left."""
+    url = (el.get("url") or "").strip()
+    if not url:
+        raise ValueError("文书版式的 <qr> 须有 url")
+    side = float(el.get("mm") or 24) * mm
+    widget = QrCodeWidget(url, barLevel="M")
+    x0, y0, x1, y1 = widget.getBounds()
+    code = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
+    code.add(widget)
+    right = [code]
+    if caption := (el.get("caption") or "").strip():
+        right.append(Paragraph(escape(caption), _style(font, 8, align=TA_CENTER, leading=1.3, space_after=0)))
+    column = side + 8 * mm
+    t = Table([[flowables(el, font, avail - column), right]], colWidths=[avail - column, column])
+    t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, 0), 0),
+                           ("RIGHTPADDING", (1, 0), (1, 0), 0), ("TOPPADDING", (0, 0), (-1, -1), 0)]))
+    return t
+
+
 def flowables(layout: ET.Element, font: str, avail: float) -> list[Any]:
     out: list[Any] = []
     body = 12.5
@@ -121,6 +145,8 @@ def flowables(layout: ET.Element, font: str, avail: float) -> list[Any]:
             out.append(Spacer(1, float(el.get("mm") or 5) * mm))
         elif tag == "note":
             out.append(Paragraph(_text(el), _style(font, 9.5, leading=1.5)))
+        elif tag == "qr":
+            out.append(_qr(el, font, avail))
         else:
             raise ValueError(f"文书版式中有未知元素 <{tag}>")
     return out

@@ -17,20 +17,57 @@ from sqlmodel import Session
 
 from core import clock
 from core.settings import get_settings
-from engine import directory, workdays
+from engine import directory, notify, workdays
 from engine.actors import Actor
-from engine.dashboard import supervised_regions
+from engine.dashboard import supervised_regions, visible_counters
 from engine.errors import Conflict, Forbidden, NotFound
-from storage.hall_tables import T_RECT
+from storage.appointment_tables import T_APPT
+from storage.hall_tables import T_EVAL, T_RECT, T_TICKET
+from storage.tables import T_CASE, Counter
 
+# The words of the rating, as engine.evaluations labels them (that module imports this one).
+LEVEL_WORDS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+REASON_WORDS = {
+    "attitude": "服务态度差", "slow": "办理时间长", "many_trips": "多次跑动",
+    "unclear": "告知不清楚", "extra_material": "要求额外材料", "not_done": "事情没办成",
+    "environment": "窗口环境差", "other": "其他",
+}
 STATUS_LABELS = {"open": "整改中", "done": "已整改", "appealed": "申诉复核中", "annulled": "申诉成立, 差评已撤销"}
 
 
 def open_for(session: Session, evaluation_id: int, counter_id: str, at: datetime) -> int:
+    """The task, and the mail telling the region's supervisors, in the rating's transaction."""
     due = workdays.calendar(session).add(clock.local_date(at), get_settings().rectify_working_days)
-    return int(session.execute(sa.insert(T_RECT).values(
+    rect_id = int(session.execute(sa.insert(T_RECT).values(
         evaluation_id=evaluation_id, counter_id=counter_id, status="open", due=due, created_at=at)
         .returning(T_RECT.c.id)).scalar_one())
+    rating = session.execute(sa.select(T_EVAL).where(T_EVAL.c.id == evaluation_id)).mappings().one()
+    counter = directory.counter(session, counter_id)
+    reasons = "、".join(REASON_WORDS.get(r, r) for r in rating["reasons"]) or "未勾选"
+    number = ""
+    if rating["case_id"] is not None:
+        number = session.execute(sa.select(T_CASE.c.number).where(T_CASE.c.id == rating["case_id"])).scalar_one()
+    notify.to_supervisors(
+        session, f"rectification:{rect_id}:opened", counter_id, "bad_rating",
+        f"差评待整改: {counter.name if counter else counter_id}",
+        f"{counter.name if counter else counter_id}收到一条差评 ({LEVEL_WORDS.get(rating['level'], '')}"
+        f"{', 办件 ' + number if number else ''})。原因: {reasons}。{rating['text'] or ''}\n"
+        f"请于 {due} 前完成整改并回访申请人 (整改任务 {rect_id})。", case_id=rating["case_id"])
+    return rect_id
+
+
+def _applicant_phone(session: Session, evaluation_id: int) -> tuple[str | None, int | None]:
+    """The rater's phone when one is known: the case's applicant, or the booking behind the ticket."""
+    rating = session.execute(sa.select(T_EVAL.c.case_id, T_EVAL.c.ticket_id)
+                             .where(T_EVAL.c.id == evaluation_id)).one()
+    if rating.case_id is not None:
+        applicant = session.execute(sa.select(T_CASE.c.applicant).where(T_CASE.c.id == rating.case_id)).scalar_one()
+        return (applicant or {}).get("phone"), rating.case_id
+    if rating.ticket_id is not None:
+        phone = session.execute(sa.select(T_APPT.c.phone).join(T_TICKET, T_TICKET.c.appointment_id == T_APPT.c.id)
+                                .where(T_TICKET.c.id == rating.ticket_id)).scalar_one_or_none()
+        return phone, None
+    return None, None
 
 
 def regions_above(code: str) -> set[str]:
@@ -66,6 +103,13 @@ def rectify(session: Session, actor: Actor, rect_id: int, action: str) -> dict[s
         raise Conflict(f"整改任务{STATUS_LABELS[row['status']]}, 不能再整改", field="id")
     session.execute(sa.update(T_RECT).where(T_RECT.c.id == rect_id).values(
         status="done", action=action, done_at=clock.now(), done_by=actor.id))
+    # The 差评's follow-up reaches the applicant: what was done, and that a 回访 follows.
+    phone, case_id = _applicant_phone(session, row["evaluation_id"])
+    counter = directory.counter(session, row["counter_id"])
+    notify.to_applicant_phone(
+        session, f"rectification:{rect_id}:done:{clock.now().timestamp():.0f}", phone, "rectified",
+        f"您对{counter.name if counter else '窗口'}的评价已收到并整改: {action[:200]}。工作人员将回访听取您的意见。",
+        case_id=case_id)
     return view(session, rect_id)
 
 
@@ -121,3 +165,45 @@ def view(session: Session, rect_id: int) -> dict[str, Any]:
                                    "appeal_reason", "appeal_at", "appeal_decision", "appeal_note",
                                    "appeal_decided_at")},
             "status_label": STATUS_LABELS[row["status"]], "overdue": overdue}
+
+
+VERDICT_LABELS = {"satisfied": "满意", "unsatisfied": "不满意"}
+
+
+def listing(session: Session, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
+    """The 差评 the actor deals with: their counters' (a supervisor's regions, or a clerk's own
+    window), and the appeals from the regions below awaiting them or decided by them; open ones
+    first, by due date.
+    Each says what this actor may do with it now."""
+    own = visible_counters(session, actor)
+    regions = supervised_regions(session, actor)
+    below = [c for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()
+             if regions_above(r) & regions] if regions else []
+    where = T_RECT.c.counter_id.in_(list(own))
+    if below:
+        where = sa.or_(where, sa.and_(T_RECT.c.counter_id.in_(below), sa.or_(
+            T_RECT.c.status == "appealed", T_RECT.c.appeal_decided_by == actor.id)))
+    order = sa.case((T_RECT.c.status.in_(("open", "appealed")), 0), else_=1)
+    rows = session.execute(
+        sa.select(T_RECT.c.id, T_EVAL.c.level, T_EVAL.c.reasons, T_EVAL.c.text, T_EVAL.c.channel,
+                  T_EVAL.c.created_at.label("rated_at"), T_CASE.c.number)
+        .join(T_EVAL, T_EVAL.c.id == T_RECT.c.evaluation_id).outerjoin(T_CASE, T_CASE.c.id == T_EVAL.c.case_id)
+        .where(where).order_by(order, T_RECT.c.due, T_RECT.c.id).limit(limit)).all()
+    region_of = {c: r for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()}
+    names = {c: n for c, n in session.execute(sa.select(Counter.id, Counter.name)).all()}
+    out = []
+    for r in rows:
+        rect = view(session, r.id)
+        supervises = "supervisor" in actor.roles and region_of.get(rect["counter_id"]) in regions
+        decides = "supervisor" in actor.roles and bool(regions_above(region_of.get(rect["counter_id"], "")) & regions)
+        out.append({**rect, "level": r.level, "level_label": LEVEL_WORDS[r.level],
+                    "reasons": [REASON_WORDS.get(x, x) for x in r.reasons], "text": r.text, "channel": r.channel,
+                    "rated_at": r.rated_at, "number": r.number, "counter_name": names.get(rect["counter_id"], ""),
+                    "verdict_label": VERDICT_LABELS.get(rect["visit_verdict"] or "", ""),
+                    "may_rectify": supervises and rect["status"] == "open",
+                    "may_visit": supervises and rect["status"] == "done"
+                    and (rect["visit_at"] is None or rect["visit_at"] < rect["done_at"]),
+                    "may_appeal": actor.counter_id == rect["counter_id"] and rect["appeal_at"] is None
+                    and rect["status"] in ("open", "done"),
+                    "may_decide": decides and rect["status"] == "appealed"})
+    return out

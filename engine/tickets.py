@@ -23,6 +23,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.lifecycle import applicants_case
 from storage.appointment_tables import T_APPT
 from storage.hall_tables import T_TICKET
+from storage.tables import T_CASE
 
 KIND_LABELS = {"walk_in": "现场取号", "appointment": "预约签到", "returning": "复诊号"}
 STATUS_LABELS = {"waiting": "等候中", "called": "已叫号", "done": "已办理", "skipped": "已过号"}
@@ -172,14 +173,39 @@ def hall(session: Session, counter_ids: list[str] | None = None, limit: int = 8)
     return {"calls": calls, "waiting": int(session.execute(w).scalar_one())}
 
 
-def waits(session: Session, since: datetime) -> list[dict[str, Any]]:
-    """Ticket → call waiting minutes per counter (for the supervisor's view)."""
-    rows = session.execute(sa.select(T_TICKET.c.counter_id, T_TICKET.c.created_at, T_TICKET.c.called_at)
-                           .where(T_TICKET.c.called_at.is_not(None), T_TICKET.c.created_at >= since)).all()
-    per: dict[str, list[float]] = {}
+def waits(session: Session, since: datetime, counter_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Waiting minutes per counter (for the supervisor's view), of the given counters: from the
+    ticket to its call, and from the call to 收件 — the first case the calling clerk took in at that
+    counter after the call and before their next one (a call that led to no intake counts for the
+    first figure only)."""
+    q = sa.select(T_TICKET.c.counter_id, T_TICKET.c.created_at, T_TICKET.c.called_at, T_TICKET.c.called_by).where(
+        T_TICKET.c.called_at.is_not(None), T_TICKET.c.created_at >= since)
+    if counter_ids is not None:
+        q = q.where(T_TICKET.c.counter_id.in_(counter_ids))
+    rows = session.execute(q.order_by(T_TICKET.c.called_at)).all()
+    intakes: dict[tuple[str, int], list[datetime]] = {}
+    if rows:
+        cq = sa.select(T_CASE.c.intake_counter_id, T_CASE.c.companion_id, T_CASE.c.created_at).where(
+            T_CASE.c.created_at >= rows[0].called_at, T_CASE.c.companion_id.is_not(None))
+        if counter_ids is not None:
+            cq = cq.where(T_CASE.c.intake_counter_id.in_(counter_ids))
+        for c in session.execute(cq.order_by(T_CASE.c.created_at)):
+            intakes.setdefault((c.intake_counter_id, c.companion_id), []).append(c.created_at)
+    calls: dict[tuple[str, int], list[datetime]] = {}
     for r in rows:
-        per.setdefault(r.counter_id, []).append((r.called_at - r.created_at).total_seconds() / 60)
-    return [{"counter": c, "calls": len(v), "mean_wait_minutes": round(sum(v) / len(v), 1)}
+        calls.setdefault((r.counter_id, r.called_by), []).append(r.called_at)
+    per: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        figures = per.setdefault(r.counter_id, {"wait": [], "intake": []})
+        figures["wait"].append((r.called_at - r.created_at).total_seconds() / 60)
+        mine = calls[(r.counter_id, r.called_by)]
+        later = [t for t in mine if t > r.called_at]
+        until = later[0] if later else None
+        taken = next((t for t in intakes.get((r.counter_id, r.called_by), [])
+                      if t >= r.called_at and (until is None or t < until)), None)
+        if taken is not None:
+            figures["intake"].append((taken - r.called_at).total_seconds() / 60)
+    return [{"counter": c, "calls": len(v["wait"]), "mean_wait_minutes": round(sum(v["wait"]) / len(v["wait"]), 1),
+             "intakes": len(v["intake"]),
+             "mean_intake_minutes": round(sum(v["intake"]) / len(v["intake"]), 1) if v["intake"] else None}
             for c, v in sorted(per.items())]
-
-

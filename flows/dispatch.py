@@ -66,9 +66,11 @@ class Dispatcher:
 
     def dispatch_once(self) -> list[dict[str, Any]]:
         """One flow run per region with claimable jobs, unless one is already on its way."""
+        from flows import notify
         from flows.webhooks import pump
 
         pump(self.engine)  # webhook deliveries that are due become jobs of their regions
+        notify.pump(self.engine)  # notifications that are due leave (SMS, mail)
         started = []
         for region in regions_with_work(self.engine):
             dep = self.deployment_id(region)

@@ -49,11 +49,13 @@ class EmbeddedDrainer:
         self.runs = 0
 
     def drain_once(self) -> list[dict[str, Any]]:
+        from flows import notify
         from flows.drain import drain_outbox
         from flows.outbox import regions_with_work
         from flows.webhooks import pump
 
         pump(self.engine)  # webhook deliveries that are due join this cycle's jobs
+        notify.pump(self.engine)  # notifications that are due leave (SMS, mail)
         out = [drain_outbox(region) for region in regions_with_work(self.engine)]
         self.runs += len(out)
         return out

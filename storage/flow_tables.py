@@ -114,20 +114,52 @@ class TrackingEvent(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    """A message queued for an applicant or supervisors; ``dedupe_key`` makes queuing idempotent."""
+    """A message for an applicant or supervisors, written in the transaction of the fact it tells
+    (a booking, a transition's job, a 差评): the outbox of messages that ``engine.notify`` delivers.
+    ``dedupe_key`` makes queuing idempotent (``job:<id>`` for a job's message); ``channel`` and
+    ``address`` are resolved when it is first claimed unless the writer knew them (a booking's phone)."""
 
     __tablename__ = "notifications"
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True, max_length=128)
-    case_id: int = Field(foreign_key="cases.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)  # None: a booking's
     audience: str = Field(max_length=16)  # applicant | supervisor
     kind: str = Field(max_length=32)
     message: str
     created_at: datetime = Field(sa_type=UTC_TS)
     sent_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    subject: str = Field(default="", max_length=200)
+    channel: str | None = Field(default=None, max_length=8)  # sms | email
+    address: str | None = Field(default=None, max_length=500)  # the phone number or mail address
+    # pending → sent | failed (gave up, or refused for good) | unrouted (nowhere to send it) |
+    # expired (older than notify_max_age_hours when a sender could first take it)
+    status: str = Field(default="pending", max_length=12, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTC_TS)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = Field(default=None, sa_type=UTC_TS)
+    last_error: str | None = None
+    provider_id: str | None = Field(default=None, max_length=200)  # the gateway's id, the Message-ID
+
+
+class NotificationAttempt(SQLModel, table=True):
+    """The delivery log: one row per attempt to send a notification, whatever came of it."""
+
+    __tablename__ = "notification_attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: int = Field(foreign_key="notifications.id", index=True)
+    attempt: int
+    at: datetime = Field(sa_type=UTC_TS)
+    channel: str = Field(max_length=8)
+    ok: bool
+    error: str | None = None
+    provider_id: str | None = Field(default=None, max_length=200)
+    duration_ms: int = 0
+    worker: str = Field(default="", max_length=128)
 
 
 # Table handles for Core statements (prepared statements and bulk reads), one per table.
 T_CERT = Certificate.__table__
 T_LEASE = JobLease.__table__
 T_NOTE = Notification.__table__
+T_NOTE_LOG = NotificationAttempt.__table__

@@ -309,6 +309,9 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
     "test_security_limits.py::test_tongban_serve_limits_a_rotated_flood": ("slow",),
     "test_verify.py::test_cli_seals_and_verify_exit_codes": ("slow",),  # eight CLI processes
+    # One Chromium walk through the whole hall (~16 s): booking, ticket, check-in, call, intake, the
+    # pad, 整改 → 回访 → 申诉 → 复核 and the figures, four signed-in contexts.
+    "test_hall_browser.py::test_booking_ticket_call_intake_rating_rectification_appeal_and_figures": ("slow",),
 }
 
 

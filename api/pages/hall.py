@@ -1,20 +1,28 @@
-"""The hall: the display (large type, refreshing itself, the called numbers and their windows) and
-the window clerk's "call next" panel (``hall_call.html``, a fragment the workbench may include;
-here also as a page of its own at /ui/hall/call). POST → 303 (PRG), CSRF-checked.
+"""The hall: the display (large type, refreshing itself, the called numbers and their windows), the
+ticket machine (/hall/ticket, public: a walk-in number), the window clerk's "call next" panel with
+the booking check-in (``hall_call.html``, a fragment the workbench may include; here also as a page
+of its own at /ui/hall/call), the window's evaluation pad, and 好差评 for supervisors and the
+rated windows (/ui/hall/ratings: satisfaction, waiting times, every 差评 with its 整改, 回访, 申诉
+and 复核). POST → 303 (PRG); the signed-in ones CSRF-checked.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SessionDep
 from api.pages import web
+from api.routes.public import limit_client
 from api.routing import Router
-from engine import directory, evaluations, tickets
-from engine.errors import EngineError
+from core import clock
+from engine import appointments, directory, evaluations, rectification, tickets
+from engine.actors import Actor
+from engine.dashboard import visible_counters
+from engine.errors import EngineError, InvalidInput
 
 router = Router(pages=True)
 REFRESH_SECONDS = 5
@@ -29,11 +37,51 @@ def hall_display(request: Request, session: SessionDep,
                       refresh=REFRESH_SECONDS, counters=list(names.values()))
 
 
+@router.get("/hall/ticket", response_class=HTMLResponse)
+def ticket_machine(request: Request, session: SessionDep) -> Response:
+    """取号机: a walk-in number for a counter (the kiosk at the hall's entrance, or a phone)."""
+    return web.render(request, "hall_ticket.html", counters=_counters(session), ticket=None, error=None)
+
+
+def _counters(session: Any) -> list[dict[str, str]]:
+    seen: dict[str, str] = {}
+    for item in appointments.bookable(session):
+        for c in item["counters"]:
+            seen.setdefault(c["id"], c["name"])
+    return [{"id": k, "name": v} for k, v in sorted(seen.items(), key=lambda kv: kv[1])]
+
+
+@router.post("/hall/ticket", response_class=HTMLResponse)
+def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, Form(max_length=64)] = "") -> Response:
+    limit_client(request)
+    try:
+        ticket = tickets.walk_in(session, counter)
+    except EngineError as exc:
+        session.rollback()
+        return web.render(request, "hall_ticket.html", status_code=exc.status, counters=_counters(session),
+                          ticket=None, error=exc.detail)
+    return RedirectResponse(f"/hall/ticket/{ticket['id']}", status_code=303)
+
+
+@router.get("/hall/ticket/{ticket_id}", response_class=HTMLResponse)
+def ticket_shown(request: Request, session: SessionDep, ticket_id: Annotated[int, Path(ge=1, le=2**31)]) -> Response:
+    limit_client(request)
+    return web.render(request, "hall_ticket.html", counters=[], ticket=tickets.view(session, ticket_id), error=None,
+                      refresh=REFRESH_SECONDS)
+
+
 @router.get("/ui/hall/call", response_class=HTMLResponse)
-def call_panel(request: Request, session: SessionDep, called: Annotated[int | None, Query(ge=1)] = None) -> Response:
+def call_panel(request: Request, session: SessionDep, called: Annotated[int | None, Query(ge=1)] = None,
+               issued: Annotated[int | None, Query(ge=1)] = None) -> Response:
     actor = web.require_actor(request, session)
+    return _call_page(request, session, actor, called, issued)
+
+
+def _call_page(request: Request, session: Any, actor: Actor, called: int | None, issued: int | None,
+               status: int = 200, error: str | None = None) -> Response:
     ticket = tickets.view(session, called) if called else None
-    return web.render(request, "hall_call_page.html", actor=actor, ticket=ticket,
+    return web.render(request, "hall_call_page.html", actor=actor, ticket=ticket, status_code=status,
+                      issued=tickets.view(session, issued) if issued else None, error=error,
                       waiting=tickets.hall(session, [actor.counter_id] if actor.counter_id else None)["waiting"])
 
 
@@ -43,6 +91,22 @@ def call_next(request: Request, session: SessionDep, csrf: Annotated[str, Form(m
     web.check_csrf(request, csrf)
     ticket = tickets.call_next(session, actor)
     return RedirectResponse("/ui/hall/call" + (f"?called={ticket['id']}" if ticket else ""), status_code=303)
+
+
+@router.post("/ui/hall/checkin")
+def check_in(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)],
+             code: Annotated[str, Form(max_length=32)] = "") -> Response:
+    """预约签到 at the window: the booking's code gives the applicant a priority number."""
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    try:
+        if not code.strip():
+            raise InvalidInput("code", "请输入预约码")
+        ticket = tickets.check_in(session, actor, code)
+    except EngineError as exc:
+        session.rollback()
+        return _call_page(request, session, actor, None, None, exc.status, exc.detail)
+    return RedirectResponse(f"/ui/hall/call?issued={ticket['id']}", status_code=303)
 
 
 @router.get("/ui/hall/pad", response_class=HTMLResponse)
@@ -70,3 +134,68 @@ def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Annotated[s
                           ticket=tickets.last_called(session, actor), levels=evaluations.LEVELS,
                           reasons=evaluations.REASONS, done=None, error=exc.detail)
     return RedirectResponse(f"/ui/hall/pad?done={level}", status_code=303)
+
+
+@router.get("/ui/hall/ratings", response_class=HTMLResponse)
+def ratings(request: Request, session: SessionDep,
+            by: Annotated[Literal["counter", "clerk", "item"], Query()] = "counter",
+            done: Annotated[Literal["done", "visit", "appeal", "decision"] | None, Query()] = None) -> Response:
+    """好差评: satisfaction, waiting times and every 差评 with what may be done with it now."""
+    actor = web.require_actor(request, session)
+    return _ratings_page(request, session, actor, by, done=ACTIONS[done] if done else None)
+
+
+def _ratings_page(request: Request, session: Any, actor: Actor, by: str = "counter", status: int = 200,
+                  error: str | None = None, done: str | None = None) -> Response:
+    counters = visible_counters(session, actor)
+    waits = tickets.waits(session, clock.now() - timedelta(days=30), list(counters))
+    for w in waits:
+        w["name"] = counters.get(w["counter"], {}).get("name", w["counter"])
+    return web.render(request, "hall_ratings.html", actor=actor, status_code=status, by=by, error=error, done=done,
+                      summary=evaluations.summary(session, actor, by), waits=waits,
+                      items=rectification.listing(session, actor), statuses=rectification.STATUS_LABELS)
+
+
+ACTIONS = {"done": "整改已记录", "visit": "回访已记录", "appeal": "申诉已提交", "decision": "复核决定已作出"}
+
+
+@router.post("/ui/hall/rectifications/{rect_id}/{action}")
+def rectification_action(request: Request, session: SessionDep, rect_id: Annotated[int, Path(ge=1, le=2**31)],
+                         action: Annotated[Literal["done", "visit", "appeal", "decision"], Path()],
+                         csrf: Annotated[str, Form(max_length=128)],
+                         text: Annotated[str, Form(max_length=2000)] = "",
+                         contacted: Annotated[str, Form(max_length=8)] = "",
+                         verdict: Annotated[str, Form(max_length=12)] = "",
+                         upheld: Annotated[str, Form(max_length=8)] = "") -> Response:
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    text = text.strip()
+    try:
+        if action == "done":
+            if not text:
+                raise InvalidInput("text", "请填写整改措施")
+            rectification.rectify(session, actor, rect_id, text)
+        elif action == "visit":
+            if verdict not in rectification.VERDICT_LABELS:
+                raise InvalidInput("verdict", "请选择申请人对整改的评价")
+            rectification.follow_up(session, actor, rect_id, contacted == "yes", text, verdict)
+        elif action == "appeal":
+            if not text:
+                raise InvalidInput("text", "请填写申诉理由")
+            rectification.appeal(session, actor, rect_id, text)
+        else:
+            if upheld not in ("yes", "no"):
+                raise InvalidInput("upheld", "请选择复核结论")
+            rectification.decide(session, actor, rect_id, upheld == "yes", text)
+    except EngineError as exc:
+        session.rollback()
+        return _ratings_page(request, session, actor, status=exc.status, error=exc.detail)
+    return RedirectResponse(f"/ui/hall/ratings?done={action}#r{rect_id}", status_code=303)
+
+
+@router.get("/ui/hall/ratings/export.csv", response_class=Response)
+def ratings_export(request: Request, session: SessionDep) -> Response:
+    """The national report's CSV for the signed-in supervisor (the API's, with the page session)."""
+    actor = web.require_actor(request, session)
+    return Response("\ufeff" + evaluations.export_csv(session, actor), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
