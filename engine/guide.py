@@ -145,6 +145,7 @@ def item_guide(session: Session, code: str, answers: dict[str, str] | None = Non
     out["situations"] = [{"id": q.id, "question": q.question,
                           "options": [{"id": o.id, "label": o.label} for o in q.options]} for q in d.situations]
     out["answers"] = situations.describe(d, answers) if answers is not None else None
+    out["path"] = situations.selected_path(d, answers) if answers is not None else None
     out["materials"] = _materials(d, answers)
     return out
 

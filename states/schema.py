@@ -33,11 +33,14 @@ class Material(_Strict):
 
 
 class SituationOption(_Strict):
-    """One answer to a 情形 question, and the materials that answer adds to the list."""
+    """One answer to a 情形 question, the materials that answer adds to the list, and the path of
+    the flow it selects: a transition (by trigger) that some option lists is open only on a case
+    whose answers chose that option; every other transition as usual."""
 
     id: Identifier
     label: str = Field(min_length=1, max_length=64)
     materials: list[Identifier] = []
+    path: list[Identifier] = Field(default=[], max_length=20)
 
 
 class Situation(_Strict):

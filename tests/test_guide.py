@@ -208,3 +208,33 @@ def test_prereview_drafts_a_clerks_comments_then_a_case_with_the_passed_drafts(
     again = demo.client.post(f"/api/v1/guide/prereviews/{code}/case", headers=clerk, json={
         "applicant": {"name": "王五", "kind": "person"}})
     assert again.status_code == 422
+
+
+def test_an_answer_selects_the_path_of_the_flow_on_the_case(demo: Demo) -> None:
+    """食品经营许可: 延续 (conditions unchanged) skips 现场核查, 新办 goes through it; the guide says so."""
+    def case(kind: str) -> str:
+        answers = {"application_kind": kind, "online": "absent", "agent": "self"}
+        materials = {m: "received" for m in ("application", "business_licence", "layout_plans", "safety_rules")}
+        if kind == "renew":
+            materials["old_licence"] = "received"
+        number = demo.create("王芳", "SPJYXK", materials, situation=answers)["number"]
+        demo.fire("王芳", number, "accept")
+        return str(number)
+
+    renew, new = case("renew"), case("new")
+    view = demo.client.get(f"/api/v1/cases/{renew}", headers=demo.h("刘洋")).json()
+    triggers = {t["trigger"]: t for t in view["triggers"]}
+    assert triggers["skip_inspection"]["open"] and not triggers["start_inspection"]["open"]
+    assert triggers["start_inspection"]["reasons"] == ["所选情形不走此环节 (仅适用于「新办」、「变更许可事项」)"]
+    refused = demo.fire("刘洋", renew, "start_inspection", expect=409)
+    assert refused["guards"][0]["guard"] == "situation_path"
+    assert demo.fire("刘洋", renew, "skip_inspection")["state"]["id"] == "review"
+    demo.fire("刘洋", new, "skip_inspection", expect=409)
+    assert demo.fire("刘洋", new, "start_inspection")["state"]["id"] == "inspection"
+    history = demo.client.get(f"/api/v1/cases/{renew}/history", headers=demo.h("刘洋")).json()["items"]
+    assert history[0]["data"]["situation"]["application_kind"] == "renew"
+    assert [e["trigger"] for e in history[1:]] == ["accept", "skip_inspection"]
+    g = demo.client.get("/api/v1/guide/SPJYXK", params={
+        "situation": ["application_kind:renew", "online:absent", "agent:self"]}).json()
+    assert g["path"] == ["免于现场核查"]
+    assert demo.client.get("/api/v1/guide/SPJYXK").json()["path"] is None

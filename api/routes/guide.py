@@ -92,6 +92,7 @@ class GuideMaterial(_Out):
 class ItemGuide(GuideSummary):
     situations: list[GuideSituation]
     answers: list[GuideAnswer] | None
+    path: list[str] | None = Field(description="所选情形决定的办理环节 (如 免于现场核查)")
     materials: list[GuideMaterial]
 
 
