@@ -238,3 +238,59 @@ def test_an_answer_selects_the_path_of_the_flow_on_the_case(demo: Demo) -> None:
         "situation": ["application_kind:renew", "online:absent", "agent:self"]}).json()
     assert g["path"] == ["免于现场核查"]
     assert demo.client.get("/api/v1/guide/SPJYXK").json()["path"] is None
+
+
+def test_prereview_pages_upload_comment_and_become_a_case(demo: Demo, tmp_path: Path) -> None:
+    """The applicant's upload page (no login), the clerk's page commenting per material, and the
+    pre-review taken in as a case whose page lists the passed draft as received."""
+    import base64
+
+    from core.settings import get_settings
+    from storage.object_factory import get_store
+
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    png = base64.b64decode(_png())
+    public = TestClient(demo.client.app, base_url="http://testserver")
+    asks = public.get("/guide/YDJYBA/prereview")
+    assert asks.status_code == 200 and 'id="situation-form"' in asks.text and 'type="file"' not in asks.text
+    form = public.get("/guide/YDJYBA/prereview", params={"s_filing_kind": "worker", "s_agent": "self"})
+    assert form.text.count('type="file"') == 3 and "异地工作证明" in form.text
+    rows = [("material", "filing_form"), ("material", "insured_id"), ("material", "work_proof")]
+    data = {"phone": "13800138000", "situation": ["filing_kind:worker", "agent:self"],
+            "material": [m for _, m in rows]}
+    files = [("files", ("备案表.png", png, "image/png")), ("files", ("", b"", "application/octet-stream")),
+             ("files", ("工作证明.png", png, "image/png"))]
+    bad = public.post("/guide/YDJYBA/prereview", data={**data, "phone": "12"}, files=files)
+    assert bad.status_code == 422 and "电话号码" in bad.text
+    sent = public.post("/guide/YDJYBA/prereview", data=data, files=files)
+    assert [r.status_code for r in sent.history] == [303] and sent.status_code == 200, sent.text
+    code = sent.url.path.rsplit("/", 1)[1]
+    assert "待预审" in sent.text and "已上传, 等待预审" in sent.text and "未上传" in sent.text
+
+    clerk = TestClient(demo.client.app, base_url="http://testserver")
+    assert page_login(clerk, demo.tokens["陈静"]).status_code == 303
+    listed = clerk.get("/ui/prereviews")
+    assert f'href="/ui/prereviews/{code}"' in listed.text and "异地就医" in listed.text
+    page = clerk.get(f"/ui/prereviews/{code}")
+    assert "13800138000" in page.text and page.text.count('class="inline review-form"') == 2
+    assert clerk.get(f"/ui/prereviews/{code}/drafts/work_proof").content == png
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    headers = {"Origin": origin_of(clerk)}
+    no_reason = clerk.post(f"/ui/prereviews/{code}/materials/filing_form", headers=headers,
+                           data={"csrf": csrf, "verdict": "redo"})
+    assert no_reason.status_code == 422 and "修改意见" in no_reason.text
+    clerk.post(f"/ui/prereviews/{code}/materials/filing_form", headers=headers,
+               data={"csrf": csrf, "verdict": "redo", "comment": "备案表未签名"})
+    clerk.post(f"/ui/prereviews/{code}/materials/work_proof", headers=headers, data={"csrf": csrf, "verdict": "ok"})
+    seen = public.get(f"/guide/prereviews/{code}").text
+    assert "需修改</strong>: 备案表未签名" in seen and "已预审" in seen
+    made = clerk.post(f"/ui/prereviews/{code}/case", headers=headers, data={
+        "csrf": csrf, "name": "王五", "kind": "person", "id_number": "11010519491231002X", "form_token": "t" * 24})
+    assert made.status_code == 200 and "收件成功" in made.text, made.text
+    number = made.text.split('id="number">')[1].split("<")[0]
+    case = clerk.get(f"/ui/cases/{number}").text
+    assert "异地工作证明" in case
+    after = clerk.get(f"/ui/prereviews/{code}").text
+    assert f'href="/ui/cases/{number}"' in after and 'id="make-case"' not in after
+    assert f"已转为办件 <strong id=\"case-number\">{number}" in public.get(f"/guide/prereviews/{code}").text

@@ -183,6 +183,7 @@ class PreReviewView(_Out):
     item_code: str
     item_name: str
     status: str
+    status_label: str
     case_number: str | None
     answers: list[GuideAnswer]
     materials: list[PreReviewMaterial]
@@ -210,6 +211,11 @@ def _decode(drafts: dict[str, Draft]) -> dict[str, tuple[str, bytes]]:
         except (binascii.Error, ValueError):
             raise InvalidInput(f"drafts.{mid}.content_base64", "不是有效的 base64") from None
     return out
+
+
+# Drafts are photos: a pre-review carries them in its one body, before anyone signs in (the
+# applicant has no login); the per-client limit answers floods after the body.
+router.allow_larger(r"^/api/v1/guide/prereviews$", lambda: guide_prereview.MAX_BODY_BYTES, uncredentialed=True)
 
 
 @router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(429))
