@@ -105,7 +105,8 @@ def test_guide_pages_are_public_zh_cn_and_show_the_one_time_list(demo: Demo) -> 
     assert page.status_code == 200
     listed = page.text.split('id="materials"')[1].split('id="where"')[0]
     assert "家庭成员关系证明" in listed and "授权委托书" not in listed and "共 4 项" in listed
-    assert "GTGSHSLDJ" not in page.text.replace('action="/guide/GTGSHSLDJ"', "")  # no internal ids shown
+    shown = page.text.replace('action="/guide/GTGSHSLDJ"', "").replace('href="/guide/GTGSHSLDJ/prereview?', "")
+    assert "GTGSHSLDJ" not in shown  # no internal ids shown
     partial = demo.client.get("/guide/GTGSHSLDJ", params={"s_agent": "self"})
     assert "须回答情形问题" in partial.text
     assert demo.client.get("/guide/NOSUCH").status_code == 404
