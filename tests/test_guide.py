@@ -3,8 +3,10 @@ answering Chinese questions (its quality over the whole query set is bench/bench
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import Demo, origin_of, page_login
@@ -105,8 +107,8 @@ def test_guide_pages_are_public_zh_cn_and_show_the_one_time_list(demo: Demo) -> 
     assert page.status_code == 200
     listed = page.text.split('id="materials"')[1].split('id="where"')[0]
     assert "家庭成员关系证明" in listed and "授权委托书" not in listed and "共 4 项" in listed
-    shown = page.text.replace('action="/guide/GTGSHSLDJ"', "").replace('href="/guide/GTGSHSLDJ/prereview?', "")
-    assert "GTGSHSLDJ" not in shown  # no internal ids shown
+    shown = re.sub(r'(action|href)="/guide/GTGSHSLDJ[^"]*"', "", page.text)
+    assert "GTGSHSLDJ" not in shown  # no internal ids shown, only in links
     partial = demo.client.get("/guide/GTGSHSLDJ", params={"s_agent": "self"})
     assert "须回答情形问题" in partial.text
     assert demo.client.get("/guide/NOSUCH").status_code == 404
@@ -295,3 +297,40 @@ def test_prereview_pages_upload_comment_and_become_a_case(demo: Demo, tmp_path: 
     after = clerk.get(f"/ui/prereviews/{code}").text
     assert f'href="/ui/cases/{number}"' in after and 'id="make-case"' not in after
     assert f"已转为办件 <strong id=\"case-number\">{number}" in public.get(f"/guide/prereviews/{code}").text
+
+
+def test_blank_forms_and_samples_beside_the_item_are_listed_and_served(demo: Demo, tmp_path: Path) -> None:
+    g = demo.client.get("/api/v1/guide/SPJYXK").json()
+    application = next(m for m in g["materials"] if m["id"] == "application")
+    assert application["blank_form_url"] == "/guide/SPJYXK/files/" + quote("食品经营许可申请书.pdf")
+    assert [(f["kind"], f["name"]) for f in g["files"]] == [
+        ("blank_form", "食品经营许可申请书.pdf"), ("sample", "食品经营许可申请书填写示例.pdf")]
+    for f in g["files"]:
+        r = demo.client.get(f["url"])
+        assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+        assert r.content == (ROOT / "catalog" / "forms" / "SPJYXK" / f["name"]).read_bytes()
+    assert demo.client.get("/guide/SPJYXK/files/draw.py").status_code == 404  # only what a material names
+    assert demo.client.get("/guide/SPJYXK/files/..%2FYDJYBA%2F跨省异地就医备案表.pdf").status_code == 404
+    assert demo.client.get("/guide/NOSUCH/files/x.pdf").status_code == 404
+    page = demo.client.get("/guide/SPJYXK").text
+    assert page.count('class="form-link"') == 2 and "下载空白表格" in page and "查看填写示例" in page
+
+
+def test_items_check_reports_a_missing_form_file_at_its_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+
+    items = tmp_path / "items"
+    items.mkdir()
+    text = (ROOT / "catalog" / "items" / "yxgs_sheli_dengji.yaml").read_text(encoding="utf-8")
+    (items / "yxgs.yaml").write_text(text, encoding="utf-8")
+    done = CliRunner().invoke(cli_app, ["items", "check", str(items)])
+    assert done.exit_code == 1
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "有限责任公司章程示范文本.pdf" in t)
+    assert f"yxgs.yaml:{line}:" in done.output
+    assert "示例样表文件不存在: forms/YXGSSLDJ/有限责任公司章程示范文本.pdf" in done.output
+    (tmp_path / "forms" / "YXGSSLDJ").mkdir(parents=True)
+    for name in ("公司登记申请书.pdf", "有限责任公司章程示范文本.pdf"):
+        (tmp_path / "forms" / "YXGSSLDJ" / name).write_bytes(b"%PDF-1.4\n")
+    assert CliRunner().invoke(cli_app, ["items", "check", str(items)]).exit_code == 0

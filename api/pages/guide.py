@@ -9,7 +9,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -49,6 +49,15 @@ def guide_item(request: Request, session: SessionDep, code: str) -> Response:
     except NotFound:
         return web.error_page(request, 404, "没有这个事项", "请从办事指南目录中选择事项。")
     return web.render(request, "guide_item.html", None, g=g, picked=picked, answers=answers, error=error)
+
+
+@router.get("/guide/{code}/files/{name}")
+def guide_file(session: SessionDep, code: str, name: str) -> Response:
+    """A blank form or sample beside the item, to download or print (public)."""
+    path, media_type = guide.form_file(session, code[:64], name[:120])
+    return FileResponse(path, media_type=media_type, headers={
+        "Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.name)}"})
 
 
 # -- 要件预审: the applicant's upload (no login) and the clerk's review ------------------------------

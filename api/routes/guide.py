@@ -87,6 +87,17 @@ class GuideMaterial(_Out):
     situational: bool
     blank_form: str | None
     sample: str | None
+    blank_form_url: str | None = Field(description="空白表格的下载地址")
+    sample_url: str | None = Field(description="填写示例的下载地址")
+
+
+class GuideFile(_Out):
+    material_id: str
+    material: str
+    kind: str = Field(description="blank_form (空白表格) 或 sample (填写示例)")
+    label: str
+    name: str
+    url: str
 
 
 class ItemGuide(GuideSummary):
@@ -94,6 +105,7 @@ class ItemGuide(GuideSummary):
     answers: list[GuideAnswer] | None
     path: list[str] | None = Field(description="所选情形决定的办理环节 (如 免于现场核查)")
     materials: list[GuideMaterial]
+    files: list[GuideFile] = Field(description="事项附带的空白表格和填写示例")
 
 
 class SearchResult(_Out):
