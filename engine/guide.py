@@ -116,10 +116,7 @@ def form_url(code: str, name: str | None) -> str | None:
 def form_file(session: Session, code: str, name: str) -> tuple[Path, str]:
     """A blank form or sample of the item's latest version, as its materials name it (nothing
     else in the folder is handed out): its path and media type."""
-    try:
-        d = catalog.compiled(session, catalog.latest_version(session, code).id).definition
-    except NotFound:
-        raise NotFound(f"事项 {code} 不存在") from None
+    d = definition(session, code)
     if name not in {f for m in d.materials for f in (m.blank_form, m.sample) if f}:
         raise NotFound("该事项没有这份表格")
     path = forms_dir(get_settings().catalog_dir, d.code) / name
@@ -171,13 +168,18 @@ def catalog_guide(session: Session) -> list[dict[str, Any]]:
     return [_entry(d, texts.get(code), counters.get(code, [])) for code, d in _definitions(session).items()]
 
 
-def item_guide(session: Session, code: str, answers: dict[str, str] | None = None) -> dict[str, Any]:
-    """One item's guide; with ``answers`` (every 情形 answered) the exact one-time list."""
+def definition(session: Session, code: str) -> ItemDefinition:
+    """The item's latest published version; NotFound naming it."""
     try:
         version = catalog.latest_version(session, code)
     except NotFound:
         raise NotFound(f"事项 {code} 不存在") from None
-    d = catalog.compiled(session, version.id).definition
+    return catalog.compiled(session, version.id).definition
+
+
+def item_guide(session: Session, code: str, answers: dict[str, str] | None = None) -> dict[str, Any]:
+    """One item's guide; with ``answers`` (every 情形 answered) the exact one-time list."""
+    d = definition(session, code)
     if answers is not None:
         answers = situations.check_answers(d, answers)
     out = _entry(d, guide_texts().get(d.code), _counters(session).get(d.code, []))

@@ -4,6 +4,7 @@ answering Chinese questions (its quality over the whole query set is bench/bench
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -334,3 +335,101 @@ def test_items_check_reports_a_missing_form_file_at_its_line(tmp_path: Path) -> 
     for name in ("公司登记申请书.pdf", "有限责任公司章程示范文本.pdf"):
         (tmp_path / "forms" / "YXGSSLDJ" / name).write_bytes(b"%PDF-1.4\n")
     assert CliRunner().invoke(cli_app, ["items", "check", str(items)]).exit_code == 0
+
+
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 60), (200, 210, 220)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_the_booth_takes_a_case_in_for_its_supervising_counter_and_prints_the_receipt(
+        demo: Demo, tmp_path: Path) -> None:
+    """自助服务终端: the booth's sign-in opens /kiosk (camera allowed there only); a submission with
+    a capture per material becomes a case at the supervising counter, its captures the scans, its
+    收件凭证 drawn at once; the result page is the booth's own and shows the query code."""
+    from conftest import run_jobs
+
+    from core.settings import get_settings
+    from storage.object_factory import get_store
+
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    staffed = TestClient(demo.client.app, base_url="http://testserver")
+    page_login(staffed, demo.tokens["陈静"])
+    assert staffed.get("/kiosk").status_code == 403  # a staffed counter's clerk is no booth
+    booth = TestClient(demo.client.app, base_url="http://testserver", headers={"Origin": "http://testserver"})
+    page_login(booth, demo.tokens["自助终端01"])
+    home = booth.get("/kiosk")
+    assert home.status_code == 200 and "camera=(self)" in home.headers["permissions-policy"]
+    assert 'data-code="YDJYBA"' in home.text and 'data-code="YJSKBCYD"' not in home.text  # the booth's items
+    csrf = home.text.split('data-csrf="')[1].split('"')[0]
+    jpeg = _jpeg()
+    base = {"csrf": csrf, "item": "YDJYBA", "name": "王五", "id_number": "11010519491231002X",
+            "phone": "13800138000", "situation": ["filing_kind:worker", "agent:self"]}
+
+    def shots(*mids: str) -> tuple[dict[str, object], list[tuple[str, tuple[str, bytes, str]]]]:
+        return ({**base, "material": list(mids), "form_token": secrets.token_urlsafe(18)},
+                [("captures", (f"{m}.jpg", jpeg, "image/jpeg")) for m in mids])
+
+    data, files = shots("filing_form", "insured_id")
+    missing = booth.post("/kiosk/cases", data=data, files=files)
+    assert missing.status_code == 422
+    assert missing.json() == {"field": "captures.work_proof", "reason": "请拍摄「异地工作证明或个人承诺书」"}
+    data, files = shots("filing_form", "insured_id", "work_proof", "work_proof")
+    elsewhere = booth.post("/kiosk/cases", data={**data, "item": "YJSKBCYD"}, files=files)
+    assert elsewhere.status_code == 422 and elsewhere.json()["field"] == "item_code"
+    done = booth.post("/kiosk/cases", data=data, files=files)
+    assert [r.status_code for r in done.history] == [303] and done.status_code == 200, done.text
+    number = done.text.split('id="number">')[1].split("<")[0]
+    code = done.text.split('id="query-code">')[1].split("<")[0]
+    assert "异地工作证明或个人承诺书 <span class=\"muted\">2 页" in done.text and len(code) == 10
+    assert done.headers["cache-control"] == "no-store"
+    case = demo.client.get(f"/api/v1/cases/{number}", headers=demo.h("陈静")).json()
+    assert {m["id"]: m["status"] for m in case["materials"]} == {
+        "filing_form": "received", "insured_id": "received", "work_proof": "received"}
+    history = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("陈静")).json()["items"]
+    assert history[0]["actor_name"] == "自助终端 浦东新区企业服务中心政务直办间 1 号自助终端"
+    assert history[0]["data"]["situation"] == {"filing_kind": "worker", "agent": "self"}
+    progress = demo.client.get(f"/api/v1/progress/{number}", params={"code": code})
+    assert progress.status_code == 200, progress.text
+    run_jobs(demo.engine)
+    receipt = booth.get(done.url.path.replace("/done/", "/receipt/"))
+    assert receipt.status_code == 200 and receipt.content.startswith(b"%PDF"), receipt.text[:300]
+    demo.fire("陈静", number, "approve")  # the supervising counter decides what the booth took in (即办)
+    again = booth.post("/kiosk/cases", data=data, files=files)  # the same form again: its first result
+    assert again.url.path == done.url.path
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ("    supervised_by: pd-zhengwu\n", "    supervised_by: pd-jiaoyu-nosuch\n", "值守窗口须是目录中的有人值守窗口"),
+    ("    supervised_by: pd-zhengwu\n", "    supervised_by: pd-zizhu-01\n", "值守窗口须是目录中的有人值守窗口"),
+    ("      GTGSHSLDJ: [intake]\n      YXGSSLDJ: [intake]\n",
+     "      GTGSHSLDJ: [intake, competent]\n      YXGSSLDJ: [intake]\n", "自助服务终端只能收件"),
+])
+def test_directory_check_holds_a_booth_to_its_supervising_staffed_counter(
+        tmp_path: Path, change: str, field: str, reason: str) -> None:
+    from engine.directory_manage import DirectoryError, check_file
+
+    text = (ROOT / "catalog" / "alliance.yaml").read_text(encoding="utf-8")
+    assert change in text
+    bad = text.replace(change, field, 1)
+    path = tmp_path / "alliance.yaml"
+    path.write_text(bad, encoding="utf-8")
+    with pytest.raises(DirectoryError) as err:
+        check_file(path)
+    (problem,) = err.value.problems
+    assert reason in problem.message
+    lines = bad.splitlines()
+    booth = lines.index("  - id: pd-zizhu-01")
+    assert problem.line == next(i for i, t in enumerate(lines[booth:], booth + 1) if t == field.splitlines()[0])
+    staffed = text.replace("    unit: jn-shenpi  # 济南市行政审批服务局\n",
+                           "    unit: jn-shenpi\n    supervised_by: pd-zhengwu\n", 1)
+    path.write_text(staffed, encoding="utf-8")
+    with pytest.raises(DirectoryError) as err:
+        check_file(path)
+    assert "只有自助服务终端" in err.value.problems[0].message

@@ -168,7 +168,7 @@ def prereview_draft(request: Request, session: SessionDep, pcode: str, material_
 
 @router.post("/ui/prereviews/{pcode}/materials/{material_id}", response_class=HTMLResponse)
 def prereview_comment(request: Request, session: SessionDep, pcode: str, material_id: str,
-                      csrf: Annotated[str, Form(max_length=128)] = "",
+                      csrf: Annotated[str, Form(max_length=128)],
                       verdict: Annotated[str, Form(max_length=8)] = "",
                       comment: Annotated[str, Form(max_length=500)] = "") -> Response:
     actor = web.require_actor(request, session)
@@ -184,7 +184,7 @@ def prereview_comment(request: Request, session: SessionDep, pcode: str, materia
 
 @router.post("/ui/prereviews/{pcode}/case", response_class=HTMLResponse)
 def prereview_intake(request: Request, session: SessionDep, pcode: str,
-                     csrf: Annotated[str, Form(max_length=128)] = "",
+                     csrf: Annotated[str, Form(max_length=128)],
                      name: Annotated[str, Form(max_length=100)] = "",
                      kind: Annotated[str, Form(max_length=16)] = "person",
                      id_number: Annotated[str, Form(max_length=32)] = "",
