@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import File, Form, Query, Request, UploadFile
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from api.deps import SessionDep
 from api.pages import web
@@ -92,22 +93,25 @@ def prereview_form(request: Request, session: SessionDep, code: str) -> Response
     return _prereview_form(request, session, code, _picked(request))
 
 
+async def _draft_files(request: Request) -> list[tuple[str, StarletteUpload]]:
+    """The form's file inputs, one per material (``f_<material id>``), those with a file chosen.
+    By name, not by order: a browser may leave an empty input out."""
+    form = await request.form(max_files=30)
+    return [(k[2:66], v) for k, v in form.multi_items() if k.startswith("f_") and isinstance(v, StarletteUpload)
+            and v.filename][:30]
+
+
 @router.post("/guide/{code}/prereview", response_class=HTMLResponse)
 def prereview_submit(request: Request, session: SessionDep, code: str,
+                     files: Annotated[list[tuple[str, StarletteUpload]], Depends(_draft_files)],
                      phone: Annotated[str, Form(max_length=20)] = "",
-                     situation: Annotated[list[str] | None, Form()] = None,
-                     material: Annotated[list[str] | None, Form()] = None,
-                     files: Annotated[list[UploadFile | str] | None, File()] = None) -> Response:
-    """One row per material: its id (hidden) and its file input, in the page's order; a row left
-    empty sends an empty file part, which is skipped."""
+                     situation: Annotated[list[str] | None, Form()] = None) -> Response:
     picked = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
     drafts: dict[str, tuple[str, bytes]] = {}
-    for mid, f in zip((material or [])[:30], (files or [])[:30], strict=False):
-        if isinstance(f, str):  # an empty file input, as some clients send it
-            continue
+    for mid, f in files:
         data = f.file.read(guide_prereview.MAX_DRAFT_BYTES + 1)
-        if f.filename and data:
-            drafts[mid[:64]] = (f.filename[:200], data)
+        if data:
+            drafts[mid] = ((f.filename or mid)[:200], data)
     try:
         limit_client(request)
         pcode = guide_prereview.submit(session, code, phone.strip(), picked, drafts)

@@ -163,7 +163,12 @@
     if (stream) return;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 960 }, audio: false });
-      $("#camera").srcObject = stream;
+      const video = $("#camera");
+      video.addEventListener("loadedmetadata", () => {
+        video.dataset.ready = "1";
+        $("#shoot").disabled = false;
+      }, { once: true });
+      video.srcObject = stream;
       $("#camera-error").textContent = "";
     } catch (e) {
       $("#camera-error").textContent = "高拍仪未就绪, 请联系工作人员。";
@@ -172,6 +177,10 @@
   function stopCamera() {
     if (stream) stream.getTracks().forEach((t) => t.stop());
     stream = null;
+    const video = $("#camera");
+    if (video) { video.srcObject = null; delete video.dataset.ready; }
+    const shoot = $("#shoot");
+    if (shoot) shoot.disabled = true;
   }
 
   function showMaterial() {
