@@ -287,6 +287,10 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
     "test_security_limits.py::test_tongban_serve_limits_a_rotated_flood": ("slow",),
     "test_verify.py::test_cli_seals_and_verify_exit_codes": ("slow",),  # eight CLI processes
+    # Chromium walks of many steps each (two browser contexts; the booth's fake camera).
+    "test_guide_browser.py::test_a_prereview_on_a_phone_commented_by_a_clerk_becomes_a_case": ("slow",),
+    "test_guide_browser.py::test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_resets":
+        ("slow",),
 }
 
 
