@@ -242,6 +242,9 @@ def test_an_answer_selects_the_path_of_the_flow_on_the_case(demo: Demo) -> None:
         "situation": ["application_kind:renew", "online:absent", "agent:self"]}).json()
     assert g["path"] == ["免于现场核查"]
     assert demo.client.get("/api/v1/guide/SPJYXK").json()["path"] is None
+    page = demo.client.get("/guide/SPJYXK", params={"s_application_kind": "renew", "s_online": "absent",
+                                                    "s_agent": "self"})
+    assert '<p id="path">办理流程: 免于现场核查</p>' in page.text
 
 
 def test_prereview_pages_upload_comment_and_become_a_case(demo: Demo, tmp_path: Path) -> None:
