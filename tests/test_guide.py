@@ -365,7 +365,8 @@ def test_the_booth_takes_a_case_in_for_its_supervising_counter_and_prints_the_re
     page_login(staffed, demo.tokens["陈静"])
     assert staffed.get("/kiosk").status_code == 403  # a staffed counter's clerk is no booth
     booth = TestClient(demo.client.app, base_url="http://testserver", headers={"Origin": "http://testserver"})
-    page_login(booth, demo.tokens["自助终端01"])
+    signed_in = page_login(booth, demo.tokens["自助终端01"], next_path="/kiosk")
+    assert signed_in.headers["location"] == "/kiosk"  # the terminal's start-up lands on the booth page
     home = booth.get("/kiosk")
     assert home.status_code == 200 and "camera=(self)" in home.headers["permissions-policy"]
     assert 'data-code="YDJYBA"' in home.text and 'data-code="YJSKBCYD"' not in home.text  # the booth's items
