@@ -25,6 +25,7 @@ from api.pages import (
 )
 from api.pages import booking as booking_pages
 from api.pages import guide as guide_pages
+from api.pages import kiosk as kiosk_pages
 from api.routes import (
     appointments,
     cases,
@@ -59,6 +60,7 @@ ROUTERS: tuple[Router, ...] = (
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
     notices_ui.router, verify.pages, problem_types.router,
     guide_routes.router, guide_pages.router,
+    kiosk_pages.router,
     queue.router,
     tickets.router, evaluations.router, hall.router,
     booking_pages.router,

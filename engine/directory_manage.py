@@ -155,6 +155,7 @@ def _check_sections(loc: Located, data: dict[str, Any], bad: Any) -> dict[str, A
                       "format": _text(u.get("format") or scheme.get("format") or DEFAULT_FORMAT),
                       "words": {**(scheme.get("words") or {}), **(u.get("words") or {})}}
     counters: dict[str, dict[str, Any]] = {}
+    supervised: list[tuple[int, str]] = []
     for i, c in _records(loc, data, "counters", bad):
         if not _need(c, ("counters", i), ("id", "name", "region"), bad):
             continue
@@ -188,8 +189,20 @@ def _check_sections(loc: Located, data: dict[str, Any], bad: Any) -> dict[str, A
             if kind == "guide_only" and {"intake", "competent"} & set(roles):
                 bad(at, f"仅远程指导窗口不能对事项 {code} 收件或办理")
             items[str(code)] = sorted({str(r) for r in roles})
+        if kind == "self_service" and any(set(r) - {"intake"} for r in items.values()):
+            bad(("counters", i, "items"), "自助服务终端只能收件 (intake)")
         counters[cid] = {"id": cid, "name": _text(c["name"]), "unit": unit, "region": region,
                          "kind": kind, "items": items}
+        if c.get("supervised_by") is not None:  # a booth's staffed counter, checked once all are read
+            counters[cid]["supervised_by"] = _text(c["supervised_by"])
+            supervised.append((i, cid))
+    for i, cid in supervised:
+        boss = counters.get(counters[cid]["supervised_by"])
+        if counters[cid]["kind"] != "self_service":
+            bad(("counters", i, "supervised_by"), "只有自助服务终端 (self_service) 才有值守窗口")
+        elif boss is None or boss["kind"] != "staffed":
+            bad(("counters", i, "supervised_by"),
+                f"值守窗口须是目录中的有人值守窗口: {counters[cid]['supervised_by']}")
     assignable = (set(ACTOR_ROLES) | set(ACCOUNT_ROLES)) - {"system", "applicant"}
     clerks: dict[str, dict[str, Any]] = {}
     for i, k in _records(loc, data, "clerks", bad):
@@ -261,7 +274,7 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
         unit = session.get(Unit, c["unit"]) if c["unit"] else None
         session.merge(Counter(id=c["id"], name=c["name"], unit=unit.name if unit else c["unit"],
                               unit_id=unit.id if unit else None, region_code=c["region"]))
-        session.merge(CounterKind(counter_id=c["id"], kind=c["kind"]))
+        session.merge(CounterKind(counter_id=c["id"], kind=c["kind"], supervised_by=c.get("supervised_by")))
         session.flush()
         wanted = {(code, role) for code, roles in c["items"].items() for role in roles}
         have = {(r[0], r[1]) for r in session.execute(sa.select(CounterItem.item_code, CounterItem.role)
@@ -322,7 +335,9 @@ def _flat(doc: dict[str, Any]) -> dict[str, str]:
         out[f"成员单位 {u['id']}"] = (f"{u['name']} {u['code']} {u['region']} 简称 {u['abbr']} "
                                    f"文号 {u['format']}")
     for c in doc.get("counters", []):
-        out[f"窗口 {c['id']}"] = f"{c['name']} ({COUNTER_KINDS.get(c['kind'], c['kind'])}) {c['region']} {c['unit']}"
+        watched = f" 值守 {c['supervised_by']}" if c.get("supervised_by") else ""
+        kind = COUNTER_KINDS.get(c["kind"], c["kind"])
+        out[f"窗口 {c['id']}"] = f"{c['name']} ({kind}) {c['region']} {c['unit']}{watched}"
         for code, roles in c["items"].items():
             out[f"窗口 {c['id']} 事项 {code}"] = ",".join(roles)
     for k in doc.get("clerks", []):
@@ -352,6 +367,12 @@ def summary(doc: dict[str, Any]) -> dict[str, int]:
 def counter_kind(session: Session, counter_id: str) -> str:
     row = session.get(CounterKind, counter_id)
     return row.kind if row else "staffed"
+
+
+def supervising_counter(session: Session, counter_id: str) -> str | None:
+    """The staffed counter a self-service booth's cases are taken in at, or None."""
+    row = session.get(CounterKind, counter_id)
+    return row.supervised_by if row and row.kind == "self_service" else None
 
 
 def region_codes(session: Session) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from engine import situations
 from engine.extensions import GUARDS
 from engine.situations import conditional
 from engine.statements import SELECT_MATERIALS
@@ -48,6 +49,7 @@ class Guards:
         self._materials: dict[str, MaterialRow] | None = None
         self.dest: str | None = None  # the destination of the transition being checked
         self._came_from: tuple[str, str | None] | None = None  # (state, the state it was entered from)
+        self._situation: dict[str, str] | None = None
 
     @property
     def materials(self) -> dict[str, MaterialRow]:
@@ -65,6 +67,13 @@ class Guards:
     def why_closed(self, name: str, dest: str | None = None) -> str | None:
         self.dest = dest
         return GUARDS[name].impl(self)
+
+    @property
+    def situation(self) -> dict[str, str]:
+        """The case's 情形 answers, read once."""
+        if self._situation is None:
+            self._situation = situations.case_answers(self.session, self.case["id"])
+        return self._situation
 
     @property
     def came_from(self) -> str | None:
@@ -110,6 +119,11 @@ def _all_branches_done(g: Guards) -> str | None:
     branches = g.case.get("branches") or {}
     pending = [b for b, done in g.compiled.branch_done(g.case["state"], branches).items() if not done]
     return f"并联审批尚未完成: {'、'.join(pending)}" if pending else None
+
+
+@GUARDS.register("situation_path", "所选情形走此环节")
+def _situation_path(g: Guards) -> str | None:
+    return situations.path_closed(g.compiled.definition, g.situation, g.case["state"], g.dest)
 
 
 @GUARDS.register("comment_given", "已填写意见")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 import yaml
@@ -21,6 +22,7 @@ from core.settings import get_settings
 from engine import catalog, situations
 from engine.errors import NotFound
 from engine.guide_search import Document, Index
+from states.loader import forms_dir
 from states.schema import ItemDefinition
 from storage.tables import Counter, CounterItem, Region
 
@@ -101,6 +103,39 @@ def _counters(session: Session) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+FORM_TYPES = {".pdf": "application/pdf", ".doc": "application/msword", ".xls": "application/vnd.ms-excel",
+              ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+              ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+              ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+
+
+def form_url(code: str, name: str | None) -> str | None:
+    return f"/guide/{code}/files/{quote(name)}" if name else None
+
+
+def form_file(session: Session, code: str, name: str) -> tuple[Path, str]:
+    """A blank form or sample of the item's latest version, as its materials name it (nothing
+    else in the folder is handed out): its path and media type."""
+    d = definition(session, code)
+    if name not in {f for m in d.materials for f in (m.blank_form, m.sample) if f}:
+        raise NotFound("该事项没有这份表格")
+    path = forms_dir(get_settings().catalog_dir, d.code) / name
+    if not path.is_file():
+        raise NotFound("表格文件暂缺, 请到窗口领取")
+    return path, FORM_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _files(d: ItemDefinition) -> list[dict[str, Any]]:
+    out = []
+    for m in d.materials:
+        for kind, name in (("blank_form", m.blank_form), ("sample", m.sample)):
+            if name:
+                out.append({"material_id": m.id, "material": m.name, "kind": kind,
+                            "label": "空白表格" if kind == "blank_form" else "填写示例",
+                            "name": name, "url": form_url(d.code, name)})
+    return out
+
+
 def _materials(d: ItemDefinition, answers: dict[str, str] | None) -> list[dict[str, Any]]:
     optional = situations.conditional(d)
     chosen = {m.id for m in situations.selected_materials(d, answers)} if answers is not None else None
@@ -112,7 +147,8 @@ def _materials(d: ItemDefinition, answers: dict[str, str] | None) -> list[dict[s
         out.append({"id": m.id, "name": m.name, "required": m.required, "form": forms[m.form], "copies": m.copies,
                     "deferrable": m.deferrable, "from_library": m.library is not None,
                     "situational": m.id in optional and chosen is None,
-                    "blank_form": m.blank_form, "sample": m.sample})
+                    "blank_form": m.blank_form, "sample": m.sample,
+                    "blank_form_url": form_url(d.code, m.blank_form), "sample_url": form_url(d.code, m.sample)})
     return out
 
 
@@ -132,20 +168,27 @@ def catalog_guide(session: Session) -> list[dict[str, Any]]:
     return [_entry(d, texts.get(code), counters.get(code, [])) for code, d in _definitions(session).items()]
 
 
-def item_guide(session: Session, code: str, answers: dict[str, str] | None = None) -> dict[str, Any]:
-    """One item's guide; with ``answers`` (every 情形 answered) the exact one-time list."""
+def definition(session: Session, code: str) -> ItemDefinition:
+    """The item's latest published version; NotFound naming it."""
     try:
         version = catalog.latest_version(session, code)
     except NotFound:
         raise NotFound(f"事项 {code} 不存在") from None
-    d = catalog.compiled(session, version.id).definition
+    return catalog.compiled(session, version.id).definition
+
+
+def item_guide(session: Session, code: str, answers: dict[str, str] | None = None) -> dict[str, Any]:
+    """One item's guide; with ``answers`` (every 情形 answered) the exact one-time list."""
+    d = definition(session, code)
     if answers is not None:
         answers = situations.check_answers(d, answers)
     out = _entry(d, guide_texts().get(d.code), _counters(session).get(d.code, []))
     out["situations"] = [{"id": q.id, "question": q.question,
                           "options": [{"id": o.id, "label": o.label} for o in q.options]} for q in d.situations]
     out["answers"] = situations.describe(d, answers) if answers is not None else None
+    out["path"] = situations.selected_path(d, answers) if answers is not None else None
     out["materials"] = _materials(d, answers)
+    out["files"] = _files(d)
     return out
 
 

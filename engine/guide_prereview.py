@@ -23,7 +23,10 @@ from storage.prereview_tables import T_DRAFT, T_PRE
 from storage.rows import CaseRow
 
 VERDICTS = {"ok": "合格", "redo": "需修改"}
+STATUS_LABELS = {"open": "待预审", "reviewed": "已预审", "converted": "已转为办件"}
 PHONE_CHARS = set("0123456789-+ ")
+MAX_BODY_BYTES = 8 * 1024 * 1024  # one submission's drafts together (photos from a phone)
+MAX_DRAFT_BYTES = 4 * 1024 * 1024
 
 
 def _definition(session: Session, code: str) -> Any:
@@ -43,7 +46,7 @@ def submit(session: Session, item_code: str, phone: str, answers: dict[str, str]
     wanted = {m.id: m for m in situations.selected_materials(d, answers)}
     if not drafts:
         raise InvalidInput("drafts", "至少上传一份材料草稿")
-    limit = get_settings().max_upload_bytes
+    limit = min(get_settings().max_upload_bytes, MAX_DRAFT_BYTES)
     for mid, (name, data) in drafts.items():
         if mid not in wanted:
             raise InvalidInput(f"drafts.{mid}", "所选情形不需要此材料")
@@ -86,6 +89,7 @@ def view(session: Session, code: str) -> dict[str, Any]:
                           "verdict_label": VERDICTS.get(r["verdict"] or "") if r else None,
                           "comment": r["comment"] if r else None})
     return {"code": pre["code"], "item_code": d.code, "item_name": d.name, "status": pre["status"],
+            "status_label": STATUS_LABELS[pre["status"]],
             "case_number": pre["case_number"], "answers": situations.describe(d, pre["answers"] or {}),
             "materials": materials}
 
@@ -133,3 +137,37 @@ def to_case(session: Session, actor: Actor, code: str, applicant: dict[str, Any]
     session.execute(sa.update(T_PRE).where(T_PRE.c.id == pre["id"]).values(
         status="converted", case_number=case["number"], updated_at=now()))
     return case, query_code
+
+
+def clerk_view(session: Session, actor: Actor, code: str) -> dict[str, Any]:
+    """The pre-review as a clerk of a counter taking the item sees it: the applicant's phone too."""
+    pre = _load(session, code)
+    _require_counter(session, actor, pre["item_code"])
+    return {**view(session, code), "phone": pre["phone"], "created_at": pre["created_at"]}
+
+
+def draft_file(session: Session, actor: Actor, code: str, material_id: str) -> tuple[str, bytes]:
+    """One draft's file, for the clerk reviewing it."""
+    pre = _load(session, code)
+    _require_counter(session, actor, pre["item_code"])
+    row = session.execute(sa.select(T_DRAFT.c.file_name, T_DRAFT.c.data).where(
+        T_DRAFT.c.prereview_id == pre["id"], T_DRAFT.c.material_id == material_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"预审没有材料 '{material_id}' 的草稿")
+    return row[0], row[1]
+
+
+def for_counter(session: Session, actor: Actor, limit: int = 50) -> list[dict[str, Any]]:
+    """The open pre-reviews of the items the clerk's counter takes, newest first."""
+    if actor.counter_id is None:
+        return []
+    codes = directory.counter_item_codes(session, actor.counter_id)
+    if not codes:
+        return []
+    rows = session.execute(sa.select(T_PRE.c.code, T_PRE.c.item_code, T_PRE.c.status, T_PRE.c.created_at)
+                           .where(T_PRE.c.item_code.in_(codes), T_PRE.c.status != "converted")
+                           .order_by(T_PRE.c.created_at.desc()).limit(limit)).all()
+    names = {it["code"]: it["name"] for it in catalog.list_items(session)}
+    return [{"code": c, "item_code": item, "item_name": names.get(item, item), "status": s,
+             "status_label": STATUS_LABELS[s], "created_at": at} for c, item, s, at in rows]
+

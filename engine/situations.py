@@ -1,8 +1,10 @@
 """事项情形: the answers that decide which of an item's materials an application needs.
 
 A material some option lists is needed only when that option is chosen; every other material
-always. The answers are checked against the item's questions (each answered, with one of its
-options) and are recorded in the case's intake event (its history).
+always. The same holds for the path of the flow: a transition some option lists (``path``) is
+open only on a case whose answers chose that option (the ``situation_path`` guard the compiler
+adds to it). The answers are checked against the item's questions (each answered, with one of its
+options) and are recorded in the case's intake event (its history), where the guard reads them.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
+from sqlmodel import Session
+
 from engine.errors import InvalidInput
-from states.schema import ItemDefinition, Material
+from states.compiler import situation_paths
+from states.schema import ItemDefinition, Material, Transition
+from storage.tables import T_HIST
 
 MAX_ANSWER = 64
 
@@ -56,3 +63,33 @@ def describe(d: ItemDefinition, answers: Mapping[str, str]) -> list[dict[str, st
         if option is not None:
             out.append({"id": q.id, "question": q.question, "answer": option.id, "label": option.label})
     return out
+
+
+def case_answers(session: Session, case_id: int) -> dict[str, str]:
+    """The answers a case was taken in with (its intake event)."""
+    data = session.execute(sa.select(T_HIST.c.data).where(
+        T_HIST.c.case_id == case_id, T_HIST.c.kind == "intake")).scalar_one_or_none()
+    return dict((data or {}).get("situation") or {})
+
+
+def path_closed(d: ItemDefinition, answers: Mapping[str, str], state: str, dest: str | None) -> str | None:
+    """Why the answers do not take the step from ``state`` to ``dest`` (the checker keeps it the
+    only one between the two), or None when they do."""
+    gated = situation_paths(d)
+    step: Transition | None = next((t for t in d.transitions if state in t.source and t.dest == dest
+                                    and t.trigger in gated), None)
+    if step is None:
+        return None
+    chosen = gated[step.trigger]
+    if any(answers.get(q) == o for q, o in chosen):
+        return None
+    labels = {(q.id, o.id): (q.question, o.label) for q in d.situations for o in q.options}
+    wanted = "、".join(f"「{labels[c][1]}」" for c in chosen)
+    return f"所选情形不走此环节 (仅适用于{wanted})"
+
+
+def selected_path(d: ItemDefinition, answers: Mapping[str, str]) -> list[str]:
+    """The labels of the steps these answers select, for the guide (its 办理流程)."""
+    gated = situation_paths(d)
+    return [t.label for t in d.transitions
+            if t.trigger in gated and any(answers.get(q) == o for q, o in gated[t.trigger])]

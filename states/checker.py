@@ -6,11 +6,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from states.certs import approving_triggers, issuing_triggers
+from states.compiler import situation_paths
+from states.defaults import BACK_PREFIX
 from states.graph import StateRef, state_table, transition_edges
 from states.patterns import PatternError, compile_pattern
 from states.phases import decided
 from states.problems import Problem
-from states.schema import ItemDefinition
+from states.schema import ItemDefinition, Transition
 from states.vocabulary import ACTOR_ROLES, BUILTIN_HOLDERS, Vocabulary
 from states.yamlpos import Located
 
@@ -103,6 +105,7 @@ def check_semantics(d: ItemDefinition, located: Located, file: str, vocabulary: 
     _check_documents(d, report)
     _check_certificates(d, holders, report)
     _check_situations(d, report)
+    _check_situation_paths(d, table, report)
     if strict:
         _check_races(d, table, vocabulary, report)
         _check_patterns(d, report)
@@ -274,6 +277,67 @@ def _check_situations(d: ItemDefinition, report: Report) -> None:
                 if mid not in known:
                     report(("situations", i, "options", j, "materials", k),
                            f"情形 '{q.id}' 的选项 '{o.id}' 引用了未知的材料 '{mid}'")
+
+
+def _check_situation_paths(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
+    """The transitions 情形 answers select: each one of the item's own, outside parallel branches,
+    the only one from its source to its destination (the guard knows the step by its two ends), and
+    no answer may leave a case without a way to a final state."""
+    by_trigger: dict[str, list[Transition]] = {}
+    for t in d.transitions:
+        by_trigger.setdefault(t.trigger, []).append(t)
+    ends: dict[tuple[str, str], int] = {}
+    for t in d.transitions:
+        for src in t.source:
+            ends[(src, t.dest)] = ends.get((src, t.dest), 0) + 1
+    gated = situation_paths(d)
+    for i, q in enumerate(d.situations):
+        for j, o in enumerate(q.options):
+            for k, trigger in enumerate(o.path):
+                where = ("situations", i, "options", j, "path", k)
+                ts = by_trigger.get(trigger)
+                if not ts:
+                    report(where, f"情形 '{q.id}' 的选项 '{o.id}' 引用了未定义的触发器 '{trigger}'")
+                    continue
+                for t in ts:
+                    if any(src in table and table[src].parallel for src in t.source):
+                        report(where, f"触发器 '{trigger}' 在并联分支内, 情形不能选择并联分支内的路径")
+                    elif any(ends.get((src, t.dest), 0) > 1 for src in t.source):
+                        report(where, f"触发器 '{trigger}' 与另一条转换起止状态相同, 情形选择的路径须是"
+                                      "其起止状态之间唯一的转换")
+            closed = {tr for tr, chosen in gated.items()
+                      if any(qid == q.id for qid, _ in chosen) and (q.id, o.id) not in chosen}
+            for name in _stuck(d, table, closed):
+                report(("situations", i, "options", j, "id"),
+                       f"选择情形 '{q.id}' 的选项 '{o.id}' 后, 案件到达状态 '{name}' 将没有可走的出口")
+
+
+def _stuck(d: ItemDefinition, table: dict[str, StateRef], closed: set[str]) -> list[str]:
+    """The states a case can reach with the ``closed`` triggers shut whose ways forward are all shut
+    (撤回 and 退回 do not count: they are no way to a decision)."""
+    edges: dict[str, set[str]] = {name: set() for name in table}
+    shut: dict[str, int] = {name: 0 for name in table}
+    for t in d.transitions:
+        if t.trigger.startswith(BACK_PREFIX) or (t.dest in table and table[t.dest].state.outcome == "withdrawn"):
+            continue
+        for src in t.source:
+            if src in edges and t.dest in table:
+                if t.trigger in closed:
+                    shut[src] += 1
+                else:
+                    edges[src].add(t.dest)
+    for name, ref in table.items():
+        if ref.parallel:
+            edges[name].add(ref.parallel)
+    start = d.states[0].id
+    seen, todo = {start}, deque([start])
+    while todo:
+        for nxt in edges[todo.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return [n for n in table if n in seen and shut[n] and not any(
+        nxt != n and nxt != table[n].parallel for nxt in edges[n])]
 
 
 def _check_patterns(d: ItemDefinition, report: Report) -> None:

@@ -22,6 +22,20 @@ from states.schema import ItemDefinition, State, Transition
 # Qualified names use dots: ``joint.health.pending``. Identifiers cannot contain a dot.
 NestedState.separator = "."
 
+# The guard the compiler adds to every transition some 情形 answer selects (engine.guards).
+SITUATION_GUARD = "situation_path"
+
+
+def situation_paths(d: ItemDefinition) -> dict[str, list[tuple[str, str]]]:
+    """trigger → the (question, option) pairs whose answer opens it."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for q in d.situations:
+        for o in q.options:
+            for trigger in o.path:
+                out.setdefault(trigger, []).append((q.id, o.id))
+    return out
+
+
 # (guard name, the transition's destination) → open? The destination matters to 退回's guard.
 GuardCheck = Callable[[str, str], bool]
 
@@ -64,6 +78,9 @@ class CompiledItem:
         ends_early = self.table[t.dest].state.outcome in ("withdrawn", "rejected", "not_accepted")
         joins = not ends_early and any(self.table[src].state.parallel for src in t.source)
         extra = ["all_branches_done"] if joins and "all_branches_done" not in t.guards else []
+        # 事项情形: a transition some answer selects is open only on the cases that chose it.
+        if t.trigger in situation_paths(self.definition) and SITUATION_GUARD not in t.guards:
+            extra.append(SITUATION_GUARD)
         return [*t.guards, *extra]
 
     def parse_model_state(self, value: Any) -> tuple[str, dict[str, str] | None]:

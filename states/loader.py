@@ -79,6 +79,30 @@ def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary, str
     return LoadedItem(definition, source, content_hash(source), path)
 
 
+def forms_dir(items_dir: Path, code: str) -> Path:
+    """Where an item's blank forms and samples are kept: ``forms/<CODE>/`` beside the folder of
+    its definitions (catalog/items → catalog/forms/<CODE>/)."""
+    return items_dir.parent / "forms" / code
+
+
+def _missing_forms(item: LoadedItem, path: Path) -> list[Problem]:
+    """A blank form or sample a material names must be there to be handed out."""
+    d, problems = item.definition, []
+    folder = forms_dir(path.parent, d.code)
+    located = None
+    for i, m in enumerate(d.materials):
+        for key in ("blank_form", "sample"):
+            name = getattr(m, key)
+            if name is None or (folder / name).is_file():
+                continue
+            located = located or load_located(item.source)
+            pos = located.at(("materials", i, key))
+            problems.append(Problem(str(path), pos.line, pos.col,
+                                    f"材料 '{m.id}' 的{'空白表格' if key == 'blank_form' else '示例样表'}文件不存在: "
+                                    f"forms/{d.code}/{name}"))
+    return problems
+
+
 def load_file(path: Path, *, vocabulary: Vocabulary) -> LoadedItem:
     try:
         source = path.read_text(encoding="utf-8")
@@ -86,7 +110,10 @@ def load_file(path: Path, *, vocabulary: Vocabulary) -> LoadedItem:
         raise DefinitionError([Problem(str(path), 1, 1, f"不是 UTF-8 文本: {exc.reason}")]) from None
     except OSError as exc:
         raise DefinitionError([Problem(str(path), 1, 1, f"无法读取: {exc.strerror}")]) from None
-    return parse_item(source, str(path), vocabulary=vocabulary)
+    item = parse_item(source, str(path), vocabulary=vocabulary)
+    if problems := _missing_forms(item, path):
+        raise DefinitionError(problems)
+    return item
 
 
 def iter_definition_files(paths: Iterable[Path]) -> Iterator[Path]:

@@ -7,6 +7,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+# A blank form or sample kept beside the item (forms/<CODE>/<name>, states.loader): a plain file
+# name of a kind an applicant can open, never a path.
+FormFile = Annotated[str, Field(pattern=r"^[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,99}\.(pdf|docx?|xlsx?|jpe?g|png)$")]
 
 
 # 通办模式: the cross-region ways an item can be handled (also the API's ``Mode``).
@@ -25,19 +28,22 @@ class Material(_Strict):
     copies: int = Field(default=1, ge=1, le=99)
     # 容缺受理: the case may be accepted without it under a written promise.
     deferrable: bool = False
-    blank_form: str | None = None
-    sample: str | None = None
+    blank_form: FormFile | None = None  # 空白表格
+    sample: FormFile | None = None  # 示例样表
     # 免提交: taken at intake from the certificate library (电子证照库) — a valid certificate of
     # this 证照类型 held under the applicant's code — instead of a new scan.
     library: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class SituationOption(_Strict):
-    """One answer to a 情形 question, and the materials that answer adds to the list."""
+    """One answer to a 情形 question, the materials that answer adds to the list, and the path of
+    the flow it selects: a transition (by trigger) that some option lists is open only on a case
+    whose answers chose that option; every other transition as usual."""
 
     id: Identifier
     label: str = Field(min_length=1, max_length=64)
     materials: list[Identifier] = []
+    path: list[Identifier] = Field(default=[], max_length=20)
 
 
 class Situation(_Strict):

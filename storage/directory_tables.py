@@ -27,11 +27,13 @@ class DirectoryVersion(SQLModel, table=True):
 
 
 class CounterKind(SQLModel, table=True):
-    """A counter's kind: staffed (有人值守), self-service (自助), guide only (仅远程指导)."""
+    """A counter's kind: staffed (有人值守), self-service (自助), guide only (仅远程指导); a
+    self-service booth names the staffed counter that supervises it (takes its cases in, helps by video)."""
 
     __tablename__ = "counter_kinds"
     counter_id: str = Field(foreign_key="counters.id", primary_key=True, max_length=64)
     kind: str = Field(max_length=16)
+    supervised_by: str | None = Field(default=None, max_length=64)
 
 
 class DirectoryClerk(SQLModel, table=True):

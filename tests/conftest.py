@@ -312,6 +312,10 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     # One Chromium walk through the whole hall (~16 s): booking, ticket, check-in, call, intake, the
     # pad, 整改 → 回访 → 申诉 → 复核 and the figures, four signed-in contexts.
     "test_hall_browser.py::test_booking_ticket_call_intake_rating_rectification_appeal_and_figures": ("slow",),
+    # Chromium walks of many steps each (two browser contexts; the booth's fake camera).
+    "test_guide_browser.py::test_a_prereview_on_a_phone_commented_by_a_clerk_becomes_a_case": ("slow",),
+    "test_guide_browser.py::test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_resets":
+        ("slow",),
 }
 
 

@@ -1,14 +1,21 @@
 """The guide in headless Chromium: a question typed into the search, the item's page, its 情形
-questions answered by tapping, and exactly those materials listed — on a phone and a desktop.
-Screenshots go to docs/screenshots/ (guide_*) for a human to look at."""
+questions answered by tapping, and exactly those materials listed — on a phone and a desktop; a
+pre-review uploaded on a phone, commented by a clerk and taken in as a case; the self-service
+booth at 1920×1080 with Chromium's fake camera capturing each material into a new case and
+printing its receipt, then resetting when left idle. Screenshots go to docs/screenshots/
+(guide_*, prereview_*, kiosk_*) for a human to look at."""
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 from conftest import serving
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from api.app import create_app
 from core.settings import ROOT
@@ -22,16 +29,33 @@ SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 
 
+@dataclass
+class Site:
+    url: str
+    engine: sa.Engine
+    tokens: dict[str, str]
+
+
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    from core.settings import get_settings
+    from storage.object_factory import get_store
+
     tmp = tmp_path_factory.mktemp("guide_pages")
+    get_settings().object_dir = tmp / "objects"
+    get_store.cache_clear()
     engine = make_engine(f"sqlite:///{tmp / 'tongban.db'}")
     migrate.upgrade(engine)
     with session_scope(engine) as s:
-        seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
+        tokens = seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
     with serving(create_app(engine)) as base:
-        yield base
+        yield Site(base, engine, {t["name"]: t["token"] for t in tokens})
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def url(site: Site) -> str:
+    return site.url
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +63,9 @@ def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            # The booth's document camera: Chromium's test pattern, granted without a prompt.
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         yield b
         b.close()
 
@@ -70,4 +96,149 @@ def test_search_item_page_situations_and_exact_materials(browser: Browser, url: 
     # Phone width: nothing wider than the screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(SHOTS / f"guide_materials_{name}.png"), full_page=True)
+    ctx.close()
+
+
+def _login(page: Page, site: Site, who: str) -> None:
+    page.goto(site.url + "/ui/login")
+    page.fill("#token", site.tokens[who])
+    page.click("button[type=submit]")
+    expect(page).not_to_have_url(re.compile(r"/ui/login"))
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (320, 240), (235, 235, 230)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_prereview_on_a_phone_commented_by_a_clerk_becomes_a_case(browser: Browser, site: Site) -> None:
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", has_touch=True,
+                                is_mobile=True)
+    applicant = phone.new_page()
+    applicant.goto(site.url + "/guide/YDJYBA")
+    applicant.get_by_label("常驻异地工作").check()
+    applicant.get_by_label("参保人本人办理").check()
+    applicant.click("#show-materials")
+    applicant.click("#prereview-link")
+    expect(applicant.locator("#prereview-form input[type=file]")).to_have_count(3)
+    applicant.fill("#phone", "13800138000")
+    png = _png()
+    applicant.locator("input[data-material=filing_form]").set_input_files(
+        files=[{"name": "备案表.png", "mimeType": "image/png", "buffer": png}])
+    applicant.locator("input[data-material=work_proof]").set_input_files(
+        files=[{"name": "工作证明.png", "mimeType": "image/png", "buffer": png}])
+    assert applicant.evaluate("document.documentElement.scrollWidth") <= 390
+    applicant.screenshot(path=str(SHOTS / "prereview_upload_phone.png"), full_page=True)
+    applicant.click("#submit-prereview")
+    expect(applicant.locator("#prereview-status")).to_have_text("待预审")
+    code = applicant.locator("#prereview-code").inner_text()
+    status_url = applicant.url
+
+    desk = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    clerk = desk.new_page()
+    _login(clerk, site, "陈静")
+    clerk.goto(site.url + "/ui/prereviews")
+    clerk.click(f"a[href='/ui/prereviews/{code}']")
+    first = clerk.locator("#m-filing_form form")
+    first.get_by_label("需修改").check()
+    first.get_by_placeholder("修改意见").fill("备案表未签名, 请签名后重新上传")
+    first.get_by_role("button", name="保存意见").click()
+    expect(clerk.locator("#m-filing_form")).to_contain_text("备案表未签名")
+    second = clerk.locator("#m-work_proof form")
+    second.get_by_label("合格").check()
+    second.get_by_role("button", name="保存意见").click()
+    expect(clerk.locator("#m-work_proof")).to_contain_text("合格")
+    clerk.screenshot(path=str(SHOTS / "prereview_clerk.png"), full_page=True)
+
+    applicant.goto(status_url)
+    expect(applicant.locator("#m-filing_form")).to_contain_text("需修改: 备案表未签名")
+    expect(applicant.locator("#m-insured_id")).to_contain_text("未上传")
+    applicant.screenshot(path=str(SHOTS / "prereview_comments_phone.png"), full_page=True)
+
+    clerk.fill("#applicant-name", "王五")
+    clerk.fill("#applicant-id", "11010519491231002X")
+    clerk.click("#make-case")
+    expect(clerk.locator("h1")).to_have_text("收件成功")
+    number = clerk.locator("#number").inner_text()
+    clerk.goto(f"{site.url}/ui/prereviews/{code}")
+    expect(clerk.locator("#case-link")).to_have_text(number)
+    clerk.click("#case-link")
+    expect(clerk.locator("body")).to_contain_text("异地工作证明或个人承诺书")
+    clerk.screenshot(path=str(SHOTS / "prereview_case.png"), full_page=True)
+    applicant.reload()
+    expect(applicant.locator("#case-number")).to_have_text(number)
+    desk.close()
+    phone.close()
+
+
+def test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_resets(
+        browser: Browser, site: Site) -> None:
+    ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN", has_touch=True)
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    _login(page, site, "自助终端01")
+    page.clock.install()
+    page.goto(site.url + "/kiosk")
+    page.screenshot(path=str(SHOTS / "kiosk_start.png"))
+    page.tap("#start")
+    page.locator("#name").click()
+    page.keyboard.insert_text("王")  # the built-in reader: keyboard entry
+    page.tap("#id-number")
+    for key in "110105":
+        page.tap(f"#keypad [data-key='{key}']")
+    # A card reader's driver hands the card over through the reader interface.
+    page.evaluate("window.tongbanKiosk.card({name: '王五', id_number: '11010519491231002x'}); 0")
+    page.tap("#phone")
+    for key in "13800138000":
+        page.tap(f"#keypad [data-key='{key}']")
+    expect(page.locator("#id-number")).to_have_value("11010519491231002X")
+    page.screenshot(path=str(SHOTS / "kiosk_identify.png"))
+    page.tap("#to-items")
+    for letter in "YDJY":  # pinyin initials through the guide's search
+        page.tap(f"#letters [data-letter='{letter}']")
+    page.tap("#search")
+    found = page.locator("#results .tile").first
+    expect(found).to_have_text("基本医疗保险跨省异地就医备案")
+    page.screenshot(path=str(SHOTS / "kiosk_items.png"))
+    found.tap()
+    page.get_by_role("button", name="常驻异地工作").tap()
+    page.get_by_role("button", name="参保人本人办理").tap()
+    page.screenshot(path=str(SHOTS / "kiosk_situations.png"))
+    page.tap("#to-capture")
+    expect(page.locator("#camera[data-ready]")).to_be_visible()  # the fake camera's test pattern
+    names = []
+    for i in range(3):  # 备案表, 身份证件, 异地工作证明: exactly this 情形's list
+        names.append(page.locator("#cap-name").inner_text())
+        page.tap("#shoot")
+        expect(page.locator("#cap-thumbs img")).to_have_count(1)
+        if i == 0:
+            page.screenshot(path=str(SHOTS / "kiosk_capture.png"))
+        page.tap("#cap-next")
+    assert names == ["参保人员跨省异地就医备案表", "参保人有效身份证件或社会保障卡", "异地工作证明或个人承诺书"]
+    expect(page.locator("#summary")).to_contain_text("1101**********002X")
+    page.screenshot(path=str(SHOTS / "kiosk_confirm.png"))
+    page.tap("#submit")
+    expect(page).to_have_url(re.compile(r"/kiosk/done/"))
+    number = page.locator("#number").inner_text()
+    expect(page.locator("#received")).to_contain_text("异地工作证明或个人承诺书 1 页")
+    page.evaluate("window.printed = 0; window.print = () => { window.printed += 1; }; 0")  # not a function
+    page.tap("#print")
+    assert page.evaluate("window.printed") == 1
+    page.screenshot(path=str(SHOTS / "kiosk_done.png"))
+    page.emulate_media(media="print")
+    page.screenshot(path=str(SHOTS / "kiosk_receipt_print.png"), full_page=True)
+    page.emulate_media(media="screen")
+    # (The sealed PDF the submission queued is drawn by a job: test_guide checks it, without a browser.)
+    with session_scope(site.engine, readonly=True) as s:
+        from engine.advance import load_case
+
+        case = load_case(s, number)
+        assert case["intake_counter_id"] == "pd-zhengwu" and case["companion_id"] is None
+    page.clock.fast_forward("01:05")  # left idle: back to the start, nothing of the applicant on screen
+    expect(page).to_have_url(re.compile(r"/kiosk$"))
+    expect(page.locator("#s-start")).to_be_visible()
+    assert number not in page.content() and "王五" not in page.content()
     ctx.close()

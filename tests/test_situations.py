@@ -60,3 +60,37 @@ def test_every_catalog_situation_is_valid_and_answers_select_materials() -> None
     with pytest.raises(InvalidInput) as err:
         situations.check_answers(d, {"application_kind": "change", "online": "absent"})
     assert err.value.extra["errors"][0]["field"] == "situation.agent"
+
+
+SPJY = (ROOT / "catalog" / "items" / "spjy_xuke.yaml").read_text(encoding="utf-8")
+
+
+def test_a_path_an_answer_selects_is_checked_at_its_line() -> None:
+    unknown = SPJY.replace("path: [skip_inspection]", "path: [skip_inspektion]")
+    (line, _col, message), = _problems(unknown)
+    assert line == _line(unknown, "skip_inspektion")
+    assert message == "情形 'application_kind' 的选项 'renew' 引用了未定义的触发器 'skip_inspektion'"
+    # Without its own way past 现场核查, 延续 would leave a case stuck once accepted.
+    stuck = SPJY.replace(", path: [skip_inspection]", "")
+    skip = "  - {trigger: skip_inspection, label: 免于现场核查, from: accepted, to: review, roles: [reviewer]}\n"
+    stuck = stuck.replace(skip, "")
+    (line, _col, message), = _problems(stuck)
+    assert line == _line(stuck, "id: renew")
+    assert message == "选择情形 'application_kind' 的选项 'renew' 后, 案件到达状态 'accepted' 将没有可走的出口"
+    twin = SPJY.replace("  - {trigger: skip_inspection,", "  - {trigger: quick_review, label: 快速审核, from: accepted,"
+                        " to: review, roles: [reviewer]}\n  - {trigger: skip_inspection,")
+    at = _line(twin, "path: [skip_inspection]")
+    assert any("起止状态相同" in m and line == at for line, _c, m in _problems(twin))
+
+
+def test_answers_select_the_path_of_the_flow() -> None:
+    d = next(i.definition for i in read_catalog(ROOT / "catalog" / "items") if i.definition.code == "SPJYXK")
+    renew = {"application_kind": "renew", "online": "absent", "agent": "self"}
+    assert situations.selected_path(d, renew) == ["免于现场核查"]
+    assert situations.path_closed(d, renew, "accepted", "review") is None
+    assert situations.path_closed(d, renew, "accepted", "inspection") == (
+        "所选情形不走此环节 (仅适用于「新办」、「变更许可事项」)")
+    new = {**renew, "application_kind": "new"}
+    assert situations.path_closed(d, new, "accepted", "inspection") is None
+    assert situations.path_closed(d, new, "accepted", "review") is not None
+    assert situations.path_closed(d, new, "received", "accepted") is None  # a step no answer selects

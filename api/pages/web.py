@@ -121,7 +121,9 @@ def set_session(request: Request, resp: Response, token: str) -> None:
 
 
 def safe_next(url: str | None) -> str:
-    """Only same-site paths under /ui/ (no open redirects)."""
+    """Only same-site paths under /ui/, or the self-service booth's page (no open redirects)."""
+    if url == "/kiosk":
+        return url
     if url and url.startswith("/ui/") and not url.startswith("//") and "\\" not in url:
         return url
     return "/ui/"

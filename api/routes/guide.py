@@ -87,12 +87,25 @@ class GuideMaterial(_Out):
     situational: bool
     blank_form: str | None
     sample: str | None
+    blank_form_url: str | None = Field(description="空白表格的下载地址")
+    sample_url: str | None = Field(description="填写示例的下载地址")
+
+
+class GuideFile(_Out):
+    material_id: str
+    material: str
+    kind: str = Field(description="blank_form (空白表格) 或 sample (填写示例)")
+    label: str
+    name: str
+    url: str
 
 
 class ItemGuide(GuideSummary):
     situations: list[GuideSituation]
     answers: list[GuideAnswer] | None
+    path: list[str] | None = Field(description="所选情形决定的办理环节 (如 免于现场核查)")
     materials: list[GuideMaterial]
+    files: list[GuideFile] = Field(description="事项附带的空白表格和填写示例")
 
 
 class SearchResult(_Out):
@@ -182,6 +195,7 @@ class PreReviewView(_Out):
     item_code: str
     item_name: str
     status: str
+    status_label: str
     case_number: str | None
     answers: list[GuideAnswer]
     materials: list[PreReviewMaterial]
@@ -209,6 +223,11 @@ def _decode(drafts: dict[str, Draft]) -> dict[str, tuple[str, bytes]]:
         except (binascii.Error, ValueError):
             raise InvalidInput(f"drafts.{mid}.content_base64", "不是有效的 base64") from None
     return out
+
+
+# Drafts are photos: a pre-review carries them in its one body, before anyone signs in (the
+# applicant has no login); the per-client limit answers floods after the body.
+router.allow_larger(r"^/api/v1/guide/prereviews$", lambda: guide_prereview.MAX_BODY_BYTES, uncredentialed=True)
 
 
 @router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(429))

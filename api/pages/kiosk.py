@@ -1,0 +1,123 @@
+"""The self-service booth (/kiosk): a full-screen touch page for the booth's own sign-in.
+
+One page walks the applicant through identify → item → 情形 → capture → submit in the browser
+(static/kiosk.js; nothing is kept after an idle reset), reading the public guide JSON; the
+submission is one multipart POST, answered (PRG) by the result page with the 收件凭证 to print,
+which is shown for a few minutes only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from api.deps import SessionDep
+from api.pages import web
+from api.routing import Router
+from api.schemas import Applicant
+from api.security_headers import VIDEO_DEVICES
+from engine import form_tokens, kiosk, labels
+from engine.errors import EngineError, NotFound
+
+router = Router(pages=True)
+NO_STORE = {"Cache-Control": "no-store"}
+
+router.allow_larger(r"^/kiosk/cases$", lambda: kiosk.MAX_BODY_BYTES)
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+def kiosk_home(request: Request, session: SessionDep) -> Response:
+    actor = web.require_actor(request, session)
+    b = kiosk.booth(session, actor)
+    page = web.render(request, "kiosk.html", actor, booth=b, items=kiosk.items(session, b),
+                      idle=60, token=form_tokens.new())
+    # The booth's document camera: this page captures the materials (getUserMedia).
+    page.headers.update({**NO_STORE, "Permissions-Policy": VIDEO_DEVICES})
+    return page
+
+
+def _problem(status: int, field: str, reason: str) -> JSONResponse:
+    return JSONResponse({"field": field, "reason": reason}, status_code=status, headers=NO_STORE)
+
+
+@router.post("/kiosk/cases")
+def kiosk_submit(request: Request, session: SessionDep,
+                 csrf: Annotated[str, Form(max_length=128)],
+                 form_token: Annotated[str, Form(max_length=64)] = "",
+                 item: Annotated[str, Form(max_length=64)] = "",
+                 name: Annotated[str, Form(max_length=100)] = "",
+                 id_number: Annotated[str, Form(max_length=32)] = "",
+                 phone: Annotated[str, Form(max_length=20)] = "",
+                 situation: Annotated[list[str] | None, Form()] = None,
+                 material: Annotated[list[str] | None, Form()] = None,
+                 captures: Annotated[list[UploadFile] | None, File()] = None) -> Response:
+    """One capture per ``material`` entry, in order (several for a material of several pages).
+    Answers 303 to the result page; a refusal is JSON naming the field, for the page to show."""
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
+    answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
+    shots: dict[str, list[tuple[str, bytes]]] = {}
+    for mid, f in zip((material or [])[:200], (captures or [])[:200], strict=False):
+        data = f.file.read(kiosk.MAX_CAPTURE_BYTES + 1)
+        if len(data) > kiosk.MAX_CAPTURE_BYTES:
+            return _problem(413, f"captures.{mid[:64]}", "拍摄的图片过大")
+        shots.setdefault(mid[:64], []).append((f.filename or f"{mid[:64]}.jpg", data))
+    raw = {k: v.strip() for k, v in {"name": name, "kind": "person", "id_number": id_number.upper(),
+                                     "phone": phone}.items() if v.strip()}
+    try:
+        applicant = Applicant.model_validate(raw)
+        case, code = kiosk.submit(session, actor, item, applicant.model_dump(exclude_none=True), answers, shots)
+    except ValidationError as exc:
+        first_error = labels.validation_sentences(exc.errors())[0]
+        return _problem(422, first_error["field"], first_error["reason"])
+    except EngineError as exc:
+        session.rollback()
+        errors = exc.extra.get("errors") or [{"field": "", "reason": exc.detail}]
+        return _problem(exc.status, errors[0]["field"], errors[0]["reason"])
+    token = form_token if form_tokens.valid(form_token) else form_tokens.new()
+    done = f"/kiosk/done/{token}"
+    form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"],
+                         item=case["item_code"], at=case["created_at"].isoformat())
+    return RedirectResponse(done, status_code=303)
+
+
+def _result(request: Request, session: SessionDep, token: str) -> tuple[object, dict[str, str]]:
+    actor = web.require_actor(request, session)
+    kiosk.booth(session, actor)
+    first = form_tokens.first_result(session, actor.id, token[:64])
+    if not first or "number" not in first or not kiosk.fresh(first.get("at")):
+        raise NotFound("办理结果已不再显示 (请在「办件进度查询」中查看)")
+    return actor, first
+
+
+@router.get("/kiosk/done/{token}", response_class=HTMLResponse)
+def kiosk_done(request: Request, session: SessionDep, token: str) -> Response:
+    actor, first = _result(request, session, token)
+    view = kiosk.result_view(session, actor, first["number"])  # type: ignore[arg-type]
+    page = web.render(request, "kiosk_done.html", actor, v=view, code=first.get("query_code", ""),
+                      token=token, idle=kiosk.RESULT_SECONDS // 3)
+    page.headers.update(NO_STORE)
+    return page
+
+
+@router.get("/kiosk/receipt/{token}")
+def kiosk_receipt(request: Request, session: SessionDep, token: str) -> Response:
+    """The 收件凭证 PDF to print, once drawn; until then a page that looks again shortly."""
+    actor, first = _result(request, session, token)
+    evidence = kiosk.receipt(session, actor, first["number"])  # type: ignore[arg-type]
+    if evidence is None:
+        page = web.render(request, "kiosk_wait.html", actor, status_code=202)
+        page.headers.update({**NO_STORE, "Refresh": "2"})
+        return page
+    d = kiosk.receipt_download(session, actor, first["number"], evidence)  # type: ignore[arg-type]
+    if d.url is not None:  # an object store's short-lived presigned URL
+        return RedirectResponse(d.url, status_code=307, headers=NO_STORE)
+    return StreamingResponse(d.stream, media_type=d.media_type, headers={
+        **NO_STORE, "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(d.filename)}.pdf"})
