@@ -38,6 +38,7 @@ from api.routes import (
     items,
     mail,
     notices,
+    notifications,
     public,
     tickets,
     verify,
@@ -62,7 +63,7 @@ ROUTERS: tuple[Router, ...] = (
     guide_routes.router, guide_pages.router,
     kiosk_pages.router,
     queue.router,
-    tickets.router, evaluations.router, hall.router,
+    tickets.router, evaluations.router, hall.router, notifications.router,
     booking_pages.router,
 )
 

@@ -121,6 +121,15 @@ class MaterialView(_Out):
     library: LibraryLink | None = Field(default=None, description="免提交: 取自电子证照库的证照")
 
 
+class SituationAnswer(_Out):
+    """One 事项情形 question and the applicant's answer, as intake recorded it."""
+
+    id: str = Field(description="问题标识 (事项定义中的 situations[].id)")
+    question: str
+    answer: str = Field(description="所选选项的标识")
+    label: str = Field(description="所选选项的名称")
+
+
 class Deadlines(_Out):
     supplement_notice: date | None = Field(description="一次性告知补正的期限 (受理前)")
     accepted_at: Instant | None
@@ -174,6 +183,7 @@ class Case(_Out):
     applicant: ApplicantView
     commitment: dict[str, Any] | None = Field(description="告知承诺: 签署人、时间、内容")
     materials: list[MaterialView]
+    situation: list[SituationAnswer] = Field(description="事项情形: 受理时记录的问题与回答; 事项无情形时为空")
     deadlines: Deadlines
     created_at: Instant
     updated_at: Instant

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.directory import directory_app
+from cli.notify import notify_app
 from cli.seals import seals_app, verify_file
 from cli.video import video_app
 from core.settings import get_settings
@@ -35,6 +36,7 @@ app.command("verify")(verify_file)
 jobs_app = typer.Typer(help="自动任务: 查看最终失败的任务并重新执行", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(directory_app, name="directory")
+app.add_typer(notify_app, name="notify")
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -103,6 +103,8 @@ def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str,
         "applicant": case["applicant"],
         "commitment": case["commitment"],  # 告知承诺: who signed, when, what
         "materials": materials,
+        # 事项情形: the answers intake recorded, read as the situation_path guard reads them.
+        "situation": situations.describe(d, guards.situation) if d.situations else [],
         # engine.deadlines: before 受理 the five days to notify missing materials run; from 受理 the
         # decision periods; the clock stops in 补正 and 特别程序; 正常/预警/逾期 from the sweep.
         "deadlines": {"supplement_notice": case.get("supplement_notice_due"),

@@ -12,6 +12,7 @@ def test_full_path_receive_accept_review_issue_complete(demo: Demo) -> None:
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     n = case["number"]
     assert case["state"]["id"] == "received" and case["status"]["code"] == 1
+    assert case["situation"] == []  # an item without 事项情形
     # The decision periods run from 受理, not 收件; before it, the five days to notify missing materials.
     assert case["query_code"] and case["deadlines"]["promised"] is None and case["deadlines"]["supplement_notice"]
     path = [("accept", "accepted"), ("start_review", "review"), ("approve", "approved"),

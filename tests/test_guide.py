@@ -227,6 +227,13 @@ def test_an_answer_selects_the_path_of_the_flow_on_the_case(demo: Demo) -> None:
 
     renew, new = case("renew"), case("new")
     view = demo.client.get(f"/api/v1/cases/{renew}", headers=demo.h("刘洋")).json()
+    # The case's own answers, read from its intake event as the guard reads them.
+    assert view["situation"] == [
+        {"id": "application_kind", "question": "申请新办、延续还是变更许可?", "answer": "renew",
+         "label": "延续许可 (经营条件未发生变化)"},
+        {"id": "online", "question": "是否通过网络经营?", "answer": "absent", "label": "仅实体门店经营"},
+        {"id": "agent", "question": "是否委托他人代为办理?", "answer": "self", "label": "法定代表人或负责人本人办理"}]
+    assert demo.client.get(f"/api/v1/cases/{new}", headers=demo.h("刘洋")).json()["situation"][0]["answer"] == "new"
     triggers = {t["trigger"]: t for t in view["triggers"]}
     assert triggers["skip_inspection"]["open"] and not triggers["start_inspection"]["open"]
     assert triggers["start_inspection"]["reasons"] == ["所选情形不走此环节 (仅适用于「新办」、「变更许可事项」)"]
