@@ -91,19 +91,19 @@ def _counters(session: Session, rows: Iterable[Any]) -> dict[int, set[str]]:
 def _entries(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
     counters = _counters(session, rows)
     wanted = set().union(*counters.values()) if counters else set()
-    region_of = dict(session.execute(sa.select(Counter.id, Counter.region_code).where(Counter.id.in_(wanted)))
-                     .tuples()) if wanted else {}
+    region_of = {cid: code for cid, code in session.execute(
+        sa.select(Counter.id, Counter.region_code).where(Counter.id.in_(wanted)))} if wanted else {}
     ids = [r.id for r in rows]
-    last_at = dict(session.execute(
+    last_at = {nid: at for nid, at in session.execute(
         sa.select(T_NOTE_LOG.c.notification_id, sa.func.max(T_NOTE_LOG.c.at))
-        .where(T_NOTE_LOG.c.notification_id.in_(ids)).group_by(T_NOTE_LOG.c.notification_id)).tuples()) if ids else {}
+        .where(T_NOTE_LOG.c.notification_id.in_(ids)).group_by(T_NOTE_LOG.c.notification_id))} if ids else {}
     out = []
     for r in rows:
         mine = sorted(counters[r.id])
         out.append({
             "id": r.id, "case_number": r.number, "kind": r.kind, "kind_label": KIND_LABELS.get(r.kind, r.kind),
             "audience": r.audience, "channel": r.channel,
-            "channel_label": notify.CHANNEL_LABELS.get(r.channel or "", "未定"),
+            "channel_label": notify.CHANNEL_LABELS.get(r.channel or "", "渠道未定"),
             "address": mask(r.address), "status": r.status,
             "status_label": notify.STATUS_LABELS.get(r.status, r.status), "attempts": r.attempts,
             "last_error": r.last_error, "created_at": r.created_at, "last_attempt_at": last_at.get(r.id),
