@@ -19,20 +19,27 @@ def _engine():  # type: ignore[no-untyped-def]
 
 
 @notify_app.command("failed")
-def failed(region: Annotated[str | None, typer.Option(help="只看与此地区窗口有关的通知")] = None) -> None:
+def failed(
+    region: Annotated[str | None, typer.Option(help="只看与此地区窗口有关的通知")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="至多列出条数")] = 200,
+) -> None:
     """列出发送失败或无可用地址的通知 (办件编号、渠道、地址 (部分隐藏)、尝试次数、最近错误)。"""
     from core.clock import local
     from engine.notify_failed import failed as listing
     from storage.db import session_scope
 
     with session_scope(_engine(), readonly=True) as session:
-        rows = listing(session, {region} if region else None)
+        rows = listing(session, {region} if region else None, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
     for r in rows:
         at = r["last_attempt_at"] or r["created_at"]
         typer.echo(f"{r['id']}  {r['case_number'] or '-'}  {r['kind_label']}  {r['status_label']}  "
                    f"{r['channel_label']} {r['address'] or '-'}  {r['attempts']} 次  "
                    f"{local(at).isoformat(timespec='seconds')}\n    {(r['last_error'] or '')[:300]}")
-    typer.echo(f"共 {len(rows)} 条未发出的通知")
+    if more:
+        typer.echo(f"仅列出最早的 {len(rows)} 条未发出的通知 (可用 --limit 列出更多)")
+    else:
+        typer.echo(f"共 {len(rows)} 条未发出的通知")
 
 
 @notify_app.command("retry")

@@ -36,6 +36,7 @@ KIND_LABELS = {
     "progress": "办件进度通知", "bad_rating": "差评待整改", "rectified": "差评整改回复",
 }
 LIST_LIMIT = 200
+CHUNK = 500  # rows read at a time while judging regions
 
 
 def mask(address: str | None) -> str | None:
@@ -119,15 +120,24 @@ def _select() -> sa.Select[Any]:
             .outerjoin(T_CASE, T_CASE.c.id == T_NOTE.c.case_id))
 
 
-def failed(session: Session, regions: set[str] | None = None, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
-    """Messages that failed or had nowhere to go, oldest first: all of them, or those about a
-    counter of ``regions``. Few by nature (each one is an operator's task), so the regions are
-    judged here rather than in the query."""
-    rows = list(session.execute(_select().where(T_NOTE.c.status.in_(RETRYABLE)).order_by(T_NOTE.c.id)))
-    entries = _entries(session, rows)
-    if regions is not None:
-        entries = [e for e in entries if set(e["regions"]) & regions]
-    return entries[:limit]
+def failed(session: Session, regions: set[str] | None = None, limit: int = LIST_LIMIT,
+           after: int = 0) -> list[dict[str, Any]]:
+    """Messages that failed or had nowhere to go, oldest first, from after the id ``after``: all
+    of them, or those about a counter of ``regions``. A message's counters come from its case
+    or its key (see the module's docstring), so the regions are judged per chunk read, not in
+    the query."""
+    out: list[dict[str, Any]] = []
+    while True:
+        rows = list(session.execute(_select().where(T_NOTE.c.status.in_(RETRYABLE), T_NOTE.c.id > after)
+                                    .order_by(T_NOTE.c.id).limit(CHUNK)))
+        for e in _entries(session, rows):
+            if regions is None or set(e["regions"]) & regions:
+                out.append(e)
+                if len(out) == limit:
+                    return out
+        if len(rows) < CHUNK:
+            return out
+        after = rows[-1].id
 
 
 def _supervisor_regions(session: Session, actor: Actor) -> set[str]:
@@ -136,9 +146,9 @@ def _supervisor_regions(session: Session, actor: Actor) -> set[str]:
     return supervised_regions(session, actor)
 
 
-def failed_for(session: Session, actor: Actor, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+def failed_for(session: Session, actor: Actor, limit: int = LIST_LIMIT, after: int = 0) -> list[dict[str, Any]]:
     """The failed messages about the counters of the regions the supervisor watches."""
-    return failed(session, _supervisor_regions(session, actor), limit)
+    return failed(session, _supervisor_regions(session, actor), limit, after)
 
 
 def entry(session: Session, notification_id: int) -> dict[str, Any]:
@@ -161,7 +171,7 @@ def retry(session: Session, notification_id: int, actor: Actor | None = None) ->
 
 def retry_all(session: Session, regions: set[str] | None = None) -> list[int]:
     """Every listed message (of ``regions``, or all) back in the outbox; their ids."""
-    ids = [e["id"] for e in failed(session, regions, limit=10**9)]
+    ids = [e["id"] for e in failed(session, regions, limit=2**31)]
     for nid in ids:
         notify.requeue(session, nid)
     return ids

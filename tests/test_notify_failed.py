@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 from cli.main import app as cli_app
 from core import clock
 from core.settings import get_settings
-from engine import notify
+from engine import notify, notify_failed
 from storage.db import get_engine, session_scope
 from storage.flow_tables import T_NOTE
 from storage.tables import T_CASE
 
 MONDAY_EARLY = datetime(2026, 12, 7, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-REFUSED = {"13800000007", "13900000008", "13700000009"}
+REFUSED = {"13800000006", "13800000007", "13900000008", "13700000009"}
 
 
 @pytest.fixture
@@ -52,25 +52,32 @@ def _ids(demo: Demo) -> dict[str, int]:
 
 
 def test_supervisors_see_and_resend_the_failed_messages_of_their_regions(demo: Demo, gateway: SmsGateway) -> None:
-    with clock.frozen(MONDAY_EARLY):  # a booking at 浦东 (310115)
-        r = demo.client.post("/api/v1/appointments", json={
-            "counter": "pd-zhengwu", "item": "GGCSWSXK", "date": "2026-12-07", "start": "09:00",
-            "name": "张三", "phone": "13800000007"})
-        assert r.status_code == 201, r.text
+    with clock.frozen(MONDAY_EARLY):  # two bookings at 浦东 (310115)
+        for phone in ("13800000007", "13800000006"):
+            r = demo.client.post("/api/v1/appointments", json={
+                "counter": "pd-zhengwu", "item": "GGCSWSXK", "date": "2026-12-07", "start": "09:00",
+                "name": "张三", "phone": phone})
+            assert r.status_code == 201, r.text
     number = demo.create("黄丽", "GGCSWSXK", ALL_GGCS)["number"]  # a case at 南沙 (440115)
     with session_scope(demo.engine) as s:
         case_id = s.execute(sa.select(T_CASE.c.id).where(T_CASE.c.number == number)).scalar_one()
         notify.to_applicant_phone(s, "test:case", "13900000008", "result", "您的办件已办结。", case_id=case_id)
         notify.queue(s, "test:nowhere", audience="applicant", kind="test", message="与窗口无关的通知",
                      channel="sms", address="13700000009")
-    assert notify.deliver_due(demo.engine, "drainer-1") == {"sent": 0, "retry": 0, "failed": 3, "settled": 0}
+    assert notify.deliver_due(demo.engine, "drainer-1") == {"sent": 0, "retry": 0, "failed": 4, "settled": 0}
     ids = _ids(demo)
-    booking = next(v for k, v in ids.items() if k.startswith("appointment:"))
+    booking, other = sorted(v for k, v in ids.items() if k.startswith("appointment:"))
 
     refused = demo.client.get("/api/v1/notifications/failed", headers=demo.h("陈静"))
     assert refused.status_code == 403 and refused.json()["missing"] == ["role:supervisor"]
-    pudong = demo.client.get("/api/v1/notifications/failed", headers=demo.h("赵督查")).json()["items"]
-    assert [n["id"] for n in pudong] == [booking]  # 南沙's is not theirs, the unscoped one nobody's
+    first = demo.client.get("/api/v1/notifications/failed", params={"limit": 1}, headers=demo.h("赵督查"))
+    pudong = first.json()["items"]
+    assert [n["id"] for n in pudong] == [booking] and first.json()["next_cursor"] == str(booking)
+    assert f"cursor={booking}" in first.headers["Link"]
+    rest = demo.client.get("/api/v1/notifications/failed", params={"limit": 1, "cursor": str(booking)},
+                           headers=demo.h("赵督查")).json()
+    # 南沙's is not theirs, the unscoped one nobody's.
+    assert [n["id"] for n in rest["items"]] == [other] and rest["next_cursor"] is None
     (seen,) = pudong
     assert seen["address"] == "138****0007" and "13800000007" not in str(pudong)
     assert (seen["case_number"], seen["counters"], seen["regions"]) == (None, ["pd-zhengwu"], ["310115"])
@@ -98,7 +105,8 @@ def test_supervisors_see_and_resend_the_failed_messages_of_their_regions(demo: D
     assert notify.deliver_due(demo.engine, "drainer-1") == {"sent": 1, "retry": 0, "failed": 0, "settled": 0}
     assert _status(demo, booking) == ("sent", 1)
     assert [b["to"] for status, _, b in gateway.requests if status == 200] == ["13800000007"]
-    assert demo.client.get("/api/v1/notifications/failed", headers=demo.h("赵督查")).json()["items"] == []
+    left = demo.client.get("/api/v1/notifications/failed", headers=demo.h("赵督查")).json()
+    assert [n["id"] for n in left["items"]] == [other] and left["next_cursor"] is None
 
 
 def _cli(demo: Demo, args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
@@ -135,6 +143,11 @@ def test_the_notify_commands_list_and_resend(sqlite_demo: Demo, gateway: SmsGate
     assert "无可用地址" in out and "未配置邮件发送服务" in out  # the reasons, as the outbox kept them
     code, out = _cli(demo, ["notify", "failed", "--region", "440115"], monkeypatch)
     assert "共 0 条未发出的通知" in out, out
+    monkeypatch.setattr(notify_failed, "CHUNK", 1)  # the regions judged over several reads
+    code, out = _cli(demo, ["notify", "failed", "--region", "310115"], monkeypatch)
+    assert "共 2 条未发出的通知" in out and "d***@" not in out, out
+    code, out = _cli(demo, ["notify", "failed", "--limit", "1"], monkeypatch)
+    assert "仅列出最早的 1 条未发出的通知" in out and str(ids["test:refused"]) in out, out
     code, out = _cli(demo, ["notify", "retry"], monkeypatch)
     assert code == 2 and "--all" in out
     code, out = _cli(demo, ["notify", "retry", str(ids["test:refused"]), "999999"], monkeypatch)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
+from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.contract import problems
 from api.deps import ActorDep, SessionDep
 from api.models import Instant
+from api.routes.events import LINK_HEADER, json_answer, next_link
 from api.routing import Router
 from engine import notify_failed
 
@@ -43,15 +44,25 @@ class FailedNotification(BaseModel):
 class FailedNotificationList(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[FailedNotification]
-    next_cursor: str | None = Field(description="总为 null: 未发出的通知逐条处理, 一页列完 (至多 200 条)")
+    next_cursor: str | None = Field(
+        description="下一页的游标 (作 cursor 参数), 没有更多时为 null; 答复另有 Link: rel=\"next\"")
 
 
-@router.get("/notifications/failed", response_model=FailedNotificationList, responses=problems(403))
-def list_failed(session: SessionDep, actor: ActorDep) -> Any:
+@router.get("/notifications/failed", response_model=FailedNotificationList,
+            responses={**problems(403), 200: {"headers": LINK_HEADER}})
+def list_failed(request: Request, session: SessionDep, actor: ActorDep,
+                cursor: Annotated[str | None, Query(max_length=10, pattern=r"^[0-9]{1,10}$",
+                                                    description="上一页的 next_cursor (通知编号)")] = None,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
     """发送失败的通知
 
-    发送失败或无可用地址的通知, 仅限督查人员所督查区域的窗口, 最早的在前。"""
-    return {"items": notify_failed.failed_for(session, actor), "next_cursor": None}
+    发送失败或无可用地址的通知, 仅限督查人员所督查区域的窗口, 最早的在前; 还有更多时
+    `next_cursor` 给出下一页的起点 (亦见 Link)。"""
+    items = notify_failed.failed_for(session, actor, limit + 1, int(cursor or 0))
+    more = len(items) > limit
+    items = items[:limit]
+    page = {"items": items, "next_cursor": str(items[-1]["id"]) if more else None}
+    return json_answer(page, headers={"Link": next_link(request, "cursor", page["next_cursor"])} if more else None)
 
 
 @router.post("/notifications/{notification_id:int}/retry", response_model=FailedNotification,
