@@ -11,12 +11,14 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import clock
-from engine import catalog, certfields, deadlines, situations
+from core.settings import get_settings
+from engine import catalog, certfields, deadlines, situations, workdays
 from engine.actors import Actor
 from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
 from engine.certificates import taken_from_library
 from engine.errors import InvalidInput
 from engine.guards import Guards
+from engine.workdays import WorkCalendar
 from states.compiler import CompiledItem
 from storage.rows import CaseRow
 from storage.tables import T_CASE, T_HIST, T_HOLD, ItemVersion
@@ -142,10 +144,26 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidInput("cursor", "分页游标无效") from exc
 
 
-def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None, today: date) -> dict[str, Any]:
-    """One case as the queue and the search list it: state and status, deadlines, who holds it."""
+def deadline_badge(cal: WorkCalendar, r: Any, today: date, warn_days: int) -> dict[str, Any]:
+    """正常/预警/逾期 of the period that runs now, live (the sweep's stored mark lags a day), and
+    whether the clock stands still (补正, 特别程序): a paused case is shown as such, not as late."""
+    if r.get("finished_at") is not None:
+        return {"due": None, "status": None, "paused": False}
+    due = r.get("promised_due") or r.get("supplement_notice_due")
+    paused = r.get("clock_paused_at") is not None
+    status = None if paused else deadlines.status_on(cal, due, today, warn_days)
+    legal = r.get("legal_due")
+    if not paused and legal is not None and r.get("certificate_due") is None and today > legal:
+        status = deadlines.OVERDUE
+    return {"due": due, "status": status, "paused": paused}
+
+
+def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None, today: date,
+                cal: WorkCalendar | None = None, page: bool = False) -> dict[str, Any]:
+    """One case as the queue and the search list it: state and status, deadlines, who holds it;
+    with ``page``, what the queue page shows beside (applicant, received, the deadline's badge)."""
     due = r["promised_due"] or r["supplement_notice_due"]
-    return {
+    entry = {
         "number": r["number"], "item_code": r["item_code"], "item_name": item_name,
         "state": state_ref(catalog.compiled(session, r["item_version_id"]), r["state"]),
         "status": status_ref(r["status_code"]),
@@ -156,6 +174,12 @@ def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None
         "assignee": (r["assignees"] or {}).get(counter_id or ""), "companion_id": r["companion_id"],
         "version": r["version"],
     }
+    if page:
+        entry.update(applicant=(r["applicant"] or {}).get("name", ""), received_at=r["created_at"],
+                     finished_at=r["finished_at"],
+                     deadline=deadline_badge(cal or workdays.calendar(session), r, today,
+                                             get_settings().warn_working_days))
+    return entry
 
 
 def queue(session: Session, counter_id: str, *, state: str | None = None, item: str | None = None,
@@ -197,3 +221,73 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
     for it in items:
         del it["_id"]
     return {"items": items, "next_cursor": next_cursor}
+
+
+QUEUE_SORTS = {"received": "收件时间", "due": "期限", "applicant": "申请人", "item": "事项", "state": "状态"}
+DEADLINE_FILTERS = ("正常", "预警", "逾期", "暂停")
+CLAIM_FILTERS = {"unclaimed": "待认领", "mine": "我的", "others": "他人认领"}
+QUEUE_COLUMNS = (T_CASE.c.id, T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state, T_CASE.c.status_code,
+                 T_CASE.c.promised_due, T_CASE.c.legal_due, T_CASE.c.supplement_notice_due,
+                 T_CASE.c.deadline_provisional, T_CASE.c.assignees, T_CASE.c.companion_id, T_CASE.c.version,
+                 T_CASE.c.item_version_id, T_CASE.c.finished_at, T_CASE.c.applicant, T_CASE.c.created_at,
+                 T_CASE.c.clock_paused_at, T_CASE.c.certificate_due, ItemVersion.name)
+
+
+def _sort_key(sort: str, entry: dict[str, Any]) -> tuple[Any, ...]:
+    far = date.max
+    if sort == "due":
+        return (entry["deadline"]["paused"], entry["deadline"]["due"] or far, entry["received_at"])
+    if sort == "applicant":
+        return (entry["applicant"], entry["received_at"])
+    if sort == "item":
+        return (entry["item_name"], entry["received_at"])
+    if sort == "state":
+        return (entry["state"]["label"], entry["received_at"])
+    return (entry["received_at"],)
+
+
+def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished: bool = False,
+                    item: str | None = None, state: str | None = None, deadline: str | None = None,
+                    claim: str | None = None, sort: str = "received", descending: bool = False,
+                    offset: int = 0, limit: int = 50, today: date | None = None) -> dict[str, Any]:
+    """The queue page's list. Open work: what the counter holds now, filtered and sorted as the
+    clerk asks, unclaimed work first for a clerk who reviews or approves (they pick the next case
+    from the top). 已办结: the counter's finished cases (it took them in or decided them), newest first.
+    A counter holds a bounded number of open cases, so they are sorted here, on every column."""
+    if sort not in QUEUE_SORTS:
+        raise InvalidInput("sort", "没有这种排序方式")
+    if deadline is not None and deadline not in DEADLINE_FILTERS:
+        raise InvalidInput("deadline", "期限筛选须为 正常、预警、逾期 或 暂停")
+    if claim is not None and claim not in CLAIM_FILTERS:
+        raise InvalidInput("claim", "认领筛选须为 待认领、我的 或 他人认领")
+    today = today or clock.today()
+    cal = workdays.calendar(session)
+    base = sa.select(*QUEUE_COLUMNS).join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
+    if item:
+        base = base.where(T_CASE.c.item_code == item)
+    if state:
+        base = base.where(T_CASE.c.state == state)
+    if finished:
+        q = (base.where(T_CASE.c.finished_at.is_not(None),
+                        sa.or_(T_CASE.c.intake_counter_id == counter_id, T_CASE.c.competent_counter_id == counter_id))
+             .order_by(T_CASE.c.finished_at.desc(), T_CASE.c.id.desc()).offset(offset).limit(limit + 1))
+        entries = [queue_entry(session, r, r["name"], counter_id, today, cal, page=True)
+                   for r in session.execute(q).mappings()]
+        return {"items": entries[:limit], "more": len(entries) > limit, "total": None}
+    rows = session.execute(base.join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
+                           .where(T_HOLD.c.counter_id == counter_id)).mappings().all()
+    entries = [queue_entry(session, r, r["name"], counter_id, today, cal, page=True) for r in rows]
+    if deadline == "暂停":
+        entries = [e for e in entries if e["deadline"]["paused"]]
+    elif deadline:
+        entries = [e for e in entries if e["deadline"]["status"] == deadline]
+    if claim == "unclaimed":
+        entries = [e for e in entries if e["assignee"] is None]
+    elif claim == "mine":
+        entries = [e for e in entries if actor.id in (e["assignee"], e["companion_id"])]
+    elif claim == "others":
+        entries = [e for e in entries if e["assignee"] not in (None, actor.id)]
+    entries.sort(key=lambda e: _sort_key(sort, e), reverse=descending)
+    if actor.roles & {"reviewer", "approver", "inspector"}:
+        entries.sort(key=lambda e: e["assignee"] is not None)  # stable: the chosen order within each part
+    return {"items": entries[offset:offset + limit], "more": len(entries) > offset + limit, "total": len(entries)}

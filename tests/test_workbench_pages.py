@@ -1,0 +1,70 @@
+"""The workbench's pages without a browser: the queue (columns, sorting, filters, the search box,
+已办结, unclaimed work first), the case page's actions, and the intake form."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ALL_FGS, DEMO_APPLICANT, Demo, page_login
+from fastapi.testclient import TestClient
+
+
+def _login(demo: Demo, who: str) -> TestClient:
+    client = TestClient(demo.client.app, headers={"Origin": "http://testserver"})
+    assert page_login(client, demo.tokens[who], "/ui/designer").status_code == 303
+    return client
+
+
+def _rows(html: str) -> list[str]:
+    return re.findall(r'<tr class="[^"]*" data-number="([0-9]+)">', html)
+
+
+def _row(html: str, number: str) -> str:
+    start = html.index(f'data-number="{number}"')
+    return html[start:html.index("</tr>", start)]
+
+
+def test_the_queue_tells_what_to_do_next(demo: Demo) -> None:
+    people = ["青岛甲贸易有限公司", "青岛乙物流有限公司", "青岛丙科技有限公司"]
+    made = [demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211",
+                        applicant={**DEMO_APPLICANT, "name": n, "phone": f"0532-8600000{i}"})
+            for i, n in enumerate(people)]
+    versions = [demo.fire("王芳", c["number"], "forward")["version"] for c in made]
+    first, second, third = (c["number"] for c in made)
+    li = _login(demo, "李强")
+    # 李强 reviews: claiming the first leaves the other two, unclaimed, at the top.
+    claimed = demo.client.post(f"/api/v1/cases/{first}/claim",
+                               headers=demo.h("李强", **{"If-Match": f'"{versions[0]}"'}))
+    assert claimed.status_code == 200, claimed.text
+    html = li.get("/ui/queue").text
+    assert _rows(html) == [second, third, first]
+    row = _row(html, second)
+    for shown in ("青岛乙物流有限公司", "分公司负责人变更登记", "办理地审核", "待认领", "王芳"):
+        assert shown in row, shown
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", row)  # received, in the product's zone
+    assert "李强" in _row(html, first)
+    # Sorted by applicant (a column header's link), newest first (the header again).
+    by_name = li.get("/ui/queue?sort=applicant").text
+    assert 'data-sort="applicant"' in by_name
+    assert _rows(by_name)[:2] == sorted([second, third], key=lambda n: people[[c["number"] for c in made].index(n)])
+    assert _rows(li.get("/ui/queue?sort=received&desc=true").text) == [third, second, first]
+    # Filters: unclaimed, mine; the state of the item; unknown values are refused naming the field.
+    assert _rows(li.get("/ui/queue?claim=mine").text) == [first]
+    assert _rows(li.get("/ui/queue?claim=unclaimed").text) == [second, third]
+    assert _rows(li.get("/ui/queue?item=FGSFZRBG&state=approved").text) == []
+    bad = li.get("/ui/queue?item=FGSFZRBG&state=nosuch")
+    assert bad.status_code == 422 and "状态" in bad.text
+    assert li.get("/ui/queue?deadline=late").status_code == 422
+    # The search box: by name (Chinese substring), the phone's last digits.
+    assert _rows(li.get("/ui/queue", params={"q": "丙科技"}).text) == [third]
+    assert _rows(li.get("/ui/queue", params={"q": "86000001"}).text) == [second]
+    # A finished case leaves the open queue and shows under 已办结, with its finish time.
+    out = demo.fire("李强", first, "approve")
+    out = demo.fire("李强", first, "issue", out["version"])
+    demo.fire("王芳", first, "hand_over", out["version"])
+    assert first not in _rows(li.get("/ui/queue").text)
+    done = li.get("/ui/queue?tab=finished").text
+    assert _rows(done) == [first] and 'aria-current="page"' in done and "办结" in _row(done, first)
+    wang = _login(demo, "王芳")
+    assert _rows(wang.get("/ui/queue?tab=finished").text) == [first]
+    assert _rows(wang.get("/ui/queue", params={"q": "甲贸易", "tab": "finished"}).text) == [first]
