@@ -70,3 +70,21 @@ def validation_sentences(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, 
         if row not in out:
             out.append(row)
     return out
+
+
+# What each kind of history event is called on the case page (engine.views.history_lines).
+EVENT_LABELS = {
+    "intake": "收件", "transition": "办理", "material": "材料清单", "assign": "转交", "claim": "认领",
+    "release": "释放认领", "extension": "延期", "handoff": "跨域移交 (接件)", "page_added": "上传扫描件",
+    "page_withdrawn": "撤回扫描件", "pages_reordered": "调整扫描件顺序", "page_downloaded": "查看扫描件",
+    "evidence_stored": "存证", "evidence_downloaded": "查看存证文件", "certificate_revoked": "证照注销",
+    "video_open": "发起视频环节", "video_join": "进入视频环节", "video_leave": "离开视频环节",
+    "video_close": "视频环节结束", "video_chat": "视频环节留言", "video_recording": "视频环节录像已存证",
+    "video_capture": "高拍仪截图", "video_file": "视频环节传送文件",
+}
+MATERIAL_STATUS = {"received": "已收", "missing": "缺", "deferred": "容缺"}
+EVIDENCE_KINDS = {"certificate": "证照", "recording": "录像", "waybill": "运单面单", "notice": "文书"}
+
+
+def event_label(kind: str) -> str:
+    return EVENT_LABELS.get(kind, "其他事件")

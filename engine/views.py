@@ -12,17 +12,31 @@ from sqlmodel import Session
 
 from core import clock
 from core.settings import get_settings
-from engine import catalog, certfields, deadlines, situations, workdays
+from engine import (
+    catalog,
+    certfields,
+    certificates,
+    deadlines,
+    delivery,
+    directory,
+    labels,
+    situations,
+    workdays,
+)
 from engine.actors import Actor
-from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
+from engine.advance import companion_step, describe_missing, holder_counters, names_for, source_holder, why_forbidden
 from engine.certificates import taken_from_library
 from engine.errors import InvalidInput
 from engine.guards import Guards
 from engine.workdays import WorkCalendar
+from states import defaults
 from states.compiler import CompiledItem
+from states.vocabulary import ACTOR_ROLES
+from storage.documents import T_EVID
 from storage.rows import CaseRow
-from storage.tables import T_CASE, T_HIST, T_HOLD, ItemVersion
+from storage.tables import T_CASE, T_HIST, T_HOLD, Clerk, ItemVersion
 
+MEDIA_KINDS = {"recording": "视频环节录像", "waybill": "运单面单"}
 STATUS_LABELS = {
     1: "已接件", 2: "已撤件", 3: "已受理", 4: "不受理", 5: "不予受理", 6: "补正开始", 7: "补正结束",
     8: "部门开始办理", 9: "特别程序开始", 10: "特别程序结束", 11: "办结(通过)", 12: "办结(容缺通过)",
@@ -40,11 +54,16 @@ def status_ref(code: int) -> dict[str, Any]:
     return {"code": code, "label": STATUS_LABELS[code]}
 
 
+def _leaving(item: CompiledItem, case: CaseRow, actor: Actor) -> list[tuple[str, str, Any, list[str]]]:
+    """(trigger, source state, transition, what the actor lacks) of every manual trigger open now."""
+    return [(trigger, src, t, why_forbidden(item, case, src, t, actor))
+            for name in item.active_names(case["state"], case["branches"])
+            for (trigger, src), t in item.routes.items() if src == name and not t.auto]
+
+
 def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards) -> list[dict[str, Any]]:
     """Every trigger leaving the case's current states, open or not, and why."""
-    found = [(trigger, t, why_forbidden(item, case, src, t, actor))
-             for name in item.active_names(case["state"], case["branches"])
-             for (trigger, src), t in item.routes.items() if src == name and not t.auto]
+    found = [(trigger, t, missing) for trigger, _, t, missing in _leaving(item, case, actor)]
     names = names_for(guards.session, [m for _, _, missing in found for m in missing])
     out = []
     for trigger, t, missing in found:
@@ -291,3 +310,105 @@ def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished
     if actor.roles & {"reviewer", "approver", "inspector"}:
         entries.sort(key=lambda e: e["assignee"] is not None)  # stable: the chosen order within each part
     return {"items": entries[offset:offset + limit], "more": len(entries) > offset + limit, "total": len(entries)}
+
+
+def page_actions(session: Session, item: CompiledItem, case: CaseRow, actor: Actor,
+                 triggers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The case page's split of ``triggers``: what this clerk can do (a button each, closed only
+    by a condition of the case such as a missing material, with the reason), the 退回 targets
+    (one form), and what others will do next (text naming the counter, not a dead button)."""
+    by_trigger = {t["trigger"]: t for t in triggers}
+    leaving = _leaving(item, case, actor)
+    counters = directory.counter_names(session, [source_holder(item, case, src) for _, src, _, _ in leaving]
+                                       + [case["intake_counter_id"]])
+    clerks = directory.clerk_names(session, [*case["assignees"].values(), case.get("companion_id")])
+    mine, backs, others = [], [], []
+    for trigger, src, t, missing in leaving:
+        entry = by_trigger[trigger]
+        if not missing:
+            (backs if defaults.is_send_back(t) else mine).append(entry)
+            continue
+        if set(t.roles) <= {"system"}:
+            others.append(f"系统自动完成: {t.label}")
+            continue
+        withdraws = item.table[t.dest].state.outcome == "withdrawn"
+        holder = case["intake_counter_id"] if withdraws else source_holder(item, case, src)
+        where = counters.get(holder, "其他窗口")
+        who = (clerks.get(case.get("companion_id") or 0) if withdraws or companion_step(item, src)
+               else clerks.get(case["assignees"].get(holder) or 0))
+        roles = "或".join(ACTOR_ROLES.get(r, r) for r in t.roles if r not in ("system", "applicant"))
+        line = f"{where}{'的' + who if who else ('的' + roles + '人员' if roles else '')}: {t.label}"
+        if withdraws and "applicant" in t.roles:
+            line += " (申请人也可在进度查询页撤回)"
+        if line not in others:
+            others.append(line)
+    return {"mine": mine, "send_back": [b for b in backs if b["open"]], "others": others}
+
+
+def colleagues(session: Session, counter_id: str, roles: set[str]) -> list[dict[str, Any]]:
+    """Active clerks of a counter holding one of ``roles``: whom a step can be handed to."""
+    rows = session.execute(sa.select(Clerk.id, Clerk.name, Clerk.roles)
+                           .where(Clerk.counter_id == counter_id, Clerk.active.is_(True)).order_by(Clerk.id)).all()
+    return [{"id": i, "name": n} for i, n, r in rows if set(r.split(",")) & roles]
+
+
+def case_results(session: Session, case: CaseRow, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the case produced, to link on its page: certificates (with their verification page),
+    waybills and their tracking, recordings and captures of its video steps, and the checklists
+    filled in them (kept with the transition they fired)."""
+    certs = [{"number": c.number, "title": c.title, "revoked": c.revoked_at is not None}
+             for c in certificates.of_case(session, case["id"])]
+    waybills = [{"number": w.number, "carrier": w.carrier, "status": delivery.STATUSES.get(w.status, "其他"),
+                 "tracking": [{"at": e.at, "status": delivery.STATUSES.get(e.status, "其他"), "location": e.location,
+                               "note": e.note} for e in delivery.tracking_events(session, w.id or 0)]}
+                for w in delivery.waybills_of(session, case["id"])]
+    evidence = session.execute(sa.select(T_EVID.c.id, T_EVID.c.kind, T_EVID.c.media_type, T_EVID.c.stored_at)
+                               .where(T_EVID.c.case_id == case["id"], T_EVID.c.kind.in_(list(MEDIA_KINDS)))
+                               .order_by(T_EVID.c.id)).mappings().all()
+    media = [{"id": r["id"], "label": MEDIA_KINDS[r["kind"]], "at": r["stored_at"]} for r in evidence]
+    checklists = []
+    for e in events:
+        record = (e.get("data") or {}).get("checklist")
+        if e["kind"] == "transition" and isinstance(record, dict):
+            checklists.append({"at": e["at"], "passed": record.get("result") == "passed",
+                               "items": [{"label": i.get("label", ""), "ok": bool(i.get("ok")), "note": i.get("note")}
+                                         for i in record.get("items", [])]})
+    return {"certificates": certs, "waybills": waybills, "media": media, "checklists": checklists}
+
+
+def history_lines(session: Session, item: CompiledItem, case: CaseRow,
+                  events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case's history as people read it: each event's title in words (states, materials,
+    counters and clerks by their names), who, where, and the comment."""
+    states = {name: ref.state.label for name, ref in item.table.items()}
+    materials = {m.id: m.name for m in item.definition.materials}
+    counters = directory.counter_names(session, [*case["parties"].values(),
+                                                 *(e["counter_id"] for e in events if e["counter_id"])])
+    clerks = directory.clerk_names(session, [(e.get("data") or {}).get("to_clerk") for e in events])
+    out = []
+    for e in events:
+        data = e.get("data") or {}
+        kind = e["kind"]
+        title = labels.event_label(kind)
+        if kind == "transition":
+            title = f"{states.get(e['from_state'] or '', '上一环节')} → {states.get(e['to_state'] or '', '下一环节')}"
+        elif kind == "intake":
+            title = f"收件 ({data.get('mode') or case['mode']})"
+        elif kind == "material":
+            status = labels.MATERIAL_STATUS.get(str(data.get("status")), "已更新")
+            title = f"材料「{materials.get(str(data.get('material')), '其他材料')}」: {status}"
+        elif kind in ("page_added", "page_withdrawn") and data.get("material") in materials:
+            title += f"「{materials[data['material']]}」"
+        elif kind == "assign":
+            title = f"转交 → {clerks.get(data.get('to_clerk') or 0, '同事')}"
+        elif kind == "extension":
+            title = f"延期 {data.get('days', '')} 个工作日 (法定办结日 {data.get('legal_due', '')})"
+        elif kind == "handoff":
+            where = counters.get(e["counter_id"] or "", "")
+            title = f"跨域移交: {where}已接件" if where else title
+        elif kind == "evidence_stored":
+            title = f"存证: {labels.EVIDENCE_KINDS.get(str(data.get('kind')), '文件')}"
+        out.append({"seq": e["seq"], "kind": kind, "at": e["at"], "title": title, "who": e["actor_name"],
+                    "counter": counters.get(e["counter_id"], "其他窗口") if e["counter_id"] else "",
+                    "comment": e.get("comment")})
+    return out

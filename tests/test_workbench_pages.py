@@ -8,6 +8,9 @@ import re
 from conftest import ALL_FGS, DEMO_APPLICANT, Demo, page_login
 from fastapi.testclient import TestClient
 
+from storage.db import session_scope
+from storage.tables import Clerk
+
 
 def _login(demo: Demo, who: str) -> TestClient:
     client = TestClient(demo.client.app, headers={"Origin": "http://testserver"})
@@ -68,3 +71,68 @@ def test_the_queue_tells_what_to_do_next(demo: Demo) -> None:
     wang = _login(demo, "王芳")
     assert _rows(wang.get("/ui/queue?tab=finished").text) == [first]
     assert _rows(wang.get("/ui/queue", params={"q": "甲贸易", "tab": "finished"}).text) == [first]
+
+
+def _hidden(html: str, action: str) -> dict[str, str]:
+    start = html.index(f'action="{action}"')
+    chunk = html[start:html.index("</form>", start)]
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', chunk))
+
+
+def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(demo: Demo) -> None:
+    with session_scope(demo.engine) as s:  # a second reviewer at the competent counter, to hand a step to
+        s.add(Clerk(name="张伟", counter_id="qd-xihai", roles="reviewer,approver"))
+    case = demo.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211")
+    number = case["number"]
+    wang, li = _login(demo, "王芳"), _login(demo, "李强")
+    page = wang.get(f"/ui/cases/{number}").text
+    # 形式审查 is 王芳's, closed by the missing materials (the reason shown); 撤回 is hers too.
+    assert re.search(r'data-trigger="forward" disabled', page) and "缺少必要材料" in page
+    assert 'data-trigger="withdraw"' in page
+    assert "需要角色" not in page and "Prefect" not in page
+    # The live check answers the version the page was drawn at.
+    assert wang.get(f"/ui/cases/{number}/version").json() == {"version": case["version"]}
+    for m in ("power_of_attorney", "appointment_docs", "license"):
+        page = wang.get(f"/ui/cases/{number}").text
+        assert wang.post(f"/ui/cases/{number}/materials/{m}", data={
+            **_hidden(page, f"/ui/cases/{number}/materials/{m}"), "status": "received"},
+            follow_redirects=False).status_code == 303
+    page = wang.get(f"/ui/cases/{number}").text
+    r = wang.post(f"/ui/cases/{number}/triggers/forward", data=_hidden(page, f"/ui/cases/{number}/triggers/forward"),
+                  follow_redirects=False)
+    assert r.status_code == 303
+    # At the competent counter now: 王芳 sees who does what next, as text, no button for it.
+    page = wang.get(f"/ui/cases/{number}").text
+    assert 'data-trigger="approve"' not in page and 'data-trigger="reject"' not in page
+    steps = page[page.index('id="next-steps"'):]
+    steps = steps[:steps.index("</ul>")]
+    assert "核准" in steps and "青岛" in steps
+    # 李强 claims, then hands the step to 张伟 by name; a supervisor 改派 it back.
+    page = li.get(f"/ui/cases/{number}").text
+    assert 'data-trigger="approve"' in page and 'id="send-back-form"' in page
+    assert li.post(f"/ui/cases/{number}/claim", data=_hidden(page, f"/ui/cases/{number}/claim"),
+                   follow_redirects=False).status_code == 303
+    page = li.get(f"/ui/cases/{number}").text
+    zhang = re.search(r'<option value="(\d+)">张伟</option>', page)
+    assert zhang, "张伟 is offered"
+    r = li.post(f"/ui/cases/{number}/hand-over", data={**_hidden(page, f"/ui/cases/{number}/hand-over"),
+                                                       "clerk_id": zhang.group(1)}, follow_redirects=False)
+    assert r.status_code == 303
+    page = li.get(r.headers["location"]).text
+    assert "张伟" in page[page.index('id="claims"'):page.index("</dd>", page.index('id="claims"'))]
+    assert "转交 → 张伟" in page
+    zhao = _login(demo, "赵督查")
+    page = zhao.get(f"/ui/cases/{number}").text
+    assert "改派" in page
+    li_id = re.search(r'<option value="(\d+)">李强</option>', page).group(1)  # type: ignore[union-attr]
+    back = {**_hidden(page, f"/ui/cases/{number}/hand-over"), "clerk_id": li_id}
+    assert zhao.post(f"/ui/cases/{number}/hand-over", data=back, follow_redirects=False).status_code == 303
+    # 退回: one form, the target chosen; the case is back at 王芳's counter, with the reason.
+    page = li.get(f"/ui/cases/{number}").text
+    target = re.search(r'<select name="target" id="send-back-target">\s*<option value="([a-z_]+)">', page)
+    r = li.post(f"/ui/cases/{number}/send-back", data={**_hidden(page, f"/ui/cases/{number}/send-back"),
+                                                       "target": target.group(1), "comment": "授权委托书未签字"},  # type: ignore[union-attr]
+                follow_redirects=False)
+    assert r.status_code == 303
+    page = wang.get(f"/ui/cases/{number}").text
+    assert 'id="state-label">已接件<' in page and "授权委托书未签字" in page

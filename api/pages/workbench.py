@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -19,6 +19,7 @@ from engine import assignment, catalog, directory, form_tokens, intake, labels, 
 from engine.actors import Actor, end_session, start_session
 from engine.advance import advance
 from engine.errors import EngineError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from states import defaults
 
 router = Router(pages=True)
 LOGIN_FORM_REFUSED = ("登录表单已失效或并非来自本系统的登录页 (可能是其他网站代为提交), 未登录, 原有会话不变。"
@@ -220,6 +221,35 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
     return _done(session, actor, form_token, f"/ui/cases/{number}?done={trigger}")
 
 
+@router.post("/ui/cases/{number}/send-back", response_class=HTMLResponse)
+def send_back(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
+              target: Annotated[str, Form(max_length=64)], comment: Annotated[str, Form(max_length=2000)] = "",
+              form_token: FormToken = "") -> Response:
+    """退回: one form, the step to return to chosen from those open (each is its own trigger)."""
+    def act(actor: Actor) -> None:
+        if not target.startswith(defaults.BACK_PREFIX):
+            raise InvalidInput("target", "请选择退回到的环节")
+        advance(session, number, target, actor, {"comment": comment.strip() or None}, expected_version=version)
+    return _case_action(request, session, csrf, number, form_token, act, done=target)
+
+
+@router.post("/ui/cases/{number}/hand-over", response_class=HTMLResponse)
+def hand_over(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
+              counter_id: Annotated[str, Form(max_length=64)], clerk_id: Annotated[int, Form(ge=1)],
+              comment: Annotated[str, Form(max_length=2000)] = "", form_token: FormToken = "") -> Response:
+    """转交 to a named colleague (the claimant or the companion), 改派 by a supervisor."""
+    return _case_action(request, session, csrf, number, form_token, lambda actor: assignment.hand_over(
+        session, number, actor, counter_id, clerk_id, version, comment.strip() or None), done="assign")
+
+
+@router.get("/ui/cases/{number}/version")
+def case_version(number: str, request: Request, session: SessionDep) -> JSONResponse:
+    """The case's version, for the page to notice a move made elsewhere (the system, a colleague)."""
+    actor = web.require_actor(request, session)
+    case = case_page.visible_case(session, actor, number)
+    return JSONResponse({"version": case["version"]}, headers={"Cache-Control": "no-store"})
+
+
 @router.post("/ui/cases/{number}/materials/{material_id}", response_class=HTMLResponse)
 def set_material(number: str, material_id: str, request: Request, session: SessionDep, csrf: Csrf,
                  version: Annotated[int, Form(ge=1)], status: Annotated[str, Form(max_length=16)],
@@ -236,32 +266,33 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return _done(session, actor, form_token, f"/ui/cases/{number}")
+    return _done(session, actor, form_token, f"/ui/cases/{number}?done=material")
 
 
 @router.post("/ui/cases/{number}/claim", response_class=HTMLResponse)
 def claim(number: str, request: Request, session: SessionDep, csrf: Csrf,
           version: Annotated[int, Form(ge=1)], form_token: FormToken = "") -> Response:
     return _case_action(request, session, csrf, number, form_token,
-                        lambda actor: assignment.claim(session, number, actor, version))
+                        lambda actor: assignment.claim(session, number, actor, version), done="claim")
 
 
 @router.post("/ui/cases/{number}/release", response_class=HTMLResponse)
 def release(number: str, request: Request, session: SessionDep, csrf: Csrf,
             version: Annotated[int, Form(ge=1)], form_token: FormToken = "") -> Response:
     return _case_action(request, session, csrf, number, form_token,
-                        lambda actor: assignment.release(session, number, actor, version))
+                        lambda actor: assignment.release(session, number, actor, version), done="release")
 
 
 @router.post("/ui/cases/{number}/extension", response_class=HTMLResponse)
 def extend(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
            reason: Annotated[str, Form(max_length=2000)] = "", form_token: FormToken = "") -> Response:
     return _case_action(request, session, csrf, number, form_token,
-                        lambda actor: lifecycle.extend(session, number, actor, reason, version))
+                        lambda actor: lifecycle.extend(session, number, actor, reason, version),
+                        done="extension")
 
 
 def _case_action(request: Request, session: Session, csrf: str, number: str, form_token: str,
-                 act: Any) -> Response:
+                 act: Any, done: str) -> Response:
     """A form on the case page: the action, then back to the page (303, so F5 does not repeat it);
     a refusal is shown on the page, with nothing written; the same form sent again (Back and
     submit) is sent to the first result."""
@@ -275,7 +306,7 @@ def _case_action(request: Request, session: Session, csrf: str, number: str, for
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return _done(session, actor, form_token, f"/ui/cases/{number}")
+    return _done(session, actor, form_token, f"/ui/cases/{number}?done={done}")
 
 
 def _done(session: Session, actor: Actor, form_token: str, url: str) -> Response:
