@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import re
+from pathlib import Path
 
 from conftest import ALL_FGS, DEMO_APPLICANT, Demo, page_login
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from storage.db import session_scope
 from storage.tables import Clerk
@@ -136,3 +139,45 @@ def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(demo: De
     assert r.status_code == 303
     page = wang.get(f"/ui/cases/{number}").text
     assert 'id="state-label">已接件<' in page and "授权委托书未签字" in page
+
+
+def test_scans_upload_once_open_full_size_reorder_and_withdraw_with_a_reason(demo: Demo, tmp_path: Path) -> None:
+    from api.pages import scans_ui
+    from storage.object_local import LocalStore
+
+    demo.client.app.dependency_overrides[scans_ui.object_store] = lambda: LocalStore(tmp_path / "objects")
+    number = demo.create("王芳", "FGSFZRBG", {})["number"]
+    wang = _login(demo, "王芳")
+    url = f"/ui/cases/{number}/materials/application/pages"
+
+    def png(colour: str) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (60, 40), colour).save(out, "PNG")
+        return out.getvalue()
+
+    for colour in ("white", "black"):
+        hidden = _hidden(wang.get(f"/ui/cases/{number}").text, url)
+        for _ in range(2):  # the same form twice (Back and submit): one page
+            r = wang.post(url, data=hidden, files={"file": ("页.png", png(colour), "image/png")},
+                          follow_redirects=False)
+            assert r.status_code == 303
+    page = wang.get(f"/ui/cases/{number}").text
+    ids = re.findall(r'data-page="(\d+)"', page)
+    assert len(ids) == 2
+    full = wang.get(f"{url}/{ids[0]}")
+    assert full.status_code == 200 and full.headers["content-type"] == "image/png" and full.content == png("white")
+    # ↑ on the second page: it becomes the first (the page drawn after the download, which the
+    # history records).
+    page = wang.get(f"/ui/cases/{number}").text
+    r = wang.post(f"{url}/order", data=_hidden(page, f"{url}/order"), follow_redirects=False)
+    assert r.status_code == 303
+    page = wang.get(f"/ui/cases/{number}").text
+    assert re.findall(r'data-page="(\d+)"', page) == ids[::-1] and "调整扫描件顺序" in page
+    # 撤回 needs a reason; with one, the page goes and the history says why.
+    action = f"{url}/{ids[0]}/withdraw"
+    assert wang.post(action, data=_hidden(page, action)).status_code == 422
+    page = wang.get(f"/ui/cases/{number}").text
+    r = wang.post(action, data={**_hidden(page, action), "reason": "拍摄模糊"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = wang.get(f"/ui/cases/{number}").text
+    assert re.findall(r'data-page="(\d+)"', page) == [ids[1]] and "拍摄模糊" in page and "撤回扫描件" in page

@@ -65,7 +65,8 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
 
 
 DONE_LABELS = {"claim": "认领", "release": "释放认领", "assign": "转交", "extension": "延期", "material": "更新材料",
-               "upload": "上传扫描件"}
+               "upload": "上传扫描件",
+               "withdraw_page": "撤回扫描件", "reorder_pages": "调整扫描件顺序"}
 
 
 def hand_over_choices(session: Session, item: Any, case: CaseRow, actor: Actor, holders: list[str],

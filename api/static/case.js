@@ -25,3 +25,25 @@
   }
   window.setInterval(look, every);
 })();
+
+// Scanned pages reorder by drag: dropping a page on another puts it there and sends the slot's
+// new order (the ↑ buttons send the same form without a mouse).
+(function () {
+  "use strict";
+  var dragged = null;
+  document.querySelectorAll(".thumbs figure.page[draggable=true]").forEach(function (fig) {
+    fig.addEventListener("dragstart", function (e) { dragged = fig; e.dataTransfer.effectAllowed = "move"; });
+    fig.addEventListener("dragover", function (e) { if (dragged && dragged.parentNode === fig.parentNode) { e.preventDefault(); } });
+    fig.addEventListener("drop", function (e) {
+      e.preventDefault();
+      if (!dragged || dragged === fig || dragged.parentNode !== fig.parentNode) { return; }
+      var strip = fig.parentNode;
+      var figs = Array.prototype.slice.call(strip.children);
+      strip.insertBefore(dragged, figs.indexOf(dragged) < figs.indexOf(fig) ? fig.nextSibling : fig);
+      var order = Array.prototype.map.call(strip.querySelectorAll("figure.page"), function (f) { return f.getAttribute("data-page"); });
+      var form = document.querySelector("form.drag-order[data-material='" + strip.getAttribute("data-material") + "']");
+      form.querySelector("input[name=order]").value = order.join(",");
+      form.submit();
+    });
+  });
+})();
