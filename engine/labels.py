@@ -8,6 +8,7 @@ or pydantic's English message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +17,12 @@ FIELD_LABELS = {
     "phone": "联系电话", "address": "地址", "competent_region": "办理地", "item_code": "事项",
     "materials": "材料", "comment": "意见", "reason": "理由", "promise": "承诺补齐日期",
     "signer": "承诺人", "text": "承诺内容", "mode": "办理方式", "agent": "代理人", "applicant": "申请人",
+    "defer": "容缺材料", "promise_date": "承诺补齐日期", "commitment": "告知承诺", "target": "退回环节",
+    "clerk_id": "工作人员", "counter_id": "窗口", "situation": "申请人情形", "q": "检索词", "state": "状态",
+    "item": "事项", "deadline": "期限", "claim": "认领", "sort": "排序", "order": "页面顺序",
+    "tab": "页签", "offset": "翻页位置", "desc": "排序方向", "version": "版本", "status": "状态", "file": "文件",
+    "form_token": "表单", "csrf": "表单", "agent_name": "代理人姓名", "agent_id_number": "代理人证件号码",
+    "agent_id_type": "代理人证件类型", "agent_phone": "代理人电话", "signer_name": "承诺人",
 }
 
 # What each kind of field expects when its format (pattern) is not met.
@@ -29,7 +36,17 @@ def field_label(loc: Iterable[Any]) -> str:
     parts = [str(p) for p in loc if not isinstance(p, int)]
     labels = [FIELD_LABELS.get(p, "") for p in parts]
     named = [lb for lb in labels if lb]
-    return named[-1] if named else "所填内容"
+    if not named:
+        return "所填内容"
+    if "agent" in parts[:-1] and named[-1] != FIELD_LABELS["agent"]:
+        return FIELD_LABELS["agent"] + named[-1]  # 代理人证件号码, not the applicant's
+    return named[-1]
+
+
+def engine_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The engine's ``{field, reason}`` list (fields as dotted paths) with each field named by its label."""
+    return [{"field": field_label(re.sub(r"\[\d+\]", "", str(e["field"])).split(".")) if e.get("field") else "",
+             "reason": str(e.get("reason", ""))} for e in errors]
 
 
 def _reason(err: Mapping[str, Any], last: str) -> str:
@@ -88,3 +105,10 @@ EVIDENCE_KINDS = {"certificate": "证照", "recording": "录像", "waybill": "�
 
 def event_label(kind: str) -> str:
     return EVENT_LABELS.get(kind, "其他事件")
+
+
+def engine_message(detail: str, errors: Iterable[Mapping[str, Any]] | None) -> str:
+    """An engine refusal as one sentence for a page: each field by its label, not its path."""
+    if not errors:
+        return detail
+    return "; ".join(f"{e['field']}: {e['reason']}" if e["field"] else e["reason"] for e in engine_errors(errors))

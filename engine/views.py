@@ -34,7 +34,7 @@ from states.compiler import CompiledItem
 from states.vocabulary import ACTOR_ROLES
 from storage.documents import T_EVID
 from storage.rows import CaseRow
-from storage.tables import T_CASE, T_HIST, T_HOLD, Clerk, ItemVersion
+from storage.tables import T_CASE, T_HIST, T_HOLD, Clerk, Counter, CounterItem, ItemVersion
 
 MEDIA_KINDS = {"recording": "视频环节录像", "waybill": "运单面单"}
 STATUS_LABELS = {
@@ -412,3 +412,19 @@ def history_lines(session: Session, item: CompiledItem, case: CaseRow,
                     "counter": counters.get(e["counter_id"], "其他窗口") if e["counter_id"] else "",
                     "comment": e.get("comment")})
     return out
+
+
+def intake_regions(session: Session, item: CompiledItem) -> list[tuple[str, str]]:
+    """The regions a case of ``item`` can be handled in: where a counter
+    decides the item (this counter's own region when it decides it itself) and every department
+    the item involves has a counter (engine.directory.resolve_parties routes the same way)."""
+    code = item.definition.code
+    rows = session.execute(sa.select(Counter.region_code, CounterItem.role)
+                           .join(CounterItem, CounterItem.counter_id == Counter.id)
+                           .where(CounterItem.item_code == code)).all()
+    roles_at: dict[str, set[str]] = {}
+    for region, role in rows:
+        roles_at.setdefault(region, set()).add(role)
+    wanted = set(item.definition.roles)
+    codes = [r for r, roles in roles_at.items() if ("competent" in roles) and wanted <= roles]
+    return directory.regions(session, codes)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import get_args
 
 from conftest import ALL_FGS, DEMO_APPLICANT, Demo, page_login
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.schemas import IdType
+from core import clock
+from engine import applicants
 from storage.db import session_scope
 from storage.tables import Clerk
 
@@ -77,7 +81,7 @@ def test_the_queue_tells_what_to_do_next(demo: Demo) -> None:
 
 
 def _hidden(html: str, action: str) -> dict[str, str]:
-    start = html.index(f'action="{action}"')
+    start = html.index(f'method="post" action="{action}"')
     chunk = html[start:html.index("</form>", start)]
     return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', chunk))
 
@@ -181,3 +185,47 @@ def test_scans_upload_once_open_full_size_reorder_and_withdraw_with_a_reason(dem
     assert r.status_code == 303
     page = wang.get(f"/ui/cases/{number}").text
     assert re.findall(r'data-page="(\d+)"', page) == [ids[1]] and "拍摄模糊" in page and "撤回扫描件" in page
+
+
+def test_the_intake_form_offers_what_the_api_takes_and_checks_it_in_chinese(demo: Demo) -> None:
+    assert set(get_args(IdType)) == set(applicants.ID_TYPES)  # the API's list is the engine's
+    wang = _login(demo, "王芳")
+    # Regions: only those that handle the item (the 民办学校 bundle is decided in 浦东 alone).
+    form = wang.get("/ui/cases/new?item=MBXXZZHB").text
+    assert re.findall(r'<select name="competent_region" id="competent_region">(.*?)</select>', form, re.S)[0].count(
+        "<option") == 1 and "浦东新区" in form
+    form = wang.get("/ui/cases/new?item=CBWLSXK").text
+    regions = re.search(r'<select name="competent_region" id="competent_region">(.*?)</select>', form, re.S)
+    assert regions and "南沙" not in regions.group(1) and "青岛" in regions.group(1)  # 南沙 only guides it
+    for shown in ('name="mode"', 'name="agent_name"', 'name="id_type"', "港澳居民来往内地通行证", 'name="defer"',
+                  'name="promise_date"', 'id="commitment"'):
+        assert shown in form, shown
+    base = {**_hidden(form, "/ui/cases/new"), "name": "李某", "kind": "person", "materials": ["application",
+                                                                                           "operator_id"]}
+    bad = wang.post("/ui/cases/new", data={**base, "id_type": "护照", "id_number": "e1234", "agent_name": "张某",
+                                           "agent_id_number": "110105194912310021", "defer": ["premises_proof"],
+                                           "promise_material": ["premises_proof"], "promise_date": ["2020-01-01"]})
+    assert bad.status_code == 422, bad.text[-3000:]
+    shown = bad.text[bad.text.index('id="errors"'):bad.text.index("</ul>", bad.text.index('id="errors"'))]
+    assert "承诺补齐日期" in shown and "早于今天" in shown
+    bad = wang.post("/ui/cases/new", data={**base, "id_type": "护照", "id_number": "e12345", "agent_name": "张某",
+                                           "agent_id_number": "110105194912310021"})
+    shown = bad.text[bad.text.index('id="errors"'):bad.text.index("</ul>", bad.text.index('id="errors"'))]
+    assert "护照号码应为" in shown and "代理人证件号码" in shown and "校验码错误" in shown
+    assert "applicant" not in shown and "agent" not in shown and demo.count("cases") == 0
+    ok = wang.post("/ui/cases/new", data={
+        **base, "id_type": "护照", "id_number": "E12345678", "agent_name": "张某", "agent_id_type": "居民身份证",
+        "agent_id_number": "11010519491231002X", "mode": "全程网办", "defer": ["premises_proof"],
+        "promise_material": ["premises_proof"], "promise_date": [clock.today().isoformat()],
+        "commit": "1", "signer": "李某"}, follow_redirects=False)
+    assert ok.status_code == 303, ok.text
+    done = wang.get(ok.headers["location"]).text
+    number = re.search(r'id="number">([^<]+)<', done).group(1)  # type: ignore[union-attr]
+    assert 'id="print-receipt"' in done
+    case = demo.client.get(f"/api/v1/cases/{number}", headers=demo.h("王芳")).json()
+    assert case["mode"] == "全程网办" and case["commitment"]["signer"] == "李某"
+    assert case["applicant"]["id_type"] == "护照" and case["applicant"]["agent"]["name"] == "张某"
+    deferred = next(m for m in case["materials"] if m["id"] == "premises_proof")
+    assert deferred["status"] == "deferred" and "承诺于" in deferred["promise"]
+    page = wang.get(f"/ui/cases/{number}").text
+    assert "护照" in page and 'id="agent">张某' in page

@@ -14,10 +14,11 @@ from sqlmodel import Session
 
 from api.pages import web
 from core.settings import get_settings
-from engine import assignment, catalog, dashboard, directory, documents_read, lifecycle, scans, views
+from engine import assignment, catalog, dashboard, directory, documents_read, labels, lifecycle, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import companion_step, load_case
+from engine.errors import EngineError
 from storage.rows import CaseRow
 
 
@@ -98,8 +99,10 @@ def supplement_triggers(item: Any) -> set[str]:
 
 
 def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,
-                error: str) -> Response:
+                error: str | EngineError) -> Response:
     """The case page again, with what went wrong (after the failed write was rolled back)."""
+    if isinstance(error, EngineError):
+        error = labels.engine_message(error.detail, error.extra.get("errors"))
     return render(request, session, actor, load_case(session, number), status_code, error)
 
 

@@ -115,7 +115,7 @@ def _act(request: Request, session: Session, csrf: str, number: str, form_token:
         act(actor)
     except EngineError as exc:
         session.rollback()
-        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc)
     url = f"/ui/cases/{number}?done={done}"
     form_tokens.remember(session, actor.id, form_token, url)
     return RedirectResponse(url, status_code=303)
