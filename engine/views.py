@@ -337,7 +337,8 @@ def page_actions(session: Session, item: CompiledItem, case: CaseRow, actor: Act
         who = (clerks.get(case.get("companion_id") or 0) if withdraws or companion_step(item, src)
                else clerks.get(case["assignees"].get(holder) or 0))
         roles = "或".join(ACTOR_ROLES.get(r, r) for r in t.roles if r not in ("system", "applicant"))
-        line = f"{where}{'的' + who if who else ('的' + roles + '人员' if roles else '')}: {t.label}"
+        by = f" {who}" if who else f" ({roles})" if roles else ""
+        line = f"{where}{by}: {t.label}"
         if withdraws and "applicant" in t.roles:
             line += " (申请人也可在进度查询页撤回)"
         if line not in others:
