@@ -213,6 +213,11 @@ def test_the_intake_form_offers_what_the_api_takes_and_checks_it_in_chinese(demo
     shown = bad.text[bad.text.index('id="errors"'):bad.text.index("</ul>", bad.text.index('id="errors"'))]
     assert "护照号码应为" in shown and "代理人证件号码" in shown and "校验码错误" in shown
     assert "applicant" not in shown and "agent" not in shown and demo.count("cases") == 0
+    alone = wang.post("/ui/cases/new", data={**base, "id_type": "护照", "id_number": "E12345670",
+                                             "agent_id_type": "居民身份证"}, follow_redirects=False)
+    assert alone.status_code == 303  # no agent: the type select's default alone is none
+    form = wang.get("/ui/cases/new?item=CBWLSXK").text
+    base = {**base, **_hidden(form, "/ui/cases/new")}
     ok = wang.post("/ui/cases/new", data={
         **base, "id_type": "护照", "id_number": "E12345678", "agent_name": "张某", "agent_id_type": "居民身份证",
         "agent_id_number": "11010519491231002X", "mode": "全程网办", "defer": ["premises_proof"],

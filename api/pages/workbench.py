@@ -166,7 +166,7 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
                            if k in ("name", "kind", "id_type", "id_number", "phone", "address") and v}
     agent = {k: v for k, v in {"name": agent_name, "id_type": agent_id_type, "id_number": agent_id_number,
                                "phone": agent_phone}.items() if v.strip()}
-    if agent:
+    if set(agent) - {"id_type"}:  # the type alone is the select's default, not an agent
         raw["agent"] = agent
     try:
         promises = [{"material": m, "promise": _promise(dates.get(m, ""))} for m in deferred]
