@@ -19,6 +19,7 @@ from engine import (
     deadlines,
     delivery,
     directory,
+    documents,
     labels,
     situations,
     workdays,
@@ -386,6 +387,10 @@ def history_lines(session: Session, item: CompiledItem, case: CaseRow,
     counters = directory.counter_names(session, [*case["parties"].values(),
                                                  *(e["counter_id"] for e in events if e["counter_id"])])
     clerks = directory.clerk_names(session, [(e.get("data") or {}).get("to_clerk") for e in events])
+    stored = [(e.get("data") or {}).get("evidence_id") for e in events if e["kind"] == "evidence_stored"]
+    notices = {i: (m or {}).get("document") and documents.title_of(str((m or {}).get("kind")))
+               for i, m in session.execute(sa.select(T_EVID.c.id, T_EVID.c.meta)
+                                           .where(T_EVID.c.id.in_([i for i in stored if i])))} if stored else {}
     out = []
     for e in events:
         data = e.get("data") or {}
@@ -408,7 +413,8 @@ def history_lines(session: Session, item: CompiledItem, case: CaseRow,
             where = counters.get(e["counter_id"] or "", "")
             title = f"跨域移交: {where}已接件" if where else title
         elif kind == "evidence_stored":
-            title = f"存证: {labels.EVIDENCE_KINDS.get(str(data.get('kind')), '文件')}"
+            title = "存证: " + (notices.get(data.get("evidence_id") or 0)
+                               or labels.EVIDENCE_KINDS.get(str(data.get("kind")), "文件"))
         out.append({"seq": e["seq"], "kind": kind, "at": e["at"], "title": title, "who": e["actor_name"],
                     "counter": counters.get(e["counter_id"], "其他窗口") if e["counter_id"] else "",
                     "comment": e.get("comment")})

@@ -287,6 +287,9 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
     "test_security_limits.py::test_tongban_serve_limits_a_rotated_flood": ("slow",),
     "test_verify.py::test_cli_seals_and_verify_exit_codes": ("slow",),  # eight CLI processes
+    # One Chromium walk through a whole case, F5/Back/Forward after each of its 15 POSTs, the
+    # certificate drawn and signed (~40 s on a shared 2-core machine).
+    "test_workbench_browser.py::test_a_clerk_day_in_the_pages_one_role_each": ("slow",),
 }
 
 

@@ -123,13 +123,22 @@ def test_a_clerk_day_in_the_pages_one_role_each(browser: Browser, server: Server
     submit(wang, server, "button:has-text('确认收件')")
     number = wang.locator("#number").inner_text()
     assert server.counts()[0] == before[0] + 1 and re.fullmatch(r"370100\d{13}", number)
-    expect(wang.locator("#print-receipt")).to_be_visible()
     shot(wang, "intake_done")
+    with wang.expect_popup() as popup:  # the 收件凭证 to print, in a tab of its own
+        wang.click("#print-receipt")
+    receipt = popup.value
+    receipt.wait_for_load_state()
+    assert "/print/receipt" in receipt.url or "/evidence/" in receipt.url
+    if "/print/" in receipt.url:
+        expect(receipt.locator("main")).to_contain_text("收件凭证")
+        shot(receipt, "receipt")
+    receipt.close()
     wang.goto(f"{server.url}/ui/cases/{number}")
     state(wang, "已接件")
     # 补正: the missing material is ticked with its reason; one notice lists it.
     expect(wang.locator("fieldset.supplement-ticks input[value=premises_proof][name=tick]")).to_be_checked()
-    wang.fill("form[data-form=request_supplement] textarea[name=comment]", "请补交经营场所使用权证明 (租赁合同或产权证明)")
+    wang.fill("form[data-form=request_supplement] textarea[name=comment]",
+              "请补交经营场所使用权证明 (租赁合同或产权证明)")
     shot(wang, "case_received")
     submit(wang, server, "button[data-trigger=request_supplement]")
     state(wang, "补齐补正")

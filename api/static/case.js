@@ -47,3 +47,14 @@
     });
   });
 })();
+
+// The chosen file's name beside the picker.
+(function () {
+  "use strict";
+  document.querySelectorAll("label.file-pick input[type=file]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var shown = input.parentNode.nextElementSibling;
+      if (shown) { shown.textContent = input.files.length ? input.files[0].name : "未选择文件"; }
+    });
+  });
+})();
