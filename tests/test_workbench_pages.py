@@ -1,5 +1,5 @@
 """The workbench's pages without a browser: the queue (columns, sorting, filters, the search box,
-已办结, unclaimed work first), the case page's actions, and the intake form."""
+已办结, unclaimed work first), the case page's actions, scans, the intake form and the designer."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def _hidden(html: str, action: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', chunk))
 
 
-def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(demo: Demo) -> None:
+def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(sqlite_demo: Demo) -> None:
+    demo = sqlite_demo  # pages over the engine: the dialects differ below them (the queue runs on both)
     with session_scope(demo.engine) as s:  # a second reviewer at the competent counter, to hand a step to
         s.add(Clerk(name="张伟", counter_id="qd-xihai", roles="reviewer,approver"))
     case = demo.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211")
@@ -145,7 +146,8 @@ def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(demo: De
     assert 'id="state-label">已接件<' in page and "授权委托书未签字" in page
 
 
-def test_scans_upload_once_open_full_size_reorder_and_withdraw_with_a_reason(demo: Demo, tmp_path: Path) -> None:
+def test_scans_upload_once_open_full_size_reorder_and_withdraw_with_a_reason(sqlite_demo: Demo, tmp_path: Path) -> None:
+    demo = sqlite_demo  # pages over the engine: the dialects differ below them (the queue runs on both)
     from api.pages import scans_ui
     from storage.object_local import LocalStore
 
@@ -187,7 +189,8 @@ def test_scans_upload_once_open_full_size_reorder_and_withdraw_with_a_reason(dem
     assert re.findall(r'data-page="(\d+)"', page) == [ids[1]] and "拍摄模糊" in page and "撤回扫描件" in page
 
 
-def test_the_intake_form_offers_what_the_api_takes_and_checks_it_in_chinese(demo: Demo) -> None:
+def test_the_intake_form_offers_what_the_api_takes_and_checks_it_in_chinese(sqlite_demo: Demo) -> None:
+    demo = sqlite_demo  # pages over the engine: the dialects differ below them (the queue runs on both)
     assert set(get_args(IdType)) == set(applicants.ID_TYPES)  # the API's list is the engine's
     wang = _login(demo, "王芳")
     # Regions: only those that handle the item (the 民办学校 bundle is decided in 浦东 alone).
@@ -234,3 +237,41 @@ def test_the_intake_form_offers_what_the_api_takes_and_checks_it_in_chinese(demo
     assert deferred["status"] == "deferred" and "承诺于" in deferred["promise"]
     page = wang.get(f"/ui/cases/{number}").text
     assert "护照" in page and 'id="agent">张某' in page
+
+
+def test_the_designer_checks_with_hints_diffs_publishes_and_counts_running_cases(sqlite_demo: Demo) -> None:
+    demo = sqlite_demo  # pages over the engine: the dialects differ below them (the queue runs on both)
+    demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")  # one case running on version 3
+    sun = _login(demo, "孙设计")
+    home = sun.get("/ui/designer").text
+    row = home[home.index('data-code="FGSFZRBG"'):]
+    assert re.search(r'data-version="3">\(1 件在办\)', row[:row.index("</tr>")])
+    source = (Path(__file__).parent.parent / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text("utf-8")
+    draft = source.replace("version: 3", "version: 4").replace("to: handling, roles: [clerk]",
+                                                               "to: handlin, roles: [clerk]")
+    checked = sun.post("/ui/designer/check", data={**_hidden(home, "/ui/designer/check"), "source": draft})
+    assert checked.status_code == 422
+    problems = checked.text[checked.text.index('id="problems"'):]
+    assert "handlin" in problems and "您是否要写「<code>handling</code>」" in problems
+    assert re.search(r'data-line="\d+"', problems) and 'id="publish" disabled' in checked.text
+    # Corrected: valid, the diff against version 3, and the publish button open.
+    fixed = draft.replace("to: handlin,", "to: handling,")
+    checked = sun.post("/ui/designer/check", data={**_hidden(home, "/ui/designer/check"), "source": fixed})
+    assert checked.status_code == 200 and 'id="valid"' in checked.text
+    diff = checked.text[checked.text.index('id="diff"'):]
+    assert '<tr class="op-del"><td class="op">-</td><td><pre>version: 3</pre>' in diff
+    assert '<tr class="op-add"><td class="op">+</td><td><pre>version: 4</pre>' in diff
+    assert 'id="publish" disabled' not in checked.text
+    # Publishing takes the designer's role; sent twice it publishes once.
+    data = {**_hidden(checked.text, "/ui/designer/check"), "source": fixed}
+    wang = _login(demo, "王芳")
+    theirs = {**data, "csrf": _hidden(wang.get("/ui/designer").text, "/ui/designer/check")["csrf"]}
+    assert wang.post("/ui/designer/publish", data=theirs).status_code == 403
+    versions = demo.count("item_versions", code="FGSFZRBG")
+    first = sun.post("/ui/designer/publish", data=data, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].endswith("version=4&published=new")
+    again = sun.post("/ui/designer/publish", data=data, follow_redirects=False)
+    assert again.headers["location"] == first.headers["location"]
+    assert demo.count("item_versions", code="FGSFZRBG") == versions + 1
+    page = sun.get(first.headers["location"]).text
+    assert 'id="published"' in page and "(1 件在办)" in page and "(0 件在办)" in page
