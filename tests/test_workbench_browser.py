@@ -219,3 +219,16 @@ def test_a_clerk_day_in_the_pages_one_role_each(browser: Browser, server: Server
     submit(wang, server, "button[data-trigger=withdraw]")
     state(wang, "已撤回")
     expect(wang.locator("#timeline")).to_contain_text("申请人决定暂不开店")
+
+    # The designer: a draft with a misspelt state is checked, the hint names the state meant.
+    _, sun = signed_in(browser, server, "孙设计")
+    sun.goto(f"{server.url}/ui/designer")
+    source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text("utf-8")
+    sun.fill("#source", source.replace("version: 3", "version: 4").replace("to: handling, roles: [clerk]",
+                                                                        "to: handlin, roles: [clerk]"))
+    with sun.expect_navigation():
+        sun.click("#check-form button.primary")
+    expect(sun.locator("#problems")).to_contain_text("您是否要写「handling」")
+    expect(sun.locator("#diff")).to_contain_text("version: 4")
+    sun.click("#problems a.goto")
+    shot(sun, "designer")
