@@ -112,3 +112,37 @@ def engine_message(detail: str, errors: Iterable[Mapping[str, Any]] | None) -> s
     if not errors:
         return detail
     return "; ".join(f"{e['field']}: {e['reason']}" if e["field"] else e["reason"] for e in engine_errors(errors))
+
+
+# pydantic's English sentences as the item checker passes them on (``states.loader`` keeps the
+# message, not the error's type), in words, without the regular expression.
+_PYDANTIC = [
+    (re.compile(r"String should match pattern '.*'"), "格式不正确"),
+    (re.compile(r"String should have at least (\d+) characters?"), r"至少 \1 个字符"),
+    (re.compile(r"String should have at most (\d+) characters?"), r"最多 \1 个字符"),
+    (re.compile(r"List should have at least (\d+) items?.*"), r"至少 \1 项"),
+    (re.compile(r"List should have at most (\d+) items?.*"), r"最多 \1 项"),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"不能小于 \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"须大于 \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"不能大于 \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"须小于 \1"),
+    (re.compile(r"Input should be a valid integer.*"), "须为整数"),
+    (re.compile(r"Input should be a valid number.*"), "须为数字"),
+    (re.compile(r"Input should be a valid boolean.*"), "须为 true 或 false"),
+    (re.compile(r"Input should be a valid string"), "须为文本"),
+    (re.compile(r"Input should be a valid list"), "须为列表"),
+    (re.compile(r"Input should be a valid dictionary.*"), "须为映射 (键: 值)"),
+    (re.compile(r"Input should be a valid date.*"), "须为日期 (年-月-日)"),
+    (re.compile(r"Input should be (.+)"), r"须为 \1 之一"),
+    (re.compile(r"Field required"), "缺少必填字段"),
+    (re.compile(r"Extra inputs are not permitted"), "未知字段"),
+]
+
+
+def checker_message(message: str) -> str:
+    """An item checker's message with pydantic's English part said in Chinese."""
+    head, sep, tail = message.rpartition(": ")
+    for pattern, words in _PYDANTIC:
+        if pattern.fullmatch(tail):
+            return f"{head}{sep}{pattern.sub(words, tail)}".replace("' or '", "'、'")
+    return message

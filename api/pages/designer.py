@@ -16,7 +16,7 @@ from api.deps import SessionDep
 from api.pages import web
 from api.pages.diagram import highlighted_svg
 from api.routing import Router
-from engine import catalog, designer_help, form_tokens
+from engine import catalog, designer_help, form_tokens, labels
 from engine.actors import Actor
 from engine.errors import EngineError, Forbidden
 from states.compiler import compile_item
@@ -67,7 +67,7 @@ def _checked(session: Session, source: str) -> tuple[Any, list[dict[str, Any]], 
         item = catalog.parse(source, "粘贴的定义")
     except DefinitionError as err:
         known = designer_help.names_in(source)
-        return None, [{"line": p.line, "col": p.col, "message": p.message,
+        return None, [{"line": p.line, "col": p.col, "message": labels.checker_message(p.message),
                        "hint": designer_help.did_you_mean(p.message, known)} for p in err.problems], None
     compiled = compile_item(item.definition)
     return item, [], {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(compiled, item.content_hash, ()))}
