@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -354,7 +355,7 @@ def colleagues(session: Session, counter_id: str, roles: set[str]) -> list[dict[
     return [{"id": i, "name": n} for i, n, r in rows if set(r.split(",")) & roles]
 
 
-def case_results(session: Session, case: CaseRow, events: list[dict[str, Any]]) -> dict[str, Any]:
+def case_results(session: Session, case: CaseRow, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What the case produced, to link on its page: certificates (with their verification page),
     waybills and their tracking, recordings and captures of its video steps, and the checklists
     filled in them (kept with the transition they fired)."""
@@ -379,7 +380,7 @@ def case_results(session: Session, case: CaseRow, events: list[dict[str, Any]]) 
 
 
 def history_lines(session: Session, item: CompiledItem, case: CaseRow,
-                  events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                  events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The case's history as people read it: each event's title in words (states, materials,
     counters and clerks by their names), who, where, and the comment."""
     states = {name: ref.state.label for name, ref in item.table.items()}
