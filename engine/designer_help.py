@@ -13,6 +13,7 @@ from sqlmodel import Session
 from engine import catalog, extensions
 from engine.errors import NotFound
 from states.vocabulary import ACTOR_ROLES
+from states.yamlpos import YamlError, load_located
 from storage.tables import T_CASE, ItemVersion
 
 # A problem names what it does not know in quotes: 未知的状态 'acepted', 未知的守卫条件 'fee_payed' …
@@ -65,3 +66,44 @@ def running_by_version(session: Session, code: str | None = None) -> dict[tuple[
     if code is not None:
         q = q.where(ItemVersion.code == code)
     return {(c, v): n for c, v, n in session.execute(q).all()}
+
+
+REFERENCE_PASS_MAX = 50_000  # characters: parsed in this process (catalog.parse uses a worker)
+
+
+def reference_problems(source: str) -> list[tuple[int, int, str]]:
+    """Names a definition uses but does not declare (states in from/to, guards, jobs), found in
+    the raw text even where the schema refuses the definition — the checker would only report
+    them once the schema problems are fixed, so the designer sees both kinds in one round."""
+    if len(source) > REFERENCE_PASS_MAX:
+        return []
+    try:
+        located = load_located(source)
+    except YamlError:
+        return []
+    data = located.data if isinstance(located.data, dict) else {}
+    states = data.get("states") if isinstance(data.get("states"), list) else []
+    transitions = data.get("transitions") if isinstance(data.get("transitions"), list) else []
+    ids = {s.get("id") for s in states if isinstance(s, dict)}
+    v = extensions.vocabulary()
+    out = []
+
+    def report(path: tuple[str | int, ...], message: str) -> None:
+        pos = located.at(path)
+        out.append((pos.line, pos.col, message))
+
+    for i, t in enumerate(transitions):
+        if not isinstance(t, dict):
+            continue
+        sources = t.get("from") if isinstance(t.get("from"), list) else [t.get("from")]
+        for k, name in enumerate(sources):
+            if isinstance(name, str) and name not in ids:
+                report(("transitions", i, "from", k) if isinstance(t.get("from"), list) else ("transitions", i, "from"),
+                       f"未知的状态 '{name}'")
+        if isinstance(t.get("to"), str) and t["to"] not in ids:
+            report(("transitions", i, "to"), f"未知的状态 '{t['to']}'")
+        for key, known, what in (("guards", v.guards, "守卫条件"), ("jobs", v.jobs, "自动任务")):
+            for k, name in enumerate(t.get(key) if isinstance(t.get(key), list) else []):
+                if isinstance(name, str) and name not in known:
+                    report(("transitions", i, key, k), f"未知的{what} '{name}'")
+    return out

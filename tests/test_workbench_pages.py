@@ -253,6 +253,7 @@ def test_the_designer_checks_with_hints_diffs_publishes_and_counts_running_cases
     assert checked.status_code == 422
     problems = checked.text[checked.text.index('id="problems"'):]
     assert "handlin" in problems and "您是否要写「<code>handling</code>」" in problems
+    assert problems.count("未知的状态") == 1  # reported once, by the checker
     assert re.search(r'data-line="\d+"', problems) and 'id="publish" disabled' in checked.text
     # A schema problem is said in Chinese, without pydantic's English or its pattern.
     wrong = sun.post("/ui/designer/check", data={**_hidden(home, "/ui/designer/check"),
@@ -260,6 +261,9 @@ def test_the_designer_checks_with_hints_diffs_publishes_and_counts_running_cases
     start = wrong.text.index('id="problems"')
     problems = wrong.text[start:wrong.text.index("</ol>", start)]
     assert "case_type: 须为 &#39;即办件&#39;、&#39;承诺件&#39; 之一" in problems and "Input should" not in problems
+    # ... in the same round as the misspelt state the checker would only reach after it.
+    assert "未知的状态 &#39;handlin&#39;" in problems and "您是否要写「<code>handling</code>」" in problems
+    assert problems.count("handlin&#39;") == 1
     # Corrected: valid, the diff against version 3, and the publish button open.
     fixed = draft.replace("to: handlin,", "to: handling,")
     checked = sun.post("/ui/designer/check", data={**_hidden(home, "/ui/designer/check"), "source": fixed})

@@ -67,8 +67,12 @@ def _checked(session: Session, source: str) -> tuple[Any, list[dict[str, Any]], 
         item = catalog.parse(source, "粘贴的定义")
     except DefinitionError as err:
         known = designer_help.names_in(source)
-        return None, [{"line": p.line, "col": p.col, "message": labels.checker_message(p.message),
-                       "hint": designer_help.did_you_mean(p.message, known)} for p in err.problems], None
+        found = [(p.line, p.col, labels.checker_message(p.message)) for p in err.problems]
+        # The schema stops the checker before its own rules: the names used but not declared too.
+        at = {(line, col) for line, col, _ in found}  # the checker's own report of a name wins
+        found += [p for p in designer_help.reference_problems(source) if p[:2] not in at]
+        return None, [{"line": line, "col": col, "message": message, "hint": designer_help.did_you_mean(message, known)}
+                      for line, col, message in sorted(found)], None
     compiled = compile_item(item.definition)
     return item, [], {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(compiled, item.content_hash, ()))}
 
