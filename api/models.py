@@ -93,12 +93,21 @@ class Status(_Out):
     label: str
 
 
+class AgentView(_Out):
+    name: str
+    id_type: str | None = None
+    id_number: str | None = None
+    phone: str | None = None
+
+
 class ApplicantView(_Out):
     kind: Literal["person", "company"] = "person"
     name: str
+    id_type: str | None = None
     id_number: str | None = None
     phone: str | None = None
     address: str | None = None
+    agent: AgentView | None = Field(default=None, description="代理人/经办人")
 
 
 class LibraryLink(_Out):
