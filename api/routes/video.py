@@ -3,15 +3,24 @@
 Clerks manage rooms with their bearer token. Participants authenticate with a signed join
 link once (POST /api/v1/video/join with their offer) and then with the participant key that
 join returns (header ``X-Participant-Key``). Offers and answers are complete SDP (no trickle).
+
+With ``TONGBAN_VIDEO_BACKEND=janus`` the join carries no offer: it answers with the Janus room,
+the participant's VideoRoom token and publisher id, and the page negotiates with Janus through
+the same-origin proxy ``/video/janus`` (janus.js, served from ``/video/static/janus.js``). What the
+embedded hub sends over the data channel is then polled from ``…/events`` and sent to
+``…/messages``; a still the clerk asks for is uploaded by the page to ``…/stills/{request}``.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
+import httpx
 from fastapi import Header, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session
 
@@ -22,9 +31,11 @@ from api.models import (
     InspectionSubmitted,
     Joined,
     Left,
+    MessageReply,
     Page,
     Room,
     RoomClosed,
+    RoomEvents,
     RoomList,
     SessionDescription,
     VideoLink,
@@ -32,13 +43,17 @@ from api.models import (
 from api.routes.documents import page_view
 from api.routing import Router
 from api.schemas import NON_BLANK
+from core.clock import now
+from core.settings import get_settings
 from engine import extensions
 from engine.access import require_case_reader
 from engine.advance import load_case
-from engine.errors import Forbidden, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.scan_validation import UploadTooLarge
 from storage.db import bound_engine
-from video import inspection, kinds, links, rooms
+from video import backends, inspection, kinds, links, rooms
 from video.hub import Hub
+from video.janus_hub import JanusHub
 from video.live import LiveRoom, Peer
 from video.page import STATIC, render_room
 
@@ -50,6 +65,13 @@ SDP_MAX = 200_000
 Sdp = Annotated[str, StringConstraints(min_length=10, max_length=SDP_MAX)]
 # The join's body is its credential (the signed token): the longest offer, JSON-escaped, fits.
 router.allow_larger("/api/v1/video/join", lambda: 2 * SDP_MAX + 16_384, uncredentialed=True)
+# janus.js's requests to Janus (an SDP offer or answer at most) carry no Tongban credential: Janus
+# checks the participant's VideoRoom token itself.
+router.allow_larger("/video/janus", lambda: 2 * SDP_MAX + 16_384, uncredentialed=True)
+router.allow_larger(r"/api/v1/video/rooms/[^/]+/stills/", lambda: get_settings().video_max_file_bytes)
+router.allow_larger(r"/api/v1/video/rooms/[^/]+/messages", lambda: 64 * 1024)
+JANUS_JS = Path("/usr/share/javascript/janus-gateway/janus.js")  # Debian libjs-janus-gateway
+STILL_TYPES = {"image/jpeg": ".jpg", "image/png": ".png"}
 
 
 class _Body(BaseModel):
@@ -78,8 +100,18 @@ class Offer(_Body):
     type: Literal["offer"] = "offer"
 
 
-class JoinBody(Offer):
+class JoinBody(_Body):
     token: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
+    # The embedded backend needs the page's offer; with Janus the page negotiates with Janus.
+    sdp: Sdp | None = None
+    type: Literal["offer"] = "offer"
+
+
+class RoomMessage(_Body):
+    """What the embedded backend's data channel carries (video/messages.py): chat, file, chunk, end."""
+
+    model_config = ConfigDict(extra="allow")
+    t: Literal["chat", "file", "chunk", "end"]
 
 
 class ViewBody(Offer):
@@ -98,10 +130,16 @@ class InspectionBody(_Body):
 
 
 def hub_of(request: Request) -> Hub:
-    """One hub per application, created on the loop that serves it."""
+    """One hub per application, created on the loop that serves it, of the configured backend."""
     hub = getattr(request.app.state, "video_hub", None)
     if hub is None:
-        hub = request.app.state.video_hub = Hub()
+        hub = request.app.state.video_hub = JanusHub() if backends.selected() == "janus" else Hub()
+    return hub
+
+
+def _janus_hub(hub: Hub) -> JanusHub:
+    if not isinstance(hub, JanusHub):
+        raise Conflict("此会议室的消息经 WebRTC 数据通道收发 (内置媒体后端)")
     return hub
 
 
@@ -167,7 +205,9 @@ async def join_room(body: JoinBody, request: Request, session: SessionDep) -> An
     engine = _engine(session)
     session.close()  # the hub works in its own short transactions
     hub = hub_of(request)
-    out = await hub.join(engine, claim, body.sdp, body.type)
+    if body.sdp is None and not isinstance(hub, JanusHub):
+        raise InvalidInput("sdp", "须带页面的 SDP offer")
+    out = await hub.join(engine, claim, body.sdp, body.type)  # type: ignore[arg-type]
     out["materials"] = await hub.db(engine, rooms.materials, claim.number)
     out["checklist"] = await hub.db(engine, kinds.checklist, out["kind"], claim.number)
     return out
@@ -238,6 +278,75 @@ async def submit_inspection(room_id: str, body: InspectionBody, request: Request
     return out
 
 
+@router.get("/api/v1/video/rooms/{room_id}/events", response_model=RoomEvents, responses=problems(409))
+async def room_events(room_id: str, request: Request, key: KeyHeader = None,
+                      after: Annotated[int, Query(ge=0)] = 0,
+                      wait: Annotated[float, Query(ge=0, le=30)] = 20) -> Any:
+    """会议室消息 (长轮询, Janus 后端)
+
+    What the embedded backend sends over the data channel: the participant list, chat, files,
+    still requests, the closing notice. Waits up to ``wait`` seconds for one after ``after``."""
+    hub, room, peer = _participant(request, room_id, key)
+    items, cursor = await _janus_hub(hub).events(peer, after, wait)
+    return {"items": items, "next": cursor}
+
+
+@router.post("/api/v1/video/rooms/{room_id}/messages", response_model=MessageReply, responses=problems(409))
+async def room_message(room_id: str, body: RoomMessage, request: Request, key: KeyHeader = None) -> Any:
+    """发送会议室消息 (文字交流、文件, Janus 后端)"""
+    hub, room, peer = _participant(request, room_id, key)
+    return {"reply": await _janus_hub(hub).message(room, peer, body.model_dump())}
+
+
+@router.post("/api/v1/video/rooms/{room_id}/stills/{request_id}", status_code=201, response_model=Page,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 t: {"schema": {"type": "string", "format": "binary"}} for t in STILL_TYPES}}},
+             responses=problems(409, 413))
+async def upload_still(room_id: str, request_id: str, request: Request, key: KeyHeader = None) -> Any:
+    """上传工作人员要求的照片 (摄像头全分辨率, Janus 后端)
+
+    The page's answer to a ``still_request`` event: the image as the raw body (JPEG or PNG),
+    filed as a page of the material the clerk chose, validated like any upload."""
+    hub, room, peer = _participant(request, room_id, key)
+    janus_hub = _janus_hub(hub)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in STILL_TYPES:
+        raise InvalidInput("Content-Type", f"须为 {' / '.join(STILL_TYPES)}")
+    limit, data = get_settings().video_max_file_bytes, bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise UploadTooLarge("body", "too_large", f"照片超过大小上限 {limit} 字节")
+    name = f"视频拍照-{peer.name}-{now():%Y%m%d%H%M%S}{STILL_TYPES[kind]}"
+    return page_view(room.number, await janus_hub.still(room, peer, request_id, bytes(data), name))
+
+
+# -- the Janus HTTP API, same-origin for the page ------------------------------------------
+_JANUS_PATH = re.compile(r"(/\d{1,20}){0,2}")
+
+
+@router.api_route("/video/janus{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+async def janus_proxy(rest: str, request: Request, rid: int | None = None,
+                      maxev: Annotated[int | None, Query(ge=1, le=10)] = None) -> Any:
+    """janus.js talks to Janus through Tongban, so Janus listens on 127.0.0.1 only and the page
+    needs no other origin. Only Janus's session and handle paths pass; Janus itself refuses a
+    join without the participant's token and room management without the admin key."""
+    if backends.selected() != "janus" or not _JANUS_PATH.fullmatch(rest):
+        raise NotFound("没有这个媒体服务接口")
+    hub = _janus_hub(hub_of(request))
+    params = {"maxev": maxev} if maxev else {}
+    try:
+        if request.method == "GET":
+            answer = await hub.http().get(hub.url + rest, params=params, timeout=70)
+        else:
+            answer = await hub.http().post(hub.url + rest, content=await request.body(),
+                                           headers={"Content-Type": "application/json"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise Conflict("媒体服务器 (Janus) 无法连接") from exc
+    return Response(answer.content, answer.status_code, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
 # -- pages ---------------------------------------------------------------------------------
 @router.get("/video/join", response_class=HTMLResponse, name="video_join_page", include_in_schema=False)
 def join_page(request: Request, session: SessionDep,
@@ -258,7 +367,7 @@ def join_page(request: Request, session: SessionDep,
 
 @router.get("/video/static/{name}", include_in_schema=False)
 def static(name: str) -> Any:
-    path = STATIC / name
-    if name not in {"room.js", "room.css"} or not path.exists():
+    path = JANUS_JS if name == "janus.js" else STATIC / name
+    if name not in {"room.js", "room.css", "janus.js"} or not path.exists():
         raise NotFound(f"{name} 不存在")
     return FileResponse(path)

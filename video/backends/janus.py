@@ -53,6 +53,17 @@ def participant_token(room_id: str, link_token: str) -> str:
     return hashlib.sha256(f"{room_id}\0{link_token}".encode()).hexdigest()[:32]
 
 
+def room_secret(room_id: str) -> str:
+    """The VideoRoom ``secret`` of a Tongban room (edit, allow, destroy): derived from the admin
+    key, so every Tongban process and the recording job can manage the room without storing it."""
+    return hashlib.sha256(f"{admin_key()}\0room\0{room_id}".encode()).hexdigest()[:32]
+
+
+def recordings_dir(room_id: str) -> Path:
+    """Where Janus writes a room's ``.mjr`` files (Janus runs on this machine: ``tongban serve --janus``)."""
+    return get_settings().data_dir / "janus-rec" / room_id
+
+
 def _disabled(kind: str, keep: str) -> str:
     folder = LIB / kind
     names = sorted(p.name for p in folder.glob("*.so")) if folder.is_dir() else []
@@ -206,6 +217,29 @@ class VideoRoomAPI:
 
     def destroy_room(self, number: int, secret: str) -> None:
         self.request({"request": "destroy", "room": number, "secret": secret, "permanent": False})
+
+    def ensure_room(self, room_id: str, *, rec_dir: Path, publishers: int = 6) -> int:
+        """The room's VideoRoom room, created on first use (another process may have made it)."""
+        number = room_number(room_id)
+        if self.request({"request": "exists", "room": number}).get("exists"):
+            return number
+        try:
+            return self.create_room(room_id, rec_dir=rec_dir, tokens=[], secret=room_secret(room_id),
+                                    publishers=publishers)
+        except JanusError as exc:
+            if exc.code != 427:  # JANUS_VIDEOROOM_ERROR_ROOM_EXISTS: made meanwhile, fine
+                raise
+            return number
+
+    def close_room(self, room_id: str) -> bool:
+        """Destroy the room if it is still there (its recordings close); False if it was gone."""
+        try:
+            self.destroy_room(room_number(room_id), room_secret(room_id))
+        except JanusError as exc:
+            if exc.code == 426:  # JANUS_VIDEOROOM_ERROR_NO_SUCH_ROOM
+                return False
+            raise
+        return True
 
     def join(self, number: int, token: str | None, display: str, publisher: int | None = None) -> dict[str, Any]:
         """Join as publisher (no media yet): the ``joined`` event, or the refusal as JanusError."""
