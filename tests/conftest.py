@@ -287,6 +287,8 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_audit.py::test_cli_audit_verify_exit_code": ("slow",),
     "test_security_limits.py::test_tongban_serve_limits_a_rotated_flood": ("slow",),
     "test_verify.py::test_cli_seals_and_verify_exit_codes": ("slow",),  # eight CLI processes
+    # Chromium and an aiortc peer through Janus, then the recording job converting both: ~11 s.
+    "test_video_janus.py::test_chromium_and_aiortc_in_one_janus_room": ("slow",),
 }
 
 

@@ -13,6 +13,7 @@ embedded hub sends over the data channel is then polled from ``…/events`` and 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -335,16 +336,29 @@ async def janus_proxy(rest: str, request: Request, rid: int | None = None,
         raise NotFound("没有这个媒体服务接口")
     hub = _janus_hub(hub_of(request))
     params = {"maxev": maxev} if maxev else {}
+    if request.method == "GET":  # a long poll: Janus holds it up to 30 s
+        upstream = hub.http().get(hub.url + rest, params=params, timeout=70)
+    else:
+        upstream = hub.http().post(hub.url + rest, content=await request.body(),
+                                   headers={"Content-Type": "application/json"}, timeout=30)
+    call = asyncio.ensure_future(upstream)
+    gone = asyncio.ensure_future(_disconnected(request))
+    await asyncio.wait({call, gone}, return_when=asyncio.FIRST_COMPLETED)
+    gone.cancel()
+    if not call.done():  # the page went away (closed, navigated): do not hold its poll open
+        call.cancel()
+        return Response(status_code=204)
     try:
-        if request.method == "GET":
-            answer = await hub.http().get(hub.url + rest, params=params, timeout=70)
-        else:
-            answer = await hub.http().post(hub.url + rest, content=await request.body(),
-                                           headers={"Content-Type": "application/json"}, timeout=30)
+        answer = call.result()
     except httpx.HTTPError as exc:
         raise Conflict("媒体服务器 (Janus) 无法连接") from exc
     return Response(answer.content, answer.status_code, media_type="application/json",
                     headers={"Cache-Control": "no-store"})
+
+
+async def _disconnected(request: Request) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(0.25)
 
 
 # -- pages ---------------------------------------------------------------------------------

@@ -9,11 +9,14 @@ room's ``rec_dir``; the recording job converts them with ``janus-pp-rec`` (no re
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import secrets
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,9 +146,9 @@ class LocalJanus:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGINT)  # Janus's own clean exit (^C)
             try:
-                self.process.wait(10)
+                self.process.wait(3)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
@@ -294,6 +297,22 @@ class Converted:
     publisher: int
 
 
+def _lane(src: Any, stream: Any, target: Any) -> Iterator[tuple[float, Any]]:
+    """One track's packets as they are, for the muxer: timestamps from zero and strictly rising
+    (a sender's RTP clock may jump back; the Ogg that ``janus-pp-rec`` writes then starts below
+    zero), each with its time in seconds so the tracks interleave."""
+    first: int | None = None
+    last = -1
+    for packet in src.demux(stream):
+        if packet.dts is None or packet.size == 0:
+            continue
+        first = packet.dts if first is None else first
+        ts = max(packet.dts - first, last + 1)
+        packet.dts = packet.pts = last = ts
+        packet.stream = target
+        yield float(ts * stream.time_base), packet
+
+
 def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
     """Each publisher's ``.mjr`` pair (video VP8 + audio Opus) into one WebM, no re-encode.
 
@@ -323,20 +342,15 @@ def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
             continue
         final = out_dir / f"{stem}.webm"
         with av.open(str(final), "w", format="webm") as out:
-            pairs = []
-            for t in tracks:
-                src = av.open(str(t))
-                for s in src.streams:
-                    if s.type in ("video", "audio"):
-                        pairs.append((src, s, out.add_stream_from_template(s)))
-            for src, s, o in pairs:
-                for packet in src.demux(s):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = o
+            sources = [av.open(str(t)) for t in tracks]
+            try:
+                lanes = [_lane(src, st, out.add_stream_from_template(st))
+                         for src in sources for st in src.streams if st.type in ("video", "audio")]
+                for _, packet in heapq.merge(*lanes, key=lambda item: item[0]):
                     out.mux(packet)
-            for src in {id(p[0]): p[0] for p in pairs}.values():
-                src.close()
+            finally:
+                for src in sources:
+                    src.close()
         for t in tracks:
             t.unlink()
         with av.open(str(final)) as check:
