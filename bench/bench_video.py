@@ -334,7 +334,7 @@ async def _generator(conn: Any) -> None:
             except TimeoutError:
                 conn.send(False)
         elif cmd == "counts":
-            conn.send(([sum(r.frames for r in x.received.values()) for x in live], generator_cpu()))
+            conn.send(([sum(r.frames for r in x.received.values()) for x in live], generator_cpu(), time.monotonic()))
         elif cmd == "close":
             for x in live:
                 await x.close()
@@ -360,9 +360,10 @@ class Generators:
         self.conns[i].send((cmd, arg))
         return await asyncio.get_running_loop().run_in_executor(None, self.conns[i].recv)
 
-    async def counts(self) -> tuple[list[int], float]:
+    async def counts(self) -> tuple[list[tuple[int, float]], float]:
+        """Each viewer's frames so far with the moment its process counted them, and the CPU."""
         got = [await self.call(i, "counts") for i in range(len(self.conns))]
-        return [c for frames, _ in got for c in frames], sum(cpu for _, cpu in got)
+        return [(c, at) for frames, _, at in got for c in frames], sum(cpu for _, cpu, _ in got)
 
     def stop(self) -> None:
         for i, conn in enumerate(self.conns):
@@ -387,9 +388,11 @@ async def room_capacity(backend: str, base: str, rooms: Rooms, gens: Generators,
         elapsed = time.monotonic() - t0
         cpu = (server.cpu_seconds() - c0) / elapsed * 100
         gen = (g1 - g0) / elapsed * 100
-        got = [b - a for a, b in zip(before, after, strict=True)]
-        worst = min(got) / (FPS * elapsed)
-        delivered = sum(got) / (FPS * elapsed * len(got))
+        # Frames against what was sent over each viewer's own window (its process's two counts).
+        got = [b - a for (a, _), (b, _) in zip(before, after, strict=True)]
+        sent = [FPS * (tb - ta) for (_, ta), (_, tb) in zip(before, after, strict=True)]
+        worst = min(g / x for g, x in zip(got, sent, strict=True))
+        delivered = sum(got) / sum(sent)
         steps.append({"rooms": k, "delivered": round(delivered, 4), "worst_viewer": round(worst, 3),
                       "server_cpu_pct": round(cpu, 1), "load_generator_cpu_pct": round(gen, 1)})
         log(f"  {backend} {k} rooms: {delivered:.2%} of frames delivered (worst viewer {worst:.1%}), "

@@ -287,16 +287,29 @@ CLERK_VIDEO = """() => {
 }"""
 
 
+# The candidate types of the page's connections to Janus (publisher and subscriber handles).
+PAGE_CANDIDATES = """async () => {
+  const room = window.tongbanRoom;
+  const pcs = [room.pub, ...Object.values(room.views)].map((h) => h.webrtcStuff && h.webrtcStuff.pc).filter(Boolean);
+  const types = [];
+  for (const pc of pcs) {
+    (await pc.getStats()).forEach((r) => { if (r.type === "local-candidate") types.push(r.candidateType); });
+  }
+  return types;
+}"""
+
+
 @pytest.mark.browser
 def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: janus.LocalJanus,
                                                serve_app: Any, monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
     """``TONGBAN_VIDEO_BACKEND=janus`` behind the same room routes and page: the applicant's page
-    (Chromium, fake camera, janus.js through Tongban's proxy) and the clerk (aiortc) see each
-    other through Janus; the page's chat lands in the case history; the clerk's still request
-    makes the page upload a full-resolution frame of its own camera into a material slot; the
-    clerk ends the meeting, which queues the recording job; the job stores both participants'
-    Janus recordings as evidence, WebM that PyAV reads back with their durations."""
+    (Chromium, fake camera, janus.js through Tongban's proxy, relay-only ICE through coturn with
+    the page's TURN REST credential) and the clerk (aiortc) see each other through Janus; the
+    page's chat lands in the case history; the clerk's still request makes the page upload a
+    full-resolution frame of its own camera into a material slot; the clerk ends the meeting,
+    which queues the recording job; the job stores both participants' Janus recordings as
+    evidence, WebM that PyAV reads back with their durations."""
     import av
     from playwright.async_api import async_playwright
 
@@ -304,9 +317,13 @@ def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: j
     from video.janus_hub import JanusHub
     from video.synthetic import PatternTrack, ToneTrack
 
+    # The page connects through coturn only (relay candidates, iceTransportPolicy "relay").
+    turn_key = "page-turn-secret"
+    turnserver, turn_port = coturn(tmp_path, turn_key.encode())
     settings = get_settings()
     for name, value in {"video_backend": "janus", "janus_url": local_janus.url, "janus_admin_key": KEY,
-                        "data_dir": tmp_path / "data"}.items():
+                        "data_dir": tmp_path / "data", "turn_secret": turn_key, "turn_relay_only": True,
+                        "turn_urls": f"turn:127.0.0.1:{turn_port}?transport=udp"}.items():
         monkeypatch.setattr(settings, name, value)
     demo = sqlite_demo
     number, room_id = inspection_room(demo)
@@ -330,6 +347,7 @@ def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: j
                 "() => { const v = document.querySelector('figure[data-role=\"clerk\"] video');"
                 " return v && v.videoWidth > 0; }", timeout=20_000)
             seen_by_page = await page.evaluate(CLERK_VIDEO)
+            candidates = await page.evaluate(PAGE_CANDIDATES)
             applicant_id = await page.evaluate("() => window.tongbanRoom.me")
             await wait_until(lambda: clerk.received.get(applicant_id) is not None
                              and clerk.received[applicant_id].frames > 5)
@@ -350,10 +368,16 @@ def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: j
             await browser.close()
         received = clerk.received[applicant_id]
         await clerk.close(leave=False)
-        return {"seen": seen_by_page, "received": received.frames, "width": received.width,
+        return {"seen": seen_by_page, "candidates": candidates, "received": received.frames, "width": received.width,
                 "shot": shot.json(), "still": still, "camera": camera, "status": status, "logs": logs}
 
-    out = asyncio.run(scenario())
+    try:
+        out = asyncio.run(scenario())
+    finally:
+        turnserver.terminate()
+        turnserver.wait(10)
+    # Publishing and viewing went through coturn: the page offered relayed candidates only.
+    assert out["candidates"] and set(out["candidates"]) == {"relay"}, out
     assert out["seen"]["w"] == 640 and out["seen"]["h"] == 480, out  # the clerk's stream, forwarded as sent
     assert out["received"] > 5 and out["width"] > 0, out
     assert out["status"] == "会议已结束: 工作人员已结束会议", out

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from core.clock import now
 from core.settings import get_settings
 from engine.actors import Actor
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from storage.objects import ObjectStore
 from video import rooms
 from video.backends import janus
@@ -119,7 +119,10 @@ class JanusHub(Hub):
             finally:
                 api.close()
 
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except httpx.HTTPError as exc:
+            raise Unavailable("媒体服务器 (Janus) 暂时无法连接") from exc
 
     async def join(self, engine: sa.Engine, claim: JoinClaim, sdp: str | None, type_: str) -> dict[str, Any]:
         self.engine = engine

@@ -49,7 +49,7 @@ from core.settings import get_settings
 from engine import extensions
 from engine.access import require_case_reader
 from engine.advance import load_case
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from engine.scan_validation import UploadTooLarge
 from storage.db import bound_engine
 from video import backends, inspection, kinds, links, rooms
@@ -199,7 +199,7 @@ async def close_room(room_id: str, request: Request, session: SessionDep, actor:
 
 
 # -- participants: signalling and in-room actions ------------------------------------------
-@router.post("/api/v1/video/join", response_model=Joined)
+@router.post("/api/v1/video/join", response_model=Joined, responses=problems(503))
 async def join_room(body: JoinBody, request: Request, session: SessionDep) -> Any:
     """凭入会链接加入会议 (SDP offer)"""
     claim = links.verify(body.token)
@@ -351,7 +351,7 @@ async def janus_proxy(rest: str, request: Request, rid: int | None = None,
     try:
         answer = call.result()
     except httpx.HTTPError as exc:
-        raise Conflict("媒体服务器 (Janus) 无法连接") from exc
+        raise Unavailable("媒体服务器 (Janus) 暂时无法连接") from exc
     return Response(answer.content, answer.status_code, media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 

@@ -86,7 +86,7 @@
     const stream = await localMedia();
     state.stream = stream;
     if (stream) $("local").srcObject = stream;
-    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [] });
+    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [], iceTransportPolicy: cfg.iceTransportPolicy || "all" });
     state.pc = pc;
     if (stream) stream.getTracks().forEach((t) => pc.addTrack(t, stream));
     const channel = pc.createDataChannel("room");
@@ -136,6 +136,7 @@
     Janus.init({ debug: false, dependencies: Janus.useDefaultDependencies({ adapter: { browserDetails: browserDetails() } }),
       callback: () => {
         state.session = new Janus({ server: out.janus.path, iceServers: cfg.iceServers || [],
+          iceTransportPolicy: cfg.iceTransportPolicy || "all",
           success: () => publishJanus(stream),
           error: () => { if (!state.closed) setStatus("媒体服务器连接失败", "failed"); } });
       } });
@@ -241,7 +242,7 @@
   async function view(peer) {
     if (state.views[peer.id] || !(peer.video || peer.audio)) return;
     if (janusMode) { if (state.session && state.feeds[peer.feed]) subscribeJanus(peer); return; }
-    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [] });
+    const pc = new RTCPeerConnection({ iceServers: cfg.iceServers || [], iceTransportPolicy: cfg.iceTransportPolicy || "all" });
     state.views[peer.id] = pc;
     if (peer.video) pc.addTransceiver("video", { direction: "recvonly" });
     if (peer.audio) pc.addTransceiver("audio", { direction: "recvonly" });
