@@ -31,6 +31,7 @@ from engine import scans
 from engine.actors import SYSTEM
 from storage.db import session_scope
 from storage.object_local import LocalStore
+from tests.netns import ADDRESS
 from video import links, rooms, turn
 from video.backends import janus
 
@@ -54,14 +55,15 @@ def local_janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[janus.Loca
     j.stop()
 
 
-def coturn(tmp_path: Path, key: bytes) -> tuple[subprocess.Popen[bytes], int]:
-    """coturn on 127.0.0.1 with the product's configuration (``tongban video turn-config``)."""
+def coturn(tmp_path: Path, key: bytes, relay_ip: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], int]:
+    """coturn on 127.0.0.1 with the product's configuration (``tongban video turn-config``),
+    relaying from ``relay_ip``."""
     exe = shutil.which("turnserver")
     assert exe, "coturn is not installed (./tongban installs it)"
     port = free_port()
     conf = tmp_path / "turnserver.conf"
     conf.write_text(turn.coturn_config(realm="tongban", listening_ip="127.0.0.1", port=port,
-                                       relay_ip="127.0.0.1", key=key, allow_loopback=True)
+                                       relay_ip=relay_ip, key=key, allow_loopback=True)
                     + f"pidfile={tmp_path / 'turn.pid'}\nuserdb={tmp_path / 'turndb'}\n")
     return subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
 
@@ -319,7 +321,7 @@ def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: j
 
     # The page connects through coturn only (relay candidates, iceTransportPolicy "relay").
     turn_key = "page-turn-secret"
-    turnserver, turn_port = coturn(tmp_path, turn_key.encode())
+    turnserver, turn_port = coturn(tmp_path, turn_key.encode(), relay_ip=ADDRESS)  # where Janus listens
     settings = get_settings()
     for name, value in {"video_backend": "janus", "janus_url": local_janus.url, "janus_admin_key": KEY,
                         "data_dir": tmp_path / "data", "turn_secret": turn_key, "turn_relay_only": True,
