@@ -420,7 +420,8 @@ def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: j
             first = next(f.decode(video=0))
         with av.open(io.BytesIO(data)) as f:
             frames = sum(1 for p in f.demux(video=0) if p.size)
-        assert codecs == {"video": "vp8", "audio": "opus"} and first.width in (640, 1280), (codecs, first)
+        # (Chromium's sender starts small and adapts: the first frame's size is the browser's choice.)
+        assert codecs == {"video": "vp8", "audio": "opus"} and first.width > 0, (codecs, first)
         assert frames > 10, frames
         assert duration > 0.5 and abs(duration - e["meta"]["duration_s"]) < 0.5, (duration, e)
     assert "video_recording" in history_kinds(demo, number)

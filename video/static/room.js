@@ -320,6 +320,11 @@
     $("chat-text").value = "";
   });
 
+  $("file-input").addEventListener("change", () => {
+    const f = $("file-input").files[0];
+    $("file-name").textContent = f ? f.name : "未选择文件";
+  });
+
   $("file-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = $("file-input").files[0];
