@@ -432,8 +432,8 @@ def history_kinds(demo: Demo, number: str) -> list[str]:
     return [e["kind"] for e in events]
 
 
-def test_the_proxy_passes_only_janus_session_paths_and_only_for_the_janus_backend(
-        sqlite_demo: Demo, local_janus: janus.LocalJanus, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_proxy_passes_only_what_a_page_needs_and_only_for_the_janus_backend(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     client = sqlite_demo.client
     # The embedded backend: no proxy, and a join must carry the page's offer.
     assert client.post("/video/janus", json={"janus": "create", "transaction": "t1"}).status_code == 404
@@ -442,7 +442,8 @@ def test_the_proxy_passes_only_janus_session_paths_and_only_for_the_janus_backen
     r = client.post("/api/v1/video/join", json={"token": token})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sdp", r.text
     settings = get_settings()
-    for name, value in {"video_backend": "janus", "janus_url": local_janus.url, "janus_admin_key": KEY}.items():
+    for name, value in {"video_backend": "janus", "janus_url": local_janus.url, "janus_admin_key": KEY,
+                        "data_dir": tmp_path}.items():
         monkeypatch.setattr(settings, name, value)
     del client.app.state.video_hub  # type: ignore[attr-defined]  # made on first use, of the backend then set
     created = client.post("/video/janus", json={"janus": "create", "transaction": "t2"})
@@ -450,5 +451,21 @@ def test_the_proxy_passes_only_janus_session_paths_and_only_for_the_janus_backen
     session = created.json()["data"]["id"]
     for path in ("/video/janus/info", "/video/janus/admin", f"/video/janus/{session}/../admin"):
         assert client.get(path).status_code == 404, path
+    attached = client.post(f"/video/janus/{session}", json={"janus": "attach", "plugin": "janus.plugin.videoroom",
+                                                            "transaction": "t3"}).json()
+    handle = attached["data"]["id"]
+    # Room management and listings are Tongban's (admin key, room secret), not the page's.
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    number = api.ensure_room(room_id, rec_dir=janus.recordings_dir(room_id))
+    api.close()
+    for body in ({"request": "listparticipants", "room": number}, {"request": "list"},
+                 {"request": "kick", "room": number, "id": 1}, {"request": "create", "room": 7}):
+        r = client.post(f"/video/janus/{session}/{handle}",
+                        json={"janus": "message", "body": body, "transaction": "t4"})
+        assert r.status_code == 403, (body, r.text)
+    r = client.post(f"/video/janus/{session}", json={"janus": "attach", "plugin": "janus.plugin.echotest",
+                                                     "transaction": "t5"})
+    assert r.status_code == 403
+    assert client.post(f"/video/janus/{session}", json={"janus": "info"}).status_code == 403
     gone = client.post(f"/video/janus/{session}", json={"janus": "destroy", "transaction": "t3"})
     assert gone.json()["janus"] == "success"

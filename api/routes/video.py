@@ -14,6 +14,7 @@ embedded hub sends over the data channel is then polled from ``…/events`` and 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -339,7 +340,9 @@ async def janus_proxy(rest: str, request: Request, rid: int | None = None,
     if request.method == "GET":  # a long poll: Janus holds it up to 30 s
         upstream = hub.http().get(hub.url + rest, params=params, timeout=70)
     else:
-        upstream = hub.http().post(hub.url + rest, content=await request.body(),
+        body = await request.body()
+        _check_janus_request(body)
+        upstream = hub.http().post(hub.url + rest, content=body,
                                    headers={"Content-Type": "application/json"}, timeout=30)
     call = asyncio.ensure_future(upstream)
     gone = asyncio.ensure_future(_disconnected(request))
@@ -354,6 +357,30 @@ async def janus_proxy(rest: str, request: Request, rid: int | None = None,
         raise Unavailable("媒体服务器 (Janus) 暂时无法连接") from exc
     return Response(answer.content, answer.status_code, media_type="application/json",
                     headers={"Cache-Control": "no-store"})
+
+
+# What a page needs of Janus: its session, one VideoRoom handle per feed, and in it joining,
+# publishing and subscribing. Room management (create, edit, allowed, kick, destroy, forwarding,
+# recording) is Tongban's, with the admin key and room secret; listing rooms or participants is
+# nobody's business through here.
+JANUS_VERBS = {"create", "attach", "message", "trickle", "keepalive", "detach", "hangup", "destroy"}
+VIDEOROOM_REQUESTS = {"join", "joinandconfigure", "publish", "configure", "unpublish", "start", "pause",
+                      "switch", "subscribe", "unsubscribe", "update", "leave"}
+
+
+def _check_janus_request(body: bytes) -> None:
+    try:
+        msg = json.loads(body)
+    except ValueError:
+        raise InvalidInput("body", "须为 JSON 对象") from None
+    if not isinstance(msg, dict) or msg.get("janus") not in JANUS_VERBS:
+        raise Forbidden("不允许的媒体服务请求", missing=["janus_request"])
+    if msg["janus"] == "attach" and msg.get("plugin") != "janus.plugin.videoroom":
+        raise Forbidden("只能使用视频会议插件", missing=["janus_request"])
+    if msg["janus"] == "message":
+        inner = msg.get("body")
+        if not isinstance(inner, dict) or inner.get("request") not in VIDEOROOM_REQUESTS:
+            raise Forbidden("不允许的会议室请求", missing=["janus_request"])
 
 
 async def _disconnected(request: Request) -> None:
