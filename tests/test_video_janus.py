@@ -459,7 +459,8 @@ def test_the_proxy_passes_only_what_a_page_needs_and_only_for_the_janus_backend(
     number = api.ensure_room(room_id, rec_dir=janus.recordings_dir(room_id))
     api.close()
     for body in ({"request": "listparticipants", "room": number}, {"request": "list"},
-                 {"request": "kick", "room": number, "id": 1}, {"request": "create", "room": 7}):
+                 {"request": "kick", "room": number, "id": 1}, {"request": "create", "room": 7},
+                 {"request": "configure", "record": False}):
         r = client.post(f"/video/janus/{session}/{handle}",
                         json={"janus": "message", "body": body, "transaction": "t4"})
         assert r.status_code == 403, (body, r.text)

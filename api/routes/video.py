@@ -381,6 +381,8 @@ def _check_janus_request(body: bytes) -> None:
         inner = msg.get("body")
         if not isinstance(inner, dict) or inner.get("request") not in VIDEOROOM_REQUESTS:
             raise Forbidden("不允许的会议室请求", missing=["janus_request"])
+        if {"record", "filename", "secret"} & set(inner):  # recordings are evidence: Tongban's alone
+            raise Forbidden("录像设置只能由通办更改", missing=["janus_request"])
 
 
 async def _disconnected(request: Request) -> None:

@@ -211,7 +211,8 @@ class VideoRoomAPI:
                       "description": f"tongban-{room_id}", "secret": secret, "is_private": True,
                       "publishers": publishers, "allowed": tokens, "record": True,
                       "rec_dir": str(rec_dir), "videocodec": "vp8", "audiocodec": "opus",
-                      "permanent": False})
+                      # Evidence: a participant may not switch their own recording off.
+                      "lock_record": True, "permanent": False})
         return number
 
     def allow(self, number: int, secret: str, tokens: list[str]) -> None:
