@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     turn_secret: str = ""  # empty: generated once into data_dir/turn-secret
     turn_urls: str = ""  # comma-separated, e.g. "turn:turn.example.gov.cn:3478?transport=udp"
     turn_ttl_seconds: int = 3600
+    # Pages connect through TURN only (iceTransportPolicy "relay"): counters whose network lets
+    # nothing but the TURN server through, and no host address of the caller shown to the far end.
+    turn_relay_only: bool = False
     # Flows. `tongban serve` drains the outbox in-process when embedded_flows is on.
     embedded_flows: bool = False
     flows_poll_seconds: float = 1.0

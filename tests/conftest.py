@@ -319,6 +319,8 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     # One Chromium walk through a whole case, F5/Back/Forward after each of its 15 POSTs, the
     # certificate drawn and signed (~40 s on a shared 2-core machine).
     "test_workbench_browser.py::test_a_clerk_day_in_the_pages_one_role_each": ("slow",),
+    # Chromium and an aiortc peer through Janus, then the recording job converting both: ~11 s.
+    "test_video_janus.py::test_chromium_and_aiortc_in_one_janus_room": ("slow",),
 }
 
 
