@@ -119,6 +119,9 @@ def _role_settings(role: str, env_file: Path | None) -> None:
     if env_file is not None:
         load_env_file(env_file)
         get_settings.cache_clear()
+    from core import logs
+
+    logs.configure(role)
     missing = problems(role, get_settings())
     if missing:
         typer.echo(f"错误: 缺少必需的设置, {'工作进程' if role == 'worker' else '调度进程'}不启动:", err=True)

@@ -247,7 +247,13 @@ def test_case_taken_in_at_a_and_handled_at_b_runs_on_b_and_is_mailed(cluster) ->
         assert runs and all(r["state_type"] == "COMPLETED" for r in runs), (job, runs)
         fr = flow_run(c, runs[0]["flow_run_id"])
         assert fr["work_pool_name"] == f"counter-{B}" and f"region:{B}" in runs[0]["tags"]
-        assert "item:GGCSWSXK" in runs[0]["tags"]
+        assert "item:GGCSWSXK" in runs[0]["tags"] and f"case:{n}" in runs[0]["tags"]
+    # What the dashboard's Prefect link asks the UI for (tag=case:<number> on the task runs tab)
+    # is exactly this case's work.
+    tagged = httpx.post(f"{c.api}/task_runs/filter", json={"task_runs": {"tags": {"all_": [f"case:{n}"]}}},
+                        timeout=10).raise_for_status().json()
+    assert {r["name"].split(" · ")[0] for r in tagged} == {n}
+    assert {"handoff", "issue_certificate", "create_waybill"} <= {r["name"].split(" · ")[1] for r in tagged}
     # The carrier confirms delivery with a signed callback: the case completes.
     waybill = one(demo, "SELECT number FROM waybills")[0]
     body = json.dumps({"waybill": waybill, "event_id": "e-1", "status": "delivered",
