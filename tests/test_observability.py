@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session
 from conftest import ALL_GGCS, Demo, free_port, run_jobs
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import Session
 
 from api.app import create_app
 from core import logs
@@ -149,17 +149,17 @@ def test_the_drainer_probe(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> No
     port = probe.start(port=free_port())
     try:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
-        assert http.get(f"/livez").status_code == 200
-        r = http.get(f"/readyz")
+        assert http.get("/livez").status_code == 200
+        r = http.get("/readyz")
         assert r.status_code == 200 and r.json() == {"status": "ok", "role": "worker", "loop_age_seconds":
                                                     r.json()["loop_age_seconds"], "database": "ok", "region": B}
-        assert "tongban_jobs_finished_total" in http.get(f"/metrics").text
+        assert "tongban_jobs_finished_total" in http.get("/metrics").text
         listening["ok"] = False  # its LISTEN connection dropped
-        assert http.get(f"/readyz").status_code == 503
+        assert http.get("/readyz").status_code == 503
         probe.last_beat -= get_settings().probe_stale_seconds + 1  # its loop is stuck
-        assert http.get(f"/livez").status_code == 503
+        assert http.get("/livez").status_code == 503
         probe.beat()
-        assert http.get(f"/livez").status_code == 200
+        assert http.get("/livez").status_code == 200
     finally:
         probe.stop()
 
