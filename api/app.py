@@ -30,6 +30,7 @@ from api.routes import (
     cases,
     certificates,
     dashboard,
+    directory,
     documents,
     evaluations,
     events,
@@ -63,6 +64,7 @@ ROUTERS: tuple[Router, ...] = (
     guide_routes.router, guide_pages.router,
     queue.router,
     tickets.router, evaluations.router, hall.router,
+    directory.router,
 )
 
 
