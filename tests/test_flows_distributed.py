@@ -400,3 +400,51 @@ def test_sigterm_stops_a_worker_within_10s_and_no_job_is_lost_or_doubled(cluster
         assert one(demo, "SELECT count(*) FROM job_effects e JOIN outbox o ON o.id = e.job_id "
                          "JOIN cases k ON k.id = o.case_id WHERE k.number = :n AND o.job IN "
                          "('handoff', 'notify_applicant')", n=n)[0] == 2
+
+
+def test_a_region_imported_into_the_directory_is_deployed_and_drained_by_its_worker(cluster) -> None:  # type: ignore[no-untyped-def]
+    """`tongban directory import` of a changed directory, then `tongban worker --region` of the new
+    region: its pool and deployment come from the directory (nobody edits prefect.yaml), and its
+    listening drainer takes the cases forwarded to it."""
+    c, demo = cluster
+    new = "320500"
+    text = (ROOT / "catalog" / "alliance.yaml").read_text(encoding="utf-8").replace(
+        "regions:\n", f'regions:\n  - {{code: "{new}", name: 江苏省苏州市}}\n', 1).replace(
+        "counters:\n", f"counters:\n  - {{id: sz-zhengwu, name: 苏州市政务服务中心, region: \"{new}\", "
+        "items: {GGCSWSXK: [competent]}}\n", 1)
+    changed = c.tmp / "alliance-320500.yaml"
+    changed.write_text(text, encoding="utf-8")
+    env = {**c.env, "TONGBAN_PUBLIC_BASE_URL": "https://tongban.example.gov.cn", "TONGBAN_OBJECT_DIR_SHARED": "true"}
+    r = subprocess.run([sys.executable, "-m", "cli", "directory", "import", str(changed)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and f"+ 地区 {new}" in r.stdout and f"--region {new}" in r.stdout, r.stdout + r.stderr
+    log = c.tmp / "tongban-worker-new-region.log"
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--region", new], cwd=ROOT, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    c.procs.append(proc)
+    try:
+        dep = None
+        deadline = time.monotonic() + 90
+        while dep is None and time.monotonic() < deadline and proc.poll() is None:
+            got = httpx.get(f"{c.api}/deployments/name/drain-outbox/counter-{new}")
+            dep = got.json() if got.status_code == 200 else None
+            time.sleep(0.5)
+        assert dep is not None, log.read_text(errors="replace")[-3000:]
+        assert dep["work_pool_name"] == f"counter-{new}" and dep["parameters"] == {"region": new}
+        assert [s["schedule"].get("interval") for s in dep["schedules"]] == [60]
+        n = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=new, applicant=APPLICANT)["number"]
+        demo.fire("王芳", n, "accept")  # forwarded to Suzhou: its drainer takes it, nobody dispatching
+        job_sql = ("SELECT o.status, o.region_code FROM outbox o JOIN cases k ON k.id = o.case_id "
+                   "WHERE k.number = :n AND o.job = 'handoff'")
+        deadline = time.monotonic() + 120
+        while one(demo, job_sql, n=n)[0] != "done" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert tuple(one(demo, job_sql, n=n)) == ("done", new), log.read_text(errors="replace")[-3000:]
+        assert [r["state_type"] for r in task_runs(c, f"{n} · handoff")] == ["COMPLETED"]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc)
