@@ -14,6 +14,8 @@ and the tests register deployments themselves.
 
 from __future__ import annotations
 
+import base64
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,30 @@ import yaml
 from core.settings import ROOT
 
 DRAIN = "drain-outbox"
+
+
+def prefect_http(api_url: str, timeout: float = 30) -> httpx.Client:
+    """A client of the Prefect server's REST API with Prefect's own client settings: basic auth
+    from ``PREFECT_API_AUTH_STRING`` (the server's ``PREFECT_SERVER_API_AUTH_STRING``), TLS checked
+    against ``PREFECT_API_SSL_CERT_FILE`` (or the system's store) unless
+    ``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``. The dispatcher and the deployment registration talk
+    to the server this way; Prefect's worker and flow runs read the same settings themselves."""
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_SSL_CERT_FILE,
+        PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+    )
+
+    headers = {}
+    if auth := PREFECT_API_AUTH_STRING.value():
+        secret = auth.get_secret_value() if hasattr(auth, "get_secret_value") else str(auth)
+        headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
+    verify: bool | ssl.SSLContext = True
+    if PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value():
+        verify = False
+    elif cert := PREFECT_API_SSL_CERT_FILE.value():
+        verify = ssl.create_default_context(cafile=str(cert))
+    return httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=timeout, headers=headers, verify=verify)
 
 
 def _document(prefect_file: Path) -> dict[str, Any]:
@@ -75,7 +101,7 @@ def deploy(api_url: str, names: list[str] | None = None, root: Path = ROOT,
 
     flows = {"drain_outbox": drain.drain_outbox, "deadline_sweep": drain.deadline_sweep}
     out: dict[str, str] = {}
-    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30) as http:
+    with prefect_http(api_url) as http:
         for d in _wanted(names, regions or {}, root):
             fn = flows[d["entrypoint"].rsplit(":", 1)[1]]
             full = f"{fn.name}/{d['name']}"
@@ -106,7 +132,7 @@ def deploy_regions(api_url: str, regions: Mapping[str, str], root: Path = ROOT) 
 
 
 def ensure_pool(api_url: str, name: str) -> None:
-    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30) as http:
+    with prefect_http(api_url) as http:
         r = http.post("work_pools/", json={"name": name, "type": "process"})
         if r.status_code not in (201, 409):
             r.raise_for_status()
@@ -123,7 +149,7 @@ def ensure_sweep(api_url: str, pool: str) -> str | None:
     whatever regions it has, and moves to a running region when its own stopped. Returns the pool
     it was put on, or None when it stayed where it was.
     """
-    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30) as http:
+    with prefect_http(api_url) as http:
         r = http.get(f"deployments/name/{SWEEP}")
         if r.status_code == 200:
             current = r.json().get("work_pool_name")

@@ -16,6 +16,7 @@ import httpx
 import sqlalchemy as sa
 
 from core.settings import get_settings
+from flows.deploy import prefect_http
 from flows.outbox import regions_with_work
 from flows.probe import Probe
 
@@ -35,7 +36,7 @@ class Dispatcher:
         self.engine = engine
         # After this long a run still not finished is presumed dead (same bound as job leases).
         self.stale = stale_seconds or get_settings().job_lease_seconds
-        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30)
+        self.http = prefect_http(api_url)
         self.deployments: dict[str, str] = {}
         self.last: dict[str, tuple[str, float]] = {}
 
