@@ -76,8 +76,8 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         openapi_url=docs.OPENAPI_PATH,
         docs_url=None, redoc_url=None,  # api.docs serves both, with their assets from this server
     )
-    logs.configure("api")
     extensions.load()
+    logs.configure("api")  # after the extensions: they import prefect, which sets up its logging
     app.state.engine = engine or get_engine()
     if app.state.engine.dialect.name == "sqlite":
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give

@@ -24,6 +24,8 @@ from core.logs import request_id
 from core.settings import get_settings
 
 HEADER = "X-Request-ID"
+# Any other method (a scanner's) shares one label: one series per method, not per made-up word.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PLAUSIBLE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access = logging.getLogger("tongban.access")
 
@@ -65,7 +67,8 @@ class Observe:
         finally:
             seconds = time.perf_counter() - started
             route = route_template(scope)
-            metrics.HTTP_SECONDS.labels(method=scope["method"], route=route, status=str(status)).observe(seconds)
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            metrics.HTTP_SECONDS.labels(method=method, route=route, status=str(status)).observe(seconds)
             client = scope.get("client")
             if self.log:
                 access.info("%s %s %s %.1fms", scope["method"], scope["path"], status, seconds * 1000, extra={

@@ -156,6 +156,9 @@ def worker(
         deploy_regions(api, {region: regions[region]})
         if ensure_sweep(api, pool):
             typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
+        from core import logs
+
+        logs.configure("worker")  # again, now that prefect (its settings) is imported
     typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process"
                + (f"; 常驻任务执行器 python -m flows.listen --region {region}" if listen else ""))
     raise typer.Exit(run_worker(pool, region, listen))
@@ -195,10 +198,13 @@ def dispatch(
     """分布式模式: 某地区有待办任务时立即在其工作池启动一次流程运行。"""
     import os
 
+    from core import logs
     from flows.dispatch import Dispatcher
 
     _role_settings("dispatcher", env_file)
-    Dispatcher(_engine(), os.environ["PREFECT_API_URL"]).run_forever(poll)
+    dispatcher = Dispatcher(_engine(), os.environ["PREFECT_API_URL"])
+    logs.configure("dispatcher")  # again, now that prefect (its settings) is imported
+    dispatcher.run_forever(poll)
 
 
 @items_app.command("check")

@@ -63,7 +63,11 @@ def configure(role: str) -> None:
     """Shape this process's logs as the settings say (idempotent)."""
     s = get_settings()
     root = logging.getLogger()
-    for h in [h for h in root.handlers if getattr(h, _MARK, False)]:
+    # Ours from a previous call, and Prefect's console handler (its logging.yml puts one on the
+    # root when prefect is imported): one line per record, in this shape. Call this after prefect
+    # was imported; Prefect's own processes (its worker, flow-run processes) keep their logging.
+    for h in [h for h in root.handlers
+              if getattr(h, _MARK, False) or type(h).__module__.startswith("prefect.")]:
         root.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
     setattr(handler, _MARK, True)
