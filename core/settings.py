@@ -219,6 +219,21 @@ class Settings(BaseSettings):
     webhook_max_per_clerk: int = 20
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = []
     webhook_key: str = ""
+    # Logs: "plain" (one line each, with a UTC timestamp and the request id) or "json" (one object
+    # per line: ts, level, logger, message, request_id, and the record's fields), and the level.
+    log_format: Literal["plain", "json"] = "plain"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # One access log line per HTTP request (tongban.access, INFO), with its request id and latency.
+    access_log: bool = True
+    # The small HTTP probe of a drainer or dispatcher (/livez, /readyz, /metrics) on this address
+    # and port; 0: none. A worker's drainer listens on probe_port, its dispatcher on the same.
+    probe_host: str = "127.0.0.1"
+    probe_port: int = 0
+    # A drainer or dispatcher whose loop has not come round for this long is not alive.
+    probe_stale_seconds: float = 30.0
+    # /metrics asks for "Authorization: Bearer <this>" when set (empty: open, as Prometheus scrapes
+    # usually are; then keep it off the public network at the proxy).
+    metrics_token: str = ""
 
 
     @field_validator("trusted_proxies", mode="before")
