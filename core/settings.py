@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     warn_working_days: int = 3
     # Dashboard: a case with no event for this many working days is stuck.
     stuck_working_days: int = 5
-    # Prefect UI base URL; the dashboard links each case to its runs there.
-    prefect_ui_url: str = "http://127.0.0.1:4200"
+    # Prefect UI base URL (e.g. http://127.0.0.1:4200); the case page and the dashboard link each
+    # case to its runs there. Empty: no UI is configured (the embedded default runs without one).
+    prefect_ui_url: str = ""
     # Video join links: HMAC secret (empty: generated once into data_dir/video-secret).
     video_secret: str = ""
     video_link_minutes: int = 120

@@ -173,8 +173,11 @@ def test_the_drainer_probe(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_prefect_links_filter_the_cases_task_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert prefect_runs_url("370100-20261202-0001") is None  # the default: no Prefect UI configured
+    monkeypatch.setenv("TONGBAN_PREFECT_UI_URL", "http://127.0.0.1:4200/")
+    get_settings.cache_clear()
     url = prefect_runs_url("370100-20261202-0001")
-    assert url is not None and url.startswith(get_settings().prefect_ui_url.rstrip("/") + "/runs?")
+    assert url is not None and url.startswith("http://127.0.0.1:4200/runs?")
     q = parse_qs(urlsplit(url).query)
     assert q["tab"] == ["task-runs"] and q["tag"] == ["case:370100-20261202-0001"]
     assert q["type"] == ["span"] and int(q["seconds"][0]) < -7 * 86400  # further back than the UI's week

@@ -13,7 +13,6 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.pages import web
-from core.settings import get_settings
 from engine import assignment, catalog, dashboard, directory, documents_read, labels, lifecycle, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
@@ -47,10 +46,7 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
                  and bool(actor.roles & assignment.step_roles(item, step)))
     claimed_by_me = actor.counter_id is not None and case["assignees"].get(actor.counter_id) == actor.id
     may_extend = lifecycle.can_extend(item, case, actor) is None
-    settings = get_settings()
-    # The Prefect UI is linked only where one was configured: the embedded flows run without one.
-    prefect_url = (dashboard.prefect_runs_url(case["number"])
-                   if "prefect_ui_url" in settings.model_fields_set else None)
+    prefect_url = dashboard.prefect_runs_url(case["number"])  # None unless a Prefect UI is configured
     return web.render(request, "case.html", actor, status_code=status_code, v=view,
                       history=views.history_lines(session, item, case, events), counters=counters, clerks=clerks,
                       error=error, done=done_label, video=video,
