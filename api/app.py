@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from api import contract, docs, errors
 from api.clientaddr import ClientAddress
 from api.limits import BodyLimit, allow_larger
+from api.observe import Observe
 from api.pages import (
     board,
     designer,
@@ -31,10 +32,12 @@ from api.routes import (
     cases,
     certificates,
     dashboard,
+    directory,
     documents,
     evaluations,
     events,
     exchange,
+    health,
     items,
     mail,
     notices,
@@ -49,13 +52,14 @@ from api.routes import guide as guide_routes
 from api.routing import Router, all_routes
 from api.same_origin import SameOrigin
 from api.security_headers import SecurityHeaders
+from core import logs
 from core.settings import get_settings
 from engine import extensions
 from storage.db import get_engine, loop_reader
 
 # Every router of the app, in one list: the API's, then the pages'.
 ROUTERS: tuple[Router, ...] = (
-    public.router, appointments.router, items.router, cases.router, documents.router, notices.router,
+    public.router, health.router, appointments.router, items.router, cases.router, documents.router, notices.router,
     dashboard.router, video.router,
     verify.router, certificates.router, mail.router, exchange.router, events.router, webhooks.router, docs.router,
     workbench.router, scans_ui.router, video_ui.router, board.router, designer.router, progress.router,
@@ -65,6 +69,7 @@ ROUTERS: tuple[Router, ...] = (
     queue.router,
     tickets.router, evaluations.router, hall.router, notifications.router,
     booking_pages.router,
+    directory.router,
 )
 
 
@@ -77,6 +82,7 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # api.docs serves both, with their assets from this server
     )
     extensions.load()
+    logs.configure("api")  # after the extensions: they import prefect, which sets up its logging
     app.state.engine = engine or get_engine()
     if app.state.engine.dialect.name == "sqlite":
         loop_reader(app.state.engine)  # made now, while the pool surely has a connection to give
@@ -89,10 +95,12 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=get_settings().cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-File-Name"],
-            expose_headers=["ETag", "Location", "Retry-After", "Link"], max_age=600)
+            expose_headers=["ETag", "Location", "Retry-After", "Link", "X-Request-ID"], max_age=600)
     # Outside every other refusal: whoever answers before a body is read, the connection closes.
     app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes,
                        unauthenticated_bytes=get_settings().max_unauthenticated_body_bytes)
+    # Request id, access log and latency: around everything but the client's address resolution.
+    app.add_middleware(Observe)
     app.add_middleware(ClientAddress)  # added last = outermost: every layer sees the real client
     for router in ROUTERS:
         app.include_router(router)

@@ -42,7 +42,7 @@ DESCRIPTION = ("通办 (Tongban) 的接口: 事项定义、办件收件与流转
                "生成客户端的方法见 docs/api/clients.md。")
 # The operation groups, as the docs list them.
 TAGS = [
-    {"name": "public", "description": "公开接口: 申请人凭查询码查询进度、撤回申请; 健康检查"},
+    {"name": "public", "description": "公开接口: 申请人凭查询码查询进度、撤回申请; 健康检查、就绪检查、运行指标"},
     {"name": "items", "description": "事项定义: 列表、发布新版本、流程图"},
     {"name": "cases", "description": "办件: 收件、查看、执行操作 (受理、移交、审批…)、材料、认领与转交、队列、历史"},
     {"name": "documents", "description": "材料扫描页与证据: 上传、排序、撤回、下载"},
@@ -50,6 +50,8 @@ TAGS = [
     {"name": "video", "description": "视频踏勘: 房间、邀请链接、截图、踏勘结论"},
     {"name": "certificates", "description": "电子证照"},
     {"name": "mail", "description": "寄递: 运单、面单、物流轨迹"},
+    {"name": "directory",
+     "description": "联盟目录管理 (目录管理员): 行政区划、成员单位、窗口及其事项清单、工作人员; 每次修改即新版本"},
 ]
 # ReDoc's footer shows Redocly's logo from their CDN (an <img> it always renders): an empty data:
 # URL instead fails to load, and ReDoc then hides the image; the "API docs by Redocly" text stays.

@@ -12,12 +12,16 @@ from starlette.routing import Match
 from api.pages import web
 from api.problems import log_refusal, problem
 from api.routing import all_routes, flavour_of
+from engine import labels
 from engine.errors import EngineError
 
 
 def _answer(request: Request, status: int, title: str, detail: str, type_: str = "about:blank",
             headers: dict[str, str] | None = None, **extra: object) -> Response:
-    if flavour_of(request) == "page":
+    if flavour_of(request) == "page":  # people read it: fields by their labels, never a path
+        errors = extra.get("errors")
+        if isinstance(errors, list):
+            detail = labels.engine_message(detail, errors)
         return web.error_page(request, status, title, detail, headers)
     return problem(status, title, detail, type_, headers, **extra)
 
@@ -36,6 +40,9 @@ async def _engine_error(request: Request, exc: Exception) -> Response:
 
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if flavour_of(request) == "page":  # pydantic's English and patterns stay out of pages
+        shown = labels.validation_sentences(exc.errors())
+        return web.error_page(request, 422, "输入无效", "; ".join(f"{e['field']}: {e['reason']}" for e in shown))
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "reason": e["msg"]}
               for e in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)

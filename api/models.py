@@ -93,12 +93,21 @@ class Status(_Out):
     label: str
 
 
+class AgentView(_Out):
+    name: str
+    id_type: str | None = None
+    id_number: str | None = None
+    phone: str | None = None
+
+
 class ApplicantView(_Out):
     kind: Literal["person", "company"] = "person"
     name: str
+    id_type: str | None = None
     id_number: str | None = None
     phone: str | None = None
     address: str | None = None
+    agent: AgentView | None = Field(default=None, description="代理人/经办人")
 
 
 class LibraryLink(_Out):
@@ -541,11 +550,32 @@ class LiveParticipant(_Out):
     role: str
     video: bool
     audio: bool
+    feed: int | None = Field(default=None, description="Janus 后端: 此参会者的 VideoRoom 发布者 id")
 
 
 class MaterialRef(_Out):
     id: str
     name: str
+
+
+class JanusJoin(_Out):
+    """Janus VideoRoom 会议室: 经同源代理 ``path`` 访问 Janus HTTP 接口."""
+
+    path: str
+    room: int = Field(description="VideoRoom 房间号")
+    token: str = Field(description="本参会者的 VideoRoom 令牌 (仅此参会者可用)")
+    publisher: int = Field(description="本参会者发布时使用的 VideoRoom 发布者 id")
+
+
+class RoomEvents(_Out):
+    """会议室消息 (长轮询): 参会者名单、文字交流、文件、拍照请求、会议结束."""
+
+    items: list[dict[str, Any]]
+    next: int = Field(description="下次请求的 after")
+
+
+class MessageReply(_Out):
+    reply: dict[str, Any] | None = Field(description="只发给发送者的答复 (校验错误、文件结果), 无则为空")
 
 
 class Joined(_Out):
@@ -558,7 +588,8 @@ class Joined(_Out):
     key: str = Field(description="参会者密钥 (请求头 X-Participant-Key)")
     role: str
     name: str
-    answer: SessionDescription
+    answer: SessionDescription | None = Field(description="内置媒体后端的 SDP answer (Janus 后端为空)")
+    janus: JanusJoin | None = Field(default=None, description="Janus 后端: 页面向媒体服务器发布与订阅所需的信息")
     participants: list[LiveParticipant]
     materials: list[MaterialRef] = Field(description="可拍照存入的材料")
     checklist: list[ChecklistEntry] = Field(description="此视频环节的清单 (远程踏勘), 无则为空")

@@ -20,12 +20,30 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+IdType = Literal["居民身份证", "统一社会信用代码", "护照", "港澳居民来往内地通行证", "台湾居民来往大陆通行证",
+                 "外国人永久居留身份证", "营业执照注册号"]
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,32}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9\-]{5,20}$")]
+
+
+class Agent(_Body):
+    """代理人/经办人: who comes to the counter for the applicant (a person; 居民身份证 unless told)."""
+
+    name: Text
+    id_type: IdType | None = None
+    id_number: IdNumber | None = None
+    phone: Phone | None = None
+
+
 class Applicant(_Body):
     kind: Literal["person", "company"] = "person"
     name: Text
-    id_number: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,32}$")] | None = None
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9\-]{5,20}$")] | None = None
+    # Without a type: a company's 统一社会信用代码, a person's 居民身份证 (both checked by their check character).
+    id_type: IdType | None = None
+    id_number: IdNumber | None = None
+    phone: Phone | None = None
     address: Annotated[str, StringConstraints(max_length=300)] | None = None
+    agent: Agent | None = None
 
 
 class Deferral(_Body):

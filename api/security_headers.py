@@ -10,7 +10,8 @@ them as well). A header the route set itself is left as it is.
   media are not governed by CSP).
 - ``X-Frame-Options: DENY`` for browsers that predate ``frame-ancestors``; ``nosniff``;
   ``Referrer-Policy: no-referrer`` (a URL may carry a join link's token or a case number).
-- ``Permissions-Policy``: camera and microphone for this origin only on the video pages
+- ``Permissions-Policy``: camera and microphone for this origin only on the video pages, the
+  camera alone on the case page (the document camera)
   (``/video/…``, the only ones calling getUserMedia), denied everywhere else; geolocation nowhere.
 - ``Strict-Transport-Security`` only on answers to requests that came over TLS.
 
@@ -23,6 +24,7 @@ its page alone allows inline styles and blob workers (``REDOC_CSP``). Scripts st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from starlette.datastructures import MutableHeaders
@@ -45,6 +47,9 @@ REDOC_POLICY = {**POLICY, "style-src": "'self' 'unsafe-inline'", "worker-src": "
 NO_DEVICES = "camera=(), microphone=(), geolocation=(), display-capture=(), usb=(), payment=()"
 VIDEO_DEVICES = "camera=(self), microphone=(self), geolocation=(), display-capture=(), usb=(), payment=()"
 VIDEO_PREFIX = "/video/"
+# The case page captures scans from a document camera (高拍仪, a UVC camera): the camera only.
+CAMERA_ONLY = "camera=(self), microphone=(), geolocation=(), display-capture=(), usb=(), payment=()"
+CASE_PAGE = re.compile(r"/ui/cases/[^/]+")
 HSTS = "max-age=31536000"
 
 
@@ -58,13 +63,19 @@ CSP = policy(POLICY)
 REDOC_CSP = policy(REDOC_POLICY)
 
 
+def devices(path: str) -> str:
+    if path.startswith(VIDEO_PREFIX):
+        return VIDEO_DEVICES
+    return CAMERA_ONLY if CASE_PAGE.fullmatch(path) and path != "/ui/cases/new" else NO_DEVICES
+
+
 def headers_for(scope: Scope, csp: str = CSP) -> list[tuple[str, str]]:
     out = [
         ("content-security-policy", csp),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "no-referrer"),
-        ("permissions-policy", VIDEO_DEVICES if scope.get("path", "").startswith(VIDEO_PREFIX) else NO_DEVICES),
+        ("permissions-policy", devices(scope.get("path", ""))),
     ]
     if scope.get("scheme") in ("https", "wss"):
         out.append(("strict-transport-security", HSTS))

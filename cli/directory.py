@@ -69,6 +69,11 @@ def import_(
         typer.echo(f"  {line}")
     for t in r.tokens:
         typer.echo(f"新工作人员 {t['name']} 窗口 {t['counter']} 角色 {t['roles']} 令牌 {t['token']}")
+    for line in r.changes:
+        if line.startswith("+ 地区 "):  # its deployment is made from the directory by its worker
+            code = line.removeprefix("+ 地区 ").split(":", 1)[0]
+            typer.echo(f"新地区 {code}: 在该地区运行 tongban worker --region {code} (自动创建工作池与部署), "
+                       "或 tongban directory deploy")
 
 
 @directory_app.command("show")
@@ -150,3 +155,54 @@ def token(
             raise typer.Exit(1)
         value = issue_token(session, clerk, get_settings().token_days)
     typer.echo(value)
+
+
+@directory_app.command("deploy")
+def deploy() -> None:
+    """在 Prefect 服务器 (PREFECT_API_URL) 上为目录中的每个地区创建工作池和自动任务部署。"""
+    import os
+
+    import sqlalchemy as sa
+
+    from flows.deploy import deploy_regions
+    from storage.tables import Region
+
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        typer.echo("错误: 未设置 PREFECT_API_URL (Prefect 服务器的地址, 如 http://prefect:4200/api)", err=True)
+        raise typer.Exit(2)
+    with _engine().connect() as conn:
+        regions = dict(conn.execute(sa.select(Region.code, Region.name).order_by(Region.code)).all())
+    done = deploy_regions(api, regions)  # type: ignore[arg-type]
+    for name in sorted(done):
+        typer.echo(f"  {name}")
+    typer.echo(f"已部署 {len(done)} 个地区的自动任务")
+
+
+@directory_app.command("roles")
+def roles(
+    prefix: Annotated[str, typer.Option(help="角色名前缀 (地区角色为 <前缀>_<行政区划代码>)")] = "tongban_worker",
+    print_only: Annotated[bool, typer.Option("--print", help="只打印将执行的 SQL, 不执行")] = False,
+) -> None:
+    """为目录中的每个地区创建 PostgreSQL 角色与行级安全策略: 地区工作进程只能领取、完成本地区的任务。"""
+    import sqlalchemy as sa
+
+    from engine import directory_roles
+    from storage.tables import Region
+
+    engine = _engine()
+    if print_only:
+        with engine.connect() as conn:
+            regions = list(conn.execute(sa.select(Region.code).order_by(Region.code)).scalars())
+        for sql in directory_roles.statements(regions, prefix, str(engine.url.database or "")):
+            typer.echo(sql + ";")
+        return
+    try:
+        made = directory_roles.apply(engine, prefix)
+    except ValueError as err:
+        typer.echo(f"错误: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"已为 {len(made)} 个地区设置角色与策略: {', '.join(made)}")
+    example = made[0] if made else f"{prefix}_<地区>"
+    typer.echo(f"为工作进程创建登录角色, 例如: CREATE ROLE qd_worker LOGIN PASSWORD '…' IN ROLE {example};"
+               " 再把它写入该工作进程的 TONGBAN_DATABASE_URL")

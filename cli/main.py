@@ -121,6 +121,9 @@ def _role_settings(role: str, env_file: Path | None) -> None:
     if env_file is not None:
         load_env_file(env_file)
         get_settings.cache_clear()
+    from core import logs
+
+    logs.configure(role)
     missing = problems(role, get_settings())
     if missing:
         typer.echo(f"错误: 缺少必需的设置, {'工作进程' if role == 'worker' else '调度进程'}不启动:", err=True)
@@ -131,37 +134,53 @@ def _role_settings(role: str, env_file: Path | None) -> None:
 
 @app.command()
 def worker(
-    region: Annotated[str, typer.Option(help="行政区划代码; 工作池为 counter-<region>")],
-    deploy: Annotated[bool, typer.Option(help="先创建工作池并按 prefect.yaml 部署本地区的流程")] = True,
+    region: Annotated[str, typer.Option(help="行政区划代码 (联盟目录中的地区); 工作池为 counter-<region>")],
+    deploy: Annotated[bool, typer.Option(help="先创建工作池并按联盟目录部署本地区的流程")] = True,
     listen: Annotated[bool, typer.Option(help="同时运行常驻任务执行器 (PostgreSQL LISTEN/NOTIFY, 亚秒级接件)")] = True,
     env_file: EnvFile = None,
 ) -> None:
     """运行一个地区的 Prefect 工作进程 (分布式模式)。SIGTERM: 手头任务完成或交还后退出 (10 秒内)。"""
     import os
 
-    from flows.deploy import load_deployments
     from flows.supervise import run_worker
 
     pool = f"counter-{region}"
-    known = {d["name"] for d in load_deployments() if d.get("entrypoint", "").endswith(":drain_outbox")}
-    if pool not in known:  # before anything is created on the server
-        regions = "、".join(sorted(k.removeprefix("counter-") for k in known))
-        typer.echo(f"错误: 未知地区 {region}: prefect.yaml 中没有部署 drain-outbox/{pool} "
-                   f"(已有地区: {regions})", err=True)
-        raise typer.Exit(2)
     _role_settings("worker", env_file)
+    regions = _directory_regions()
+    if region not in regions:  # before anything is created on the server
+        typer.echo(f"错误: 未知地区 {region}: 联盟目录中没有这个地区 (已有地区: {'、'.join(sorted(regions))}); "
+                   "用 tongban directory import 或目录管理接口加入后再启动", err=True)
+        raise typer.Exit(2)
     if deploy:
-        from flows.deploy import deploy as register
-        from flows.deploy import ensure_pool, ensure_sweep
+        from flows.deploy import deploy_regions, ensure_sweep
 
         api = os.environ["PREFECT_API_URL"]
-        ensure_pool(api, pool)
-        register(api, [f"drain-outbox/{pool}"])
+        deploy_regions(api, {region: regions[region]})
         if ensure_sweep(api, pool):
             typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
+        from core import logs
+
+        logs.configure("worker")  # again, now that prefect (its settings) is imported
     typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process"
                + (f"; 常驻任务执行器 python -m flows.listen --region {region}" if listen else ""))
     raise typer.Exit(run_worker(pool, region, listen))
+
+
+def _directory_regions() -> dict[str, str]:
+    """The regions of the alliance directory (code → name), or exit 2 saying why not."""
+    import sqlalchemy as sa
+
+    from storage.db import get_engine
+    from storage.tables import Region
+
+    try:
+        with get_engine().connect() as conn:
+            return dict(conn.execute(sa.select(Region.code, Region.name)).all())  # type: ignore[arg-type]
+    except sa.exc.SQLAlchemyError as exc:
+        where = sa.engine.make_url(get_settings().database_url).render_as_string(hide_password=True)
+        typer.echo(f"错误: 读不到联盟目录 (办件数据库 {where}): {type(exc).__name__}: "
+                   f"{str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("prefect", context_settings={"allow_extra_args": True,
@@ -181,10 +200,13 @@ def dispatch(
     """分布式模式: 某地区有待办任务时立即在其工作池启动一次流程运行。"""
     import os
 
+    from core import logs
     from flows.dispatch import Dispatcher
 
     _role_settings("dispatcher", env_file)
-    Dispatcher(_engine(), os.environ["PREFECT_API_URL"]).run_forever(poll)
+    dispatcher = Dispatcher(_engine(), os.environ["PREFECT_API_URL"])
+    logs.configure("dispatcher")  # again, now that prefect (its settings) is imported
+    dispatcher.run_forever(poll)
 
 
 @items_app.command("check")

@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     warn_working_days: int = 3
     # Dashboard: a case with no event for this many working days is stuck.
     stuck_working_days: int = 5
-    # Prefect UI base URL; the dashboard links each case to its runs there.
-    prefect_ui_url: str = "http://127.0.0.1:4200"
+    # Prefect UI base URL (e.g. http://127.0.0.1:4200); the case page and the dashboard link each
+    # case to its runs there. Empty: no UI is configured (the embedded default runs without one).
+    prefect_ui_url: str = ""
     # Video join links: HMAC secret (empty: generated once into data_dir/video-secret).
     video_secret: str = ""
     video_link_minutes: int = 120
@@ -98,6 +99,9 @@ class Settings(BaseSettings):
     turn_secret: str = ""  # empty: generated once into data_dir/turn-secret
     turn_urls: str = ""  # comma-separated, e.g. "turn:turn.example.gov.cn:3478?transport=udp"
     turn_ttl_seconds: int = 3600
+    # Pages connect through TURN only (iceTransportPolicy "relay"): counters whose network lets
+    # nothing but the TURN server through, and no host address of the caller shown to the far end.
+    turn_relay_only: bool = False
     # Flows. `tongban serve` drains the outbox in-process when embedded_flows is on.
     embedded_flows: bool = False
     flows_poll_seconds: float = 1.0
@@ -216,6 +220,21 @@ class Settings(BaseSettings):
     webhook_max_per_clerk: int = 20
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = []
     webhook_key: str = ""
+    # Logs: "plain" (one line each, with a UTC timestamp and the request id) or "json" (one object
+    # per line: ts, level, logger, message, request_id, and the record's fields), and the level.
+    log_format: Literal["plain", "json"] = "plain"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # One access log line per HTTP request (tongban.access, INFO), with its request id and latency.
+    access_log: bool = True
+    # The small HTTP probe of a drainer or dispatcher (/livez, /readyz, /metrics) on this address
+    # and port; 0: none. A worker's drainer listens on probe_port, its dispatcher on the same.
+    probe_host: str = "127.0.0.1"
+    probe_port: int = 0
+    # A drainer or dispatcher whose loop has not come round for this long is not alive.
+    probe_stale_seconds: float = 30.0
+    # /metrics asks for "Authorization: Bearer <this>" when set (empty: open, as Prometheus scrapes
+    # usually are; then keep it off the public network at the proxy).
+    metrics_token: str = ""
 
 
     @field_validator("trusted_proxies", mode="before")

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
-from engine import catalog, certfields, deadlines, directory, documents, workdays
+from engine import catalog, certfields, deadlines, directory, documents, metrics, workdays
 from engine.actors import SYSTEM, Actor
 from engine.errors import Forbidden, GuardFailed, NotFound, StaleVersion, TriggerNotOpen
 from engine.guards import Guards, remember_came_from, remember_materials
@@ -381,6 +381,8 @@ def _write(session: Session, item: CompiledItem, case: CaseRow, original_version
             sync_holders(session, case["id"], after, pending.holders_before)
     if update.rowcount != 1:  # cannot happen under the row lock; the unit rolls the rest back
         raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
+    for h in pending.history:
+        metrics.count_transition(session, case["item_code"], str(h["trigger"]))
 
 
 def sync_holders(session: Session, case_id: int, holders: list[str], before: list[str] | None = None) -> None:

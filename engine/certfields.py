@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from engine import idcodes
+from engine import applicants, idcodes
 from engine.errors import InvalidInput
 from states.certs import specs_approved_by
 from states.schema import CertificateField, CertificateSpec, ItemDefinition
@@ -46,12 +46,7 @@ def check_applicant(d: ItemDefinition, applicant: dict[str, Any]) -> None:
     """At intake: the applicant's 证件号码 is checked as what its kind says (a company's 统一社会
     信用代码, a person's 公民身份号码), and every present code or date an item's certificate reads
     from the application is checked by its field's rule. Missing values are the approval's concern."""
-    errors = []
-    code = applicant.get("id_number")
-    if code:
-        problem = idcodes.holder_code_problem(applicant.get("kind", "person"), code)
-        if problem:
-            errors.append({"field": "applicant.id_number", "reason": problem})
+    errors = applicants.identity_problems(applicant)  # 证件类型 and the check characters, the agent's too
     seen = {"applicant.id_number"}
     for spec in d.certificates:
         for f in spec.fields:

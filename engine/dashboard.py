@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -100,10 +100,30 @@ def deadline_status(due: date | None, today: date, warn_cutoff: date) -> str:
     return "逾期" if due < today else "预警"
 
 
-def prefect_runs_url(number: str) -> str:
-    """The case's runs in the Prefect UI: flows tag runs ``case <number>`` and name task runs after it."""
-    term = quote(f"case {number}")
-    return f"{get_settings().prefect_ui_url.rstrip('/')}/runs?tags={term}&search={quote(number)}"
+# How far back the Prefect UI looks for a case's runs (its own default is the last 7 days; a
+# case with 补正 or 特别程序 can run for months).
+PREFECT_SPAN_SECONDS = 366 * 86_400
+
+
+def prefect_runs_url(number: str) -> str | None:
+    """The case's task runs in the Prefect UI, or None when no UI is configured (empty
+    ``TONGBAN_PREFECT_UI_URL``). Each job's task run is tagged ``case:<number>`` (flows.drain),
+    and the UI's runs page filters task runs on ``tag``; with job tags turned off
+    (``TONGBAN_JOB_TASK_TAGS=false``) it searches the task run names, which begin with the number."""
+    base = get_settings().prefect_ui_url.strip().rstrip("/")
+    if not base:
+        return None
+    query = {"tab": "task-runs", "type": "span", "seconds": str(-PREFECT_SPAN_SECONDS)}
+    if get_settings().job_task_tags:
+        query["tag"] = case_tag(number)
+    else:
+        query["task-run-search"] = number
+    return f"{base}/runs?{urlencode(query)}"
+
+
+def case_tag(number: str) -> str:
+    """The Prefect tag of every task run done for the case."""
+    return f"case:{number}"
 
 
 # --- the dashboard -------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def check_text(text: str, path: str = "<text>") -> Checked:
     return Checked(doc, canonical_hash(doc), path)
 
 
-def _records(loc: Located, data: dict[str, Any], name: str, bad: Any) -> list[tuple[int, dict[str, Any]]]:
+def _records(loc: Located | None, data: dict[str, Any], name: str, bad: Any) -> list[tuple[int, dict[str, Any]]]:
     rows = data.get(name) or []
     if not isinstance(rows, list):
         bad((name,), f"{name} 必须是列表")
@@ -122,7 +122,7 @@ def _need(r: dict[str, Any], at: tuple[str | int, ...], keys: tuple[str, ...], b
     return not missing
 
 
-def _check_sections(loc: Located, data: dict[str, Any], bad: Any) -> dict[str, Any]:
+def _check_sections(loc: Located | None, data: dict[str, Any], bad: Any) -> dict[str, Any]:
     regions: dict[str, dict[str, str]] = {}
     for i, r in _records(loc, data, "regions", bad):
         if not _need(r, ("regions", i), ("code", "name"), bad):
@@ -144,15 +144,22 @@ def _check_sections(loc: Located, data: dict[str, Any], bad: Any) -> dict[str, A
         uid, region = _text(u["id"]), _text(u["region"])
         if not _ID.match(uid):
             bad(("units", i, "id"), f"成员单位编号只能用字母、数字、-_. (最长 64): {uid}")
+        elif len(uid) > 32:
+            bad(("units", i, "id"), f"成员单位编号最长 32 个字符: {uid}")
         if uid in units:
             bad(("units", i, "id"), f"成员单位 {uid} 重复")
+        if any(other["code"] == _text(u["code"]) for other in units.values()):
+            bad(("units", i, "code"), f"统一社会信用代码 {u['code']} 与另一成员单位重复")
         if problem := idcodes.credit_code_problem(_text(u["code"])):
             bad(("units", i, "code"), f"成员单位「{u['name']}」: {problem}")
         if region not in regions:
             bad(("units", i, "region"), f"未列出的行政区划 {region}")
+        fmt = _text(u.get("format") or scheme.get("format") or DEFAULT_FORMAT)
+        if len(fmt) > 64 or len(_text(u["abbr"])) > 16:
+            bad(("units", i, "format" if len(fmt) > 64 else "abbr"), "文号格式最长 64 个字符, 机关代字最长 16 个字符")
         units[uid] = {"id": uid, "name": _text(u["name"]), "code": _text(u["code"]), "region": region,
                       "abbr": _text(u["abbr"]),
-                      "format": _text(u.get("format") or scheme.get("format") or DEFAULT_FORMAT),
+                      "format": fmt,
                       "words": {**(scheme.get("words") or {}), **(u.get("words") or {})}}
     counters: dict[str, dict[str, Any]] = {}
     supervised: list[tuple[int, str]] = []
@@ -377,3 +384,61 @@ def supervising_counter(session: Session, counter_id: str) -> str | None:
 
 def region_codes(session: Session) -> list[str]:
     return list(session.execute(sa.select(Region.code).order_by(Region.code)).scalars())
+
+
+# --- editing through the admin API: every change a new version, as an import is -------------
+
+SECTION_OF = {"region": "regions", "unit": "units", "counter": "counters", "clerk": "clerks"}
+
+
+def _key(section: str, record: dict[str, Any]) -> str:
+    if section == "regions":
+        return str(record["code"])
+    if section == "clerks":
+        return f"{record['name']}@{record.get('counter') or ''}"
+    return str(record["id"])
+
+
+def check_document(doc: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[tuple[str | int, ...], str]]]:
+    """Check a document given as data (the admin API's edits): the normalized document and every
+    problem with the path of the field it is about."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    normalized = _check_sections(None, doc, lambda at, message: problems.append((tuple(at), message)))
+    return normalized, problems
+
+
+def edit(session: Session, by: str, section: str, record: dict[str, Any]) -> Imported:
+    """Add or replace one record of the current directory (a region, unit, counter or clerk, by its
+    key) and import the result as the next version. Problems are 422s naming the record's field;
+    nothing is written then."""
+    lock(session)
+    current = latest(session)
+    doc = {name: [dict(r) for r in (current.document if current else empty()).get(name, [])]
+           for name in ("regions", "units", "counters", "clerks")}
+    rows = doc[section]
+    key = _key(section, record)
+    at = next((i for i, r in enumerate(rows) if _key(section, r) == key), None)
+    if at is None:
+        rows.append(record)
+        at = len(rows) - 1
+    else:
+        rows[at] = record
+    normalized, problems = check_document(doc)
+    if problems:
+        mine = [(path[2:], message) for path, message in problems if path[:2] == (section, at)]
+        errors = [{"field": ".".join(str(p) for p in path) or section, "reason": message}
+                  for path, message in mine] or [
+            {"field": section, "reason": message} for _, message in problems]
+        err = InvalidInput(errors[0]["field"], errors[0]["reason"])
+        err.extra["errors"] = errors
+        err.detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        raise err
+    return import_directory(session, Checked(normalized, canonical_hash(normalized), "api"), by)
+
+
+def record_of(session: Session, section: str, key: str) -> dict[str, Any] | None:
+    """One record of the current directory by its key (a region's code, a unit's or counter's id,
+    a clerk's ``name@counter``)."""
+    current = latest(session)
+    rows = (current.document if current else empty()).get(section, [])
+    return next((dict(r) for r in rows if _key(section, r) == key), None)

@@ -39,6 +39,7 @@ MODULES = (
     "flows.handoff",
     "flows.mail",
     "flows.notify",
+    "flows.recording_janus",
     "flows.webhooks",
     "video.inspection",
     "video.kinds",

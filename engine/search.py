@@ -77,8 +77,9 @@ def _may_read(session: Session, actor: Actor, case: CaseRow) -> bool:
 
 
 def search(session: Session, actor: Actor, q: str, *, finished: bool | None = None,
-           limit: int = 50) -> dict[str, Any]:
-    """Cases matching ``q`` that ``actor`` may read, best match first, then newest."""
+           limit: int = 50, page: bool = False) -> dict[str, Any]:
+    """Cases matching ``q`` that ``actor`` may read, best match first, then newest (``page``: with
+    what the queue page shows, engine.views.queue_entry)."""
     from engine.views import queue_entry  # noqa: PLC0415  (views imports the queue's helpers)
 
     q = normalise(q)
@@ -98,7 +99,7 @@ def search(session: Session, actor: Actor, q: str, *, finished: bool | None = No
             continue
         if not _may_read(session, actor, r):  # type: ignore[arg-type]
             continue
-        items.append(queue_entry(session, r, r["item_name"], actor.counter_id, today))
+        items.append(queue_entry(session, r, r["item_name"], actor.counter_id, today, page=page))
         if len(items) >= limit:
             break
     return {"items": items, "next_cursor": None}

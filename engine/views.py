@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -11,16 +12,33 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import clock
-from engine import catalog, certfields, deadlines, situations
+from core.settings import get_settings
+from engine import (
+    catalog,
+    certfields,
+    certificates,
+    deadlines,
+    delivery,
+    directory,
+    documents,
+    labels,
+    situations,
+    workdays,
+)
 from engine.actors import Actor
-from engine.advance import describe_missing, holder_counters, names_for, why_forbidden
+from engine.advance import companion_step, describe_missing, holder_counters, names_for, source_holder, why_forbidden
 from engine.certificates import taken_from_library
 from engine.errors import InvalidInput
 from engine.guards import Guards
+from engine.workdays import WorkCalendar
+from states import defaults
 from states.compiler import CompiledItem
+from states.vocabulary import ACTOR_ROLES
+from storage.documents import T_EVID
 from storage.rows import CaseRow
-from storage.tables import T_CASE, T_HIST, T_HOLD, ItemVersion
+from storage.tables import T_CASE, T_HIST, T_HOLD, Clerk, Counter, CounterItem, ItemVersion
 
+MEDIA_KINDS = {"recording": "视频环节录像", "waybill": "运单面单"}
 STATUS_LABELS = {
     1: "已接件", 2: "已撤件", 3: "已受理", 4: "不受理", 5: "不予受理", 6: "补正开始", 7: "补正结束",
     8: "部门开始办理", 9: "特别程序开始", 10: "特别程序结束", 11: "办结(通过)", 12: "办结(容缺通过)",
@@ -38,11 +56,16 @@ def status_ref(code: int) -> dict[str, Any]:
     return {"code": code, "label": STATUS_LABELS[code]}
 
 
+def _leaving(item: CompiledItem, case: CaseRow, actor: Actor) -> list[tuple[str, str, Any, list[str]]]:
+    """(trigger, source state, transition, what the actor lacks) of every manual trigger open now."""
+    return [(trigger, src, t, why_forbidden(item, case, src, t, actor))
+            for name in item.active_names(case["state"], case["branches"])
+            for (trigger, src), t in item.routes.items() if src == name and not t.auto]
+
+
 def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards) -> list[dict[str, Any]]:
     """Every trigger leaving the case's current states, open or not, and why."""
-    found = [(trigger, t, why_forbidden(item, case, src, t, actor))
-             for name in item.active_names(case["state"], case["branches"])
-             for (trigger, src), t in item.routes.items() if src == name and not t.auto]
+    found = [(trigger, t, missing) for trigger, _, t, missing in _leaving(item, case, actor)]
     names = names_for(guards.session, [m for _, _, missing in found for m in missing])
     out = []
     for trigger, t, missing in found:
@@ -144,10 +167,26 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidInput("cursor", "分页游标无效") from exc
 
 
-def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None, today: date) -> dict[str, Any]:
-    """One case as the queue and the search list it: state and status, deadlines, who holds it."""
+def deadline_badge(cal: WorkCalendar, r: Any, today: date, warn_days: int) -> dict[str, Any]:
+    """正常/预警/逾期 of the period that runs now, live (the sweep's stored mark lags a day), and
+    whether the clock stands still (补正, 特别程序): a paused case is shown as such, not as late."""
+    if r.get("finished_at") is not None:
+        return {"due": None, "status": None, "paused": False}
+    due = r.get("promised_due") or r.get("supplement_notice_due")
+    paused = r.get("clock_paused_at") is not None
+    status = None if paused else deadlines.status_on(cal, due, today, warn_days)
+    legal = r.get("legal_due")
+    if not paused and legal is not None and r.get("certificate_due") is None and today > legal:
+        status = deadlines.OVERDUE
+    return {"due": due, "status": status, "paused": paused}
+
+
+def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None, today: date,
+                cal: WorkCalendar | None = None, page: bool = False) -> dict[str, Any]:
+    """One case as the queue and the search list it: state and status, deadlines, who holds it;
+    with ``page``, what the queue page shows beside (applicant, received, the deadline's badge)."""
     due = r["promised_due"] or r["supplement_notice_due"]
-    return {
+    entry = {
         "number": r["number"], "item_code": r["item_code"], "item_name": item_name,
         "state": state_ref(catalog.compiled(session, r["item_version_id"]), r["state"]),
         "status": status_ref(r["status_code"]),
@@ -158,6 +197,12 @@ def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None
         "assignee": (r["assignees"] or {}).get(counter_id or ""), "companion_id": r["companion_id"],
         "version": r["version"],
     }
+    if page:
+        entry.update(applicant=(r["applicant"] or {}).get("name", ""), received_at=r["created_at"],
+                     finished_at=r["finished_at"],
+                     deadline=deadline_badge(cal or workdays.calendar(session), r, today,
+                                             get_settings().warn_working_days))
+    return entry
 
 
 def queue(session: Session, counter_id: str, *, state: str | None = None, item: str | None = None,
@@ -199,3 +244,197 @@ def queue(session: Session, counter_id: str, *, state: str | None = None, item: 
     for it in items:
         del it["_id"]
     return {"items": items, "next_cursor": next_cursor}
+
+
+QUEUE_SORTS = {"received": "收件时间", "due": "期限", "applicant": "申请人", "item": "事项", "state": "状态"}
+DEADLINE_FILTERS = ("正常", "预警", "逾期", "暂停")
+CLAIM_FILTERS = {"unclaimed": "待认领", "mine": "我的", "others": "他人认领"}
+QUEUE_COLUMNS = (T_CASE.c.id, T_CASE.c.number, T_CASE.c.item_code, T_CASE.c.state, T_CASE.c.status_code,
+                 T_CASE.c.promised_due, T_CASE.c.legal_due, T_CASE.c.supplement_notice_due,
+                 T_CASE.c.deadline_provisional, T_CASE.c.assignees, T_CASE.c.companion_id, T_CASE.c.version,
+                 T_CASE.c.item_version_id, T_CASE.c.finished_at, T_CASE.c.applicant, T_CASE.c.created_at,
+                 T_CASE.c.clock_paused_at, T_CASE.c.certificate_due, ItemVersion.name)
+
+
+def _sort_key(sort: str, entry: dict[str, Any]) -> tuple[Any, ...]:
+    far = date.max
+    if sort == "due":
+        return (entry["deadline"]["paused"], entry["deadline"]["due"] or far, entry["received_at"])
+    if sort == "applicant":
+        return (entry["applicant"], entry["received_at"])
+    if sort == "item":
+        return (entry["item_name"], entry["received_at"])
+    if sort == "state":
+        return (entry["state"]["label"], entry["received_at"])
+    return (entry["received_at"],)
+
+
+def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished: bool = False,
+                    item: str | None = None, state: str | None = None, deadline: str | None = None,
+                    claim: str | None = None, sort: str = "received", descending: bool = False,
+                    offset: int = 0, limit: int = 50, today: date | None = None) -> dict[str, Any]:
+    """The queue page's list. Open work: what the counter holds now, filtered and sorted as the
+    clerk asks, unclaimed work first for a clerk who reviews or approves (they pick the next case
+    from the top). 已办结: the counter's finished cases (it took them in or decided them), newest first.
+    A counter holds a bounded number of open cases, so they are sorted here, on every column."""
+    if sort not in QUEUE_SORTS:
+        raise InvalidInput("sort", "没有这种排序方式")
+    if deadline is not None and deadline not in DEADLINE_FILTERS:
+        raise InvalidInput("deadline", "期限筛选须为 正常、预警、逾期 或 暂停")
+    if claim is not None and claim not in CLAIM_FILTERS:
+        raise InvalidInput("claim", "认领筛选须为 待认领、我的 或 他人认领")
+    today = today or clock.today()
+    cal = workdays.calendar(session)
+    base = sa.select(*QUEUE_COLUMNS).join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
+    if item:
+        base = base.where(T_CASE.c.item_code == item)
+    if state:
+        base = base.where(T_CASE.c.state == state)
+    if finished:
+        q = (base.where(T_CASE.c.finished_at.is_not(None),
+                        sa.or_(T_CASE.c.intake_counter_id == counter_id, T_CASE.c.competent_counter_id == counter_id))
+             .order_by(T_CASE.c.finished_at.desc(), T_CASE.c.id.desc()).offset(offset).limit(limit + 1))
+        entries = [queue_entry(session, r, r["name"], counter_id, today, cal, page=True)
+                   for r in session.execute(q).mappings()]
+        return {"items": entries[:limit], "more": len(entries) > limit, "total": None}
+    rows = session.execute(base.join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
+                           .where(T_HOLD.c.counter_id == counter_id)).mappings().all()
+    entries = [queue_entry(session, r, r["name"], counter_id, today, cal, page=True) for r in rows]
+    if deadline == "暂停":
+        entries = [e for e in entries if e["deadline"]["paused"]]
+    elif deadline:
+        entries = [e for e in entries if e["deadline"]["status"] == deadline]
+    if claim == "unclaimed":
+        entries = [e for e in entries if e["assignee"] is None]
+    elif claim == "mine":
+        entries = [e for e in entries if actor.id in (e["assignee"], e["companion_id"])]
+    elif claim == "others":
+        entries = [e for e in entries if e["assignee"] not in (None, actor.id)]
+    entries.sort(key=lambda e: _sort_key(sort, e), reverse=descending)
+    if actor.roles & {"reviewer", "approver", "inspector"}:
+        entries.sort(key=lambda e: e["assignee"] is not None)  # stable: the chosen order within each part
+    return {"items": entries[offset:offset + limit], "more": len(entries) > offset + limit, "total": len(entries)}
+
+
+def page_actions(session: Session, item: CompiledItem, case: CaseRow, actor: Actor,
+                 triggers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The case page's split of ``triggers``: what this clerk can do (a button each, closed only
+    by a condition of the case such as a missing material, with the reason), the 退回 targets
+    (one form), and what others will do next (text naming the counter, not a dead button)."""
+    by_trigger = {t["trigger"]: t for t in triggers}
+    leaving = _leaving(item, case, actor)
+    counters = directory.counter_names(session, [source_holder(item, case, src) for _, src, _, _ in leaving]
+                                       + [case["intake_counter_id"]])
+    clerks = directory.clerk_names(session, [*case["assignees"].values(), case.get("companion_id")])
+    mine, backs, others = [], [], []
+    for trigger, src, t, missing in leaving:
+        entry = by_trigger[trigger]
+        if not missing:
+            (backs if defaults.is_send_back(t) else mine).append(entry)
+            continue
+        if set(t.roles) <= {"system"}:
+            others.append(f"系统自动完成: {t.label}")
+            continue
+        withdraws = item.table[t.dest].state.outcome == "withdrawn"
+        holder = case["intake_counter_id"] if withdraws else source_holder(item, case, src)
+        where = counters.get(holder, "其他窗口")
+        who = (clerks.get(case.get("companion_id") or 0) if withdraws or companion_step(item, src)
+               else clerks.get(case["assignees"].get(holder) or 0))
+        roles = "或".join(ACTOR_ROLES.get(r, r) for r in t.roles if r not in ("system", "applicant"))
+        by = f" {who}" if who else f" ({roles})" if roles else ""
+        line = f"{where}{by}: {t.label}"
+        if withdraws and "applicant" in t.roles:
+            line += " (申请人也可在进度查询页撤回)"
+        if line not in others:
+            others.append(line)
+    return {"mine": mine, "send_back": [b for b in backs if b["open"]], "others": others}
+
+
+def colleagues(session: Session, counter_id: str, roles: set[str]) -> list[dict[str, Any]]:
+    """Active clerks of a counter holding one of ``roles``: whom a step can be handed to."""
+    rows = session.execute(sa.select(Clerk.id, Clerk.name, Clerk.roles)
+                           .where(Clerk.counter_id == counter_id, Clerk.active.is_(True)).order_by(Clerk.id)).all()
+    return [{"id": i, "name": n} for i, n, r in rows if set(r.split(",")) & roles]
+
+
+def case_results(session: Session, case: CaseRow, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the case produced, to link on its page: certificates (with their verification page),
+    waybills and their tracking, recordings and captures of its video steps, and the checklists
+    filled in them (kept with the transition they fired)."""
+    certs = [{"number": c.number, "title": c.title, "revoked": c.revoked_at is not None}
+             for c in certificates.of_case(session, case["id"])]
+    waybills = [{"number": w.number, "carrier": w.carrier, "status": delivery.STATUSES.get(w.status, "其他"),
+                 "tracking": [{"at": e.at, "status": delivery.STATUSES.get(e.status, "其他"), "location": e.location,
+                               "note": e.note} for e in delivery.tracking_events(session, w.id or 0)]}
+                for w in delivery.waybills_of(session, case["id"])]
+    evidence = session.execute(sa.select(T_EVID.c.id, T_EVID.c.kind, T_EVID.c.media_type, T_EVID.c.stored_at)
+                               .where(T_EVID.c.case_id == case["id"], T_EVID.c.kind.in_(list(MEDIA_KINDS)))
+                               .order_by(T_EVID.c.id)).mappings().all()
+    media = [{"id": r["id"], "label": MEDIA_KINDS[r["kind"]], "at": r["stored_at"]} for r in evidence]
+    checklists = []
+    for e in events:
+        record = (e.get("data") or {}).get("checklist")
+        if e["kind"] == "transition" and isinstance(record, dict):
+            checklists.append({"at": e["at"], "passed": record.get("result") == "passed",
+                               "items": [{"label": i.get("label", ""), "ok": bool(i.get("ok")), "note": i.get("note")}
+                                         for i in record.get("items", [])]})
+    return {"certificates": certs, "waybills": waybills, "media": media, "checklists": checklists}
+
+
+def history_lines(session: Session, item: CompiledItem, case: CaseRow,
+                  events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The case's history as people read it: each event's title in words (states, materials,
+    counters and clerks by their names), who, where, and the comment."""
+    states = {name: ref.state.label for name, ref in item.table.items()}
+    materials = {m.id: m.name for m in item.definition.materials}
+    counters = directory.counter_names(session, [*case["parties"].values(),
+                                                 *(e["counter_id"] for e in events if e["counter_id"])])
+    clerks = directory.clerk_names(session, [(e.get("data") or {}).get("to_clerk") for e in events])
+    stored = [(e.get("data") or {}).get("evidence_id") for e in events if e["kind"] == "evidence_stored"]
+    notices = {i: (m or {}).get("document") and documents.title_of(str((m or {}).get("kind")))
+               for i, m in session.execute(sa.select(T_EVID.c.id, T_EVID.c.meta)
+                                           .where(T_EVID.c.id.in_([i for i in stored if i])))} if stored else {}
+    out = []
+    for e in events:
+        data = e.get("data") or {}
+        kind = e["kind"]
+        title = labels.event_label(kind)
+        if kind == "transition":
+            title = f"{states.get(e['from_state'] or '', '上一环节')} → {states.get(e['to_state'] or '', '下一环节')}"
+        elif kind == "intake":
+            title = f"收件 ({data.get('mode') or case['mode']})"
+        elif kind == "material":
+            status = labels.MATERIAL_STATUS.get(str(data.get("status")), "已更新")
+            title = f"材料「{materials.get(str(data.get('material')), '其他材料')}」: {status}"
+        elif kind in ("page_added", "page_withdrawn") and data.get("material") in materials:
+            title += f"「{materials[data['material']]}」"
+        elif kind == "assign":
+            title = f"转交 → {clerks.get(data.get('to_clerk') or 0, '同事')}"
+        elif kind == "extension":
+            title = f"延期 {data.get('days', '')} 个工作日 (法定办结日 {data.get('legal_due', '')})"
+        elif kind == "handoff":
+            where = counters.get(e["counter_id"] or "", "")
+            title = f"跨域移交: {where}已接件" if where else title
+        elif kind == "evidence_stored":
+            title = "存证: " + (notices.get(data.get("evidence_id") or 0)
+                               or labels.EVIDENCE_KINDS.get(str(data.get("kind")), "文件"))
+        out.append({"seq": e["seq"], "kind": kind, "at": e["at"], "title": title, "who": e["actor_name"],
+                    "counter": counters.get(e["counter_id"], "其他窗口") if e["counter_id"] else "",
+                    "comment": e.get("comment")})
+    return out
+
+
+def intake_regions(session: Session, item: CompiledItem) -> list[tuple[str, str]]:
+    """The regions a case of ``item`` can be handled in: where a counter
+    decides the item (this counter's own region when it decides it itself) and every department
+    the item involves has a counter (engine.directory.resolve_parties routes the same way)."""
+    code = item.definition.code
+    rows = session.execute(sa.select(Counter.region_code, CounterItem.role)
+                           .join(CounterItem, CounterItem.counter_id == Counter.id)
+                           .where(CounterItem.item_code == code)).all()
+    roles_at: dict[str, set[str]] = {}
+    for region, role in rows:
+        roles_at.setdefault(region, set()).add(role)
+    wanted = set(item.definition.roles)
+    codes = [r for r, roles in roles_at.items() if ("competent" in roles) and wanted <= roles]
+    return directory.regions(session, codes)

@@ -7,6 +7,7 @@ Prefect server's REST API, so it needs nothing but ``PREFECT_API_URL``.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,11 @@ import httpx
 import sqlalchemy as sa
 
 from core.settings import get_settings
+from flows.deploy import prefect_http
 from flows.outbox import regions_with_work
+from flows.probe import Probe
+
+log = logging.getLogger("tongban.dispatch")
 
 FLOW = "drain-outbox"
 WAITING = ["SCHEDULED"]
@@ -31,7 +36,7 @@ class Dispatcher:
         self.engine = engine
         # After this long a run still not finished is presumed dead (same bound as job leases).
         self.stale = stale_seconds or get_settings().job_lease_seconds
-        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30)
+        self.http = prefect_http(api_url)
         self.deployments: dict[str, str] = {}
         self.last: dict[str, tuple[str, float]] = {}
 
@@ -84,6 +89,24 @@ class Dispatcher:
         return started
 
     def run_forever(self, poll_seconds: float = 1.0) -> None:
-        while True:
-            self.dispatch_once()
-            time.sleep(poll_seconds)
+        """Dispatch until killed; with ``TONGBAN_PROBE_PORT`` set, answer /livez, /readyz (the case
+        database and the Prefect server both reachable) and /metrics there (flows.probe)."""
+        probe = Probe("dispatcher", self.engine, self.prefect_status)
+        probe.start()
+        try:
+            while True:
+                try:
+                    self.dispatch_once()
+                except httpx.HTTPError as exc:  # the Prefect server restarting: try again next round
+                    log.warning("调度失败, 下一轮重试: %s", exc)
+                probe.beat()
+                time.sleep(poll_seconds)
+        finally:
+            probe.stop()
+
+    def prefect_status(self) -> tuple[bool, dict[str, Any]]:
+        try:
+            ok = self.http.get("health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        return ok, {"prefect": "ok" if ok else "unreachable"}

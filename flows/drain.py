@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
 from engine import anchors, appointments, deadlines, idempotency
+from engine.dashboard import case_tag
 from flows import jobs, stopping
 from flows.outbox import claim, release
 from storage import db
@@ -52,7 +53,9 @@ def run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
             release(get_engine(), [j["id"] for j in claimed[i:]])
             break
         named = run_job.with_options(task_run_name=f"{job['number']} · {job['job']}")
-        ctx = (tags(f"region:{job['region_code']}", f"item:{job['item_code']}", f"job:{job['job']}")
+        # case:<number> is what the dashboard's and case page's Prefect links filter on.
+        ctx = (tags(case_tag(job["number"]), f"region:{job['region_code']}", f"item:{job['item_code']}",
+                    f"job:{job['job']}")
                if tagged else nullcontext())
         with ctx:
             state = named(job, return_state=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core import metrics
 from engine import extensions
 from engine.extensions import JOBS
 from flows.effects import already_done
@@ -28,10 +29,13 @@ def run(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         entry = JOBS.get(job["job"])
         if entry is None:  # a version published before the job was removed from the code
             raise LookupError(f"未注册的自动任务 '{job['job']}'")
-        return entry.impl(engine, job)
+        result = entry.impl(engine, job)
+        metrics.JOBS.labels(job=job["job"], outcome="done").inc()
+        return result
     except Stopping:  # the worker is stopping and the job outlived its grace: rolled back, handed back
         release(engine, [job["id"]])
         raise
     except Exception as exc:
-        mark_failed(engine, job["id"], f"{type(exc).__name__}: {exc}")
+        status = mark_failed(engine, job["id"], f"{type(exc).__name__}: {exc}")
+        metrics.JOBS.labels(job=job["job"], outcome="failed" if status == "failed" else "retry").inc()
         raise

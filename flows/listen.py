@@ -20,10 +20,12 @@ from typing import Any
 import psycopg
 from prefect import flow
 
+from core import logs
 from core.settings import get_settings
 from flows import stopping
 from flows.drain import get_engine, run_claimed
 from flows.outbox import claim
+from flows.probe import Probe
 
 CHANNEL = "tongban_outbox"
 
@@ -41,14 +43,19 @@ def drain_listening(region: str, max_hours: float | None = None) -> dict[str, An
     total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "wakes": 0, "region": region}
     with stopping.stop_on_sigterm(), psycopg.connect(_conninfo(engine), autocommit=True) as conn:
         conn.execute(f"LISTEN {CHANNEL}")
+        # /livez, /readyz, /metrics when TONGBAN_PROBE_PORT is set (flows.probe).
+        probe = Probe("worker", engine, lambda: (not conn.closed, {"region": region, "listening": not conn.closed}))
+        probe.start()
         woke, last = True, 0.0
         try:
             while not stopping.requested() and time.monotonic() < until:
+                probe.beat()
                 if woke or time.monotonic() - last >= s.listen_poll_seconds:
                     last = time.monotonic()
                     while not stopping.requested() and (claimed := claim(engine, region, s.job_batch_size)):
                         for k, v in run_claimed(claimed).items():
                             total[k] += v
+                        probe.beat()
                 woke = False
                 # Wake on our region's notification; the short timeout also lets a stop through.
                 for note in conn.notifies(timeout=1.0):
@@ -58,6 +65,8 @@ def drain_listening(region: str, max_hours: float | None = None) -> dict[str, An
                         break
         except stopping.Stopping:
             pass  # the job in hand was handed back (flows.jobs); nothing else was claimed
+        finally:
+            probe.stop()
     return total | {"stopped": stopping.requested()}
 
 
@@ -65,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="地区常驻任务执行器 (PostgreSQL LISTEN/NOTIFY)")
     p.add_argument("--region", required=True)
     args = p.parse_args(argv)
+    logs.configure("worker")
     drain_listening(args.region)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core import metrics
 from core.clock import now
 from core.settings import get_settings
 from storage.flow_tables import T_LEASE, T_NOTE
@@ -37,7 +38,7 @@ def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None =
     owner = owner or worker_name()
     at = now()
     until = at + timedelta(seconds=get_settings().job_lease_seconds)
-    q = sa.select(T_OUT.c.id).where(_claimable(at))
+    q = sa.select(T_OUT.c.id, T_OUT.c.status, T_OUT.c.region_code).where(_claimable(at))
     if region is not None:
         q = q.where(T_OUT.c.region_code == region)
     if job_ids is not None:
@@ -47,15 +48,17 @@ def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None =
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(of=T_OUT, skip_locked=True)
-        ids = list(conn.execute(q).scalars())
-        claimed = []
-        for job_id in ids:
+        found = conn.execute(q).all()
+        claimed, expired = [], []
+        for job_id, status, job_region in found:
             done = conn.execute(
                 sa.update(T_OUT).where(T_OUT.c.id == job_id, _claimable(at))
                 .values(status="running", attempts=T_OUT.c.attempts + 1)
             ).rowcount
             if done:
                 claimed.append(job_id)
+                if status == "running":  # its lease ran out: the worker that held it is gone
+                    expired.append(job_region)
         if not claimed:
             return []
         conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id.in_(claimed)))
@@ -66,6 +69,8 @@ def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None =
             .join(Case, Case.id == T_OUT.c.case_id).where(T_OUT.c.id.in_(claimed))
             .order_by(T_OUT.c.created_at, sa.case((T_OUT.c.job == "handoff", 0), else_=1))
         ).mappings().all()
+    for job_region in expired:  # counted once the claim committed
+        metrics.LEASE_EXPIRIES.labels(region=job_region).inc()
     return [dict(r) for r in rows]
 
 

@@ -1,6 +1,5 @@
-"""Small local receivers for the notification tests, on 127.0.0.1 only: an SMTP server (the
-standard library has none since smtpd left it, and aiosmtpd is not in the environment) and an
-HTTP SMS gateway. Each keeps what it received; both can be stopped and started on the same port,
+"""Small local receivers for the notification tests, on 127.0.0.1 only: an SMTP server (aiosmtpd)
+and an HTTP SMS gateway. Each keeps what it received; both can be stopped and started on the same port,
 as a server that goes down and comes back."""
 
 from __future__ import annotations
@@ -9,11 +8,12 @@ import email
 import email.policy
 import json
 import socket
-import socketserver
 import threading
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aiosmtpd.controller import Controller
 
 
 def free_port() -> int:
@@ -22,76 +22,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _SmtpHandler(socketserver.StreamRequestHandler):
-    server: _SmtpTcp
+class _Mailbox:
+    """aiosmtpd's handler: refuses the listed recipients, keeps every message it accepts."""
 
-    def reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-
-    def handle(self) -> None:
-        self.reply("220 localhost ESMTP test")
-        sender, recipients = "", []
-        while line := self.rfile.readline():
-            verb = line.decode("utf-8", "replace").strip()
-            upper = verb.upper()
-            if upper.startswith(("EHLO", "HELO")):
-                self.wfile.write(b"250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
-            elif upper.startswith("MAIL FROM:"):
-                sender, recipients = verb[10:].split()[0].strip("<>"), []
-                self.reply("250 OK")
-            elif upper.startswith("RCPT TO:"):
-                rcpt = verb[8:].strip().strip("<>")
-                if rcpt in self.server.refuse:
-                    self.reply("550 no such mailbox")
-                else:
-                    recipients.append(rcpt)
-                    self.reply("250 OK")
-            elif upper == "DATA":
-                self.reply("354 end with <CRLF>.<CRLF>")
-                body = bytearray()
-                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
-                    body += chunk[1:] if chunk.startswith(b"..") else chunk
-                message = email.message_from_bytes(bytes(body), policy=email.policy.default)
-                with self.server.lock:
-                    self.server.received.append((sender, recipients, message))
-                self.reply("250 queued")
-            elif upper in ("RSET", "NOOP"):
-                self.reply("250 OK")
-            elif upper == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("502 not implemented")
-
-
-class _SmtpTcp(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, port: int, received: list[tuple[str, list[str], Message]], refuse: set[str]) -> None:
+    def __init__(self, received: list[tuple[str, list[str], Message]], refuse: set[str]) -> None:
         self.received, self.refuse, self.lock = received, refuse, threading.Lock()
-        super().__init__(("127.0.0.1", port), _SmtpHandler)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.original_content or envelope.content,
+                                           policy=email.policy.default)
+        with self.lock:
+            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 queued"
 
 
 class SmtpServer:
-    """``start()``/``stop()`` as often as wanted, always on ``port``; ``received`` survives."""
+    """aiosmtpd on 127.0.0.1: ``start()``/``stop()`` as often as wanted, always on ``port``;
+    ``received`` survives."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.received: list[tuple[str, list[str], Message]] = []
         self.refuse: set[str] = set()
-        self._server: _SmtpTcp | None = None
+        self._controller: Controller | None = None
 
     def start(self) -> SmtpServer:
-        self._server = _SmtpTcp(self.port, self.received, self.refuse)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._controller = Controller(_Mailbox(self.received, self.refuse), hostname="127.0.0.1",
+                                      port=self.port, enable_SMTPUTF8=True)
+        self._controller.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
 
 class SmsGateway:

@@ -32,7 +32,7 @@ def _app() -> tuple[Any, str]:
     with session_scope(engine) as s:
         seed(s, CATALOG, ALLIANCE, tmp / "tokens.json", 30)
         _, token = add_clerk(s, "模糊测试", "pd-zhengwu",
-                             ["clerk", "reviewer", "approver", "inspector", "designer"], 30)
+                             ["clerk", "reviewer", "approver", "inspector", "designer", "directory_admin"], 30)
     app = create_app(engine)
     return app, token
 
@@ -45,7 +45,8 @@ APP, TOKEN = _app()
 #   refused on its meaning (an unknown state, item or clerk, a cursor this server never issued):
 #   422, with the field and the reason; so is an Idempotency-Key already used for another request
 #   (draft-ietf-httpapi-idempotency-key: 422), and a webhook URL with credentials; a guide's
-#   情形 answer that names no question or option of the item.
+#   情形 answer that names no question or option of the item; a directory record naming a region,
+#   unit or counter the directory does not list.
 # The clerk's token goes through the schema's own security scheme (not a fixed header), so a
 # generated request without it is one schemathesis knows to be unauthenticated.
 CONFIG = SchemathesisConfig.from_str(f"""
@@ -66,7 +67,8 @@ expected-statuses = ["2XX", "401", "403", "404", "409", "412", "429"]
 include-operation-id = ["publishItem", "listQueue", "createCase", "handOver", "bookWaybill", "fireTrigger",
                         "recordTrackingByHand", "listEvents", "createWebhook", "searchLibrary", "listSlots",
                         "createAppointment", "rescheduleAppointment", "takeTicket", "createEvaluation",
-                        "getGuide", "createPrereview"]
+                        "getGuide", "createPrereview", "setRegion", "setUnit", "setCounter", "setCounterItems",
+                        "setClerk"]
 checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409", "412", "422", "429"]
 """)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)

@@ -10,6 +10,7 @@ the server's log shows no error all along.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -26,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import ALL_GGCS, CATALOG, PG_URL, Demo, free_port, wait_healthy
 from fastapi.testclient import TestClient
+from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
 
 from api.app import create_app
 from core.settings import ROOT
@@ -43,6 +45,10 @@ BASE = PG_URL.rsplit("/", 1)[0]
 _DB = PG_URL.rsplit("/", 1)[1]
 CASES_DB, PREFECT_DB = f"{_DB}_flows_cases", f"{_DB}_flows_prefect"
 LEASE = 20  # above the longest job on a loaded machine (a certificate: up to ~15 s seen)
+# The server asks for basic auth (PREFECT_SERVER_API_AUTH_STRING); every client sends it: Prefect's
+# workers and flow runs (PREFECT_API_AUTH_STRING), Tongban's own REST calls (flows.deploy.prefect_http)
+# and this test's.
+AUTH = "tongban:distributed-test"
 
 
 def _fresh_database(name: str) -> None:
@@ -72,7 +78,10 @@ class Cluster:
                     "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
                     "TONGBAN_DATABASE_URL": self.cases_url,
                     "TONGBAN_OBJECT_DIR": str(tmp / "objects"),
-                    "TONGBAN_JOB_LEASE_SECONDS": str(LEASE), "PYTHONPATH": str(ROOT)}
+                    "TONGBAN_JOB_LEASE_SECONDS": str(LEASE), "PYTHONPATH": str(ROOT),
+                    "PREFECT_SERVER_API_AUTH_STRING": AUTH, "PREFECT_API_AUTH_STRING": AUTH}
+        self.http = httpx.Client(timeout=30, headers={
+            "Authorization": "Basic " + base64.b64encode(AUTH.encode()).decode()})
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.dispatcher: Dispatcher | None = None
@@ -107,6 +116,7 @@ class Cluster:
         for p in reversed(self.procs):
             if p.poll() is None:
                 _kill_tree(p)
+        self.http.close()
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +125,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
     _fresh_database(CASES_DB)
     _fresh_database(PREFECT_DB)
     c = Cluster(tmp)
+    auth = temporary_settings(updates={PREFECT_API_AUTH_STRING: AUTH})  # this process's own calls
+    auth.__enter__()
     engine = make_engine(c.cases_url)
     migrate.upgrade(engine)
     with session_scope(engine) as s:
         tokens = seed(s, CATALOG, ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
     try:
         c.start_server()
+        assert httpx.post(f"{c.api}/flows/filter", json={}).status_code == 401  # no credentials: refused
         for region in (A, B):
             c.prefect("work-pool", "create", f"counter-{region}", "--type", "process")
         deployed = deploy(c.api, [f"drain-outbox/counter-{A}", f"drain-outbox/counter-{B}"])
@@ -135,6 +148,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
     finally:
         c.stop()
         engine.dispose()
+        auth.__exit__(None, None, None)
 
 
 def settle(c: Cluster, demo: Demo, done: Any, timeout: float = 120) -> None:
@@ -147,7 +161,7 @@ def settle(c: Cluster, demo: Demo, done: Any, timeout: float = 120) -> None:
         d.dispatch_once()
         time.sleep(0.5)
     logs = "\n".join(p.read_text()[-1500:] for p in c.tmp.glob("worker-*.log"))
-    runs = httpx.post(f"{c.api}/flow_runs/filter", json={}).json()
+    runs = c.http.post(f"{c.api}/flow_runs/filter", json={}).json()
     runs = [(r["name"], r["state_type"], r["work_pool_name"], r["expected_start_time"]) for r in runs]
     with demo.engine.connect() as conn:
         jobs = conn.execute(sa.text("SELECT job, region_code, status, attempts, last_error FROM outbox")).all()
@@ -164,7 +178,7 @@ def task_runs(c: Cluster, name: str, timeout: float = 20) -> list[dict[str, Any]
     events, which the server's recorder writes a moment later."""
     deadline = time.monotonic() + timeout
     while True:
-        r = httpx.post(f"{c.api}/task_runs/filter", json={"task_runs": {"name": {"like_": name}}})
+        r = c.http.post(f"{c.api}/task_runs/filter", json={"task_runs": {"name": {"like_": name}}})
         r.raise_for_status()
         runs = r.json()
         final = all(t["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for t in runs)
@@ -174,7 +188,7 @@ def task_runs(c: Cluster, name: str, timeout: float = 20) -> list[dict[str, Any]
 
 
 def flow_run(c: Cluster, flow_run_id: str) -> dict[str, Any]:
-    return httpx.get(f"{c.api}/flow_runs/{flow_run_id}").raise_for_status().json()
+    return c.http.get(f"{c.api}/flow_runs/{flow_run_id}").raise_for_status().json()
 
 
 APPLICANT = {"name": "青岛某某酒店管理有限公司", "kind": "person", "phone": "13700137000",
@@ -188,12 +202,12 @@ def server_errors(c: Cluster) -> list[str]:
 
 
 def deployment(c: Cluster, name: str) -> dict[str, Any]:
-    return httpx.get(f"{c.api}/deployments/name/{name}").raise_for_status().json()
+    return c.http.get(f"{c.api}/deployments/name/{name}").raise_for_status().json()
 
 
 def test_prefect_schedules_drain_and_sweep_with_no_dispatcher(cluster) -> None:  # type: ignore[no-untyped-def]
     c, demo = cluster
-    assert httpx.get(f"http://127.0.0.1:{c.port}/").status_code == 200  # the UI is served too
+    assert c.http.get(f"http://127.0.0.1:{c.port}/").status_code == 200  # the UI is served too
     case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=B, applicant=APPLICANT)
     n = case["number"]
     demo.fire("王芳", n, "accept")  # forwarded to B: its hand-off job waits in B's outbox
@@ -215,7 +229,7 @@ def test_prefect_schedules_drain_and_sweep_with_no_dispatcher(cluster) -> None: 
     # hourly (cron 5 * * * *, Beijing time): a short one is added until one run has finished.
     sweep = deployment(c, SWEEP)
     assert sweep["work_pool_name"] == f"counter-{B}"
-    r = httpx.post(f"{c.api}/deployments/{sweep['id']}/schedules",
+    r = c.http.post(f"{c.api}/deployments/{sweep['id']}/schedules",
                    json=[{"schedule": {"interval": 5}, "active": True}])
     r.raise_for_status()
     try:
@@ -223,11 +237,11 @@ def test_prefect_schedules_drain_and_sweep_with_no_dispatcher(cluster) -> None: 
         done: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not done:
             time.sleep(1)
-            done = httpx.post(f"{c.api}/flow_runs/filter", json={"flow_runs": {
+            done = c.http.post(f"{c.api}/flow_runs/filter", json={"flow_runs": {
                 "deployment_id": {"any_": [sweep["id"]]},
                 "state": {"type": {"any_": ["COMPLETED"]}}}}).raise_for_status().json()
     finally:
-        httpx.delete(f"{c.api}/deployments/{sweep['id']}/schedules/{r.json()[0]['id']}")
+        c.http.delete(f"{c.api}/deployments/{sweep['id']}/schedules/{r.json()[0]['id']}")
     assert done and done[0]["created_by"]["type"] == "SCHEDULE", server_errors(c)
     assert server_errors(c) == []
 
@@ -247,7 +261,13 @@ def test_case_taken_in_at_a_and_handled_at_b_runs_on_b_and_is_mailed(cluster) ->
         assert runs and all(r["state_type"] == "COMPLETED" for r in runs), (job, runs)
         fr = flow_run(c, runs[0]["flow_run_id"])
         assert fr["work_pool_name"] == f"counter-{B}" and f"region:{B}" in runs[0]["tags"]
-        assert "item:GGCSWSXK" in runs[0]["tags"]
+        assert "item:GGCSWSXK" in runs[0]["tags"] and f"case:{n}" in runs[0]["tags"]
+    # What the dashboard's Prefect link asks the UI for (tag=case:<number> on the task runs tab)
+    # is exactly this case's work.
+    tagged = c.http.post(f"{c.api}/task_runs/filter", json={"task_runs": {"tags": {"all_": [f"case:{n}"]}}},
+                        timeout=10).raise_for_status().json()
+    assert {r["name"].split(" · ")[0] for r in tagged} == {n}
+    assert {"handoff", "issue_certificate", "create_waybill"} <= {r["name"].split(" · ")[1] for r in tagged}
     # The carrier confirms delivery with a signed callback: the case completes.
     waybill = one(demo, "SELECT number FROM waybills")[0]
     body = json.dumps({"waybill": waybill, "event_id": "e-1", "status": "delivered",
@@ -323,7 +343,7 @@ def test_a_listening_drainer_takes_forwarded_cases_with_nobody_dispatching(clust
         runs = task_runs(c, f"{timed[0][0]} · handoff")
         assert [r["state_type"] for r in runs] == ["COMPLETED"]
         fr = flow_run(c, runs[0]["flow_run_id"])
-        flow = httpx.get(f"{c.api}/flows/{fr['flow_id']}").raise_for_status().json()
+        flow = c.http.get(f"{c.api}/flows/{fr['flow_id']}").raise_for_status().json()
         assert flow["name"] == "drain-listen" and fr["state_type"] == "RUNNING"  # one run, staying up
         assert {flow_run(c, task_runs(c, f"{n} · handoff")[0]["flow_run_id"])["id"] for n, _ in timed} == {fr["id"]}
         t0 = time.monotonic()
@@ -338,7 +358,7 @@ def test_a_listening_drainer_takes_forwarded_cases_with_nobody_dispatching(clust
 
 def _start_drain(c: Cluster, region: str) -> None:
     dep = deployment(c, f"drain-outbox/counter-{region}")["id"]
-    httpx.post(f"{c.api}/deployments/{dep}/create_flow_run",
+    c.http.post(f"{c.api}/deployments/{dep}/create_flow_run",
                json={"parameters": {"region": region}}).raise_for_status()
 
 
@@ -399,3 +419,51 @@ def test_sigterm_stops_a_worker_within_10s_and_no_job_is_lost_or_doubled(cluster
         assert one(demo, "SELECT count(*) FROM job_effects e JOIN outbox o ON o.id = e.job_id "
                          "JOIN cases k ON k.id = o.case_id WHERE k.number = :n AND o.job IN "
                          "('handoff', 'notify_applicant')", n=n)[0] == 2
+
+
+def test_a_region_imported_into_the_directory_is_deployed_and_drained_by_its_worker(cluster) -> None:  # type: ignore[no-untyped-def]
+    """`tongban directory import` of a changed directory, then `tongban worker --region` of the new
+    region: its pool and deployment come from the directory (nobody edits prefect.yaml), and its
+    listening drainer takes the cases forwarded to it."""
+    c, demo = cluster
+    new = "320500"
+    text = (ROOT / "catalog" / "alliance.yaml").read_text(encoding="utf-8").replace(
+        "regions:\n", f'regions:\n  - {{code: "{new}", name: 江苏省苏州市}}\n', 1).replace(
+        "counters:\n", f"counters:\n  - {{id: sz-zhengwu, name: 苏州市政务服务中心, region: \"{new}\", "
+        "items: {GGCSWSXK: [competent]}}\n", 1)
+    changed = c.tmp / "alliance-320500.yaml"
+    changed.write_text(text, encoding="utf-8")
+    env = {**c.env, "TONGBAN_PUBLIC_BASE_URL": "https://tongban.example.gov.cn", "TONGBAN_OBJECT_DIR_SHARED": "true"}
+    r = subprocess.run([sys.executable, "-m", "cli", "directory", "import", str(changed)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and f"+ 地区 {new}" in r.stdout and f"--region {new}" in r.stdout, r.stdout + r.stderr
+    log = c.tmp / "tongban-worker-new-region.log"
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--region", new], cwd=ROOT, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    c.procs.append(proc)
+    try:
+        dep = None
+        deadline = time.monotonic() + 90
+        while dep is None and time.monotonic() < deadline and proc.poll() is None:
+            got = c.http.get(f"{c.api}/deployments/name/drain-outbox/counter-{new}")
+            dep = got.json() if got.status_code == 200 else None
+            time.sleep(0.5)
+        assert dep is not None, log.read_text(errors="replace")[-3000:]
+        assert dep["work_pool_name"] == f"counter-{new}" and dep["parameters"] == {"region": new}
+        assert [s["schedule"].get("interval") for s in dep["schedules"]] == [60]
+        n = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=new, applicant=APPLICANT)["number"]
+        demo.fire("王芳", n, "accept")  # forwarded to Suzhou: its drainer takes it, nobody dispatching
+        job_sql = ("SELECT o.status, o.region_code FROM outbox o JOIN cases k ON k.id = o.case_id "
+                   "WHERE k.number = :n AND o.job = 'handoff'")
+        deadline = time.monotonic() + 120
+        while one(demo, job_sql, n=n)[0] != "done" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert tuple(one(demo, job_sql, n=n)) == ("done", new), log.read_text(errors="replace")[-3000:]
+        assert [r["state_type"] for r in task_runs(c, f"{n} · handoff")] == ["COMPLETED"]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc)

@@ -180,9 +180,11 @@ def assert_secured(r: httpx.Response, where: str, https: bool = False) -> None:
     assert "'unsafe-inline'" not in script and "'unsafe-eval'" not in script, where
     assert csp.get("object-src") == ["'none'"] and csp.get("base-uri") == ["'none'"], where
     perms = h.get("permissions-policy", "")
-    video = r.request.url.path.startswith("/video/")
-    for feature in ("camera", "microphone"):
-        assert f"{feature}=({'self' if video else ''})" in perms, (where, perms)
+    path = r.request.url.path
+    video = path.startswith("/video/")
+    case_page = re.fullmatch(r"/ui/cases/[^/]+", path) is not None and path != "/ui/cases/new"  # 高拍仪
+    assert f"camera=({'self' if video or case_page else ''})" in perms, (where, perms)
+    assert f"microphone=({'self' if video else ''})" in perms, (where, perms)
     assert "geolocation=()" in perms, where
     assert ("strict-transport-security" in h) is https, where
 

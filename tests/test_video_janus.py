@@ -1,41 +1,88 @@
-"""The janus backend's control path and TURN, against the real servers on 127.0.0.1 (no media).
+"""The janus backend: control path, TURN, media, and the room page, against the real servers.
 
-Janus (Debian ``janus``) is started from the product's generated configuration; a VideoRoom room
-is created with the admin key and one token per join link, and a join without a listed token is
-refused by Janus itself. coturn (Debian ``coturn``) runs the configuration ``tongban video
-turn-config`` writes; a TURN REST credential from ``video.turn`` gets a relay allocation, an
-expired or forged one does not.
+Janus (Debian ``janus``) is started once for the module from the product's generated
+configuration; a VideoRoom room is created with the admin key and one token per participant,
+and a join without a listed token is refused by Janus itself. coturn (Debian ``coturn``) runs
+the configuration ``tongban video turn-config`` writes; a TURN REST credential from
+``video.turn`` gets a relay allocation, an expired or forged one does not. Every test runs in
+the test process's own network namespace (tests/netns.py): Janus, coturn, uvicorn and Chromium
+started here bind only 127.0.0.1 and the namespace's 10.77.0.1 on ``tb0``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
 from conftest import ALL_GGCS, Demo, free_port
 
+from core.settings import ROOT, get_settings
 from engine import scans
 from engine.actors import SYSTEM
 from storage.db import session_scope
 from storage.object_local import LocalStore
+from tests.netns import ADDRESS
 from video import links, rooms, turn
 from video.backends import janus
 
+# Media and servers in the namespace of the test process (conftest makes it, tests/netns.py).
+pytestmark = [pytest.mark.netns]
+
 KEY = "test-admin-key"
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 
 @pytest.fixture(scope="module")
-def local_janus(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def local_janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[janus.LocalJanus]:
+    """One Janus for the module (started inside the namespace: its ICE uses ``tb0`` only)."""
     folder = tmp_path_factory.mktemp("janus")
-    j = janus.start_local(folder / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="lo")
+    j = janus.start_local(folder / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="tb0")
     yield j
     j.stop()
+
+
+def coturn(tmp_path: Path, key: bytes, relay_ip: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], int]:
+    """coturn on 127.0.0.1 with the product's configuration (``tongban video turn-config``),
+    relaying from ``relay_ip``."""
+    exe = shutil.which("turnserver")
+    assert exe, "coturn is not installed (./tongban installs it)"
+    port = free_port()
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(turn.coturn_config(realm="tongban", listening_ip="127.0.0.1", port=port,
+                                       relay_ip=relay_ip, key=key, allow_loopback=True)
+                    + f"pidfile={tmp_path / 'turn.pid'}\nuserdb={tmp_path / 'turndb'}\n")
+    return subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
+
+
+def inspection_room(demo: Demo) -> tuple[str, str]:
+    """A 公共场所卫生许可 case in 现场踏勘 and its open room: (number, room id)."""
+    number = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")["number"]
+    demo.fire("王芳", number, "accept")
+    demo.fire("李强", number, "start_inspection")
+    r = demo.client.post(f"/api/v1/cases/{number}/video-rooms", headers=demo.h("李强"), json={})
+    assert r.status_code == 201, r.text
+    return number, str(r.json()["id"])
+
+
+def link(demo: Demo, room: str, role: str, name: str) -> str:
+    r = demo.client.post(f"/api/v1/video/rooms/{room}/links", headers=demo.h("李强"),
+                         json={"role": role, "name": name})
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
 
 
 def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path: Path) -> None:
@@ -63,15 +110,8 @@ def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path:
 
 
 def test_turn_rest_credential_is_what_coturn_accepts(tmp_path: Path) -> None:
-    exe = shutil.which("turnserver")
-    assert exe, "coturn is not installed (./tongban installs it)"
-    port = free_port()
     key = b"shared-turn-secret"
-    conf = tmp_path / "turnserver.conf"
-    conf.write_text(turn.coturn_config(realm="tongban", listening_ip="127.0.0.1", port=port,
-                                       relay_ip="127.0.0.1", key=key, allow_loopback=True)
-                    + f"pidfile={tmp_path / 'turn.pid'}\nuserdb={tmp_path / 'turndb'}\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = coturn(tmp_path, key)
     try:
         async def allocate(cred: turn.TurnCredential) -> tuple[str, int]:
             deadline = time.monotonic() + 10
@@ -109,8 +149,8 @@ def test_no_turn_urls_no_credential() -> None:
     assert turn.credential("room:applicant", urls=()) is None
 
 
-@pytest.mark.netns
-def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(sqlite_demo: Demo, tmp_path: Path) -> None:
+def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path) -> None:
     """Media inside the test's own namespace: a participant admitted by its join link publishes
     from aiortc into the Janus room; at close the job converts Janus's ``.mjr`` without
     re-encoding and stores a VP8/Opus WebM as the case's evidence, duration read back by PyAV."""
@@ -133,7 +173,7 @@ def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(sqlite_de
         claim = links.verify(token)
         pid, _ = rooms.record_join(s, rooms.admit(s, claim), claim)
 
-    j = janus.start_local(tmp_path / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="tb0")
+    j = local_janus
     try:
         api = janus.VideoRoomAPI(j.url, KEY)
         link = janus.participant_token(room_id, token)
@@ -162,7 +202,8 @@ def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(sqlite_de
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
-        j.stop()
+        api.close()
+        pub.close()
     objects = LocalStore(tmp_path / "objects")
     stored = store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out", objects)
     assert len(stored) == 1 and stored[0]["content_type"] == "video/webm"
@@ -193,21 +234,14 @@ def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatc
     assert ice_servers("room1", "applicant") == []
 
 
-@pytest.mark.netns
 def test_relay_only_ice_connects_through_coturn(tmp_path: Path) -> None:
     """``iceTransportPolicy: relay`` on both peers (no host candidates at all): media and data
     still flow, through a real coturn running the product's configuration in the namespace."""
     from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-    exe = shutil.which("turnserver")
-    assert exe, "coturn is not installed (./tongban installs it)"
-    port, key = free_port(), b"relay-secret"
-    conf = tmp_path / "turnserver.conf"
-    conf.write_text(turn.coturn_config(realm="tongban", listening_ip="127.0.0.1", port=port,
-                                       relay_ip="127.0.0.1", key=key, allow_loopback=True)
-                    + f"pidfile={tmp_path / 'turn.pid'}\nuserdb={tmp_path / 'turndb'}\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    key = b"relay-secret"
+    proc, port = coturn(tmp_path, key)
     try:
         url = (f"turn:127.0.0.1:{port}?transport=udp",)
 
@@ -244,3 +278,195 @@ def test_relay_only_ice_connects_through_coturn(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# Frames the page decoded for the clerk's tile (Janus forwards the clerk's aiortc stream).
+CLERK_VIDEO = """() => {
+  const v = document.querySelector('figure[data-role="clerk"] video');
+  if (!v) return null;
+  const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+  return {w: v.videoWidth, h: v.videoHeight, frames: q};
+}"""
+
+
+# The candidate types of the page's connections to Janus (publisher and subscriber handles).
+PAGE_CANDIDATES = """async () => {
+  const room = window.tongbanRoom;
+  const pcs = [room.pub, ...Object.values(room.views)].map((h) => h.webrtcStuff && h.webrtcStuff.pc).filter(Boolean);
+  const types = [];
+  for (const pc of pcs) {
+    (await pc.getStats()).forEach((r) => { if (r.type === "local-candidate") types.push(r.candidateType); });
+  }
+  return types;
+}"""
+
+
+@pytest.mark.browser
+def test_chromium_and_aiortc_in_one_janus_room(sqlite_demo: Demo, local_janus: janus.LocalJanus,
+                                               serve_app: Any, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """``TONGBAN_VIDEO_BACKEND=janus`` behind the same room routes and page: the applicant's page
+    (Chromium, fake camera, janus.js through Tongban's proxy, relay-only ICE through coturn with
+    the page's TURN REST credential) and the clerk (aiortc) see each other through Janus; the
+    page's chat lands in the case history; the clerk's still request makes the page upload a
+    full-resolution frame of its own camera into a material slot; the clerk ends the meeting,
+    which queues the recording job; the job stores both participants' Janus recordings as
+    evidence, WebM that PyAV reads back with their durations."""
+    import av
+    from playwright.async_api import async_playwright
+
+    from video.client import JanusPeer, wait_until
+    from video.janus_hub import JanusHub
+    from video.synthetic import PatternTrack, ToneTrack
+
+    # The page connects through coturn only (relay candidates, iceTransportPolicy "relay").
+    turn_key = "page-turn-secret"
+    turnserver, turn_port = coturn(tmp_path, turn_key.encode(), relay_ip=ADDRESS)  # where Janus listens
+    settings = get_settings()
+    for name, value in {"video_backend": "janus", "janus_url": local_janus.url, "janus_admin_key": KEY,
+                        "data_dir": tmp_path / "data", "turn_secret": turn_key, "turn_relay_only": True,
+                        "turn_urls": f"turn:127.0.0.1:{turn_port}?transport=udp"}.items():
+        monkeypatch.setattr(settings, name, value)
+    demo = sqlite_demo
+    number, room_id = inspection_room(demo)
+    clerk_token, applicant_token = link(demo, room_id, "clerk", "李强"), link(demo, room_id, "applicant", "张三")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    base = serve_app(demo.client.app)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    async def scenario() -> dict[str, Any]:
+        clerk = JanusPeer(base, clerk_token, [PatternTrack(640, 480), ToneTrack()])
+        await clerk.join()
+        await asyncio.wait_for(clerk.connected.wait(), 15)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            logs: list[str] = []
+            page.on("console", lambda m: logs.append(m.text))
+            await page.goto(f"{base}/video/join?t={applicant_token}")
+            await page.wait_for_function("() => window.tongbanRoom && window.tongbanRoom.connected", timeout=20_000)
+            await page.wait_for_function(
+                "() => { const v = document.querySelector('figure[data-role=\"clerk\"] video');"
+                " return v && v.videoWidth > 0; }", timeout=20_000)
+            seen_by_page = await page.evaluate(CLERK_VIDEO)
+            candidates = await page.evaluate(PAGE_CANDIDATES)
+            applicant_id = await page.evaluate("() => window.tongbanRoom.me")
+            await wait_until(lambda: clerk.received.get(applicant_id) is not None
+                             and clerk.received[applicant_id].frames > 5)
+            await page.fill("#chat-text", "我是申请人, 画面清楚")
+            await page.click("#chat-form button")
+            await clerk.wait_message("chat", text="我是申请人, 画面清楚")
+            # The clerk asks for a still of the applicant's document camera (floor plans).
+            shot = await clerk.post("captures", {"participant": applicant_id, "material_id": "floor_plans"})
+            assert shot.status_code == 201, shot.text
+            await page.wait_for_function("() => document.querySelector('#chat').textContent.includes('拍照上传')")
+            still = await page.evaluate("() => window.tongbanRoom.stills[0]")
+            camera = await page.evaluate("() => window.tongbanRoom.stream.getVideoTracks()[0].getSettings()")
+            await page.screenshot(path=str(ARTIFACTS / "video_janus_applicant_room.png"), full_page=True)
+            ended = await clerk.post("end")
+            assert ended.status_code == 200, ended.text
+            await page.wait_for_function("() => window.tongbanRoom.closed", timeout=10_000)
+            status = await page.text_content("#status")
+            await browser.close()
+        received = clerk.received[applicant_id]
+        await clerk.close(leave=False)
+        return {"seen": seen_by_page, "candidates": candidates, "received": received.frames, "width": received.width,
+                "shot": shot.json(), "still": still, "camera": camera, "status": status, "logs": logs}
+
+    try:
+        out = asyncio.run(scenario())
+    finally:
+        turnserver.terminate()
+        turnserver.wait(10)
+    # Publishing and viewing went through coturn: the page offered relayed candidates only.
+    assert out["candidates"] and set(out["candidates"]) == {"relay"}, out
+    assert out["seen"]["w"] == 640 and out["seen"]["h"] == 480, out  # the clerk's stream, forwarded as sent
+    assert out["received"] > 5 and out["width"] > 0, out
+    assert out["status"] == "会议已结束: 工作人员已结束会议", out
+    # The still: the camera's own resolution, filed as a page of the chosen material.
+    shot, cam = out["shot"], out["camera"]
+    assert (shot["width"], shot["height"]) == (cam["width"], cam["height"]) == (1280, 720), out
+    assert shot["material_id"] == "floor_plans" and out["still"]["sha256"] == shot["sha256"]
+    assert out["still"]["how"] in ("ImageCapture", "canvas"), out
+    print("still taken by", out["still"]["how"])
+    with session_scope(demo.engine) as s:
+        (page_row,) = scans.list_pages(s, number, SYSTEM, "floor_plans")
+    assert page_row["sha256"] == shot["sha256"]
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("video_join") == 2 and "video_chat" in kinds and "video_capture" in kinds
+    assert "video_close" in kinds and "video_recording" not in kinds  # not yet: the job stores them
+    # Closing queued the recording job through the outbox; the drain runs it.
+    assert demo.count("outbox", job="janus_recordings", status="pending") == 1
+    # The drain's runner on the claimed job (the notices' drawing, queued by the transitions, is
+    # other work: left claimed).
+    from flows import jobs, outbox
+
+    (job,) = [j for j in outbox.claim(demo.engine, None, 100) if j["job"] == "janus_recordings"]
+    jobs.run(demo.engine, job)
+    assert demo.count("outbox", job="janus_recordings", status="done") == 1
+    with session_scope(demo.engine) as s:
+        evidence = scans.list_evidence(s, number, SYSTEM)
+        described = rooms.describe(s, room_id)
+    evidence = [e for e in evidence if e["kind"] == "recording"]  # beside the notices drawn
+    assert len(evidence) == 2, evidence
+    assert {r["participant_id"] for r in described["recordings"]} == {p["id"] for p in described["participants"]}
+    for e in evidence:
+        data = b"".join(scans.read_evidence(e["bucket"], e["key"]))
+        assert hashlib.sha256(data).hexdigest() == e["sha256"]
+        with av.open(io.BytesIO(data)) as f:  # it plays: PyAV reads its duration and decodes it
+            codecs = {st.type: st.codec_context.name for st in f.streams}
+            duration = (f.duration or 0) / 1_000_000
+            first = next(f.decode(video=0))
+        with av.open(io.BytesIO(data)) as f:
+            frames = sum(1 for p in f.demux(video=0) if p.size)
+        # (Chromium's sender starts small and adapts: the first frame's size is the browser's choice.)
+        assert codecs == {"video": "vp8", "audio": "opus"} and first.width > 0, (codecs, first)
+        assert frames > 10, frames
+        assert duration > 0.5 and abs(duration - e["meta"]["duration_s"]) < 0.5, (duration, e)
+    assert "video_recording" in history_kinds(demo, number)
+
+
+def history_kinds(demo: Demo, number: str) -> list[str]:
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
+    return [e["kind"] for e in events]
+
+
+def test_the_proxy_passes_only_what_a_page_needs_and_only_for_the_janus_backend(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    client = sqlite_demo.client
+    # The embedded backend: no proxy, and a join must carry the page's offer.
+    assert client.post("/video/janus", json={"janus": "create", "transaction": "t1"}).status_code == 404
+    number, room_id = inspection_room(sqlite_demo)
+    token = link(sqlite_demo, room_id, "applicant", "张三")
+    r = client.post("/api/v1/video/join", json={"token": token})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sdp", r.text
+    settings = get_settings()
+    for name, value in {"video_backend": "janus", "janus_url": local_janus.url, "janus_admin_key": KEY,
+                        "data_dir": tmp_path}.items():
+        monkeypatch.setattr(settings, name, value)
+    del client.app.state.video_hub  # type: ignore[attr-defined]  # made on first use, of the backend then set
+    created = client.post("/video/janus", json={"janus": "create", "transaction": "t2"})
+    assert created.status_code == 200 and created.json()["janus"] == "success", created.text
+    session = created.json()["data"]["id"]
+    for path in ("/video/janus/info", "/video/janus/admin", f"/video/janus/{session}/../admin"):
+        assert client.get(path).status_code == 404, path
+    attached = client.post(f"/video/janus/{session}", json={"janus": "attach", "plugin": "janus.plugin.videoroom",
+                                                            "transaction": "t3"}).json()
+    handle = attached["data"]["id"]
+    # Room management and listings are Tongban's (admin key, room secret), not the page's.
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    number = api.ensure_room(room_id, rec_dir=janus.recordings_dir(room_id))
+    api.close()
+    for body in ({"request": "listparticipants", "room": number}, {"request": "list"},
+                 {"request": "kick", "room": number, "id": 1}, {"request": "create", "room": 7},
+                 {"request": "configure", "record": False}):
+        r = client.post(f"/video/janus/{session}/{handle}",
+                        json={"janus": "message", "body": body, "transaction": "t4"})
+        assert r.status_code == 403, (body, r.text)
+    r = client.post(f"/video/janus/{session}", json={"janus": "attach", "plugin": "janus.plugin.echotest",
+                                                     "transaction": "t5"})
+    assert r.status_code == 403
+    assert client.post(f"/video/janus/{session}", json={"janus": "info"}).status_code == 403
+    gone = client.post(f"/video/janus/{session}", json={"janus": "destroy", "transaction": "t3"})
+    assert gone.json()["janus"] == "success"

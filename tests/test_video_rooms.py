@@ -167,3 +167,28 @@ def test_guard_is_the_engines(demo: Demo) -> None:
         from engine.advance import advance
 
         advance(s, number, "inspection_failed", demo.actor("李强"), {})
+
+
+def test_with_the_janus_backend_closing_a_room_queues_its_recording_job(
+        demo: Demo, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The close and its recording job commit together; the job, run from the outbox, finishes
+    even with Janus gone and nothing recorded (a room nobody joined), storing nothing."""
+    from core.settings import get_settings
+    from flows import jobs, outbox
+    from tests.conftest import free_port
+
+    settings = get_settings()
+    monkeypatch.setattr(settings, "video_backend", "janus")
+    monkeypatch.setattr(settings, "janus_url", f"http://127.0.0.1:{free_port()}/janus")  # nobody listens
+    monkeypatch.setattr(settings, "data_dir", tmp_path)
+    number = inspection_case(demo)
+    room = open_room(demo, number)
+    assert demo.count("outbox", job="janus_recordings") == 0
+    r = demo.client.post(f"/api/v1/video/rooms/{room}/close", headers=demo.h("李强"))
+    assert r.status_code == 200, r.text
+    assert demo.count("outbox", job="janus_recordings", status="pending") == 1
+    (job,) = [j for j in outbox.claim(demo.engine, None, 100) if j["job"] == "janus_recordings"]
+    assert job["payload"]["room"] == room
+    assert jobs.run(demo.engine, job)["recordings"] == []
+    assert demo.count("outbox", job="janus_recordings", status="done") == 1
+    assert "video_recording" not in history_kinds(demo, number)

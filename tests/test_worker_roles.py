@@ -97,11 +97,19 @@ def _cli(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) 
     return r.exit_code, r.output
 
 
+@pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_unknown_region_and_missing_settings_refused_before_any_request(
-        prefect_api: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+        prefect_api: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch, demo: Demo) -> None:
     api, seen = prefect_api
-    code, out = _cli(["worker", "--region", "320500"], {**FULL, "PREFECT_API_URL": api}, monkeypatch)
+    # The regions a worker may serve are the alliance directory's (here the demo seed's).
+    cases = demo.engine.url.render_as_string(hide_password=False)
+    code, out = _cli(["worker", "--region", "320500"],
+                     {**FULL, "PREFECT_API_URL": api, "TONGBAN_DATABASE_URL": cases}, monkeypatch)
     assert code == 2 and "未知地区 320500" in out and "370211" in out, out
+    closed = "postgresql+psycopg://tb:pw@127.0.0.1:9/tongban"  # nothing listens there
+    code, out = _cli(["worker", "--region", "370211"],
+                     {**FULL, "PREFECT_API_URL": api, "TONGBAN_DATABASE_URL": closed}, monkeypatch)
+    assert code == 2 and "读不到联盟目录" in out and "127.0.0.1:9" in out and ":pw@" not in out, out
     code, out = _cli(["worker", "--region", "370211"], {"PREFECT_API_URL": api}, monkeypatch)
     assert code == 2 and "缺少必需的设置" in out, out
     assert all(name in out for name in NAMES), out

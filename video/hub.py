@@ -176,7 +176,8 @@ class Hub:
         for pc in peer.views.values():
             await pc.close()
         peer.views.clear()
-        await peer.pc.close()
+        if peer.pc is not None:
+            await peer.pc.close()
         await self._finish_recording(room, peer)
         try:
             await self.db(room.engine, rooms.record_leave, room.id, peer.id, peer.actor, reason)

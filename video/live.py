@@ -51,7 +51,7 @@ class Peer:
     clerk_id: int | None
     actor: Actor
     key: str
-    pc: RTCPeerConnection
+    pc: RTCPeerConnection | None  # None: the media go through Janus (video/janus_hub.py)
     tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
     channel: RTCDataChannel | None = None
     views: dict[str, RTCPeerConnection] = field(default_factory=dict)  # publisher id → pc

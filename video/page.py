@@ -9,7 +9,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from video import kinds, turn
+from core.settings import get_settings
+from video import backends, kinds, turn
 from video.hub import CAPTURE_ROLES
 from video.links import ROLES, JoinClaim
 
@@ -25,7 +26,8 @@ def render_room(request: Request, claim: JoinClaim, room: dict[str, Any],
               "checklist": checklist, "canCapture": claim.role in CAPTURE_ROLES,
               "canEnd": claim.role == "clerk",
               "canInspect": claim.role == "clerk" and claim.clerk_id is not None and bool(checklist),
-              "iceServers": ice_servers(room["id"], claim.role)}
+              "iceServers": ice_servers(room["id"], claim.role), "backend": backends.selected(),
+              "iceTransportPolicy": "relay" if get_settings().turn_relay_only else "all"}
     return templates.TemplateResponse(request, "room.html", {
         "config": config, "claim": claim, "room": room, "role_label": ROLES[claim.role],
         "kind_label": kinds.label(room["kind"]), "materials": materials,

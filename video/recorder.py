@@ -142,7 +142,8 @@ class Recorder:
             self.container.close()
         except Exception:  # noqa: BLE001 - an empty container may fail to finalise; dropped below
             started = False
-        if not started:
+        # An audio-only participant who leaves early: the MP4 muxer may never have written the file.
+        if not started or not self.path.exists():
             self.path.unlink(missing_ok=True)
             return None
         data = self.path.read_bytes()

@@ -15,16 +15,19 @@ from sqlmodel import Session
 from core.clock import now
 from engine import catalog
 from engine.actors import SYSTEM, Actor
-from engine.advance import append_event, load_case, require_holder
+from engine.advance import append_event, load_case, new_job, regions_of, require_holder
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.extensions import VIDEO_KINDS
+from engine.statements import INSERT_OUTBOX
 from states.schema import State
 from storage.rows import CaseRow
 from storage.tables import Clerk, Counter
 from storage.video_tables import T_PART, T_ROOM, VideoRecording
+from video import backends
 from video.kinds import ADHOC_KIND
 from video.links import ROLES, JoinClaim
 
+RECORDING_JOB = "janus_recordings"  # flows/recording_janus.py
 CLERK_ROLES = {"clerk", "reviewer", "approver", "inspector"}
 
 
@@ -191,9 +194,14 @@ def close(session: Session, room_id: str, reason: str, actor: Actor | None = Non
     if not done:
         return False
     room = _room(session, room_id)
-
-    append_event(session, load_case(session, room["number"]), None, at, "video_close",
-                 actor or SYSTEM, {"room": room_id, "reason": reason})
+    case = load_case(session, room["number"])
+    append_event(session, case, None, at, "video_close", actor or SYSTEM, {"room": room_id, "reason": reason})
+    if backends.selected() == "janus":
+        # Janus recorded every publisher: the conversion is queued with the close (one
+        # transaction), so a room closed is a room whose recordings will be stored.
+        counter = room["counter_id"] or case["competent_counter_id"]
+        INSERT_OUTBOX.execute(session, new_job(case, RECORDING_JOB, regions_of(session, {counter})[counter],
+                                               counter, at, {"number": room["number"], "room": room_id}))
     return True
 
 

@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from api.pages import web
-from engine import assignment, catalog, dashboard, directory, documents_read, lifecycle, scans, views
+from engine import assignment, catalog, dashboard, directory, documents_read, labels, lifecycle, scans, views
 from engine.access import require_case_reader
 from engine.actors import Actor
 from engine.advance import companion_step, load_case
+from engine.errors import EngineError
 from storage.rows import CaseRow
 
 
@@ -31,14 +32,13 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
     view = views.case_view(session, case, actor)
     events = views.history(session, case["id"])
     item = catalog.compiled(session, case["item_version_id"])
-    labels = {name: ref.state.label for name, ref in item.table.items()}
-    seen = [*case["parties"].values(), *(e["counter_id"] for e in events if e["counter_id"])]
-    counters = directory.counter_names(session, seen)
+    counters = directory.counter_names(session, [*case["parties"].values(), *view["holders"]])
     done_label = next((t.label for t in item.definition.transitions if t.trigger == done), None)
+    if done_label is None and done in DONE_LABELS:
+        done_label = DONE_LABELS[done]
     # The video step opens from the holding counter when the state declares one.
     video = view["state"]["video"] if actor.counter_id in view["holders"] else None
-    handed = [(e["data"] or {}).get("to_clerk") for e in events if e["kind"] == "assign"]
-    clerks = directory.clerk_names(session, [*case["assignees"].values(), case["companion_id"], *handed])
+    clerks = directory.clerk_names(session, [*case["assignees"].values(), case["companion_id"]])
     # What this clerk may do about who works on the case: claim the step here, or give it back.
     step = assignment.current_step(item, case, actor.counter_id) if actor.counter_id else None
     claimable = (step is not None and not companion_step(item, step) and actor.counter_id in view["holders"]
@@ -46,16 +46,47 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
                  and bool(actor.roles & assignment.step_roles(item, step)))
     claimed_by_me = actor.counter_id is not None and case["assignees"].get(actor.counter_id) == actor.id
     may_extend = lifecycle.can_extend(item, case, actor) is None
-    return web.render(request, "case.html", actor, status_code=status_code, v=view, events=events,
-                      labels=labels, counters=counters, clerks=clerks,
+    prefect_url = dashboard.prefect_runs_url(case["number"])  # None unless a Prefect UI is configured
+    return web.render(request, "case.html", actor, status_code=status_code, v=view,
+                      history=views.history_lines(session, item, case, events), counters=counters, clerks=clerks,
                       error=error, done=done_label, video=video,
                       pages=pages_by_material(session, case["number"], actor),
-                      prefect_url=dashboard.prefect_runs_url(case["number"]),
+                      prefect_url=prefect_url,
                       claimable=claimable, claimed_by_me=claimed_by_me, may_extend=may_extend,
                       extension_days=item.definition.limits.extension_days,
-                      material_names={m.id: m.name for m in item.definition.materials},
                       documents=documents_read.with_evidence(session, case["number"], actor),
+                      results=views.case_results(session, case, events),
+                      actions=views.page_actions(session, item, case, actor, view["triggers"]),
+                      hand_over=hand_over_choices(session, item, case, actor, view["holders"], counters),
                       supplement_triggers=supplement_triggers(item))
+
+
+DONE_LABELS = {"claim": "认领", "release": "释放认领", "assign": "转交", "extension": "延期", "material": "更新材料",
+               "upload": "上传扫描件",
+               "withdraw_page": "撤回扫描件", "reorder_pages": "调整扫描件顺序"}
+
+
+def hand_over_choices(session: Session, item: Any, case: CaseRow, actor: Actor, holders: list[str],
+                      counters: dict[str, str]) -> list[dict[str, Any]]:
+    """Whom this clerk may hand the case's part at each counter to: the claimant or the companion
+    their own part, a supervisor (改派) anyone's. The engine checks again when it is sent."""
+    if item.table[case["state"]].state.final:
+        return []
+    supervisor = "supervisor" in actor.roles
+    out = []
+    for counter_id in holders:
+        step = assignment.current_step(item, case, counter_id)
+        companion = step is None or companion_step(item, step)
+        current = case["companion_id"] if companion else case["assignees"].get(counter_id)
+        if not supervisor and (actor.counter_id != counter_id or current != actor.id):
+            continue
+        roles = {"clerk"} if companion else assignment.step_roles(item, step or "")
+        people = [c for c in views.colleagues(session, counter_id, roles) if c["id"] != current]
+        if people:
+            out.append({"counter_id": counter_id, "counter": counters.get(counter_id, "本窗口"),
+                        "what": "陪伴申请人" if companion else item.table[step or case["state"]].state.label,
+                        "people": people, "current": current})
+    return out
 
 
 def supplement_triggers(item: Any) -> set[str]:
@@ -64,8 +95,10 @@ def supplement_triggers(item: Any) -> set[str]:
 
 
 def render_case(request: Request, session: Session, actor: Actor, number: str, status_code: int,
-                error: str) -> Response:
+                error: str | EngineError) -> Response:
     """The case page again, with what went wrong (after the failed write was rolled back)."""
+    if isinstance(error, EngineError):
+        error = labels.engine_message(error.detail, error.extra.get("errors"))
     return render(request, session, actor, load_case(session, number), status_code, error)
 
 

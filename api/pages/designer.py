@@ -1,34 +1,49 @@
-"""The designer view: the catalog, each item's versions and diagram, and checking a pasted definition."""
+"""The designer view: the catalog with the cases running on each version, each item's versions and
+diagram, checking a pasted definition (line numbers, "did you mean", the difference from the
+published version), and publishing it (role designer)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages import web
 from api.pages.diagram import highlighted_svg
 from api.routing import Router
-from engine import catalog
+from engine import catalog, designer_help, form_tokens, labels
+from engine.actors import Actor
+from engine.errors import EngineError, Forbidden
 from states.compiler import compile_item
 from states.loader import DefinitionError
 
 router = Router(pages=True)
 MAX_SOURCE = 200_000
+CODE = re.compile(r"^code:\s*[\"']?([A-Za-z0-9_]+)", re.M)
 
 
 @router.get("/ui/designer", response_class=HTMLResponse)
 def designer_home(request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
+    return _home(request, session, actor, source="", problems=None, preview=None)
+
+
+def _home(request: Request, session: Session, actor: Actor, status_code: int = 200, **ctx: Any) -> Response:
     rows = catalog.versions(session)
+    running = designer_help.running_by_version(session)
     catalog_: dict[str, dict] = {}
     for r in rows:
-        catalog_.setdefault(r.code, {"code": r.code, "name": r.name, "versions": []})["versions"].append(r)
-    return web.render(request, "designer.html", actor, catalog=list(catalog_.values()), source="",
-                      problems=None, preview=None)
+        entry = catalog_.setdefault(r.code, {"code": r.code, "name": r.name, "versions": []})
+        entry["versions"].append({"version": r.version, "published_at": r.published_at,
+                                  "published_by": r.published_by, "running": running.get((r.code, r.version), 0)})
+    ctx.setdefault("diff", None)
+    return web.render(request, "designer.html", actor, status_code=status_code, catalog=list(catalog_.values()),
+                      may_publish="designer" in actor.roles, **ctx)
 
 
 @router.get("/ui/designer/items/{code}", response_class=HTMLResponse)
@@ -39,28 +54,75 @@ def designer_item(code: str, request: Request, session: SessionDep,
     versions = [v.version for v in catalog.versions(session, code)]
     item = catalog.compiled(session, row.id)
     return web.render(request, "designer_item.html", actor, row=row, d=item.definition, versions=versions,
+                      running=designer_help.running_by_version(session, code),
                       svg_uri=_svg_uri(highlighted_svg(item, row.content_hash, ())))
+
+
+def _checked(session: Session, source: str) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+    """The parsed item (or None), every problem (each with a "did you mean" where a close name
+    exists), and the preview; beside it the difference from the published version of the code."""
+    if len(source) > MAX_SOURCE:
+        return None, [{"line": 1, "col": 1, "message": f"定义过大: 超过 {MAX_SOURCE} 字符", "hint": None}], None
+    try:
+        item = catalog.parse(source, "粘贴的定义")
+    except DefinitionError as err:
+        known = designer_help.names_in(source)
+        found = [(p.line, p.col, labels.checker_message(p.message)) for p in err.problems]
+        # The schema stops the checker before its own rules: the names used but not declared too.
+        at = {(line, col) for line, col, _ in found}  # the checker's own report of a name wins
+        found += [p for p in designer_help.reference_problems(source) if p[:2] not in at]
+        return None, [{"line": line, "col": col, "message": message, "hint": designer_help.did_you_mean(message, known)}
+                      for line, col, message in sorted(found)], None
+    compiled = compile_item(item.definition)
+    return item, [], {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(compiled, item.content_hash, ()))}
+
+
+def _diff(session: Session, item: Any, source: str) -> dict[str, Any] | None:
+    code = item.definition.code if item is not None else (m.group(1) if (m := CODE.search(source)) else None)
+    published = designer_help.published_source(session, code) if code else None
+    if published is None:
+        return None
+    version, old = published
+    return {"version": version, "lines": designer_help.diff_lines(old, source)}
 
 
 @router.post("/ui/designer/check", response_class=HTMLResponse)
 def designer_check(request: Request, session: SessionDep, csrf: Annotated[str, Form()],
                    source: Annotated[str, Form()] = "") -> Response:
-    """Validate a pasted definition; nothing is published (publishing stays with the API/CLI)."""
+    """Check a pasted definition: every problem with its line, the diagram, the difference from
+    the published version. Nothing is stored (publishing is its own button)."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    problems, preview, status = [], None, 200
-    if len(source) > MAX_SOURCE:
-        problems, status = [{"line": 1, "col": 1, "message": f"定义过大: 超过 {MAX_SOURCE} 字符"}], 422
-    else:
-        try:
-            item = catalog.parse(source, "粘贴的定义")
-            compiled = compile_item(item.definition)
-            preview = {"d": item.definition, "svg_uri": _svg_uri(highlighted_svg(compiled, item.content_hash, ()))}
-        except DefinitionError as err:
-            problems = [{"line": p.line, "col": p.col, "message": p.message} for p in err.problems]
-            status = 422
-    return web.render(request, "designer.html", actor, status_code=status, catalog=None, source=source,
-                      problems=problems, preview=preview)
+    item, problems, preview = _checked(session, source)
+    return _home(request, session, actor, 422 if problems else 200, source=source, problems=problems,
+                 preview=preview, diff=_diff(session, item, source))
+
+
+@router.post("/ui/designer/publish", response_class=HTMLResponse)
+def designer_publish(request: Request, session: SessionDep, csrf: Annotated[str, Form()],
+                     source: Annotated[str, Form()] = "",
+                     form_token: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Publish a checked definition as a new version (role designer); running cases keep theirs."""
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    if "designer" not in actor.roles:
+        raise Forbidden("发布事项须由流程设计人员办理", missing=["role:designer"])
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
+    item, problems, preview = _checked(session, source)
+    if item is None:
+        return _home(request, session, actor, 422, source=source, problems=problems, preview=None,
+                     diff=_diff(session, None, source))
+    try:
+        row, created = catalog.publish(session, item, actor.name)
+    except EngineError as exc:
+        session.rollback()
+        return _home(request, session, actor, exc.status, source=source, preview=preview,
+                     problems=[{"line": 1, "col": 1, "message": exc.detail.split(": ", 1)[-1], "hint": None}],
+                     diff=_diff(session, item, source))
+    url = f"/ui/designer/items/{row.code}?version={row.version}&published={'new' if created else 'same'}"
+    form_tokens.remember(session, actor.id, form_token, url)
+    return RedirectResponse(url, status_code=303)
 
 
 def _svg_uri(svg: str) -> str:

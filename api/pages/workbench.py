@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -13,12 +14,14 @@ from api.deps import SessionDep
 from api.pages import case_page, web
 from api.pages.diagram import active_states, highlighted_svg
 from api.routing import Router
-from api.schemas import Applicant
+from api.schemas import Applicant, Commitment
+from core import clock
 from core.settings import get_settings
-from engine import assignment, catalog, directory, form_tokens, intake, labels, lifecycle
+from engine import applicants, assignment, catalog, directory, form_tokens, intake, labels, lifecycle, views, workdays
 from engine.actors import Actor, end_session, start_session
 from engine.advance import advance
 from engine.errors import EngineError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from states import defaults
 
 router = Router(pages=True)
 LOGIN_FORM_REFUSED = ("登录表单已失效或并非来自本系统的登录页 (可能是其他网站代为提交), 未登录, 原有会话不变。"
@@ -95,13 +98,18 @@ def _intake_context(session: Session, actor: Actor, item: str | None) -> dict[st
         raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
     items = _intake_items(session, actor.counter_id)
     chosen = next((it for it in items if it["code"] == item), items[0] if items else None)
-    materials, modes, asked = [], [], []
+    materials, modes, asked, regions, commitment = [], [], [], [], False
     if chosen:
-        d = catalog.compiled(session, catalog.latest_version(session, chosen["code"]).id).definition
+        compiled = catalog.compiled(session, catalog.latest_version(session, chosen["code"]).id)
+        d = compiled.definition
         materials, modes, asked = d.materials, d.modes, d.situations
-    regions = directory.regions(session)
+        regions = views.intake_regions(session, compiled)
+        commitment = any("commitment_signed" in t.guards for t in d.transitions)
     return {"items": items, "chosen": chosen, "materials": materials, "modes": modes, "situations": asked,
-            "regions": regions, "own_region": actor.region_code,
+            "regions": regions, "own_region": actor.region_code, "commitment_used": commitment,
+            "person_types": applicants.PERSON_TYPES, "company_types": applicants.COMPANY_TYPES,
+            "defer_until": workdays.calendar(session).add(clock.today(), get_settings().defer_days).isoformat(),
+            "today": clock.today().isoformat(),
             "counter_name": directory.counter_names(session, [actor.counter_id]).get(actor.counter_id, "本窗口")}
 
 
@@ -113,16 +121,30 @@ def intake_form(request: Request, session: SessionDep,
                       **_intake_context(session, actor, item))
 
 
+Short = Annotated[str, Form(max_length=64)]
+
+
 @router.post("/ui/cases/new", response_class=HTMLResponse)
 def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
                   item: Annotated[str, Form(max_length=64)],
                   name: Annotated[str, Form(max_length=200)] = "",
                   kind: Annotated[str, Form(max_length=16)] = "person",
+                  id_type: Short = "",
                   id_number: Annotated[str, Form(max_length=32)] = "",
                   phone: Annotated[str, Form(max_length=20)] = "",
                   address: Annotated[str, Form(max_length=300)] = "",
+                  agent_name: Annotated[str, Form(max_length=200)] = "",
+                  agent_id_type: Short = "",
+                  agent_id_number: Annotated[str, Form(max_length=32)] = "",
+                  agent_phone: Annotated[str, Form(max_length=20)] = "",
+                  mode: Short = "",
                   competent_region: Annotated[str, Form(max_length=12)] = "",
                   materials: Annotated[list[str] | None, Form()] = None,
+                  defer: Annotated[list[str] | None, Form()] = None,
+                  promise_material: Annotated[list[str] | None, Form()] = None,
+                  promise_date: Annotated[list[str] | None, Form()] = None,
+                  commit: Annotated[str, Form(max_length=8)] = "",
+                  signer: Annotated[str, Form(max_length=200)] = "",
                   situation: Annotated[list[str] | None, Form()] = None,
                   form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
@@ -133,23 +155,49 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
     token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     # 事项情形: one "question:option" per question (bounded: an item asks at most 20).
     answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
-    form = {"name": name, "kind": kind, "id_number": id_number, "phone": phone, "address": address,
-            "competent_region": competent_region, "materials": materials or [], "situation": answers}
-    raw = {k: v for k, v in form.items() if k in ("name", "kind", "id_number", "phone", "address") and v}
+    dates = dict(zip(promise_material or [], promise_date or [], strict=False))
+    deferred = [m for m in (defer or [])[:50] if m not in (materials or [])]
+    form = {"name": name, "kind": kind, "id_type": id_type, "id_number": id_number, "phone": phone,
+            "address": address, "agent_name": agent_name, "agent_id_type": agent_id_type,
+            "agent_id_number": agent_id_number, "agent_phone": agent_phone, "mode": mode,
+            "competent_region": competent_region, "materials": materials or [], "situation": answers,
+            "defer": deferred, "promise_dates": dates, "commit": bool(commit), "signer": signer}
+    raw: dict[str, Any] = {k: v for k, v in form.items()
+                           if k in ("name", "kind", "id_type", "id_number", "phone", "address") and v}
+    agent = {k: v for k, v in {"name": agent_name, "id_type": agent_id_type, "id_number": agent_id_number,
+                               "phone": agent_phone}.items() if v.strip()}
+    if set(agent) - {"id_type"}:  # the type alone is the select's default, not an agent
+        raw["agent"] = agent
     try:
+        promises = [{"material": m, "promise": _promise(dates.get(m, ""))} for m in deferred]
+        if commit and not signer.strip():
+            raise InvalidInput("signer", "签署告知承诺须填写承诺人")
         applicant = Applicant.model_validate(raw)
         case, code = intake.create_case(
             session, actor, item, applicant.model_dump(exclude_none=True),
-            dict.fromkeys(materials or [], "received"), competent_region or None, situation=answers)
+            dict.fromkeys(materials or [], "received"), competent_region or None, mode=mode or None,
+            commitment=Commitment(signer=signer).model_dump() if commit else None,
+            defer=promises, situation=answers)
     except ValidationError as exc:
         return _intake_error(request, session, actor, item, form, labels.validation_sentences(exc.errors()))
     except EngineError as exc:
         session.rollback()
-        errors = exc.extra.get("errors") or [{"field": "", "reason": exc.detail}]
-        return _intake_error(request, session, actor, item, form, errors, exc.status)
+        errors = exc.extra.get("errors") or [{"field": exc.extra.get("field", ""), "reason": exc.detail}]
+        return _intake_error(request, session, actor, item, form, labels.engine_errors(errors), exc.status)
     done = f"/ui/cases/new/done/{token}"
     form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"])
     return RedirectResponse(done, status_code=303)
+
+
+def _promise(day: str) -> str:
+    """容缺: the applicant's promise, to bring the material by the day the clerk entered."""
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise InvalidInput("promise_date", "容缺受理须填写承诺补齐日期 (年-月-日)") from None
+    if when < clock.today():
+        raise InvalidInput("promise_date", "承诺补齐日期不能早于今天")
+    return f"申请人承诺于 {when.year} 年 {when.month} 月 {when.day} 日前补齐"
 
 
 @router.get("/ui/cases/new/done/{token}", response_class=HTMLResponse)
@@ -216,8 +264,37 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
         advance(session, number, trigger, actor, payload, expected_version=version)
     except EngineError as exc:
         session.rollback()
-        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc)
     return _done(session, actor, form_token, f"/ui/cases/{number}?done={trigger}")
+
+
+@router.post("/ui/cases/{number}/send-back", response_class=HTMLResponse)
+def send_back(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
+              target: Annotated[str, Form(max_length=64)], comment: Annotated[str, Form(max_length=2000)] = "",
+              form_token: FormToken = "") -> Response:
+    """退回: one form, the step to return to chosen from those open (each is its own trigger)."""
+    def act(actor: Actor) -> None:
+        if not target.startswith(defaults.BACK_PREFIX):
+            raise InvalidInput("target", "请选择退回到的环节")
+        advance(session, number, target, actor, {"comment": comment.strip() or None}, expected_version=version)
+    return _case_action(request, session, csrf, number, form_token, act, done=target)
+
+
+@router.post("/ui/cases/{number}/hand-over", response_class=HTMLResponse)
+def hand_over(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
+              counter_id: Annotated[str, Form(max_length=64)], clerk_id: Annotated[int, Form(ge=1)],
+              comment: Annotated[str, Form(max_length=2000)] = "", form_token: FormToken = "") -> Response:
+    """转交 to a named colleague (the claimant or the companion), 改派 by a supervisor."""
+    return _case_action(request, session, csrf, number, form_token, lambda actor: assignment.hand_over(
+        session, number, actor, counter_id, clerk_id, version, comment.strip() or None), done="assign")
+
+
+@router.get("/ui/cases/{number}/version")
+def case_version(number: str, request: Request, session: SessionDep) -> JSONResponse:
+    """The case's version, for the page to notice a move made elsewhere (the system, a colleague)."""
+    actor = web.require_actor(request, session)
+    case = case_page.visible_case(session, actor, number)
+    return JSONResponse({"version": case["version"]}, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/ui/cases/{number}/materials/{material_id}", response_class=HTMLResponse)
@@ -235,33 +312,34 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
         intake.set_material(session, number, actor, material_id, status, version)
     except EngineError as exc:
         session.rollback()
-        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return _done(session, actor, form_token, f"/ui/cases/{number}")
+        return case_page.render_case(request, session, actor, number, exc.status, exc)
+    return _done(session, actor, form_token, f"/ui/cases/{number}?done=material")
 
 
 @router.post("/ui/cases/{number}/claim", response_class=HTMLResponse)
 def claim(number: str, request: Request, session: SessionDep, csrf: Csrf,
           version: Annotated[int, Form(ge=1)], form_token: FormToken = "") -> Response:
     return _case_action(request, session, csrf, number, form_token,
-                        lambda actor: assignment.claim(session, number, actor, version))
+                        lambda actor: assignment.claim(session, number, actor, version), done="claim")
 
 
 @router.post("/ui/cases/{number}/release", response_class=HTMLResponse)
 def release(number: str, request: Request, session: SessionDep, csrf: Csrf,
             version: Annotated[int, Form(ge=1)], form_token: FormToken = "") -> Response:
     return _case_action(request, session, csrf, number, form_token,
-                        lambda actor: assignment.release(session, number, actor, version))
+                        lambda actor: assignment.release(session, number, actor, version), done="release")
 
 
 @router.post("/ui/cases/{number}/extension", response_class=HTMLResponse)
 def extend(number: str, request: Request, session: SessionDep, csrf: Csrf, version: Annotated[int, Form(ge=1)],
            reason: Annotated[str, Form(max_length=2000)] = "", form_token: FormToken = "") -> Response:
     return _case_action(request, session, csrf, number, form_token,
-                        lambda actor: lifecycle.extend(session, number, actor, reason, version))
+                        lambda actor: lifecycle.extend(session, number, actor, reason, version),
+                        done="extension")
 
 
 def _case_action(request: Request, session: Session, csrf: str, number: str, form_token: str,
-                 act: Any) -> Response:
+                 act: Any, done: str) -> Response:
     """A form on the case page: the action, then back to the page (303, so F5 does not repeat it);
     a refusal is shown on the page, with nothing written; the same form sent again (Back and
     submit) is sent to the first result."""
@@ -274,8 +352,8 @@ def _case_action(request: Request, session: Session, csrf: str, number: str, for
         act(actor)
     except EngineError as exc:
         session.rollback()
-        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
-    return _done(session, actor, form_token, f"/ui/cases/{number}")
+        return case_page.render_case(request, session, actor, number, exc.status, exc)
+    return _done(session, actor, form_token, f"/ui/cases/{number}?done={done}")
 
 
 def _done(session: Session, actor: Actor, form_token: str, url: str) -> Response:

@@ -16,6 +16,7 @@ from api.deps import ActorDep, BearerDep, SessionDep, get_actor
 from api.models import Instant
 from api.routes.public import limit_client
 from api.routing import Router
+from api.schemas import NON_BLANK
 from engine import evaluations, rectification
 from engine.actors import Actor
 from engine.errors import InvalidInput
@@ -97,7 +98,7 @@ class Rectification(BaseModel):
 
 
 class Rectify(_Body):
-    action: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    action: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NON_BLANK)]
 
 
 class Visit(_Body):
@@ -107,7 +108,7 @@ class Visit(_Body):
 
 
 class Appeal(_Body):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NON_BLANK)]
 
 
 class Decision(_Body):

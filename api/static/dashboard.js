@@ -65,7 +65,10 @@
     });
   }
 
-  function prefect(r) { return el("a", {href: r.prefect_url, target: "_blank", rel: "noopener"}, "Prefect"); }
+  // The case's task runs in the Prefect UI; none when no UI is configured (TONGBAN_PREFECT_UI_URL empty).
+  function prefect(r) {
+    return r.prefect_url ? el("a", {href: r.prefect_url, target: "_blank", rel: "noopener"}, "Prefect") : null;
+  }
   function badge(status) {
     return el("span", {"class": "badge " + ({"逾期": "bad", "预警": "warn"}[status] || "good")}, status);
   }

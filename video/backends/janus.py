@@ -9,11 +9,14 @@ room's ``rec_dir``; the recording job converts them with ``janus-pp-rec`` (no re
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import secrets
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,17 @@ def publisher_number(participant_id: str) -> int:
 def participant_token(room_id: str, link_token: str) -> str:
     """The VideoRoom token of one join link: derived, so the link itself is never sent to Janus."""
     return hashlib.sha256(f"{room_id}\0{link_token}".encode()).hexdigest()[:32]
+
+
+def room_secret(room_id: str) -> str:
+    """The VideoRoom ``secret`` of a Tongban room (edit, allow, destroy): derived from the admin
+    key, so every Tongban process and the recording job can manage the room without storing it."""
+    return hashlib.sha256(f"{admin_key()}\0room\0{room_id}".encode()).hexdigest()[:32]
+
+
+def recordings_dir(room_id: str) -> Path:
+    """Where Janus writes a room's ``.mjr`` files (Janus runs on this machine: ``tongban serve --janus``)."""
+    return get_settings().data_dir / "janus-rec" / room_id
 
 
 def _disabled(kind: str, keep: str) -> str:
@@ -132,9 +146,9 @@ class LocalJanus:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGINT)  # Janus's own clean exit (^C)
             try:
-                self.process.wait(10)
+                self.process.wait(3)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
@@ -197,7 +211,8 @@ class VideoRoomAPI:
                       "description": f"tongban-{room_id}", "secret": secret, "is_private": True,
                       "publishers": publishers, "allowed": tokens, "record": True,
                       "rec_dir": str(rec_dir), "videocodec": "vp8", "audiocodec": "opus",
-                      "permanent": False})
+                      # Evidence: a participant may not switch their own recording off.
+                      "lock_record": True, "permanent": False})
         return number
 
     def allow(self, number: int, secret: str, tokens: list[str]) -> None:
@@ -206,6 +221,29 @@ class VideoRoomAPI:
 
     def destroy_room(self, number: int, secret: str) -> None:
         self.request({"request": "destroy", "room": number, "secret": secret, "permanent": False})
+
+    def ensure_room(self, room_id: str, *, rec_dir: Path, publishers: int = 6) -> int:
+        """The room's VideoRoom room, created on first use (another process may have made it)."""
+        number = room_number(room_id)
+        if self.request({"request": "exists", "room": number}).get("exists"):
+            return number
+        try:
+            return self.create_room(room_id, rec_dir=rec_dir, tokens=[], secret=room_secret(room_id),
+                                    publishers=publishers)
+        except JanusError as exc:
+            if exc.code != 427:  # JANUS_VIDEOROOM_ERROR_ROOM_EXISTS: made meanwhile, fine
+                raise
+            return number
+
+    def close_room(self, room_id: str) -> bool:
+        """Destroy the room if it is still there (its recordings close); False if it was gone."""
+        try:
+            self.destroy_room(room_number(room_id), room_secret(room_id))
+        except JanusError as exc:
+            if exc.code == 426:  # JANUS_VIDEOROOM_ERROR_NO_SUCH_ROOM
+                return False
+            raise
+        return True
 
     def join(self, number: int, token: str | None, display: str, publisher: int | None = None) -> dict[str, Any]:
         """Join as publisher (no media yet): the ``joined`` event, or the refusal as JanusError."""
@@ -260,6 +298,22 @@ class Converted:
     publisher: int
 
 
+def _lane(src: Any, stream: Any, target: Any) -> Iterator[tuple[float, Any]]:
+    """One track's packets as they are, for the muxer: timestamps from zero and strictly rising
+    (a sender's RTP clock may jump back; the Ogg that ``janus-pp-rec`` writes then starts below
+    zero), each with its time in seconds so the tracks interleave."""
+    first: int | None = None
+    last = -1
+    for packet in src.demux(stream):
+        if packet.dts is None or packet.size == 0:
+            continue
+        first = packet.dts if first is None else first
+        ts = max(packet.dts - first, last + 1)
+        packet.dts = packet.pts = last = ts
+        packet.stream = target
+        yield float(ts * stream.time_base), packet
+
+
 def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
     """Each publisher's ``.mjr`` pair (video VP8 + audio Opus) into one WebM, no re-encode.
 
@@ -289,20 +343,15 @@ def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
             continue
         final = out_dir / f"{stem}.webm"
         with av.open(str(final), "w", format="webm") as out:
-            pairs = []
-            for t in tracks:
-                src = av.open(str(t))
-                for s in src.streams:
-                    if s.type in ("video", "audio"):
-                        pairs.append((src, s, out.add_stream_from_template(s)))
-            for src, s, o in pairs:
-                for packet in src.demux(s):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = o
+            sources = [av.open(str(t)) for t in tracks]
+            try:
+                lanes = [_lane(src, st, out.add_stream_from_template(st))
+                         for src in sources for st in src.streams if st.type in ("video", "audio")]
+                for _, packet in heapq.merge(*lanes, key=lambda item: item[0]):
                     out.mux(packet)
-            for src in {id(p[0]): p[0] for p in pairs}.values():
-                src.close()
+            finally:
+                for src in sources:
+                    src.close()
         for t in tracks:
             t.unlink()
         with av.open(str(final)) as check:

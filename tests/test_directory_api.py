@@ -1,0 +1,91 @@
+"""The directory's admin API: every change a new directory version, checked as an import is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import Demo
+
+from engine.actors import add_clerk, authenticate, issue_token
+from engine.directory_manage import directory_clerk
+from engine.idcodes import make_credit_code
+from storage.db import session_scope
+from storage.directory_tables import CounterKind
+from storage.tables import Clerk, Counter, CounterItem, Region
+
+API = "/api/v1/directory"
+CODE = make_credit_code("1132050000001234")  # a 统一社会信用代码 with both check characters right
+
+
+def admin(demo: Demo) -> dict[str, str]:
+    with session_scope(demo.engine) as s:
+        _, token = add_clerk(s, "目录管理员", None, ["directory_admin"], 30)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def version(demo: Demo, h: dict[str, str]) -> int:
+    return int(demo.client.get(API, headers=h).json()["version"])
+
+
+def test_admin_adds_a_region_unit_counter_and_clerk_each_a_new_version(sqlite_demo: Demo) -> None:
+    demo = sqlite_demo
+    c = demo.client
+    assert c.put(f"{API}/regions/320500", json={"name": "苏州市"}, headers=demo.h("王芳")).status_code == 403
+    h = admin(demo)
+    v0 = version(demo, h)
+
+    r = c.put(f"{API}/regions/320500", json={"name": "苏州市"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == v0 + 1 and r.json()["changes"] == ["+ 地区 320500: 苏州市"]
+    again = c.put(f"{API}/regions/320500", json={"name": "苏州市"}, headers=h).json()
+    assert again["changed"] is False and again["version"] == v0 + 1  # the same document: no version
+
+    # Bad input names the field, and writes nothing.
+    unit = {"name": "苏州市政务服务管理办公室", "code": CODE, "region": "320500", "abbr": "苏政务"}
+    bad = c.put(f"{API}/units/sz-zwb", json=unit | {"region": "320599"}, headers=h)
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"] == [{"field": "region", "reason": "未列出的行政区划 320599"}], bad.text
+    miswritten = CODE[:-1] + ("0" if CODE[-1] != "0" else "1")
+    wrong_code = c.put(f"{API}/units/sz-zwb", json=unit | {"code": miswritten}, headers=h)
+    assert wrong_code.status_code == 422 and wrong_code.json()["errors"][0]["field"] == "code", wrong_code.text
+    extra = c.put(f"{API}/units/sz-zwb", json=unit | {"color": "red"}, headers=h)
+    assert extra.status_code == 422 and extra.json()["errors"][0]["field"].endswith("color"), extra.text
+    assert version(demo, h) == v0 + 1
+    assert c.put(f"{API}/units/sz-zwb", json=unit, headers=h).status_code == 200
+
+    counter = {"name": "苏州市民中心综合窗口", "region": "320500", "unit": "sz-zwb", "kind": "guide_only",
+               "items": {"GGCSWSXK": ["intake"]}}
+    bad = c.put(f"{API}/counters/sz-zhengwu", json=counter, headers=h)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "items.GGCSWSXK", bad.text
+    r = c.put(f"{API}/counters/sz-zhengwu", json=counter | {"kind": "staffed"}, headers=h)
+    assert r.status_code == 200 and "+ 窗口 sz-zhengwu 事项 GGCSWSXK: intake" in r.json()["changes"], r.text
+    r = c.put(f"{API}/counters/sz-zhengwu/items", json={"items": {"GGCSWSXK": ["intake", "competent"]}}, headers=h)
+    assert r.json()["changes"] == ["~ 窗口 sz-zhengwu 事项 GGCSWSXK: intake → competent,intake"], r.text
+    assert c.put(f"{API}/counters/nowhere/items", json={"items": {}}, headers=h).status_code == 404
+
+    r = c.post(f"{API}/clerks", json={"name": "周敏", "counter": "sz-zhengwu", "roles": ["clerk"]}, headers=h)
+    assert r.status_code == 200 and "token" not in r.text, r.text
+    r = c.post(f"{API}/clerks", json={"name": "周敏", "counter": "sz-zhengwu", "roles": ["clerk", "reviewer"]},
+               headers=h)
+    assert r.json()["changes"] == ["~ 工作人员 周敏@sz-zhengwu: clerk → clerk,reviewer"], r.text
+    with session_scope(demo.engine) as s:
+        assert s.get(Region, "320500").name == "苏州市"
+        assert s.get(Counter, "sz-zhengwu").region_code == "320500"
+        assert s.get(CounterKind, "sz-zhengwu").kind == "staffed"
+        roles = {(i.item_code, i.role) for i in s.query(CounterItem).filter_by(counter_id="sz-zhengwu")}
+        assert roles == {("GGCSWSXK", "intake"), ("GGCSWSXK", "competent")}
+        clerk = directory_clerk(s, "周敏", "sz-zhengwu")
+        assert clerk is not None and clerk.roles == "clerk,reviewer"
+        assert s.query(Clerk).filter_by(name="周敏", counter_id="sz-zhengwu").count() == 1  # edited, not created twice
+        token = issue_token(s, clerk, 30)  # what `tongban directory token 周敏 --counter sz-zhengwu` does
+    with session_scope(demo.engine) as s:
+        actor = authenticate(s, token)
+        assert actor.counter_id == "sz-zhengwu" and actor.region_code == "320500"
+
+    whole: dict[str, Any] = c.get(API, headers=h).json()
+    assert whole["version"] == v0 + 6
+    assert {"id": "sz-zhengwu", "name": "苏州市民中心综合窗口", "unit": "sz-zwb", "region": "320500",
+            "kind": "staffed", "items": {"GGCSWSXK": ["competent", "intake"]}} in whole["counters"]
+    versions = c.get(f"{API}/versions", headers=h).json()
+    assert [v["version"] for v in versions["items"]][-6:] == list(range(v0 + 1, v0 + 7))
+    assert versions["items"][-1]["imported_by"] == "目录管理员" and versions["next_cursor"] is None
