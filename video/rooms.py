@@ -274,8 +274,9 @@ def describe(session: Session, room_id: str) -> dict[str, Any]:
                            .where(VideoRecording.__table__.c.room_id == room_id)).mappings().all()
     # Where a recording is stored stays inside: it is read through the case's evidence.
     hidden = {"bucket", "key"}
-    # (A case room's: a help room, with its booth, is described by video.help.)
-    return {**{k: v for k, v in row.items() if k not in ("case_id", "booth_id")}, "participants": [dict(p) for p in parts],
+    # A case room's description (a help room's booth is video.help's to show).
+    inner = {"case_id", "booth_id"}
+    return {**{k: v for k, v in row.items() if k not in inner}, "participants": [dict(p) for p in parts],
             "recordings": [{k: v for k, v in r.items() if k not in hidden} for r in recs]}
 
 
