@@ -201,10 +201,12 @@ def main() -> None:
                          "(postgresql+asyncpg://…) instead of the ephemeral SQLite one")
     ap.add_argument("--append", action="store_true", help="add to bench/results/jobs.json")
     ap.add_argument("--only-postgres", action="store_true", help="skip the SQLite case database")
+    ap.add_argument("--jobs", type=int, default=None, help="jobs per batched run (default 1000, quick 100)")
     args = ap.parse_args()
     server = start_prefect_server(args.prefect_postgres) if args.prefect_postgres else None
     api_label = "Prefect server on PostgreSQL" if server else "Prefect ephemeral API (SQLite)"
     n_batch, n_single, n_cert = (100, 10, 5) if args.quick else (1000, 40, 21)
+    n_batch = args.jobs or n_batch
     setups = [("sqlite", f"sqlite:///{TMP / 'bench.db'}")]
     if args.postgres:
         setups.append(("postgres", args.postgres))
