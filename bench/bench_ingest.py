@@ -102,7 +102,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
+def wait_http(url: str, timeout: float = 180) -> None:  # a loaded machine starts the server slowly
     deadline = time.monotonic() + timeout
     while True:
         try:

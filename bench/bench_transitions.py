@@ -561,7 +561,7 @@ def _log_name(db: Db, workers: int, app: str) -> str:
     return f"uvicorn-{db.setup}-{kind}-w{workers}.log"
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 60) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -1140,8 +1140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text + "\n", flush=True)
         if profile:
             print(profile)
-    records = merge_runs(runs)
-    write_results(records, args.out)
+        records = merge_runs(runs)
+        write_results(records, args.out)  # after every run: a later run's failure keeps the earlier ones
     if args.runs > 1:
         print(f"Medians of {args.runs} runs\n" + limits_report(records))
     print(f"\n{len(records)} records written to {args.out} in {time.perf_counter() - started:.0f} s")
