@@ -10,6 +10,7 @@ calls it in-process.
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from typing import Any
 
@@ -23,6 +24,7 @@ from flows.outbox import claim, release
 from storage import db
 from storage.rows import OutboxJobRow
 
+log = logging.getLogger(__name__)
 _engine_override: Any = None
 
 
@@ -72,8 +74,12 @@ def tag_flow_run(claimed: list[OutboxJobRow]) -> None:
     new = list(dict.fromkeys(t for t in wanted if t not in have))
     if not new:
         return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(ctx.flow_run.id, tags=have + new)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(ctx.flow_run.id, tags=have + new)
+    except Exception:  # the tags help people find the run; the jobs must run without them
+        log.warning("could not tag flow run %s", ctx.flow_run.id, exc_info=True)
+        return
     ctx.flow_run.tags = have + new
 
 
