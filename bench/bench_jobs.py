@@ -91,8 +91,10 @@ def render_notices_first(engine: sa.Engine) -> None:
 
 
 def bench_batched(engine: sa.Engine, actor: Any, n: int) -> tuple[float, list[str]]:
-    """Jobs per second of one ``drain_outbox`` run, and the case numbers it handled."""
-    from flows.drain import drain_outbox
+    """Jobs per second of one drain cycle of the embedded drainer (``EmbeddedDrainer.drain_once``,
+    as ``tongban serve`` runs it: one ``drain_outbox`` flow run for the region), and the case
+    numbers it handled."""
+    from flows.embedded import EmbeddedDrainer
 
     make_jobs(engine, actor, n)
     render_notices_first(engine)
@@ -100,7 +102,7 @@ def bench_batched(engine: sa.Engine, actor: Any, n: int) -> tuple[float, list[st
         numbers = list(conn.execute(sa.text(
             "SELECT k.number FROM outbox o JOIN cases k ON k.id = o.case_id WHERE o.status = 'pending'")).scalars())
     t = time.perf_counter()
-    out = drain_outbox("310115", limit=len(numbers))
+    (out,) = EmbeddedDrainer(engine).drain_once()
     dt = time.perf_counter() - t
     assert out["done"] == len(numbers), out
     return len(numbers) / dt, numbers

@@ -134,6 +134,7 @@ def test_each_job_is_found_in_prefect_under_its_case_without_a_slot_per_task_run
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
     from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
     case = demo.create("陈静", "CBWLSXK", {"application": "received", "premises_proof": "received",
                                           "operator_id": "received"})
@@ -153,6 +154,11 @@ def test_each_job_is_found_in_prefect_under_its_case_without_a_slot_per_task_run
         assert task_run.tags == []
         (flow_run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
             any_=[task_run.flow_run_id])), limit=1, sort=FlowRunSort.ID_DESC)
+        # Nor a heartbeat thread per drain run (joined at its end: up to a second a cycle).
+        heartbeats = client.read_events(EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run.id}"])), limit=10)
+        assert heartbeats.events == []
     region = rows(demo, "SELECT region_code FROM outbox WHERE job = 'issue_certificate'")[0][0]
     assert {f"case:{n}", f"region:{region}", "item:CBWLSXK", "job:issue_certificate"} <= set(flow_run.tags)
 
