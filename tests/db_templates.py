@@ -148,9 +148,11 @@ def pg_restore(engine: sa.Engine, name: str, build: Build, reset: Callable[[], N
 
 
 def _drop_templates(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        for schema in conn.exec_driver_sql(
-                "SELECT nspname FROM pg_namespace WHERE nspname ~ '^test_template_'").scalars():
+    with engine.connect() as conn:
+        stale = list(conn.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^test_template_'").scalars())
+    for schema in stale:  # one transaction each: a schema's tables take a lock apiece
+        with engine.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
