@@ -32,6 +32,8 @@ import platform
 import pstats
 import signal
 import socket
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import raw_limits
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser import BpmnParser
@@ -79,7 +82,9 @@ BENCH_ROLES = ["clerk", "reviewer", "approver"]
 ENGINE, SPIFF, PREFECT, PREFECT_NO_HB = "engine", "spiffworkflow", "prefect", "prefect_no_heartbeat"
 ENGINE_PAR = "engine_parallel"  # several processes at once; the label says how many
 TONGBAN_APP, NAIVE_APP = "api.app:create_app", "bench.naive_app:create_app"
+BARE_APP = "bench.bare_app:create_app"  # the framework-free HTTP ceiling (bench/bare_app.py)
 NAIVE_NAME = "naive-fastapi-sqlmodel"  # the textbook endpoint (bench/naive_app.py), same route and load
+BARE_NAME = "bare-asgi-uvicorn"
 BASELINES = (SPIFF, PREFECT, PREFECT_NO_HB)
 SYSTEM_LABELS = {ENGINE: "Tongban engine", ENGINE_PAR: "engine, N processes", SPIFF: "SpiffWorkflow",
                  PREFECT: "Prefect", PREFECT_NO_HB: "Prefect, no heartbeat"}
@@ -97,13 +102,15 @@ class Plan:
     http_workers: tuple[int, ...]
     http_seconds: float  # for the saturation run and again for the paced run
     warmup_seconds: float
+    raw_transactions: int  # per measurement of the raw transaction (bench/raw_limits.py)
 
 
 QUICK = Plan(engine_cases=40, spiff_cases=40, prefect_cases=1, prefect_no_hb_cases=2,
-             http_setups=("sqlite",), http_workers=(1,), http_seconds=2.0, warmup_seconds=0.5)
+             http_setups=("sqlite",), http_workers=(1,), http_seconds=2.0, warmup_seconds=0.5,
+             raw_transactions=500)
 FULL = Plan(engine_cases=600, spiff_cases=600, prefect_cases=3, prefect_no_hb_cases=10,
             http_setups=("sqlite", "postgres"), http_workers=(1, 2), http_seconds=8.0,
-            warmup_seconds=2.0)
+            warmup_seconds=2.0, raw_transactions=5000)
 
 
 def log(message: str) -> None:
@@ -144,6 +151,19 @@ class Timing:
 
 
 @dataclass
+class Limits:
+    """Same-run limits (bench/raw_limits.py): medians of ``LIMIT_REPEATS`` measurements each."""
+
+    raw: dict[str, float] = field(default_factory=dict)  # setup → raw transactions/s
+    raw_runs: dict[str, list[float]] = field(default_factory=dict)
+    bare: dict[int, float] = field(default_factory=dict)  # uvicorn workers → bare ASGI requests/s
+    bare_runs: dict[int, list[float]] = field(default_factory=dict)
+
+
+LIMIT_REPEATS = 3
+
+
+@dataclass
 class HttpResult:
     workers: int
     concurrency: int
@@ -175,7 +195,7 @@ def record(metric: str, value: float, unit: str, better: str, setup: str,
 
 def build_records(timings: dict[tuple[str, str], Timing], intakes: dict[str, Timing],
                   http: dict[tuple[str, str, int], HttpResult], setups: Sequence[str],
-                  names: dict[str, str]) -> list[dict[str, Any]]:
+                  names: dict[str, str], limits: Limits) -> list[dict[str, Any]]:
     """Engine figures once per baseline (so each ratio is computable); baselines ride along."""
     out: list[dict[str, Any]] = []
     metrics: list[tuple[str, str, str, Callable[[Timing], float]]] = [
@@ -210,6 +230,43 @@ def build_records(timings: dict[tuple[str, str], Timing], intakes: dict[str, Tim
             out.append(record(f"{prefix}.transition_ms_p50_half_load", h.paced_p50_ms, "ms", "lower", setup))
             out.append(record(f"{prefix}.transition_ms_p99_half_load", h.paced_p99_ms, "ms", "lower", setup))
             out.append(record(f"{prefix}.errors_pct", h.errors_pct, "%", "lower", setup))
+    out += limit_records(timings, http, limits, setups)
+    return out
+
+
+RAW_NAMES = {"sqlite": "raw-sqlite3-transaction", "postgres": "raw-psycopg-pipelined-transaction"}
+
+
+def limit_records(timings: dict[tuple[str, str], Timing], http: dict[tuple[str, str, int], HttpResult],
+                  limits: Limits, setups: Sequence[str]) -> list[dict[str, Any]]:
+    """Every Tongban figure as a share of its same-run limit (unit ``ratio``); names are fixed."""
+    out: list[dict[str, Any]] = []
+    for setup in setups:
+        raw = limits.raw.get(setup)
+        if raw is None:
+            continue
+        short = "sqlite" if setup == "sqlite" else "pg"
+        out.append(record(f"raw_{short}.transactions_per_s", raw, "transactions/s", "higher", setup))
+        if (engine := timings.get((setup, ENGINE))) is not None:
+            name = "engine" if setup == "sqlite" else "engine_pg"
+            out.append(record(f"{name}.share_of_raw_{short}", engine.rate / raw, "ratio", "higher", setup,
+                              (RAW_NAMES[setup], raw)))
+    for workers, rate in sorted(limits.bare.items()):
+        out.append(record(f"bare_asgi_w{workers}.requests_per_s", rate, "requests/s", "higher", "none"))
+    for (setup, app, workers), h in sorted(http.items()):
+        if app == NAIVE_APP:
+            continue
+        prefix = f"http_w{workers}" if setup == "sqlite" else f"http_pg_w{workers}"
+        if (raw := limits.raw.get(setup)) is not None:
+            short = "sqlite" if setup == "sqlite" else "pg"
+            out.append(record(f"{prefix}.share_of_raw_{short}", h.saturated_rate / raw, "ratio", "higher", setup,
+                              (RAW_NAMES[setup], raw)))
+        if (naive := http.get((setup, NAIVE_APP, workers))) is not None:
+            out.append(record(f"{prefix}.x_naive", h.saturated_rate / naive.saturated_rate, "ratio", "higher",
+                              setup, (NAIVE_NAME, naive.saturated_rate)))
+        if (bare := limits.bare.get(workers)) is not None:
+            out.append(record(f"{prefix}.share_of_bare_asgi", h.saturated_rate / bare, "ratio", "higher", setup,
+                              (BARE_NAME, bare)))
     return out
 
 
@@ -500,10 +557,11 @@ def server(db: Db, workers: int, workdir: Path, app: str) -> Iterator[str]:
 
 
 def _log_name(db: Db, workers: int, app: str) -> str:
-    return f"uvicorn-{db.setup}-{'naive' if app == NAIVE_APP else 'tongban'}-w{workers}.log"
+    kind = {NAIVE_APP: "naive", BARE_APP: "bare"}.get(app, "tongban")
+    return f"uvicorn-{db.setup}-{kind}-w{workers}.log"
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 60) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -593,7 +651,7 @@ async def fire(clerk: Clerk, number: str, trigger: str, version: int) -> int:
     if status != 200:
         raise RequestFailed(status, f"{trigger} {number} (If-Match {version}): "
                                     f"HTTP {status} {body[:200].decode(errors='replace')}")
-    return int(got["etag"].strip('"'))
+    return int(got["etag"].strip('"').split("-", 1)[0])  # "7-<digest>": If-Match compares the version
 
 
 @dataclass
@@ -773,6 +831,50 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
     return result
 
 
+def run_bare(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int) -> list[float]:
+    """The bare ASGI endpoint under the same server settings and client: saturated rates."""
+    fake = ((f"BARE{i}", 1) for i in itertools.count())
+
+    async def main(base: str) -> list[float]:
+        url = httpx.URL(base)
+        clerks = [Clerk(url.host, url.port or 80, db.token) for _ in range(concurrency)]
+        await closed_loop(clerks, fake, plan.warmup_seconds)
+        rates = []
+        for _ in range(LIMIT_REPEATS):
+            res = await closed_loop(clerks, fake, max(1.0, plan.http_seconds / 2))
+            if res.errors or not res.count:
+                raise RuntimeError(f"bare ASGI app: {describe_errors(res.errors, res.count + len(res.errors))}")
+            rates.append(res.rate)
+        for c in clerks:
+            c.close()
+        return rates
+
+    with server(db, workers, workdir, BARE_APP) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        rates = runner.run(main(base))
+    log(f"bare ASGI workers={workers}: {', '.join(f'{r:.0f}' for r in rates)} requests/s")
+    return rates
+
+
+def measure_raw(db: Db, workdir: Path, transactions: int) -> list[float]:
+    """The minimal transaction, ``LIMIT_REPEATS`` times; SQLite on a copy of the database."""
+    rates = []
+    for i in range(LIMIT_REPEATS):
+        if db.setup == "sqlite":
+            copy = workdir / f"raw-{i}.db"
+            src = sqlite3.connect(db.url.split("///", 1)[1])
+            dst = sqlite3.connect(copy)
+            src.backup(dst)
+            src.close()
+            dst.close()
+            rates.append(raw_limits.raw_sqlite(str(copy), transactions).rate)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        else:
+            rates.append(raw_limits.raw_pg(db.url, transactions).rate)
+    log(f"{db.setup}: raw transaction: {', '.join(f'{r:.0f}' for r in rates)} transactions/s")
+    return rates
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
         import uvloop
@@ -890,8 +992,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run, under a minute")
     p.add_argument("--setups", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
-    p.add_argument("--parts", default="engine,spiff,http,prefect",
-                   help="comma-separated subset of engine,spiff,http,prefect")
+    p.add_argument("--parts", default="limits,engine,spiff,http,prefect",
+                   help="comma-separated subset of limits,engine,spiff,http,prefect")
+    p.add_argument("--runs", type=int, default=1,
+                   help="repeat the whole measurement; records are the medians (each keeps every run's value)")
     p.add_argument("--pg-url", default=os.environ.get("TONGBAN_BENCH_TRANSITIONS_PG_URL", DEFAULT_PG_URL),
                    help="PostgreSQL database to (re)create and empty; never 'test'")
     p.add_argument("--concurrency", type=int, default=8, help="clerks (connections) in the saturated HTTP run")
@@ -915,30 +1019,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.workers = tuple(int(w) for w in args.workers.split(",")) if args.workers else None
     if bad := set(args.setups) - {"sqlite", "postgres"}:
         p.error(f"unknown setups: {', '.join(sorted(bad))}")
-    if bad := args.parts - {"engine", "spiff", "http", "prefect"}:
+    if bad := args.parts - {"limits", "engine", "spiff", "http", "prefect"}:
         p.error(f"unknown parts: {', '.join(sorted(bad))}")
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) / 2:
-        log(f"warning: load average {load:.1f} on {os.cpu_count()} cores: figures will be low and noisy")
-    if args.workers or args.http_seconds:
-        plan = replace(plan, http_workers=args.workers or plan.http_workers,
-                       http_seconds=args.http_seconds or plan.http_seconds,
-                       http_setups=tuple(args.setups))
-    started = time.perf_counter()
-    names = {ENGINE: "tongban-engine-1-process", ENGINE_PAR: f"{args.engine_processes}-processes",
-             SPIFF: f"spiffworkflow-{package_version('spiffworkflow')}",
-             PREFECT: f"prefect-{package_version('prefect')}-flow-per-transition",
-             PREFECT_NO_HB: f"prefect-{package_version('prefect')}-flow-per-transition-no-heartbeat"}
+def run_once(args: argparse.Namespace, plan: Plan, names: dict[str, str]) -> tuple[list[dict[str, Any]], str, str]:
+    """One full measurement: (records, printed table, profile)."""
+    load = os.getloadavg()
+    if load[0] > (os.cpu_count() or 1) / 2:
+        log(f"warning: load average {load[0]:.1f} on {os.cpu_count()} cores: figures will be low and noisy")
     timings: dict[tuple[str, str], Timing] = {}
     intakes: dict[str, Timing] = {}
     spiff_bytes: dict[str, int] = {}
     http: dict[tuple[str, str, int], HttpResult] = {}
+    limits = Limits()
     spec = load_bpmn_spec() if "spiff" in args.parts else None
 
     with tempfile.TemporaryDirectory(prefix="tongban-bench-") as tmp:
@@ -946,6 +1041,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dbs = [prepare(setup, workdir, args.pg_url) for setup in args.setups]
         for db in dbs:
             run_engine(db, 5)  # warm-up: compiled machine, connection pool
+            if "limits" in args.parts:
+                runs = limits.raw_runs[db.setup] = measure_raw(db, workdir, plan.raw_transactions)
+                limits.raw[db.setup] = statistics.median(runs)
             if "engine" in args.parts:
                 timings[(db.setup, ENGINE)], intakes[db.setup] = run_engine(db, plan.engine_cases)
                 log(f"{db.setup}: engine: {timings[(db.setup, ENGINE)].rate:.0f} transitions/s")
@@ -966,22 +1064,87 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workers = max(plan.http_workers)
                     http[(db.setup, NAIVE_APP, workers)] = run_http(db, workers, plan, workdir, args.concurrency,
                                                                     expected, NAIVE_APP)
+        if "http" in args.parts and "limits" in args.parts and dbs:
+            for workers in plan.http_workers:
+                runs = limits.bare_runs[workers] = run_bare(dbs[0], workers, plan, workdir, args.concurrency)
+                limits.bare[workers] = statistics.median(runs)
         if "prefect" in args.parts:
             timings.update(run_prefect(dbs, plan, args.prefect_home))
         profile = profile_engine(dbs[0], 200) if args.profile else ""
         for db in dbs:
             db.engine.dispose()
 
-    records = build_records(timings, intakes, http, args.setups, names)
-    write_results(records, args.out)
+    load_end = os.getloadavg()
+    records = build_records(timings, intakes, http, args.setups, names, limits)
+    for r in records:  # the machine is shared: every figure says how busy it was
+        r["load_average"] = {"start": round(load[0], 2), "end": round(load_end[0], 2)}
     title = (f"Tongban transitions benchmark ({'quick' if args.quick else 'full'} run), "
              f"{datetime.now().astimezone():%Y-%m-%d %H:%M %z}\n"
-             f"{machine()}, load average {load:.2f} at start\n"
+             f"{machine()}, load average {load[0]:.2f} at start, {load_end[0]:.2f} at the end\n"
              f"item {ITEM}, path {' → '.join(PATH)}")
-    print(report(timings, intakes, http, spiff_bytes, args.setups, title))
+    text = report(timings, intakes, http, spiff_bytes, args.setups, title)
+    text += "\n" + limits_report(records)
+    return records, text, profile
+
+
+def limits_report(records: Sequence[dict[str, Any]]) -> str:
+    rows = [[r["setup"], r["metric"], _fmt(r["value"]), r["baseline"]["name"] if r["baseline"] else "",
+             _fmt(r["baseline"]["value"]) if r["baseline"] else ""]
+            for r in records if r["unit"] == "ratio" or r["metric"].startswith(("raw_", "bare_"))]
+    if not rows:
+        return ""
+    return ("\nSame-run limits (bench/raw_limits.py, bench/bare_app.py), and each figure as a share of its limit\n"
+            + _table(["setup", "metric", "value", "limit / baseline", "its value"], rows))
+
+
+def merge_runs(runs: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Medians over runs, per (metric, setup, baseline); each record keeps every run's value."""
+    order: list[tuple[str, str, str | None]] = []
+    groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
+    for records in runs:
+        for r in records:
+            key = (r["metric"], r["setup"], r["baseline"]["name"] if r["baseline"] else None)
+            if key not in groups:
+                order.append(key)
+            groups.setdefault(key, []).append(r)
+    out = []
+    for key in order:
+        rs = groups[key]
+        first = dict(rs[0])
+        first["value"] = _round(statistics.median(r["value"] for r in rs))
+        if first["baseline"]:
+            first["baseline"] = {"name": key[2], "value": _round(statistics.median(r["baseline"]["value"] for r in rs))}
+        first["runs"] = [r["value"] for r in rs]
+        first["load_average"] = [r["load_average"] for r in rs]
+        out.append(first)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.workers or args.http_seconds:
+        plan = replace(plan, http_workers=args.workers or plan.http_workers,
+                       http_seconds=args.http_seconds or plan.http_seconds,
+                       http_setups=tuple(args.setups))
+    started = time.perf_counter()
+    names = {ENGINE: "tongban-engine-1-process", ENGINE_PAR: f"{args.engine_processes}-processes",
+             SPIFF: f"spiffworkflow-{package_version('spiffworkflow')}",
+             PREFECT: f"prefect-{package_version('prefect')}-flow-per-transition",
+             PREFECT_NO_HB: f"prefect-{package_version('prefect')}-flow-per-transition-no-heartbeat"}
+    runs = []
+    for i in range(args.runs):
+        log(f"run {i + 1} of {args.runs}")
+        records, text, profile = run_once(args, plan, names)
+        runs.append(records)
+        print(text + "\n", flush=True)
+        if profile:
+            print(profile)
+        records = merge_runs(runs)
+        write_results(records, args.out)  # after every run: a later run's failure keeps the earlier ones
+    if args.runs > 1:
+        print(f"Medians of {args.runs} runs\n" + limits_report(records))
     print(f"\n{len(records)} records written to {args.out} in {time.perf_counter() - started:.0f} s")
-    if profile:
-        print("\n" + profile)
     return 0
 
 

@@ -123,8 +123,9 @@ class Settings(BaseSettings):
     # Fault injection for crash-recovery drills: a job sleeps this long before committing.
     job_pause_seconds: float = 0.0
     deadline_sweep_seconds: int = 3600
-    # Tag each job's task run with region, item and job (Prefect 3.8: one slot round trip each).
-    job_task_tags: bool = True
+    # Tag each job's task run with region, item and job (Prefect 3.8: a concurrency-slot round
+    # trip each). Unset: only on a Prefect server; the flow run carries the tags either way.
+    job_task_tags: bool | None = None
     certificate_valid_years: int = 5
     # 分时服务: the hours a counter takes bookings (local time, working days of the calendar), the
     # length of a slot, the places in each, how far ahead one may book; an applicant (by phone)

@@ -107,9 +107,9 @@ PREFECT_SPAN_SECONDS = 366 * 86_400
 
 def prefect_runs_url(number: str) -> str | None:
     """The case's task runs in the Prefect UI, or None when no UI is configured (empty
-    ``TONGBAN_PREFECT_UI_URL``). Each job's task run is tagged ``case:<number>`` (flows.drain),
-    and the UI's runs page filters task runs on ``tag``; with job tags turned off
-    (``TONGBAN_JOB_TASK_TAGS=false``) it searches the task run names, which begin with the number."""
+    ``TONGBAN_PREFECT_UI_URL``). Every job's task run is named ``<number> · <job>`` (flows.drain),
+    so the link searches the names; only where every task run is tagged for sure
+    (``TONGBAN_JOB_TASK_TAGS=true``) does it filter on the tag ``case:<number>`` instead."""
     base = get_settings().prefect_ui_url.strip().rstrip("/")
     if not base:
         return None

@@ -12,8 +12,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -32,6 +32,24 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # A busy machine can take longer than Prefect's 20 s default to start the ephemeral API.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+@contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """Flow runs of this drainer send no heartbeats, unless the operator set their frequency.
+
+    A flow run's heartbeat thread sleeps in one-second steps, and the run ends by joining it: up
+    to a second per drain cycle and region (measured: 0.4 s of a 100-job run's 3 s; a flow run
+    per transition went from 0.9 to 7 a second without it). Heartbeats serve automations that
+    notice a remote worker's crashed runs; here the runs and the drainer are one process.
+    """
+    if "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ:
+        yield
+        return
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 class EmbeddedDrainer:
@@ -56,7 +74,11 @@ class EmbeddedDrainer:
 
         pump(self.engine)  # webhook deliveries that are due join this cycle's jobs
         notify.pump(self.engine)  # notifications that are due leave (SMS, mail)
-        out = [drain_outbox(region) for region in regions_with_work(self.engine)]
+        regions = regions_with_work(self.engine)
+        if not regions:
+            return []
+        with without_heartbeats():
+            out = [drain_outbox(region) for region in regions]
         self.runs += len(out)
         return out
 
@@ -77,7 +99,8 @@ class EmbeddedDrainer:
                 self.drain_once()
                 if time.monotonic() - self.last_sweep > get_settings().deadline_sweep_seconds:
                     self.last_sweep = time.monotonic()
-                    deadline_sweep()
+                    with without_heartbeats():
+                        deadline_sweep()
             except Exception:  # a bad cycle must not stop the drainer; the job records its error
                 log.exception("outbox drain cycle failed")
             self.stop_event.wait(self.poll)

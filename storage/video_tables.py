@@ -1,4 +1,8 @@
-"""Tables of video steps (云见面): rooms bound to a case and a state, who joined, what was recorded."""
+"""Tables of video steps (云见面): rooms bound to a case and a state, who joined, what was recorded.
+
+A 视频帮办 room (kind ``help``) is opened by a self-service booth before any case exists: it has no
+case, number or state, names its booth, and keeps its events in ``video_room_events``.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,17 @@ from storage.tables import UTC_TS
 
 
 class VideoRoom(SQLModel, table=True):
-    """A room lives while its case stays in ``state``; ``status`` open → closed, never reopened."""
+    """A room lives while its case stays in ``state``; ``status`` open → closed, never reopened.
+
+    A help room has ``case_id`` None and ``number``/``state`` empty; ``counter_id`` is the booth's
+    supervising counter (whose clerks answer) and ``booth_id`` the booth."""
 
     __tablename__ = "video_rooms"
     id: str = Field(primary_key=True, max_length=32)
-    case_id: int = Field(foreign_key="cases.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     number: str = Field(max_length=32, index=True)
     state: str = Field(max_length=64)
-    kind: str = Field(max_length=16)  # consultation | inspection | guidance
+    kind: str = Field(max_length=16)  # consultation | inspection | guidance | help
     adhoc: bool = False  # 临时会商: opened in a state that declares no video step
     status: str = Field(default="open", max_length=8, index=True)  # open | closed
     opened_by: int = Field(foreign_key="clerks.id")
@@ -29,6 +36,20 @@ class VideoRoom(SQLModel, table=True):
     close_reason: str | None = Field(default=None, max_length=32)
     # 远程踏勘: the filled checklist and its result, kept with the room.
     checklist: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    booth_id: str | None = Field(default=None, max_length=64)  # 视频帮办: the booth that called
+
+
+class VideoRoomEvent(SQLModel, table=True):
+    """The log of a room without a case (视频帮办): what a case room writes into its case history."""
+
+    __tablename__ = "video_room_events"
+    id: int | None = Field(default=None, primary_key=True)
+    room_id: str = Field(foreign_key="video_rooms.id", index=True)
+    at: datetime = Field(sa_type=UTC_TS)
+    kind: str = Field(max_length=32)
+    actor_id: int | None = None
+    actor_name: str = Field(max_length=200)
+    data: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
 class VideoParticipant(SQLModel, table=True):
@@ -62,3 +83,4 @@ class VideoRecording(SQLModel, table=True):
 # Table handles for Core statements (prepared statements and bulk reads), one per table.
 T_PART = VideoParticipant.__table__
 T_ROOM = VideoRoom.__table__
+T_ROOM_EVENT = VideoRoomEvent.__table__

@@ -316,6 +316,9 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_guide_browser.py::test_a_prereview_on_a_phone_commented_by_a_clerk_becomes_a_case": ("slow",),
     "test_guide_browser.py::test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_resets":
         ("slow",),
+    # 视频帮办: the booth and a clerk in two contexts, both connected through the aiortc hub (~10 s).
+    "test_guide_browser.py::test_the_booths_video_help_call_is_answered_by_a_clerk_of_its_supervising_counter":
+        ("slow",),
     # One Chromium walk through a whole case, F5/Back/Forward after each of its 15 POSTs, the
     # certificate drawn and signed (~40 s on a shared 2-core machine).
     "test_workbench_browser.py::test_a_clerk_day_in_the_pages_one_role_each": ("slow",),

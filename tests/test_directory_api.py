@@ -85,7 +85,8 @@ def test_admin_adds_a_region_unit_counter_and_clerk_each_a_new_version(sqlite_de
     whole: dict[str, Any] = c.get(API, headers=h).json()
     assert whole["version"] == v0 + 6
     assert {"id": "sz-zhengwu", "name": "苏州市民中心综合窗口", "unit": "sz-zwb", "region": "320500",
-            "kind": "staffed", "items": {"GGCSWSXK": ["competent", "intake"]}} in whole["counters"]
+            "kind": "staffed", "supervised_by": None,
+            "items": {"GGCSWSXK": ["competent", "intake"]}} in whole["counters"]
     versions = c.get(f"{API}/versions", headers=h).json()
     assert [v["version"] for v in versions["items"]][-6:] == list(range(v0 + 1, v0 + 7))
     assert versions["items"][-1]["imported_by"] == "目录管理员" and versions["next_cursor"] is None

@@ -127,6 +127,42 @@ def test_replayed_and_retried_jobs_never_repeat_an_effect(demo: Demo, drainer) -
     assert rows(demo, "SELECT status, attempts FROM outbox WHERE id = :j", j=job)[0] == ("done", 2)
 
 
+def test_each_job_is_found_in_prefect_under_its_case_without_a_slot_per_task_run(
+        demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
+    # On the embedded API a tagged task run costs a concurrency-slot lease round trip: the tags
+    # go on the flow run, once per batch, and the task run's name carries the case.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    case = demo.create("陈静", "CBWLSXK", {"application": "received", "premises_proof": "received",
+                                          "operator_id": "received"})
+    n = case["number"]
+    for trigger in ("accept", "start_review", "approve"):
+        demo.fire("陈静", n, trigger)
+    drainer.drain_until_idle()
+    assert state_of(demo, n) == "issued"
+    with get_client(sync_client=True) as client:
+        def completed_run() -> list:  # type: ignore[type-arg]
+            runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(
+                any_=[f"{n} · issue_certificate"])), limit=5, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
+            return [r for r in runs if r.state is not None and r.state.is_completed()]
+
+        wait_for(lambda: completed_run())  # task-run states reach the API as events
+        task_run = completed_run()[0]  # the newest: the module's databases share one Prefect API
+        assert task_run.tags == []
+        (flow_run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+            any_=[task_run.flow_run_id])), limit=1, sort=FlowRunSort.ID_DESC)
+        # Nor a heartbeat thread per drain run (joined at its end: up to a second a cycle).
+        heartbeats = client.read_events(EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run.id}"])), limit=10)
+        assert heartbeats.events == []
+    region = rows(demo, "SELECT region_code FROM outbox WHERE job = 'issue_certificate'")[0][0]
+    assert {f"case:{n}", f"region:{region}", "item:CBWLSXK", "job:issue_certificate"} <= set(flow_run.tags)
+
+
 def test_cross_region_handoff_registers_receipt_and_the_way_back(demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
     case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
     n = case["number"]

@@ -2,8 +2,9 @@
 questions answered by tapping, and exactly those materials listed — on a phone and a desktop; a
 pre-review uploaded on a phone, commented by a clerk and taken in as a case; the self-service
 booth at 1920×1080 with Chromium's fake camera capturing each material into a new case and
-printing its receipt, then resetting when left idle. Screenshots go to docs/screenshots/
-(guide_*, prereview_*, kiosk_*) for a human to look at."""
+printing its receipt, then resetting when left idle; the booth's 视频帮办 call answered by a clerk
+of its supervising counter. Screenshots go to docs/screenshots/ (guide_*, prereview_*, kiosk_*,
+help_*) for a human to look at."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             # The booth's document camera: Chromium's test pattern, granted without a prompt.
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            # 视频帮办 against the in-process aiortc hub: real host candidates, not mDNS names.
+            "--disable-features=WebRtcHideLocalIpsWithMdns"])
         yield b
         b.close()
 
@@ -242,3 +245,41 @@ def test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_res
     expect(page.locator("#s-start")).to_be_visible()
     assert number not in page.content() and "王五" not in page.content()
     ctx.close()
+
+
+def test_the_booths_video_help_call_is_answered_by_a_clerk_of_its_supervising_counter(
+        browser: Browser, site: Site) -> None:
+    kiosk = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN", has_touch=True)
+    booth = kiosk.new_page()
+    booth.set_default_timeout(15_000)
+    _login(booth, site, "自助终端01")
+    booth.goto(site.url + "/kiosk")
+    booth.tap("#help-call")
+    expect(booth).to_have_url(re.compile(r"/video/join\?t="))
+    expect(booth.locator("#status")).to_have_attribute("data-state", "connected")
+    booth.screenshot(path=str(SHOTS / "kiosk_help_call.png"))
+    desk = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    clerk = desk.new_page()
+    clerk.set_default_timeout(15_000)
+    _login(clerk, site, "陈静")
+    clerk.goto(site.url + "/ui/help")
+    call = clerk.locator("#help-calls tr.call")
+    expect(call).to_have_count(1)
+    expect(call).to_contain_text("政务直办间 1 号自助终端")
+    expect(call).to_contain_text("等待接听")
+    clerk.screenshot(path=str(SHOTS / "help_calls.png"))
+    call.get_by_role("button", name="接听").click()
+    expect(clerk.locator("#status")).to_have_attribute("data-state", "connected")
+    for page in (booth, clerk):  # each side sees the other in the room
+        expect(page.locator("#people li")).to_have_count(2)
+        expect(page.locator("#remotes video").first).to_be_visible()
+    clerk.screenshot(path=str(SHOTS / "help_room_clerk.png"))
+    booth.screenshot(path=str(SHOTS / "kiosk_help_room.png"))
+    clerk.click("#end-btn")
+    expect(booth.locator("#status")).to_have_attribute("data-state", "closed")
+    booth.click("#back-link")
+    expect(booth).to_have_url(re.compile(r"/kiosk$"))
+    clerk.goto(site.url + "/ui/help")
+    expect(clerk.locator("#no-calls")).to_be_visible()
+    desk.close()
+    kiosk.close()

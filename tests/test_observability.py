@@ -178,14 +178,14 @@ def test_prefect_links_filter_the_cases_task_runs(monkeypatch: pytest.MonkeyPatc
     get_settings.cache_clear()
     url = prefect_runs_url("370100-20261202-0001")
     assert url is not None and url.startswith("http://127.0.0.1:4200/runs?")
-    q = parse_qs(urlsplit(url).query)
-    assert q["tab"] == ["task-runs"] and q["tag"] == ["case:370100-20261202-0001"]
+    q = parse_qs(urlsplit(url).query)  # task runs untagged unless asked for: found by their name
+    assert q["tab"] == ["task-runs"] and q["task-run-search"] == ["370100-20261202-0001"] and "tag" not in q
     assert q["type"] == ["span"] and int(q["seconds"][0]) < -7 * 86400  # further back than the UI's week
-    monkeypatch.setenv("TONGBAN_JOB_TASK_TAGS", "false")
+    monkeypatch.setenv("TONGBAN_JOB_TASK_TAGS", "true")
     get_settings.cache_clear()
     try:
         q = parse_qs(urlsplit(prefect_runs_url("370100-20261202-0001") or "").query)
-        assert q["task-run-search"] == ["370100-20261202-0001"] and "tag" not in q
+        assert q["tag"] == ["case:370100-20261202-0001"] and "task-run-search" not in q
         monkeypatch.setenv("TONGBAN_PREFECT_UI_URL", "")
         get_settings.cache_clear()
         assert prefect_runs_url("370100-20261202-0001") is None

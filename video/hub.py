@@ -131,7 +131,7 @@ class Hub:
                 "participants": [p.public() for p in room.peers.values() if not p.left]}
 
     def _start_recording(self, room: LiveRoom, peer: Peer) -> None:
-        if not peer.tracks:
+        if not peer.tracks or not room.number:  # recordings are case evidence; 视频帮办 has no case
             return
         tmp = get_settings().data_dir / "video-tmp"
         tmp.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,6 +213,8 @@ class JanusHub(Hub):
                 await self._janus(lambda api: api.close_room(room_id))
             except Exception:  # noqa: BLE001 - Janus down: the room is closed in Tongban all the same
                 log.exception("video: destroying Janus room of %s failed", room_id)
+            if not room.number:  # 视频帮办: no case to keep Janus's recordings as evidence of
+                shutil.rmtree(janus.recordings_dir(room_id), ignore_errors=True)
 
     # -- stills from the participant's own camera --------------------------------------------
     async def capture(self, room: LiveRoom, requester: Peer, target_id: str, material_id: str) -> dict[str, Any]:

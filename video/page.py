@@ -17,13 +17,16 @@ from video.links import ROLES, JoinClaim
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+# A room without a case (视频帮办) is left for the page each side came from.
+HELP_BACK = {"applicant": ("/kiosk", "返回自助终端首页"), "clerk": ("/ui/help", "返回视频帮办列表")}
 
 
 def render_room(request: Request, claim: JoinClaim, room: dict[str, Any],
                 materials: list[dict[str, str]], checklist: list[dict[str, str]]) -> HTMLResponse:
+    has_case = bool(room["number"])
     config = {"token": claim_token(request), "room": room["id"], "role": claim.role,
               "name": claim.name, "kind": room["kind"], "materials": materials,
-              "checklist": checklist, "canCapture": claim.role in CAPTURE_ROLES,
+              "checklist": checklist, "canCapture": claim.role in CAPTURE_ROLES and has_case,
               "canEnd": claim.role == "clerk",
               "canInspect": claim.role == "clerk" and claim.clerk_id is not None and bool(checklist),
               "iceServers": ice_servers(room["id"], claim.role), "backend": backends.selected(),
@@ -31,7 +34,8 @@ def render_room(request: Request, claim: JoinClaim, room: dict[str, Any],
     return templates.TemplateResponse(request, "room.html", {
         "config": config, "claim": claim, "room": room, "role_label": ROLES[claim.role],
         "kind_label": kinds.label(room["kind"]), "materials": materials,
-        "checklist": checklist,
+        "checklist": checklist, "has_case": has_case,
+        "back": None if has_case else HELP_BACK.get(claim.role),
     }, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 

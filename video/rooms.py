@@ -2,6 +2,8 @@
 
 A room belongs to a case and the state the case was in when the room opened. The case itself
 only changes through the engine (``append_event`` for history, ``advance`` for transitions).
+A 视频帮办 room (``video.help``) has no case: it admits only its booth and the clerks of the
+booth's supervising counter, and its events go to the room's own log instead of a history.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from engine.statements import INSERT_OUTBOX
 from states.schema import State
 from storage.rows import CaseRow
 from storage.tables import Clerk, Counter
-from storage.video_tables import T_PART, T_ROOM, VideoRecording
+from storage.video_tables import T_PART, T_ROOM, T_ROOM_EVENT, VideoRecording
 from video import backends
 from video.kinds import ADHOC_KIND
 from video.links import ROLES, JoinClaim
@@ -40,6 +42,28 @@ def _room(session: Session, room_id: str) -> dict[str, Any]:
 
 def describe_row(session: Session, room_id: str) -> dict[str, Any]:
     return _room(session, room_id)
+
+
+def is_help(room: dict[str, Any]) -> bool:
+    return room["case_id"] is None
+
+
+def _event(session: Session, room: dict[str, Any], at: Any, kind: str, actor: Actor, data: dict[str, Any],
+           comment: str | None = None) -> None:
+    """Into the case's history, or for a room without a case into its own log."""
+    if not is_help(room):
+        append_event(session, load_case(session, room["number"]), None, at, kind, actor, data, comment)
+        return
+    session.execute(sa.insert(T_ROOM_EVENT).values(
+        room_id=room["id"], at=at, kind=kind, actor_id=actor.id, actor_name=actor.name,
+        data={**data, "comment": comment} if comment else data))
+
+
+def require_help_side(room: dict[str, Any], clerk: Actor) -> None:
+    """A help room's two sides: the booth that called, and the clerks of its supervising counter."""
+    if clerk.id != room["opened_by"] and clerk.counter_id != room["counter_id"]:
+        raise Forbidden(f"「{clerk.name}」不是该自助终端的值守窗口工作人员, 不能接入视频帮办",
+                        missing=["counter"])
 
 
 def state_def(session: Session, case: CaseRow) -> State:
@@ -107,6 +131,9 @@ def open_room(session: Session, number: str, actor: Actor, kind: str | None) -> 
 
 def room_for_clerk(session: Session, room_id: str, actor: Actor) -> dict[str, Any]:
     row = _room(session, room_id)
+    if is_help(row):
+        require_help_side(row, actor)
+        return row
     _require_clerk(session, load_case(session, row["number"]), actor)
     return row
 
@@ -118,6 +145,12 @@ def check_link_request(session: Session, room: dict[str, Any], role: str,
         raise Forbidden("会议室已关闭", missing=["room_open"])
     if role not in ROLES:
         raise InvalidInput("role", f"须为 {' / '.join(ROLES)}")
+    if is_help(room):  # the booth has its own link (video.help); others only answer for the counter
+        clerk = clerk_actor(session, clerk_id) if clerk_id is not None else actor
+        if role != "clerk" or clerk.counter_id != room["counter_id"]:
+            raise Forbidden("视频帮办只在自助终端与值守窗口工作人员之间进行, 不能邀请其他参会者",
+                            missing=["counter"])
+        return clerk.id
     if role == "clerk" and clerk_id is None:
         return actor.id
     if role == "applicant" and clerk_id is not None:
@@ -143,6 +176,11 @@ def admit(session: Session, claim: JoinClaim) -> dict[str, Any]:
         raise Forbidden("入会链接不属于此案件", missing=["join_link"])
     if row["status"] != "open":
         raise Forbidden("会议室已关闭", missing=["room_open"])
+    if is_help(row):
+        if claim.clerk_id is None:  # every link of a help room names its side
+            raise Forbidden("视频帮办只在自助终端与值守窗口之间进行", missing=["counter"])
+        require_help_side(row, clerk_actor(session, claim.clerk_id))
+        return row
     case = load_case(session, row["number"])
     if case["state"] != row["state"]:
         # The caller closes the room in a transaction of its own (this one rolls back).
@@ -158,7 +196,7 @@ def admit_for_action(session: Session, room_id: str) -> dict[str, Any]:
     row = _room(session, room_id)
     if row["status"] != "open":
         raise Forbidden("会议室已关闭", missing=["room_open"])
-    if load_case(session, row["number"])["state"] != row["state"]:
+    if not is_help(row) and load_case(session, row["number"])["state"] != row["state"]:
         raise Forbidden("案件已离开该视频环节所在的状态", missing=["room_open"])
     return row
 
@@ -170,9 +208,7 @@ def record_join(session: Session, room: dict[str, Any], claim: JoinClaim) -> tup
     session.execute(sa.insert(T_PART).values(
         id=pid, room_id=room["id"], role=claim.role, name=claim.name, clerk_id=claim.clerk_id,
         joined_at=at, left_at=None))
-    case = load_case(session, room["number"])
-    append_event(session, case, None, at, "video_join", actor,
-                 {"room": room["id"], "participant": pid, "role": claim.role})
+    _event(session, room, at, "video_join", actor, {"room": room["id"], "participant": pid, "role": claim.role})
     return pid, actor
 
 
@@ -181,9 +217,8 @@ def record_leave(session: Session, room_id: str, pid: str, actor: Actor, reason:
     done = session.execute(sa.update(T_PART).where(T_PART.c.id == pid, T_PART.c.left_at.is_(None))
                            .values(left_at=at)).rowcount
     if done:
-        room = _room(session, room_id)
-        append_event(session, load_case(session, room["number"]), None, at, "video_leave", actor,
-                     {"room": room_id, "participant": pid, "reason": reason})
+        _event(session, _room(session, room_id), at, "video_leave", actor,
+               {"room": room_id, "participant": pid, "reason": reason})
 
 
 def close(session: Session, room_id: str, reason: str, actor: Actor | None = None) -> bool:
@@ -194,8 +229,10 @@ def close(session: Session, room_id: str, reason: str, actor: Actor | None = Non
     if not done:
         return False
     room = _room(session, room_id)
+    _event(session, room, at, "video_close", actor or SYSTEM, {"room": room_id, "reason": reason})
+    if is_help(room):
+        return True  # nothing recorded: no case to keep recordings as evidence of
     case = load_case(session, room["number"])
-    append_event(session, case, None, at, "video_close", actor or SYSTEM, {"room": room_id, "reason": reason})
     if backends.selected() == "janus":
         # Janus recorded every publisher: the conversion is queued with the close (one
         # transaction), so a room closed is a room whose recordings will be stored.
@@ -210,19 +247,19 @@ def still_valid(session: Session, room_id: str) -> str | None:
     row = _room(session, room_id)
     if row["status"] != "open":
         return "closed"
-    if load_case(session, row["number"])["state"] != row["state"]:
+    if not is_help(row) and load_case(session, row["number"])["state"] != row["state"]:
         return "state_left"
     return None
 
 
 def log(session: Session, room_id: str, kind: str, actor: Actor, data: dict[str, Any],
         comment: str | None = None) -> None:
-    room = _room(session, room_id)
-    append_event(session, load_case(session, room["number"]), None, now(), kind, actor,
-                 {"room": room_id, **data}, comment)
+    _event(session, _room(session, room_id), now(), kind, actor, {"room": room_id, **data}, comment)
 
 
 def materials(session: Session, number: str) -> list[dict[str, str]]:
+    if not number:  # a room without a case (视频帮办) has no materials to file into
+        return []
     case = load_case(session, number)
     return [{"id": m.id, "name": m.name}
             for m in catalog.compiled(session, case["item_version_id"]).definition.materials]
@@ -237,7 +274,9 @@ def describe(session: Session, room_id: str) -> dict[str, Any]:
                            .where(VideoRecording.__table__.c.room_id == room_id)).mappings().all()
     # Where a recording is stored stays inside: it is read through the case's evidence.
     hidden = {"bucket", "key"}
-    return {**{k: v for k, v in row.items() if k != "case_id"}, "participants": [dict(p) for p in parts],
+    # A case room's description (a help room's booth is video.help's to show).
+    inner = {"case_id", "booth_id"}
+    return {**{k: v for k, v in row.items() if k not in inner}, "participants": [dict(p) for p in parts],
             "recordings": [{k: v for k, v in r.items() if k not in hidden} for r in recs]}
 
 

@@ -3,7 +3,8 @@
 One page walks the applicant through identify → item → 情形 → capture → submit in the browser
 (static/kiosk.js; nothing is kept after an idle reset), reading the public guide JSON; the
 submission is one multipart POST, answered (PRG) by the result page with the 收件凭证 to print,
-which is shown for a few minutes only.
+which is shown for a few minutes only. The booth's 视频帮办 button calls the supervising counter
+(video.help); its clerks see and answer the call at /ui/help.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from api.schemas import Applicant
 from api.security_headers import VIDEO_DEVICES
 from engine import form_tokens, kiosk, labels
 from engine.errors import EngineError, NotFound
+from video import help as video_help
 
 router = Router(pages=True)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -121,3 +123,31 @@ def kiosk_receipt(request: Request, session: SessionDep, token: str) -> Response
     return StreamingResponse(d.stream, media_type=d.media_type, headers={
         **NO_STORE, "X-Content-Type-Options": "nosniff",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(d.filename)}.pdf"})
+
+
+# -- 视频帮办: the booth calls its supervising counter --------------------------------------
+@router.post("/kiosk/help")
+def kiosk_help(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)]) -> Response:
+    """Open (or rejoin) the booth's call and enter its room page."""
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    _, token = video_help.open_call(session, actor)
+    return RedirectResponse(f"/video/join?t={token}", status_code=303, headers=NO_STORE)
+
+
+@router.get("/ui/help", response_class=HTMLResponse)
+def help_calls(request: Request, session: SessionDep) -> Response:
+    """The supervising counter's waiting calls from its booths (refreshes itself)."""
+    actor = web.require_actor(request, session)
+    page = web.render(request, "help_calls.html", actor, calls=video_help.waiting(session, actor))
+    page.headers.update({**NO_STORE, "Refresh": "10"})
+    return page
+
+
+@router.post("/ui/help/{room_id}/answer")
+def help_answer(room_id: str, request: Request, session: SessionDep,
+                csrf: Annotated[str, Form(max_length=128)]) -> Response:
+    actor = web.require_actor(request, session)
+    web.check_csrf(request, csrf)
+    token = video_help.answer(session, room_id[:32], actor)
+    return RedirectResponse(f"/video/join?t={token}", status_code=303, headers=NO_STORE)

@@ -109,7 +109,8 @@ def progress_withdraw(request: Request, session: SessionDep, number: Annotated[s
                           error=detail)
         page.headers.update(_retry_after(exc))
         return page
-    return web.render(request, "progress.html", result=result, number=number, done="申请已撤回, 办件已结束。")
+    return web.render(request, "progress.html", result=result, number=number, done="申请已撤回, 办件已结束。",
+                      **_rating_form())
 
 
 @router.post("/progress/document", response_class=Response)

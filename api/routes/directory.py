@@ -59,6 +59,7 @@ class CounterIn(_Body):
     unit: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")] | None = Field(
         default=None, description="所属成员单位编号")
     kind: Kind = Field(default="staffed", description="staffed 有人值守, self_service 自助终端, guide_only 仅远程指导")
+    supervised_by: Ident | None = Field(default=None, description="自助终端的值守窗口 (仅 self_service)")
     items: ItemRoles = Field(default={},
                              description="事项编码 → 职责 (intake 收件, competent 办理, guide 仅指导, 或部门职责)")
 
@@ -108,6 +109,7 @@ class CounterEntry(_Out):
     unit: str
     region: str
     kind: Kind
+    supervised_by: str | None = Field(default=None, description="自助终端的值守窗口")
     items: dict[str, list[str]]
 
 
