@@ -63,6 +63,7 @@ EXPECTED_WARNINGS = {
     ("GET /api/v1/waybills/{number}/label.pdf", "application/pdf"),
     ("POST /api/v1/verify", "application/pdf"),  # a PDF to check, as the raw body
     ("GET /api/v1/cases/{number}/materials/{material_id}/pages/{page_id}/thumbnail", "image/jpeg"),
+    ("POST /api/v1/video/rooms/{room_id}/stills/{request_id}", "image/jpeg"),  # a camera still, raw body
     *{("POST /api/v1/cases/{number}/materials/{material_id}/pages", t)
       for t in ("image/jpeg", "image/png", "image/tiff", "application/pdf")},
 }
