@@ -332,7 +332,7 @@ def test_a_listening_drainer_takes_forwarded_cases_with_nobody_dispatching(clust
     # The schedule is the safety net: on a loaded machine its run could take a hand-off before the
     # listener does, which is right for the product but not what this test looks at.
     drain = deployment(c, f"drain-outbox/counter-{B}")["id"]
-    httpx.post(f"{c.api}/deployments/{drain}/pause_deployment").raise_for_status()
+    c.http.post(f"{c.api}/deployments/{drain}/pause_deployment").raise_for_status()
     try:
         _, warm = forward()  # the flow run starts and loads the job modules
         assert warm < 60, log.read_text()[-2000:]
@@ -353,7 +353,7 @@ def test_a_listening_drainer_takes_forwarded_cases_with_nobody_dispatching(clust
     finally:  # a listener left running would drain the next tests' jobs
         if proc.poll() is None:
             _kill_tree(proc)
-        httpx.post(f"{c.api}/deployments/{drain}/resume_deployment").raise_for_status()
+        c.http.post(f"{c.api}/deployments/{drain}/resume_deployment").raise_for_status()
 
 
 def _start_drain(c: Cluster, region: str) -> None:
