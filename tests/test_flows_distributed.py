@@ -251,8 +251,12 @@ def test_case_taken_in_at_a_and_handled_at_b_runs_on_b_and_is_mailed(cluster) ->
     n = case["number"]
     demo.fire("王芳", n, "accept")
     demo.fire("李强", n, "request_auto_review")  # B's reviewer chooses 网络自动审批
-    # Hand-off to B (接件), then auto-review sends the case to a person (申请人非经营单位).
-    settle(c, demo, lambda: one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "review")
+    # Hand-off to B (接件), then auto-review sends the case to a person (申请人非经营单位). The
+    # notices those steps drew are recorded on the case too (a version each): wait for every job.
+    open_jobs = ("SELECT count(*) FROM outbox o JOIN cases k ON k.id = o.case_id "
+                 "WHERE k.number = :n AND o.status IN ('pending', 'running')")
+    settle(c, demo, lambda: one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "review"
+           and one(demo, open_jobs, n=n)[0] == 0)
     demo.fire("李强", n, "approve")
     settle(c, demo, lambda: one(demo, "SELECT count(*) FROM waybills")[0] == 1)
     assert one(demo, "SELECT state FROM cases WHERE number = :n", n=n)[0] == "issued"
@@ -332,8 +336,8 @@ def test_a_listening_drainer_takes_forwarded_cases_with_nobody_dispatching(clust
     # The schedule is the safety net: on a loaded machine its run could take a hand-off before the
     # listener does, which is right for the product but not what this test looks at.
     drain = deployment(c, f"drain-outbox/counter-{B}")["id"]
-    c.http.post(f"{c.api}/deployments/{drain}/pause_deployment").raise_for_status()
     try:
+        c.http.post(f"{c.api}/deployments/{drain}/pause_deployment").raise_for_status()
         _, warm = forward()  # the flow run starts and loads the job modules
         assert warm < 60, log.read_text()[-2000:]
         # How fast is bench/bench_handoff.py's to say (a timed assertion fails on a loaded machine);
