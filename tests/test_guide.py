@@ -252,6 +252,10 @@ def test_an_answer_selects_the_path_of_the_flow_on_the_case(demo: Demo) -> None:
     page = demo.client.get("/guide/SPJYXK", params={"s_application_kind": "renew", "s_online": "absent",
                                                     "s_agent": "self"})
     assert '<p id="path">办理流程: 免于现场核查</p>' in page.text
+    page_login(demo.client, demo.tokens["刘洋"], f"/ui/cases/{renew}")  # the clerk's case page shows them too
+    case_page = demo.client.get(f"/ui/cases/{renew}").text
+    situation = case_page[case_page.index('id="situation"'):]
+    assert "<dt>申请新办、延续还是变更许可?</dt><dd>延续许可 (经营条件未发生变化)</dd>" in situation
 
 
 def test_prereview_pages_upload_comment_and_become_a_case(demo: Demo, tmp_path: Path) -> None:
