@@ -326,16 +326,7 @@ def _stuck(d: ItemDefinition, table: dict[str, StateRef], closed: set[str]) -> l
                     shut[src] += 1
                 else:
                     edges[src].add(t.dest)
-    for name, ref in table.items():
-        if ref.parallel:
-            edges[name].add(ref.parallel)
-    start = d.states[0].id
-    seen, todo = {start}, deque([start])
-    while todo:
-        for nxt in edges[todo.popleft()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
+    seen = _reachable(d, table, edges)
     return [n for n in table if n in seen and shut[n] and not any(
         nxt != n and nxt != table[n].parallel for nxt in edges[n])]
 
@@ -374,12 +365,12 @@ def _check_unique(d: ItemDefinition, report: Report) -> None:
             dupes([x.id for x in b.states], ("states", i, "parallel", j, "states"), "状态")
 
 
-def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
-    edges = transition_edges(d, table)
-    # Being inside a branch means the parallel state itself is active.
-    for n, ref in table.items():
+def _reachable(d: ItemDefinition, table: dict[str, StateRef], edges: dict[str, set[str]]) -> set[str]:
+    """The states reachable from the first one over ``edges`` (extended in place: being inside a
+    branch means the parallel state itself is active)."""
+    for name, ref in table.items():
         if ref.parallel:
-            edges[n].add(ref.parallel)
+            edges[name].add(ref.parallel)
     start = d.states[0].id
     seen, todo = {start}, deque([start])
     while todo:
@@ -387,6 +378,11 @@ def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: R
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
+    return seen
+
+
+def _check_reachability(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
+    seen = _reachable(d, table, transition_edges(d, table))
     for name, ref in table.items():
         if name not in seen:
             report((*ref.path, "id"), f"状态 '{name}' 从初始状态不可达")

@@ -80,15 +80,19 @@ class Hub:
         return room
 
     # -- joining ---------------------------------------------------------------------------
-    async def join(self, engine: sa.Engine, claim: JoinClaim, sdp: str, type_: str) -> dict[str, Any]:
+    async def _admit(self, engine: sa.Engine, claim: JoinClaim) -> dict[str, Any]:
+        """The engine's admission of a join link (both backends); a room whose state was left closes."""
         self.engine = engine
         self._ensure_watcher()
         try:
-            row = await self.db(engine, rooms.admit, claim)
+            return await self.db(engine, rooms.admit, claim)
         except Forbidden as exc:
             if exc.extra.get("reason") == "state_left":
                 await self.close(claim.room_id, "state_left")
             raise
+
+    async def join(self, engine: sa.Engine, claim: JoinClaim, sdp: str, type_: str) -> dict[str, Any]:
+        row = await self._admit(engine, claim)
         if "\nm=application" not in "\n" + sdp.replace("\r\n", "\n"):
             raise InvalidInput("sdp", "offer 须包含会议室的数据通道 (m=application)")
         room = self.rooms.get(row["id"])

@@ -126,14 +126,7 @@ class JanusHub(Hub):
             raise Unavailable("媒体服务器 (Janus) 暂时无法连接") from exc
 
     async def join(self, engine: sa.Engine, claim: JoinClaim, sdp: str | None, type_: str) -> dict[str, Any]:
-        self.engine = engine
-        self._ensure_watcher()
-        try:
-            row = await self.db(engine, rooms.admit, claim)
-        except Forbidden as exc:
-            if exc.extra.get("reason") == "state_left":
-                await self.close(claim.room_id, "state_left")
-            raise
+        row = await self._admit(engine, claim)
         if sdp:
             raise InvalidInput("sdp", "Janus 会议室的音视频由页面直接与媒体服务器协商, 加入时不带 SDP")
         room = self.rooms.get(row["id"])
