@@ -14,7 +14,7 @@ from engine import extensions
 from engine.extensions import JOBS
 from flows.effects import already_done
 from flows.outbox import mark_done, mark_failed, release
-from flows.stopping import Stopping
+from flows.stopping import Stopping, take_queued
 from storage.rows import OutboxJobRow
 
 
@@ -33,7 +33,7 @@ def run(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         metrics.JOBS.labels(job=job["job"], outcome="done").inc()
         return result
     except Stopping:  # the worker is stopping and the job outlived its grace: rolled back, handed back
-        release(engine, [job["id"]])
+        release(engine, [job["id"], *take_queued()])  # with the batch's rest, before Prefect reports
         raise
     except Exception as exc:
         status = mark_failed(engine, job["id"], f"{type(exc).__name__}: {exc}")

@@ -40,7 +40,7 @@ def drain_listening(region: str, max_hours: float | None = None) -> dict[str, An
     s = get_settings()
     engine = get_engine()
     until = time.monotonic() + 3600 * (max_hours or s.listen_max_hours)
-    total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "wakes": 0, "region": region}
+    total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "lost": 0, "wakes": 0, "region": region}
     with stopping.stop_on_sigterm(), psycopg.connect(_conninfo(engine), autocommit=True) as conn:
         conn.execute(f"LISTEN {CHANNEL}")
         # /livez, /readyz, /metrics when TONGBAN_PROBE_PORT is set (flows.probe).

@@ -74,6 +74,20 @@ def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None =
     return [dict(r) for r in rows]
 
 
+def renew(engine: sa.Engine, job_id: str, owner: str | None = None) -> bool:
+    """Start the job's lease afresh as the job starts; False if this drainer no longer holds it.
+
+    A batch is claimed under one lease, but its last job starts only when the others are done:
+    without a fresh lease a long batch (a certificate takes seconds on a loaded machine) would let
+    the lease of a job not yet started run out, and another drainer would claim and run it too."""
+    owner = owner or worker_name()
+    until = now() + timedelta(seconds=get_settings().job_lease_seconds)
+    with engine.begin() as conn:
+        mine = sa.exists().where(T_OUT.c.id == job_id, T_OUT.c.status == "running")
+        return bool(conn.execute(sa.update(T_LEASE).where(
+            T_LEASE.c.job_id == job_id, T_LEASE.c.owner == owner, mine).values(lease_until=until)).rowcount)
+
+
 def mark_done(conn: sa.Connection, job_id: str) -> None:
     conn.execute(sa.update(T_OUT).where(T_OUT.c.id == job_id)
                  .values(status="done", finished_at=now(), last_error=None))

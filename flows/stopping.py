@@ -4,7 +4,10 @@ While a drain runs (in a worker's flow-run process) SIGTERM only raises a flag: 
 goes on, the claimed jobs after it are released (``outbox.release``: pending again, the attempt
 not counted) and the flow returns. A job still running ``job_stop_grace_seconds`` after the signal
 is interrupted (``Stopping`` raised into it): its transaction rolls back and it is released too.
-Either way nothing waits for a lease to run out. Outside the main thread (embedded mode's drain
+Either way nothing waits for a lease to run out. The batch's rest goes back together with the
+interrupted job, inside the job's own ``except`` (``queue``/``take_queued``): after it, Prefect
+reports the failed task run to its API, which on a loaded server can outlast the worker's stop
+deadline, and a SIGKILL there must not leave the rest leased. Outside the main thread (embedded mode's drain
 thread) signals cannot be caught and the drain runs as before.
 """
 
@@ -24,10 +27,22 @@ class Stopping(Exception):  # noqa: N818 - it names the state, not a fault
 
 
 _requested = threading.Event()
+_queued: list[str] = []  # the claimed jobs after the one in hand (main thread only)
 
 
 def requested() -> bool:
     return _requested.is_set()
+
+
+def queue(job_ids: list[str]) -> None:
+    """Name the claimed jobs that follow the one about to run (handed back with it on a stop)."""
+    _queued[:] = job_ids
+
+
+def take_queued() -> list[str]:
+    out = list(_queued)
+    _queued.clear()
+    return out
 
 
 def _on_term(signum: int, frame: Any) -> None:

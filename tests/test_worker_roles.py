@@ -8,8 +8,11 @@ uncounted; a job that gave up is listed, notified to supervisors and re-run on r
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -20,10 +23,10 @@ from typer.testing import CliRunner
 from cli.main import app as cli_app
 from core.roles import problems
 from core.settings import Settings, get_settings
-from flows import failed_jobs
+from flows import drain, failed_jobs, jobs, outbox, stopping
 from flows.outbox import claim, mark_failed, release
 from storage.db import get_engine
-from storage.flow_tables import T_NOTE
+from storage.flow_tables import T_LEASE, T_NOTE
 from storage.tables import T_OUT
 
 FULL = {"PREFECT_API_URL": "http://127.0.0.1:9/api",
@@ -140,6 +143,69 @@ def test_released_jobs_go_back_uncounted_and_only_by_their_owner(demo: Demo) -> 
     assert release(demo.engine, [job], owner="w1") == 1
     assert _job(demo, job) == ("pending", 0)
     assert [j["id"] for j in claim(demo.engine, "370211", 10, job_ids=[job])] == [job]
+
+
+def test_each_job_of_a_batch_gets_a_fresh_lease_and_a_lost_one_is_not_run(demo: Demo) -> None:
+    """A batch shares the claim's lease, but its later jobs start when the earlier are done: each
+    job's lease starts afresh as it starts, and a job whose lease ran out meanwhile and that another
+    drainer claimed is left to it (run twice otherwise: a second attempt, work done twice)."""
+    _forwarded_job(demo)
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")
+    demo.fire("王芳", case["number"], "accept")
+    first, second = (j for j in claim(demo.engine, "370211", 10) if j["job"] == "handoff")
+    with demo.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE job_leases SET lease_until = :t WHERE job_id = :j"),
+                     {"t": datetime(2000, 1, 1, tzinfo=UTC), "j": second["id"]})
+    assert [j["id"] for j in claim(demo.engine, "370211", 10, owner="w2", job_ids=[second["id"]])] == [second["id"]]
+    before = datetime.now(UTC)
+    assert outbox.renew(demo.engine, first["id"])
+    with demo.engine.connect() as conn:
+        until = conn.execute(sa.select(T_LEASE.c.lease_until).where(T_LEASE.c.job_id == first["id"])).scalar_one()
+    assert until >= before + timedelta(seconds=get_settings().job_lease_seconds - 1)
+    # The drain skips the lost job before any task run: it stays the other drainer's.
+    drain.use_engine(demo.engine)
+    try:
+        assert drain.run_claimed([second]) == {"claimed": 1, "done": 0, "failed": 0, "lost": 1}
+    finally:
+        drain.use_engine(None)
+    assert _job(demo, second["id"]) == ("running", 2)
+    with demo.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT owner FROM job_leases WHERE job_id = :j"),
+                            {"j": second["id"]}).scalar_one() == "w2"
+
+
+def test_a_job_interrupted_by_a_stop_goes_back_with_the_rest_of_its_batch(
+        demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM, then the grace runs out inside a job: when the job's ``run`` returns, it and the
+    batch's jobs after it are pending again, uncounted and unleased — before Prefect reports the
+    task run (which on a loaded server can outlast the worker's stop deadline and its SIGKILL)."""
+    monkeypatch.setenv("TONGBAN_JOB_PAUSE_SECONDS", "30")
+    monkeypatch.setenv("TONGBAN_JOB_STOP_GRACE_SECONDS", "0.3")
+    get_settings.cache_clear()
+    _forwarded_job(demo)
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")
+    demo.fire("王芳", case["number"], "accept")
+    batch = claim(demo.engine, "370211", 10)
+    handoffs = [j for j in batch if j["job"] == "handoff"]
+    assert len(handoffs) == 2
+    ids = [j["id"] for j in batch]
+    in_hand = ids.index(handoffs[0]["id"])
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        with stopping.stop_on_sigterm():
+            stopping.queue(ids[in_hand + 1:])
+            timer.start()
+            with pytest.raises(stopping.Stopping):
+                jobs.run(demo.engine, batch[in_hand])
+    finally:
+        timer.cancel()
+        stopping._requested.clear()  # the flag is per process: a worker stops once, this test suite goes on
+        get_settings.cache_clear()
+    assert all(_job(demo, j) == ("pending", 0) for j in ids[in_hand:])
+    with demo.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM job_leases WHERE job_id IN :ids").bindparams(
+            sa.bindparam("ids", expanding=True)), {"ids": ids[in_hand:]}).scalar_one() == 0
+    assert stopping.take_queued() == []
 
 
 def test_a_job_failed_for_good_is_notified_listed_and_retried(demo: Demo) -> None:
