@@ -111,8 +111,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = 5
     # SIGTERM to a worker: the job in hand gets this long to finish before it is rolled back and
     # handed back (the worker exits within worker_stop_seconds whatever happens).
-    job_stop_grace_seconds: float = 6.0
-    worker_stop_seconds: float = 9.0
+    # Both well inside 10 s: after the SIGKILL the worker's own exit needs a moment on a loaded host.
+    job_stop_grace_seconds: float = 5.0
+    worker_stop_seconds: float = 8.0
     # The long-running drainer (flows.listen): a drain without a notification this often (jobs
     # whose lease ran out), and a fresh flow run after this many hours.
     listen_poll_seconds: float = 5.0

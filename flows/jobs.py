@@ -13,7 +13,7 @@ from core import metrics
 from engine import extensions
 from engine.extensions import JOBS
 from flows.effects import already_done
-from flows.outbox import mark_done, mark_failed, release
+from flows.outbox import kept, mark_done, mark_failed, release
 from flows.stopping import Stopping, take_queued
 from storage.rows import OutboxJobRow
 
@@ -29,7 +29,8 @@ def run(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
         entry = JOBS.get(job["job"])
         if entry is None:  # a version published before the job was removed from the code
             raise LookupError(f"未注册的自动任务 '{job['job']}'")
-        result = entry.impl(engine, job)
+        with kept(engine, job["id"]):
+            result = entry.impl(engine, job)
         metrics.JOBS.labels(job=job["job"], outcome="done").inc()
         return result
     except Stopping:  # the worker is stopping and the job outlived its grace: rolled back, handed back

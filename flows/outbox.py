@@ -3,13 +3,18 @@
 PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` so drainers never wait on nor double-claim a
 row. SQLite: one writer at a time (``BEGIN IMMEDIATE``), and a conditional UPDATE that only
 succeeds while the row is still claimable. A claim is a lease: a drainer that dies leaves the
-job ``running`` until the lease runs out, then anyone may claim it again (attempts + 1).
+job ``running`` until the lease runs out, then anyone may claim it again (attempts + 1). A job
+being run keeps its lease (``renew`` as it starts, ``kept`` while it runs), however long it takes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +27,7 @@ from storage.flow_tables import T_LEASE, T_NOTE
 from storage.rows import OutboxJobRow
 from storage.tables import T_OUT, Case
 
+log = logging.getLogger(__name__)
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -86,6 +92,31 @@ def renew(engine: sa.Engine, job_id: str, owner: str | None = None) -> bool:
         mine = sa.exists().where(T_OUT.c.id == job_id, T_OUT.c.status == "running")
         return bool(conn.execute(sa.update(T_LEASE).where(
             T_LEASE.c.job_id == job_id, T_LEASE.c.owner == owner, mine).values(lease_until=until)).rowcount)
+
+
+@contextmanager
+def kept(engine: sa.Engine, job_id: str, owner: str | None = None) -> Iterator[None]:
+    """Keep the job's lease while the block runs: renewed every third of its length.
+
+    The lease only has to outlast a dead worker, not the slowest job: a certificate drawn on a
+    loaded machine can take longer than the lease, and without this another drainer would claim
+    the job and run it a second time (the effect is kept once, the work is done twice)."""
+    owner = owner or worker_name()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(get_settings().job_lease_seconds / 3):
+            try:
+                renew(engine, job_id, owner)
+            except sa.exc.SQLAlchemyError:  # SQLite busy under the job's own write: the next beat
+                log.debug("lease of %s not renewed this time", job_id, exc_info=True)
+
+    t = threading.Thread(target=beat, name=f"lease-{job_id[:8]}", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def mark_done(conn: sa.Connection, job_id: str) -> None:

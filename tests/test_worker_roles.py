@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -172,6 +173,23 @@ def test_each_job_of_a_batch_gets_a_fresh_lease_and_a_lost_one_is_not_run(demo: 
     with demo.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT owner FROM job_leases WHERE job_id = :j"),
                             {"j": second["id"]}).scalar_one() == "w2"
+
+
+def test_a_job_running_longer_than_its_lease_keeps_it(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a job runs its lease is renewed: another drainer cannot claim it however long it takes;
+    once the job is over nothing renews it."""
+    monkeypatch.setenv("TONGBAN_JOB_LEASE_SECONDS", "3")
+    get_settings.cache_clear()
+    try:
+        _, job = _forwarded_job(demo)
+        assert [j["id"] for j in claim(demo.engine, "370211", 10, owner="w1", job_ids=[job])] == [job]
+        with outbox.kept(demo.engine, job, owner="w1"):
+            time.sleep(4.5)  # one and a half leases
+            assert claim(demo.engine, "370211", 10, owner="w2", job_ids=[job]) == []
+        time.sleep(3.5)  # past the last renewal's lease: a worker that died now is taken over
+        assert [j["id"] for j in claim(demo.engine, "370211", 10, owner="w2", job_ids=[job])] == [job]
+    finally:
+        get_settings.cache_clear()
 
 
 def test_a_job_interrupted_by_a_stop_goes_back_with_the_rest_of_its_batch(
