@@ -42,7 +42,7 @@ from engine.actors import add_clerk
 from engine.advance import companion_step, load_case, source_holder
 from engine.demo import seed
 from engine.directory_manage import counter_kind
-from engine.guards import Guards
+from engine.guards import Guards, load_materials
 from states.compiler import CompiledItem
 from states.defaults import WITHDRAW, is_send_back
 from storage import migrate
@@ -112,8 +112,9 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"walk_{name}.png"))
+def shot(page: Page, name: str, whole: bool = False) -> None:
+    """What the screen shows at 1366×768 (``whole``: the page from top to bottom, for long forms)."""
+    page.screenshot(path=str(SHOTS / f"walk_{name}.png"), full_page=whole)
 
 
 def distances(item: CompiledItem) -> dict[str, int]:
@@ -217,7 +218,7 @@ class Walker:
             if m != leave_out:
                 page.check(f"tr[data-material={m}] input[name=materials]")
         if name is None:
-            shot(page, f"{code}_intake")
+            shot(page, f"{code}_intake", whole=True)
         before = self.server.counts()
         self.submit(page, "button:has-text('确认收件')", f"{code} 收件")
         number, query = page.locator("#number").inner_text(), page.locator("#query-code").inner_text()
@@ -394,6 +395,122 @@ def test_every_demo_item_from_intake_to_delivery_in_the_pages(browser: Browser, 
     expect(page.locator(f"tr[data-number='{finished[0]}'], tr[data-number='{number}']").first).to_be_visible()
     shot(page, "queue_finished")
     names = identifiers(server)  # type: ignore[arg-type]
+    assert leaks([("a page", "<p>已接件 received</p>")], names)  # the reader does find what it looks for
     found = leaks(walker.pages, names)
     assert not found, "\n".join(found)
     print(f"\nwalk: {len(codes)} items, {walker.posts} POSTs, {len(walker.pages)} pages read")
+
+
+TYPED = {"name": "济南键盘书店有限公司", "id_number": "91370100MA3C4K2L43", "phone": "0531-86005678",
+         "address": "山东省济南市历下区泉城路 9 号"}
+
+
+FOCUSED = """() => { const e = document.activeElement, r = e.getBoundingClientRect();
+  return [e.tagName, e.name || '', e.type || '', e.value || '', !!e.closest('#intake'),
+          {x: r.left, y: r.top, width: r.width, height: r.height}]; }"""
+
+
+def test_intake_by_keyboard_alone(browser: Browser, server: Server) -> None:
+    """收件 at 1366×768 with Tab, typing, Space and Enter only: no click after signing in. The focus
+    goes through the form in order, each field shown on the screen when it has the focus; the
+    收件成功 page's autofocused button prints the receipt on Enter."""
+    walker = Walker(browser, server)
+    page = walker.clerk("jn-kuayu", "clerk")
+    walker.goto(page, "/ui/cases/new")
+    item = page.locator("input[name=item]").get_attribute("value")
+    before = server.counts()
+    ticked, seen = [], []
+    for _ in range(80):
+        # document.activeElement: a page without the window's focus matches no :focus
+        tag, name, kind, value, in_form, box = page.eval_on_selector("html", FOCUSED)
+        # on the screen (to the pixel: Chromium scrolls a focused field in by fractions)
+        assert -1 <= box["x"] and box["x"] + box["width"] <= DESKTOP["width"] + 1, (name, box)
+        assert -1 <= box["y"] and box["y"] + box["height"] <= DESKTOP["height"] + 1, (name, box)
+        seen.append(name or tag)
+        if name in TYPED:
+            page.keyboard.type(TYPED[name])
+        elif name == "materials":
+            page.keyboard.press("Space")
+            ticked.append(value)
+        elif tag == "BUTTON" and kind == "submit" and in_form:
+            shot(page, "intake_keyboard")
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            break
+        page.keyboard.press("Tab")
+    else:
+        pytest.fail(f"Tab never reached 确认收件: {seen}")
+    assert seen[0] == "kind", seen  # the form starts where the clerk types, not at the menu
+    expect(page.locator("h1")).to_have_text("收件成功")
+    assert server.counts()[0] == before[0] + 1
+    number = page.locator("#number").inner_text()
+    with session_scope(server.engine, readonly=True) as s:
+        case = load_case(s, number)
+        received = {m for m, r in load_materials(s, case["id"]).items() if r["status"] == "received"}
+    assert case["item_code"] == item and case["applicant"]["name"] == TYPED["name"]
+    assert ticked and received == set(ticked)
+    with page.expect_popup() as popup:  # the 收件凭证, in a tab of its own
+        page.keyboard.press("Enter")
+    popup.value.close()
+    found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
+    assert not found, "\n".join(found)
+
+
+def on_phone(page: Page, where: str) -> None:
+    """Nothing wider than the screen, and every control that is shown lies within it."""
+    width, client = page.eval_on_selector("html", "e => [e.scrollWidth, e.clientWidth]")
+    assert width <= client, f"{where}: the page is {width}px wide on a {client}px screen"
+    outside = page.eval_on_selector_all(
+        "a, button, input, select, textarea, summary",
+        "els => els.filter(e => e.type !== 'hidden' && e.getClientRects().length)"
+        ".map(e => [e.outerHTML.slice(0, 90), e.getBoundingClientRect()])"
+        ".filter(([, r]) => r.left < 0 || r.right > document.documentElement.clientWidth + 1)"
+        ".map(([h, r]) => h + ' @' + Math.round(r.left) + '..' + Math.round(r.right))")
+    assert not outside, f"{where}: controls beyond the screen: {outside}"
+
+
+def test_the_applicants_pages_on_a_phone(browser: Browser, server: Server) -> None:
+    """办事指南, 要件预审, 网上预约 and 办件进度查询 at 390×844 with touch: no sideways scrolling, every
+    control on the screen; the progress query is sent with a tap and shows the case."""
+    walker = Walker(browser, server)
+    with session_scope(server.engine, readonly=True) as s:
+        code = catalog.list_items(s)[0]["code"]
+    number, query, clerk = walker.intake(code, name="手机查询示范有限公司")
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+    phone = ctx.new_page()
+    phone.set_default_timeout(15_000)
+    for path, name in (("/guide", "guide"), (f"/guide/{code}", "guide_item"),
+                       (f"/guide/{code}/prereview", "prereview"), ("/booking", "booking"),
+                       ("/progress", "progress")):
+        walker.goto(phone, path)
+        on_phone(phone, path)
+        phone.screenshot(path=str(SHOTS / f"walk_phone_{name}.png"))
+    phone.locator("#progress-form input[name=number]").fill(number)
+    phone.locator("#progress-form input[name=code]").fill(query)
+    with phone.expect_navigation():
+        phone.locator("#progress-form button[type=submit]").tap()
+    walker.read(phone, "POST")
+    expect(phone.locator("main")).to_contain_text(number)
+    # The 收件凭证 is drawn when the clerk prints it (or the case leaves intake): until then there
+    # is nothing to download, and the page says so.
+    expect(phone.locator("#documents-pending")).to_be_visible()
+    expect(phone.locator("#document-form")).to_have_count(0)
+    with clerk.expect_popup() as popup:
+        clerk.click("#print-receipt")
+    receipt = popup.value
+    receipt.wait_for_load_state()
+    walker.read(receipt, "GET")
+    with receipt.expect_navigation():
+        receipt.click("button:has-text('现在出具并打印')")
+    run_jobs(server.engine)
+    receipt.close()
+    phone.locator("#progress-form input[name=code]").fill(query)
+    with phone.expect_navigation():
+        phone.locator("#progress-form button[type=submit]").tap()
+    walker.read(phone, "POST")
+    expect(phone.locator("#document-form select[name=document]")).to_contain_text("收件凭证")
+    on_phone(phone, "progress result")
+    phone.screenshot(path=str(SHOTS / "walk_phone_progress_result.png"))
+    ctx.close()
+    found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
+    assert not found, "\n".join(found)
