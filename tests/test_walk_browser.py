@@ -26,13 +26,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from conftest import CERT_VALUES, run_jobs, serving
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_workbench_words import ALLOWED, ENGLISH, identifiers, visible
 
 from api.app import create_app
@@ -45,6 +44,7 @@ from engine.directory_manage import counter_kind
 from engine.guards import Guards, load_materials
 from states.compiler import CompiledItem
 from states.defaults import WITHDRAW, is_send_back
+from states.schema import ItemDefinition, Material
 from storage import migrate
 from storage.db import make_engine, session_scope
 from storage.object_factory import get_store
@@ -202,8 +202,7 @@ class Walker:
                 CounterItem.item_code == code, CounterItem.role == "intake").order_by(CounterItem.counter_id)
                 ).scalars() if (c, "clerk") in self.server.tokens)
             d = catalog.compiled(s, catalog.latest_version(s, code).id).definition
-        answers = {q.id: q.options[-1].id for q in d.situations}
-        wanted = [m.id for m in situations.selected_materials(d, answers) if m.library is None]
+        answers, wanted = asked(d)
         page = self.clerk(counter, "clerk")
         self.goto(page, f"/ui/cases/new?item={code}")
         page.select_option("select[name=kind]", "company")
@@ -215,8 +214,8 @@ class Walker:
             page.select_option("#situations select[name=situation]" + f":has(option[value='{q}:{o}'])",
                                f"{q}:{o}")
         for m in wanted:
-            if m != leave_out:
-                page.check(f"tr[data-material={m}] input[name=materials]")
+            if m.id != leave_out:
+                page.check(f"tr[data-material={m.id}] input[name=materials]")
         if name is None:
             shot(page, f"{code}_intake", whole=True)
         before = self.server.counts()
@@ -261,15 +260,14 @@ class Walker:
 
     def walk(self, code: str) -> str:
         """One case of ``code`` from intake to its final state; returns the case number."""
-        item, _ = self.case_of_code(code)
+        with session_scope(self.server.engine, readonly=True) as s:
+            item = catalog.compiled(s, catalog.latest_version(s, code).id)
         supplement = "supplement" in self.todo and any(
             item.initial in t.source and item.table[t.dest].state.status == 6 for t in item.definition.transitions)
         leave_out = self.leave_out = None
         if supplement:  # a required material not brought: the 补正 checklist ticks it
-            d = item.definition
-            answers = {q.id: q.options[-1].id for q in d.situations}
-            leave_out = self.leave_out = [m.id for m in situations.selected_materials(d, answers)
-                         if m.required and not m.deferrable and m.library is None][-1]
+            leave_out = self.leave_out = [m.id for m in asked(item.definition)[1]
+                                          if m.required and not m.deferrable][-1]
         number, _, _ = self.intake(code, leave_out)
         seen = 0
         while True:
@@ -281,7 +279,7 @@ class Walker:
             assert step is not None, f"{code}: no step a person can take in {case['state']}"
             seen += 1
             assert seen < 30, f"{code}: the walk does not end"
-            self.act(code, number, item, case, step, leave_out)
+            self.act(code, number, item, step, leave_out)
         outcome = item.table[case["state"]].state.outcome
         assert outcome not in REFUSALS, f"{code} ended in {case['state']}"
         page = self.clerk(case["intake_counter_id"], "clerk")
@@ -291,12 +289,8 @@ class Walker:
         shot(page, f"{code}_done")
         return number
 
-    def case_of_code(self, code: str) -> tuple[CompiledItem, None]:
-        with session_scope(self.server.engine, readonly=True) as s:
-            return catalog.compiled(s, catalog.latest_version(s, code).id), None
-
-    def act(self, code: str, number: str, item: CompiledItem, case: dict[str, Any], step: Step,
-            leave_out: str | None) -> None:
+    def act(self, code: str, number: str, item: CompiledItem, step: Step, leave_out: str | None) -> None:
+        """``step`` on its clerk's page; before it, the special branches this page offers first."""
         page = self.clerk(step.counter, step.role)
         url = f"/ui/cases/{number}"
         self.goto(page, url)
@@ -314,7 +308,7 @@ class Walker:
             shot(page, "extension")
         if src.video == "inspection" and "inspection" in self.todo:
             self.todo.discard("inspection")
-            self.inspect(page, code, number, src.label)
+            self.inspect(page, number)
             return
         if leave_out and src.status == 6:  # 补正: the material brought, marked on its line, then done
             self.submit(page, f"li[data-material={leave_out}] button:has-text('标记已收')", f"{code} 标记已收")
@@ -334,9 +328,10 @@ class Walker:
         if src.status == 6:
             expect(page.locator("#timeline")).to_contain_text("请补交所缺材料")
 
-    def inspect(self, page: Page, code: str, number: str, label: str) -> None:
+    def inspect(self, page: Page, number: str) -> None:
         """远程踏勘: the inspector opens the video step from the case page and fills its checklist
-        in the room; the engine fires the step's 通过 transition."""
+        in the room; the engine fires the step's 通过 transition. (The room's page joins the call on
+        every load: F5 there is a new join by design; Back creates no case.)"""
         with page.expect_navigation():
             page.click("#video-open")
         before = self.server.counts()[0]
@@ -353,6 +348,13 @@ class Walker:
         run_jobs(self.server.engine)
         self.goto(page, f"/ui/cases/{number}")
         expect(page.locator(".checklist[data-passed=yes]")).to_contain_text("✔")
+
+
+def asked(d: ItemDefinition) -> tuple[dict[str, str], list[Material]]:
+    """The 情形 answered (each question's last option, as tests/test_every_path.py does) and the
+    materials the applicant brings for it (those from the certificate library need not be)."""
+    answers = {q.id: q.options[-1].id for q in d.situations}
+    return answers, [m for m in situations.selected_materials(d, answers) if m.library is None]
 
 
 def cert_value(field_id: str, kind: str | None) -> str:
@@ -424,8 +426,8 @@ def test_intake_by_keyboard_alone(browser: Browser, server: Server) -> None:
         # document.activeElement: a page without the window's focus matches no :focus
         tag, name, kind, value, in_form, box = page.eval_on_selector("html", FOCUSED)
         # on the screen (to the pixel: Chromium scrolls a focused field in by fractions)
-        assert -1 <= box["x"] and box["x"] + box["width"] <= DESKTOP["width"] + 1, (name, box)
-        assert -1 <= box["y"] and box["y"] + box["height"] <= DESKTOP["height"] + 1, (name, box)
+        assert box["x"] >= -1 and box["x"] + box["width"] <= DESKTOP["width"] + 1, (name, box)
+        assert box["y"] >= -1 and box["y"] + box["height"] <= DESKTOP["height"] + 1, (name, box)
         seen.append(name or tag)
         if name in TYPED:
             page.keyboard.type(TYPED[name])
