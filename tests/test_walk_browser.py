@@ -6,7 +6,8 @@ The walker reads the case's state and the item's law from the database to decide
 and which button that clerk presses; everything that changes the case is a click on a page (the
 system's own steps — certificates, waybills, 网络自动审批, the join of parallel branches — run as
 the outbox's jobs between clicks, as they would in production). After every POST, F5, Back and
-Forward write nothing (cases, history and outbox counted before and after).
+Forward write nothing (cases, history and outbox counted before and after); the video room's
+page joins the call on every load, so there only Back is checked (no case made).
 
 What is walked: the main path (the shortest to a final state that is not a refusal) of every item;
 the special branches once each, on the first item whose definition has them: 补正 with the
@@ -14,11 +15,14 @@ per-material checklist, the remote inspection in the video room (its checklist),
 and a claim. Every path of every item does not fit the suite's three minutes on a loaded 2-core
 machine (tests/test_every_path.py walks those through the API).
 
-Every page the walk shows is read for internal identifiers (test_workbench_words' rules). Beside
+Every page the walk shows, and the words drawn in each case's diagram, is read for internal
+identifiers (test_workbench_words' rules). Beside
 the walk: intake by keyboard alone at 1366×768, and the applicant's pages on a phone (390×844,
 touch): nothing wider than the screen, every control within reach.
 
-Screenshots at 1366×768 (what the screen shows, not the whole page) go to docs/screenshots/walk_*.
+Screenshots at 1366×768 go to docs/screenshots/walk_*: what the screen shows (the intake forms
+from top to bottom), each item's form and its case at the end, and the special branches' pages;
+walk_phone_* at 390×844.
 """
 
 from __future__ import annotations
