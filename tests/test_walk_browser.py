@@ -28,7 +28,7 @@ walk_phone_* at 390×844.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,8 +194,10 @@ class Walker:
         expect(page).to_have_url(self.server.url + path)
         self.read(page, "GET")
 
-    def submit(self, page: Page, selector: str, what: str) -> None:
-        """Press a form's button (a POST answered with a redirect), then F5, Back and Forward:
+    def submit(self, page: Page, selector: str, what: str, check: Callable[[], None] | None = None,
+               stay: bool = True) -> None:
+        """Press a form's button (a POST answered with a redirect), ``check`` the result, then F5
+        and Back — and Forward, to the result again, unless the page is not used after (``stay``):
         none of them may write anything."""
         button = page.locator(selector)
         expect(button, f"{what}: no button {selector} on {page.url}").to_be_enabled()
@@ -205,12 +207,15 @@ class Walker:
         after = self.server.counts()
         landed = page.url
         self.read(page, f"POST {what} →")
+        expect(page.locator("#error")).to_have_count(0)
+        if check:
+            check()
         page.reload()
         page.go_back()
-        page.go_forward()
-        expect(page).to_have_url(landed)
+        if stay:
+            page.go_forward()
+            expect(page).to_have_url(landed)
         assert self.server.counts() == after, f"F5/Back after {what} wrote something"
-        expect(page.locator("#error")).to_have_count(0)
 
     # -- the case ---------------------------------------------------------------------------
     def intake(self, code: str, leave_out: str | None = None, name: str | None = None) -> tuple[str, str, Page]:
@@ -344,10 +349,13 @@ class Walker:
             form.locator("textarea[name=comment]").fill("经审查, 同意")
         for f in form.locator("[data-cert]").all():
             f.fill(cert_value(f.get_attribute("data-cert") or "", f.get_attribute("type")))
-        self.submit(page, f"button[data-trigger={step.trigger}]", what)
-        expect(page.locator("#done")).to_contain_text(step.label)
-        if src.status == 6:
-            expect(page.locator("#timeline")).to_contain_text("请补交所缺材料")
+        def check() -> None:
+            expect(page.locator("#done")).to_contain_text(step.label)
+            if src.status == 6:
+                expect(page.locator("#timeline")).to_contain_text("请补交所缺材料")
+
+        # The next step opens its page afresh (the system may have moved the case meanwhile).
+        self.submit(page, f"button[data-trigger={step.trigger}]", what, check, stay=False)
 
     def inspect(self, page: Page, number: str) -> None:
         """远程踏勘: the inspector opens the video step from the case page and fills its checklist
