@@ -49,7 +49,7 @@ def to_mermaid(d: ItemDefinition) -> str:
 def to_dot(d: ItemDefinition) -> str:
     out = ["digraph item {", '  rankdir=LR; node [shape=box, style=rounded, fontname="Noto Sans CJK SC"];',
            '  edge [fontname="Noto Sans CJK SC", fontsize=10];',
-           f'  label="{_esc(d.name)} ({d.code} v{d.version}) · {DEFAULTS_NOTE}"; labelloc=t;',
+           f'  label="{_esc(d.name)} ({d.code} 第 {d.version} 版) · {DEFAULTS_NOTE}"; labelloc=t;',
            '  __start [shape=point];', f"  __start -> {_mid(d.states[0].id)};"]
     states, transitions = drawn(d)
     for s in states:

@@ -324,6 +324,10 @@ MARKS_BY_TEST: dict[str, tuple[str, ...]] = {
     "test_workbench_browser.py::test_a_clerk_day_in_the_pages_one_role_each": ("slow",),
     # Chromium and an aiortc peer through Janus, then the recording job converting both: ~11 s.
     "test_video_janus.py::test_chromium_and_aiortc_in_one_janus_room": ("slow",),
+    # Every demo item from intake to its end in Chromium, F5/Back/Forward after each of ~50 POSTs,
+    # certificates drawn and signed, a remote inspection in the video room (~100 s on a loaded
+    # 2-core machine). Its keyboard and phone tests (~3 s and ~7 s) are browser tests only.
+    "test_walk_browser.py::test_every_demo_item_from_intake_to_delivery_in_the_pages": ("slow",),
 }
 
 

@@ -16,6 +16,12 @@ def _node(name: str) -> str:
     return name.replace(".", "__")
 
 
+def _label(item: CompiledItem, name: str) -> str:
+    """A node's label as states.diagram writes it; none for a parallel state (a point)."""
+    state = item.table[name].state
+    return "" if state.parallel else f'label="{state.label.replace(chr(34), chr(39))}", '
+
+
 def active_states(item: CompiledItem, state: str, branches: dict[str, str] | None) -> tuple[str, ...]:
     """The nodes to mark: the state itself, plus each parallel branch's current sub-state."""
     out = [state]
@@ -32,7 +38,9 @@ def highlighted_svg(item: CompiledItem, content_hash: str, active: tuple[str, ..
 def _dot(item: CompiledItem, active: tuple[str, ...]) -> str:
     # DOT merges attributes of a node declared twice: restyle the active nodes at the end.
     dot = to_dot(item.definition).rstrip().removesuffix("}")
-    marks = "".join(f"  {_node(a)} [{HIGHLIGHT}];\n" for a in active)
+    # The label too: a state the drawing leaves out (the default 撤回's 已撤回) would else be drawn
+    # by its bare id once the case is in it.
+    marks = "".join(f"  {_node(a)} [{_label(item, a)}{HIGHLIGHT}];\n" for a in active)
     return dot + marks + "}\n"
 
 
