@@ -80,6 +80,8 @@ def _ranges(session: Session, starts: set[str], cond: Readable, limit: int) -> l
     k = T_SEARCH_KEYS.c
     parts = [sa.select(k.case_id).where(k.key >= s, k.key < s + TOP, *cond(k.case_id)).limit(SCAN_CAP)
              for s in sorted(starts)]
+    if len(parts) > 1:  # SQLite takes a LIMIT in a compound only inside a subquery of its own
+        parts = [sa.select(p.subquery().c.case_id) for p in parts]
     sub = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
     return _ids(session, sa.select(sub.c.case_id).distinct().order_by(sub.c.case_id.desc()).limit(limit))
 
