@@ -11,7 +11,7 @@ read are timed two ways: the whole API request in-process (routing, bearer token
 readable cases → ranked page → JSON) and the index query alone (engine.search.candidates).
 Prints median and p95 per kind with the load average, writes bench/results/search_<dialect>.json.
 
-Usage: python bench/bench_search.py [--cases N] [--url postgresql+psycopg://...] [--runs R]
+Usage: python bench/bench_search.py [--cases N] [--url postgresql+psycopg://...] [--runs R] [--reuse]
 (default 1,000,000 cases on a temporary SQLite file; a PostgreSQL database is emptied first).
 """
 
@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -147,12 +148,15 @@ def _value(v: Any, dialect: str) -> Any:
 def _load(engine: sa.Engine, chunks: Iterator[list[dict[str, Any]]], sample: Callable[[dict[str, Any]], None],
           log: Callable[[str], None]) -> None:
     dialect = engine.dialect.name
+    engine.dispose()  # the load's connection alone: SQLite may leave WAL mode only so
     raw = engine.raw_connection()
     cur = raw.cursor()
     t0 = time.perf_counter()
     if dialect == "sqlite":
         raw.driver_connection.commit()
-        for pragma in ("foreign_keys=OFF", "synchronous=OFF", "cache_size=-1000000"):
+        # The app checkpoints its WAL from a thread of its own (storage.db); a load without it
+        # writes a plain rollback journal instead, and goes back to WAL after.
+        for pragma in ("journal_mode=DELETE", "foreign_keys=OFF", "synchronous=OFF", "cache_size=-1000000"):
             cur.execute(f"PRAGMA {pragma}")
         # Keys into a plain table first, then into the index table in key order (a sorted build).
         cur.execute("CREATE TEMP TABLE keys_load (key TEXT, case_id INTEGER)")
@@ -170,6 +174,8 @@ def _load(engine: sa.Engine, chunks: Iterator[list[dict[str, Any]]], sample: Cal
         cur.execute("DROP TABLE keys_load")
         raw.driver_connection.commit()
         cur.execute("ANALYZE")
+        raw.driver_connection.commit()
+        cur.execute("PRAGMA journal_mode=WAL")
     else:
         # Constraints and the trigram index are dropped for the load and made again after it, as the
         # migration defines them: a sorted build instead of a million random inserts.
@@ -246,6 +252,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--url", default=None, help="database URL (default: a temporary SQLite file)")
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--reuse", action="store_true", help="time the cases a previous run left in --url again")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     url = args.url or f"sqlite:///{tmp}/bench.db"
@@ -254,8 +261,6 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}   (load {os.getloadavg()[0]:.2f})", flush=True)
 
     logging.getLogger("tongban.access").setLevel(logging.WARNING)  # one line per timed request otherwise
-    engine = _prepare(url)
-    tokens, counters, items = _directory(engine, tmp / "tokens.json")
     rng = random.Random(16)
     seen: list[dict[str, Any]] = []
 
@@ -264,7 +269,22 @@ def main() -> None:
             seen.append(c)
 
     load_before = os.getloadavg()
-    _load(engine, _cases(args.cases, counters, items, rng), sample, log)
+    if args.reuse:
+        engine = make_engine(url)
+        with session_scope(engine) as s:  # the seed again: it issues this run's tokens
+            tokens = seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
+        with engine.connect() as conn:
+            counters = list(conn.execute(sa.text("SELECT id FROM counters")).scalars())
+            args.cases = conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
+            for cid, number, applicant in conn.execute(sa.text(
+                    "SELECT c.id, c.number, c.applicant FROM cases c JOIN case_search_counters k ON k.case_id = c.id "
+                    "WHERE k.counter_id = :c AND c.id % 20 = 0"), {"c": CLERK_COUNTER}):
+                seen.append({"id": cid, "number": number,
+                             "applicant": json.loads(applicant) if isinstance(applicant, str) else applicant})
+    else:
+        engine = _prepare(url)
+        tokens, counters, items = _directory(engine, tmp / "tokens.json")
+        _load(engine, _cases(args.cases, counters, items, rng), sample, log)
     token = next(t["token"] for t in tokens if t["name"] == CLERK)
     queries = _queries(seen, random.Random(7), args.runs)
     client = TestClient(create_app(engine))
@@ -302,6 +322,8 @@ def main() -> None:
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"search_{engine.dialect.name}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (gigabytes at full size)
 
 
 if __name__ == "__main__":
