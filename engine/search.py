@@ -52,6 +52,8 @@ def normalise(q: str) -> str:
         raise InvalidInput("q", "检索词不能为空")
     if len(q) > MAX_QUERY:
         raise InvalidInput("q", f"检索词不能超过 {MAX_QUERY} 个字符")
+    if any(not ch.isprintable() for ch in q):  # a NUL cannot even be sent to PostgreSQL as text
+        raise InvalidInput("q", "检索词不能含控制字符")
     return q
 
 
