@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from engine.actors import Actor
-from engine.dashboard import supervisor_may_see
+from engine.dashboard import supervisor_may_see, visible_counters
 from engine.errors import Forbidden
 from storage.rows import CaseRow
 
@@ -19,3 +19,14 @@ def require_case_reader(session: Session, actor: Actor, case: CaseRow) -> None:
             return
         raise Forbidden("该案件不在您督查的区域内", missing=["region"])
     raise Forbidden("本窗口未参与该案件", missing=["counter"])
+
+
+def readable_counters(session: Session, actor: Actor) -> set[str] | None:
+    """The same rule as a set for a query: a case is readable when one of these counters takes
+    part in it (None: every case, for the system)."""
+    if actor.is_system:
+        return None
+    out = {actor.counter_id} if actor.counter_id is not None else set()
+    if "supervisor" in actor.roles:
+        out |= set(visible_counters(session, actor))
+    return out

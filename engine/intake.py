@@ -117,7 +117,7 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
     case["last_hash"] = None
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()
-    search.index_case(session, case["id"], case["number"], applicant)  # same transaction
+    search.index_case(session, case["id"], case["number"], applicant, parties.by_role)  # same transaction
     if needed:
         # Every row with the same keys: an executemany takes its columns from the first row, so a
         # 容缺 promise on a later row was dropped.

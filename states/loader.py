@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from states import defaults
+from states import defaults, repair
 from states.checker import check_semantics
 from states.problems import Problem
 from states.schema import ItemDefinition
@@ -55,6 +55,17 @@ def _schema_problems(err: ValidationError, located: Located, path: str) -> list[
     return problems
 
 
+def _checked_without_refused(located: Located, err: ValidationError, path: str, vocabulary: Vocabulary,
+                             strict: bool) -> list[Problem]:
+    """The checker's problems in the same round as the schema's (states.repair)."""
+    fixed = repair.repaired(located, err)
+    if fixed is None:
+        return []
+    definition, mapped, cut = fixed
+    return [p for p in check_semantics(defaults.expand(definition), mapped, path, vocabulary, strict)
+            if not repair.follows_from_cut(p.message, cut)]
+
+
 def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary, strict: bool = True) -> LoadedItem:
     """Parse and check one definition against what is implemented; raise DefinitionError listing
     every problem."""
@@ -71,7 +82,8 @@ def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary, str
     try:
         definition = ItemDefinition.model_validate(located.data)
     except ValidationError as err:
-        raise DefinitionError(_schema_problems(err, located, path)) from None
+        raise DefinitionError(_schema_problems(err, located, path)
+                              + _checked_without_refused(located, err, path, vocabulary, strict)) from None
     definition = defaults.expand(definition)  # 撤回 and 退回, without each item repeating them
     problems = check_semantics(definition, located, path, vocabulary, strict)
     if problems:

@@ -41,8 +41,7 @@ def upgrade() -> None:
     else:
         for stmt in SQLITE:
             op.execute(stmt)
-    # Cases taken in before this revision: indexed here, once.
-    from storage.search_tables import terms_of  # noqa: PLC0415  (the one definition of a case's terms)
+    # Cases taken in before this revision: indexed here, once (0032_search_speed rebuilds the index).
     bind = op.get_bind()
     rows = bind.execute(sa.text("SELECT id, number, applicant FROM cases")).all()
     if rows:
@@ -50,6 +49,15 @@ def upgrade() -> None:
         bind.execute(sa.text("INSERT INTO case_search (case_id, terms) VALUES (:case_id, :terms)"), [
             {"case_id": r[0], "terms": terms_of(r[1], r[2] if isinstance(r[2], dict) else json.loads(r[2] or "{}"))}
             for r in rows])
+
+
+def terms_of(number: str, applicant: dict) -> str:
+    """What a case was found by at this revision, lower-cased, one field a line: number, name, ID
+    number or credit code, phone (as written and digits only)."""
+    phone = str(applicant.get("phone") or "")
+    parts = [number, applicant.get("name") or "", applicant.get("id_number") or "", phone,
+             "".join(ch for ch in phone if ch.isdigit())]
+    return "\n".join(str(p).strip().lower() for p in parts)
 
 
 def downgrade() -> None:
