@@ -260,9 +260,14 @@ class Meter:
                 "background_ticks": sum(_ticks(p) for p in pg["background"]),
                 "self_cpu": usage.ru_utime + usage.ru_stime, "load": loadavg()}
 
-    def between(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    def between(self, a: dict[str, Any], b: dict[str, Any], cases: int) -> dict[str, Any]:
+        """Rates over the window, and per case: the window runs until its cases' last job is done,
+        so what a case costs is counted whole (CPU seconds are counted whatever else loads the
+        machine: the per-case figures hold on a busy machine where latencies do not)."""
         dt = b["t"] - a["t"]
-        out: dict[str, Any] = {"seconds": round(dt, 1), "load_average": {"start": a["load"], "end": b["load"]}}
+        n = max(1, cases)
+        out: dict[str, Any] = {"seconds": round(dt, 1), "cases": cases,
+                               "load_average": {"start": a["load"], "end": b["load"]}}
         for db in self.dbs:
             sa_, sb = a["pg"]["stats"].get(db), b["pg"]["stats"].get(db)
             if sa_ is None or sb is None:
@@ -270,15 +275,20 @@ class Meter:
             out[db] = {"xact_commit_per_s": round((sb.xact_commit - sa_.xact_commit) / dt, 1),
                        "blks_hit_per_s": round((sb.blks_hit - sa_.blks_hit) / dt, 1),
                        "blks_read_per_s": round((sb.blks_read - sa_.blks_read) / dt, 1),
-                       "connections": sb.numbackends}
+                       "connections": sb.numbackends,
+                       "xact_commit_per_case": round((sb.xact_commit - sa_.xact_commit) / n, 1),
+                       "blks_hit_per_case": round((sb.blks_hit - sa_.blks_hit) / n, 1),
+                       "blks_read_per_case": round((sb.blks_read - sa_.blks_read) / n, 2)}
             # Backends alive at both ends (the pools' long-lived connections; a short one is missed).
             pids = [pid for pid, name in b["pg"]["backends"] if name == db and pid in a["backend_ticks"]]
             ticks = sum(max(0, _ticks_of(b, pid) - a["backend_ticks"][pid]) for pid in pids)
             out[db]["backend_cpu_cores"] = round(ticks / self.HZ / dt, 3)
+            out[db]["backend_cpu_s_per_case"] = round(ticks / self.HZ / n, 4)
         out["pg_background_cpu_cores"] = round((b["background_ticks"] - a["background_ticks"]) / self.HZ / dt, 3)
         out["cpu_cores"] = {name: round((b["groups"][name] - a["groups"][name]) / self.HZ / dt, 3)
                             for name in self.groups}
         out["cpu_cores"]["load generator (this process)"] = round((b["self_cpu"] - a["self_cpu"]) / dt, 3)
+        out["cpu_s_per_case"] = {name: round(cores * dt / n, 4) for name, cores in out["cpu_cores"].items()}
         return out
 
 
@@ -445,8 +455,8 @@ def day(st: Setup, driver: Driver, meter: Meter, daily: int, hour_s: float) -> d
         t = driver.constant(runs[hour], rate, hour_s, t)
     while time.perf_counter() < t:
         time.sleep(0.2)
-    b = meter.snapshot()
     ok = all(wait_finished(st.engine, r, 180) for r in runs.values())
+    b = meter.snapshot()
     hours, rows_all = {}, []
     for hour, run in runs.items():
         rows = lags(st.engine, run.numbers)
@@ -460,7 +470,8 @@ def day(st: Setup, driver: Driver, meter: Meter, daily: int, hour_s: float) -> d
     total = summarize(rows_all, hour_s * len(PROFILE))
     return {"daily_cases": daily, "hour_seconds": hour_s, "time_compression": round(3600 / hour_s, 1),
             "cases_driven": sum(len(r.numbers) for r in runs.values()), "finished": ok,
-            "hours": hours, "total": total, "machine": meter.between(a, b)}
+            "hours": hours, "total": total,
+            "machine": meter.between(a, b, sum(len(r.numbers) for r in runs.values()))}
 
 
 def steps(st: Setup, driver: Driver, meter: Meter, rates: list[float], step_s: float) -> list[dict[str, Any]]:
@@ -473,12 +484,13 @@ def steps(st: Setup, driver: Driver, meter: Meter, rates: list[float], step_s: f
         end = driver.constant(run, rate, step_s, start)
         while time.perf_counter() < end:
             time.sleep(0.2)
-        b = meter.snapshot()
         finished = wait_finished(st.engine, run, 240)
+        b = meter.snapshot()
         s = summarize(lags(st.engine, run.numbers), step_s)
         lateness = pct(run.late_s, 0.95)
         rec = {"rate": rate, "cases": len(run.numbers), "errors": len(run.errors),
-               "intake_late_p95_s": round(lateness, 3), "finished": finished, **s, "machine": meter.between(a, b)}
+               "intake_late_p95_s": round(lateness, 3), "finished": finished, **s,
+               "machine": meter.between(a, b, len(run.numbers))}
         out.append(rec)
         log(f"  jobs {s['jobs']} p50 {s['p50_s']} s p95 {s['p95_s']} s, hand-off p95 {s['handoff_p95_s']} s, "
             f"{s['handoffs_per_s']} hand-offs/s, load {b['load']}")
@@ -491,6 +503,29 @@ def steps(st: Setup, driver: Driver, meter: Meter, rates: list[float], step_s: f
 
 
 # -- report ----------------------------------------------------------------------------------------
+
+def cost(result: dict[str, Any]) -> dict[str, float]:
+    """What one case costs, averaged over the day and the steps (weighted by their cases)."""
+    windows = [result["day"]["machine"]] + [s["machine"] for s in result["steps"]]
+    total = sum(w["cases"] for w in windows) or 1
+    out: dict[str, float] = {}
+
+    def add(name: str, value: float | None, w: dict[str, Any]) -> None:
+        out[name] = out.get(name, 0.0) + (value or 0.0) * w["cases"] / total
+
+    for w in windows:
+        for name, v in w["cpu_s_per_case"].items():
+            add(f"cpu_s.{name}", v, w)
+        for db, label in ((result["case_db"], "case db"), (result["prefect_db"], "prefect db")):
+            d = w.get(db, {})
+            add(f"cpu_s.postgres backends ({label})", d.get("backend_cpu_s_per_case"), w)
+            add(f"xact_commit.{label}", d.get("xact_commit_per_case"), w)
+            add(f"blks_hit.{label}", d.get("blks_hit_per_case"), w)
+            add(f"blks_read.{label}", d.get("blks_read_per_case"), w)
+    out["cpu_s.total (without the load generator)"] = sum(
+        v for k, v in out.items() if k.startswith("cpu_s.") and "load generator" not in k)
+    return {k: round(v, 4) for k, v in out.items()}
+
 
 def records(result: dict[str, Any], where: str) -> list[dict[str, Any]]:
     load = result["load_average"]
@@ -521,6 +556,13 @@ def records(result: dict[str, Any], where: str) -> list[dict[str, Any]]:
         add(f"{tag}.pg_backend_cpu_cores", db.get("backend_cpu_cores"), "cores", "lower")
     add("national.capacity_cases_per_s", result["capacity_cases_per_s"], "cases/s", "higher",
         where + f"; highest stepped rate with outbox lag p95 < {GOAL_P95_S} s")
+    for name, v in result["cost_per_case"].items():
+        kind, what = name.split(".", 1)
+        unit = {"cpu_s": "CPU s/case", "xact_commit": "transactions/case"}.get(kind, "blocks/case")
+        add(f"national.per_case.{kind}.{what}", v, unit, "lower",
+            where + "; averaged over the day and the steps, each window until its cases' last job")
+    add("national.cpu_bound_capacity_idle_2_cores", result["cpu_bound_capacity"], "cases/s", "higher",
+        where + "; derived: 2 cores / CPU s per case (drainers, Prefect server, PostgreSQL), no other load")
     add("national.directory_import_s", round(result["directory"]["import_s"], 1), "s", "lower")
     add("national.connections_per_drainer", result["connections"]["per_drainer"], "connections", "lower")
     return out
@@ -559,6 +601,11 @@ def table(result: dict[str, Any]) -> str:
                      f"{db.get('blks_hit_per_s', 0):>10.0f} {db.get('connections', 0) + pdb.get('connections', 0):>5} "
                      f"{pg_cpu:>6.2f} {cpu['drainers']:>8.2f} {cpu['prefect server']:>7.2f} "
                      f"{cpu['load generator (this process)']:>7.2f} {m['load_average']['end']:>5.1f}")
+    lines.append("")
+    lines.append("One case (7 jobs) costs, averaged over the day and the steps:")
+    for name, v in result["cost_per_case"].items():
+        lines.append(f"  {name:<48} {v:>10.4f}")
+    lines.append(f"CPU-bound on an idle 2-core machine: {result['cpu_bound_capacity']} cases/s")
     lines.append(f"capacity: {result['capacity_cases_per_s']} cases/s with outbox lag p95 < {GOAL_P95_S} s; "
                  f"connections per drainer {result['connections']['per_drainer']}")
     return "\n".join(lines)
@@ -574,7 +621,11 @@ def main() -> None:
     ap.add_argument("--hour-seconds", type=float, default=None, help="wall seconds per simulated hour")
     ap.add_argument("--rates", default=None, help="stepped rates, cases/s (comma-separated)")
     ap.add_argument("--step-seconds", type=float, default=None)
+    ap.add_argument("--report", type=Path, default=None, help="only redo the report from a national-detail.json")
     args = ap.parse_args()
+    if args.report:
+        report(json.loads(args.report.read_text(encoding="utf-8")))
+        return
     n_regions = args.regions or (4 if args.quick else 8)
     hour_s = args.hour_seconds or (6.0 if args.quick else 30.0)
     step_s = args.step_seconds or (15.0 if args.quick else 40.0)
@@ -625,12 +676,21 @@ def main() -> None:
                               "prefect_db": prefect_conns, "max_connections": max_conn},
               "load_average": {"start": load_start, "end": loadavg()}, "cores": os.cpu_count(),
               "wall_s": round(time.perf_counter() - t0, 1), "date": now().isoformat(timespec="seconds")}
-    where = (f"PostgreSQL case database, Prefect 3.8.8 server on PostgreSQL, {os.cpu_count()} cores shared, "
+    detail = ROOT / "bench" / "results" / "national-detail.json"  # the raw figures first: report() reads them
+    detail.write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
+    report(result)
+
+
+def report(result: dict[str, Any]) -> None:
+    """Derive the per-case costs, write national.json, print the tables (also: --report FILE)."""
+    result["cost_per_case"] = cost(result)
+    total_cpu = result["cost_per_case"]["cpu_s.total (without the load generator)"]
+    result["cpu_bound_capacity"] = round(2 / total_cpu, 2) if total_cpu else None
+    sample = result["regions"]
+    where = (f"PostgreSQL case database, Prefect 3.8.8 server on PostgreSQL, {result['cores']} cores shared, "
              f"{len(sample)} listening drainers (山东 {sample[0]}…), engine called in-process")
     out = ROOT / "bench" / "results" / "national.json"
     out.write_text(json.dumps(records(result, where), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    (ROOT / "bench" / "results" / "national-detail.json").write_text(
-        json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
     print(table(result))
     print(f"load average {result['load_average']}, {result['wall_s']} s → {out}")
 
