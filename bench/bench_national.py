@@ -32,6 +32,7 @@ import os
 import random
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -211,6 +212,16 @@ def _ticks(pid: int) -> int:
     except OSError:
         return 0
     return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _tree(root: int) -> list[int]:
@@ -434,7 +445,11 @@ def summarize(rows: list[tuple[str, str, float | None, datetime]], seconds: floa
         hs = [lag if lag is not None else inf for r, job, lag, _ in rows if r == region and job == "handoff"]
         regions[region] = {"jobs": len(xs), "p50_s": round(pct(xs, 0.5), 3), "p95_s": round(pct(xs, 0.95), 3),
                            "handoff_p50_s": round(pct(hs, 0.5), 3), "handoff_p95_s": round(pct(hs, 0.95), 3)}
-    return {"jobs": len(every), "not_done": sum(1 for x in every if x == inf),
+    kinds = {}
+    for kind in sorted({job for _, job, _, _ in rows}):
+        xs = [lag if lag is not None else inf for _, job, lag, _ in rows if job == kind]
+        kinds[kind] = {"jobs": len(xs), "p50_s": round(pct(xs, 0.5), 3), "p95_s": round(pct(xs, 0.95), 3)}
+    return {"jobs": len(every), "not_done": sum(1 for x in every if x == inf), "by_job": kinds,
             "p50_s": round(pct(every, 0.5), 3), "p95_s": round(pct(every, 0.95), 3),
             "handoff_p50_s": round(pct(hand, 0.5), 3), "handoff_p95_s": round(pct(hand, 0.95), 3),
             "handoffs_per_s": round(sum(1 for x in hand if x != inf) / seconds, 2), "regions": regions}
@@ -475,7 +490,8 @@ def day(st: Setup, driver: Driver, meter: Meter, daily: int, hour_s: float) -> d
 
 
 def steps(st: Setup, driver: Driver, meter: Meter, rates: list[float], step_s: float) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
+    missed = 0
     for rate in rates:
         log(f"step: {rate:g} cases/s for {step_s:g} s")
         run = Run()
@@ -496,8 +512,10 @@ def steps(st: Setup, driver: Driver, meter: Meter, rates: list[float], step_s: f
             f"{s['handoffs_per_s']} hand-offs/s, load {b['load']}")
         if run.errors:
             log(f"  first error: {run.errors[0]}")
-        # Past the goal, or the load generator itself fell behind its schedule: the machine is full.
-        if not finished or s["p95_s"] >= GOAL_P95_S or lateness > 1.0:
+        # Two steps past the goal in a row (one may be another tenant's burst on a shared machine), a
+        # backlog that does not drain, or the load generator behind its own schedule: the machine is full.
+        missed = missed + 1 if s["p95_s"] >= GOAL_P95_S else 0
+        if not finished or missed >= 2 or lateness > 1.0:
             break
     return out
 
@@ -564,6 +582,7 @@ def records(result: dict[str, Any], where: str) -> list[dict[str, Any]]:
     add("national.cpu_bound_capacity_idle_2_cores", result["cpu_bound_capacity"], "cases/s", "higher",
         where + "; derived: 2 cores / CPU s per case (drainers, Prefect server, PostgreSQL), no other load")
     add("national.directory_import_s", round(result["directory"]["import_s"], 1), "s", "lower")
+    add("national.drainer_rss_mb", result["memory_mb"]["drainer_median"], "MiB", "lower")
     add("national.connections_per_drainer", result["connections"]["per_drainer"], "connections", "lower")
     return out
 
@@ -606,6 +625,10 @@ def table(result: dict[str, Any]) -> str:
     for name, v in result["cost_per_case"].items():
         lines.append(f"  {name:<48} {v:>10.4f}")
     lines.append(f"CPU-bound on an idle 2-core machine: {result['cpu_bound_capacity']} cases/s")
+    lines.append(f"memory: a drainer {result['memory_mb']['drainer_median']} MiB (median RSS), the Prefect server "
+                 f"{result['memory_mb']['prefect_server']} MiB")
+    lines.append("lag by job (day): " + ", ".join(f"{k} p50 {v['p50_s']} / p95 {v['p95_s']} s"
+                                                  for k, v in d["total"]["by_job"].items()))
     lines.append(f"capacity: {result['capacity_cases_per_s']} cases/s with outbox lag p95 < {GOAL_P95_S} s; "
                  f"connections per drainer {result['connections']['per_drainer']}")
     return "\n".join(lines)
@@ -627,9 +650,9 @@ def main() -> None:
         report(json.loads(args.report.read_text(encoding="utf-8")))
         return
     n_regions = args.regions or (4 if args.quick else 8)
-    hour_s = args.hour_seconds or (6.0 if args.quick else 30.0)
+    hour_s = args.hour_seconds or (6.0 if args.quick else 45.0)
     step_s = args.step_seconds or (15.0 if args.quick else 40.0)
-    rates = [float(r) for r in (args.rates or ("0.5,1,2" if args.quick else "0.5,1,1.5,2,3,4,6,8")).split(",")]
+    rates = [float(r) for r in (args.rates or ("0.25,0.5,1" if args.quick else "0.25,0.5,0.75,1,1.5,2,3,4")).split(",")]
     shandong = [code for code, _, prov in national_directory.regions() if prov == "37"]
     sample = shandong[:n_regions]
     load_start = loadavg()
@@ -661,6 +684,8 @@ def main() -> None:
             prefect_conns = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
                                          {"d": prefect_db}).scalar_one()
         per_drainer = round((during - before) / len(sample), 2)
+        drainer_rss = round(statistics.median(rss_mb(p.pid) for p in drainers), 1)
+        server_rss = round(sum(rss_mb(p) for p in _tree(server.pid)), 1)
         the_day = day(st, driver, meter, args.daily_cases, hour_s)
         stepped = steps(st, driver, meter, rates, step_s)
         driver.close()
@@ -672,6 +697,7 @@ def main() -> None:
     result = {"regions": sample, "directory": {**st.directory, "import_s": st.import_s}, "case_db": case_db,
               "prefect_db": prefect_db, "day": the_day, "steps": stepped,
               "capacity_cases_per_s": max(held) if held else 0.0,
+              "memory_mb": {"drainer_median": drainer_rss, "prefect_server": server_rss},
               "connections": {"per_drainer": per_drainer, "case_db_with_drainers": during,
                               "prefect_db": prefect_conns, "max_connections": max_conn},
               "load_average": {"start": load_start, "end": loadavg()}, "cores": os.cpu_count(),
