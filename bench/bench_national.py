@@ -248,6 +248,29 @@ class Meter:
 
     def __init__(self, engine: sa.Engine, dbs: list[str], groups: dict[str, list[int]]) -> None:
         self.engine, self.dbs, self.groups = engine, dbs, groups
+        # Every backend of our databases ever seen: pid → [database, ticks first seen, ticks last seen].
+        # Sampled 4 times a second, so a connection Prefect's pool replaces mid-window still counts.
+        self.seen: dict[int, list[Any]] = {}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(0.25):
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.text(
+                    "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY(:d) AND pid <> pg_backend_pid()"),
+                    {"d": self.dbs}).all()
+            with self.lock:
+                for pid, db in rows:
+                    ticks = _ticks(pid)
+                    if pid not in self.seen:
+                        self.seen[pid] = [db, ticks, ticks]
+                    elif ticks >= self.seen[pid][2]:
+                        self.seen[pid][2] = ticks
+
+    def close(self) -> None:
+        self.stopped.set()
 
     def _pg(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -262,12 +285,25 @@ class Meter:
                 "('walwriter', 'checkpointer', 'background writer', 'autovacuum launcher')")).scalars())
         return {"stats": stats, "backends": backends, "background": background}
 
+    def _seen(self) -> dict[int, list[Any]]:
+        with self.lock:
+            for pid, _ in self._pg_backends():
+                if pid in self.seen:
+                    self.seen[pid][2] = max(self.seen[pid][2], _ticks(pid))
+            return {pid: list(v) for pid, v in self.seen.items()}
+
+    def _pg_backends(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY(:d) AND pid <> pg_backend_pid()"),
+                {"d": self.dbs}).all()
+
     def snapshot(self) -> dict[str, Any]:
         pg = self._pg()
         groups = {name: sum(_ticks(p) for root in roots for p in _tree(root)) for name, roots in self.groups.items()}
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"t": time.perf_counter(), "pg": pg, "groups": groups,
-                "backend_ticks": {pid: _ticks(pid) for pid, _ in pg["backends"]},
+                "backends_seen": self._seen(),
                 "background_ticks": sum(_ticks(p) for p in pg["background"]),
                 "self_cpu": usage.ru_utime + usage.ru_stime, "load": loadavg()}
 
@@ -290,9 +326,10 @@ class Meter:
                        "xact_commit_per_case": round((sb.xact_commit - sa_.xact_commit) / n, 1),
                        "blks_hit_per_case": round((sb.blks_hit - sa_.blks_hit) / n, 1),
                        "blks_read_per_case": round((sb.blks_read - sa_.blks_read) / n, 2)}
-            # Backends alive at both ends (the pools' long-lived connections; a short one is missed).
-            pids = [pid for pid, name in b["pg"]["backends"] if name == db and pid in a["backend_ticks"]]
-            ticks = sum(max(0, _ticks_of(b, pid) - a["backend_ticks"][pid]) for pid in pids)
+            # Every backend seen by the end, from where it stood at the start (or was first seen).
+            before, after = a["backends_seen"], b["backends_seen"]
+            ticks = sum(max(0, v[2] - (before[pid][2] if pid in before else v[1]))
+                        for pid, v in after.items() if v[0] == db)
             out[db]["backend_cpu_cores"] = round(ticks / self.HZ / dt, 3)
             out[db]["backend_cpu_s_per_case"] = round(ticks / self.HZ / n, 4)
         out["pg_background_cpu_cores"] = round((b["background_ticks"] - a["background_ticks"]) / self.HZ / dt, 3)
@@ -301,10 +338,6 @@ class Meter:
         out["cpu_cores"]["load generator (this process)"] = round((b["self_cpu"] - a["self_cpu"]) / dt, 3)
         out["cpu_s_per_case"] = {name: round(cores * dt / n, 4) for name, cores in out["cpu_cores"].items()}
         return out
-
-
-def _ticks_of(snap: dict[str, Any], pid: int) -> int:
-    return snap["backend_ticks"].get(pid, 0)
 
 
 # -- the load --------------------------------------------------------------------------------------
@@ -689,6 +722,7 @@ def main() -> None:
         the_day = day(st, driver, meter, args.daily_cases, hour_s)
         stepped = steps(st, driver, meter, rates, step_s)
         driver.close()
+        meter.close()
     finally:
         for p in drainers:
             stop(p)
