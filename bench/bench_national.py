@@ -185,7 +185,8 @@ def child_env(case_url: str) -> dict[str, str]:
 
 def start_drainers(url: str, engine: sa.Engine, regions: list[str]) -> list[subprocess.Popen[bytes]]:
     procs = [subprocess.Popen([sys.executable, "-m", "flows.listen", "--region", r], cwd=ROOT,
-                              env=child_env(url), stdout=subprocess.DEVNULL,
+                              # libpq names each connection after its drainer (counted below)
+                              env={**child_env(url), "PGAPPNAME": f"tongban-drainer-{r}"}, stdout=subprocess.DEVNULL,
                               stderr=open(TMP / f"drainer-{r}.log", "wb"),  # noqa: SIM115
                               start_new_session=True)
              for r in regions]
@@ -699,8 +700,6 @@ def main() -> None:
         case_db = args.postgres.rsplit("/", 1)[1]
         prefect_db = args.prefect_postgres.rsplit("/", 1)[1]
         with st.engine.connect() as conn:
-            before = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
-                                  {"d": case_db}).scalar_one()
             max_conn = int(conn.execute(sa.text("SHOW max_connections")).scalar_one())
         log(f"drainers: {len(sample)} × python -m flows.listen ({', '.join(sample)})")
         drainers = start_drainers(args.postgres, st.engine, sample)
@@ -714,9 +713,11 @@ def main() -> None:
         with st.engine.connect() as conn:
             during = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
                                   {"d": case_db}).scalar_one()
+            of_drainers = conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'tongban-drainer-%'")).scalar_one()
             prefect_conns = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
                                          {"d": prefect_db}).scalar_one()
-        per_drainer = round((during - before) / len(sample), 2)
+        per_drainer = round(of_drainers / len(sample), 2)  # after each has run jobs
         drainer_rss = round(statistics.median(rss_mb(p.pid) for p in drainers), 1)
         server_rss = round(sum(rss_mb(p) for p in _tree(server.pid)), 1)
         the_day = day(st, driver, meter, args.daily_cases, hour_s)
