@@ -34,6 +34,10 @@ from storage.directory_tables import COUNTER_KINDS, CounterKind, DirectoryClerk,
 from storage.tables import Clerk, Counter, CounterItem, Region, Unit
 
 MAX_DIRECTORY_BYTES = 8_000_000  # the national alliance: ~600 units, their counters and clerks
+# The item definitions' node budget (20,000) refused the alliance at about 280 counters: its ~600
+# counters with ten items each (bench/national_directory.py) are ~42,000 nodes, with the national
+# list of 跨省通办 items (~150 each) ~400,000. It still bounds what aliases can expand to.
+MAX_DIRECTORY_NODES = 1_000_000
 LOCK_KEY = 0x70B4D1  # pg_advisory_xact_lock: one directory import at a time across nodes
 DEFAULT_FORMAT = "{abbr}{word}〔{year}〕{seq:05d}号"
 _REGION = re.compile(r"^\d{6}$")
@@ -81,7 +85,7 @@ def check_text(text: str, path: str = "<text>") -> Checked:
     if len(text.encode()) > MAX_DIRECTORY_BYTES:
         raise DirectoryError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_DIRECTORY_BYTES} 字节")])
     try:
-        loc = load_located(text)
+        loc = load_located(text, MAX_DIRECTORY_NODES)
     except YamlError as err:
         raise DirectoryError([Problem(path, err.position.line, err.position.col, err.message)]) from None
     data = loc.data

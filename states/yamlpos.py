@@ -61,7 +61,10 @@ class _Lines:
         return Position(line + 1, mark.index - self.starts[line] + 1)
 
 
-def load_located(text: str) -> Located:
+def load_located(text: str, max_nodes: int = MAX_NODES) -> Located:
+    """Compose ``text`` and walk it into data with each node's position. ``max_nodes`` bounds the
+    walk, aliases expanded (a billion laughs stops there): an item definition's budget by default;
+    a larger document (the alliance directory) passes its own."""
     lines = _Lines(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -76,7 +79,7 @@ def load_located(text: str) -> Located:
     if node is None:
         raise YamlError("文件为空", Position(1, 1))
     out = Located(data=None)
-    budget = [MAX_NODES]
+    budget = [max_nodes]
     constructor = SafeConstructor()
 
     def pos_of(n: yaml.Node) -> Position:
@@ -85,7 +88,7 @@ def load_located(text: str) -> Located:
     def walk(n: yaml.Node, path: Path_, depth: int) -> Any:
         budget[0] -= 1
         if budget[0] < 0:
-            raise YamlError(f"文档过大: 超过 {MAX_NODES} 个节点 (别名展开也计入)", pos_of(n))
+            raise YamlError(f"文档过大: 超过 {max_nodes} 个节点 (别名展开也计入)", pos_of(n))
         if depth > MAX_DEPTH:
             raise YamlError(f"嵌套过深: 超过 {MAX_DEPTH} 层", pos_of(n))
         out.positions.setdefault(path, pos_of(n))
