@@ -949,9 +949,10 @@ def run_group_commit(db: Db, plan: Plan, workdir: Path, concurrency: int) -> dic
             f"p99 {t.p99_ms:.1f} ms, {len(t.samples) / max(1, t.groups):.1f} transitions per transaction")
     if db.setup == "sqlite":
         workers = max(plan.http_workers)
+        expected = out[(db.setup, "engine", "off")].rate  # sizes the case pools, as the engine run does
         for mode in ("off", "on"):
             out[(db.setup, f"http_w{workers}", mode)] = run_http(
-                db, workers, plan, workdir, concurrency, 1000.0, TONGBAN_APP,
+                db, workers, plan, workdir, concurrency, expected, TONGBAN_APP,
                 {"TONGBAN_GROUP_COMMIT": "true" if mode == "on" else "false"})
     return out
 
