@@ -897,6 +897,11 @@ class Grouped(Parallel):
     """Threads of one process; ``groups`` transactions carried the transitions (group commit on)."""
 
     groups: int = 0
+    cpu: float = 0.0  # this process's CPU seconds over the run (all threads): less load-bound than wall time
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu / len(self.samples) if self.samples else math.nan
 
 
 def run_engine_threads(db: Db, threads: int, cases_each: int, grouped: bool) -> Grouped:
@@ -930,10 +935,10 @@ def run_engine_threads(db: Db, threads: int, cases_each: int, grouped: bool) -> 
     for w in workers:
         w.start()
     start.wait()
-    t0 = clock()
+    t0, cpu0 = clock(), time.process_time()
     for w in workers:
         w.join()
-    result.wall = clock() - t0
+    result.wall, result.cpu = clock() - t0, time.process_time() - cpu0
     result.groups = committer.groups if committer is not None else len(result.samples)
     return result
 
@@ -946,7 +951,8 @@ def run_group_commit(db: Db, plan: Plan, workdir: Path, concurrency: int) -> dic
     for mode in ("off", "on"):
         t = out[(db.setup, "engine", mode)] = run_engine_threads(db, GROUP_THREADS, cases_each, mode == "on")
         log(f"{db.setup}: engine, {GROUP_THREADS} threads, group commit {mode}: {t.rate:.0f} transitions/s, "
-            f"p99 {t.p99_ms:.1f} ms, {len(t.samples) / max(1, t.groups):.1f} transitions per transaction")
+            f"p99 {t.p99_ms:.1f} ms, {len(t.samples) / max(1, t.groups):.1f} transitions per transaction, "
+            f"{t.cpu_ms:.2f} ms CPU each")
     if db.setup == "sqlite":
         workers = max(plan.http_workers)
         expected = out[(db.setup, "engine", "off")].rate  # sizes the case pools, as the engine run does
@@ -969,6 +975,7 @@ def group_commit_records(group: dict[tuple[str, str, str], Any], plan: Plan) -> 
             out.append(record(f"{prefix}.transition_ms_p99", r.p99_ms, "ms", "lower", setup))
             out.append(record(f"{prefix}.transitions_per_transaction", len(r.samples) / max(1, r.groups),
                               "transitions", "higher", setup))
+            out.append(record(f"{prefix}.cpu_ms_per_transition", r.cpu_ms, "ms", "lower", setup))
         else:
             prefix = f"{part}.group_commit_{mode}"
             out.append(record(f"{prefix}.transitions_per_s", r.saturated_rate, "transitions/s", "higher", setup,
