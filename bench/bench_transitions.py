@@ -890,6 +890,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 # d. Group commit (storage.group_commit), off and on in the same run
 
 GROUP_THREADS = 8  # request threads of one process in the engine-level comparison
+GROUP_HTTP_ORDER = ("off", "on", "on", "off")  # HTTP runs per measurement, in this order
 
 
 @dataclass
@@ -956,11 +957,24 @@ def run_group_commit(db: Db, plan: Plan, workdir: Path, concurrency: int) -> dic
     if db.setup == "sqlite":
         workers = max(plan.http_workers)
         expected = out[(db.setup, "engine", "off")].rate  # sizes the case pools, as the engine run does
-        for mode in ("off", "on"):
-            out[(db.setup, f"http_w{workers}", mode)] = run_http(
-                db, workers, plan, workdir, concurrency, expected, TONGBAN_APP,
-                {"TONGBAN_GROUP_COMMIT": "true" if mode == "on" else "false"})
+        got: dict[str, list[HttpResult]] = {"off": [], "on": []}
+        for mode in GROUP_HTTP_ORDER:  # off and on alternately, so a drift in the load favours neither
+            got[mode].append(run_http(db, workers, plan, workdir, concurrency, expected, TONGBAN_APP,
+                                      {"TONGBAN_GROUP_COMMIT": "true" if mode == "on" else "false"}))
+        for mode, results in got.items():
+            out[(db.setup, f"http_w{workers}", mode)] = _median_http(results)
     return out
+
+
+def _median_http(results: list[HttpResult]) -> HttpResult:
+    """Each figure's median over the runs of one mode (notes of all of them)."""
+    def med(name: str) -> float:
+        return statistics.median(getattr(r, name) for r in results)
+    first = results[0]
+    return HttpResult(first.workers, first.concurrency, med("saturated_rate"), med("saturated_p50_ms"),
+                      med("saturated_p99_ms"), med("client_cpu"), med("offered_rate"), med("paced_rate"),
+                      med("paced_p50_ms"), med("paced_p99_ms"), med("errors_pct"),
+                      [n for r in results for n in r.notes])
 
 
 def group_commit_records(group: dict[tuple[str, str, str], Any], plan: Plan) -> list[dict[str, Any]]:
