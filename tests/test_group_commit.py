@@ -274,3 +274,20 @@ def test_a_unit_may_not_commit_midway_and_its_session_ends_with_it(sqlite_demo: 
         kept[0].execute(sa.text("SELECT 1"))  # never the next group's connection
     with session_scope(sqlite_demo.engine) as s:  # and the writer queue was given back
         s.execute(sa.text("UPDATE feed_state SET low_water = low_water"))
+
+
+def test_a_unit_that_rolls_back_midway_keeps_only_what_it_wrote_after(sqlite_demo: Demo, cases: list[str]) -> None:
+    """A route that rolls back a refusal and then writes something else: the rollback reaches its
+    own savepoint only, never the group's transaction."""
+    demo, actor = sqlite_demo, sqlite_demo.actor("王芳")
+    committer = committer_of(demo.engine)
+    assert committer is not None
+
+    def second(session: Session) -> int:
+        advance(session, cases[1], "accept", actor, {}, expected_version=1)
+        session.rollback()
+        return fire(cases[2], "accept", actor, 1)(session)
+
+    got = run_group(committer, [fire(cases[0], "accept", actor, 1), second])
+    assert got == [("ok", 2), ("ok", 2)] and committer.last_group_size == 2
+    assert versions(demo, cases[:3]) == {cases[0]: 2, cases[1]: 1, cases[2]: 2}
