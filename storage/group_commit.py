@@ -95,7 +95,7 @@ class GroupUnitSession(UnitSession):
         self.ended = False
 
     def _checkout(self) -> PoolProxiedConnection:
-        if self.ended or self._pooled is None:
+        if self._pooled is None:
             raise _Detached("单元已结束, 其会话不能再访问数据库")
         return self._pooled
 
@@ -132,14 +132,19 @@ class GroupUnitSession(UnitSession):
         if self.new or self.dirty or self.deleted:
             self.flush()
 
+    def _detach(self) -> None:
+        """From here on the session cannot reach the group's connection, which goes back to the
+        pool (and to the next group) once the group has ended."""
+        self._view._pooled = None
+        self._pooled = None
+
     def _end(self, committed: bool) -> None:
-        """Detach from the group's connection; then end the ORM's bookkeeping, which runs the
-        session's after_commit (or after_soft_rollback) listeners: on the request's own thread."""
+        """End the ORM's bookkeeping, which runs the session's after_commit (or
+        after_soft_rollback) listeners: on the request's own thread, after the group ended."""
         if self.ended:
             return
         self.ended = True
-        self._view._pooled = None
-        self._pooled = None
+        self._detach()
         try:
             if Session.in_transaction(self):
                 Session.commit(self) if committed else Session.rollback(self)
@@ -246,6 +251,9 @@ class GroupCommitter:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            for t in group:
+                if t.session is not None:
+                    t.session._detach()
             if pooled is not None:
                 pooled.close()
         self.groups += 1
