@@ -10,6 +10,10 @@ SQLite the writer lock (one for all workers) stayed held across that hop: at sat
 cores sat 30 % idle while requests queued for the lock. A failed commit still fails the request.
 Async endpoints commit in ``get_session``'s exit, on a worker thread: the loop never waits for
 the writer.
+
+A sync route marked ``@grouped`` runs as one unit of a group commit (``storage.group_commit``):
+its work joins the transaction another request of the process is writing, under a savepoint,
+and it returns once that transaction committed; a group that fails to commit answers 503.
 """
 
 from __future__ import annotations
@@ -25,11 +29,22 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.contract import document_route, operation_id, walk
+from api.contract import document_route, operation_id, problems, walk
 from api.deps import get_session
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, Unavailable
+from storage.group_commit import GroupCommitFailed, committer_for
 
 Flavour = Literal["api", "page"]
+F = typing.TypeVar("F", bound=Callable[..., Any])
+GROUPED = "__group_commit__"
+
+
+def grouped(endpoint: F) -> F:
+    """Marks a sync write route whose whole work is its own unit of work (no commit midway, no
+    write unit of its own, nothing outside the database before the commit): it may be written
+    in a group commit with other requests (``storage.group_commit``)."""
+    setattr(endpoint, GROUPED, True)
+    return endpoint
 
 
 def session_parameter(endpoint: Callable[..., Any]) -> str | None:
@@ -48,8 +63,11 @@ class UnitRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         self.session_param = session_parameter(endpoint)
         self.commits_on_return = self.session_param is not None and not inspect.iscoroutinefunction(endpoint)
+        self.grouped = self.commits_on_return and getattr(endpoint, GROUPED, False)
         if self.commits_on_return:
-            endpoint = _commit_on_return(endpoint, self.session_param)  # type: ignore[arg-type]
+            endpoint = _commit_on_return(endpoint, self.session_param, self.grouped)  # type: ignore[arg-type]
+        if self.grouped:  # a group that fails to commit fails this request too
+            kwargs["responses"] = {**problems(503), **(kwargs.get("responses") or {})}
         super().__init__(path, endpoint, **kwargs)
         if self.flavour == "api" and self.include_in_schema:
             document_route(self)  # every problem status it can answer, into the OpenAPI document
@@ -75,12 +93,20 @@ class PageRoute(UnitRoute):
     flavour: ClassVar[Flavour] = "page"
 
 
-def _commit_on_return(endpoint: Callable[..., Any], param: str) -> Callable[..., Any]:
+def _commit_on_return(endpoint: Callable[..., Any], param: str, grouped: bool) -> Callable[..., Any]:
     @functools.wraps(endpoint)  # FastAPI reads the signature (and annotations) through __wrapped__
     def run(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        kwargs[param].commit()
-        return result
+        committer = committer_for(kwargs[param]) if grouped else None
+        if committer is None:
+            result = endpoint(*args, **kwargs)
+            kwargs[param].commit()
+            return result
+        # The request's own session stays unused (get_session closes it, nothing to send).
+        try:
+            return committer.run(lambda unit: endpoint(*args, **{**kwargs, param: unit}))
+        except GroupCommitFailed as exc:
+            raise Unavailable("本请求与同时到达的请求一并提交, 提交失败, 本请求未生效; 请稍后重试",
+                              retry_after=1) from exc
 
     return run
 

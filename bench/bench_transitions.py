@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +63,7 @@ from engine.demo import seed
 from engine.intake import create_case
 from storage import migrate
 from storage.db import make_engine, session_scope
+from storage.group_commit import GroupCommitter
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results" / "transitions.json"
@@ -535,10 +537,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(db: Db, workers: int, workdir: Path, app: str) -> Iterator[str]:
+def server(db: Db, workers: int, workdir: Path, app: str, env_extra: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "TONGBAN_DATABASE_URL": db.url, "TONGBAN_DATA_DIR": str(workdir),
-           "TONGBAN_EMBEDDED_FLOWS": "false"}  # the API alone: nobody drains the outbox meanwhile
+           "TONGBAN_EMBEDDED_FLOWS": "false", **(env_extra or {})}  # the API alone: nobody drains the outbox
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     log_path = workdir / _log_name(db, workers, app)
@@ -780,7 +782,7 @@ def describe_errors(errors: Sequence[Exception], attempts: int) -> list[str]:
 
 
 def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
-             expected_rate: float, app: str) -> HttpResult:
+             expected_rate: float, app: str, env_extra: dict[str, str] | None = None) -> HttpResult:
     # Cases are made beforehand through the engine, so the server only does transitions. The
     # API is slower than the engine alone; the floor covers an engine figure taken on a busy machine.
     capacity = max(expected_rate, 250.0) * 1.5
@@ -819,12 +821,13 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
             100 * len(errors) / max(1, sat.count + paced.count + len(errors)), notes)
 
     db.engine.dispose()  # no idle pooled connections of ours while the server works
-    with server(db, workers, workdir, app) as base, asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with server(db, workers, workdir, app, env_extra) as base, \
+            asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(main(base))
     if result.errors_pct:
         server_log = (workdir / _log_name(db, workers, app)).read_text(errors="replace")
         log(f"--- server log, last lines:\n{server_log[-4000:]}")
-    log(f"{db.setup}: http {'naive' if app == NAIVE_APP else 'tongban'} workers={workers}: "
+    log(f"{db.setup}: http {'naive' if app == NAIVE_APP else 'tongban'} workers={workers} {env_extra or ''}: "
         f"{result.saturated_rate:.0f} transitions/s saturated "
         f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
         f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors_pct:.1f} %")
@@ -881,6 +884,133 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # uvicorn[standard] brings it; the stdlib loop also works
         return None
     return uvloop.new_event_loop
+
+
+# ---------------------------------------------------------------------------------------------
+# d. Group commit (storage.group_commit), off and on in the same run
+
+GROUP_THREADS = 8  # request threads of one process in the engine-level comparison
+GROUP_HTTP_ORDER = ("off", "on", "on", "off")  # HTTP runs per measurement, in this order
+
+
+@dataclass
+class Grouped(Parallel):
+    """Threads of one process; ``groups`` transactions carried the transitions (group commit on)."""
+
+    groups: int = 0
+    cpu: float = 0.0  # this process's CPU seconds over the run (all threads): less load-bound than wall time
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu / len(self.samples) if self.samples else math.nan
+
+
+def run_engine_threads(db: Db, threads: int, cases_each: int, grouped: bool) -> Grouped:
+    """``threads`` threads of this process walk their own cases through the path, a transaction
+    per transition, as request threads would: one by one, or as units of one group commit (made
+    here directly, so PostgreSQL is measured too although the product keeps it per request)."""
+
+    committer = GroupCommitter(db.engine) if grouped else None
+    pools = [create_cases(db, cases_each) for _ in range(threads)]
+    clock = time.perf_counter
+    result = Grouped()
+    lock, start = threading.Lock(), threading.Barrier(threads + 1)
+
+    def walk(cases: list[tuple[str, int]]) -> None:
+        samples = []
+        start.wait()
+        for number, version in cases:
+            for trigger in PATH:
+                t0 = clock()
+                if committer is None:
+                    with session_scope(db.engine) as s:
+                        version = advance(s, number, trigger, db.actor, {}, expected_version=version)["version"]
+                else:
+                    version = committer.run(lambda s, n=number, t=trigger, v=version: advance(
+                        s, n, t, db.actor, {}, expected_version=v)["version"])
+                samples.append(clock() - t0)
+        with lock:
+            result.samples.extend(samples)
+
+    workers = [threading.Thread(target=walk, args=(pool,)) for pool in pools]
+    for w in workers:
+        w.start()
+    start.wait()
+    t0, cpu0 = clock(), time.process_time()
+    for w in workers:
+        w.join()
+    result.wall, result.cpu = clock() - t0, time.process_time() - cpu0
+    result.groups = committer.groups if committer is not None else len(result.samples)
+    return result
+
+
+def run_group_commit(db: Db, plan: Plan, workdir: Path, concurrency: int) -> dict[tuple[str, str, str], Any]:
+    """Engine threads (every setup) and, on SQLite, the HTTP API at the most workers tried, each
+    with group commit off and then on."""
+    out: dict[tuple[str, str, str], Any] = {}
+    cases_each = max(2, plan.engine_cases // (GROUP_THREADS * 2))
+    for mode in ("off", "on"):
+        t = out[(db.setup, "engine", mode)] = run_engine_threads(db, GROUP_THREADS, cases_each, mode == "on")
+        log(f"{db.setup}: engine, {GROUP_THREADS} threads, group commit {mode}: {t.rate:.0f} transitions/s, "
+            f"p99 {t.p99_ms:.1f} ms, {len(t.samples) / max(1, t.groups):.1f} transitions per transaction, "
+            f"{t.cpu_ms:.2f} ms CPU each")
+    if db.setup == "sqlite":
+        workers = max(plan.http_workers)
+        expected = out[(db.setup, "engine", "off")].rate  # sizes the case pools, as the engine run does
+        got: dict[str, list[HttpResult]] = {"off": [], "on": []}
+        for mode in GROUP_HTTP_ORDER:  # off and on alternately, so a drift in the load favours neither
+            got[mode].append(run_http(db, workers, plan, workdir, concurrency, expected, TONGBAN_APP,
+                                      {"TONGBAN_GROUP_COMMIT": "true" if mode == "on" else "false"}))
+        for mode, results in got.items():
+            out[(db.setup, f"http_w{workers}", mode)] = _median_http(results)
+    return out
+
+
+def _median_http(results: list[HttpResult]) -> HttpResult:
+    """Each figure's median over the runs of one mode (notes of all of them)."""
+    def med(name: str) -> float:
+        return statistics.median(getattr(r, name) for r in results)
+    first = results[0]
+    return HttpResult(first.workers, first.concurrency, med("saturated_rate"), med("saturated_p50_ms"),
+                      med("saturated_p99_ms"), med("client_cpu"), med("offered_rate"), med("paced_rate"),
+                      med("paced_p50_ms"), med("paced_p99_ms"), med("errors_pct"),
+                      [n for r in results for n in r.notes])
+
+
+def group_commit_records(group: dict[tuple[str, str, str], Any], plan: Plan) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for (setup, part, mode), r in group.items():
+        off = group.get((setup, part, "off")) if mode == "on" else None
+        if part == "engine":
+            prefix = f"engine_threads{GROUP_THREADS}.group_commit_{mode}"
+            out.append(record(f"{prefix}.transitions_per_s", r.rate, "transitions/s", "higher", setup,
+                              ("group-commit-off", off.rate) if off else None))
+            out.append(record(f"{prefix}.transition_ms_p50", r.p50_ms, "ms", "lower", setup))
+            out.append(record(f"{prefix}.transition_ms_p99", r.p99_ms, "ms", "lower", setup))
+            out.append(record(f"{prefix}.transitions_per_transaction", len(r.samples) / max(1, r.groups),
+                              "transitions", "higher", setup))
+            out.append(record(f"{prefix}.cpu_ms_per_transition", r.cpu_ms, "ms", "lower", setup))
+        else:
+            prefix = f"{part}.group_commit_{mode}"
+            out.append(record(f"{prefix}.transitions_per_s", r.saturated_rate, "transitions/s", "higher", setup,
+                              ("group-commit-off", off.saturated_rate) if off else None))
+            out.append(record(f"{prefix}.transition_ms_p50_half_load", r.paced_p50_ms, "ms", "lower", setup))
+            out.append(record(f"{prefix}.transition_ms_p99_half_load", r.paced_p99_ms, "ms", "lower", setup))
+            out.append(record(f"{prefix}.errors_pct", r.errors_pct, "%", "lower", setup))
+        if off is not None:
+            ratio = (r.rate / off.rate) if part == "engine" else (r.saturated_rate / off.saturated_rate)
+            name = f"engine_threads{GROUP_THREADS}" if part == "engine" else part
+            out.append(record(f"{name}.group_commit_x_off", ratio, "ratio", "higher", setup))
+    return out
+
+
+def group_commit_report(records: Sequence[dict[str, Any]]) -> str:
+    rows = [[r["setup"], r["metric"], _fmt(r["value"]), r["unit"]]
+            for r in records if ".group_commit_" in r["metric"]]
+    if not rows:
+        return ""
+    return "\nGroup commit off and on, same run (storage.group_commit)\n" + _table(
+        ["setup", "metric", "value", "unit"], rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -992,8 +1122,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run, under a minute")
     p.add_argument("--setups", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
-    p.add_argument("--parts", default="limits,engine,spiff,http,prefect",
-                   help="comma-separated subset of limits,engine,spiff,http,prefect")
+    p.add_argument("--parts", default="limits,engine,spiff,http,prefect,group",
+                   help="comma-separated subset of limits,engine,spiff,http,prefect,group")
     p.add_argument("--runs", type=int, default=1,
                    help="repeat the whole measurement; records are the medians (each keeps every run's value)")
     p.add_argument("--pg-url", default=os.environ.get("TONGBAN_BENCH_TRANSITIONS_PG_URL", DEFAULT_PG_URL),
@@ -1019,7 +1149,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.workers = tuple(int(w) for w in args.workers.split(",")) if args.workers else None
     if bad := set(args.setups) - {"sqlite", "postgres"}:
         p.error(f"unknown setups: {', '.join(sorted(bad))}")
-    if bad := args.parts - {"limits", "engine", "spiff", "http", "prefect"}:
+    if bad := args.parts - {"limits", "engine", "spiff", "http", "prefect", "group"}:
         p.error(f"unknown parts: {', '.join(sorted(bad))}")
     return args
 
@@ -1034,6 +1164,7 @@ def run_once(args: argparse.Namespace, plan: Plan, names: dict[str, str]) -> tup
     spiff_bytes: dict[str, int] = {}
     http: dict[tuple[str, str, int], HttpResult] = {}
     limits = Limits()
+    group: dict[tuple[str, str, str], Timing | HttpResult] = {}  # (setup, "engine"|"http", off|on)
     spec = load_bpmn_spec() if "spiff" in args.parts else None
 
     with tempfile.TemporaryDirectory(prefix="tongban-bench-") as tmp:
@@ -1064,6 +1195,8 @@ def run_once(args: argparse.Namespace, plan: Plan, names: dict[str, str]) -> tup
                     workers = max(plan.http_workers)
                     http[(db.setup, NAIVE_APP, workers)] = run_http(db, workers, plan, workdir, args.concurrency,
                                                                     expected, NAIVE_APP)
+            if "group" in args.parts:
+                group.update(run_group_commit(db, plan, workdir, args.concurrency))
         if "http" in args.parts and "limits" in args.parts and dbs:
             for workers in plan.http_workers:
                 runs = limits.bare_runs[workers] = run_bare(dbs[0], workers, plan, workdir, args.concurrency)
@@ -1076,6 +1209,7 @@ def run_once(args: argparse.Namespace, plan: Plan, names: dict[str, str]) -> tup
 
     load_end = os.getloadavg()
     records = build_records(timings, intakes, http, args.setups, names, limits)
+    records += group_commit_records(group, plan)
     for r in records:  # the machine is shared: every figure says how busy it was
         r["load_average"] = {"start": round(load[0], 2), "end": round(load_end[0], 2)}
     title = (f"Tongban transitions benchmark ({'quick' if args.quick else 'full'} run), "
@@ -1083,7 +1217,7 @@ def run_once(args: argparse.Namespace, plan: Plan, names: dict[str, str]) -> tup
              f"{machine()}, load average {load[0]:.2f} at start, {load_end[0]:.2f} at the end\n"
              f"item {ITEM}, path {' → '.join(PATH)}")
     text = report(timings, intakes, http, spiff_bytes, args.setups, title)
-    text += "\n" + limits_report(records)
+    text += "\n" + limits_report(records) + group_commit_report(records)
     return records, text, profile
 
 

@@ -14,7 +14,7 @@ from api.etags import IfNoneMatchHeader, case_etag, matches
 from api.etags import not_modified as not_modified_answer
 from api.models import Case, CreatedCase, History, Queue
 from api.routes.events import LINK_HEADER, json_answer, next_link
-from api.routing import Router
+from api.routing import Router, grouped
 from api.schemas import CaseCreate, ExtensionRequest, MaterialUpdate, Reassign, TriggerBody
 from core import wire
 from engine import assignment, dashboard, idempotency, intake, lifecycle, search, views
@@ -46,6 +46,7 @@ def _replay(hit: tuple[int, str]) -> Response:
 
 @router.post("", status_code=201, response_model=CreatedCase,
              responses={**answer_headers(201, ETAG, LOCATION), **problems(403)})
+@grouped
 def create_case(body: CaseCreate, session: SessionDep, actor: ActorDep, key: KeyHeader = None) -> Any:
     """收件: 新建办件"""
     req = idempotency.request_hash("create", body.model_dump())
@@ -125,6 +126,7 @@ def get_history(number: str, request: Request, session: SessionDep, actor: Actor
 
 @router.post("/{number}/triggers/{trigger}", response_model=Case,
              responses={**answer_headers(200, ETAG), **problems(409)})
+@grouped
 def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep,
                  version: VersionDep, body: TriggerBody | None = None, key: KeyHeader = None) -> Any:
     """执行办件操作 (受理、审核、移交…)"""
@@ -144,6 +146,7 @@ def fire_trigger(number: str, trigger: str, session: SessionDep, actor: ActorDep
 
 @router.put("/{number}/materials/{material_id}", response_model=Case,
              responses={**answer_headers(200, ETAG), **problems(409)})
+@grouped
 def set_material(number: str, material_id: str, body: MaterialUpdate, session: SessionDep,
                  actor: ActorDep, version: VersionDep) -> Any:
     """登记材料状态 (已收、缺、容缺)"""
@@ -154,6 +157,7 @@ def set_material(number: str, material_id: str, body: MaterialUpdate, session: S
 
 @router.post("/{number}/assignee", response_model=Case,
              responses={**answer_headers(200, ETAG), **problems(409)})
+@grouped
 def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
               version: VersionDep) -> Any:
 
@@ -170,6 +174,7 @@ def hand_over(number: str, body: Reassign, session: SessionDep, actor: ActorDep,
 
 @router.post("/{number}/extension", response_model=Case,
              responses={**answer_headers(200, ETAG), **problems(409)})
+@grouped
 def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor: ActorDep,
                 version: VersionDep) -> Any:
 
@@ -182,6 +187,7 @@ def extend_case(number: str, body: ExtensionRequest, session: SessionDep, actor:
 
 @router.post("/{number}/claim", response_model=Case,
              responses={**answer_headers(200, ETAG), **problems(409)})
+@grouped
 def claim_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
 
     """认领当前环节
@@ -193,6 +199,7 @@ def claim_step(number: str, session: SessionDep, actor: ActorDep, version: Versi
 
 @router.delete("/{number}/claim", response_model=Case,
              responses={**answer_headers(200, ETAG), **problems(409)})
+@grouped
 def release_step(number: str, session: SessionDep, actor: ActorDep, version: VersionDep) -> Any:
 
     """释放认领
