@@ -39,9 +39,11 @@ JSON_CODEC: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": or
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        # ``sqlite://`` and ``sqlite:///:memory:`` are in memory: no file, so no writer-lock file
+        # beside it (splitting the URL by hand once created ``sqlite:.writer`` in the cwd).
+        path = sa.engine.make_url(url).database or ""
         queue = checkpointer = None
-        if path and path != ":memory:":
+        if path and path != ":memory:" and not path.startswith("file::memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             queue = WriterQueue.for_file(path, timeout=BUSY_TIMEOUT_S)
             checkpointer = Checkpointer(path, queue)

@@ -195,3 +195,15 @@ def test_the_event_loop_never_waits_for_the_pool(sqlite_db: sa.Engine, tmp_path:
     finally:
         for c in held:
             c.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_leaves_no_lock_file(url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    engine.dispose()
+    assert list(tmp_path.iterdir()) == []
