@@ -1,5 +1,5 @@
 """Every demo item walked in headless Chromium, in the pages only, by clerks who hold one role each
-(issue #16): intake → every step → delivery, driven by each item's own definition, so that an item
+(the workbench's promise): intake → every step → delivery, driven by each item's own definition, so that an item
 added to catalog/items is walked without new test code.
 
 The walker reads the case's state and the item's law from the database to decide who acts next
