@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,8 +38,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["TONGBAN_OBJECT_DIR"] = str(TMP / "objects")
 os.environ["PREFECT_WORKER_QUERY_SECONDS"] = "1"
 
-import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from prefect_local import fresh, start_prefect_server  # noqa: E402
 
 from engine.actors import authenticate  # noqa: E402
 from engine.advance import advance  # noqa: E402
@@ -56,16 +55,6 @@ APPLICANT = {"name": "青岛某某酒店管理有限公司", "kind": "person", "
              "address": "山东省青岛市黄岛区滨海大道 88 号"}
 
 
-def fresh(url: str) -> None:
-    base, name = url.rsplit("/", 1)
-    admin = make_engine(f"{base.replace('+asyncpg', '+psycopg')}/postgres").execution_options(
-        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-
-
 def setup(url: str) -> tuple[sa.Engine, dict[str, Any]]:
     fresh(url)
     engine = make_engine(url)
@@ -75,28 +64,6 @@ def setup(url: str) -> tuple[sa.Engine, dict[str, Any]]:
             s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", TMP / "tokens.json", 30)}
         actors = {who: authenticate(s, tokens[who]) for who in ("王芳", "李强")}
     return engine, actors
-
-
-def start_prefect_server(db_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    fresh(db_url)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.prefect_server", "server", "start",
-                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    for _ in range(480):
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                os.environ["PREFECT_API_URL"] = api
-                return proc, api
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("prefect server did not start")
 
 
 def wait_for(engine: sa.Engine, sql: str, number: str, timeout: float = 120) -> float:

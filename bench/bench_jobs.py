@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +33,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ["TONGBAN_OBJECT_DIR"] = str(TMP / "objects")
 
-import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from prefect_local import start_prefect_server  # noqa: E402
 
 from engine.actors import authenticate  # noqa: E402
 from engine.advance import advance  # noqa: E402
@@ -176,28 +174,6 @@ def bench_certificate(engine: sa.Engine, actor: Any, n: int) -> list[float]:
     return times
 
 
-def start_prefect_server(db_url: str) -> subprocess.Popen[bytes]:
-    """A Postgres-backed ``prefect server start`` (the distributed setup) on a free port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.prefect_server", "server", "start", "--host",
-                             "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    for _ in range(240):
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                os.environ["PREFECT_API_URL"] = api
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("prefect server did not start")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run (under a minute)")
@@ -209,7 +185,7 @@ def main() -> None:
     ap.add_argument("--only-postgres", action="store_true", help="skip the SQLite case database")
     ap.add_argument("--jobs", type=int, default=None, help="jobs per batched run (default 1000, quick 100)")
     args = ap.parse_args()
-    server = start_prefect_server(args.prefect_postgres) if args.prefect_postgres else None
+    server = start_prefect_server(args.prefect_postgres, fresh_db=False)[0] if args.prefect_postgres else None
     api_label = "Prefect server on PostgreSQL" if server else "Prefect ephemeral API (SQLite)"
     n_batch, n_single, n_cert = (100, 10, 5) if args.quick else (1000, 40, 21)
     n_batch = args.jobs or n_batch

@@ -31,7 +31,6 @@ import json
 import os
 import random
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,8 +51,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["TONGBAN_OBJECT_DIR"] = str(TMP / "objects")
 
-import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from prefect_local import fresh, start_prefect_server  # noqa: E402
 
 from bench import national_directory  # noqa: E402
 from core.clock import now  # noqa: E402
@@ -63,6 +62,7 @@ from engine.advance import advance  # noqa: E402
 from engine.demo import publish_catalog  # noqa: E402
 from engine.directory_manage import check_text, import_directory  # noqa: E402
 from engine.intake import create_case  # noqa: E402
+from flows.supervise import descendants  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 
@@ -96,41 +96,6 @@ def pct(xs: list[float], q: float) -> float:
 
 
 # -- databases, Prefect, drainers ------------------------------------------------------------------
-
-def fresh(url: str) -> None:
-    base, name = url.rsplit("/", 1)
-    if name in ("postgres", "test", "tb_lead") or name.startswith("template"):
-        raise SystemExit(f"refusing to drop {name}")
-    admin = make_engine(f"{base.replace('+asyncpg', '+psycopg')}/postgres").execution_options(
-        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-
-
-def start_prefect_server(db_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    fresh(db_url)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.prefect_server", "server", "start", "--host",
-                             "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(TMP / "prefect-server.log", "wb"),  # noqa: SIM115 - the child holds it
-                            start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    for _ in range(480):
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                os.environ["PREFECT_API_URL"] = api
-                return proc, api
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"prefect server did not start (see {TMP / 'prefect-server.log'})")
-
 
 def stop(proc: subprocess.Popen[bytes], seconds: float = 15) -> None:
     proc.terminate()
@@ -225,23 +190,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
 class Meter:
     """CPU seconds of the process groups and PostgreSQL's counters over a window."""
 
@@ -301,7 +249,8 @@ class Meter:
 
     def snapshot(self) -> dict[str, Any]:
         pg = self._pg()
-        groups = {name: sum(_ticks(p) for root in roots for p in _tree(root)) for name, roots in self.groups.items()}
+        groups = {name: sum(_ticks(p) for root in roots for p in [root, *descendants(root)])
+                  for name, roots in self.groups.items()}
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"t": time.perf_counter(), "pg": pg, "groups": groups,
                 "backends_seen": self._seen(),
@@ -691,7 +640,7 @@ def main() -> None:
     sample = shandong[:n_regions]
     load_start = loadavg()
     t0 = time.perf_counter()
-    server, _api = start_prefect_server(args.prefect_postgres)
+    server, _api = start_prefect_server(args.prefect_postgres, log=TMP / "prefect-server.log")
     drainers: list[subprocess.Popen[bytes]] = []
     try:
         log("directory: generate, check, import")
@@ -719,7 +668,7 @@ def main() -> None:
                                          {"d": prefect_db}).scalar_one()
         per_drainer = round(of_drainers / len(sample), 2)  # after each has run jobs
         drainer_rss = round(statistics.median(rss_mb(p.pid) for p in drainers), 1)
-        server_rss = round(sum(rss_mb(p) for p in _tree(server.pid)), 1)
+        server_rss = round(sum(rss_mb(p) for p in [server.pid, *descendants(server.pid)]), 1)
         the_day = day(st, driver, meter, args.daily_cases, hour_s)
         stepped = steps(st, driver, meter, rates, step_s)
         driver.close()

@@ -221,6 +221,26 @@ def dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1, default=str)
 
 
+# Headless Chromium as every browser test launches it (Debian's, never a downloaded one).
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+# Pages that use a camera (高拍仪, video rooms): Chromium's test pattern, granted without a prompt.
+CAMERA_ARGS = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+# WebRTC against the in-process aiortc peer: real host candidates, not mDNS names.
+NO_MDNS = "--disable-features=WebRtcHideLocalIpsWithMdns"
+
+
+@contextmanager
+def chromium(*extra: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[*CHROMIUM_ARGS, *extra])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
 @contextmanager
 def serving(app: Any, **config: Any) -> Iterator[str]:
     """A real uvicorn server for ``app`` in a thread on a free 127.0.0.1 port; yields its URL.

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import serving
-from playwright.sync_api import Browser, expect, sync_playwright
+from conftest import chromium, serving
+from playwright.sync_api import Browser, expect
 from test_designer_one_round import DRAFT, _line
 
 from api.app import create_app
@@ -25,11 +25,8 @@ SHOT = ROOT / "docs" / "screenshots" / "designer_problems.png"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_every_problem_in_one_round_on_the_page(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> None:

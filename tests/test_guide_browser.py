@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
-from conftest import serving
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from conftest import CAMERA_ARGS, NO_MDNS, chromium, serving
+from playwright.sync_api import Browser, Page, expect
 
 from api.app import create_app
 from core.settings import ROOT
@@ -27,7 +27,6 @@ from storage.db import make_engine, session_scope
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @dataclass
@@ -62,15 +61,8 @@ def url(site: Site) -> str:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            # The booth's document camera: Chromium's test pattern, granted without a prompt.
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            # 视频帮办 against the in-process aiortc hub: real host candidates, not mDNS names.
-            "--disable-features=WebRtcHideLocalIpsWithMdns"])
+    with chromium(*CAMERA_ARGS, NO_MDNS) as b:
         yield b
-        b.close()
 
 
 @pytest.mark.parametrize(("width", "height", "name"), [(390, 844, "phone"), (1366, 768, "desktop")])

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import DEMO_APPLICANT, serving
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from conftest import DEMO_APPLICANT, chromium, serving
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api.app import create_app
 from core import clock
@@ -38,7 +38,6 @@ from storage.tables import Region
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
 MONDAY = datetime(2026, 12, 7, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 DESKTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 1024, "height": 768}
@@ -82,11 +81,8 @@ def hall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hall]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def context(browser: Browser, viewport: dict[str, int]) -> BrowserContext:

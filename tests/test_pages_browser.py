@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import CERT_VALUES, DEMO_APPLICANT, certificate_data, run_jobs, serving
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from conftest import CERT_VALUES, DEMO_APPLICANT, certificate_data, chromium, run_jobs, serving
+from playwright.sync_api import Browser, Page, expect
 
 from api.app import create_app
 from core.settings import ROOT
@@ -27,7 +27,6 @@ from storage.db import make_engine, session_scope
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 ALL_FGS = {m: "received" for m in ("application", "power_of_attorney", "appointment_docs", "license")}
 
 
@@ -74,11 +73,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import CERT_VALUES, run_jobs, serving
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from conftest import CAMERA_ARGS, CERT_VALUES, NO_MDNS, chromium, run_jobs, serving
+from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 from test_workbench_words import ALLOWED, ENGLISH, identifiers, visible
 
@@ -107,14 +107,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            # the video room's camera, and host candidates the server's aiortc peer can reach
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"])
+    with chromium(*CAMERA_ARGS, NO_MDNS) as b:
         yield b
-        b.close()
 
 
 def shot(page: Page, name: str, whole: bool = False) -> None:

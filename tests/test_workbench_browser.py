@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
-from conftest import CERT_VALUES, run_jobs, serving
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from conftest import CAMERA_ARGS, CERT_VALUES, chromium, run_jobs, serving
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api.app import create_app
 from core.settings import ROOT
@@ -63,12 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])  # the 高拍仪
+    with chromium(*CAMERA_ARGS) as b:
         yield b
-        b.close()
 
 
 def signed_in(browser: Browser, server: Server, who: str) -> tuple[BrowserContext, Page]:
