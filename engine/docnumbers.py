@@ -11,33 +11,51 @@ two kinds can never print the same number.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from engine.errors import InvalidInput, NotFound
+from storage.db import bound_engine
+from storage.prepared import Prepared
 from storage.tables import Sequence, Unit
+
+
+class Scheme(Protocol):
+    """What numbering reads of a unit: a ``Unit`` row, or the issuer a notice has read already."""
+
+    id: str
+    name: str
+    doc_abbr: str
+    doc_format: str
+    doc_words: dict[str, str]
 
 
 def sequence_name(unit_id: str, word: str, year: int) -> str:
     return f"doc:{unit_id}:{word}:{year}"
 
 
+T_SEQ = Sequence.__table__
+_ONE_MORE = {"value": T_SEQ.c.value + sa.literal_column("1")}  # inline: a prepared INSERT binds columns only
+# Every notice a step issues bumps one (storage.prepared: the ORM's execute cost more than the upsert).
+_BUMP = {
+    "postgresql": Prepared(postgresql.insert(T_SEQ).on_conflict_do_update(
+        index_elements=[T_SEQ.c.name], set_=_ONE_MORE).returning(T_SEQ.c.value)),
+    "sqlite": Prepared(sqlite.insert(T_SEQ).on_conflict_do_update(
+        index_elements=[T_SEQ.c.name], set_=_ONE_MORE).returning(T_SEQ.c.value)),
+}
+
+
 def _bump(session: Session, name: str) -> int:
     """Add one to the named sequence (creating it at 1) and return the new value, atomically."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: sa.Insert = postgresql.insert(Sequence).values(name=name, value=1).on_conflict_do_update(
-            index_elements=[Sequence.name], set_={"value": Sequence.value + 1})
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(Sequence).values(name=name, value=1).on_conflict_do_update(
-            index_elements=[Sequence.name], set_={"value": Sequence.value + 1})
-    else:  # pragma: no cover - the product runs on these two
-        raise NotImplementedError(dialect)
-    return int(session.execute(stmt.returning(Sequence.value)).scalar_one())
+    row = _BUMP[bound_engine(session).dialect.name].first(session, {"name": name, "value": 1})
+    assert row is not None  # an upsert with RETURNING answers one row
+    return int(row["value"])
 
 
-def format_number(unit: Unit, kind: str, year: int, seq: int) -> str:
+def format_number(unit: Scheme, kind: str, year: int, seq: int) -> str:
     return unit.doc_format.format(abbr=unit.doc_abbr, word=unit.doc_words[kind], year=year, seq=seq)
 
 
@@ -50,10 +68,15 @@ def allocate(session: Session, unit_id: str, kind: str, year: int) -> str:
     unit = session.get(Unit, unit_id)
     if unit is None:
         raise NotFound(f"成员单位 {unit_id} 不存在")
+    return next_number(session, unit, kind, year)
+
+
+def next_number(session: Session, unit: Scheme, kind: str, year: int) -> str:
+    """``allocate`` for a caller that has read the unit's scheme already (in this transaction)."""
     word = unit.doc_words.get(kind)
     if not word:
         raise InvalidInput("kind", f"成员单位「{unit.name}」的文号方案未定义「{kind}」类文书的字号")
-    return format_number(unit, kind, year, _bump(session, sequence_name(unit_id, word, year)))
+    return format_number(unit, kind, year, _bump(session, sequence_name(unit.id, word, year)))
 
 
 def peek(session: Session, unit_id: str, kind: str, year: int) -> int:

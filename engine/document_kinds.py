@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import local_date
@@ -30,11 +29,15 @@ from engine.documents import (
 )
 from engine.errors import InvalidInput
 from engine.extensions import DOCUMENTS
+from engine.statements import (
+    SELECT_CERTIFICATES,
+    SELECT_DOCUMENT_OF_KIND,
+    SELECT_DOCUMENTS_OF_KIND,
+    SELECT_MATERIALS,
+    SELECT_PAGE_COUNTS,
+    SELECT_WAYBILL,
+)
 from states.compiler import CompiledItem
-from storage.documents import T_PAGE
-from storage.flow_tables import T_CERT, Waybill
-from storage.notice_tables import T_DOC
-from storage.tables import T_MAT
 
 # 行政复议法 art. 20 (sixty days) and 行政诉讼法 art. 46 (six months): what a refusal must tell.
 REVIEW_DAYS, LAWSUIT_MONTHS = 60, 6
@@ -53,16 +56,11 @@ def materials_of(session: Session, case_id: int, item: CompiledItem,
                  library: dict[str, Any]) -> list[dict[str, Any]]:
     """Each material of the item as a notice lists it: received, missing, deferred, or 免提交 (taken
     from the certificate library at 收件, ``library``: material id → certificate), with its pages."""
-    rows = {r.material_id: r for r in session.execute(
-        sa.select(T_MAT.c.material_id, T_MAT.c.status, T_MAT.c.promise).where(T_MAT.c.case_id == case_id))}
-    pages = dict(session.execute(
-        sa.select(T_PAGE.c.material_id, sa.func.count()).where(
-            T_PAGE.c.case_id == case_id, T_PAGE.c.withdrawn_at.is_(None))
-        .group_by(T_PAGE.c.material_id)).all())
+    statuses = {r["material_id"]: r["status"] for r in SELECT_MATERIALS.all(session, {"case_id": case_id})}
+    pages = {r["material_id"]: r["pages"] for r in SELECT_PAGE_COUNTS.all(session, {"case_id": case_id})}
     out = []
     for i, m in enumerate(item.definition.materials, 1):
-        row = rows.get(m.id)
-        status = row.status if row is not None else "missing"
+        status = statuses.get(m.id, "missing")
         label = STATUS_WORDS.get(status, status)
         if m.id in library:
             label = f"免提交(电子证照 {library[m.id].get('certificate', '')})".replace(" )", ")")
@@ -101,8 +99,7 @@ def _accepts(step: Step) -> bool:
     before, after = step.top(step.before), step.top(step.after)
     if before not in step.item.intake_phase or after in step.item.intake_phase or step.state(step.after).final:
         return False
-    return step.session.execute(sa.select(T_DOC.c.id).where(
-        T_DOC.c.case_id == step.case["id"], T_DOC.c.kind == "acceptance").limit(1)).first() is None
+    return SELECT_DOCUMENT_OF_KIND.first(step.session, {"case_id": step.case["id"], "kind": "acceptance"}) is None
 
 
 @DOCUMENTS.register("acceptance", "受理通知书", title="受理通知书", event=TRANSITION, issuer="competent",
@@ -236,11 +233,8 @@ def approval(step: Step) -> dict[str, Any]:
 def service(step: Step) -> dict[str, Any]:
     """送达回证: what was served on the applicant, how, by whom; the applicant signs on paper."""
     s, case_id = step.session, step.case["id"]
-    served = [{"title": r.title, "number": r.number} for r in s.execute(
-        sa.select(T_DOC.c.title, T_DOC.c.number).where(
-            T_DOC.c.case_id == case_id, T_DOC.c.kind.in_(("approval",))).order_by(T_DOC.c.id))]
-    served += [{"title": r.title, "number": r.number} for r in s.execute(
-        sa.select(T_CERT.c.title, T_CERT.c.number).where(T_CERT.c.case_id == case_id).order_by(T_CERT.c.id))]
-    mailed = s.execute(sa.select(Waybill.number, Waybill.carrier).where(Waybill.case_id == case_id)).first()
-    how = f"邮寄送达({mailed.carrier} {mailed.number})" if mailed else "直接送达"
+    served = [*SELECT_DOCUMENTS_OF_KIND.all(s, {"case_id": case_id, "kind": "approval"}),
+              *SELECT_CERTIFICATES.all(s, {"case_id": case_id})]
+    mailed = SELECT_WAYBILL.first(s, {"case_id": case_id})
+    how = f"邮寄送达({mailed['carrier']} {mailed['number']})" if mailed else "直接送达"
     return {"served": served, "method": how, "server": step.actor.name}

@@ -36,13 +36,13 @@ from core.settings import get_settings
 from engine import docnumbers, extensions
 from engine.actors import Actor
 from engine.extensions import DOCUMENTS
+from engine.statements import INSERT_DOCUMENT, SELECT_ISSUER, SELECT_PENDING_JOBS, SELECT_UNDRAWN_DOCUMENTS
 from states.compiler import CompiledItem
 from states.schema import DocumentRule
 from storage.documents import T_EVID
 from storage.flow_tables import T_CERT
 from storage.notice_tables import T_DOC
 from storage.rows import CaseRow, NewHistoryEvent
-from storage.tables import T_OUT, Counter, Region, Unit
 
 INTAKE, TRANSITION, EXTENSION = "intake", "transition", "extension"
 ON_ISSUE, LEAVING_INTAKE = "on_issue", "leaving_intake"  # when a kind's PDF is drawn
@@ -157,26 +157,47 @@ def issue_at(session: Session, item: CompiledItem, case: CaseRow, events: list[N
     return out
 
 
+@dataclass(frozen=True)
+class Issuer:
+    """The counter that issues a notice, with its member unit's name, code and 文号 scheme."""
+
+    counter_id: str
+    counter_name: str
+    id: str  # the unit's (docnumbers.Scheme)
+    name: str
+    code: str
+    doc_abbr: str
+    doc_format: str
+    doc_words: dict[str, str]
+    region_name: str
+
+
+def issuer(session: Session, counter_id: str) -> Issuer | None:
+    """None where the counter belongs to no member unit. Read afresh in each transaction: the
+    directory may change a unit's scheme at any time."""
+    row = SELECT_ISSUER.first(session, {"counter_id": counter_id})
+    if row is None:
+        return None
+    return Issuer(**{**row, "region_name": row["region_name"] or ""})
+
+
 def issue(session: Session, k: Kind, step: Step) -> Issued | None:
     """Number and record one notice; None where the issuing counter belongs to no unit."""
     counter_id = _issuing_counter(k, step)
-    counter = session.get(Counter, counter_id) if counter_id else None
-    unit = session.get(Unit, counter.unit_id) if counter is not None and counter.unit_id else None
-    if counter is None or unit is None:
+    by = issuer(session, counter_id) if counter_id else None
+    if by is None:
         return None  # a directory without member units issues no numbered notices
     at: datetime = step.event["at"]
-    number = docnumbers.allocate(session, unit.id, k.name, clock.local_date(at).year)
-    region = session.get(Region, unit.region_code)
-    data = {
-        **common_facts(step, unit, counter, region.name if region else "", at),
-        "kind": k.name, "title": k.title, "number": number, **k.facts(step),
-    }
-    doc_id = session.execute(sa.insert(T_DOC).values(
-        case_id=step.case["id"], kind=k.name, number=number, title=k.title, unit_id=unit.id,
-        counter_id=counter.id, event_seq=step.event["seq"], issued_at=at, issued_by=step.event.get("actor_id"),
-        issued_by_name=step.event.get("actor_name") or step.actor.name, data=data,
-    ).returning(T_DOC.c.id)).scalar_one()
-    return Issued(int(doc_id), k.name, number, counter.id, k.drawn)
+    number = docnumbers.next_number(session, by, k.name, clock.local_date(at).year)
+    data = {**common_facts(step, by, at), "kind": k.name, "title": k.title, "number": number, **k.facts(step)}
+    row = INSERT_DOCUMENT.first(session, {
+        "case_id": step.case["id"], "kind": k.name, "number": number, "title": k.title, "unit_id": by.id,
+        "counter_id": by.counter_id, "event_seq": step.event["seq"], "issued_at": at,
+        "issued_by": step.event.get("actor_id"), "issued_by_name": step.event.get("actor_name") or step.actor.name,
+        "data": data,
+    })
+    assert row is not None  # INSERT … RETURNING answers its row
+    return Issued(int(row["id"]), k.name, number, by.counter_id, k.drawn)
 
 
 def waiting(session: Session, case_id: int, kind: str | None = None) -> list[Issued]:
@@ -185,14 +206,13 @@ def waiting(session: Session, case_id: int, kind: str | None = None) -> list[Iss
     deferred = {k.name for k in kinds() if k.drawn != ON_ISSUE and kind in (None, k.name)}
     if not deferred:
         return []
-    rows = session.execute(sa.select(T_DOC.c.id, T_DOC.c.kind, T_DOC.c.number, T_DOC.c.counter_id).where(
-        T_DOC.c.case_id == case_id, T_DOC.c.kind.in_(deferred), T_DOC.c.evidence_id.is_(None))).all()
+    rows = [r for r in SELECT_UNDRAWN_DOCUMENTS.all(session, {"case_id": case_id}) if r["kind"] in deferred]
     if not rows:
         return []
-    queued = {int((p or {}).get("document_id", 0)) for p in session.execute(sa.select(T_OUT.c.payload).where(
-        T_OUT.c.case_id == case_id, T_OUT.c.job == "render_document",
-        T_OUT.c.status == "pending")).scalars()}
-    return [Issued(int(r.id), r.kind, r.number, r.counter_id, LEAVING_INTAKE) for r in rows if r.id not in queued]
+    queued = {int((r["payload"] or {}).get("document_id", 0))
+              for r in SELECT_PENDING_JOBS.all(session, {"case_id": case_id, "job": "render_document"})}
+    return [Issued(int(r["id"]), r["kind"], r["number"], r["counter_id"], LEAVING_INTAKE)
+            for r in rows if r["id"] not in queued]
 
 
 def leaves_intake(item: CompiledItem, events: list[NewHistoryEvent]) -> bool:
@@ -203,7 +223,7 @@ def leaves_intake(item: CompiledItem, events: list[NewHistoryEvent]) -> bool:
                for e in events if e.get("to_state") is not None)
 
 
-def common_facts(step: Step, unit: Unit, counter: Counter, region_name: str, at: datetime) -> dict[str, Any]:
+def common_facts(step: Step, by: Issuer, at: datetime) -> dict[str, Any]:
     case, d = step.case, step.item.definition
     applicant = case["applicant"] or {}
     return {
@@ -213,8 +233,8 @@ def common_facts(step: Step, unit: Unit, counter: Counter, region_name: str, at:
         "received_on": cn_date(clock.local_date(case["created_at"])),
         "issued_on": cn_date(clock.local_date(at)),
         "issued_at": clock.local(at).isoformat(timespec="seconds"),
-        "unit": {"id": unit.id, "name": unit.name, "code": unit.code, "region": region_name},
-        "counter": counter.name, "clerk": step.event.get("actor_name") or step.actor.name,
+        "unit": {"id": by.id, "name": by.name, "code": by.code, "region": by.region_name},
+        "counter": by.counter_name, "clerk": step.event.get("actor_name") or step.actor.name,
         "comment": clip(step.event.get("comment"), MAX_TEXT),
     }
 

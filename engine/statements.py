@@ -15,8 +15,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from storage.calendar_tables import T_SCHEDULE
+from storage.documents import T_PAGE
+from storage.flow_tables import T_CERT, Waybill
+from storage.notice_tables import T_DOC
 from storage.prepared import Prepared
-from storage.tables import T_CASE, T_HIST, T_HOLD, T_MAT, T_OUT, ApiToken, Clerk, Counter
+from storage.tables import T_CASE, T_HIST, T_HOLD, T_MAT, T_OUT, ApiToken, Clerk, Counter, Region, Unit
 
 # Every API request runs this; no cache, so a revoked token stops working on the next request.
 SELECT_TOKEN = Prepared(
@@ -62,3 +65,42 @@ UPDATE_PERIODS = Prepared(
 )
 # Every deadline computation asks whether a year's official schedule was published meanwhile.
 SELECT_SCHEDULES = Prepared(sa.select(T_SCHEDULE.c.year, T_SCHEDULE.c.content_hash))
+
+# Written notices (engine.documents): most steps issue one, and each reads its issuer and writes a row.
+SELECT_ISSUER = Prepared(
+    sa.select(Counter.id.label("counter_id"), Counter.name.label("counter_name"), Unit.id, Unit.name, Unit.code,
+              Unit.doc_abbr, Unit.doc_format, Unit.doc_words, Region.name.label("region_name"))
+    .join(Unit, Unit.id == Counter.unit_id)
+    .outerjoin(Region, Region.code == Unit.region_code)
+    .where(Counter.id == sa.bindparam("counter_id"))
+)
+INSERT_DOCUMENT = Prepared(sa.insert(T_DOC).returning(T_DOC.c.id))
+SELECT_DOCUMENT_OF_KIND = Prepared(
+    sa.select(T_DOC.c.id).where(T_DOC.c.case_id == sa.bindparam("case_id"), T_DOC.c.kind == sa.bindparam("kind"))
+    .limit(1)
+)
+SELECT_PAGE_COUNTS = Prepared(
+    sa.select(T_PAGE.c.material_id, sa.func.count().label("pages"))
+    .where(T_PAGE.c.case_id == sa.bindparam("case_id"), T_PAGE.c.withdrawn_at.is_(None))
+    .group_by(T_PAGE.c.material_id)
+)
+# 受理 leaving intake draws the 收件凭证 unless it is drawn or queued (engine.documents.waiting).
+SELECT_UNDRAWN_DOCUMENTS = Prepared(
+    sa.select(T_DOC.c.id, T_DOC.c.kind, T_DOC.c.number, T_DOC.c.counter_id)
+    .where(T_DOC.c.case_id == sa.bindparam("case_id"), T_DOC.c.evidence_id.is_(None))
+)
+SELECT_PENDING_JOBS = Prepared(
+    sa.select(T_OUT.c.payload).where(T_OUT.c.case_id == sa.bindparam("case_id"), T_OUT.c.job == sa.bindparam("job"),
+                                     T_OUT.c.status == "pending")
+)
+# What a 送达回证 lists (engine.document_kinds.service), at every 办结.
+SELECT_DOCUMENTS_OF_KIND = Prepared(
+    sa.select(T_DOC.c.title, T_DOC.c.number)
+    .where(T_DOC.c.case_id == sa.bindparam("case_id"), T_DOC.c.kind == sa.bindparam("kind")).order_by(T_DOC.c.id)
+)
+SELECT_CERTIFICATES = Prepared(
+    sa.select(T_CERT.c.title, T_CERT.c.number).where(T_CERT.c.case_id == sa.bindparam("case_id")).order_by(T_CERT.c.id)
+)
+SELECT_WAYBILL = Prepared(
+    sa.select(Waybill.number, Waybill.carrier).where(Waybill.case_id == sa.bindparam("case_id")).limit(1)
+)

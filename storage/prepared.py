@@ -160,8 +160,9 @@ class Prepared:
             cursor.close()
 
     def all(self, session: Session, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows a SELECT (or an INSERT … RETURNING) answers."""
         cursor, dialect = self._cursor(session)
-        plan = self._plan(dialect, None)
+        plan = self._plan(dialect, tuple(values) if self._is_insert and values else None)
         try:
             cursor.execute(plan.sql, self._params(plan, values or {}))
             raw = cursor.fetchall()
