@@ -104,3 +104,8 @@ SELECT_CERTIFICATES = Prepared(
 SELECT_WAYBILL = Prepared(
     sa.select(Waybill.number, Waybill.carrier).where(Waybill.case_id == sa.bindparam("case_id")).limit(1)
 )
+# Every case answer of an item with 免提交 materials reads what intake took from the library.
+SELECT_EVENT_DATA = Prepared(
+    sa.select(T_HIST.c.data).where(T_HIST.c.case_id == sa.bindparam("case_id"), T_HIST.c.kind == sa.bindparam("kind"))
+    .order_by(T_HIST.c.seq).limit(1)
+)

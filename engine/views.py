@@ -30,6 +30,7 @@ from engine.advance import companion_step, describe_missing, holder_counters, na
 from engine.certificates import taken_from_library
 from engine.errors import InvalidInput
 from engine.guards import Guards
+from engine.statements import SELECT_EVENT_DATA
 from engine.workdays import WorkCalendar
 from states import defaults
 from states.compiler import CompiledItem
@@ -80,9 +81,8 @@ def triggers_for(item: CompiledItem, case: CaseRow, actor: Actor, guards: Guards
 
 def _from_library(session: Session, case: CaseRow) -> dict[str, dict[str, str]]:
     """免提交: the certificates intake took from the library, by material."""
-    data = session.execute(sa.select(T_HIST.c.data).where(
-        T_HIST.c.case_id == case["id"], T_HIST.c.kind == "intake")).scalar_one_or_none()
-    return taken_from_library(data)
+    row = SELECT_EVENT_DATA.first(session, {"case_id": case["id"], "kind": "intake"})
+    return taken_from_library(row["data"] if row else None)
 
 
 def case_view(session: Session, case: CaseRow, actor: Actor | None) -> dict[str, Any]:
