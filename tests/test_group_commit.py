@@ -37,10 +37,19 @@ def _until(check: Callable[[], bool], what: str) -> None:
 
 
 def run_group(committer: GroupCommitter, units: list[Unit],
-              callers: list[int] | None = None) -> list[tuple[str, Any]]:
+              callers: list[int] | None = None, max_seconds: float = 60.0) -> list[tuple[str, Any]]:
     """Run ``units`` as one group, in this order: the first leads and waits inside its unit
     until every other one has queued behind it. Returns each caller's own outcome (and in
-    ``callers`` each caller's thread)."""
+    ``callers`` each caller's thread). ``max_seconds``: the group's time budget (long enough by
+    default that a slow machine still writes them as one group)."""
+    budget, committer.max_seconds = committer.max_seconds, max_seconds
+    try:
+        return _run_group(committer, units, callers)
+    finally:
+        committer.max_seconds = budget
+
+
+def _run_group(committer: GroupCommitter, units: list[Unit], callers: list[int] | None) -> list[tuple[str, Any]]:
     outcomes: list[tuple[str, Any]] = [("none", None)] * len(units)
     idents = callers if callers is not None else []
     idents[:] = [0] * len(units)
@@ -229,6 +238,20 @@ def test_after_commit_runs_on_the_callers_thread_once_the_group_committed(
     assert seen["lead"] == ("after_commit", callers[0], 2)
     assert seen["good"] == ("after_commit", callers[1], 2)
     assert seen["bad"] == ("after_soft_rollback", callers[2], 1)
+
+
+def test_a_group_takes_no_more_units_once_its_time_budget_is_spent(sqlite_demo: Demo, cases: list[str]) -> None:
+    """Units queued behind a group that has written for its budget wait for the next group
+    (led by the first of them) instead of lengthening this one: each unit's answer waits for its
+    group's commit, and the other processes' groups for the writer lock."""
+    demo, actor = sqlite_demo, sqlite_demo.actor("王芳")
+    committer = committer_of(demo.engine)
+    assert committer is not None
+    groups, units = committer.groups, committer.units
+    got = run_group(committer, [fire(n, "accept", actor, 1) for n in cases[:3]], max_seconds=0.0)
+    assert [kind for kind, _ in got] == ["ok"] * 3, got
+    assert (committer.groups - groups, committer.units - units) == (3, 3)
+    assert versions(demo, cases[:3]) == dict.fromkeys(cases[:3], 2)
 
 
 def test_a_lone_request_commits_at_once_in_a_group_of_one(sqlite_demo: Demo, cases: list[str]) -> None:
