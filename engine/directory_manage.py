@@ -7,7 +7,10 @@ records it as a numbered, content-hashed version (an unchanged document records 
 Imports are serialized (a PostgreSQL advisory lock; SQLite has one writer), and a clerk entry
 (name at counter) maps to exactly one clerk, so any number of nodes importing the same
 document at once yield one set of clerks. Nothing is deleted but a counter's item roles: cases
-keep pointing at the regions, units and counters they were routed to.
+keep pointing at the regions, units and counters they were routed to. What a document no longer
+lists is retired: a counter dropped from it loses its item roles (so no case is routed to it), a
+clerk dropped from it is deactivated and its tokens revoked; listed again, the same clerk is
+active again with a fresh token.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from sqlmodel import Session
 
 from core.clock import now
 from engine import idcodes
-from engine.actors import ACCOUNT_ROLES, add_clerk, issue_token
+from engine.actors import ACCOUNT_ROLES, add_clerk, issue_token, revoke_tokens
 from engine.dashboard import set_supervised_regions
-from engine.errors import InvalidInput
+from engine.errors import Conflict, InvalidInput, NotFound
 from states.problems import Problem
 from states.vocabulary import ACTOR_ROLES
 from states.yamlpos import Located, YamlError, load_located
@@ -67,7 +70,7 @@ class Imported:
     content_hash: str
     changed: bool
     changes: list[str] = field(default_factory=list)
-    tokens: list[dict[str, str]] = field(default_factory=list)  # clerks created by this import
+    tokens: list[dict[str, str]] = field(default_factory=list)  # clerks created (or listed again) by this import
 
 
 def canonical_hash(document: dict[str, Any]) -> str:
@@ -306,14 +309,37 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
             tokens.append({"name": clerk.name, "counter": clerk.counter_id or "-", "roles": clerk.roles,
                            "token": token})
         else:
+            if not clerk.active:  # retired by an earlier version: its tokens were revoked then
+                tokens.append({"name": clerk.name, "counter": clerk.counter_id or "-", "roles": ",".join(k["roles"]),
+                               "token": issue_token(session, clerk, token_days)})
             clerk.roles, clerk.active = ",".join(k["roles"]), True
         set_supervised_regions(session, clerk, k["regions"])
     session.flush()
+    _retire(session, current.document if current else empty(), doc)
     number = (current.version if current else 0) + 1
     session.add(DirectoryVersion(version=number, content_hash=checked.content_hash, document=doc,
                                  source=checked.path[-500:], imported_by=by[:100], imported_at=now()))
     session.flush()
     return Imported(number, checked.content_hash, True, changes, tokens)
+
+
+def _retire(session: Session, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Counters and clerks the old document listed and the new one does not: a counter keeps its
+    row (cases point at it) but loses every item role, so routing never picks it; a clerk the
+    directory created is deactivated and its tokens revoked."""
+    kept = {c["id"] for c in new["counters"]}
+    gone = [c["id"] for c in old.get("counters", []) if c["id"] not in kept]
+    if gone:
+        session.execute(sa.delete(CounterItem).where(CounterItem.counter_id.in_(gone)))
+    listed = {(k["name"], k["counter"] or "") for k in new["clerks"]}
+    for entry in session.execute(sa.select(DirectoryClerk)).scalars().all():
+        if (entry.name, entry.counter_key) in listed:
+            continue
+        clerk = session.get(Clerk, entry.clerk_id)
+        if clerk is not None and clerk.active:
+            clerk.active = False
+            revoke_tokens(session, clerk.id)
+    session.flush()
 
 
 def issue_tokens(session: Session, document: dict[str, Any], token_days: int) -> list[dict[str, str]]:
@@ -438,6 +464,33 @@ def edit(session: Session, by: str, section: str, record: dict[str, Any]) -> Imp
         err.detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
         raise err
     return import_directory(session, Checked(normalized, canonical_hash(normalized), "api"), by)
+
+
+def remove(session: Session, by: str, section: str, key: str) -> Imported:
+    """Drop one counter or clerk from the current directory and import the result as the next
+    version: the counter loses its item roles, the clerk is deactivated and its tokens revoked
+    (``_retire``). A counter that clerks or self-service booths still name is refused (409) with
+    their names; nothing is written then."""
+    lock(session)
+    current = latest(session)
+    doc = {name: [dict(r) for r in (current.document if current else empty()).get(name, [])]
+           for name in ("regions", "units", "counters", "clerks")}
+    if not any(_key(section, r) == key for r in doc[section]):
+        raise NotFound(f"目录中没有{_NOUN[section]} {key}")
+    doc[section] = [r for r in doc[section] if _key(section, r) != key]
+    if section == "counters":
+        clerks = [k["name"] for k in doc["clerks"] if k.get("counter") == key]
+        booths = [c["id"] for c in doc["counters"] if c.get("supervised_by") == key]
+        if clerks or booths:
+            named = "、".join([f"工作人员 {n}" for n in clerks] + [f"自助终端 {b}" for b in booths])
+            raise Conflict(f"窗口 {key} 仍被使用: {named}; 请先移除或调整它们", clerks=clerks, counters=booths)
+    normalized, problems = check_document(doc)
+    if problems:  # a valid directory minus a counter no one names stays valid; kept as a guard
+        raise InvalidInput(section, "; ".join(message for _, message in problems))
+    return import_directory(session, Checked(normalized, canonical_hash(normalized), "api"), by)
+
+
+_NOUN = {"regions": "行政区划", "units": "成员单位", "counters": "窗口", "clerks": "工作人员"}
 
 
 def record_of(session: Session, section: str, key: str) -> dict[str, Any] | None:

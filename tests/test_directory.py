@@ -11,12 +11,24 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine import actors
+from engine.catalog import read_file
 from engine.demo import seed
-from engine.directory_manage import DirectoryError, check_file, check_text, diff, import_directory, versions
+from engine.directory import resolve_parties
+from engine.directory_manage import (
+    DirectoryError,
+    check_file,
+    check_text,
+    diff,
+    directory_clerk,
+    import_directory,
+    latest,
+    versions,
+)
+from engine.errors import Unauthenticated
 from storage.db import session_scope
 from storage.directory_tables import CounterKind, DirectoryVersion
 from storage.tables import Clerk, CounterItem, Region
-from tests.conftest import ALLIANCE, CATALOG
+from tests.conftest import ALLIANCE, CATALOG, Demo
 
 
 def test_check_names_file_line_and_reason() -> None:
@@ -89,3 +101,36 @@ def test_a_changed_directory_adds_a_region_and_replaces_a_counter_list(sqlite_db
 def versions_doc(engine: sa.Engine, number: int) -> dict:
     with Session(engine) as s:
         return dict(s.get(DirectoryVersion, number).document)
+
+
+def test_a_directory_that_drops_a_counter_and_a_clerk_retires_them(sqlite_demo: Demo, tmp_path: Path) -> None:
+    """A counter the new version no longer lists gets no case; a clerk it no longer lists cannot sign in."""
+    demo = sqlite_demo
+    token = demo.tokens["周敏"]
+    text = ALLIANCE.read_text(encoding="utf-8").replace(
+        "  - {name: 周敏, counter: pd-jiaoyu, roles: [approver]}\n", "", 1).replace(
+        "  - id: pd-jiaoyu\n", "  - id: pd-jiaoyu-2\n", 1)  # the 教育局 window moved: a new id, same items
+    changed = tmp_path / "alliance.yaml"
+    changed.write_text(text, encoding="utf-8")
+    checked = check_file(changed)
+    with session_scope(demo.engine) as s:
+        lines = diff(latest(s).document, checked.document)
+        result = import_directory(s, checked, "运维")
+    assert "- 窗口 pd-jiaoyu 事项 MBXXZZHB: education" in lines and "- 工作人员 周敏@pd-jiaoyu: approver" in lines
+    assert result.changed and not result.tokens
+    with session_scope(demo.engine) as s:
+        assert not s.execute(sa.select(CounterItem).where(CounterItem.counter_id == "pd-jiaoyu")).first()
+        clerk = directory_clerk(s, "周敏", "pd-jiaoyu")
+        assert clerk is not None and clerk.active is False
+        clerk_id = clerk.id
+        item = read_file(CATALOG / "mbxx_banxue_zhizhao.yaml").definition
+        parties = resolve_parties(s, item, "jn-kuayu", "310115")
+    assert parties.by_role["education"] == "pd-jiaoyu-2"  # pd-jiaoyu sorted first and was picked before
+    with pytest.raises(Unauthenticated):
+        actors.authenticate(demo.engine, token)
+    assert demo.client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    with session_scope(demo.engine) as s:  # listed again: the same clerk, active, with a fresh token
+        back = import_directory(s, check_file(ALLIANCE), "运维")
+    assert [t["name"] for t in back.tokens] == ["周敏"]
+    assert actors.authenticate(demo.engine, back.tokens[0]["token"]).id == clerk_id

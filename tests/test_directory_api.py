@@ -90,3 +90,37 @@ def test_admin_adds_a_region_unit_counter_and_clerk_each_a_new_version(sqlite_de
     versions = c.get(f"{API}/versions", headers=h).json()
     assert [v["version"] for v in versions["items"]][-6:] == list(range(v0 + 1, v0 + 7))
     assert versions["items"][-1]["imported_by"] == "目录管理员" and versions["next_cursor"] is None
+
+
+def test_admin_removes_a_counter_and_deactivates_a_clerk_each_a_new_version(sqlite_demo: Demo) -> None:
+    demo = sqlite_demo
+    c = demo.client
+    h = admin(demo)
+    v0 = version(demo, h)
+    token = demo.tokens["周敏"]
+    assert c.delete(f"{API}/counters/pd-jiaoyu", headers=demo.h("王芳")).status_code == 403
+
+    busy = c.delete(f"{API}/counters/pd-jiaoyu", headers=h)  # 周敏 still sits there
+    assert busy.status_code == 409 and busy.headers["content-type"] == "application/problem+json", busy.text
+    assert busy.json()["clerks"] == ["周敏"] and "周敏" in busy.json()["detail"]
+    assert c.delete(f"{API}/clerks/周敏", params={"counter": "nowhere"}, headers=h).status_code == 404
+    assert version(demo, h) == v0
+
+    r = c.delete(f"{API}/clerks/周敏", params={"counter": "pd-jiaoyu"}, headers=h)
+    assert r.status_code == 200 and r.json() == {
+        "version": v0 + 1, "changed": True, "content_hash": r.json()["content_hash"],
+        "changes": ["- 工作人员 周敏@pd-jiaoyu: approver"]}, r.text
+    assert c.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    r = c.delete(f"{API}/counters/pd-jiaoyu", headers=h)
+    assert r.status_code == 200 and r.json()["version"] == v0 + 2, r.text
+    assert r.json()["changes"] == ["- 窗口 pd-jiaoyu: 浦东新区教育局审批窗口 (有人值守窗口) 310115 pd-jiaoyu",
+                                   "- 窗口 pd-jiaoyu 事项 MBXXZZHB: education"]
+    whole = c.get(API, headers=h).json()
+    assert "pd-jiaoyu" not in {k["id"] for k in whole["counters"]}
+    assert ("周敏", "pd-jiaoyu") not in {(k["name"], k["counter"]) for k in whole["clerks"]}
+    with session_scope(demo.engine) as s:
+        assert s.get(Counter, "pd-jiaoyu") is not None  # cases still point at it
+        assert s.query(CounterItem).filter_by(counter_id="pd-jiaoyu").count() == 0
+        assert directory_clerk(s, "周敏", "pd-jiaoyu").active is False
+    assert c.delete(f"{API}/counters/pd-jiaoyu", headers=h).status_code == 404

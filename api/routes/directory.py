@@ -4,7 +4,9 @@ and clerks, for the ``directory_admin`` role.
 Thin: each change is ``engine.directory_manage.edit``: the record added or replaced in the
 current document, the whole document checked as an import checks it, and the result imported as
 the next version (content-hashed, diffable with ``tongban directory diff --from N --to M``).
-Nothing is deleted, as with an import. A clerk created here gets a token only through the
+Removing a counter or a clerk is a new version too, as an import that no longer lists it: the
+counter keeps its row (cases point at it) but loses its item list, so no case is routed to it; the
+clerk is deactivated and its tokens revoked. A clerk created here gets a token only through the
 command line (``tongban directory token NAME --counter ID``): tokens never travel in an answer.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.deps import ActorDep, SessionDep, require_role
@@ -218,3 +220,20 @@ def set_clerk(body: ClerkIn, session: SessionDep, actor: ActorDep) -> dict[str, 
     (and a supervisor's regions). Its token: ``tongban directory token NAME --counter ID``."""
     require_role(actor, ROLE)
     return _changed(directory_manage.edit(session, actor.name, "clerks", body.model_dump()))
+
+
+@router.delete("/counters/{counter_id}", response_model=DirectoryChange)
+def remove_counter(counter_id: CounterPath, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """移除窗口 (不再分派办件; 仍有工作人员或自助终端指向它时拒绝)"""
+    require_role(actor, ROLE)
+    return _changed(directory_manage.remove(session, actor.name, "counters", counter_id))
+
+
+@router.delete("/clerks/{name}", response_model=DirectoryChange)
+def remove_clerk(name: Annotated[str, Path(min_length=1, max_length=100, description="姓名")],
+                 session: SessionDep, actor: ActorDep,
+                 counter: Annotated[Ident | None, Query(description="所在窗口 (督查人员可无)")] = None,
+                 ) -> dict[str, Any]:
+    """停用工作人员 (从目录移除, 其令牌全部吊销)"""
+    require_role(actor, ROLE)
+    return _changed(directory_manage.remove(session, actor.name, "clerks", f"{name}@{counter or ''}"))
