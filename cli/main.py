@@ -70,7 +70,10 @@ def serve(
         with session_scope(engine) as session:
             tokens = seed(session, s.catalog_dir, s.alliance_file, s.data_dir / "demo-tokens.json",
                           s.token_days)
-        typer.echo("演示工作人员登录令牌 (Authorization: Bearer <令牌>):")
+        if not tokens:
+            typer.echo("联盟目录已由运维导入, 未载入演示窗口和工作人员 (API 节点请用 --no-demo 启动)")
+        else:
+            typer.echo("演示工作人员登录令牌 (Authorization: Bearer <令牌>):")
         for t in tokens:
             typer.echo(f"  {t['name']:<6} 窗口 {t['counter']:<14} 角色 {t['roles']:<28} {t['token']}")
     host, port = host or s.host, port or s.port

@@ -13,6 +13,8 @@ from engine.catalog import publish, read_catalog
 from engine.directory import units
 from engine.directory_manage import check_file, import_directory, issue_tokens, latest, lock
 
+DEMO = "demo"  # who the seed's directory versions are imported by
+
 
 def publish_catalog(session: Session, directory: Path, by: str = "catalog") -> list[tuple[str, int, bool]]:
     out = []
@@ -26,10 +28,17 @@ def seed(session: Session, catalog_dir: Path, alliance_file: Path, tokens_file: 
          token_days: int) -> list[dict[str, str]]:
     """Idempotent on any number of nodes: the alliance is one directory import (serialized, and an
     unchanged document changes nothing), so its clerks exist once. The node that created them keeps
-    their tokens in ``tokens_file``; another node issues its own tokens for the same clerks."""
+    their tokens in ``tokens_file``; another node issues its own tokens for the same clerks. It
+    imports the alliance only while no directory exists or the current version is the demo's own:
+    a real directory stays as it is, and the seed then returns no tokens."""
     lock(session)  # two nodes starting at once: the second waits, then finds everything in place
     publish_catalog(session, catalog_dir)
-    result = import_directory(session, check_file(alliance_file), "demo", token_days=token_days)
+    current = latest(session)
+    if current is not None and current.imported_by != DEMO:
+        # A real directory is in place (imported by an operator or edited through the admin API):
+        # the demo never replaces it, nor brings back the clerks and counters it retired.
+        return []
+    result = import_directory(session, check_file(alliance_file), DEMO, token_days=token_days)
     # Every unit signs what it issues: a demo unit without a seal gets a self-signed one.
     for unit in units(session):
         seals.ensure(session, unit.id)

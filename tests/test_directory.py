@@ -134,3 +134,21 @@ def test_a_directory_that_drops_a_counter_and_a_clerk_retires_them(sqlite_demo: 
         back = import_directory(s, check_file(ALLIANCE), "运维")
     assert [t["name"] for t in back.tokens] == ["周敏"]
     assert actors.authenticate(demo.engine, back.tokens[0]["token"]).id == clerk_id
+
+
+def test_the_demo_seed_never_replaces_a_real_directory(sqlite_demo: Demo, tmp_path: Path) -> None:
+    """A node started with the default --demo after an operator's import changes nothing."""
+    demo = sqlite_demo
+    text = ALLIANCE.read_text(encoding="utf-8").replace(
+        "  - {name: 周敏, counter: pd-jiaoyu, roles: [approver]}\n", "", 1)
+    real = tmp_path / "alliance.yaml"
+    real.write_text(text, encoding="utf-8")
+    with session_scope(demo.engine) as s:
+        mine = import_directory(s, check_file(real), "运维")
+    with session_scope(demo.engine) as s:
+        assert seed(s, CATALOG, ALLIANCE, tmp_path / "node2" / "tokens.json", 30) == []
+    with Session(demo.engine) as s:
+        current = latest(s)
+        assert (current.version, current.content_hash) == (mine.version, mine.content_hash)
+        assert directory_clerk(s, "周敏", "pd-jiaoyu").active is False  # removed stays removed
+    assert not (tmp_path / "node2" / "tokens.json").exists()
