@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     # A claimed job whose worker died is reclaimed once its lease runs out.
     job_lease_seconds: int = 120
     job_max_attempts: int = 5
+    # A failed attempt waits before the next: base × 2^(attempt-1), at most the cap, ±jitter (a
+    # fraction) so that jobs failing together (a dependency down) do not come back together.
+    job_retry_base_seconds: float = 10.0
+    job_retry_max_seconds: float = 600.0
+    job_retry_jitter: float = 0.2
     # SIGTERM to a worker: the job in hand gets this long to finish before it is rolled back and
     # handed back (the worker exits within worker_stop_seconds whatever happens).
     # Both well inside 10 s: after the SIGKILL the worker's own exit needs a moment on a loaded host.

@@ -57,7 +57,9 @@ def outbox(engine: sa.Engine) -> dict[str, Any]:
     at = now()
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(T_OUT.c.region_code, T_OUT.c.status, sa.func.count(), sa.func.min(T_OUT.c.created_at))
+            # A job waiting out its retry backoff has waited since it became available again.
+            sa.select(T_OUT.c.region_code, T_OUT.c.status, sa.func.count(),
+                      sa.func.min(sa.func.coalesce(T_OUT.c.available_at, T_OUT.c.created_at)))
             .where(T_OUT.c.status.in_(OPEN)).group_by(T_OUT.c.region_code, T_OUT.c.status)).all()
         expired = conn.execute(
             sa.select(T_OUT.c.region_code, sa.func.count())

@@ -11,6 +11,7 @@ calls it in-process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -86,15 +87,19 @@ def tag_flow_run(claimed: list[OutboxJobRow]) -> None:
     ctx.flow_run.tags = have + new
 
 
-def run_claimed(claimed: list[OutboxJobRow]) -> dict[str, Any]:
+def run_claimed(claimed: list[OutboxJobRow], beat: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run claimed jobs one task run each, in claim order (a case's jobs keep their order).
 
     Sequential on purpose: measured on 2 cores, threads only made the API the bottleneck.
+    ``beat`` (the liveness probe's) is called before each job: a batch of many jobs can outlast
+    ``probe_stale_seconds`` while each job is well inside it.
     """
     done = failed = lost = 0
     tagged = task_tags_on()
     tag_flow_run(claimed)
     for i, job in enumerate(claimed):
+        if beat is not None:
+            beat()
         if stopping.requested():  # the worker is stopping: the rest go back, uncounted
             release(get_engine(), [j["id"] for j in claimed[i:]])
             break

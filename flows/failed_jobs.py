@@ -39,5 +39,5 @@ def retry(engine: sa.Engine, job_ids: list[str] | None = None, region: str | Non
         if ids:
             conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id.in_(ids)))
             conn.execute(sa.update(T_OUT).where(T_OUT.c.id.in_(ids), T_OUT.c.status == "failed")
-                         .values(status="pending", attempts=0, finished_at=None))
+                         .values(status="pending", attempts=0, finished_at=None, available_at=None))
     return ids

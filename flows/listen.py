@@ -5,10 +5,12 @@ so a forwarded case reaches the destination's queue in well under a second, agai
 seconds for a flow run per drain cycle (the worker's poll, then a process per run). Each job is
 still one task run ``<case number> · <job>`` inside this flow run, so a case's work shows in the
 Prefect UI as before. It also drains every ``listen_poll_seconds`` without a notification: jobs
-whose lease ran out make no noise. The deployments' schedules and ``tongban dispatch`` stay the
-safety net (claims never overlap: ``FOR UPDATE SKIP LOCKED``). After ``listen_max_hours`` the run
-ends and ``tongban worker`` starts the next, so no flow run grows forever. SIGTERM stops it as
-it stops any drain (``flows.stopping``).
+whose lease ran out make no noise; and when a job's retry backoff ends sooner, then (a job put
+back after a failed attempt notifies at once, while it is not yet claimable). The probe beats
+before every job, so a long batch on a healthy drainer does not read as stuck. The deployments'
+schedules and ``tongban dispatch`` stay the safety net (claims never overlap: ``FOR UPDATE SKIP
+LOCKED``). After ``listen_max_hours`` the run ends and ``tongban worker`` starts the next, so no
+flow run grows forever. SIGTERM stops it as it stops any drain (``flows.stopping``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import psycopg
 from prefect import flow
 
 from core import logs
+from core.clock import now
 from core.settings import get_settings
 from flows import stopping
 from flows.drain import get_engine, run_claimed
-from flows.outbox import claim
+from flows.outbox import claim, next_available
 from flows.probe import Probe
 
 CHANNEL = "tongban_outbox"
@@ -32,6 +35,15 @@ CHANNEL = "tongban_outbox"
 
 def _conninfo(engine: Any) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def wait_seconds(engine: Any, region: str, poll_seconds: float) -> float:
+    """How long the drainer may sleep without a notification: the poll, or less when a job of the
+    region comes out of its retry backoff sooner (``available_at``)."""
+    at = next_available(engine, region)
+    if at is None:
+        return poll_seconds
+    return max(0.0, min(poll_seconds, (at - now()).total_seconds()))
 
 
 @flow(name="drain-listen")
@@ -46,19 +58,20 @@ def drain_listening(region: str, max_hours: float | None = None) -> dict[str, An
         # /livez, /readyz, /metrics when TONGBAN_PROBE_PORT is set (flows.probe).
         probe = Probe("worker", engine, lambda: (not conn.closed, {"region": region, "listening": not conn.closed}))
         probe.start()
-        woke, last = True, 0.0
+        woke, due = True, 0.0
         try:
             while not stopping.requested() and time.monotonic() < until:
                 probe.beat()
-                if woke or time.monotonic() - last >= s.listen_poll_seconds:
-                    last = time.monotonic()
+                if woke or time.monotonic() >= due:
                     while not stopping.requested() and (claimed := claim(engine, region, s.job_batch_size)):
-                        for k, v in run_claimed(claimed).items():
+                        for k, v in run_claimed(claimed, beat=probe.beat).items():
                             total[k] += v
                         probe.beat()
+                    # A job waiting out its retry backoff makes no notification when it comes due.
+                    due = time.monotonic() + wait_seconds(engine, region, s.listen_poll_seconds)
                 woke = False
                 # Wake on our region's notification; the short timeout also lets a stop through.
-                for note in conn.notifies(timeout=1.0):
+                for note in conn.notifies(timeout=max(0.05, min(1.0, due - time.monotonic()))):
                     if note.payload == region:
                         woke = True
                         total["wakes"] += 1

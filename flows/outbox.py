@@ -5,17 +5,20 @@ row. SQLite: one writer at a time (``BEGIN IMMEDIATE``), and a conditional UPDAT
 succeeds while the row is still claimable. A claim is a lease: a drainer that dies leaves the
 job ``running`` until the lease runs out, then anyone may claim it again (attempts + 1). A job
 being run keeps its lease (``renew`` as it starts, ``kept`` while it runs), however long it takes.
+A failed attempt puts the job back with ``available_at`` set by an exponential backoff: claims
+skip it until then.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,9 +36,33 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _available(at: datetime) -> Any:
+    return sa.or_(T_OUT.c.available_at.is_(None), T_OUT.c.available_at <= at)
+
+
 def _claimable(at: datetime) -> Any:
     expired = sa.exists().where(T_LEASE.c.job_id == T_OUT.c.id, T_LEASE.c.lease_until < at)
-    return sa.or_(T_OUT.c.status == "pending", sa.and_(T_OUT.c.status == "running", expired))
+    return sa.or_(sa.and_(T_OUT.c.status == "pending", _available(at)),
+                  sa.and_(T_OUT.c.status == "running", expired))
+
+
+def backoff_seconds(attempts: int, draw: float | None = None) -> float:
+    """How long a job waits after its ``attempts``-th failed attempt: base × 2^(attempts-1), at most
+    the cap, spread by ±jitter so that jobs failing together come back apart."""
+    s = get_settings()
+    delay = min(s.job_retry_max_seconds, s.job_retry_base_seconds * 2 ** max(0, attempts - 1))
+    spread = (random.random() if draw is None else draw) * 2 - 1  # in [-1, 1)
+    return max(0.0, delay * (1 + s.job_retry_jitter * spread))
+
+
+def next_available(engine: sa.Engine, region: str) -> datetime | None:
+    """When the region's next pending job waiting out its backoff becomes claimable, if any."""
+    with engine.connect() as conn:
+        at = conn.execute(sa.select(sa.func.min(T_OUT.c.available_at)).where(
+            T_OUT.c.region_code == region, T_OUT.c.status == "pending", T_OUT.c.available_at > now())).scalar()
+    if at is not None and at.tzinfo is None:  # SQLite hands back naive UTC
+        at = at.replace(tzinfo=UTC)
+    return at
 
 
 def claim(engine: sa.Engine, region: str | None, limit: int, owner: str | None = None,
@@ -126,13 +153,16 @@ def mark_done(conn: sa.Connection, job_id: str) -> None:
 
 
 def mark_failed(engine: sa.Engine, job_id: str, error: str) -> str:
-    """Release a job after an error: back to pending for a retry, or failed after the last attempt."""
+    """Release a job after an error: back to pending for a retry once its backoff has passed
+    (``available_at``), or failed after the last attempt."""
     with engine.begin() as conn:
         attempts = conn.execute(sa.select(T_OUT.c.attempts).where(T_OUT.c.id == job_id)).scalar_one()
         status = "failed" if attempts >= get_settings().job_max_attempts else "pending"
+        at = now()
         conn.execute(sa.update(T_OUT).where(T_OUT.c.id == job_id).values(
             status=status, last_error=error[:2000],
-            finished_at=now() if status == "failed" else None))
+            finished_at=at if status == "failed" else None,
+            available_at=at + timedelta(seconds=backoff_seconds(attempts)) if status == "pending" else None))
         conn.execute(sa.delete(T_LEASE).where(T_LEASE.c.job_id == job_id))
         if status == "failed":
             _notify_failed(conn, job_id, attempts, error)

@@ -227,6 +227,8 @@ class OutboxJob(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTC_TS)
     finished_at: datetime | None = Field(default=None, sa_type=UTC_TS)
     last_error: str | None = None
+    # A pending job after a failed attempt is not claimed before this (retry backoff); None: now.
+    available_at: datetime | None = Field(default=None, sa_type=UTC_TS)
 
 
 class IdempotencyRecord(SQLModel, table=True):

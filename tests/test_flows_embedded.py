@@ -235,9 +235,11 @@ def test_handoff_checks_every_page_and_copies_pages_to_the_destination_bucket(
         get_settings().region_buckets = False
 
 
-def test_a_page_whose_bytes_changed_stops_the_handoff(demo: Demo, drainer) -> None:  # type: ignore[no-untyped-def]
+def test_a_page_whose_bytes_changed_stops_the_handoff(demo: Demo, drainer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from core.settings import get_settings
     from engine import scans
+
+    monkeypatch.setattr(get_settings(), "job_retry_base_seconds", 0.0)  # the five attempts back to back
 
     case = demo.create("王芳", "FGSFZRBG", ALL_FGS, competent_region="370211")
     n = case["number"]

@@ -226,7 +226,8 @@ def test_a_job_interrupted_by_a_stop_goes_back_with_the_rest_of_its_batch(
     assert stopping.take_queued() == []
 
 
-def test_a_job_failed_for_good_is_notified_listed_and_retried(demo: Demo) -> None:
+def test_a_job_failed_for_good_is_notified_listed_and_retried(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "job_retry_base_seconds", 0.0)  # each attempt claimable at once
     number, job = _forwarded_job(demo)
     for attempt in range(1, get_settings().job_max_attempts + 1):
         assert claim(demo.engine, "370211", 10, job_ids=[job])
@@ -266,6 +267,7 @@ def test_the_shipped_role_files_satisfy_their_role(role: str, monkeypatch: pytes
 
 
 def test_the_jobs_commands_list_and_retry(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "job_retry_base_seconds", 0.0)  # each attempt claimable at once
     number, job = _forwarded_job(demo)
     for _ in range(get_settings().job_max_attempts):
         assert claim(demo.engine, "370211", 10, job_ids=[job])
