@@ -16,6 +16,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from core import metrics
 from core.clock import now
 from core.settings import get_settings
+from flows import probe
 from storage.flow_tables import T_LEASE, T_NOTE
 from storage.rows import OutboxJobRow
 from storage.tables import T_OUT, Case
@@ -123,16 +125,27 @@ def renew(engine: sa.Engine, job_id: str, owner: str | None = None) -> bool:
 
 @contextmanager
 def kept(engine: sa.Engine, job_id: str, owner: str | None = None) -> Iterator[None]:
-    """Keep the job's lease while the block runs: renewed every third of its length.
+    """Keep the job's lease while the block runs: renewed every third of its length; the liveness
+    probes of this process beat meanwhile (``flows.probe.beat_all``).
 
     The lease only has to outlast a dead worker, not the slowest job: a certificate drawn on a
     loaded machine can take longer than the lease, and without this another drainer would claim
     the job and run it a second time (the effect is kept once, the work is done twice)."""
     owner = owner or worker_name()
     stop = threading.Event()
+    s = get_settings()
+    every = s.job_lease_seconds / 3
+    # The liveness probe beats on the same thread: a job may outlast probe_stale_seconds as it may
+    # outlast its lease, and the drainer running it is not stuck.
+    tick = min(every, s.probe_stale_seconds / 3)
 
     def beat() -> None:
-        while not stop.wait(get_settings().job_lease_seconds / 3):
+        renewed = time.monotonic()
+        while not stop.wait(tick):
+            probe.beat_all()
+            if time.monotonic() - renewed < every:
+                continue
+            renewed = time.monotonic()
             try:
                 renew(engine, job_id, owner)
             except sa.exc.SQLAlchemyError:  # SQLite busy under the job's own write: the next beat

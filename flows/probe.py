@@ -3,8 +3,9 @@
 
 ``TONGBAN_PROBE_PORT`` (0: off) on ``TONGBAN_PROBE_HOST`` answers
 
-- ``/livez``: 200 while the process's loop comes round (it beats at least once a second),
-  503 once it has not for ``probe_stale_seconds`` (stuck: restart it);
+- ``/livez``: 200 while the process's loop comes round (it beats at least once a second, before
+  each job of a batch, and every third of ``probe_stale_seconds`` while a job runs: ``beat_all``
+  from the job's lease thread), 503 once it has not for ``probe_stale_seconds`` (stuck: restart it);
 - ``/readyz``: 200 when it is alive and the case database answers (``SELECT 1``), else 503;
 - ``/metrics``: this process's counters (jobs run, lease expiries, transitions) in Prometheus
   text format.
@@ -18,6 +19,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +30,13 @@ from core import metrics
 from core.settings import get_settings
 
 log = logging.getLogger("tongban.probe")
+_LIVE: weakref.WeakSet[Probe] = weakref.WeakSet()
+
+
+def beat_all() -> None:
+    """Beat every probe of this process: a job in hand that keeps its lease is the loop working."""
+    for p in list(_LIVE):
+        p.beat()
 
 
 class Probe:
@@ -40,6 +49,7 @@ class Probe:
         self.extra = extra or (lambda: (True, {}))
         self.last_beat = time.monotonic()
         self.server: ThreadingHTTPServer | None = None
+        _LIVE.add(self)
 
     def beat(self) -> None:
         self.last_beat = time.monotonic()

@@ -26,6 +26,7 @@ from core.roles import problems
 from core.settings import Settings, get_settings
 from flows import drain, failed_jobs, jobs, outbox, stopping
 from flows.outbox import claim, mark_failed, release
+from flows.probe import Probe
 from storage.db import get_engine
 from storage.flow_tables import T_LEASE, T_NOTE
 from storage.tables import T_OUT
@@ -284,3 +285,44 @@ def test_the_jobs_commands_list_and_retry(demo: Demo, monkeypatch: pytest.Monkey
     assert _job(demo, job) == ("pending", 0)
     code, out = _cli(["jobs", "failed"], env, monkeypatch)
     assert code == 0 and "共 0 个失败任务" in out
+
+
+def test_a_batch_longer_than_the_probe_staleness_keeps_the_drainer_alive(
+        demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listening drainer's probe beats before each job, and while a job runs (its lease
+    thread): a healthy drainer busy with a batch longer than ``probe_stale_seconds`` stays live."""
+    s = get_settings()
+    monkeypatch.setattr(s, "probe_stale_seconds", 1.0)
+    monkeypatch.setattr(s, "job_pause_seconds", 0.5)  # every job holds its transaction this long
+    for _ in range(2):
+        case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")
+        demo.fire("王芳", case["number"], "accept")
+    drain.use_engine(demo.engine)
+    try:  # Prefect's first task run in this process starts its API: not part of what is measured
+        assert drain.run_claimed(claim(demo.engine, "370211", 1))["done"] == 1
+    finally:
+        drain.use_engine(None)
+    batch = claim(demo.engine, "370211", 10)
+    assert len(batch) >= 3  # at least 1.5 s of work against a 1 s staleness
+    probe = Probe("worker", demo.engine)
+    seen: list[bool] = []
+    running = threading.Event()
+
+    def watch() -> None:
+        while running.is_set():
+            seen.append(probe.alive()[0])
+            time.sleep(0.05)
+
+    drain.use_engine(demo.engine)
+    running.set()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    began = time.monotonic()
+    try:
+        result = drain.run_claimed(batch, beat=probe.beat)
+    finally:
+        running.clear()
+        watcher.join(5)
+        drain.use_engine(None)
+    assert time.monotonic() - began > s.probe_stale_seconds and result["done"] == len(batch), result
+    assert seen and all(seen), seen.count(False)
