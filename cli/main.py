@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,7 @@ def _engine():  # type: ignore[no-untyped-def]
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="监听地址")] = None,
     port: Annotated[int | None, typer.Option(help="端口")] = None,
     workers: Annotated[int | None, typer.Option(help="工作进程数")] = None,
@@ -57,6 +59,8 @@ def serve(
     flows: Annotated[bool, typer.Option(help="在本进程内用 Prefect 执行自动任务 (嵌入模式)",
                                         envvar="TONGBAN_EMBEDDED_FLOWS")] = True,
     janus: Annotated[bool, typer.Option(help="同时按生成的配置启动本地 Janus 媒体服务 (视频 janus 后端)")] = False,
+    env_file: Annotated[Path | None, typer.Option(
+        "--env-file", help="本角色的设置文件 (KEY=VALUE, 如 deploy/api.env; 已设置的环境变量优先)")] = None,
 ) -> None:
     """启动服务 (默认: SQLite、演示事项目录与演示窗口)。"""
     import uvicorn
@@ -64,6 +68,16 @@ def serve(
     from engine.demo import seed
     from storage.db import session_scope
 
+    if env_file is not None:
+        from core.roles import load_env_file
+
+        given = getattr(ctx.get_parameter_source("flows"), "name", "DEFAULT") != "DEFAULT"
+        load_env_file(env_file)
+        get_settings.cache_clear()
+        if not given and "TONGBAN_EMBEDDED_FLOWS" in os.environ:
+            flows = get_settings().embedded_flows  # the file says whether this node drains the outbox
+    if not flows:  # an API node of a distributed setup: refuse what would split or break the data
+        _role_settings("api", None)
     s = get_settings()
     engine = _engine()
     if demo:
@@ -78,7 +92,6 @@ def serve(
             typer.echo(f"  {t['name']:<6} 窗口 {t['counter']:<14} 角色 {t['roles']:<28} {t['token']}")
     host, port = host or s.host, port or s.port
     typer.echo(f"通办已启动: http://{host}:{port}  (接口文档 /docs, 数据库 {s.database_url})")
-    import os
 
     # Embedded: the app drains the outbox in-process (flows.embedded); workers read the env too.
     os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true" if flows else "false"
@@ -129,7 +142,8 @@ def _role_settings(role: str, env_file: Path | None) -> None:
     logs.configure(role)
     missing = problems(role, get_settings())
     if missing:
-        typer.echo(f"错误: 缺少必需的设置, {'工作进程' if role == 'worker' else '调度进程'}不启动:", err=True)
+        who = {"worker": "工作进程", "dispatcher": "调度进程", "api": "接口服务 (--no-flows)"}[role]
+        typer.echo(f"错误: 缺少必需的设置, {who}不启动:", err=True)
         for line in missing:
             typer.echo(f"  - {line}", err=True)
         raise typer.Exit(2)

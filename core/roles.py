@@ -3,7 +3,9 @@
 A default that is right for one embedded machine is wrong on a worker: a local SQLite file, a
 local object folder and ``http://127.0.0.1:8000`` in certificate links all "work" and quietly
 split or break the data. So ``tongban worker`` and ``tongban dispatch`` refuse to start unless
-these were set (environment, ``.env`` or the role's ``--env-file``), naming every one missing.
+these were set (environment, ``.env`` or the role's ``--env-file``), naming every one missing,
+and so does ``tongban serve --no-flows`` (role ``api``: an API node of a distributed setup, whose
+automated work the workers do; the embedded default needs none of them).
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ def problems(role: str, s: Settings, env: Mapping[str, str] | None = None) -> li
     """Why ``role`` may not start with these settings (zh-CN, one line each); empty: it may."""
     env = os.environ if env is None else env
     out: list[str] = []
-    if role in ("worker", "dispatcher"):
-        if not env.get("PREFECT_API_URL"):
-            out.append("PREFECT_API_URL: 未设置 (分布式 Prefect 服务器的地址, 如 http://prefect:4200/api)")
+    if role in ("worker", "dispatcher") and not env.get("PREFECT_API_URL"):
+        out.append("PREFECT_API_URL: 未设置 (分布式 Prefect 服务器的地址, 如 http://prefect:4200/api)")
+    if role in ("api", "worker", "dispatcher"):
         if not _given(s, "database_url"):
             out.append("TONGBAN_DATABASE_URL: 未设置 (共享的 PostgreSQL 办件数据库; "
                        "不设置时会使用本机 SQLite 文件)")
         elif not s.database_url.startswith("postgresql"):
             out.append("TONGBAN_DATABASE_URL: 分布式模式须为 PostgreSQL (postgresql+psycopg://…)")
-    if role == "worker":
+    if role in ("api", "worker"):  # the API stores scans and evidence and prints links too
         if not _given(s, "public_base_url"):
             out.append("TONGBAN_PUBLIC_BASE_URL: 未设置 (证照二维码与核验链接的公网地址; "
                        "不设置时写入 http://127.0.0.1:8000)")

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -250,7 +251,7 @@ def test_a_job_failed_for_good_is_notified_listed_and_retried(demo: Demo, monkey
     assert [j["id"] for j in claim(demo.engine, "370211", 10, job_ids=[job])] == [job]
 
 
-@pytest.mark.parametrize("role", ["worker", "dispatcher"])
+@pytest.mark.parametrize("role", ["api", "worker", "dispatcher"])
 def test_the_shipped_role_files_satisfy_their_role(role: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from dotenv import dotenv_values
 
@@ -260,7 +261,7 @@ def test_the_shipped_role_files_satisfy_their_role(role: str, monkeypatch: pytes
     assert problems(role, _settings(monkeypatch, env), env) == []
     # And each one of them is needed: drop any, and the role names it.
     for key in env:
-        if key.startswith("TONGBAN_S3_SECURE"):
+        if key.startswith("TONGBAN_S3_SECURE") or key == "TONGBAN_EMBEDDED_FLOWS":  # optional; the mode
             continue
         less = {k: v for k, v in env.items() if k != key}
         assert any(p.startswith(key) or "TONGBAN_OBJECT_STORE" in p
@@ -326,3 +327,23 @@ def test_a_batch_longer_than_the_probe_staleness_keeps_the_drainer_alive(
         drain.use_engine(None)
     assert time.monotonic() - began > s.probe_stale_seconds and result["done"] == len(batch), result
     assert seen and all(seen), seen.count(False)
+
+
+def test_an_api_node_without_flows_checks_its_settings_before_touching_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tongban serve --env-file FILE``: a file saying the workers do the automated work (or
+    ``--no-flows``) makes it the api role, which refuses a local SQLite file, certificate links
+    to 127.0.0.1 and a local object folder, naming each, before anything is migrated or served."""
+    local = tmp_path / "tongban.db"
+    env_file = tmp_path / "api.env"
+    env_file.write_text(f"TONGBAN_EMBEDDED_FLOWS=false\nTONGBAN_DATABASE_URL=sqlite:///{local}\n", encoding="utf-8")
+    for key in ("TONGBAN_EMBEDDED_FLOWS", "TONGBAN_OBJECT_STORE", "TONGBAN_OBJECT_DIR_SHARED"):
+        monkeypatch.setenv(key, "")  # recorded, so that what the file puts in the environment goes again
+        monkeypatch.delenv(key)
+    code, out = _cli(["serve", "--env-file", str(env_file)], {}, monkeypatch)
+    assert code == 2 and "缺少必需的设置, 接口服务" in out, out
+    assert [line.split(":")[0].strip(" -") for line in out.splitlines()[1:] if line.strip()] == [
+        "TONGBAN_DATABASE_URL", "TONGBAN_PUBLIC_BASE_URL", "TONGBAN_OBJECT_STORE"], out
+    assert not local.exists()  # refused before the database was opened
+    code, out = _cli(["serve", "--no-flows"], {}, monkeypatch)
+    assert code == 2 and all(name in out for name in NAMES), out
