@@ -265,7 +265,7 @@ def bench_setup(setup: str, kinds: dict[str, list[bytes]], n: int, concurrencies
            "TONGBAN_S3_ENDPOINT": moto or "", "TONGBAN_S3_ACCESS_KEY": "bench",
            "TONGBAN_S3_SECRET_KEY": "bench", "TONGBAN_EMBEDDED_FLOWS": "false"}
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "1", "--no-flows"]
+    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "1", "--no-flows", "--standalone"]
     if setup == "s3":
         raw_client = Minio(endpoint=moto or "", access_key="bench", secret_key="bench", secure=False,
                            region="us-east-1")

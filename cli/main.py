@@ -61,6 +61,8 @@ def serve(
     janus: Annotated[bool, typer.Option(help="同时按生成的配置启动本地 Janus 媒体服务 (视频 janus 后端)")] = False,
     env_file: Annotated[Path | None, typer.Option(
         "--env-file", help="本角色的设置文件 (KEY=VALUE, 如 deploy/api.env; 已设置的环境变量优先)")] = None,
+    standalone: Annotated[bool, typer.Option(
+        help="--no-flows 时仍按单机运行, 不检查分布式接口节点的必需设置 (仅用于开发与测试)")] = False,
 ) -> None:
     """启动服务 (默认: SQLite、演示事项目录与演示窗口)。"""
     import uvicorn
@@ -76,7 +78,7 @@ def serve(
         get_settings.cache_clear()
         if not given and "TONGBAN_EMBEDDED_FLOWS" in os.environ:
             flows = get_settings().embedded_flows  # the file says whether this node drains the outbox
-    if not flows:  # an API node of a distributed setup: refuse what would split or break the data
+    if not flows and not standalone:  # an API node of a distributed setup: refuse what would split the data
         _role_settings("api", None)
     s = get_settings()
     engine = _engine()

@@ -86,7 +86,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            "TONGBAN_OBJECT_DIR": str(tmp / "objects"), "TONGBAN_EMBEDDED_FLOWS": "false"}
     log = tmp / "server.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--no-flows"],
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--no-flows",
+                                 "--standalone"],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True)
     try:

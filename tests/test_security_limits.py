@@ -232,7 +232,8 @@ def test_tongban_serve_limits_a_rotated_flood(tmp_path: Path) -> None:
     env = {"TONGBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "TONGBAN_DATA_DIR": str(tmp_path),
            "TONGBAN_TRUSTED_PROXIES": "127.0.0.2", "PATH": "/usr/bin:/bin"}
     log = (tmp_path / "serve.log").open("w+", encoding="utf-8")  # a pipe nobody reads would fill up with
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--no-flows"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--no-flows", "--standalone"],
+                            cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)  # the access log's lines
     base = f"http://127.0.0.1:{port}"
     try:

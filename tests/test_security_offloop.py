@@ -57,7 +57,8 @@ class Server:
                     **{f"TONGBAN_{k.upper()}": v for k, v in settings.items()}}
         args = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
         self.log = (tmp / "server.log").open("wb")
-        self.proc = subprocess.Popen([*args, *([] if flows else ["--no-flows"])], cwd=ROOT, env=self.env,
+        alone = [] if flows else ["--no-flows", "--standalone"]  # one machine, nothing draining
+        self.proc = subprocess.Popen([*args, *alone], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
         if not wait_healthy(f"{self.base}/healthz", 90):
