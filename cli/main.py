@@ -170,19 +170,27 @@ def worker(
         typer.echo(f"错误: 未知地区 {region}: 联盟目录中没有这个地区 (已有地区: {'、'.join(sorted(regions))}); "
                    "用 tongban directory import 或目录管理接口加入后再启动", err=True)
         raise typer.Exit(2)
+    checks = []
     if deploy:
         from flows.deploy import deploy_regions, ensure_sweep
+        from flows.supervise import Every
 
         api = os.environ["PREFECT_API_URL"]
         deploy_regions(api, {region: regions[region]})
         if ensure_sweep(api, pool):
             typer.echo(f"到期检查 (deadline-sweep) 由工作池 {pool} 执行")
+
+        def sweep() -> None:  # again while running: the pool that had it may stop at any time
+            if ensure_sweep(api, pool):
+                typer.echo(f"到期检查 (deadline-sweep) 改由工作池 {pool} 执行")
+
+        checks.append(Every(get_settings().sweep_check_seconds, sweep))
         from core import logs
 
         logs.configure("worker")  # again, now that prefect (its settings) is imported
     typer.echo(f"地区 {region} 的工作进程: prefect worker start --pool {pool} --type process"
                + (f"; 常驻任务执行器 python -m flows.listen --region {region}" if listen else ""))
-    raise typer.Exit(run_worker(pool, region, listen))
+    raise typer.Exit(run_worker(pool, region, listen, checks))
 
 
 def _directory_regions() -> dict[str, str]:
@@ -482,17 +490,22 @@ def main() -> None:
 
 
 @jobs_app.command("failed")
-def jobs_failed(region: Annotated[str | None, typer.Option(help="只看此地区")] = None) -> None:
+def jobs_failed(
+    region: Annotated[str | None, typer.Option(help="只看此地区")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="最多列出多少个 (最早失败的在前)")] = 200,
+) -> None:
     """列出已用尽重试次数的自动任务 (最近错误、次数、失败时间)。"""
     from core.clock import local
-    from flows.failed_jobs import failed
+    from flows.failed_jobs import count_failed, failed
 
-    rows = failed(_engine(), region)
+    engine = _engine()
+    rows = failed(engine, region, limit)
     for r in rows:
         at = local(r["finished_at"]).isoformat(timespec="seconds") if r["finished_at"] else "-"
         typer.echo(f"{r['id']}  {r['number']}  {r['job']}  地区 {r['region_code']}  "
                    f"{r['attempts']} 次  {at}\n    {(r['last_error'] or '')[:300]}")
-    typer.echo(f"共 {len(rows)} 个失败任务")
+    total = count_failed(engine, region)
+    typer.echo(f"共 {total} 个失败任务" + (f", 以上列出最早的 {len(rows)} 个 (--limit)" if total > len(rows) else ""))
 
 
 @jobs_app.command("retry")

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # Both well inside 10 s: after the SIGKILL the worker's own exit needs a moment on a loaded host.
     job_stop_grace_seconds: float = 5.0
     worker_stop_seconds: float = 8.0
+    # A running `tongban worker` re-checks this often that the deadline sweep's pool has a live
+    # worker (and takes the sweep over when not): its first pool may stop long after it started.
+    sweep_check_seconds: float = 300.0
     # The long-running drainer (flows.listen): a drain without a notification this often (jobs
     # whose lease ran out), and a fresh flow run after this many hours.
     listen_poll_seconds: float = 5.0

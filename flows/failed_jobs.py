@@ -27,6 +27,15 @@ def failed(engine: sa.Engine, region: str | None = None, limit: int = 200) -> li
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def count_failed(engine: sa.Engine, region: str | None = None) -> int:
+    """How many jobs have failed for good (all of them, whatever ``failed`` lists)."""
+    q = sa.select(sa.func.count()).select_from(T_OUT).where(T_OUT.c.status == "failed")
+    if region is not None:
+        q = q.where(T_OUT.c.region_code == region)
+    with engine.connect() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
 def retry(engine: sa.Engine, job_ids: list[str] | None = None, region: str | None = None) -> list[str]:
     """Put failed jobs (the given ids, or all of a region, or all) back to pending; returns their ids."""
     q = sa.select(T_OUT.c.id).where(T_OUT.c.status == "failed")

@@ -10,21 +10,27 @@ or is handed back, the rest of the batch is released), waits for them, then kill
 and exits: within ``worker_stop_seconds``. Nothing then waits for a lease: the lease
 (``job_lease_seconds``) only matters for a worker that died without a SIGTERM (SIGKILL, power,
 network). A drainer that ends (its flow run's ``listen_max_hours``, or a lost connection) is
-started again.
+started again. Every ``sweep_check_seconds`` it checks again that the deadline sweep sits on a
+pool with a live worker (``flows.deploy.ensure_sweep``), so the sweep moves here when the worker
+that had it stops, not only when a worker starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.settings import ROOT, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def _children() -> dict[int, list[int]]:
@@ -67,9 +73,32 @@ def _spawn(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, start_new_session=True)
 
 
-def run_worker(pool: str, region: str, listen: bool = True) -> int:
+class Every:
+    """Call ``action`` at most once per ``seconds`` from a loop that comes round more often; an
+    error is logged and the next period tries again (a Prefect server that is briefly away must not
+    stop the worker)."""
+
+    def __init__(self, seconds: float, action: Callable[[], object]) -> None:
+        self.seconds, self.action = seconds, action
+        self.last = time.monotonic()
+
+    def tick(self) -> bool:
+        """Run the action if its period is over; True when it ran (and did not fail)."""
+        if time.monotonic() - self.last < self.seconds:
+            return False
+        self.last = time.monotonic()
+        try:
+            self.action()
+        except Exception:  # noqa: BLE001 - the worker goes on; the next period retries
+            log.warning("periodic check failed", exc_info=True)
+            return False
+        return True
+
+
+def run_worker(pool: str, region: str, listen: bool = True, checks: list[Every] | None = None) -> int:
     """Run ``prefect worker start`` for ``pool`` (and the region's drainer) until the Prefect
-    worker exits or a stop is asked for."""
+    worker exits or a stop is asked for; ``checks`` (the deadline sweep's placement) come round
+    meanwhile."""
     proc = _spawn("prefect", "worker", "start", "--pool", pool, "--type", "process")
     drainer = _spawn("flows.listen", "--region", region) if listen else None
     stop = threading.Event()
@@ -78,6 +107,8 @@ def run_worker(pool: str, region: str, listen: bool = True) -> int:
     while proc.poll() is None and not stop.wait(0.5):
         if drainer is not None and drainer.poll() is not None:
             drainer = _spawn("flows.listen", "--region", region)
+        for check in checks or []:
+            check.tick()
     if not stop.is_set():
         if drainer is not None:
             _signal([drainer.pid, *descendants(drainer.pid)], signal.SIGKILL)

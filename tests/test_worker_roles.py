@@ -13,9 +13,9 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -288,6 +288,21 @@ def test_the_jobs_commands_list_and_retry(demo: Demo, monkeypatch: pytest.Monkey
     assert code == 0 and "共 0 个失败任务" in out
 
 
+def test_jobs_failed_prints_the_true_total_beyond_what_it_lists(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    for _ in range(2):
+        case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")
+        demo.fire("王芳", case["number"], "accept")
+    with demo.engine.begin() as conn:
+        ids = list(conn.execute(sa.select(T_OUT.c.id).where(T_OUT.c.job == "handoff")).scalars())
+        conn.execute(sa.update(T_OUT).where(T_OUT.c.id.in_(ids)).values(status="failed", last_error="OSError"))
+    env = {"TONGBAN_DATABASE_URL": demo.engine.url.render_as_string(hide_password=False)}
+    code, out = _cli(["jobs", "failed", "--limit", "1"], env, monkeypatch)
+    assert code == 0 and sum(i in out for i in ids) == 1, out
+    assert "共 2 个失败任务, 以上列出最早的 1 个" in out, out
+    code, out = _cli(["jobs", "failed"], env, monkeypatch)
+    assert code == 0 and all(i in out for i in ids) and out.rstrip().endswith("共 2 个失败任务"), out
+
+
 def test_a_batch_longer_than_the_probe_staleness_keeps_the_drainer_alive(
         demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
     """The listening drainer's probe beats before each job, and while a job runs (its lease
@@ -347,3 +362,41 @@ def test_an_api_node_without_flows_checks_its_settings_before_touching_the_datab
     assert not local.exists()  # refused before the database was opened
     code, out = _cli(["serve", "--no-flows"], {}, monkeypatch)
     assert code == 2 and all(name in out for name in NAMES), out
+
+
+def test_the_worker_file_states_the_defaults_it_shows() -> None:
+    """deploy/worker.env's commented settings show the defaults: an operator copying one changes nothing."""
+    from core.settings import ROOT
+
+    shown = dict(line[2:].split("=", 1) for line in (ROOT / "deploy" / "worker.env").read_text().splitlines()
+                 if line.startswith("# TONGBAN_") and "=" in line)
+    defaults = Settings.model_fields
+    checked = {k: v for k, v in shown.items() if k.removeprefix("TONGBAN_").lower() in defaults
+               and k not in ("TONGBAN_PROBE_PORT", "TONGBAN_PROBE_HOST", "TONGBAN_LOG_FORMAT")}  # examples
+    assert {"TONGBAN_JOB_STOP_GRACE_SECONDS", "TONGBAN_WORKER_STOP_SECONDS",
+            "TONGBAN_SWEEP_CHECK_SECONDS"} <= set(checked)
+    for key, value in checked.items():
+        default = defaults[key.removeprefix("TONGBAN_").lower()].default
+        assert type(default)(value) == default, (key, value, default)
+
+
+def test_a_periodic_check_runs_once_per_period_and_survives_its_errors() -> None:
+    """What keeps the deadline sweep's placement checked while a worker runs (flows.supervise.Every)."""
+    from flows.supervise import Every
+
+    calls: list[float] = []
+
+    def check() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 2:
+            raise ConnectionError("Prefect 服务器暂不可用")
+
+    every = Every(0.2, check)
+    assert not every.tick()  # not at start: the worker has just checked
+    end = time.monotonic() + 1.1
+    ran = []
+    while time.monotonic() < end:
+        ran.append(every.tick())
+        time.sleep(0.02)
+    assert 4 <= len(calls) <= 6 and ran.count(True) == len(calls) - 1  # the failing one logged, not raised
+    assert all(b - a >= 0.2 for a, b in zip(calls, calls[1:], strict=False))
