@@ -3,12 +3,16 @@ row-level security so that a region's worker can claim, lease and complete only 
 
 ``apply(engine)`` (``tongban directory roles``) creates, for the directory's regions:
 
-- ``<prefix>`` (NOLOGIN): what every worker may do: read the tables, write what jobs write
-  (cases, history, certificates, documents, notifications, waybills, effects, …), and nothing of
-  the directory, the clerks, their tokens, the catalog or the migrations (read only).
+- ``<prefix>`` (NOLOGIN): what every worker may do: read the tables, and write what jobs write,
+  table by table (``WRITES``, an allow-list: a table it does not name is read only, so a new
+  table is closed until someone says what workers do with it). History and job effects are
+  append-only; rows are deleted only where jobs delete them (leases, the
+  current holder of a case, expired idempotency keys, the webhook log). Nothing of the
+  directory, the clerks, their tokens, the catalog or the migrations (``READ_ONLY``).
 - ``<prefix>_<region>`` (NOLOGIN, member of ``<prefix>``): its policies on ``outbox`` and
-  ``job_leases``: it sees, claims, leases and completes the jobs of its region only. It may
-  insert jobs for any region (a follow-up, such as the hand-off back to the intake counter).
+  ``job_leases``: it sees, claims, leases and completes the jobs of its region only. It inserts
+  jobs only for the regions of the case's intake and competent counters (a follow-up, such as
+  the hand-off back to the intake counter), never for a region the case has nothing to do with.
 - ``<prefix>_dispatcher`` (NOLOGIN, member of ``<prefix>``): sees every region's jobs (it
   starts their drains), and queues webhook deliveries.
 
@@ -37,6 +41,26 @@ READ_ONLY = ("alembic_version", "api_tokens", "clerks", "counter_items", "counte
              "units", "unit_seals", "calendar_schedules")
 
 
+APPEND, IU, IUD = "INSERT", "INSERT, UPDATE", "INSERT, UPDATE, DELETE"
+# What a worker may write, per table (it reads every table). A job's follow-up fires a transition
+# (engine.advance), so the case's own tables are written as by the API.
+WRITES: dict[str, str] = {
+    "appointment_slots": IU, "appointments": IU, "case_changes": IU, "case_documents": IU,
+    "case_holders": IUD, "case_materials": IU, "case_pages": IU, "case_search": IU,
+    "case_search_counters": IU, "case_search_keys": IU, "cases": IU, "certificates": IU,
+    "evaluations": IU, "evidence": IU, "exchange_exports": IU, "feed_case_counters": IU,
+    "feed_events": IU, "feed_state": IU, "history": APPEND, "idempotency": IUD, "job_effects": APPEND,
+    "job_leases": IUD, "notification_attempts": IU, "notifications": IU, "outbox": IU,
+    "prereview_drafts": IU, "prereviews": IU, "query_guards": IU, "rectifications": IU,
+    "sequences": IU, "tickets": IU, "tracking_events": IU, "video_participants": IU,
+    "video_recordings": IU, "video_room_events": IU, "video_rooms": IU, "waybills": IU,
+    "webhook_deliveries": IUD, "webhooks": IU,
+}
+# A job may queue work for the regions the case is handled in: its intake and competent counters'.
+CASE_REGIONS = ("region_code IN (SELECT c.region_code FROM cases k JOIN counters c "
+                "ON c.id IN (k.intake_counter_id, k.competent_counter_id) WHERE k.id = case_id)")
+
+
 def _role_sql(name: str, member_of: str | None = None) -> str:
     grant = f"; GRANT {member_of} TO {name}" if member_of else ""
     # Two nodes running the command at once: the second CREATE fails with duplicate_object.
@@ -57,13 +81,15 @@ def statements(regions: list[str], prefix: str = DEFAULT_PREFIX, database: str =
         out.append(f'GRANT CONNECT ON DATABASE "{database}" TO {prefix}')
     out += [
         f"GRANT USAGE ON SCHEMA public TO {prefix}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {prefix}",
-        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {', '.join(READ_ONLY)} FROM {prefix}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {prefix}",
+        # Again after an older grant of everything: only what WRITES names stays writable.
+        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM {prefix}",
+        *(f"GRANT {privileges} ON {table} TO {prefix}" for table, privileges in sorted(WRITES.items())),
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {prefix}",
         "ALTER TABLE outbox ENABLE ROW LEVEL SECURITY",
         "ALTER TABLE job_leases ENABLE ROW LEVEL SECURITY",
         "DROP POLICY IF EXISTS worker_insert ON outbox",
-        f"CREATE POLICY worker_insert ON outbox FOR INSERT TO {prefix} WITH CHECK (true)",
+        f"CREATE POLICY worker_insert ON outbox FOR INSERT TO {prefix} WITH CHECK ({CASE_REGIONS})",
         "DROP POLICY IF EXISTS dispatcher_all ON outbox",
         f"CREATE POLICY dispatcher_all ON outbox FOR ALL TO {disp} USING (true) WITH CHECK (true)",
         "DROP POLICY IF EXISTS dispatcher_leases ON job_leases",
