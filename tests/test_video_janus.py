@@ -87,7 +87,7 @@ def link(demo: Demo, room: str, role: str, name: str) -> str:
 
 def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path: Path) -> None:
     api = janus.VideoRoomAPI(local_janus.url, KEY)
-    link = janus.participant_token("r1", "link-A")
+    link = janus.participant_token(janus.room_number("r1"), 1, KEY)
     number = api.create_room("r1", rec_dir=tmp_path / "rec", tokens=[link], secret="s1")
     assert number == janus.room_number("r1")
     with pytest.raises(janus.JanusError) as refused:
@@ -97,7 +97,7 @@ def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path:
         janus.VideoRoomAPI(local_janus.url, KEY).join(number, None, "陌生人")
     joined = janus.VideoRoomAPI(local_janus.url, KEY).join(number, link, "申请人")
     assert joined["room"] == number
-    later = janus.participant_token("r1", "link-B")  # a link issued while the room is open
+    later = janus.participant_token(janus.room_number("r1"), 2, KEY)  # a participant who joins later
     api.allow(number, "s1", [later])
     assert janus.VideoRoomAPI(local_janus.url, KEY).join(number, later, "专家")["room"] == number
     # Rooms are created with the admin key only.
@@ -149,37 +149,53 @@ def test_no_turn_urls_no_credential() -> None:
     assert turn.credential("room:applicant", urls=()) is None
 
 
+def janus_settings(monkeypatch: pytest.MonkeyPatch, j: janus.LocalJanus, data_dir: Path, **more: Any) -> None:
+    """The janus backend against the module's Janus, with recordings under ``data_dir``."""
+    settings = get_settings()
+    for name, value in {"video_backend": "janus", "janus_url": j.url, "janus_admin_key": KEY,
+                        "data_dir": data_dir, **more}.items():
+        monkeypatch.setattr(settings, name, value)
+
+
+def recording_job(demo: Demo) -> Any:
+    """The room's recording job, claimed from the video queue (where Janus's disk is)."""
+    from flows import outbox
+
+    (job,) = [j for j in outbox.claim(demo.engine, "video", 100) if j["job"] == "janus_recordings"]
+    return job
+
+
 def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(
-        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path) -> None:
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Media inside the test's own namespace: a participant admitted by its join link publishes
-    from aiortc into the Janus room; at close the job converts Janus's ``.mjr`` without
-    re-encoding and stores a VP8/Opus WebM as the case's evidence, duration read back by PyAV."""
+    from aiortc into the Janus room; at close the job (on the video queue) converts Janus's
+    ``.mjr`` without re-encoding, stores a VP8/Opus WebM as the case's evidence, duration read
+    back by PyAV, and deletes the ``.mjr`` originals once the evidence is stored."""
     import av
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+    from flows import jobs
     from flows.recording_janus import store_room_recordings
 
     demo = sqlite_demo
-    number = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")["number"]
-    demo.fire("王芳", number, "accept")
-    demo.fire("李强", number, "start_inspection")
-    r = demo.client.post(f"/api/v1/cases/{number}/video-rooms", headers=demo.h("李强"), json={})
-    room_id = r.json()["id"]
-    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/links", headers=demo.h("李强"),
-                         json={"role": "applicant", "name": "张三"})
-    token = r.json()["token"]
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    number, room_id = inspection_room(demo)
+    token = link(demo, room_id, "applicant", "张三")
     with session_scope(demo.engine) as s:
         claim = links.verify(token)
         pid, _ = rooms.record_join(s, rooms.admit(s, claim), claim)
 
     j = local_janus
+    rec_dir = janus.recordings_dir(room_id)
+    publisher = janus.publisher_number(pid)
     try:
         api = janus.VideoRoomAPI(j.url, KEY)
-        link = janus.participant_token(room_id, token)
-        number_j = api.create_room(room_id, rec_dir=tmp_path / "rec", tokens=[link], secret="s2")
+        number_j = api.ensure_room(room_id, rec_dir=rec_dir)
+        tok = janus.participant_token(number_j, publisher)
+        api.allow(number_j, janus.room_secret(room_id), [tok])
         pub = janus.VideoRoomAPI(j.url, KEY)
-        pub.join(number_j, link, "张三", publisher=janus.publisher_number(pid))
+        pub.join(number_j, tok, "张三", publisher=publisher)
 
         async def run() -> None:
             pc = RTCPeerConnection()
@@ -196,28 +212,102 @@ def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(
             await pc.close()
 
         asyncio.run(run())
-        api.destroy_room(number_j, "s2")  # closes the room's recordings
+        api.destroy_room(number_j, janus.room_secret(room_id))  # closes the room's recordings
         deadline = time.monotonic() + 10
-        while len(list((tmp_path / "rec").glob("*.mjr"))) < 2:
+        while len(list(rec_dir.glob("*.mjr"))) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
         api.close()
         pub.close()
-    objects = LocalStore(tmp_path / "objects")
-    stored = store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out", objects)
-    assert len(stored) == 1 and stored[0]["content_type"] == "video/webm"
-    assert 1.0 < stored[0]["duration_s"] < 6.0, stored[0]["duration_s"]
-    webm = next((tmp_path / "out").glob("*.webm"))
-    with av.open(str(webm)) as f:
-        assert {st.type: st.codec_context.name for st in f.streams} == {"video": "vp8", "audio": "opus"}
-    assert store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out2", objects) == []
+    kept = tmp_path / "kept"  # a copy of the originals, to convert again below
+    shutil.copytree(rec_dir, kept)
+    with session_scope(demo.engine) as s:
+        assert rooms.close(s, room_id, "ended")
+    job = recording_job(demo)
+    assert job["region_code"] == "video"
+    out = jobs.run(demo.engine, job)
+    assert demo.count("outbox", job="janus_recordings", status="done") == 1
+    [stored] = out["recordings"]
+    assert 1.0 < stored["duration_s"] < 6.0, stored
+    # The originals are gone once the evidence is stored (the evidence is what is kept).
+    assert not rec_dir.exists(), list(rec_dir.iterdir())
     with session_scope(demo.engine) as s:
         evidence = scans.list_evidence(s, number, SYSTEM)
-    assert [e["kind"] for e in evidence] == ["recording"]
-    assert evidence[0]["sha256"] == stored[0]["sha256"]
-    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
-    assert "video_recording" in [e["kind"] for e in events]
+        [rec] = rooms.describe(s, room_id)["recordings"]
+    assert [e["kind"] for e in evidence if e["kind"] == "recording"] == ["recording"]
+    evidence = [e for e in evidence if e["kind"] == "recording"]
+    assert evidence[0]["sha256"] == stored["sha256"] == rec["sha256"] and rec["content_type"] == "video/webm"
+    data = b"".join(scans.read_evidence(evidence[0]["bucket"], evidence[0]["key"]))
+    assert hashlib.sha256(data).hexdigest() == rec["sha256"] and len(data) == rec["size"]
+    with av.open(io.BytesIO(data)) as f:
+        assert {st.type: st.codec_context.name for st in f.streams} == {"video": "vp8", "audio": "opus"}
+    # A replay converting the same originals again stores nothing twice.
+    objects = LocalStore(tmp_path / "objects")
+    assert store_room_recordings(demo.engine, room_id, kept, tmp_path / "out2", objects) == []
+    assert "video_recording" in history_kinds(demo, number)
+
+
+def closed_room_with_participant(demo: Demo) -> tuple[str, str]:
+    """An inspection room someone joined, closed with the janus backend: its job is queued."""
+    number, room_id = inspection_room(demo)
+    token = link(demo, room_id, "applicant", "张三")
+    with session_scope(demo.engine) as s:
+        claim = links.verify(token)
+        rooms.record_join(s, rooms.admit(s, claim), claim)
+    with session_scope(demo.engine) as s:
+        assert rooms.close(s, room_id, "ended")
+    return number, room_id
+
+
+def test_recording_job_without_the_recordings_folder_is_retried_not_done(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Participants were in the room but its recording folder is not on this machine (a worker
+    without Janus's disk): the attempt fails and the job waits for a retry, no evidence stored."""
+    from flows import jobs
+    from flows.recording_janus import RecordingsNotReady
+
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    number, room_id = closed_room_with_participant(sqlite_demo)
+    assert not janus.recordings_dir(room_id).exists()
+    job = recording_job(sqlite_demo)
+    with pytest.raises(RecordingsNotReady, match="录像目录"):
+        jobs.run(sqlite_demo.engine, job)
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="done") == 0
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="pending") == 1
+    assert sqlite_demo.count("video_recordings") == 0
+
+
+def test_recording_job_with_janus_unreachable_is_retried(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Janus cannot confirm the room is destroyed (its recordings may still be open): retried."""
+    from flows import jobs
+    from flows.recording_janus import RecordingsNotReady
+
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    number, room_id = closed_room_with_participant(sqlite_demo)
+    janus.recordings_dir(room_id).mkdir(parents=True)
+    monkeypatch.setattr(get_settings(), "janus_url", f"http://127.0.0.1:{free_port()}/janus")  # nobody there
+    job = recording_job(sqlite_demo)
+    with pytest.raises(RecordingsNotReady, match="Janus"):
+        jobs.run(sqlite_demo.engine, job)
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="done") == 0
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="pending") == 1
+
+
+def test_mjr_files_split_into_publishing_sessions(tmp_path: Path) -> None:
+    """A publisher who publishes again gets new files (a later time in their names): each
+    publishing session is its own recording, its tracks opened microseconds apart kept together."""
+    t0 = 1_796_350_507_098_148
+    names = [f"videoroom-9-user-5-{t0}-audio-0.mjr", f"videoroom-9-user-5-{t0 + 138}-video-1.mjr",
+             f"videoroom-9-user-5-{t0 + 60_000_000}-audio-0.mjr",
+             f"videoroom-9-user-5-{t0 + 60_000_090}-video-1.mjr",
+             f"videoroom-9-user-7-{t0 + 5}-video-1.mjr", "notes.txt.mjr"]
+    for n in names:
+        (tmp_path / n).touch()
+    sessions = janus._sessions(tmp_path)
+    assert [(p, at, sorted(f.name for f in files)) for p, at, files in sessions] == [
+        (5, t0, sorted(names[:2])), (5, t0 + 60_000_000, sorted(names[2:4])), (7, t0 + 5, [names[4]])]
 
 
 def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -470,3 +560,136 @@ def test_the_proxy_passes_only_what_a_page_needs_and_only_for_the_janus_backend(
     assert client.post(f"/video/janus/{session}", json={"janus": "info"}).status_code == 403
     gone = client.post(f"/video/janus/{session}", json={"janus": "destroy", "transaction": "t3"})
     assert gone.json()["janus"] == "success"
+
+
+def janus_join(demo: Demo, token: str) -> dict[str, Any]:
+    r = demo.client.post("/api/v1/video/join", json={"token": token})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def proxied_handle(demo: Demo) -> str:
+    """A Janus session and VideoRoom handle made through Tongban's proxy, as janus.js makes them."""
+    session = demo.client.post("/video/janus", json={"janus": "create", "transaction": "c"}).json()["data"]["id"]
+    handle = demo.client.post(f"/video/janus/{session}", json={
+        "janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"}).json()["data"]["id"]
+    return f"/video/janus/{session}/{handle}"
+
+
+def participants_in_janus(j: janus.LocalJanus, number: int) -> set[int]:
+    api = janus.VideoRoomAPI(j.url, KEY)
+    try:
+        return {p["id"] for p in api.request({"request": "listparticipants", "room": number})["participants"]}
+    finally:
+        api.close()
+
+
+def test_a_token_publishes_only_as_its_own_participant_and_dies_with_the_leave(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each VideoRoom token is bound to the publisher id issued with it: the proxy refuses a join
+    with another participant's id (403 problem details). Leaving takes the token off the room's
+    ``allowed`` list and kicks the participant, so Janus itself refuses the token afterwards."""
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    a = janus_join(demo, link(demo, room_id, "applicant", "张三"))
+    b = janus_join(demo, link(demo, room_id, "expert", "王专家"))
+    ja, jb = a["janus"], b["janus"]
+    assert ja["room"] == jb["room"] and ja["publisher"] != jb["publisher"] and ja["token"] != jb["token"]
+    path = proxied_handle(demo)
+
+    def join(body: dict[str, Any]) -> Any:
+        return demo.client.post(path, json={"janus": "message", "transaction": "j", "body": {
+            "request": "join", "ptype": "publisher", "room": ja["room"], "display": "张三", **body}})
+
+    for wrong in ({"token": ja["token"], "id": jb["publisher"]},  # A's token, B's place
+                  {"token": ja["token"]},  # an id of Janus's choosing
+                  {"token": ja["token"], "id": str(ja["publisher"])}):
+        r = join(wrong)
+        assert r.status_code == 403, (wrong, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["missing"] == ["janus_publisher"], r.text
+    assert join({"token": ja["token"], "id": ja["publisher"]}).json()["janus"] == "ack"
+    deadline = time.monotonic() + 10
+    while ja["publisher"] not in participants_in_janus(local_janus, ja["room"]):
+        assert time.monotonic() < deadline, "the proxied join did not reach the room"
+        time.sleep(0.05)
+    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/leave", headers={"X-Participant-Key": a["key"]})
+    assert r.status_code == 200, r.text
+    assert ja["publisher"] not in participants_in_janus(local_janus, ja["room"])  # kicked
+    with pytest.raises(janus.JanusError) as refused:  # the token no longer opens the room
+        janus.VideoRoomAPI(local_janus.url, KEY).join(ja["room"], ja["token"], "张三", publisher=ja["publisher"])
+    assert refused.value.code == 433
+    # B's token, still allowed, still opens it.
+    assert janus.VideoRoomAPI(local_janus.url, KEY).join(
+        jb["room"], jb["token"], "王专家", publisher=jb["publisher"])["room"] == jb["room"]
+
+
+def test_a_peer_that_stops_polling_is_marked_left_and_the_room_idle_closes(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Janus participant has no peer connection with Tongban: their page's events poll is how
+    Tongban knows they are there. One that stops polling (tab closed, network gone) is marked
+    left by the hub's sweep after ``janus_gone_seconds``, and the room, empty, idle-closes."""
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data", janus_gone_seconds=1.5)
+    hub = demo.client.app.state.video_hub = JanusHub(idle_seconds=1, watch_seconds=0.2)  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    polling = janus_join(demo, link(demo, room_id, "clerk", "李强"))
+    silent = janus_join(demo, link(demo, room_id, "applicant", "张三"))
+    # The clerk's page keeps polling; the applicant's never does.
+    after = 0
+    for _ in range(7):  # 3.5 s: the silent one is gone after 1.5 s (and a sweep)
+        r = demo.client.get(f"/api/v1/video/rooms/{room_id}/events", params={"wait": 0.5, "after": after},
+                            headers={"X-Participant-Key": polling["key"]})
+        assert r.status_code == 200, r.text
+        after = r.json()["next"]
+    with session_scope(demo.engine) as s:
+        parts = {p["id"]: p for p in rooms.describe(s, room_id)["participants"]}
+    assert parts[silent["participant"]]["left_at"] is not None
+    assert parts[polling["participant"]]["left_at"] is None
+    assert "video_leave" in history_kinds(demo, number)
+    # Now the clerk's page goes quiet too: gone, then the empty room closes by itself.
+    deadline = time.monotonic() + 10
+    while True:
+        with session_scope(demo.engine) as s:
+            described = rooms.describe(s, room_id)
+        if described["status"] == "closed":
+            break
+        assert time.monotonic() < deadline, described
+        time.sleep(0.1)
+    assert described["close_reason"] == "idle"
+    assert all(p["left_at"] is not None for p in described["participants"])
+    assert room_id not in hub.rooms
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
+    [leave] = [e for e in events if e["kind"] == "video_leave" and e["data"]["participant"] == silent["participant"]]
+    assert leave["data"]["reason"] == "gone"
+
+
+def test_a_participant_janus_refuses_is_not_left_in_the_room(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If Janus refuses to let the participant's token in (here: a room of that number made by
+    someone else, with another secret), the join fails (503) and the history records the leave."""
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    try:
+        api.create_room(room_id, rec_dir=tmp_path / "other", tokens=[], secret="not-tongbans")
+        r = demo.client.post("/api/v1/video/join", json={"token": link(demo, room_id, "applicant", "张三")})
+        assert r.status_code == 503, r.text
+    finally:
+        api.destroy_room(janus.room_number(room_id), "not-tongbans")
+        api.close()
+    with session_scope(demo.engine) as s:
+        [part] = rooms.describe(s, room_id)["participants"]
+    assert part["left_at"] is not None
+    kinds = history_kinds(demo, number)
+    assert kinds.count("video_join") == kinds.count("video_leave") == 1
