@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,6 +55,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailab
 from engine.scan_validation import UploadTooLarge
 from storage.db import bound_engine
 from video import backends, inspection, kinds, links, rooms
+from video.backends import janus
 from video.hub import Hub
 from video.janus_hub import JanusHub
 from video.live import LiveRoom, Peer
@@ -341,7 +343,7 @@ async def janus_proxy(rest: str, request: Request, rid: int | None = None,
         upstream = hub.http().get(hub.url + rest, params=params, timeout=70)
     else:
         body = await request.body()
-        _check_janus_request(body)
+        _check_janus_request(body, hub.key)
         upstream = hub.http().post(hub.url + rest, content=body,
                                    headers={"Content-Type": "application/json"}, timeout=30)
     call = asyncio.ensure_future(upstream)
@@ -368,7 +370,7 @@ VIDEOROOM_REQUESTS = {"join", "joinandconfigure", "publish", "configure", "unpub
                       "switch", "subscribe", "unsubscribe", "update", "leave"}
 
 
-def _check_janus_request(body: bytes) -> None:
+def _check_janus_request(body: bytes, key: str | None = None) -> None:
     try:
         msg = json.loads(body)
     except ValueError:
@@ -383,6 +385,20 @@ def _check_janus_request(body: bytes) -> None:
             raise Forbidden("不允许的会议室请求", missing=["janus_request"])
         if {"record", "filename", "secret"} & set(inner):  # recordings are evidence: Tongban's alone
             raise Forbidden("录像设置只能由通办更改", missing=["janus_request"])
+        if inner["request"] in {"join", "joinandconfigure"} and inner.get("ptype") != "subscriber":
+            _check_publisher(inner, key)
+
+
+def _check_publisher(join: dict[str, Any], key: str | None) -> None:
+    """A page publishes only as the participant its token was issued to: the token is bound to the
+    room and publisher id (video.backends.janus.participant_token), so recordings and the list name
+    the right person and nobody takes another participant's place."""
+    room, publisher, token = join.get("room"), join.get("id"), join.get("token")
+    if not (isinstance(room, int) and isinstance(publisher, int) and isinstance(token, str)) \
+            or isinstance(room, bool) or isinstance(publisher, bool):
+        raise Forbidden("加入会议室须带通办签发的发布者编号与令牌", missing=["janus_publisher"])
+    if not secrets.compare_digest(token, janus.participant_token(room, publisher, key)):
+        raise Forbidden("发布者编号与入会令牌不符: 只能以通办为本参会者签发的编号加入", missing=["janus_publisher"])
 
 
 async def _disconnected(request: Request) -> None:
