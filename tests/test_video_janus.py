@@ -324,24 +324,97 @@ def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatc
     assert ice_servers("room1", "applicant") == []
 
 
-def test_relay_only_ice_connects_through_coturn(tmp_path: Path) -> None:
+def turn_config_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, *args: str) -> Path:
+    """``tongban video turn-config … -o FILE``, as an operator runs it; the file it wrote."""
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+
+    monkeypatch.setattr(get_settings(), "turn_secret", key)
+    conf = tmp_path / "turnserver.conf"
+    done = CliRunner().invoke(cli_app, ["video", "turn-config", *args, "-o", str(conf)])
+    assert done.exit_code == 0, done.output
+    return conf
+
+
+def coturn_from(conf: Path) -> subprocess.Popen[bytes]:
+    """coturn on the file exactly as written (its pid file and database beside it, given on the
+    command line: the generated file is not edited)."""
+    exe = shutil.which("turnserver")
+    assert exe, "coturn is not installed (./tongban installs it)"
+    return subprocess.Popen([exe, "-c", str(conf), "--pidfile", str(conf.parent / "turn.pid"),
+                             "--userdb", str(conf.parent / "turndb")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_turn_config_file_is_private_and_coturn_accepts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-o`` writes the shared secret into a 0600 file (also over an existing, readable one), and
+    coturn started on that file as written grants a relay to the join link's TURN REST credential."""
+    import stat
+
+    (tmp_path / "turnserver.conf").write_text("old\n")
+    (tmp_path / "turnserver.conf").chmod(0o644)
+    port = free_port()
+    conf = turn_config_cli(tmp_path, monkeypatch, "cli-secret", "--listening-ip", "127.0.0.1", "--port", str(port))
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    text = conf.read_text()
+    assert "static-auth-secret=cli-secret" in text and "allow-loopback-peers" not in text
+    proc = coturn_from(conf)
+    try:
+        async def allocate() -> tuple[str, int]:
+            cred = turn.credential("room-9:applicant", urls=(f"turn:127.0.0.1:{port}?transport=udp",))
+            assert cred is not None
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    transport, _ = await create_turn_endpoint(
+                        asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
+                        username=cred.username, password=cred.credential, lifetime=60)
+                except ConnectionRefusedError:  # coturn not listening yet
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                    continue
+                relayed = transport.get_extra_info("sockname")
+                transport.close()
+                return relayed
+
+        assert asyncio.run(allocate())[0] == "127.0.0.1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_relay_only_ice_connects_through_coturn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``iceTransportPolicy: relay`` on both peers (no host candidates at all): media and data
-    still flow, through a real coturn running the product's configuration in the namespace."""
+    still flow, through a real coturn running the configuration ``tongban video turn-config``
+    writes for a deployment — relays on the namespace's 10.77.0.1, private networks denied, only
+    the media server's address let through (``--allow-peer``), no loopback allowance."""
     from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-    key = b"relay-secret"
-    proc, port = coturn(tmp_path, key)
+    key = "relay-secret"
+    port = free_port()
+    conf = turn_config_cli(tmp_path, monkeypatch, key, "--listening-ip", ADDRESS, "--relay-ip", ADDRESS,
+                           "--allow-peer", ADDRESS, "--port", str(port))
+    text = conf.read_text()
+    assert "allow-loopback-peers" not in text and "denied-peer-ip=10.0.0.0-10.255.255.255" in text
+    assert f"allowed-peer-ip={ADDRESS}" in text and f"relay-ip={ADDRESS}" in text
+    proc = coturn_from(conf)
     try:
-        url = (f"turn:127.0.0.1:{port}?transport=udp",)
+        url = (f"turn:{ADDRESS}:{port}?transport=udp",)
 
         def config(who: str) -> RTCConfiguration:
-            cred = turn.credential(who, urls=url, ttl=300, key=key)
+            cred = turn.credential(who, urls=url, ttl=300, key=key.encode())
             assert cred is not None
             return RTCConfiguration([RTCIceServer(list(cred.urls), cred.username, cred.credential)],
                                     iceTransportPolicy=RTCIceTransportPolicy.RELAY)
 
         async def run() -> tuple[str, list[str]]:
+            deadline = time.monotonic() + 10
+            while subprocess.run(["ss", "-lnu", f"sport = :{port}"], capture_output=True,
+                                 text=True).stdout.count(f":{port}") == 0:
+                assert time.monotonic() < deadline, "coturn did not start"
+                await asyncio.sleep(0.05)
             a, b = RTCPeerConnection(config("r:clerk")), RTCPeerConnection(config("r:applicant"))
             got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             channel = a.createDataChannel("room")
@@ -693,3 +766,101 @@ def test_a_participant_janus_refuses_is_not_left_in_the_room(
     assert part["left_at"] is not None
     kinds = history_kinds(demo, number)
     assert kinds.count("video_join") == kinds.count("video_leave") == 1
+
+
+def test_the_join_answer_carries_turn_servers_valid_as_long_as_the_link(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /api/v1/video/join answers the TURN servers with a TURN REST credential (a client other
+    than the page needs them too), and the credential outlives neither less than the join link."""
+    from datetime import datetime
+
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data", turn_secret="join-secret", turn_ttl_seconds=600,
+                   turn_urls="turn:turn.example.gov.cn:3478?transport=udp")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/links", headers=demo.h("李强"),
+                         json={"role": "applicant", "name": "张三", "minutes": 8 * 60})
+    expires = datetime.fromisoformat(r.json()["expires_at"]).timestamp()
+    joined = janus_join(demo, r.json()["token"])
+    [server] = joined["ice_servers"]
+    assert server["urls"] == ["turn:turn.example.gov.cn:3478?transport=udp"]
+    # The link is good until its whole second (what the signed token holds): 8 h, not 600 s.
+    assert int(server["username"].split(":")[0]) >= int(expires) > time.time() + 7 * 3600
+    assert server["credential"] == turn.password(server["username"], b"join-secret")
+    monkeypatch.setattr(get_settings(), "turn_urls", "")
+    assert janus_join(demo, link(demo, room_id, "expert", "王专家"))["ice_servers"] == []
+
+
+def test_janus_behind_nat_announces_its_public_address(tmp_path: Path) -> None:
+    """``TONGBAN_JANUS_PUBLIC_IP`` is written as Janus's ``nat_1_1_mapping``: the candidates of its
+    answer carry that address instead of the interface's (here 127.0.0.2 stands for the public
+    one, in place of the namespace's 10.77.0.1)."""
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import VideoStreamTrack
+
+    j = janus.start_local(tmp_path / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="tb0",
+                          public_ip="127.0.0.2")
+    try:
+        assert 'nat_1_1_mapping = "127.0.0.2"' in (tmp_path / "cfg" / "janus.jcfg").read_text()
+        api, pub = janus.VideoRoomAPI(j.url, KEY), janus.VideoRoomAPI(j.url, KEY)
+        tok = janus.participant_token(janus.room_number("nat"), 1, KEY)
+        number = api.create_room("nat", rec_dir=tmp_path / "rec", tokens=[tok], secret="s")
+        pub.join(number, tok, "张三", publisher=1)
+
+        def candidates(offer: str) -> list[str]:
+            """Janus's own candidates: in its answer, or trickled after it (full trickle)."""
+            pub._call(f"{pub.url}/{pub.session}/{pub.handle}", {
+                "janus": "message", "body": {"request": "publish", "audio": False, "video": True},
+                "jsep": {"type": "offer", "sdp": offer}})
+            found: list[str] = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                events = pub.http.get(f"{pub.url}/{pub.session}", params={"maxev": 5}, timeout=35).json()
+                for ev in events if isinstance(events, list) else [events]:
+                    sdp = (ev.get("jsep") or {}).get("sdp", "")
+                    found += [ln.removeprefix("a=") for ln in sdp.splitlines() if ln.startswith("a=candidate")]
+                    cand = ev.get("candidate") or {}
+                    if cand.get("completed") or (sdp and "a=end-of-candidates" in sdp):
+                        return found
+                    if cand.get("candidate"):
+                        found.append(cand["candidate"])
+            return found
+
+        async def answer() -> list[str]:
+            pc = RTCPeerConnection()
+            pc.addTrack(VideoStreamTrack())
+            await pc.setLocalDescription(await pc.createOffer())
+            lines = await asyncio.to_thread(candidates, pc.localDescription.sdp)
+            await pc.close()
+            return lines
+
+        hosts = {line.split()[4] for line in asyncio.run(answer())}
+        api.close()
+        pub.close()
+    finally:
+        j.stop()
+    assert hosts == {"127.0.0.2"}, hosts
+
+
+def test_janus_plugins_are_found_on_any_architecture(tmp_path: Path) -> None:
+    """Debian puts Janus's modules under the multiarch triplet: found by glob, not assumed x86_64."""
+    (tmp_path / "aarch64-linux-gnu" / "janus" / "plugins").mkdir(parents=True)
+    (tmp_path / "aarch64-linux-gnu" / "other").mkdir()
+    assert janus.plugin_dir(tmp_path) == tmp_path / "aarch64-linux-gnu" / "janus"
+    assert (janus.plugin_dir() / "plugins" / "libjanus_videoroom.so").exists()  # this machine's
+
+
+def test_publishers_per_room_is_a_setting(local_janus: janus.LocalJanus, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "janus_publishers", 2)
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    try:
+        number = api.create_room("cap", rec_dir=tmp_path / "rec", tokens=[], secret="s")
+        [room] = [r for r in api.request({"request": "list", "admin_key": KEY})["list"] if r["room"] == number]
+        assert room["max_publishers"] == 2
+        api.destroy_room(number, "s")
+    finally:
+        api.close()

@@ -59,7 +59,7 @@ from video.backends import janus
 from video.hub import Hub
 from video.janus_hub import JanusHub
 from video.live import LiveRoom, Peer
-from video.page import STATIC, render_room
+from video.page import STATIC, ice_servers, render_room
 
 # Join links and participant keys are checked by the routes themselves: a bad one is 403.
 router = Router(tags=["video"], responses=problems(403))
@@ -214,6 +214,7 @@ async def join_room(body: JoinBody, request: Request, session: SessionDep) -> An
     out = await hub.join(engine, claim, body.sdp, body.type)  # type: ignore[arg-type]
     out["materials"] = await hub.db(engine, rooms.materials, claim.number)
     out["checklist"] = await hub.db(engine, kinds.checklist, out["kind"], claim.number)
+    out["ice_servers"] = ice_servers(claim.room_id, claim.role, claim.expires_at)
     return out
 
 
