@@ -864,3 +864,62 @@ def test_publishers_per_room_is_a_setting(local_janus: janus.LocalJanus, tmp_pat
         api.destroy_room(number, "s")
     finally:
         api.close()
+
+
+def test_still_uploads_are_refused_without_writing_anything(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, serve_app: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's still upload (``…/stills/{request}``): a request nobody made is 404; while the
+    clerk's request waits, a body that is not an image is 422 (also under an image type), one over
+    the size limit 413 — and none leaves a page or a stored object; the embedded backend has no
+    such route (409: it captures on the server)."""
+    import httpx
+
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    number, room_id = inspection_room(demo)
+    stills = f"/api/v1/video/rooms/{room_id}/stills"
+    # The embedded backend (the default): the page never uploads stills.
+    r = demo.client.post(f"{stills}/abc", content=b"\xff\xd8", headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 409, r.text
+    janus_settings(monkeypatch, local_janus, tmp_path / "data", video_max_file_bytes=64 * 1024)
+    objects = tmp_path / "objects"
+    demo.client.app.state.video_hub = JanusHub(store=LocalStore(objects))  # type: ignore[attr-defined]
+    clerk = janus_join(demo, link(demo, room_id, "clerk", "李强"))
+    applicant = janus_join(demo, link(demo, room_id, "applicant", "张三"))
+    base = serve_app(demo.client.app)
+
+    async def scenario() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            page = {"X-Participant-Key": applicant["key"]}
+
+            async def upload(request_id: str, body: bytes, kind: str = "image/jpeg") -> httpx.Response:
+                return await http.post(f"{stills}/{request_id}", content=body,
+                                       headers={**page, "Content-Type": kind})
+
+            out: dict[str, Any] = {"unknown": await upload("0123456789abcdef", b"\xff\xd8\xff")}
+            shot = asyncio.ensure_future(http.post(
+                f"/api/v1/video/rooms/{room_id}/captures", headers={"X-Participant-Key": clerk["key"]},
+                json={"participant": applicant["participant"], "material_id": "floor_plans"}))
+            after, request_id = 0, None
+            while request_id is None:
+                r = await http.get(f"/api/v1/video/rooms/{room_id}/events", headers=page,
+                                   params={"after": after, "wait": 5})
+                after = r.json()["next"]
+                request_id = next((e["id"] for e in r.json()["items"] if e["t"] == "still_request"), None)
+            out["text"] = await upload(request_id, b"not a picture", "text/plain")
+            out["oversized"] = await upload(request_id, b"\xff\xd8\xff" + bytes(64 * 1024))
+            out["not_image"] = await upload(request_id, b"GIF89a but really just text" * 10)
+            out["shot"] = await shot  # the clerk hears why
+            return out
+
+    out = asyncio.run(scenario())
+    assert out["unknown"].status_code == 404, out["unknown"].text
+    assert out["text"].status_code == 422 and out["text"].json()["errors"][0]["field"] == "Content-Type"
+    assert out["oversized"].status_code == 413, out["oversized"].text
+    assert out["not_image"].status_code == 422, out["not_image"].text
+    assert out["shot"].status_code == 422, out["shot"].text
+    assert demo.count("case_pages") == 0
+    assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+    assert "video_capture" not in history_kinds(demo, number)

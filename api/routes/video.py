@@ -306,14 +306,14 @@ async def room_message(room_id: str, body: RoomMessage, request: Request, key: K
 @router.post("/api/v1/video/rooms/{room_id}/stills/{request_id}", status_code=201, response_model=Page,
              openapi_extra={"requestBody": {"required": True, "content": {
                  t: {"schema": {"type": "string", "format": "binary"}} for t in STILL_TYPES}}},
-             responses=problems(409, 413))
+             responses=problems(404, 409, 413))
 async def upload_still(room_id: str, request_id: str, request: Request, key: KeyHeader = None) -> Any:
     """上传工作人员要求的照片 (摄像头全分辨率, Janus 后端)
 
     The page's answer to a ``still_request`` event: the image as the raw body (JPEG or PNG),
     filed as a page of the material the clerk chose, validated like any upload."""
-    hub, room, peer = _participant(request, room_id, key)
-    janus_hub = _janus_hub(hub)
+    janus_hub = _janus_hub(hub_of(request))  # the embedded backend captures on the server: 409 first
+    _, room, peer = _participant(request, room_id, key)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in STILL_TYPES:
         raise InvalidInput("Content-Type", f"须为 {' / '.join(STILL_TYPES)}")
