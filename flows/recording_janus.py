@@ -113,11 +113,12 @@ def confirm_destroyed(room_id: str) -> None:
 @JOBS.register(RECORDING_JOB, "转存视频录像")
 def janus_recordings_job(engine: sa.Engine, job: OutboxJobRow) -> dict[str, Any]:
     room_id = str((job["payload"] or {})["room"])
-    confirm_destroyed(room_id)
     rec_dir = janus.recordings_dir(room_id)
     with Session(engine) as session:
         joined = session.execute(sa.select(sa.func.count()).select_from(T_PART)
                                  .where(T_PART.c.room_id == room_id)).scalar_one()
+    if joined:  # nobody joined: Janus recorded nothing (it may never have had the room)
+        confirm_destroyed(room_id)
     if not rec_dir.is_dir() and joined:
         # Participants were in the room, so Janus recorded into this folder: not here means this
         # process is not on Janus's machine (or the disk is not mounted). Retry, never "no recordings".
