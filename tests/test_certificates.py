@@ -328,8 +328,16 @@ def test_the_case_page_asks_for_the_licence_data_and_links_the_library_certifica
     other = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant=BRANCH)
     assert page_login(chen, demo.tokens["陈静"], f"/ui/cases/{other['number']}").status_code == 303
     page = chen.get(f"/ui/cases/{other['number']}").text
-    assert "免提交: 取自电子证照库" in page and f"{licence.title} {licence.number}" in page
+    # The label names the certificate taken, then links it by its number.
+    row = re.search(r'<div class="library">(.*?)</div>', page, re.S)
+    assert row, page
+    assert re.sub(r"<[^>]+>", "", row.group(1)).split() == [
+        "免提交：分公司营业执照（已从电子证照库调取）", "证照编号", f"{licence.number}（青岛西海岸新区行政审批服务局）"]
     assert f'href="/verify/{quote(licence.number)}"' in page
+    # Before intake the form says which certificate stands in for the material.
+    form_page = chen.get("/ui/cases/new", params={"item": "GGCSWSXK"}).text
+    hint = re.search(r'<div class="library muted" data-library="business_licence">(.*?)</div>', form_page, re.S)
+    assert hint and hint.group(1) == "免提交：申请人持有有效营业执照的，收件时从电子证照库调取，无需扫描"
 
 
 def test_concurrent_issues_at_one_unit_take_gap_free_numbers_and_a_racing_duplicate_takes_none(
