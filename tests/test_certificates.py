@@ -246,13 +246,16 @@ def test_the_restaurant_bundle_issues_the_business_and_the_food_licence_each_fro
     assert business.holder == food.holder == SHOP["name"] and business.holder_code == food.holder_code == SHOP_CODE
     assert _fields(business) == {
         "统一社会信用代码": SHOP_CODE, "名称": SHOP["name"], "类型": "有限责任公司(自然人独资)",
-        "法定代表人（经营者）": "赵六", "经营场所": SHOP["address"], "成立日期": "2026-12-02", "经营范围": "许可项目: 餐饮服务。"}
+        "法定代表人（经营者）": "赵六", "经营场所": SHOP["address"], "成立日期": "2026-12-02",
+        "经营范围": "许可项目: 餐饮服务。"}
     assert _fields(food) == {
         "经营者名称": SHOP["name"], "统一社会信用代码": SHOP_CODE, "法定代表人（负责人）": "赵六",
-        "经营场所": SHOP["address"], "主体业态": "餐饮服务经营者(中型餐馆)", "经营项目": "热食类食品制售; 冷食类食品制售"}
+        "经营场所": SHOP["address"], "主体业态": "餐饮服务经营者(中型餐馆)",
+        "经营项目": "热食类食品制售; 冷食类食品制售"}
     assert demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()["state"]["id"] == "completed"
     flat = "".join(pdf_text(demo, "陈静", business.number, tmp_path, unit_id="pd-shichang").split())
-    assert all(w in flat for w in ("营业执照", SHOP_CODE, "赵六", "营业期限：长期", "登记机关：浦东新区市场监督管理局")), flat
+    assert all(w in flat for w in ("营业执照", SHOP_CODE, "赵六", "营业期限：长期",
+                                   "登记机关：浦东新区市场监督管理局")), flat
     flat = "".join(pdf_text(demo, "陈静", food.number, tmp_path, unit_id="pd-shenpi").split())
     assert all(w in flat for w in ("食品经营许可证", "热食类食品制售", "2026年12月02日至2031年12月02日",
                                    "发证机关：浦东新区行政审批服务局")), flat
