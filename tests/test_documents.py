@@ -422,6 +422,11 @@ def test_a_decisions_title_follows_what_the_item_decides() -> None:
     for code in ("YDJYBA", "YLBXZYJX", "GJJZYJX", "YJSXSECS"):
         assert titles[code] == ("办理结果告知书", "不予办理告知书"), code
     assert by_code["GGCSWSXK"].document_title("acceptance", "受理通知书") == "受理通知书"
+    from engine import pdf
+
+    # The catalog ships one item's own approval template; every other item draws the default.
+    assert {code: pdf.notice_template("approval", code) for code in by_code} == {
+        code: "approval_FGSFZRBG.xml.j2" if code == "FGSFZRBG" else "approval.xml.j2" for code in by_code}
     source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text(encoding="utf-8")
     own = catalog.parse(source + "documents:\n  approval: {title: 准予变更登记通知书}\n", "x.yaml").definition
     assert (own.document_title("approval", "?"), own.document_title("rejection", "?")) == \
