@@ -401,7 +401,7 @@ def history_lines(session: Session, item: CompiledItem, case: CaseRow,
                                                  *(e["counter_id"] for e in events if e["counter_id"])])
     clerks = directory.clerk_names(session, [(e.get("data") or {}).get("to_clerk") for e in events])
     stored = [(e.get("data") or {}).get("evidence_id") for e in events if e["kind"] == "evidence_stored"]
-    notices = {i: (m or {}).get("document") and documents.title_of(str((m or {}).get("kind")))
+    notices = {i: (m or {}).get("document") and documents.title_for(item.definition, str((m or {}).get("kind")))
                for i, m in session.execute(sa.select(T_EVID.c.id, T_EVID.c.meta)
                                            .where(T_EVID.c.id.in_([i for i in stored if i])))} if stored else {}
     out = []
