@@ -63,7 +63,9 @@ def materials_of(session: Session, case_id: int, item: CompiledItem,
         status = statuses.get(m.id, "missing")
         label = STATUS_WORDS.get(status, status)
         if m.id in library:
-            label = f"免提交(电子证照 {library[m.id].get('certificate', '')})".replace(" )", ")")
+            cert = library[m.id]
+            title = cert.get("title") or cert.get("type") or "电子证照"
+            label = f"免提交：{title} {cert.get('certificate', '')}".rstrip()
         out.append({"no": i, "id": m.id, "name": m.name, "copies": m.copies, "status": status,
                     "status_label": label, "pages": int(pages.get(m.id, 0)), "required": m.required,
                     "library": m.id in library})
