@@ -94,8 +94,10 @@ def returning(session: Session, number: str, code: str) -> dict[str, Any]:
     counter_id = case["intake_counter_id"]
     if clerk_id is None:
         raise Conflict("该办件没有陪办人员, 请现场取号", field="number")
+    # Only today's: a 复诊号 left waiting on an earlier day is never called again (call_next takes today's).
     waiting = session.execute(sa.select(T_TICKET.c.id).where(
-        T_TICKET.c.case_id == case["id"], T_TICKET.c.status == "waiting")).scalar_one_or_none()
+        T_TICKET.c.case_id == case["id"], T_TICKET.c.day == clock.today(),
+        T_TICKET.c.status == "waiting")).scalar_one_or_none()
     if waiting is not None:
         return view(session, int(waiting))
     return _issue(session, counter_id, "F", "returning", item_group="F", item_code=case["item_code"],
@@ -141,16 +143,27 @@ def last_called(session: Session, actor: Actor) -> dict[str, Any] | None:
     return view(session, int(tid)) if tid is not None else None
 
 
+def _ahead(session: Session, row: Any) -> int:
+    """People ahead in the ticket's own queue: today's waiting tickets of the same counter and kind
+    (a 复诊号: of the same clerk) issued before it, in the order call_next takes them. A ticket left
+    waiting on an earlier day is in no queue any more."""
+    if row["status"] != "waiting" or row["day"] != clock.today():
+        return 0
+    earlier = sa.or_(T_TICKET.c.created_at < row["created_at"],
+                     sa.and_(T_TICKET.c.created_at == row["created_at"], T_TICKET.c.id < row["id"]))
+    q = sa.select(sa.func.count()).select_from(T_TICKET).where(
+        T_TICKET.c.counter_id == row["counter_id"], T_TICKET.c.day == row["day"],
+        T_TICKET.c.status == "waiting", T_TICKET.c.kind == row["kind"], earlier)
+    if row["clerk_id"] is not None:
+        q = q.where(T_TICKET.c.clerk_id == row["clerk_id"])
+    return int(session.execute(q).scalar_one())
+
+
 def view(session: Session, ticket_id: int) -> dict[str, Any]:
     row = session.execute(sa.select(T_TICKET).where(T_TICKET.c.id == ticket_id)).mappings().first()
     if row is None:
         raise NotFound("没有该号")
-    ahead = 0
-    if row["status"] == "waiting":
-        ahead = int(session.execute(sa.select(sa.func.count()).select_from(T_TICKET).where(
-            T_TICKET.c.counter_id == row["counter_id"], T_TICKET.c.day == row["day"],
-            T_TICKET.c.status == "waiting", T_TICKET.c.priority >= row["priority"],
-            T_TICKET.c.id < row["id"])).scalar_one())
+    ahead = _ahead(session, row)
     counter = directory.counter(session, row["counter_id"])
     return {"id": row["id"], "number": row["number"], "kind": row["kind"], "kind_label": KIND_LABELS[row["kind"]],
             "status": row["status"], "status_label": STATUS_LABELS[row["status"]],
