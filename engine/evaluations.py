@@ -1,8 +1,9 @@
 """好差评 (国办发〔2019〕51号; GB/T 39734-2020): the applicant rates 1–5, with reasons for the
 last two (a checklist and text). 一事一评: per case at 办结, proved by the case's query code (the
 progress page, the QR code on the 收件凭证). 一次一评: per visit at the window's evaluation pad (a
-tablet signed in as the window's clerk), for the ticket the clerk called. One rating per case
-(or visit) and channel: the second is refused by the unique constraint, whoever races.
+tablet signed in with an account of its own, role ``pad``), for a ticket its window served that
+day, never by the clerk who served it. One rating per case (or visit) and channel: the second is
+refused by the unique constraint, whoever races.
 
 A 差评 (不满意, 非常不满意) opens a rectification task (engine.rectification).
 """
@@ -81,11 +82,20 @@ def case_rating(session: Session, number: str, code: str) -> dict[str, Any] | No
 
 def rate_visit(session: Session, pad: Actor, ticket_id: int, level: int, reasons: list[str],
                text: str) -> dict[str, Any]:
-    """一次一评 at the window's pad: the ticket the pad's window called."""
+    """一次一评 at the window's pad (an account of role ``pad``): a ticket its window served today,
+    never by the clerk who served it, never a 过号."""
     _check(level, reasons, text)
     ticket = tickets.view(session, ticket_id)
+    if ticket["called_by"] is not None and ticket["called_by"] == pad.id:
+        raise Forbidden("窗口人员不能评价自己办理的号, 请申请人在窗口评价器上评价", missing=["role:pad"])
+    if "pad" not in pad.roles:
+        raise Forbidden("一次一评只能在窗口评价器上进行", missing=["role:pad"])
     if pad.counter_id is None or ticket["counter"] != pad.counter_id or ticket["called_by"] is None:
         raise Forbidden("只能在办理该号的窗口评价器上评价", missing=["counter"])
+    if ticket["day"] != clock.today():
+        raise Conflict(f"该号是 {ticket['day']} 的号, 只能评价当日的办理", field="ticket")
+    if ticket["status"] == "skipped":
+        raise Conflict("该号已过号, 没有办理, 不能评价", field="ticket")
     return _insert(session, {"subject": f"ticket:{ticket_id}", "channel": "window", "level": level,
                              "reasons": reasons, "text": text.strip(), "ticket_id": ticket_id,
                              "item_code": ticket["item"], "counter_id": ticket["counter"],

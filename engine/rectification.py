@@ -170,19 +170,35 @@ def view(session: Session, rect_id: int) -> dict[str, Any]:
 VERDICT_LABELS = {"satisfied": "满意", "unsatisfied": "不满意"}
 
 
+def _visible_where(session: Session, actor: Actor) -> Any:
+    """The rectifications an actor may read: their counters' (a supervisor's regions, or a clerk's
+    own window), and the appeals from the regions below awaiting them or decided by them."""
+    regions = supervised_regions(session, actor)
+    below = [c for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()
+             if regions_above(r) & regions] if regions else []
+    where = T_RECT.c.counter_id.in_(list(visible_counters(session, actor)))
+    if below:
+        where = sa.or_(where, sa.and_(T_RECT.c.counter_id.in_(below), sa.or_(
+            T_RECT.c.status == "appealed", T_RECT.c.appeal_decided_by == actor.id)))
+    return where
+
+
+def view_for(session: Session, actor: Actor, rect_id: int) -> dict[str, Any]:
+    """One rectification, for an actor the listing would show it to (403 otherwise, 404 if none)."""
+    rect = view(session, rect_id)
+    seen = session.execute(sa.select(T_RECT.c.id).where(T_RECT.c.id == rect_id, _visible_where(session, actor)))
+    if seen.first() is None:
+        raise Forbidden("该整改任务不属于您的窗口或督查区域", missing=["region"])
+    return rect
+
+
 def listing(session: Session, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
     """The 差评 the actor deals with: their counters' (a supervisor's regions, or a clerk's own
     window), and the appeals from the regions below awaiting them or decided by them; open ones
     first, by due date.
     Each says what this actor may do with it now."""
-    own = visible_counters(session, actor)
     regions = supervised_regions(session, actor)
-    below = [c for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()
-             if regions_above(r) & regions] if regions else []
-    where = T_RECT.c.counter_id.in_(list(own))
-    if below:
-        where = sa.or_(where, sa.and_(T_RECT.c.counter_id.in_(below), sa.or_(
-            T_RECT.c.status == "appealed", T_RECT.c.appeal_decided_by == actor.id)))
+    where = _visible_where(session, actor)
     order = sa.case((T_RECT.c.status.in_(("open", "appealed")), 0), else_=1)
     rows = session.execute(
         sa.select(T_RECT.c.id, T_EVAL.c.level, T_EVAL.c.reasons, T_EVAL.c.text, T_EVAL.c.channel,

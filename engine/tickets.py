@@ -22,7 +22,7 @@ from engine.actors import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.lifecycle import applicants_case
 from storage.appointment_tables import T_APPT
-from storage.hall_tables import T_TICKET
+from storage.hall_tables import T_EVAL, T_TICKET
 from storage.tables import T_CASE
 
 KIND_LABELS = {"walk_in": "现场取号", "appointment": "预约签到", "returning": "复诊号"}
@@ -135,10 +135,15 @@ def finish(session: Session, actor: Actor, ticket_id: int, skipped: bool = False
     return view(session, ticket_id)
 
 
-def last_called(session: Session, actor: Actor) -> dict[str, Any] | None:
-    """The ticket this clerk called last today and nobody rated yet (the window pad's subject)."""
+def last_called(session: Session, pad: Actor) -> dict[str, Any] | None:
+    """The window pad's subject: the ticket its window called last today, served (not 过号) and not
+    rated yet; None when there is none."""
+    if pad.counter_id is None:
+        return None
+    rated = sa.select(T_EVAL.c.id).where(T_EVAL.c.ticket_id == T_TICKET.c.id, T_EVAL.c.channel == "window")
     tid = session.execute(sa.select(T_TICKET.c.id).where(
-        T_TICKET.c.called_by == actor.id, T_TICKET.c.day == clock.today())
+        T_TICKET.c.counter_id == pad.counter_id, T_TICKET.c.day == clock.today(),
+        T_TICKET.c.status.in_(("called", "done")), T_TICKET.c.called_by != pad.id, ~rated.exists())
         .order_by(T_TICKET.c.called_at.desc(), T_TICKET.c.id.desc()).limit(1)).scalar_one_or_none()
     return view(session, int(tid)) if tid is not None else None
 
@@ -168,7 +173,7 @@ def view(session: Session, ticket_id: int) -> dict[str, Any]:
     return {"id": row["id"], "number": row["number"], "kind": row["kind"], "kind_label": KIND_LABELS[row["kind"]],
             "status": row["status"], "status_label": STATUS_LABELS[row["status"]],
             "counter": row["counter_id"], "counter_name": counter.name if counter else row["counter_id"],
-            "item": row["item_code"], "ahead": ahead, "created_at": row["created_at"],
+            "item": row["item_code"], "day": row["day"], "ahead": ahead, "created_at": row["created_at"],
             "called_at": row["called_at"], "called_by": row["called_by"], "window": row["window"]}
 
 

@@ -208,7 +208,7 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     assert board.locator("meta[http-equiv=refresh]").get_attribute("content") == "5"  # it refreshes itself
     board.reload()
     expect(board.locator("#latest")).to_have_text("A001")
-    pad = signed_in(browser, hall, "陈静", "/ui/hall/pad", TABLET)
+    pad = signed_in(browser, hall, "浦东综合窗口评价器", "/ui/hall/pad", TABLET)
     expect(pad.locator("#pad")).to_contain_text("A001")
     no_english_or_ids(pad)
     shot(pad, "evaluation_pad")

@@ -112,7 +112,8 @@ def check_in(request: Request, session: SessionDep, csrf: Annotated[str, Form(ma
 @router.get("/ui/hall/pad", response_class=HTMLResponse)
 def evaluation_pad(request: Request, session: SessionDep,
                    done: Annotated[int | None, Query(ge=1, le=5)] = None) -> Response:
-    """一次一评: the tablet at the window, signed in as the window's clerk, rates the last call."""
+    """一次一评: the tablet at the window, signed in as the window's pad (role ``pad``), rates its
+    window's last served call."""
     actor = web.require_actor(request, session)
     ticket = tickets.last_called(session, actor)
     return web.render(request, "evaluation_pad.html", actor=actor, ticket=ticket, levels=evaluations.LEVELS,

@@ -55,7 +55,7 @@ class Rating(_Body):
 
 
 async def pad_actor(request: Request, credentials: BearerDep) -> Actor | None:
-    """The window's evaluation pad signs in as the window's clerk; the case channel needs no login."""
+    """The window's evaluation pad signs in with its own account (role ``pad``); the case channel needs no login."""
     return None if credentials is None else await get_actor(request, credentials)
 
 
@@ -142,7 +142,8 @@ def create_evaluation(body: Rating, request: Request, session: SessionDep,
                       pad: Annotated[Actor | None, Depends(pad_actor)]) -> Any:
     """评价 (好差评)
 
-    一事一评: 办结后凭办件编号和查询码评价; 一次一评: 在窗口评价器 (以窗口人员身份登录) 上对叫到的号评价。
+    一事一评: 办结后凭办件编号和查询码评价; 一次一评: 在窗口评价器 (以评价器账号登录, 不是窗口人员本人)
+    上对本窗口当日办理的号评价。
     每件 (每次) 每个渠道只能评价一次; 不满意、非常不满意须给出原因, 并生成整改任务。"""
     limit_client(request)
     if body.channel == "case":
@@ -168,10 +169,10 @@ def export(session: SessionDep, actor: ActorDep) -> Response:
                     headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
 
 
-@router.get("/rectifications/{rect_id:int}", response_model=Rectification, responses=problems(404))
+@router.get("/rectifications/{rect_id:int}", response_model=Rectification, responses=problems(403, 404))
 def get_rectification(rect_id: RowId, session: SessionDep, actor: ActorDep) -> Any:
-    """整改任务"""
-    return rectification.view(session, rect_id)
+    """整改任务 (本窗口、所督查区域的, 或待本人复核的申诉)"""
+    return rectification.view_for(session, actor, rect_id)
 
 
 @router.post("/rectifications/{rect_id:int}/done", response_model=Rectification, responses=problems(403, 404, 409))

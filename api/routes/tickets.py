@@ -6,6 +6,7 @@ kiosk and the display); check-in and calling are the window clerk's.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Request
@@ -60,6 +61,7 @@ class Ticket(BaseModel):
     counter: str
     counter_name: str
     item: str | None
+    day: date = Field(description="取号日期 (只在当日有效)")
     ahead: int = Field(description="前面还有几位")
     created_at: Instant
     called_at: Instant | None
