@@ -3,8 +3,8 @@ supervisor, followed by a 回访 (contacted, what was done, the applicant's verd
 appeal (申诉复核) a mistaken or malicious rating, and a supervisor of the region above decides.
 
 "The region above" is read from the 行政区划代码: a district's city (``3101xx`` → ``310100``), a
-city's province (``3701xx``'s ``370000``); the decider must supervise one of them, so nobody decides
-an appeal about their own region.
+city's province (``3701xx``'s ``370000``), a province's nation (``000000``, 全国); the decider must
+supervise one of them, so nobody decides an appeal about their own region.
 """
 
 from __future__ import annotations
@@ -70,12 +70,22 @@ def _applicant_phone(session: Session, evaluation_id: int) -> tuple[str | None, 
     return None, None
 
 
+NATIONAL_REGION = "000000"  # 全国: the level above every province (直辖市 included)
+
+
 def regions_above(code: str) -> set[str]:
-    out = set()
-    if code[4:] != "00":
-        out.add(code[:4] + "00")
-    if code[2:] != "0000":
-        out.add(code[:2] + "0000")
+    """Every level above a 行政区划代码: a township's county (the 12-digit 统计用区划代码), its city,
+    its province, and the national level above a province, so an appeal of a province-level counter
+    has a region above to decide it as well."""
+    county = code[:6]
+    out = {NATIONAL_REGION}
+    if code[6:].strip("0"):
+        out.add(county)
+    if county[4:] != "00":
+        out.add(county[:4] + "00")
+    if county[2:] != "0000":
+        out.add(county[:2] + "0000")
+    out.discard(code)
     return out
 
 

@@ -17,8 +17,9 @@ from core import clock
 from core.settings import get_settings
 from engine.actors import add_clerk
 from engine.dashboard import set_supervised_regions
+from engine.rectification import regions_above
 from storage.db import session_scope
-from storage.tables import T_CASE, Region
+from storage.tables import T_CASE, Counter, Region
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 URL = "/api/v1/evaluations"
@@ -228,3 +229,35 @@ def test_a_rectification_is_read_only_by_those_the_listing_shows_it_to(demo: Dem
     assert demo.client.get(path, headers=demo.h("孙市督查")).json()["status"] == "appealed"  # now theirs to decide
     missing = demo.client.get("/api/v1/rectifications/999999", headers=demo.h("赵督查"))
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/not-found"
+
+
+def test_an_appeal_of_a_province_level_counter_is_decided_at_the_national_level(demo: Demo) -> None:
+    assert regions_above("370211") == {"370200", "370000", "000000"}
+    assert regions_above("370211001000") == {"370211", "370200", "370000", "000000"}
+    assert regions_above("370000") == {"000000"} and regions_above("000000") == set()
+    with session_scope(demo.engine) as s:
+        s.add_all([Region(code="000000", name="全国"), Region(code="370000", name="山东省")])
+        s.flush()
+        s.add(Counter(id="sd-zhongxin", name="山东省政务服务中心综合窗口", region_code="370000"))
+        s.flush()
+        for name, counter, roles, regions in (("省中心窗口", "sd-zhongxin", ["clerk"], []),
+                                              ("省中心评价器", "sd-zhongxin", ["pad"], []),
+                                              ("省督查", None, ["supervisor"], ["370000"]),
+                                              ("国家督查", None, ["supervisor"], ["000000"])):
+            clerk, demo.tokens[name] = add_clerk(s, name, counter, roles, 30)
+            set_supervised_regions(s, clerk, regions)
+    ticket = demo.client.post("/api/v1/tickets", json={"counter": "sd-zhongxin"}).json()
+    demo.client.post("/api/v1/tickets/call-next", headers=demo.h("省中心窗口"))
+    bad = demo.client.post(URL, json={"channel": "window", "ticket": ticket["id"], "level": 1,
+                                      "reasons": ["attitude"]}, headers=demo.h("省中心评价器"))
+    assert bad.status_code == 201, bad.text
+    path = f"/api/v1/rectifications/{bad.json()['rectification_id']}"
+    appeal = demo.client.post(f"{path}/appeal", json={"reason": "评价器误触"}, headers=demo.h("省中心窗口"))
+    assert appeal.status_code == 200, appeal.text
+    own = demo.client.post(f"{path}/decision", json={"upheld": True}, headers=demo.h("省督查"))
+    assert own.status_code == 403  # the province's own supervisor is not the level above
+    assert demo.client.get(path, headers=demo.h("国家督查")).status_code == 200
+    decided = demo.client.post(f"{path}/decision", json={"upheld": True, "note": "核实为误触"},
+                               headers=demo.h("国家督查"))
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "annulled"
