@@ -146,13 +146,18 @@ def summary(session: Session, actor: Actor, by: str) -> list[dict[str, Any]]:
     return sorted(result, key=lambda s: s["key"])
 
 
-CSV_HEADER = ["办件编号", "事项编码", "事项版本", "部门", "区划", "窗口人员", "评价渠道", "评价等级", "评价时间"]
+CSV_HEADER = ["办件编号", "事项编码", "事项版本", "部门", "区划", "窗口人员", "评价渠道", "评价等级", "评价时间",
+              "申诉撤销"]
 
 
 def export_csv(session: Session, actor: Actor) -> str:
-    """Ratings in the national report's shape, for the actor's counters."""
+    """Ratings in the national report's shape, for a supervisor's counters. A 差评 annulled on appeal
+    (申诉成立) stays in the file, marked in the last column, so the report still adds up."""
+    if "supervisor" not in actor.roles:
+        raise Forbidden("只有督查人员可以导出评价数据", missing=["role:supervisor"])
     counters = visible_counters(session, actor)
-    q = (sa.select(T_EVAL, T_CASE.c.number, T_IV.c.version.label("item_version"))
+    q = (sa.select(T_EVAL, T_CASE.c.number, T_IV.c.version.label("item_version"), T_RECT.c.status.label("rect"))
+         .outerjoin(T_RECT, T_RECT.c.evaluation_id == T_EVAL.c.id)
          .outerjoin(T_CASE, T_CASE.c.id == T_EVAL.c.case_id)
          .outerjoin(T_IV, T_IV.c.id == T_CASE.c.item_version_id)
          .where(T_EVAL.c.counter_id.in_(list(counters))).order_by(T_EVAL.c.created_at, T_EVAL.c.id))
@@ -166,5 +171,5 @@ def export_csv(session: Session, actor: Actor) -> str:
         w.writerow([r["number"] or "", r["item_code"] or "", r["item_version"] or "",
                     counter.unit if counter else "", counter.region_code if counter else "",
                     clerks.get(r["clerk_id"], "") if r["clerk_id"] else "", CHANNEL_LABELS[r["channel"]],
-                    LEVELS[r["level"]], wire.instant(r["created_at"])])
+                    LEVELS[r["level"]], wire.instant(r["created_at"]), "是" if r["rect"] == "annulled" else "否"])
     return buf.getvalue()

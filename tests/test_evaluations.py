@@ -181,6 +181,9 @@ def test_a_bad_rating_is_rectified_followed_up_appealed_and_counted(demo: Demo) 
         assert lines[0].startswith("办件编号,事项编码,事项版本,部门,区划,窗口人员")
         assert case["number"] in lines[1] and "非常不满意" in lines[1] and "310115" in lines[1]
         assert "陈静" in lines[1] and "+08:00" in lines[1]
+        assert lines[0].endswith(",申诉撤销") and lines[1].endswith(",是")  # annulled on appeal, and marked
+        clerk = demo.client.get(f"{URL}/export.csv", headers=demo.h("陈静"))
+        assert clerk.status_code == 403 and clerk.json()["missing"] == ["role:supervisor"]
         other = demo.client.get(f"{URL}/export.csv", headers=demo.h("钱督查")).text.lstrip("\ufeff")
         assert len(other.splitlines()) == 1  # another region's supervisor sees none of them
 
@@ -261,3 +264,18 @@ def test_an_appeal_of_a_province_level_counter_is_decided_at_the_national_level(
                                headers=demo.h("国家督查"))
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "annulled"
+
+
+def test_only_supervisors_export_and_the_export_marks_annulled_ratings(demo: Demo) -> None:
+    kept = finished_case(demo)
+    assert rate(demo, kept, 4).status_code == 201
+    for who in ("陈静", PAD):
+        refused = demo.client.get(f"{URL}/export.csv", headers=demo.h(who))
+        assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
+    page = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(page, demo.tokens["陈静"], "/ui/hall/ratings").status_code == 303
+    assert 'id="export"' not in page.get("/ui/hall/ratings").text
+    assert page.get("/ui/hall/ratings/export.csv").status_code == 403
+    rows = demo.client.get(f"{URL}/export.csv", headers=demo.h("赵督查")).text.lstrip("\ufeff").splitlines()
+    assert len(rows) == 2 and kept["number"] in rows[1]
+    assert rows[1].split(",")[-1] == "否"

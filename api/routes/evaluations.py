@@ -161,9 +161,11 @@ def satisfaction(session: SessionDep, actor: ActorDep, by: Literal["counter", "c
 
 
 @router.get("/evaluations/export.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **problems(403)})
 def export(session: SessionDep, actor: ActorDep) -> Response:
-    """导出评价 (全国报送格式 CSV)"""
+    """导出评价 (全国报送格式 CSV, 督查人员)
+
+    所督查区域各窗口的评价; 申诉成立而撤销的差评仍在其中, 末列「申诉撤销」为「是」。"""
     text = evaluations.export_csv(session, actor)
     return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
