@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core import clock
-from engine import appointments, directory
+from engine import appointments, counter_service, directory
 from engine.actors import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.lifecycle import applicants_case
@@ -59,13 +59,23 @@ def _issue(session: Session, counter_id: str, letter: str, kind: str, **values: 
     raise Conflict("取号繁忙, 请重试", field="counter")
 
 
-def walk_in(session: Session, counter_id: str, group: str = "A", item_code: str | None = None) -> dict[str, Any]:
+def walk_in(session: Session, counter_id: str, group: str | None = None,
+            item_code: str | None = None) -> dict[str, Any]:
+    """A walk-in number of the item's group (the directory's, else the one asked for, else A),
+    within the counter's and the item's hours and daily capacity (engine.counter_service)."""
     _counter(session, counter_id)
-    group = group.upper()
-    if len(group) != 1 or not "A" <= group <= "E":
-        raise InvalidInput("group", "事项分组为 A 至 E 中的一个字母")
     if item_code is not None and item_code not in directory.counter_item_codes(session, counter_id, ("intake",)):
         raise InvalidInput("item", "该窗口不受理此事项")
+    own = counter_service.group_of(session, counter_id, item_code) if item_code is not None else None
+    group = (group or own or "A").upper()
+    if len(group) != 1 or group not in counter_service.GROUP_LETTERS:
+        raise InvalidInput("group", "事项分组为 A 至 E 中的一个字母")
+    named = counter_service.groups(session, counter_id)
+    if named and group not in named:
+        raise InvalidInput("group", f"本窗口没有 {group} 组, 可选: {'、'.join(f'{k} {v}' for k, v in named.items())}")
+    if own is not None and group != own:
+        raise InvalidInput("group", f"该事项在 {own} 组 ({named.get(own, '')}) 取号")
+    counter_service.check_walk_in(session, counter_id, item_code)
     return _issue(session, counter_id, group, "walk_in", item_group=group, item_code=item_code)
 
 
@@ -170,25 +180,37 @@ def view(session: Session, ticket_id: int) -> dict[str, Any]:
         raise NotFound("没有该号")
     ahead = _ahead(session, row)
     counter = directory.counter(session, row["counter_id"])
+    waited_until = row["called_at"] or (clock.now() if row["status"] == "waiting" and row["day"] == clock.today()
+                                        else row["created_at"])
     return {"id": row["id"], "number": row["number"], "kind": row["kind"], "kind_label": KIND_LABELS[row["kind"]],
             "status": row["status"], "status_label": STATUS_LABELS[row["status"]],
             "counter": row["counter_id"], "counter_name": counter.name if counter else row["counter_id"],
-            "item": row["item_code"], "day": row["day"], "ahead": ahead, "created_at": row["created_at"],
+            "item": row["item_code"], "group": row["item_group"], "day": row["day"], "ahead": ahead,
+            "waited_minutes": max(int((waited_until - row["created_at"]).total_seconds() // 60), 0),
+            "created_at": row["created_at"],
             "called_at": row["called_at"], "called_by": row["called_by"], "window": row["window"]}
 
 
 def hall(session: Session, counter_ids: list[str] | None = None, limit: int = 8) -> dict[str, Any]:
-    """What the hall display shows: the latest calls of today, and how many still wait."""
+    """What the hall display shows: the latest calls of today, how many still wait and how long:
+    the longest current wait (the oldest waiting number) and today's mean wait from ticket to call."""
     q = sa.select(T_TICKET.c.number, T_TICKET.c.window, T_TICKET.c.called_at).where(
         T_TICKET.c.day == clock.today(), T_TICKET.c.status.in_(("called", "done")))
-    w = sa.select(sa.func.count()).select_from(T_TICKET).where(T_TICKET.c.day == clock.today(),
-                                                               T_TICKET.c.status == "waiting")
+    w = sa.select(sa.func.count(), sa.func.min(T_TICKET.c.created_at)).where(
+        T_TICKET.c.day == clock.today(), T_TICKET.c.status == "waiting")
+    c = sa.select(T_TICKET.c.created_at, T_TICKET.c.called_at).where(
+        T_TICKET.c.day == clock.today(), T_TICKET.c.called_at.is_not(None))
     if counter_ids:
         q = q.where(T_TICKET.c.counter_id.in_(counter_ids))
         w = w.where(T_TICKET.c.counter_id.in_(counter_ids))
+        c = c.where(T_TICKET.c.counter_id.in_(counter_ids))
     calls = [{"number": r.number, "window": r.window or "", "called_at": r.called_at}
              for r in session.execute(q.order_by(T_TICKET.c.called_at.desc(), T_TICKET.c.id.desc()).limit(limit))]
-    return {"calls": calls, "waiting": int(session.execute(w).scalar_one())}
+    waiting, oldest = session.execute(w).one()
+    waited = [(r.called_at - r.created_at).total_seconds() / 60 for r in session.execute(c)]
+    longest = int((clock.now() - oldest).total_seconds() // 60) if oldest is not None else 0
+    return {"calls": calls, "waiting": int(waiting), "longest_wait_minutes": max(longest, 0),
+            "mean_wait_minutes": round(sum(waited) / len(waited), 1) if waited else None}
 
 
 def waits(session: Session, since: datetime, counter_ids: list[str] | None = None) -> list[dict[str, Any]]:
