@@ -5,12 +5,13 @@ and PG)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import Demo
+from conftest import ALL_GGCS, Demo
 
 from core import clock
 from core.settings import get_settings
@@ -138,3 +139,27 @@ def test_the_directory_check_names_every_wrong_rule_with_its_line() -> None:
     counter = fine.document["counters"][0]
     assert counter["hours"] == "09:00-12:00" and counter["capacity"] == 50
     assert counter["service"] == {"AAA": {"group": "A"}}
+
+
+def test_the_machine_page_offers_groups_then_items_and_the_returning_form(demo: Demo) -> None:
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS)
+    with clock.frozen(at("2026-12-07 11:40")):
+        first = demo.client.get("/hall/ticket")
+        assert 'id="returning-form"' in first.text and first.headers["cache-control"] == "no-store"
+        groups = demo.client.get("/hall/ticket", params={"counter": JN}).text
+        assert 'id="group-A"' in groups and "个人事务" in groups and 'id="items"' not in groups
+        items = demo.client.get("/hall/ticket", params={"counter": JN, "group": "B"}).text
+        assert re.search(r'id="item-GJJZYJX" disabled', items) and 'id="item-GGCSWSXK"' not in items
+        taken = demo.client.post("/hall/ticket", data={"counter": JN, "group": "B", "item": "YDJYBA"},
+                                 follow_redirects=False)
+        assert taken.status_code == 303 and taken.headers["location"].startswith("/hall/ticket/")
+        assert "B001" in demo.client.get(taken.headers["location"]).text
+        closed = demo.client.post("/hall/ticket", data={"counter": JN, "group": "B", "item": "GJJZYJX"})
+        assert closed.status_code == 409 and "09:00-11:30" in closed.text and 'id="items"' in closed.text
+        wrong = demo.client.post("/hall/ticket/returning", data={"number": case["number"], "code": "WRONG12345"})
+        assert wrong.status_code == 404 and 'id="error"' in wrong.text and case["number"] in wrong.text
+        back = demo.client.post("/hall/ticket/returning", data={"number": case["number"], "code": case["query_code"]},
+                                follow_redirects=False)
+        assert back.status_code == 303
+        assert "F001" in demo.client.get(back.headers["location"]).text
+        assert demo.count("tickets") == 2
