@@ -6,6 +6,7 @@ and PG)."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,10 @@ from conftest import ALL_GGCS, Demo
 
 from core import clock
 from core.settings import get_settings
+from engine import tickets
 from engine.directory_manage import DirectoryError, check_text
+from engine.errors import Conflict
+from storage.db import session_scope
 from storage.directory_tables import T_SERVICE
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -163,3 +167,28 @@ def test_the_machine_page_offers_groups_then_items_and_the_returning_form(demo: 
         assert back.status_code == 303
         assert "F001" in demo.client.get(back.headers["location"]).text
         assert demo.count("tickets") == 2
+
+
+def test_the_last_number_of_an_item_goes_to_one_of_many_racing_machines(demo: Demo) -> None:
+    with demo.engine.begin() as conn:
+        conn.execute(sa.update(T_SERVICE).where(T_SERVICE.c.counter_id == JN, T_SERVICE.c.item_code == "YDJYBA")
+                     .values(capacity=3))
+    outcomes: list[str] = []
+    start = threading.Barrier(12)
+
+    def machine() -> None:
+        start.wait()
+        try:
+            with session_scope(demo.engine) as s:
+                outcomes.append(tickets.walk_in(s, JN, None, "YDJYBA")["number"])
+        except Conflict as exc:
+            outcomes.append(exc.extra.get("field", ""))
+
+    with clock.frozen(at("2026-12-07 10:00")):
+        threads = [threading.Thread(target=machine) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(outcomes) == ["B001", "B002", "B003"] + ["item"] * 9, outcomes
+    assert demo.count("tickets", item_code="YDJYBA") == 3
