@@ -89,6 +89,10 @@ def test_the_clerk_who_served_a_visit_cannot_rate_it(demo: Demo) -> None:
                            headers=demo.h("陈静"))
     assert own.status_code == 403, own.text
     assert "不能评价自己" in own.json()["detail"] and own.json()["missing"] == ["role:pad"]
+    page = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(page, demo.tokens["陈静"], "/ui/hall/pad").status_code == 303
+    shown = page.get("/ui/hall/pad")
+    assert shown.status_code == 403 and "窗口评价器账号" in shown.text and 'id="pad-form"' not in shown.text
     assert demo.count("evaluations") == 0
 
 

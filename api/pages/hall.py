@@ -159,6 +159,10 @@ def evaluation_pad(request: Request, session: SessionDep,
     """一次一评: the tablet at the window, signed in as the window's pad (role ``pad``), rates its
     window's last served call."""
     actor = web.require_actor(request, session)
+    if "pad" not in actor.roles:  # the clerk's own sign-in never rates their own service
+        return web.render(request, "evaluation_pad.html", actor=actor, ticket=None, levels=evaluations.LEVELS,
+                          reasons=evaluations.REASONS, done=None, status_code=403,
+                          error="本页须以窗口评价器账号登录, 由申请人评价; 窗口人员不能在此评价")
     ticket = tickets.last_called(session, actor)
     return web.render(request, "evaluation_pad.html", actor=actor, ticket=ticket, levels=evaluations.LEVELS,
                       reasons=evaluations.REASONS, done=evaluations.LEVELS.get(done or 0), error=None)
