@@ -174,6 +174,20 @@ def _ahead(session: Session, row: Any) -> int:
     return int(session.execute(q).scalar_one())
 
 
+def _expected(session: Session, row: Any, ahead: int) -> int | None:
+    """About how many minutes more a waiting number waits: the people ahead and this one, at the
+    counter's pace today (the mean time between its successive calls); None before two calls."""
+    if row["status"] != "waiting" or row["day"] != clock.today():
+        return None
+    calls = list(session.execute(sa.select(T_TICKET.c.called_at).where(
+        T_TICKET.c.counter_id == row["counter_id"], T_TICKET.c.day == row["day"],
+        T_TICKET.c.called_at.is_not(None)).order_by(T_TICKET.c.called_at)).scalars())
+    if len(calls) < 2:
+        return None
+    pace = (calls[-1] - calls[0]).total_seconds() / 60 / (len(calls) - 1)
+    return round((ahead + 1) * pace)
+
+
 def view(session: Session, ticket_id: int) -> dict[str, Any]:
     row = session.execute(sa.select(T_TICKET).where(T_TICKET.c.id == ticket_id)).mappings().first()
     if row is None:
@@ -187,6 +201,7 @@ def view(session: Session, ticket_id: int) -> dict[str, Any]:
             "counter": row["counter_id"], "counter_name": counter.name if counter else row["counter_id"],
             "item": row["item_code"], "group": row["item_group"], "day": row["day"], "ahead": ahead,
             "waited_minutes": max(int((waited_until - row["created_at"]).total_seconds() // 60), 0),
+            "expected_minutes": _expected(session, row, ahead),
             "created_at": row["created_at"],
             "called_at": row["called_at"], "called_by": row["called_by"], "window": row["window"]}
 

@@ -108,8 +108,15 @@ def test_the_ticket_and_the_hall_answer_waiting_times(demo: Demo) -> None:
     with clock.frozen(at("2026-12-07 10:00")):
         called = demo.client.get(f"{URL}/{first['id']}").json()
         assert called["status"] == "called" and called["waited_minutes"] == 25  # until the call
+        assert called["expected_minutes"] is None and shown["expected_minutes"] is None  # no pace yet
         board = demo.client.get(f"{URL}/hall", params={"counter": JN}).json()
         assert board["waiting"] == 1 and board["longest_wait_minutes"] == 60 and board["mean_wait_minutes"] == 25.0
+        for _ in range(2):
+            take(demo, "GGCSWSXK")
+    with clock.frozen(at("2026-12-07 10:10")):  # a second call, 45 minutes after the first: the pace
+        demo.client.post(f"{URL}/call-next", headers=demo.h("王芳"))
+        last = demo.client.get(f"{URL}/{second['id'] + 2}").json()
+        assert last["number"] == "A004" and last["ahead"] == 1 and last["expected_minutes"] == 90
 
 
 DOC = """regions: [{code: "370100", name: 济南}]

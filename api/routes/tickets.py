@@ -66,6 +66,9 @@ class Ticket(BaseModel):
     day: date = Field(description="取号日期 (只在当日有效)")
     ahead: int = Field(description="前面还有几位 (同一队列中当日更早取号、仍在等候的)")
     waited_minutes: int = Field(description="已等候的分钟数: 等候中的到现在, 已叫号的到叫号时")
+    expected_minutes: int | None = Field(
+        description="预计还需等候的分钟数 (前面的人数加一, 乘以窗口今日相邻两次叫号的平均间隔); "
+                    "今日叫号不足两次或已叫号时为 null")
     created_at: Instant
     called_at: Instant | None
     called_by: int | None
