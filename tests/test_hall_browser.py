@@ -166,7 +166,8 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     expect(board.locator("#latest")).to_have_text("P001")
     expect(board.locator("#latest-window")).to_contain_text("浦东新区")
     expect(board.locator("#waiting")).to_contain_text("1")
-    expect(board.locator("#wait-times")).to_contain_text("等候最久的已等 98 分钟 · 今日平均等候 3.0 分钟")  # A001 since 08:00
+    # A001 waits since 08:00; P001 waited 3 minutes for its call.
+    expect(board.locator("#wait-times")).to_contain_text("等候最久的已等 98 分钟 · 今日平均等候 3.0 分钟")
     no_english_or_ids(board)
     shot(board, "hall_display")
 
