@@ -327,3 +327,8 @@ def test_ticket_machine_groups_hours_capacity_and_returning(browser: Browser, ha
         clerk.goto(f"{hall.url}/ui/hall/call")
         clerk.click("#call-next")
         expect(clerk.locator("#called")).to_contain_text("F001")  # ahead of the walk-in B001
+        # The clerk's own sign-in on the pad is told it needs the pad's account; nothing to rate.
+        own = signed_in(browser, hall, "王芳", "/ui/hall/pad", TABLET)
+        expect(own.locator("#error")).to_contain_text("窗口评价器账号")
+        expect(own.locator("#pad-form")).to_have_count(0)
+        no_english_or_ids(own)
