@@ -1,14 +1,14 @@
 """counter service: the ticket machine's hours, daily capacity and item groups per counter and item
 
 Revision ID: 0034_counter_service
-Revises: 0032_search_speed
+Revises: 0033_digest_indexes
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0034_counter_service"
-down_revision = "0032_search_speed"
+down_revision = "0033_digest_indexes"
 branch_labels = None
 depends_on = None
 
