@@ -193,7 +193,7 @@ def issue(session: Session, k: Kind, step: Step) -> Issued | None:
     if by is None:
         return None  # a directory without member units issues no numbered notices
     at: datetime = step.event["at"]
-    number = docnumbers.next_number(session, by, k.name, clock.local_date(at).year)
+    number = docnumbers.next_number(session, by, k.name, clock.local_date(at).year, step.item.definition.decision)
     title = step.item.definition.document_title(k.name, k.title)
     data = {**common_facts(step, by, at), "kind": k.name, "title": title, "number": number, **k.facts(step)}
     row = INSERT_DOCUMENT.first(session, {

@@ -468,6 +468,11 @@ def test_notices_are_issued_under_the_items_titles_and_its_own_template(demo: De
     title, text = drawn(licence, "approval")
     assert title == "准予许可决定书" and title in text
     assert "第三十八条第一款" in text and "变更后" not in text  # the default approval.xml.j2
+    # The 文号 says what was decided too: 准许 / 不许 only on a licence's decision.
+    numbers = {n: {item["kind"]: item["number"] for item, _ in _bytes_of(demo, "李强", n).values()}
+               for n in (filing, shop, branch, licence)}
+    assert "审不办〔" in numbers[filing]["rejection"] and "审不登〔" in numbers[shop]["rejection"]
+    assert "审准登〔" in numbers[branch]["approval"] and "审准许〔" in numbers[licence]["approval"]
     from conftest import page_login
     from fastapi.testclient import TestClient
 
