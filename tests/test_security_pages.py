@@ -200,7 +200,8 @@ def _fill(path: str, values: dict[str, str]) -> str:
 # The applicant's forms (no login) answer a refusal with a 303 to the form's page, so F5 there
 # sends nothing again (api/pages/sealed.py): an empty one too.
 REFUSED_BY_REDIRECT = {"/progress": "/progress", "/progress/rate": "/progress", "/progress/withdraw": "/progress",
-                       "/progress/document": "/progress"}
+                       "/progress/document": "/progress", "/booking": "/booking", "/booking/manage": "/booking/manage",
+                       "/booking/cancel": "/booking/manage", "/booking/reschedule": "/booking/manage"}
 
 
 def test_every_answer_carries_the_security_headers(demo: Demo) -> None:
