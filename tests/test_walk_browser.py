@@ -807,7 +807,8 @@ def test_the_pages_a_walk_does_not_reach(browser: Browser, server: Server) -> No
     walker = Walker(browser, server)
 
     def signed(name: str) -> Page:
-        ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+        # The dashboard's "更新于" is the browser's clock: a browser at a counter in China.
+        ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
         page = ctx.new_page()
         page.set_default_timeout(15_000)
         walker.goto(page, "/ui/login")
