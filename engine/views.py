@@ -279,6 +279,12 @@ def _sort_key(sort: str, entry: dict[str, Any]) -> tuple[Any, ...]:
     return (entry["received_at"],)
 
 
+def unclaimed_first(actor: Actor) -> bool:
+    """Whether this clerk's open queue lists unclaimed work first (those who review, approve or
+    inspect pick the next case from the top)."""
+    return bool(actor.roles & {"reviewer", "approver", "inspector"})
+
+
 def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished: bool = False,
                     item: str | None = None, state: str | None = None, deadline: str | None = None,
                     claim: str | None = None, sort: str = "received", descending: bool = False,
@@ -321,7 +327,7 @@ def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished
     elif claim == "others":
         entries = [e for e in entries if e["assignee"] not in (None, actor.id)]
     entries.sort(key=lambda e: _sort_key(sort, e), reverse=descending)
-    if actor.roles & {"reviewer", "approver", "inspector"}:
+    if unclaimed_first(actor):
         entries.sort(key=lambda e: e["assignee"] is not None)  # stable: the chosen order within each part
     return {"items": entries[offset:offset + limit], "more": len(entries) > offset + limit, "total": len(entries)}
 

@@ -77,6 +77,7 @@ class Server:
     engine: sa.Engine
     tokens: dict[tuple[str, str], str]  # (counter, role) → a one-role clerk's token
     names: dict[tuple[str, str], str]
+    demo: dict[str, str] = field(default_factory=dict)  # the demo's clerks (赵督查, 孙设计 …): name → token
 
     def count(self, sql: str) -> int:
         with self.engine.connect() as conn:
@@ -99,7 +100,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     migrate.upgrade(engine)
     tokens, names = {}, {}
     with session_scope(engine) as s:
-        seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml", tmp / "tokens.json", 30)
+        demo = {t["name"]: t["token"] for t in seed(s, ROOT / "catalog" / "items", ROOT / "catalog" / "alliance.yaml",
+                                                    tmp / "tokens.json", 30)}
         # One clerk per role at every staffed counter, named in Chinese by unit and role (济审审核员).
         for cid, abbr in s.execute(sa.select(Counter.id, Unit.doc_abbr).join(Unit, Unit.id == Counter.unit_id)):
             if counter_kind(s, cid) == "self_service":
@@ -108,7 +110,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 names[(cid, role)] = f"{abbr}{label}"
                 tokens[(cid, role)] = add_clerk(s, names[(cid, role)], cid, [role], 1)[1]
     with serving(create_app(engine)) as url:
-        yield Server(url, engine, tokens, names)
+        yield Server(url, engine, tokens, names, demo)
     engine.dispose()
     settings.object_dir = objects
     get_store.cache_clear()
@@ -714,7 +716,8 @@ def test_the_withdrawn_pill_has_its_own_look(browser: Browser, server: Server) -
 def test_the_progress_query_posts_once(browser: Browser, server: Server) -> None:
     """办件进度查询 by post/redirect/get: the lookup's POST answers with a 303 to the case's progress
     (the query code in no address), so F5 repeats the GET and Back and Forward send nothing; a
-    wrong code shows why in Chinese and changes nothing; the applicant's 撤回 there likewise."""
+    wrong code is a 303 too and shows why in Chinese, changing nothing (tests/test_forms_browser.py
+    walks F5 after it); the applicant's 撤回 there likewise."""
     walker = Walker(browser, server)
     with session_scope(server.engine, readonly=True) as s:
         code = catalog.list_items(s)[0]["code"]
@@ -749,8 +752,9 @@ def test_the_progress_query_posts_once(browser: Browser, server: Server) -> None
         expect(page.locator("#result")).to_contain_text(number)
     assert set(methods) <= {"GET"}, f"F5/Back after the lookup sent {methods}"
     assert server.counts() == before
-    # A wrong code: the reason in Chinese, no case shown, nothing written.
-    assert look_up("ZZZZZZZZ") == ["POST"]
+    # A wrong code: a 303 back to the form too, the reason in Chinese, no case shown, nothing written.
+    assert look_up("ZZZZZZZZ") == ["POST", "GET"]
+    expect(page).to_have_url(shown)
     expect(page.locator("#error")).to_have_text("未找到该办件, 请核对办件编号和查询码")
     expect(page.locator("#result")).to_have_count(0)
     assert server.counts() == before
@@ -776,5 +780,96 @@ def test_the_progress_query_posts_once(browser: Browser, server: Server) -> None
     item, case = walker.case(number)
     assert item.table[case["state"]].state.outcome == "withdrawn"
     ctx.close()
+    found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
+    assert not found, "\n".join(found)
+
+
+def book_on_the_page(walker: Walker, page: Page, name: str, phone: str) -> dict[str, str]:
+    """网上预约 through its steps: the first item, counter and day offered, the first open slot;
+    returns the booking form's fields as the browser sends them (its one-time token among them)."""
+    walker.goto(page, "/booking")
+    for select in ("#item", "#counter", "#date"):
+        page.select_option(select, index=1 if page.locator(f"{select} option[value='']").count() else 0)
+        with page.expect_navigation():
+            page.click("#next")
+        walker.read(page, "GET")
+    page.locator("#slots label:has(input:not([disabled]))").first.click()
+    page.fill("#name", name)
+    page.fill("#phone", phone)
+    return page.eval_on_selector("#book-form", "f => Object.fromEntries(new FormData(f))")
+
+
+def test_the_pages_a_walk_does_not_reach(browser: Browser, server: Server) -> None:
+    """The pages beside the walk, each at 1366×768 and read for internal identifiers like the
+    walk's: the login form, the supervisor's dashboard, the designer's item page, the problem
+    types, /verify, the error page, the print-wait page of a 收件凭证 not yet drawn, and the
+    applicant's booking as /booking/manage finds it."""
+    walker = Walker(browser, server)
+
+    def signed(name: str) -> Page:
+        # The dashboard's "更新于" is the browser's clock: a browser at a counter in China.
+        ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+        page = ctx.new_page()
+        page.set_default_timeout(15_000)
+        walker.goto(page, "/ui/login")
+        page.fill("#token", server.demo[name])
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        expect(page.locator("header .who")).to_contain_text(name)
+        return page
+
+    anonymous = browser.new_context(viewport=DESKTOP, locale="zh-CN").new_page()
+    anonymous.set_default_timeout(15_000)
+    walker.goto(anonymous, "/ui/login")
+    expect(anonymous.locator("#token")).to_be_visible()
+    shot(anonymous, "login")
+    with session_scope(server.engine, readonly=True) as s:
+        code = catalog.list_items(s)[0]["code"]
+    number, _, clerk = walker.intake(code, name="截图示范有限公司")
+    supervisor = signed("赵督查")
+    walker.goto(supervisor, "/ui/dashboard")
+    expect(supervisor.locator("#updated")).not_to_contain_text("加载中")  # drawn from its JSON
+    expect(supervisor.locator("#open-total")).not_to_have_text("–")
+    walker.read(supervisor, "drawn")
+    shot(supervisor, "dashboard")
+    designer = signed("孙设计")
+    walker.goto(designer, f"/ui/designer/items/{code}")
+    expect(designer.locator("pre.mono")).to_contain_text(f"code: {code}")
+    shot(designer, "designer_item")
+    # The designer writes the ids: the triggers (as code) and the source are theirs to read; the
+    # rest of the page names states, roles and conditions in Chinese.
+    where, html = walker.pages.pop()
+    walker.pages.append((where, re.sub(r"<code>[^<]*</code>|<pre[^>]*>.*?</pre>", "", html, flags=re.S)))
+    walker.goto(anonymous, "/problems")
+    shot(anonymous, "problem_types")
+    # The problem types are for those who program against the API (field and header names in
+    # English by nature): read for the product's internal identifiers only.
+    where, html = walker.pages.pop()
+    ids = identifiers(server)  # type: ignore[arg-type]
+    shown = set(re.findall(r"[A-Za-z][A-Za-z0-9_\-]*", visible(re.sub(r"<code>[^<]*</code>", "", html))))
+    assert not shown & ids, f"{where}: {sorted(shown & ids)}"
+    walker.goto(anonymous, "/verify")
+    shot(anonymous, "verify")
+    walker.goto(clerk, f"/ui/cases/{number}/print/receipt")
+    expect(clerk.locator("button:has-text('现在出具并打印')")).to_be_visible()
+    shot(clerk, "print_wait")
+    walker.goto(clerk, "/ui/cases/3701009999999999999")
+    expect(clerk.locator("h1")).to_be_visible()
+    shot(clerk, "error")
+    book_on_the_page(walker, anonymous, "刘洋", "13800000031")
+    with anonymous.expect_navigation():
+        anonymous.click("#book")
+    code_ = anonymous.locator("#code").inner_text()
+    walker.goto(anonymous, "/booking/manage")
+    anonymous.fill("#code-input", code_)
+    with anonymous.expect_navigation():
+        anonymous.click("#lookup-form button[type=submit]")
+    expect(anonymous).to_have_url(f"{server.url}/booking/mine")
+    anonymous.select_option("#new-date", index=0)
+    with anonymous.expect_navigation():
+        anonymous.click("#show-slots")
+    walker.read(anonymous, "GET")
+    expect(anonymous.locator("#new-slots")).to_be_visible()
+    shot(anonymous, "booking_manage", whole=True)
     found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
     assert not found, "\n".join(found)
