@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from api.app import create_app
 from core import clock
 from core.settings import ROOT, get_settings
+from engine import appointments
 from engine.actors import add_clerk
 from engine.dashboard import set_supervised_regions
 from engine.demo import seed
@@ -332,3 +333,117 @@ def test_ticket_machine_groups_hours_capacity_and_returning(browser: Browser, ha
         expect(own.locator("#error")).to_contain_text("窗口评价器账号")
         expect(own.locator("#pad-form")).to_have_count(0)
         no_english_or_ids(own)
+
+
+# --- F5, Back and Forward after every hall form ---------------------------------------------------
+
+# What a form wrote: a repeat (F5, Back, Forward, the same form sent again) must leave it as it is.
+WRITTEN = {"tickets": "id, status, called_at, called_by", "appointments": "id, status",
+           "evaluations": "id, level", "notifications": "id",
+           "rectifications": "id, status, done_at, visit_at, appeal_at, appeal_decided_at"}
+CAPTURE = """([form, submitter]) => {
+  const f = document.querySelector(form);
+  return {action: f.action, fields: [...new FormData(f, submitter ? document.querySelector(submitter) : null)]};
+}"""
+RESEND = """({action, fields}) => {
+  const f = document.createElement("form");
+  f.method = "post"; f.action = action;
+  for (const [name, value] of fields) {
+    const i = document.createElement("input");
+    i.type = "hidden"; i.name = name; i.value = value; f.appendChild(i);
+  }
+  document.body.appendChild(f); f.submit();
+}"""
+
+
+def written(hall: Hall) -> dict[str, list[tuple[object, ...]]]:
+    with hall.engine.connect() as conn:
+        return {t: [tuple(r) for r in conn.execute(sa.text(f"SELECT {cols} FROM {t} ORDER BY id"))]
+                for t, cols in WRITTEN.items()}
+
+
+def no_error(page: Page) -> None:
+    expect(page.locator("[role=alert]")).to_have_count(0)
+    no_english_or_ids(page)
+
+
+def submit_and_walk(page: Page, hall: Hall, form: str, button: str) -> str:
+    """Submit ``form`` with ``button`` (one POST, answered 303); then F5, Back and Forward send only
+    GETs, show no error and write nothing; then the very same form sent again (a page the browser
+    kept, a double tap) lands on the first result and writes nothing. Returns the result's URL."""
+    sent = page.evaluate(CAPTURE, [form, button])
+    assert any(name == "form_token" for name, _ in sent["fields"])
+    methods: list[str] = []
+    page.on("request", lambda r: methods.append(r.method))
+    before = written(hall)
+    with page.expect_navigation():
+        page.click(button)
+    result, after = page.url, written(hall)
+    assert methods.count("POST") == 1 and after != before
+    no_error(page)
+    methods.clear()
+    for step in (page.reload, page.go_back, page.go_forward, page.reload):
+        answer = step()
+        assert answer is None or answer.ok, (step.__name__, answer.status)
+        no_error(page)
+    assert page.url == result and set(methods) <= {"GET"}, methods
+    assert written(hall) == after
+    methods.clear()
+    with page.expect_navigation():
+        page.evaluate(RESEND, sent)
+    assert page.url == result and methods.count("POST") == 1, (page.url, result, methods)
+    no_error(page)
+    assert written(hall) == after
+    return result
+
+
+def test_f5_back_and_forward_after_every_hall_form_write_nothing_twice(browser: Browser, hall: Hall) -> None:
+    """The ticket machine, the window's check-in and 叫下一位, the pad and the 整改 actions: each
+    form acts once, whatever the browser does after it."""
+    with clock.frozen(datetime(2026, 12, 9, 8, 30, tzinfo=ZoneInfo("Asia/Shanghai"))):  # Wednesday
+        with session_scope(hall.engine) as s:
+            code = appointments.book(s, "pd-zhengwu", "GGCSWSXK", date(2026, 12, 9), "09:30", "李四",
+                                     "13800000031")["code"]
+        machine = context(browser, DESKTOP).new_page()
+        machine.goto(f"{hall.url}/hall/ticket?counter=pd-zhengwu")
+        submit_and_walk(machine, hall, "#ticket-form", "#item-GGCSWSXK")
+        expect(machine.locator("#ticket-number")).to_have_text("A001")  # F5 or Back never took A002
+
+        clerk = signed_in(browser, hall, "陈静", "/ui/hall/call")
+        clerk.fill("#checkin-code", code)
+        submit_and_walk(clerk, hall, "#checkin-form", "#checkin")
+        expect(clerk.locator("#issued")).to_contain_text("P001")  # not "该预约已签到"
+        submit_and_walk(clerk, hall, "#call-form", "#call-next")
+        expect(clerk.locator("#called")).to_contain_text("P001")
+        with hall.engine.connect() as conn:  # nobody skipped: the walk-in still waits its turn
+            assert dict(conn.execute(sa.text("SELECT number, status FROM tickets WHERE day = '2026-12-09'")).all()) \
+                == {"A001": "waiting", "P001": "called"}
+
+        pad = signed_in(browser, hall, "浦东综合窗口评价器", "/ui/hall/pad", TABLET)
+        expect(pad.locator("#pad")).to_contain_text("P001")
+        pad.check("#levels input[value='2']")
+        pad.check("#reasons input[value='attitude']")
+        submit_and_walk(pad, hall, "#pad-form", "#rate")
+        expect(pad.locator("#done")).to_contain_text("不满意")  # the thanks, not "已评价过"
+        with hall.engine.connect() as conn:
+            rid = conn.execute(sa.text("SELECT max(id) FROM rectifications")).scalar_one()
+            assert conn.execute(sa.text("SELECT count(*) FROM evaluations WHERE ticket_id = "
+                                        "(SELECT id FROM tickets WHERE day = '2026-12-09' AND number = 'P001')")
+                                ).scalar_one() == 1
+
+        sup = signed_in(browser, hall, "赵督查", "/ui/hall/ratings")
+        sup.fill(f"#rectify-{rid} textarea", "窗口人员重新学习服务规范")
+        submit_and_walk(sup, hall, f"#rectify-{rid}", f"#rectify-{rid} button")
+        expect(sup.locator("#done")).to_have_text("整改已记录")
+        sup.check(f"#visit-{rid} input[value=satisfied]")
+        sup.fill(f"#visit-{rid} textarea", "电话回访")
+        submit_and_walk(sup, hall, f"#visit-{rid}", f"#visit-{rid} button")
+        expect(sup.locator(f"#r{rid}")).to_contain_text("申请人满意")
+        clerk.goto(f"{hall.url}/ui/hall/ratings")
+        clerk.fill(f"#appeal-{rid} textarea", "申请人所述为其他窗口")
+        submit_and_walk(clerk, hall, f"#appeal-{rid}", f"#appeal-{rid} button")
+        expect(clerk.locator(f"#status-{rid}")).to_contain_text("申诉复核中")
+        city = signed_in(browser, hall, "孙市督查", "/ui/hall/ratings")
+        city.check(f"#decide-{rid} input[value=no]")
+        submit_and_walk(city, hall, f"#decide-{rid}", f"#decide-{rid} button")
+        expect(city.locator(f"#status-{rid}")).not_to_contain_text("申诉复核中")

@@ -137,3 +137,36 @@ def test_ahead_counts_the_same_queue_issued_earlier_today(demo: Demo) -> None:
         demo.client.post(f"{URL}/call-next", headers=demo.h("陈静"))  # F001
         demo.client.post(f"{URL}/call-next", headers=demo.h("陈静"))  # A001
         assert demo.client.get(f"{URL}/{b1['id']}").json()["ahead"] == 0
+
+
+def _hidden(html: str, form_id: str) -> dict[str, str]:
+    chunk = html[html.index(f'id="{form_id}"'):]
+    chunk = chunk[:chunk.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', chunk))
+
+
+def test_a_ticket_or_call_form_sent_twice_acts_once(demo: Demo) -> None:
+    """The machine's form and 叫下一位 carry one-time tokens: the same form sent again answers the
+    first result — the number already taken, the visitor already called — and writes nothing."""
+    with clock.frozen(at("2026-12-07 09:00")):  # a Monday morning, the machine open
+        machine = TestClient(demo.client.app, base_url=str(demo.client.base_url), headers={"Origin": "http://testserver"})
+        form = {**_hidden(machine.get("/hall/ticket?counter=pd-zhengwu").text, "ticket-form"), "item": "GGCSWSXK"}
+        assert form["form_token"]
+        first = machine.post("/hall/ticket", data=form, follow_redirects=False)
+        again = machine.post("/hall/ticket", data=form, follow_redirects=False)
+        assert first.status_code == again.status_code == 303 and again.headers["location"] == first.headers["location"]
+        assert demo.count("tickets") == 1
+        fresh = {**form, **_hidden(machine.get("/hall/ticket?counter=pd-zhengwu").text, "ticket-form")}
+        assert machine.post("/hall/ticket", data=fresh, follow_redirects=False).status_code == 303
+        assert demo.count("tickets") == 2  # the next person at the machine: A002
+
+        clerk = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+        assert page_login(clerk, demo.tokens["陈静"], "/ui/hall/call").status_code == 303
+        call = _hidden(clerk.get("/ui/hall/call").text, "call-form")
+        origin = {"Origin": origin_of(clerk)}
+        called = clerk.post("/ui/hall/call", data=call, headers=origin, follow_redirects=False)
+        resent = clerk.post("/ui/hall/call", data=call, headers=origin, follow_redirects=False)
+        assert resent.status_code == 303 and resent.headers["location"] == called.headers["location"]
+        assert "A001" in clerk.get(resent.headers["location"]).text
+        waiting = demo.client.get(f"{URL}/hall", params={"counter": "pd-zhengwu"}).json()
+        assert waiting["waiting"] == 1  # A002 not skipped

@@ -3,7 +3,10 @@ ticket machine (/hall/ticket, public: a walk-in number), the window clerk's "cal
 the booking check-in (``hall_call.html``, a fragment the workbench may include; here also as a page
 of its own at /ui/hall/call), the window's evaluation pad, and 好差评 for supervisors and the
 rated windows (/ui/hall/ratings: satisfaction, waiting times, every 差评 with its 整改, 回访, 申诉
-and 复核). POST → 303 (PRG); the signed-in ones CSRF-checked.
+and 复核). POST → 303 (PRG); the signed-in ones CSRF-checked. Every form carries a one-time form
+token (``engine.form_tokens``): the same form sent again (Back to a page the browser kept, then
+submit; a double tap) is sent to the first result and acts nowhere — no second number, no person
+skipped, no second rating or 整改.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from api.pages import web
 from api.routes.public import limit_client
 from api.routing import Router
 from core import clock
-from engine import appointments, counter_service, directory, evaluations, rectification, tickets
+from engine import appointments, counter_service, directory, evaluations, form_tokens, rectification, tickets
 from engine.actors import Actor
 from engine.dashboard import visible_counters
 from engine.errors import EngineError, InvalidInput
 
 router = Router(pages=True)
 REFRESH_SECONDS = 5
+Csrf = Annotated[str, Form(max_length=128)]
+FormToken = Annotated[str, Form(max_length=64)]
 
 
 @router.get("/hall", response_class=HTMLResponse)
@@ -82,21 +87,25 @@ def _items(session: Any, counter_id: str) -> dict[str, str]:
 @router.post("/hall/ticket", response_class=HTMLResponse)
 def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, Form(max_length=64)] = "",
                 group: Annotated[str, Form(max_length=1)] = "",
-                item: Annotated[str, Form(max_length=64)] = "") -> Response:
+                item: Annotated[str, Form(max_length=64)] = "", form_token: FormToken = "") -> Response:
     limit_client(request)
+    if first := form_tokens.first_result(session, form_tokens.PUBLIC, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)  # the number taken, not another
     try:
         ticket = tickets.walk_in(session, counter, group or None, item or None)
     except EngineError as exc:
         session.rollback()
         return _machine(request, session, counter, group or None, exc.status, exc.detail)
-    return RedirectResponse(f"/hall/ticket/{ticket['id']}", status_code=303)
+    return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
 @router.post("/hall/ticket/returning", response_class=HTMLResponse)
 def ticket_returning(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
-                     code: Annotated[str, Form(max_length=32)] = "") -> Response:
+                     code: Annotated[str, Form(max_length=32)] = "", form_token: FormToken = "") -> Response:
     """复诊: the case number and query code take the applicant back to their companion clerk."""
     limit_client(request)
+    if first := form_tokens.first_result(session, form_tokens.PUBLIC, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     try:
         if not number.strip() or not code.strip():
             raise InvalidInput("number" if not number.strip() else "code", "请输入办件编号和查询码")
@@ -104,7 +113,7 @@ def ticket_returning(request: Request, session: SessionDep, number: Annotated[st
     except EngineError as exc:
         session.rollback()
         return _machine(request, session, None, None, exc.status, exc.detail, {"number": number})
-    return RedirectResponse(f"/hall/ticket/{ticket['id']}", status_code=303)
+    return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
 @router.get("/hall/ticket/{ticket_id}", response_class=HTMLResponse)
@@ -130,19 +139,25 @@ def _call_page(request: Request, session: Any, actor: Actor, called: int | None,
 
 
 @router.post("/ui/hall/call")
-def call_next(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)]) -> Response:
+def call_next(request: Request, session: SessionDep, csrf: Csrf, form_token: FormToken = "") -> Response:
+    """叫下一位; the same form sent again shows the number it called, and calls (skips) nobody."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     ticket = tickets.call_next(session, actor)
-    return RedirectResponse("/ui/hall/call" + (f"?called={ticket['id']}" if ticket else ""), status_code=303)
+    return _done(session, actor.id, form_token, "/ui/hall/call" + (f"?called={ticket['id']}" if ticket else ""))
 
 
 @router.post("/ui/hall/checkin")
-def check_in(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)],
-             code: Annotated[str, Form(max_length=32)] = "") -> Response:
-    """预约签到 at the window: the booking's code gives the applicant a priority number."""
+def check_in(request: Request, session: SessionDep, csrf: Csrf,
+             code: Annotated[str, Form(max_length=32)] = "", form_token: FormToken = "") -> Response:
+    """预约签到 at the window: the booking's code gives the applicant a priority number (the same
+    form sent again shows that number, never "已签到")."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     try:
         if not code.strip():
             raise InvalidInput("code", "请输入预约码")
@@ -150,7 +165,7 @@ def check_in(request: Request, session: SessionDep, csrf: Annotated[str, Form(ma
     except EngineError as exc:
         session.rollback()
         return _call_page(request, session, actor, None, None, exc.status, exc.detail)
-    return RedirectResponse(f"/ui/hall/call?issued={ticket['id']}", status_code=303)
+    return _done(session, actor.id, form_token, f"/ui/hall/call?issued={ticket['id']}")
 
 
 @router.get("/ui/hall/pad", response_class=HTMLResponse)
@@ -169,12 +184,14 @@ def evaluation_pad(request: Request, session: SessionDep,
 
 
 @router.post("/ui/hall/pad")
-def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=128)],
+def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Csrf,
                         ticket: Annotated[int, Form(ge=1)], level: Annotated[int, Form(ge=1, le=5)],
                         reasons: Annotated[list[str] | None, Form(max_length=8)] = None,
-                        text: Annotated[str, Form(max_length=500)] = "") -> Response:
+                        text: Annotated[str, Form(max_length=500)] = "", form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    if first := form_tokens.first_result(session, actor.id, form_token):  # the thanks, not "已评价过"
+        return RedirectResponse(first["redirect"], status_code=303)
     try:
         evaluations.rate_visit(session, actor, ticket, level, reasons or [], text)
     except EngineError as exc:
@@ -182,7 +199,7 @@ def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Annotated[s
         return web.render(request, "evaluation_pad.html", actor=actor, status_code=exc.status,
                           ticket=tickets.last_called(session, actor), levels=evaluations.LEVELS,
                           reasons=evaluations.REASONS, done=None, error=exc.detail)
-    return RedirectResponse(f"/ui/hall/pad?done={level}", status_code=303)
+    return _done(session, actor.id, form_token, f"/ui/hall/pad?done={level}")
 
 
 @router.get("/ui/hall/ratings", response_class=HTMLResponse)
@@ -211,13 +228,15 @@ ACTIONS = {"done": "整改已记录", "visit": "回访已记录", "appeal": "申
 @router.post("/ui/hall/rectifications/{rect_id}/{action}")
 def rectification_action(request: Request, session: SessionDep, rect_id: Annotated[int, Path(ge=1, le=2**31)],
                          action: Annotated[Literal["done", "visit", "appeal", "decision"], Path()],
-                         csrf: Annotated[str, Form(max_length=128)],
+                         csrf: Csrf,
                          text: Annotated[str, Form(max_length=2000)] = "",
                          contacted: Annotated[str, Form(max_length=8)] = "",
                          verdict: Annotated[str, Form(max_length=12)] = "",
-                         upheld: Annotated[str, Form(max_length=8)] = "") -> Response:
+                         upheld: Annotated[str, Form(max_length=8)] = "", form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    if first := form_tokens.first_result(session, actor.id, form_token):  # one 整改, one 回访, one 申诉
+        return RedirectResponse(first["redirect"], status_code=303)
     text = text.strip()
     try:
         if action == "done":
@@ -239,7 +258,7 @@ def rectification_action(request: Request, session: SessionDep, rect_id: Annotat
     except EngineError as exc:
         session.rollback()
         return _ratings_page(request, session, actor, status=exc.status, error=exc.detail)
-    return RedirectResponse(f"/ui/hall/ratings?done={action}#r{rect_id}", status_code=303)
+    return _done(session, actor.id, form_token, f"/ui/hall/ratings?done={action}#r{rect_id}")
 
 
 @router.get("/ui/hall/ratings/export.csv", response_class=Response)
@@ -248,3 +267,9 @@ def ratings_export(request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
     return Response("\ufeff" + evaluations.export_csv(session, actor), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
+
+
+def _done(session: Any, clerk_id: int | None, form_token: str, url: str) -> Response:
+    """303 to the result, recorded for the form's token in the same transaction as the effect."""
+    form_tokens.remember(session, clerk_id, form_token, url)
+    return RedirectResponse(url, status_code=303)
