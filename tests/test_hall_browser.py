@@ -362,37 +362,49 @@ def written(hall: Hall) -> dict[str, list[tuple[object, ...]]]:
                 for t, cols in WRITTEN.items()}
 
 
-def no_error(page: Page) -> None:
-    expect(page.locator("[role=alert]")).to_have_count(0)
+def shown(page: Page, refusal: str | None = None) -> str:
+    """The page in Chinese, no internal ids; the refusal ``refusal`` (a part of it) or no error.
+    Returns the error the page shows ("" if none)."""
+    alert = page.locator("[role=alert]")
+    if refusal:
+        expect(alert).to_contain_text(refusal)
+    elif refusal is not None:
+        expect(alert).to_have_count(0)
     no_english_or_ids(page)
+    return alert.inner_text() if alert.count() else ""
 
 
-def submit_and_walk(page: Page, hall: Hall, form: str, button: str) -> str:
+def submit_and_walk(page: Page, hall: Hall, form: str, button: str, refusal: str | None = None) -> str:
     """Submit ``form`` with ``button`` (one POST, answered 303); then F5, Back and Forward send only
-    GETs, show no error and write nothing; then the very same form sent again (a page the browser
-    kept, a double tap) lands on the first result and writes nothing. Returns the result's URL."""
+    GETs, show no browser error page and write nothing; then the very same form sent again (a page
+    the browser kept, a double tap) lands on the first result and writes nothing. ``refusal``: the
+    form is refused with that reason (nothing written, the reason shown at each visit of the
+    result). Returns the result's URL."""
     sent = page.evaluate(CAPTURE, [form, button])
     assert any(name == "form_token" for name, _ in sent["fields"])
     methods: list[str] = []
     page.on("request", lambda r: methods.append(r.method))
-    before = written(hall)
+    before, was = written(hall), shown(page)
     with page.expect_navigation():
         page.click(button)
     result, after = page.url, written(hall)
-    assert methods.count("POST") == 1 and after != before
-    no_error(page)
+    assert methods.count("POST") == 1 and (after == before if refusal else after != before)
+    shown(page, refusal or "")
     methods.clear()
     for step in (page.reload, page.go_back, page.go_forward, page.reload):
         answer = step()
         assert answer is None or answer.ok, (step.__name__, answer.status)
-        no_error(page)
+        if step == page.go_back:
+            assert shown(page) == was  # the form's page as it was
+        else:
+            shown(page, refusal or "")
     assert page.url == result and set(methods) <= {"GET"}, methods
     assert written(hall) == after
     methods.clear()
     with page.expect_navigation():
         page.evaluate(RESEND, sent)
     assert page.url == result and methods.count("POST") == 1, (page.url, result, methods)
-    no_error(page)
+    shown(page, refusal or "")
     assert written(hall) == after
     return result
 
@@ -405,11 +417,18 @@ def test_f5_back_and_forward_after_every_hall_form_write_nothing_twice(browser: 
             code = appointments.book(s, "pd-zhengwu", "GGCSWSXK", date(2026, 12, 9), "09:30", "李四",
                                      "13800000031")["code"]
         machine = context(browser, DESKTOP).new_page()
+        machine.goto(f"{hall.url}/hall/ticket")
+        machine.fill("#returning-number", "310115202612090000001")
+        machine.fill("#returning-code", "WRONG1234")
+        submit_and_walk(machine, hall, "#returning-form", "#take-returning", refusal="办件")
+        expect(machine.locator("#returning-number")).to_have_value("310115202612090000001")
         machine.goto(f"{hall.url}/hall/ticket?counter=pd-zhengwu")
         submit_and_walk(machine, hall, "#ticket-form", "#item-GGCSWSXK")
         expect(machine.locator("#ticket-number")).to_have_text("A001")  # F5 or Back never took A002
 
         clerk = signed_in(browser, hall, "陈静", "/ui/hall/call")
+        clerk.fill("#checkin-code", "NOSUCH0000")
+        submit_and_walk(clerk, hall, "#checkin-form", "#checkin", refusal="预约")
         clerk.fill("#checkin-code", code)
         submit_and_walk(clerk, hall, "#checkin-form", "#checkin")
         expect(clerk.locator("#issued")).to_contain_text("P001")  # not "该预约已签到"
@@ -421,6 +440,9 @@ def test_f5_back_and_forward_after_every_hall_form_write_nothing_twice(browser: 
 
         pad = signed_in(browser, hall, "浦东综合窗口评价器", "/ui/hall/pad", TABLET)
         expect(pad.locator("#pad")).to_contain_text("P001")
+        assert not re.search(r"[A-Za-z]", pad.locator("form.who span").inner_text())  # the role in Chinese too
+        pad.check("#levels input[value='2']")
+        submit_and_walk(pad, hall, "#pad-form", "#rate", refusal="原因")  # 不满意 asks why
         pad.check("#levels input[value='2']")
         pad.check("#reasons input[value='attitude']")
         submit_and_walk(pad, hall, "#pad-form", "#rate")

@@ -170,3 +170,22 @@ def test_a_ticket_or_call_form_sent_twice_acts_once(demo: Demo) -> None:
         assert "A001" in clerk.get(resent.headers["location"]).text
         waiting = demo.client.get(f"{URL}/hall", params={"counter": "pd-zhengwu"}).json()
         assert waiting["waiting"] == 1  # A002 not skipped
+
+
+def test_a_refused_check_in_is_answered_303_to_the_panel_with_its_reason(demo: Demo) -> None:
+    """A wrong code writes nothing and sends the browser to a GET showing why (F5 there resends
+    nothing); the reason is the sending clerk's alone, in Chinese without the field's name."""
+    clerk = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(clerk, demo.tokens["陈静"], "/ui/hall/call").status_code == 303
+    form = {**_hidden(clerk.get("/ui/hall/call").text, "checkin-form"), "code": " "}
+    origin = {"Origin": origin_of(clerk)}
+    refused = clerk.post("/ui/hall/checkin", data=form, headers=origin, follow_redirects=False)
+    assert refused.status_code == 303 and "failed=" in refused.headers["location"]
+    page = clerk.get(refused.headers["location"])
+    assert page.status_code == 200 and 'id="checkin-error">请输入预约码<' in page.text
+    again = clerk.post("/ui/hall/checkin", data=form, headers=origin, follow_redirects=False)
+    assert again.headers["location"] == refused.headers["location"]
+    other = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(other, demo.tokens["李强"], "/ui/hall/call").status_code == 303
+    assert "请输入预约码" not in other.get(refused.headers["location"]).text
+    assert demo.count("tickets") == 0

@@ -6,13 +6,17 @@ rated windows (/ui/hall/ratings: satisfaction, waiting times, every 差评 with 
 and 复核). POST → 303 (PRG); the signed-in ones CSRF-checked. Every form carries a one-time form
 token (``engine.form_tokens``): the same form sent again (Back to a page the browser kept, then
 submit; a double tap) is sent to the first result and acts nowhere — no second number, no person
-skipped, no second rating or 整改.
+skipped, no second rating or 整改. A refused form writes nothing and is answered 303 too, to its
+page with ``failed=<token>``, which shows the reason (F5 there is a GET, and Back never lands on
+a POST's answer the browser would have to send again); a form without a token (a script) is
+answered the page with the reason at once.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +35,7 @@ router = Router(pages=True)
 REFRESH_SECONDS = 5
 Csrf = Annotated[str, Form(max_length=128)]
 FormToken = Annotated[str, Form(max_length=64)]
+Failed = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get("/hall", response_class=HTMLResponse)
@@ -45,11 +50,13 @@ def hall_display(request: Request, session: SessionDep,
 @router.get("/hall/ticket", response_class=HTMLResponse)
 def ticket_machine(request: Request, session: SessionDep,
                    counter: Annotated[str | None, Query(max_length=64)] = None,
-                   group: Annotated[str | None, Query(pattern=r"^[A-E]$")] = None) -> Response:
+                   group: Annotated[str | None, Query(pattern=r"^[A-E]$")] = None, failed: Failed = None) -> Response:
     """取号机 (the kiosk at the hall's entrance, or a phone): the counter, then the item group (when
     the counter has groups), then the item; each item says its hours and the numbers left today.
     Beside it, 复诊: a returning applicant's case number and query code."""
-    return _machine(request, session, counter, group)
+    refused = _refusal(session, form_tokens.PUBLIC, failed)
+    return _machine(request, session, counter, group, error=refused.get("refused"),
+                    returning={"number": refused["number"]} if "number" in refused else None)
 
 
 def _machine(request: Request, session: Any, counter: str | None, group: str | None, status: int = 200,
@@ -94,8 +101,9 @@ def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, F
     try:
         ticket = tickets.walk_in(session, counter, group or None, item or None)
     except EngineError as exc:
-        session.rollback()
-        return _machine(request, session, counter, group or None, exc.status, exc.detail)
+        query = {k: v for k, v in (("counter", counter), ("group", group)) if v}
+        return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", query) \
+            or _machine(request, session, counter, group or None, exc.status, _said(exc))
     return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
@@ -111,8 +119,8 @@ def ticket_returning(request: Request, session: SessionDep, number: Annotated[st
             raise InvalidInput("number" if not number.strip() else "code", "请输入办件编号和查询码")
         ticket = tickets.returning(session, number.strip(), code.strip())
     except EngineError as exc:
-        session.rollback()
-        return _machine(request, session, None, None, exc.status, exc.detail, {"number": number})
+        return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", number=number) \
+            or _machine(request, session, None, None, exc.status, _said(exc), {"number": number})
     return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
@@ -125,9 +133,9 @@ def ticket_shown(request: Request, session: SessionDep, ticket_id: Annotated[int
 
 @router.get("/ui/hall/call", response_class=HTMLResponse)
 def call_panel(request: Request, session: SessionDep, called: Annotated[int | None, Query(ge=1)] = None,
-               issued: Annotated[int | None, Query(ge=1)] = None) -> Response:
+               issued: Annotated[int | None, Query(ge=1)] = None, failed: Failed = None) -> Response:
     actor = web.require_actor(request, session)
-    return _call_page(request, session, actor, called, issued)
+    return _call_page(request, session, actor, called, issued, error=_refusal(session, actor.id, failed).get("refused"))
 
 
 def _call_page(request: Request, session: Any, actor: Actor, called: int | None, issued: int | None,
@@ -163,14 +171,14 @@ def check_in(request: Request, session: SessionDep, csrf: Csrf,
             raise InvalidInput("code", "请输入预约码")
         ticket = tickets.check_in(session, actor, code)
     except EngineError as exc:
-        session.rollback()
-        return _call_page(request, session, actor, None, None, exc.status, exc.detail)
+        return _refuse(session, actor.id, form_token, exc, "/ui/hall/call") \
+            or _call_page(request, session, actor, None, None, exc.status, _said(exc))
     return _done(session, actor.id, form_token, f"/ui/hall/call?issued={ticket['id']}")
 
 
 @router.get("/ui/hall/pad", response_class=HTMLResponse)
 def evaluation_pad(request: Request, session: SessionDep,
-                   done: Annotated[int | None, Query(ge=1, le=5)] = None) -> Response:
+                   done: Annotated[int | None, Query(ge=1, le=5)] = None, failed: Failed = None) -> Response:
     """一次一评: the tablet at the window, signed in as the window's pad (role ``pad``), rates its
     window's last served call."""
     actor = web.require_actor(request, session)
@@ -180,7 +188,8 @@ def evaluation_pad(request: Request, session: SessionDep,
                           error="本页须以窗口评价器账号登录, 由申请人评价; 窗口人员不能在此评价")
     ticket = tickets.last_called(session, actor)
     return web.render(request, "evaluation_pad.html", actor=actor, ticket=ticket, levels=evaluations.LEVELS,
-                      reasons=evaluations.REASONS, done=evaluations.LEVELS.get(done or 0), error=None)
+                      reasons=evaluations.REASONS, done=evaluations.LEVELS.get(done or 0),
+                      error=_refusal(session, actor.id, failed).get("refused"))
 
 
 @router.post("/ui/hall/pad")
@@ -195,20 +204,23 @@ def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Csrf,
     try:
         evaluations.rate_visit(session, actor, ticket, level, reasons or [], text)
     except EngineError as exc:
-        session.rollback()
+        if refused := _refuse(session, actor.id, form_token, exc, "/ui/hall/pad"):
+            return refused
         return web.render(request, "evaluation_pad.html", actor=actor, status_code=exc.status,
                           ticket=tickets.last_called(session, actor), levels=evaluations.LEVELS,
-                          reasons=evaluations.REASONS, done=None, error=exc.detail)
+                          reasons=evaluations.REASONS, done=None, error=_said(exc))
     return _done(session, actor.id, form_token, f"/ui/hall/pad?done={level}")
 
 
 @router.get("/ui/hall/ratings", response_class=HTMLResponse)
 def ratings(request: Request, session: SessionDep,
             by: Annotated[Literal["counter", "clerk", "item"], Query()] = "counter",
-            done: Annotated[Literal["done", "visit", "appeal", "decision"] | None, Query()] = None) -> Response:
+            done: Annotated[Literal["done", "visit", "appeal", "decision"] | None, Query()] = None,
+            failed: Failed = None) -> Response:
     """好差评: satisfaction, waiting times and every 差评 with what may be done with it now."""
     actor = web.require_actor(request, session)
-    return _ratings_page(request, session, actor, by, done=ACTIONS[done] if done else None)
+    return _ratings_page(request, session, actor, by, done=ACTIONS[done] if done else None,
+                         error=_refusal(session, actor.id, failed).get("refused"))
 
 
 def _ratings_page(request: Request, session: Any, actor: Actor, by: str = "counter", status: int = 200,
@@ -256,8 +268,8 @@ def rectification_action(request: Request, session: SessionDep, rect_id: Annotat
                 raise InvalidInput("upheld", "请选择复核结论")
             rectification.decide(session, actor, rect_id, upheld == "yes", text)
     except EngineError as exc:
-        session.rollback()
-        return _ratings_page(request, session, actor, status=exc.status, error=exc.detail)
+        return _refuse(session, actor.id, form_token, exc, "/ui/hall/ratings", anchor=f"r{rect_id}") \
+            or _ratings_page(request, session, actor, status=exc.status, error=_said(exc))
     return _done(session, actor.id, form_token, f"/ui/hall/ratings?done={action}#r{rect_id}")
 
 
@@ -273,3 +285,28 @@ def _done(session: Any, clerk_id: int | None, form_token: str, url: str) -> Resp
     """303 to the result, recorded for the form's token in the same transaction as the effect."""
     form_tokens.remember(session, clerk_id, form_token, url)
     return RedirectResponse(url, status_code=303)
+
+
+def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineError, page: str,
+            query: dict[str, str] | None = None, anchor: str = "", **shown: str) -> Response | None:
+    """A refused form: nothing of it written; with a token, 303 to ``page`` showing the reason
+    (``shown``: what the form's page fills in again), recorded so the same form sent again lands
+    there too. None without a token: the caller answers the page at once."""
+    session.rollback()
+    if clerk_id is None or not form_tokens.valid(form_token):
+        return None
+    url = f"{page}?{urlencode({**(query or {}), 'failed': form_token})}" + (f"#{anchor}" if anchor else "")
+    form_tokens.remember(session, clerk_id, form_token, url, refused=_said(exc), **shown)
+    return RedirectResponse(url, status_code=303)
+
+
+def _refusal(session: Any, clerk_id: int | None, token: str | None) -> dict[str, str]:
+    """The refusal ``failed=`` names, if it is this user's (``refused``: the reason), else nothing."""
+    first = form_tokens.first_result(session, clerk_id, token) if token else None
+    return first if first and "refused" in first else {}
+
+
+def _said(exc: EngineError) -> str:
+    """The refusal as a person reads it: an invalid field's reasons, never its English name."""
+    reasons = [str(e.get("reason", "")) for e in exc.extra.get("errors") or [] if e.get("reason")]
+    return "; ".join(reasons) or exc.detail
