@@ -4,9 +4,13 @@ the companion clerk only, call next (never the same ticket twice), the hall boar
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from conftest import ALL_GGCS, Demo, origin_of, page_login
 from fastapi.testclient import TestClient
@@ -189,3 +193,21 @@ def test_a_refused_check_in_is_answered_303_to_the_panel_with_its_reason(demo: D
     assert page_login(other, demo.tokens["李强"], "/ui/hall/call").status_code == 303
     assert "请输入预约码" not in other.get(refused.headers["location"]).text
     assert demo.count("tickets") == 0
+
+
+def test_a_double_tap_at_the_ticket_machine_takes_one_number(demo: Demo, serve_app: Any) -> None:
+    """The same form sent several times at once (a double tap on the kiosk's screen): one number,
+    every answer the same 303 to it, none an error."""
+    url = serve_app(demo.client.app)
+    form = {**_hidden(httpx.get(f"{url}/hall/ticket?counter=pd-zhengwu").text, "ticket-form"), "item": "GGCSWSXK"}
+    start = threading.Barrier(6)
+
+    def tap() -> httpx.Response:
+        start.wait()
+        return httpx.post(f"{url}/hall/ticket", data=form, headers={"Origin": url}, timeout=30)
+
+    with clock.frozen(at("2026-12-07 09:00")), ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: tap(), range(6)))
+    assert [a.status_code for a in answers] == [303] * 6, [a.text[:300] for a in answers if a.status_code != 303]
+    assert len({a.headers["location"] for a in answers}) == 1
+    assert demo.count("tickets") == 1

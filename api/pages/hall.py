@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep
 from api.pages import web
@@ -283,8 +284,22 @@ def ratings_export(request: Request, session: SessionDep) -> Response:
 
 def _done(session: Any, clerk_id: int | None, form_token: str, url: str) -> Response:
     """303 to the result, recorded for the form's token in the same transaction as the effect."""
-    form_tokens.remember(session, clerk_id, form_token, url)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(_record(session, clerk_id, form_token, url), status_code=303)
+
+
+def _record(session: Any, clerk_id: int | None, form_token: str, url: str, **shown: str) -> str:
+    """Record ``url`` as the token's first result; the URL to send the browser to. The same form
+    sent twice at once (a double tap) finds the token taken by the other one here: what this one
+    did is undone, and it is sent where the other one was."""
+    try:
+        with session.begin_nested():
+            form_tokens.remember(session, clerk_id, form_token, url, **shown)
+    except IntegrityError:
+        session.rollback()
+        if not (first := form_tokens.first_result(session, clerk_id, form_token)):
+            raise
+        return str(first["redirect"])
+    return url
 
 
 def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineError, page: str,
@@ -296,8 +311,7 @@ def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineErro
     if clerk_id is None or not form_tokens.valid(form_token):
         return None
     url = f"{page}?{urlencode({**(query or {}), 'failed': form_token})}" + (f"#{anchor}" if anchor else "")
-    form_tokens.remember(session, clerk_id, form_token, url, refused=_said(exc), **shown)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(_record(session, clerk_id, form_token, url, refused=_said(exc), **shown), status_code=303)
 
 
 def _refusal(session: Any, clerk_id: int | None, token: str | None) -> dict[str, str]:
