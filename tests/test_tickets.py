@@ -211,3 +211,15 @@ def test_a_double_tap_at_the_ticket_machine_takes_one_number(demo: Demo, serve_a
     assert [a.status_code for a in answers] == [303] * 6, [a.text[:300] for a in answers if a.status_code != 303]
     assert len({a.headers["location"] for a in answers}) == 1
     assert demo.count("tickets") == 1
+
+
+def test_a_refused_number_shows_the_machine_again_with_the_reason(demo: Demo) -> None:
+    machine = TestClient(demo.client.app, base_url=str(demo.client.base_url), headers={"Origin": "http://testserver"})
+    form = {**_hidden(machine.get("/hall/ticket?counter=pd-zhengwu").text, "ticket-form"), "item": "GGCSWSXK"}
+    with clock.frozen(at("2026-12-07 09:00")):
+        refused = machine.post("/hall/ticket", data={**form, "group": "Z"}, follow_redirects=False)  # forged
+        assert refused.status_code == 303 and "group=" not in refused.headers["location"]
+        page = machine.get(refused.headers["location"])
+        assert page.status_code == 200 and "A 至 E" in page.text and 'id="error"' in page.text
+        assert "group:" not in page.text and 'id="items"' in page.text  # the counter's items again
+    assert demo.count("tickets") == 0

@@ -102,7 +102,7 @@ def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, F
     try:
         ticket = tickets.walk_in(session, counter, group or None, item or None)
     except EngineError as exc:
-        query = {k: v for k, v in (("counter", counter), ("group", group)) if v}
+        query = {"counter": counter, **({"group": group} if group in tuple("ABCDE") else {})}  # as GET takes them
         return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", query) \
             or _machine(request, session, counter, group or None, exc.status, _said(exc))
     return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
