@@ -4,6 +4,8 @@ takes a number at the ticket machine, the window checks the booking in, calls it
 walk-in, and takes the application in at that window; the hall display shows the call; the
 walk-in rates the visit 非常不满意 on the window's pad; the supervisor rectifies and follows up,
 the window appeals, the supervisor of the region above upholds it, and the figures follow.
+Then every hall form once more, each followed by F5, Back, Forward and the same form sent again:
+only GETs after the form, no browser error page, no row written twice.
 
 Screenshots of each page land in docs/screenshots/ (1366×768; the pad at a tablet's 1024×768,
 the booking also at a phone's 390×844).
