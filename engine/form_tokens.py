@@ -5,9 +5,10 @@ Each form a page draws carries a fresh random token. The route that acts on the 
 in the same transaction as the effect, where the browser was sent afterwards (and any secret the
 result page shows, sealed as ``engine.idempotency`` seals it). A submission bearing a token
 already used answers that first redirect and writes nothing. The records are the Idempotency-Key
-rows of the clerk under a ``form:`` prefix, so they expire and are purged with them. The
-applicant's pages (no login) keep theirs under ``APPLICANT``, an id no clerk has: a token is
-unguessable, so it alone names its form.
+rows of the clerk under a ``form:`` prefix, so they expire and are purged with them. A form
+nobody signs in for (the applicant's pages, the hall's ticket machine) keeps its record under
+``PUBLIC``, no clerk's id:
+the token, random and drawn into one page only, is what ties the repeat to the first result.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sqlmodel import Session
 from engine import idempotency
 
 PREFIX = "form:"
-APPLICANT = 0  # clerks' ids start at 1
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+PUBLIC = 0  # the "clerk" of forms without a sign-in (clerk ids start at 1)
 _HASH = idempotency.request_hash("page-form")  # one token, one result, whatever the repeat carries
 
 

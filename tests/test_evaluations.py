@@ -283,3 +283,32 @@ def test_only_supervisors_export_and_the_export_marks_annulled_ratings(demo: Dem
     rows = demo.client.get(f"{URL}/export.csv", headers=demo.h("赵督查")).text.lstrip("\ufeff").splitlines()
     assert len(rows) == 2 and kept["number"] in rows[1]
     assert rows[1].split(",")[-1] == "否"
+
+
+def _hidden(html: str, form_id: str) -> dict[str, str]:
+    chunk = html[html.index(f'id="{form_id}"'):]
+    chunk = chunk[:chunk.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', chunk))
+
+
+def test_a_rectification_form_sent_twice_records_once_and_a_refusal_redirects(demo: Demo) -> None:
+    """整改 on the ratings page: the same form sent again lands on 整改已记录 (not 不能再整改) and
+    the applicant is told once; an empty one is answered 303 to the page with the reason."""
+    with clock.frozen(at("2026-12-04 10:00")):
+        rid = rate(demo, finished_case(demo), 1, reasons=["attitude"]).json()["rectification_id"]
+        sup = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+        assert page_login(sup, demo.tokens["赵督查"], "/ui/hall/ratings").status_code == 303
+        origin = {"Origin": origin_of(sup)}
+        url = f"/ui/hall/rectifications/{rid}/done"
+        empty = {**_hidden(sup.get("/ui/hall/ratings").text, f"rectify-{rid}"), "text": " "}
+        refused = sup.post(url, data=empty, headers=origin, follow_redirects=False)
+        assert refused.status_code == 303 and "failed=" in refused.headers["location"]
+        assert "请填写整改措施" in sup.get(refused.headers["location"]).text
+        form = {**_hidden(sup.get("/ui/hall/ratings").text, f"rectify-{rid}"), "text": "约谈窗口人员"}
+        first = sup.post(url, data=form, headers=origin, follow_redirects=False)
+        told = demo.count("notifications")
+        again = sup.post(url, data=form, headers=origin, follow_redirects=False)
+        assert first.status_code == again.status_code == 303
+        assert again.headers["location"] == first.headers["location"] == f"/ui/hall/ratings?done=done#r{rid}"
+        assert "整改已记录" in sup.get(again.headers["location"]).text
+        assert demo.count("notifications") == told

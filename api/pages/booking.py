@@ -118,12 +118,12 @@ def _ticket(request: Request) -> tuple[str, bool] | None:
 
 def _first(request: Request, session: Any, token: str) -> Response | None:
     """The same form sent again (F5 on a result, Back and submit): the first result, nothing written."""
-    first = form_tokens.first_result(session, form_tokens.APPLICANT, token)
+    first = form_tokens.first_result(session, form_tokens.PUBLIC, token)
     return _to(request, first["redirect"], first.get("code")) if first else None
 
 
 def _done(request: Request, session: Any, token: str, code: str) -> RedirectResponse:
-    form_tokens.remember(session, form_tokens.APPLICANT, token, "/booking/done", {"code": code})
+    form_tokens.remember(session, form_tokens.PUBLIC, token, "/booking/done", {"code": code})
     return _to(request, "/booking/done", code, counted=True)
 
 
