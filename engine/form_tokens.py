@@ -18,6 +18,7 @@ import secrets
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine import idempotency
@@ -45,10 +46,21 @@ def first_result(session: Session, clerk_id: int | None, token: str | None) -> d
 
 
 def remember(session: Session, clerk_id: int | None, token: str | None, redirect: str,
-             secrets_: dict[str, str] | None = None, **shown: str) -> None:
-    """Record the result of the token's first submission (call before the commit)."""
-    if clerk_id is None or not valid(token):
-        return
+             secrets_: dict[str, str] | None = None, **shown: str) -> dict[str, Any]:
+    """Record the result of the token's first submission (call before the commit) and answer the
+    result the browser is to be shown (``"redirect"``: where to). That is this one, unless the same
+    form sent at the same moment (a double tap) recorded its result first: then everything this
+    submission did is undone and the other one's result is answered."""
     body = {"redirect": redirect, **shown, **(secrets_ or {})}
-    idempotency.remember(session, clerk_id, PREFIX + str(token), _HASH, 303, orjson.dumps(body).decode(),
-                         seal=tuple(secrets_ or ()))
+    if clerk_id is None or not valid(token):
+        return body
+    try:
+        with session.begin_nested():
+            idempotency.remember(session, clerk_id, PREFIX + str(token), _HASH, 303, orjson.dumps(body).decode(),
+                                 seal=tuple(secrets_ or ()))
+    except IntegrityError:
+        session.rollback()
+        if (first := first_result(session, clerk_id, token)) is None:
+            raise
+        return first
+    return body

@@ -123,8 +123,8 @@ def _first(request: Request, session: Any, token: str) -> Response | None:
 
 
 def _done(request: Request, session: Any, token: str, code: str) -> RedirectResponse:
-    form_tokens.remember(session, form_tokens.PUBLIC, token, "/booking/done", {"code": code})
-    return _to(request, "/booking/done", code, counted=True)
+    shown = form_tokens.remember(session, form_tokens.PUBLIC, token, "/booking/done", {"code": code})
+    return _to(request, "/booking/done", shown["code"], counted=True)
 
 
 @router.post("/booking", response_class=HTMLResponse)

@@ -133,8 +133,7 @@ def designer_publish(request: Request, session: SessionDep, csrf: Annotated[str,
                      problems=[{"line": 1, "col": 1, "message": exc.detail.split(": ", 1)[-1], "hint": None}],
                      diff=_diff(session, item, source))
     url = f"/ui/designer/items/{row.code}?version={row.version}&published={'new' if created else 'same'}"
-    form_tokens.remember(session, actor.id, form_token, url)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
 
 
 def _svg_uri(svg: str) -> str:

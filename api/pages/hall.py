@@ -20,7 +20,6 @@ from urllib.parse import urlencode
 
 from fastapi import Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep
 from api.pages import web
@@ -288,18 +287,9 @@ def _done(session: Any, clerk_id: int | None, form_token: str, url: str) -> Resp
 
 
 def _record(session: Any, clerk_id: int | None, form_token: str, url: str, **shown: str) -> str:
-    """Record ``url`` as the token's first result; the URL to send the browser to. The same form
-    sent twice at once (a double tap) finds the token taken by the other one here: what this one
-    did is undone, and it is sent where the other one was."""
-    try:
-        with session.begin_nested():
-            form_tokens.remember(session, clerk_id, form_token, url, **shown)
-    except IntegrityError:
-        session.rollback()
-        if not (first := form_tokens.first_result(session, clerk_id, form_token)):
-            raise
-        return str(first["redirect"])
-    return url
+    """Record ``url`` as the token's first result; the URL to send the browser to (the other
+    one's, for the second of a double tap: ``form_tokens.remember``)."""
+    return str(form_tokens.remember(session, clerk_id, form_token, url, **shown)["redirect"])
 
 
 def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineError, page: str,

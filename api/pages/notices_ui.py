@@ -62,5 +62,4 @@ def draw_now(number: str, kind: str, request: Request, session: SessionDep, csrf
         return RedirectResponse(first["redirect"], status_code=303)
     document_drawing.request_drawing(session, number, actor, kind)
     url = f"/ui/cases/{quote(number)}/print/{quote(kind)}"
-    form_tokens.remember(session, actor.id, form_token, url)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
