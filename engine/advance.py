@@ -55,14 +55,14 @@ def load_case(session: Session, number: str, *, lock: bool = False) -> CaseRow:
     """The case row; ``lock`` holds it against other writers until the unit ends."""
     row = (SELECT_CASE_LOCKED if lock else SELECT_CASE).first(session, {"number": number})
     if row is None:
-        raise NotFound(f"案件 {number} 不存在")
+        raise NotFound(f"办件 {number} 不存在")
     return row
 
 
 def case_number(session: Session, case_id: int) -> str:
     row = SELECT_NUMBER.first(session, {"case_id": case_id})
     if row is None:
-        raise NotFound(f"案件 #{case_id} 不存在")
+        raise NotFound(f"办件 #{case_id} 不存在")
     return str(row["number"])
 
 

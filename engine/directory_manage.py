@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
-from engine import idcodes
+from engine import counter_service, idcodes
 from engine.actors import ACCOUNT_ROLES, add_clerk, issue_token, revoke_tokens
 from engine.dashboard import set_supervised_regions
 from engine.errors import Conflict, InvalidInput, NotFound
@@ -206,7 +206,7 @@ def _check_sections(loc: Located | None, data: dict[str, Any], bad: Any) -> dict
         if kind == "self_service" and any(set(r) - {"intake"} for r in items.values()):
             bad(("counters", i, "items"), "自助服务终端只能收件 (intake)")
         counters[cid] = {"id": cid, "name": _text(c["name"]), "unit": unit, "region": region,
-                         "kind": kind, "items": items}
+                         "kind": kind, "items": items, **counter_service.check_entry(c, items, ("counters", i), bad)}
         if c.get("supervised_by") is not None:  # a booth's staffed counter, checked once all are read
             counters[cid]["supervised_by"] = _text(c["supervised_by"])
             supervised.append((i, cid))
@@ -298,6 +298,8 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
                 CounterItem.counter_id == c["id"], CounterItem.item_code == code, CounterItem.role == role))
         for code, role in sorted(wanted - have):
             session.add(CounterItem(counter_id=c["id"], item_code=code, role=role))
+        session.flush()
+        counter_service.replace(session, c["id"], c)
     session.flush()
     tokens = []
     for k in doc["clerks"]:
@@ -325,12 +327,14 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
 
 def _retire(session: Session, old: dict[str, Any], new: dict[str, Any]) -> None:
     """Counters and clerks the old document listed and the new one does not: a counter keeps its
-    row (cases point at it) but loses every item role, so routing never picks it; a clerk the
+    row (cases point at it) but loses every item role and ticket rule, so routing never picks it; a clerk the
     directory created is deactivated and its tokens revoked."""
     kept = {c["id"] for c in new["counters"]}
     gone = [c["id"] for c in old.get("counters", []) if c["id"] not in kept]
     if gone:
         session.execute(sa.delete(CounterItem).where(CounterItem.counter_id.in_(gone)))
+        for cid in gone:  # nor does its ticket machine give numbers any more
+            counter_service.replace(session, cid, {})
     listed = {(k["name"], k["counter"] or "") for k in new["clerks"]}
     for entry in session.execute(sa.select(DirectoryClerk)).scalars().all():
         if (entry.name, entry.counter_key) in listed:
@@ -364,6 +368,9 @@ def empty() -> dict[str, Any]:
     return {"regions": [], "units": [], "counters": [], "clerks": []}
 
 
+RULE_LABELS = {"hours": "取号时间", "capacity": "每日号源"}
+
+
 def _flat(doc: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for r in doc.get("regions", []):
@@ -377,6 +384,14 @@ def _flat(doc: dict[str, Any]) -> dict[str, str]:
         out[f"窗口 {c['id']}"] = f"{c['name']} ({kind}) {c['region']} {c['unit']}{watched}"
         for code, roles in c["items"].items():
             out[f"窗口 {c['id']} 事项 {code}"] = ",".join(roles)
+        for key, label in RULE_LABELS.items():  # the ticket machine's rules (engine.counter_service)
+            if c.get(key) is not None:
+                out[f"窗口 {c['id']} {label}"] = str(c[key])
+        for letter, name in (c.get("groups") or {}).items():
+            out[f"窗口 {c['id']} 取号分组 {letter}"] = name
+        for code, rule in (c.get("service") or {}).items():
+            out[f"窗口 {c['id']} 事项 {code} 取号规则"] = " ".join(
+                f"{RULE_LABELS.get(k, '分组')} {v}" for k, v in sorted(rule.items()))
     for k in doc.get("clerks", []):
         where = f" 督查 {','.join(k['regions'])}" if k["regions"] else ""
         out[f"工作人员 {k['name']}@{k['counter'] or '-'}"] = ",".join(k["roles"]) + where

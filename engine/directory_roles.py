@@ -12,7 +12,8 @@ row-level security so that a region's worker can claim, lease and complete only 
 - ``<prefix>_<region>`` (NOLOGIN, member of ``<prefix>``): its policies on ``outbox`` and
   ``job_leases``: it sees, claims, leases and completes the jobs of its region only. It inserts
   jobs only for the regions of the case's intake and competent counters (a follow-up, such as
-  the hand-off back to the intake counter), never for a region the case has nothing to do with.
+  the hand-off back to the intake counter) and the video queue (a room's recording), never for
+  a region the case has nothing to do with.
 - ``<prefix>_dispatcher`` (NOLOGIN, member of ``<prefix>``): sees every region's jobs (it
   starts their drains), and queues webhook deliveries.
 
@@ -30,6 +31,7 @@ import re
 
 import sqlalchemy as sa
 
+from core.settings import get_settings
 from storage.tables import Region
 
 DEFAULT_PREFIX = "tongban_worker"
@@ -37,6 +39,7 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 # Written by the directory import, the catalog, clerk and token administration and migrations
 # only: a worker reads them.
 READ_ONLY = ("alembic_version", "api_tokens", "clerks", "counter_items", "counter_kinds", "counters",
+             "counter_service", "counter_groups",
              "directory_clerks", "directory_versions", "item_versions", "regions", "supervisor_regions",
              "units", "unit_seals", "calendar_schedules")
 
@@ -56,9 +59,18 @@ WRITES: dict[str, str] = {
     "video_recordings": IU, "video_room_events": IU, "video_rooms": IU, "waybills": IU,
     "webhook_deliveries": IUD, "webhooks": IU,
 }
-# A job may queue work for the regions the case is handled in: its intake and competent counters'.
+# A job may queue work for the regions the case is handled in (its intake and competent
+# counters') and for the video queue (a room closed by a job: its recording, on Janus's machine).
 CASE_REGIONS = ("region_code IN (SELECT c.region_code FROM cases k JOIN counters c "
                 "ON c.id IN (k.intake_counter_id, k.competent_counter_id) WHERE k.id = case_id)")
+_QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,12}$")
+
+
+def _insert_check() -> str:
+    queue = get_settings().video_job_queue
+    if not _QUEUE.match(queue):
+        raise ValueError(f"视频任务队列名只能用字母、数字、-_ (最长 12): {queue}")
+    return f"{CASE_REGIONS} OR region_code = '{queue}'"
 
 
 def _role_sql(name: str, member_of: str | None = None) -> str:
@@ -89,7 +101,7 @@ def statements(regions: list[str], prefix: str = DEFAULT_PREFIX, database: str =
         "ALTER TABLE outbox ENABLE ROW LEVEL SECURITY",
         "ALTER TABLE job_leases ENABLE ROW LEVEL SECURITY",
         "DROP POLICY IF EXISTS worker_insert ON outbox",
-        f"CREATE POLICY worker_insert ON outbox FOR INSERT TO {prefix} WITH CHECK ({CASE_REGIONS})",
+        f"CREATE POLICY worker_insert ON outbox FOR INSERT TO {prefix} WITH CHECK ({_insert_check()})",
         "DROP POLICY IF EXISTS dispatcher_all ON outbox",
         f"CREATE POLICY dispatcher_all ON outbox FOR ALL TO {disp} USING (true) WITH CHECK (true)",
         "DROP POLICY IF EXISTS dispatcher_leases ON job_leases",

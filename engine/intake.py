@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from core import clock
 from core.clock import now
-from engine import catalog, certfields, certificates, deadlines, documents, search, situations, workdays
+from engine import catalog, certfields, certificates, deadlines, documents, search, sequences, situations, workdays
 from engine.actors import Actor
 from engine.advance import (
     append_event,
@@ -28,7 +28,7 @@ from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.history import chain
 from engine.materials import MATERIAL_STATUSES, defer_material
 from storage.rows import CaseRow, MaterialRowUpdate, NewHistoryEvent
-from storage.tables import T_CASE, T_HIST, T_MAT, Sequence
+from storage.tables import T_CASE, T_HIST, T_MAT
 
 QUERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
@@ -39,15 +39,9 @@ def hash_query_code(number: str, code: str) -> str:
 
 def _next_number(session: Session, region: str, day: date) -> str:
     """A case number unique across regions: region code, date, and a per-region daily sequence."""
-    name = f"case:{region}:{day:%Y%m%d}"
-    value = session.execute(
-        sa.update(Sequence).where(Sequence.name == name)
-        .values(value=Sequence.value + 1).returning(Sequence.value)
-    ).scalar_one_or_none()
-    if value is None:
-        session.add(Sequence(name=name, value=1))
-        session.flush()
-        value = 1
+    # The upsert, not an update then an insert: the first two intakes of a day in a region would
+    # both insert the day's row, and one of them fail.
+    value = sequences.bump(session, f"case:{region}:{day:%Y%m%d}")
     return f"{region}{day:%Y%m%d}{value:05d}"
 
 

@@ -95,7 +95,7 @@ def _lock_case(session: Session, number: str) -> CaseRow:
         sa.select(T_CASE).where(T_CASE.c.number == number).with_for_update()
     ).mappings().first()
     if row is None:
-        raise NotFound(f"案件 {number} 不存在")
+        raise NotFound(f"办件 {number} 不存在")
     return dict(row)
 
 
@@ -526,7 +526,7 @@ def store_evidence(session: Session, case: str | int | CaseRow, kind: str, data:
 def _number_of(session: Session, case_id: int) -> str:
     number = session.execute(sa.select(T_CASE.c.number).where(T_CASE.c.id == case_id)).scalar_one_or_none()
     if number is None:
-        raise NotFound(f"案件 #{case_id} 不存在")
+        raise NotFound(f"办件 #{case_id} 不存在")
     return str(number)
 
 
@@ -554,7 +554,7 @@ def evidence_download(session: Session, number: str, evidence_id: int, actor: Ac
     ev = session.execute(sa.select(T_EVID).where(
         T_EVID.c.id == evidence_id, T_EVID.c.case_id == case["id"])).mappings().first()
     if ev is None:
-        raise NotFound(f"案件 {number} 没有证据 #{evidence_id}")
+        raise NotFound(f"办件 {number} 没有证据 #{evidence_id}")
     d = _open(store, ev["bucket"], ev["key"], ev["media_type"], ev["size"], ev["sha256"],
               f"{number}-{ev['kind']}-{evidence_id}")
     _record_download(session, number, actor, "evidence_downloaded",

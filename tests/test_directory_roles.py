@@ -125,6 +125,7 @@ def test_a_worker_neither_rewrites_the_record_nor_queues_work_for_an_unrelated_r
 
     queue(JINAN)  # the intake counter's region: the way back
     queue(QINGDAO)
+    queue("video")  # the recording of a room the case's job closed runs on the video queue
     with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
         queue("310115")  # Pudong has nothing to do with this case
 

@@ -8,11 +8,12 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import ALL_FGS, ALL_GGCS, Demo, page_login
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from core.settings import ROOT
+from core.settings import ROOT, get_settings
 from engine import dashboard
 from engine.workdays import DEFAULT as CAL
 from storage.db import session_scope
@@ -135,6 +136,23 @@ def test_progress_page_is_rate_limited_like_the_api(demo: Demo) -> None:
     assert statuses[0] == 404 and statuses[-1] == 429
     # The page and the API share one budget per client.
     assert client.get(f"/api/v1/progress/{case['number']}", params={"code": case["query_code"]}).status_code == 429
+
+
+def test_a_progress_lookup_counts_once_against_the_client(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup's POST counts it; the GET its 303 leads to shows the case without counting it
+    again (F5 there is a lookup of its own, and counts). A refusal is a 303 too, and its GET
+    counts nothing."""
+    monkeypatch.setattr(get_settings(), "progress_rate_per_minute", 4)
+    case = demo.create("王芳", "FGSFZRBG", ALL_FGS)
+    client = TestClient(demo.client.app)
+    form = {"number": case["number"], "code": case["query_code"]}
+    shown = [client.post("/progress", data=form) for _ in range(3)]
+    assert [r.status_code for r in shown] == [200] * 3 and all("已接件" in r.text for r in shown)
+    assert all(r.history[0].status_code == 303 for r in shown)
+    assert client.get("/progress", params={"number": case["number"]}).status_code == 200  # F5: the 4th
+    refused = client.post("/progress", data=form)
+    assert refused.status_code == 429 and refused.history[0].status_code == 303 and "查询过于频繁" in refused.text
+    assert int(refused.headers["retry-after"]) > 0
 
 
 def test_designer_check_reports_line_and_column(demo: Demo) -> None:

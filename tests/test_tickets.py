@@ -4,9 +4,13 @@ the companion clerk only, call next (never the same ticket twice), the hall boar
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from conftest import ALL_GGCS, Demo, origin_of, page_login
 from fastapi.testclient import TestClient
@@ -103,3 +107,119 @@ def test_hall_display_and_the_call_panel_with_prg(demo: Demo) -> None:
     assert "A001" in shown.text
     board = demo.client.get("/hall", params={"counter": "pd-zhengwu"})
     assert 'id="latest"' in board.text and "A001" in board.text and "浦东" in board.text
+
+
+def test_returning_gives_a_new_ticket_on_another_day(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    body = {"number": case["number"], "query_code": case["query_code"]}
+    with clock.frozen(at("2026-12-07 16:50")):
+        monday = demo.client.post(f"{URL}/returning", json=body).json()
+        assert monday["number"] == "F001" and monday["status"] == "waiting"
+    with clock.frozen(at("2026-12-08 09:00")):  # yesterday's number is never called again
+        tuesday = demo.client.post(f"{URL}/returning", json=body)
+        assert tuesday.status_code == 201, tuesday.text
+        assert tuesday.json()["id"] != monday["id"] and tuesday.json()["number"] == "F001"
+        called = demo.client.post(f"{URL}/call-next", headers=demo.h("陈静")).json()["ticket"]
+        assert called["id"] == tuesday.json()["id"]
+
+
+def test_ahead_counts_the_same_queue_issued_earlier_today(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    with clock.frozen(at("2026-12-07 16:00")):
+        demo.client.post(URL, json={"counter": "pd-zhengwu"})
+        left = demo.client.post(URL, json={"counter": "pd-zhengwu"}).json()
+        assert left["ahead"] == 1
+    with clock.frozen(at("2026-12-08 09:00")):
+        assert demo.client.get(f"{URL}/{left['id']}").json()["ahead"] == 0  # yesterday's queue is gone
+        f1 = demo.client.post(f"{URL}/returning", json={"number": case["number"],
+                                                       "query_code": case["query_code"]}).json()
+        a1 = demo.client.post(URL, json={"counter": "pd-zhengwu"}).json()
+        b1 = demo.client.post(URL, json={"counter": "pd-zhengwu", "group": "B"}).json()
+        other = demo.client.post(URL, json={"counter": "qd-xihai"}).json()
+        assert f1["ahead"] == 0 and a1["ahead"] == 0  # the 复诊号 is the companion's queue, not the walk-ins'
+        assert b1["ahead"] == 1 and other["ahead"] == 0
+        demo.client.post(f"{URL}/call-next", headers=demo.h("陈静"))  # F001
+        demo.client.post(f"{URL}/call-next", headers=demo.h("陈静"))  # A001
+        assert demo.client.get(f"{URL}/{b1['id']}").json()["ahead"] == 0
+
+
+def _hidden(html: str, form_id: str) -> dict[str, str]:
+    chunk = html[html.index(f'id="{form_id}"'):]
+    chunk = chunk[:chunk.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', chunk))
+
+
+def test_a_ticket_or_call_form_sent_twice_acts_once(demo: Demo) -> None:
+    """The machine's form and 叫下一位 carry one-time tokens: the same form sent again answers the
+    first result — the number already taken, the visitor already called — and writes nothing."""
+    with clock.frozen(at("2026-12-07 09:00")):  # a Monday morning, the machine open
+        machine = TestClient(demo.client.app, base_url=str(demo.client.base_url), headers={"Origin": "http://testserver"})
+        form = {**_hidden(machine.get("/hall/ticket?counter=pd-zhengwu").text, "ticket-form"), "item": "GGCSWSXK"}
+        assert form["form_token"]
+        first = machine.post("/hall/ticket", data=form, follow_redirects=False)
+        again = machine.post("/hall/ticket", data=form, follow_redirects=False)
+        assert first.status_code == again.status_code == 303 and again.headers["location"] == first.headers["location"]
+        assert demo.count("tickets") == 1
+        fresh = {**form, **_hidden(machine.get("/hall/ticket?counter=pd-zhengwu").text, "ticket-form")}
+        assert machine.post("/hall/ticket", data=fresh, follow_redirects=False).status_code == 303
+        assert demo.count("tickets") == 2  # the next person at the machine: A002
+
+        clerk = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+        assert page_login(clerk, demo.tokens["陈静"], "/ui/hall/call").status_code == 303
+        call = _hidden(clerk.get("/ui/hall/call").text, "call-form")
+        origin = {"Origin": origin_of(clerk)}
+        called = clerk.post("/ui/hall/call", data=call, headers=origin, follow_redirects=False)
+        resent = clerk.post("/ui/hall/call", data=call, headers=origin, follow_redirects=False)
+        assert resent.status_code == 303 and resent.headers["location"] == called.headers["location"]
+        assert "A001" in clerk.get(resent.headers["location"]).text
+        waiting = demo.client.get(f"{URL}/hall", params={"counter": "pd-zhengwu"}).json()
+        assert waiting["waiting"] == 1  # A002 not skipped
+
+
+def test_a_refused_check_in_is_answered_303_to_the_panel_with_its_reason(demo: Demo) -> None:
+    """A wrong code writes nothing and sends the browser to a GET showing why (F5 there resends
+    nothing); the reason is the sending clerk's alone, in Chinese without the field's name."""
+    clerk = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(clerk, demo.tokens["陈静"], "/ui/hall/call").status_code == 303
+    form = {**_hidden(clerk.get("/ui/hall/call").text, "checkin-form"), "code": " "}
+    origin = {"Origin": origin_of(clerk)}
+    refused = clerk.post("/ui/hall/checkin", data=form, headers=origin, follow_redirects=False)
+    assert refused.status_code == 303 and "failed=" in refused.headers["location"]
+    page = clerk.get(refused.headers["location"])
+    assert page.status_code == 200 and 'id="checkin-error">请输入预约码<' in page.text
+    again = clerk.post("/ui/hall/checkin", data=form, headers=origin, follow_redirects=False)
+    assert again.headers["location"] == refused.headers["location"]
+    other = TestClient(demo.client.app, base_url=str(demo.client.base_url))
+    assert page_login(other, demo.tokens["李强"], "/ui/hall/call").status_code == 303
+    assert "请输入预约码" not in other.get(refused.headers["location"]).text
+    assert demo.count("tickets") == 0
+
+
+def test_a_double_tap_at_the_ticket_machine_takes_one_number(demo: Demo, serve_app: Any) -> None:
+    """The same form sent several times at once (a double tap on the kiosk's screen): one number,
+    every answer the same 303 to it, none an error."""
+    url = serve_app(demo.client.app)
+    form = {**_hidden(httpx.get(f"{url}/hall/ticket?counter=pd-zhengwu").text, "ticket-form"), "item": "GGCSWSXK"}
+    start = threading.Barrier(6)
+
+    def tap() -> httpx.Response:
+        start.wait()
+        return httpx.post(f"{url}/hall/ticket", data=form, headers={"Origin": url}, timeout=30)
+
+    with clock.frozen(at("2026-12-07 09:00")), ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: tap(), range(6)))
+    assert [a.status_code for a in answers] == [303] * 6, [a.text[:300] for a in answers if a.status_code != 303]
+    assert len({a.headers["location"] for a in answers}) == 1
+    assert demo.count("tickets") == 1
+
+
+def test_a_refused_number_shows_the_machine_again_with_the_reason(demo: Demo) -> None:
+    machine = TestClient(demo.client.app, base_url=str(demo.client.base_url), headers={"Origin": "http://testserver"})
+    form = {**_hidden(machine.get("/hall/ticket?counter=pd-zhengwu").text, "ticket-form"), "item": "GGCSWSXK"}
+    with clock.frozen(at("2026-12-07 09:00")):
+        refused = machine.post("/hall/ticket", data={**form, "group": "Z"}, follow_redirects=False)  # forged
+        assert refused.status_code == 303 and "group=" not in refused.headers["location"]
+        page = machine.get(refused.headers["location"])
+        assert page.status_code == 200 and "A 至 E" in page.text and 'id="error"' in page.text
+        assert "group:" not in page.text and 'id="items"' in page.text  # the counter's items again
+    assert demo.count("tickets") == 0

@@ -48,6 +48,7 @@ def test_the_queue_tells_what_to_do_next(demo: Demo) -> None:
     assert claimed.status_code == 200, claimed.text
     html = li.get("/ui/queue").text
     assert _rows(html) == [second, third, first]
+    assert "待认领的办件排在前面" in html  # the headers' order holds within each part, and the page says so
     row = _row(html, second)
     for shown in ("青岛乙物流有限公司", "分公司负责人变更登记", "办理地审核", "待认领", "王芳"):
         assert shown in row, shown
@@ -75,6 +76,9 @@ def test_the_queue_tells_what_to_do_next(demo: Demo) -> None:
     assert first not in _rows(li.get("/ui/queue").text)
     done = li.get("/ui/queue?tab=finished").text
     assert _rows(done) == [first] and 'aria-current="page"' in done and "办结" in _row(done, first)
+    # Newest finished first, whatever a header would ask: no header offers a sort there.
+    assert "data-sort=" not in done and '<th aria-sort="descending" title="最近办结的在前">办结时间 ▼</th>' in done
+    assert "data-sort=" not in li.get("/ui/queue?tab=finished&sort=applicant").text
     wang = _login(demo, "王芳")
     assert _rows(wang.get("/ui/queue?tab=finished").text) == [first]
     assert _rows(wang.get("/ui/queue", params={"q": "甲贸易", "tab": "finished"}).text) == [first]

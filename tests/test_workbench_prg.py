@@ -4,7 +4,11 @@ Back and submit after a POST creates nothing), and validation messages in Chines
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
 from conftest import ALL_FGS, Demo, page_login
 from fastapi.testclient import TestClient
 
@@ -81,3 +85,25 @@ def test_validation_errors_are_chinese_sentences_naming_the_field(demo: Demo) ->
     assert demo.count("cases") == 0
     assert labels.validation_sentences([{"type": "missing", "loc": ("applicant", "name")}]) == \
         [{"field": "名称/姓名", "reason": "为必填项"}]
+
+
+def test_an_intake_form_sent_several_times_at_once_takes_one_case(demo: Demo, serve_app: Any) -> None:
+    """A double tap on 收件 (the same form at the same moment, each past the token check before
+    the first commits): one case; every answer the same 303 to it, none an error."""
+    url = serve_app(demo.client.app)
+    with httpx.Client(base_url=url, headers={"Origin": url}) as wang:
+        assert page_login(wang, demo.tokens["王芳"], "/ui/").status_code == 303
+        hidden = _form(wang.get("/ui/cases/new?item=FGSFZRBG").text, "/ui/cases/new")
+        data = {**hidden, "name": "青岛某某贸易有限公司", "kind": "company", "materials": list(ALL_FGS)}
+        cookies = dict(wang.cookies)
+    start = threading.Barrier(4)
+
+    def tap() -> httpx.Response:
+        start.wait()
+        return httpx.post(f"{url}/ui/cases/new", data=data, cookies=cookies, headers={"Origin": url}, timeout=30)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: tap(), range(4)))
+    assert [a.status_code for a in answers] == [303] * 4, [a.text[:300] for a in answers if a.status_code != 303]
+    assert len({a.headers["location"] for a in answers}) == 1
+    assert demo.count("cases") == 1

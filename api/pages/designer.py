@@ -19,8 +19,10 @@ from api.routing import Router
 from engine import catalog, designer_help, form_tokens, labels
 from engine.actors import Actor
 from engine.errors import EngineError, Forbidden
+from engine.extensions import GUARDS
 from states.compiler import compile_item
 from states.loader import DefinitionError
+from states.vocabulary import ACTOR_ROLES
 
 router = Router(pages=True)
 MAX_SOURCE = 200_000
@@ -46,6 +48,10 @@ def _home(request: Request, session: Session, actor: Actor, status_code: int = 2
                       may_publish="designer" in actor.roles, **ctx)
 
 
+# Who published a version: a designer by name, or the catalog loaded by the demo or the command line.
+PUBLISHERS = {"catalog": "事项目录 (演示数据导入)", "cli": "命令行发布"}
+
+
 @router.get("/ui/designer/items/{code}", response_class=HTMLResponse)
 def designer_item(code: str, request: Request, session: SessionDep,
                   version: Annotated[int | None, Query(ge=1)] = None) -> Response:
@@ -53,7 +59,13 @@ def designer_item(code: str, request: Request, session: SessionDep,
     row = catalog.get_version(session, code, version)
     versions = [v.version for v in catalog.versions(session, code)]
     item = catalog.compiled(session, row.id)
-    return web.render(request, "designer_item.html", actor, row=row, d=item.definition, versions=versions,
+    d = item.definition
+    # The table names states, roles and conditions as people read them; the source below has the ids.
+    states = {s.id: s.label for s in d.states}
+    states.update({name: ref.state.label for name, ref in item.table.items()})
+    return web.render(request, "designer_item.html", actor, row=row, d=d, versions=versions,
+                      state_labels=states, actor_roles=ACTOR_ROLES, guard_labels=GUARDS.labels(),
+                      publisher=PUBLISHERS.get(row.published_by, row.published_by),
                       running=designer_help.running_by_version(session, code),
                       svg_uri=_svg_uri(highlighted_svg(item, row.content_hash, ())))
 
@@ -121,8 +133,7 @@ def designer_publish(request: Request, session: SessionDep, csrf: Annotated[str,
                      problems=[{"line": 1, "col": 1, "message": exc.detail.split(": ", 1)[-1], "hint": None}],
                      diff=_diff(session, item, source))
     url = f"/ui/designer/items/{row.code}?version={row.version}&published={'new' if created else 'same'}"
-    form_tokens.remember(session, actor.id, form_token, url)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
 
 
 def _svg_uri(svg: str) -> str:

@@ -212,5 +212,5 @@ def prereview_intake(request: Request, session: SessionDep, pcode: str,
         return _clerk_page(request, session, actor, pcode[:16], exc.status, detail)
     token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     done = f"/ui/cases/new/done/{token}"
-    form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"])
-    return RedirectResponse(done, status_code=303)
+    shown = form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"])
+    return RedirectResponse(shown["redirect"], status_code=303)

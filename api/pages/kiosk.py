@@ -84,9 +84,9 @@ def kiosk_submit(request: Request, session: SessionDep,
         return _problem(exc.status, errors[0]["field"], errors[0]["reason"])
     token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     done = f"/kiosk/done/{token}"
-    form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"],
-                         item=case["item_code"], at=case["created_at"].isoformat())
-    return RedirectResponse(done, status_code=303)
+    shown = form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"],
+                                 item=case["item_code"], at=case["created_at"].isoformat())
+    return RedirectResponse(shown["redirect"], status_code=303)
 
 
 def _result(request: Request, session: SessionDep, token: str) -> tuple[object, dict[str, str]]:

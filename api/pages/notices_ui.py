@@ -13,9 +13,9 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from api.deps import SessionDep
 from api.pages import case_page, web
-from api.pages.workbench import Csrf
+from api.pages.workbench import Csrf, FormToken
 from api.routing import Router
-from engine import document_drawing, documents, documents_read, scans
+from engine import document_drawing, documents, documents_read, form_tokens, scans
 
 router = Router(pages=True)
 
@@ -40,7 +40,7 @@ def print_latest(number: str, kind: str, request: Request, session: SessionDep) 
     ready = [d for d in documents_read.with_evidence(session, number, actor) if d["kind"] == kind]
     if ready and ready[-1]["evidence_id"]:
         return RedirectResponse(f"/ui/cases/{quote(number)}/evidence/{ready[-1]['evidence_id']}", status_code=303)
-    title = documents.title_of(kind)
+    title = ready[-1]["title"] if ready else documents.title_of(kind)  # the item's own word, as issued
     if not ready:
         return web.render(request, "error.html", actor, status_code=404, title=title, detail="该办件尚无此类文书")
     waits = bool(documents.waiting(session, case_page.visible_case(session, actor, number)["id"], kind))
@@ -52,9 +52,14 @@ def print_latest(number: str, kind: str, request: Request, session: SessionDep) 
 
 
 @router.post("/ui/cases/{number}/print/{kind}")
-def draw_now(number: str, kind: str, request: Request, session: SessionDep, csrf: Csrf) -> Response:
-    """出具: draw the notice now (the 收件凭证 with the pages scanned so far), then print it."""
+def draw_now(number: str, kind: str, request: Request, session: SessionDep, csrf: Csrf,
+             form_token: FormToken = "") -> Response:
+    """出具: draw the notice now (the 收件凭证 with the pages scanned so far), then 303 to print it.
+    The form sent again (Back and submit, a double click) draws nothing and goes where the first went."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
+    if first := form_tokens.first_result(session, actor.id, form_token):
+        return RedirectResponse(first["redirect"], status_code=303)
     document_drawing.request_drawing(session, number, actor, kind)
-    return RedirectResponse(f"/ui/cases/{quote(number)}/print/{quote(kind)}", status_code=303)
+    url = f"/ui/cases/{quote(number)}/print/{quote(kind)}"
+    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)

@@ -57,7 +57,11 @@ def queue_page(request: Request, session: SessionDep, counter: Short = None, ite
         merged = {k: v for k, v in {**params, **change}.items() if v not in (None, "", False, 0)}
         return "/ui/queue" + ("?" + urlencode(merged) if merged else "")
 
-    return web.render(request, "queue.html", actor, counter=counter, counters=counters,
+    searching = bool(q and q.strip())
+    # What the rows are ordered by decides the headers: only the open list sorts by a column.
+    columns = ("found_finished" if finished else "found") if searching else "finished" if finished else "open"
+    return web.render(request, "queue.html", actor, counter=counter, columns=columns,
+                      unclaimed_first=views.unclaimed_first(actor), counters=counters,
                       counter_name=directory.counter_names(session, [counter]).get(counter, "本窗口"),
                       page=page, names=names, items=items, states=states, tab=tab, q=(q or "").strip(),
                       filters={"item": item or "", "state": state or "", "deadline": deadline or "",

@@ -117,5 +117,4 @@ def _act(request: Request, session: Session, csrf: str, number: str, form_token:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc)
     url = f"/ui/cases/{number}?done={done}"
-    form_tokens.remember(session, actor.id, form_token, url)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)

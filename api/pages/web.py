@@ -29,7 +29,7 @@ from core import clock
 from core.install_secrets import install_secret
 from core.settings import get_settings
 from engine import form_tokens
-from engine.actors import Actor, authenticate, is_session
+from engine.actors import ACCOUNT_ROLES, Actor, authenticate, is_session
 from engine.errors import EngineError, Unauthenticated
 
 COOKIE = "tb_session"
@@ -47,7 +47,7 @@ def _local(at: datetime | str | None) -> str:
 templates.env.filters["local"] = _local
 templates.env.globals["form_token"] = form_tokens.new  # one per form drawn: {{ form_token() }}
 ROLE_LABELS = {"clerk": "收件", "reviewer": "审核", "approver": "审批", "inspector": "踏勘",
-               "supervisor": "督查", "designer": "设计"}
+               "supervisor": "督查", "designer": "设计", **ACCOUNT_ROLES}  # the header names every role in Chinese
 
 
 class LoginRequired(Exception):

@@ -185,8 +185,8 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
         errors = exc.extra.get("errors") or [{"field": exc.extra.get("field", ""), "reason": exc.detail}]
         return _intake_error(request, session, actor, item, form, labels.engine_errors(errors), exc.status)
     done = f"/ui/cases/new/done/{token}"
-    form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"])
-    return RedirectResponse(done, status_code=303)
+    shown = form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"])
+    return RedirectResponse(shown["redirect"], status_code=303)
 
 
 def _promise(day: str) -> str:
@@ -357,5 +357,4 @@ def _case_action(request: Request, session: Session, csrf: str, number: str, for
 
 
 def _done(session: Session, actor: Actor, form_token: str, url: str) -> Response:
-    form_tokens.remember(session, actor.id, form_token, url)
-    return RedirectResponse(url, status_code=303)
+    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)

@@ -48,9 +48,12 @@ def get_health(session: SessionDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-def checked_progress(request: Request, session: SessionDep, number: str, code: str) -> dict[str, Any]:
-    """The progress behind the limiters (per client, per case number): the API's and the page's."""
-    limit_client(request)
+def checked_progress(request: Request, session: SessionDep, number: str, code: str,
+                     counted: bool = False) -> dict[str, Any]:
+    """The progress behind the limiters (per client, per case number): the API's and the page's.
+    ``counted``: the request that checked this code a moment ago counted it against the client."""
+    if not counted:
+        limit_client(request)
     query_guard.check_code(request.app.state.engine, number, code)
     return applicant_progress.progress(session, number, code)
 

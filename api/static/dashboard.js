@@ -119,7 +119,7 @@
   function render(d) {
     var warning = document.getElementById("calendar-warning");
     if (d.calendar_missing_years.length) {
-      warning.textContent = "尚未发布 " + d.calendar_missing_years.join("、") + " 年节假日安排: 涉及该年的办理期限按周末临时计算, 发布后自动重算 (tongban calendar import)";
+      warning.textContent = "尚未发布 " + d.calendar_missing_years.join("、") + " 年节假日安排: 涉及该年的办理期限按周末临时计算, 发布后自动重算 (请系统管理员导入节假日安排)";
       warning.hidden = false;
     } else {
       warning.hidden = true;

@@ -1,7 +1,7 @@
 """outbox backoff: a job that failed an attempt waits until ``available_at`` before it is claimed again
 
 Revision ID: 0038_outbox_backoff
-Revises: 0032_search_speed
+Revises: 0034_counter_service
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from storage.tables import UtcDateTime
 
 revision = "0038_outbox_backoff"
-down_revision = "0032_search_speed"
+down_revision = "0034_counter_service"
 branch_labels = None
 depends_on = None
 
