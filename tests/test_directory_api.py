@@ -127,6 +127,13 @@ def test_admin_removes_a_counter_and_deactivates_a_clerk_each_a_new_version(sqli
         assert directory_clerk(s, "周敏", "pd-jiaoyu").active is False
     assert c.delete(f"{API}/counters/pd-jiaoyu", headers=h).status_code == 404
 
+    booth = {"name": "济南市民中心临时窗口", "region": "370100", "items": {"GGCSWSXK": ["intake"]},
+             "hours": "09:00-12:00", "capacity": 5}
+    assert c.put(f"{API}/counters/jn-linshi", json=booth, headers=h).status_code == 200
+    assert c.delete(f"{API}/counters/jn-linshi", headers=h).status_code == 200
+    with session_scope(demo.engine) as s:  # its ticket machine gives no number either
+        assert s.execute(sa.select(T_SERVICE).where(T_SERVICE.c.counter_id == "jn-linshi")).first() is None
+
 
 def test_admin_gives_a_counter_ticket_hours_capacity_and_groups(demo: Demo) -> None:
     c, h = demo.client, admin(demo)
