@@ -68,7 +68,7 @@ def import_(
     for line in r.changes:
         typer.echo(f"  {line}")
     for t in r.tokens:
-        typer.echo(f"新工作人员 {t['name']} 窗口 {t['counter']} 角色 {t['roles']} 令牌 {t['token']}")
+        typer.echo(f"新建或重新启用的工作人员 {t['name']} 窗口 {t['counter']} 角色 {t['roles']} 令牌 {t['token']}")
     for line in r.changes:
         if line.startswith("+ 地区 "):  # its deployment is made from the directory by its worker
             code = line.removeprefix("+ 地区 ").split(":", 1)[0]
