@@ -99,6 +99,87 @@ def test_search_bounds_its_question(demo: Demo) -> None:
     assert demo.client.get("/api/v1/guide/search", params={"q": "??"}).json() == {"results": []}
 
 
+def _catalog_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The catalog's guides copied beside an items folder the settings point at: the server reads
+    guides from there (catalog_dir.parent / "guides")."""
+    import shutil
+
+    from core.settings import get_settings
+
+    shutil.copytree(ROOT / "catalog" / "guides", tmp_path / "guides")
+    (tmp_path / "items").mkdir()
+    monkeypatch.setattr(get_settings(), "catalog_dir", tmp_path / "items")
+    return tmp_path / "guides"
+
+
+def test_an_edited_alias_is_found_without_a_restart(
+        demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guides = _catalog_copy(tmp_path, monkeypatch)
+
+    def top(q: str) -> list[str]:
+        r = demo.client.get("/api/v1/guide/search", params={"q": q})
+        assert r.status_code == 200, r.text
+        return [x["item_code"] for x in r.json()["results"]]
+
+    assert top("食品经营许可证")[:1] == ["SPJYXK"]  # the index is built (and cached) first
+    assert top("鳄鱼踢踏舞") == []
+    path = guides / "SPJYXK.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("aliases: [食品许可,", "aliases: [鳄鱼踢踏舞, 食品许可,", 1), encoding="utf-8")
+    assert top("鳄鱼踢踏舞") == ["SPJYXK"]  # whatever the file's mtime: its bytes changed
+    path.write_text(text, encoding="utf-8")
+    assert top("鳄鱼踢踏舞") == []
+
+
+def test_a_broken_guide_leaves_every_other_guide_served(
+        demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guides = _catalog_copy(tmp_path, monkeypatch)
+    path = guides / "SPJYXK.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("\nfees:", "\nfee:", 1), encoding="utf-8")
+    r = demo.client.get("/api/v1/guide")
+    assert r.status_code == 200, r.text
+    items = {g["code"]: g for g in r.json()["items"]}
+    assert items["SPJYXK"]["summary"] == "" and items["YDJYBA"]["summary"]  # only the broken one is left out
+    assert demo.client.get("/api/v1/guide/SPJYXK").status_code == 200
+    assert demo.client.get("/api/v1/guide/YDJYBA").json()["legal_basis"]
+    assert demo.client.get("/guide").status_code == 200
+    assert demo.client.get("/guide/SPJYXK").status_code == 200
+    search = demo.client.get("/api/v1/guide/search", params={"q": "异地看病怎么备案"})
+    assert search.status_code == 200 and search.json()["results"][0]["item_code"] == "YDJYBA"
+
+
+def test_items_check_validates_the_guides_beside_the_items(tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+
+    for folder in ("items", "guides", "forms"):
+        shutil.copytree(ROOT / "catalog" / folder, tmp_path / folder)
+    check = lambda: CliRunner().invoke(cli_app, ["items", "check", str(tmp_path / "items")])  # noqa: E731
+    assert check().exit_code == 0, check().output
+    spjy = tmp_path / "guides" / "SPJYXK.yaml"
+    text = spjy.read_text(encoding="utf-8")
+    spjy.write_text(text.replace("\nfees:", "\nfee:", 1), encoding="utf-8")
+    (tmp_path / "guides" / "YDJYBA.yaml").unlink()
+    gjj = (tmp_path / "guides" / "GJJZYJX.yaml").read_text(encoding="utf-8")
+    (tmp_path / "guides" / "NOSUCH.yaml").write_text(gjj.replace("code: GJJZYJX", "code: NOSUCH"), encoding="utf-8")
+    (tmp_path / "guides" / "GJJ2.yaml").write_text(gjj, encoding="utf-8")  # a second guide for one item
+    done = check()
+    assert done.exit_code == 1
+    fee_line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("fees:"))
+    ydjy = (tmp_path / "items" / "ydjy_beian.yaml").read_text(encoding="utf-8").splitlines()
+    code_line = next(i for i, t in enumerate(ydjy, 1) if t.startswith("code: YDJYBA"))
+    assert f"{spjy}:{fee_line}:" in done.output and "fee: 未知字段" in done.output
+    assert f"ydjy_beian.yaml:{code_line}:" in done.output and "事项 YDJYBA 没有办事指南" in done.output
+    assert "NOSUCH.yaml:2:" in done.output and "目录中没有事项 NOSUCH" in done.output
+    assert "GJJ2.yaml:2:" in done.output and "每个事项一份" in done.output
+    assert "4 个问题" in done.output
+    one = CliRunner().invoke(cli_app, ["items", "check", str(tmp_path / "items" / "spjy_xuke.yaml")])
+    assert one.exit_code == 1 and "fee: 未知字段" in one.output and "NOSUCH" not in one.output  # its own guide
+
+
 def test_guide_pages_are_public_zh_cn_and_show_the_one_time_list(demo: Demo) -> None:
     index = demo.client.get("/guide", params={"q": "开饭店"})
     assert index.status_code == 200 and 'lang="zh-CN"' in index.text
