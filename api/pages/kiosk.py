@@ -20,9 +20,11 @@ from api.deps import SessionDep
 from api.pages import web
 from api.routing import Router
 from api.schemas import Applicant
-from api.security_headers import VIDEO_DEVICES
+from api.security_headers import POLICY, VIDEO_DEVICES, policy
+from core.settings import get_settings
 from engine import form_tokens, kiosk, labels
-from engine.errors import EngineError, NotFound
+from engine.actors import Actor
+from engine.errors import EngineError
 from video import help as video_help
 
 router = Router(pages=True)
@@ -89,39 +91,82 @@ def kiosk_submit(request: Request, session: SessionDep,
     return RedirectResponse(done, status_code=303)
 
 
-def _result(request: Request, session: SessionDep, token: str) -> tuple[object, dict[str, str]]:
+def _result(request: Request, session: SessionDep, token: str) -> tuple[Actor, dict[str, str] | None]:
+    """The booth's result for ``token``, or None once it is no longer shown (or never was)."""
     actor = web.require_actor(request, session)
     kiosk.booth(session, actor)
     first = form_tokens.first_result(session, actor.id, token[:64])
     if not first or "number" not in first or not kiosk.fresh(first.get("at")):
-        raise NotFound("办理结果已不再显示 (请在「办件进度查询」中查看)")
+        return actor, None
     return actor, first
+
+
+def _booth_page(request: Request, session: SessionDep, actor: Actor, name: str, *, status_code: int = 200,
+                headers: dict[str, str] | None = None, **ctx: object) -> Response:
+    """A booth page (its bar, idle reset and 返回首页), never cached."""
+    b = kiosk.booth(session, actor)
+    page = web.render(request, name, actor, status_code=status_code, booth_name=b.name,
+                      idle=ctx.pop("idle", kiosk.RESULT_SECONDS // 3), **ctx)
+    page.headers.update({**NO_STORE, **(headers or {})})
+    return page
+
+
+def _gone(request: Request, session: SessionDep, actor: Actor, *, framed: bool = False) -> Response:
+    """An expired (or unknown) result: a booth page saying so, not the site's 404."""
+    return _booth_page(request, session, actor, "kiosk_gone.html", status_code=404,
+                       headers=FRAMEABLE if framed else None, minutes=kiosk.RESULT_SECONDS // 60)
+
+
+# The receipt and its wait page are shown in the receipt viewer's frame, on this origin only.
+FRAMEABLE = {"X-Frame-Options": "SAMEORIGIN",
+             "Content-Security-Policy": policy({**POLICY, "frame-ancestors": "'self'"})}
+
+
+def _viewer_policy() -> str:
+    """The viewer frames the receipt: this origin, or the object store a presigned URL points at."""
+    s = get_settings()
+    store = f" {'https' if s.s3_secure else 'http'}://{s.s3_endpoint}" if s.object_store == "s3" else ""
+    return policy({**POLICY, "frame-src": "'self'" + store})
 
 
 @router.get("/kiosk/done/{token}", response_class=HTMLResponse)
 def kiosk_done(request: Request, session: SessionDep, token: str) -> Response:
     actor, first = _result(request, session, token)
-    view = kiosk.result_view(session, actor, first["number"])  # type: ignore[arg-type]
+    if first is None:
+        return _gone(request, session, actor)
+    view = kiosk.result_view(session, actor, first["number"])
     page = web.render(request, "kiosk_done.html", actor, v=view, code=first.get("query_code", ""),
                       token=token, idle=kiosk.RESULT_SECONDS // 3)
     page.headers.update(NO_STORE)
     return page
 
 
+@router.get("/kiosk/receipt/{token}/view", response_class=HTMLResponse)
+def kiosk_receipt_view(request: Request, session: SessionDep, token: str) -> Response:
+    """The sealed 收件凭证 inside a booth page: the PDF in a frame, the booth's bar, idle reset and
+    返回首页 around it (the booth never leaves its own pages)."""
+    actor, first = _result(request, session, token)
+    if first is None:
+        return _gone(request, session, actor)
+    return _booth_page(request, session, actor, "kiosk_receipt.html", token=token,
+                       headers={"Content-Security-Policy": _viewer_policy()})
+
+
 @router.get("/kiosk/receipt/{token}")
 def kiosk_receipt(request: Request, session: SessionDep, token: str) -> Response:
     """The 收件凭证 PDF to print, once drawn; until then a page that looks again shortly."""
     actor, first = _result(request, session, token)
-    evidence = kiosk.receipt(session, actor, first["number"])  # type: ignore[arg-type]
+    if first is None:
+        return _gone(request, session, actor, framed=True)
+    evidence = kiosk.receipt(session, actor, first["number"])
     if evidence is None:
-        page = web.render(request, "kiosk_wait.html", actor, status_code=202)
-        page.headers.update({**NO_STORE, "Refresh": "2"})
-        return page
-    d = kiosk.receipt_download(session, actor, first["number"], evidence)  # type: ignore[arg-type]
+        return _booth_page(request, session, actor, "kiosk_wait.html", status_code=202,
+                           headers={**FRAMEABLE, "Refresh": "2"})
+    d = kiosk.receipt_download(session, actor, first["number"], evidence)
     if d.url is not None:  # an object store's short-lived presigned URL
         return RedirectResponse(d.url, status_code=307, headers=NO_STORE)
     return StreamingResponse(d.stream, media_type=d.media_type, headers={
-        **NO_STORE, "X-Content-Type-Options": "nosniff",
+        **NO_STORE, **FRAMEABLE, "X-Content-Type-Options": "nosniff",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(d.filename)}.pdf"})
 
 
