@@ -18,13 +18,14 @@ from pydantic import ValidationError
 
 from api.deps import SessionDep
 from api.pages import web
+from api.problems import problem
 from api.routing import Router
 from api.schemas import Applicant
 from api.security_headers import POLICY, VIDEO_DEVICES, policy
 from core.settings import get_settings
 from engine import form_tokens, kiosk, labels
 from engine.actors import Actor
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidInput
 from video import help as video_help
 
 router = Router(pages=True)
@@ -44,8 +45,17 @@ def kiosk_home(request: Request, session: SessionDep) -> Response:
     return page
 
 
-def _problem(status: int, field: str, reason: str) -> JSONResponse:
-    return JSONResponse({"field": field, "reason": reason}, status_code=status, headers=NO_STORE)
+def _problem(exc: EngineError) -> JSONResponse:
+    """A refusal of the booth's submission: RFC 9457 problem details as the API answers them,
+    ``errors`` naming the field and the reason (the page shows the first reason)."""
+    extra = dict(exc.extra)
+    if not extra.get("errors"):
+        extra["errors"] = [{"field": "", "reason": exc.detail}]
+    return problem(exc.status, exc.title, exc.detail, exc.type, NO_STORE, **extra)
+
+
+class CaptureTooLarge(EngineError):
+    status, type, title = 413, "about:blank", "请求体过大"
 
 
 @router.post("/kiosk/cases")
@@ -62,7 +72,10 @@ def kiosk_submit(request: Request, session: SessionDep,
     """One capture per ``material`` entry, in order (several for a material of several pages).
     Answers 303 to the result page; a refusal is JSON naming the field, for the page to show."""
     actor = web.require_actor(request, session)
-    web.check_csrf(request, csrf)
+    try:
+        web.check_csrf(request, csrf)
+    except EngineError as exc:
+        return _problem(EngineError(exc.detail, errors=[{"field": "csrf", "reason": exc.detail}]))
     if first := form_tokens.first_result(session, actor.id, form_token):
         return RedirectResponse(first["redirect"], status_code=303)
     answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
@@ -70,7 +83,9 @@ def kiosk_submit(request: Request, session: SessionDep,
     for mid, f in zip((material or [])[:200], (captures or [])[:200], strict=False):
         data = f.file.read(kiosk.MAX_CAPTURE_BYTES + 1)
         if len(data) > kiosk.MAX_CAPTURE_BYTES:
-            return _problem(413, f"captures.{mid[:64]}", "拍摄的图片过大")
+            field = f"captures.{mid[:64]}"
+            reason = "拍摄的图片过大"
+            return _problem(CaptureTooLarge(f"{field}: {reason}", errors=[{"field": field, "reason": reason}]))
         shots.setdefault(mid[:64], []).append((f.filename or f"{mid[:64]}.jpg", data))
     raw = {k: v.strip() for k, v in {"name": name, "kind": "person", "id_number": id_number.upper(),
                                      "phone": phone}.items() if v.strip()}
@@ -78,12 +93,13 @@ def kiosk_submit(request: Request, session: SessionDep,
         applicant = Applicant.model_validate(raw)
         case, code = kiosk.submit(session, actor, item, applicant.model_dump(exclude_none=True), answers, shots)
     except ValidationError as exc:
-        first_error = labels.validation_sentences(exc.errors())[0]
-        return _problem(422, first_error["field"], first_error["reason"])
+        err = exc.errors()[0]
+        said = labels.validation_sentences([err])[0]  # the field by its label, for the screen
+        path = ".".join(str(p) for p in err["loc"]) or "applicant"
+        return _problem(InvalidInput(path, f"{said['field']}: {said['reason']}"))
     except EngineError as exc:
         session.rollback()
-        errors = exc.extra.get("errors") or [{"field": "", "reason": exc.detail}]
-        return _problem(exc.status, errors[0]["field"], errors[0]["reason"])
+        return _problem(exc)
     token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     done = f"/kiosk/done/{token}"
     form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"],

@@ -273,8 +273,10 @@
         window.location.replace(r.url);
         return;
       }
-      const problem = await r.json().catch(() => ({ reason: "提交失败, 请联系工作人员" }));
-      $("#submit-error").textContent = problem.reason;
+      // RFC 9457 problem details: the first error's reason names what to fix.
+      const problem = await r.json().catch(() => ({}));
+      const first = (problem.errors || [])[0];
+      $("#submit-error").textContent = (first && first.reason) || problem.detail || "提交失败, 请联系工作人员";
     } catch (e) {
       $("#submit-error").textContent = "网络故障, 请稍后再试或联系工作人员";
     }
