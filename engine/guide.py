@@ -270,7 +270,7 @@ def documents(defs: dict[str, ItemDefinition], texts: dict[str, GuideText]) -> l
         fields = [(d.name, 3.0), (" ".join(g.aliases), 3.0), (g.summary, 1.0),
                   (" ".join(m.name for m in d.materials), 0.5), (" ".join(g.conditions), 0.3),
                   (" ".join(f.q for f in g.faq), 0.3), (d.certificate_name or "", 1.0)]
-        docs.append(Document(code, fields))
+        docs.append(Document(code, fields, names=[d.name, *g.aliases]))
     return docs
 
 

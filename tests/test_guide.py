@@ -83,6 +83,12 @@ def test_unknown_item_guide_is_404(demo: Demo) -> None:
     ("宝宝出生上户口", "YJSXSECS"),
     ("yyzz", "GTGSHSLDJ"),             # pinyin initials kept as an alias
     ("食品经营许可正", "SPJYXK"),       # a wrong last character
+    ("spjyxk", "SPJYXK"),              # initials of the name, derived (no such alias)
+    ("ydjyba", "YDJYBA"),              # initials of a run of the name's words: 异地就医备案
+    ("gongjijin", "GJJZYJX"),          # full pinyin
+    ("gongjij", "GJJZYJX"),            # pinyin typed so far: a prefix
+    ("gonjijin", "GJJZYJX"),           # one letter missing
+    ("yidijiuyi", "YDJYBA"),
 ])
 def test_search_answers_chinese_questions_with_ranked_items(demo: Demo, q: str, code: str) -> None:
     r = demo.client.get("/api/v1/guide/search", params={"q": q})
@@ -91,6 +97,17 @@ def test_search_answers_chinese_questions_with_ranked_items(demo: Demo, q: str, 
     assert results[0]["item_code"] == code, results
     assert results[0]["materials"] and results[0]["score"] > 0
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:], strict=False))
+
+
+def test_jieba_keeps_the_catalogs_names_whole_and_pinyin_covers_every_run_of_words() -> None:
+    from engine.guide_search import WORD, pinyin_terms, segmenter, tokens
+
+    cut = segmenter(["异地就医备案"])
+    assert WORD + "异地就医备案" in tokens("我要异地就医备案", cut)  # learnt from the catalog
+    assert WORD + "异地就医备案" not in tokens("我要异地就医备案", segmenter([]))
+    assert WORD + "需要" not in tokens("需要什么材料", cut) and WORD + "公积金" in tokens("公积金怎么转", cut)
+    terms = pinyin_terms("住房公积金异地转移接续")
+    assert {"gongjijin", "gjj", "gjjydzy", "zhufanggongjijinyidizhuanyijiexu", "jiexu"} <= terms
 
 
 def test_search_bounds_its_question(demo: Demo) -> None:
