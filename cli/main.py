@@ -221,17 +221,21 @@ def items_check(paths: Annotated[list[Path], typer.Argument(help="事项定义�
     problems, count = [], 0
     for arg in paths:
         items: list[tuple[str, Problem]] = []  # each item's code and where its definition names it
+        broken = False
         for f in iter_definition_files([arg]):
             count += 1
             try:
                 item = read_file(f)
             except DefinitionError as err:
                 problems.extend(err.problems)
+                broken = True
                 continue
             pos = load_located(item.source).at(("code",))
             items.append((item.definition.code, Problem(str(f), pos.line, pos.col, "")))
-        # A folder is the whole catalog: its guides are checked both ways; a file, only its own.
-        problems.extend(check_guides(items, arg if arg.is_dir() else arg.parent, complete=arg.is_dir()))
+        # A folder is the whole catalog: its guides are checked both ways (unless an item did not
+        # load: its guide would look orphaned); a file, only its own.
+        problems.extend(check_guides(items, arg if arg.is_dir() else arg.parent,
+                                     complete=arg.is_dir() and not broken))
     problems = list(dict.fromkeys(problems))  # a guide checked for two arguments is reported once
     for p in problems:
         typer.echo(p.format(), err=True)
