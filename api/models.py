@@ -578,6 +578,14 @@ class MessageReply(_Out):
     reply: dict[str, Any] | None = Field(description="只发给发送者的答复 (校验错误、文件结果), 无则为空")
 
 
+class IceServer(_Out):
+    """一个 RTCIceServer (TURN, TURN REST 临时凭据): 页面的 RTCConfiguration.iceServers 中的一项."""
+
+    urls: list[str]
+    username: str = Field(description="<到期 unix 时间>:<会议室>_<角色>")
+    credential: str = Field(description="base64(HMAC-SHA1(共享密钥, username)); 有效期不短于入会链接")
+
+
 class Joined(_Out):
     """加入会议的答复: 服务器的 SDP answer, 及此后各请求须带的参会者密钥."""
 
@@ -593,6 +601,8 @@ class Joined(_Out):
     participants: list[LiveParticipant]
     materials: list[MaterialRef] = Field(description="可拍照存入的材料")
     checklist: list[ChecklistEntry] = Field(description="此视频环节的清单 (远程踏勘), 无则为空")
+    ice_servers: list[IceServer] = Field(
+        description="TURN 服务器与临时凭据 (RTCConfiguration.iceServers), 未配置 TURN 时为空")
 
 
 class Left(_Out):

@@ -664,6 +664,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: list[Exception] = field(default_factory=list)
     exhausted: bool = False
+    slow: list[tuple[float, float]] = field(default_factory=list)  # paced: (sent at s, latency s) over 100 ms
 
     @property
     def rate(self) -> float:
@@ -728,7 +729,9 @@ async def open_loop(new_clerk: Callable[[], Clerk], cases: Iterator[tuple[str, i
             return
         finally:
             idle.append(clerk)
-        res.latencies.append(clock() - scheduled)
+        res.latencies.append(latency := clock() - scheduled)
+        if latency > 0.1:
+            res.slow.append((scheduled - start, latency))
         res.count += 1
         if step + 1 < len(PATH):
             ready.appendleft((number, version, step + 1))
@@ -814,6 +817,10 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
         notes += describe_errors(errors, sat.count + paced.count + len(errors))
         notes += [f"{name} run ran out of cases after {r.elapsed:.1f} s"
                   for name, r in (("saturation", sat), ("paced", paced)) if r.exhausted]
+        if paced.slow:  # where a p99 comes from: a stall (one burst of them) or a spread
+            at = [t for t, _ in paced.slow]
+            notes.append(f"paced: {len(at)} of {paced.count} answers over 100 ms (worst "
+                         f"{max(v for _, v in paced.slow) * 1000:.0f} ms), sent {min(at):.1f}–{max(at):.1f} s in")
         return HttpResult(
             workers, concurrency, sat.rate, percentile(sat.latencies, 50) * 1000,
             percentile(sat.latencies, 99) * 1000, sat.cpu / sat.elapsed, offered, paced.rate,
@@ -830,7 +837,8 @@ def run_http(db: Db, workers: int, plan: Plan, workdir: Path, concurrency: int,
     log(f"{db.setup}: http {'naive' if app == NAIVE_APP else 'tongban'} workers={workers} {env_extra or ''}: "
         f"{result.saturated_rate:.0f} transitions/s saturated "
         f"(client CPU {result.client_cpu:.2f}); at {result.offered_rate:.0f}/s p50 "
-        f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors_pct:.1f} %")
+        f"{result.paced_p50_ms:.1f} ms, p99 {result.paced_p99_ms:.1f} ms; errors {result.errors_pct:.1f} %"
+        + "".join(f"; {n}" for n in result.notes if n.startswith("paced:")))
     return result
 
 

@@ -134,7 +134,8 @@ def _role_settings(role: str, env_file: Path | None) -> None:
 
 @app.command()
 def worker(
-    region: Annotated[str, typer.Option(help="行政区划代码 (联盟目录中的地区); 工作池为 counter-<region>")],
+    region: Annotated[str, typer.Option(
+        help="行政区划代码 (联盟目录中的地区), 或视频录像队列 video (在 Janus 所在机器上); 工作池为 counter-<region>")],
     deploy: Annotated[bool, typer.Option(help="先创建工作池并按联盟目录部署本地区的流程")] = True,
     listen: Annotated[bool, typer.Option(help="同时运行常驻任务执行器 (PostgreSQL LISTEN/NOTIFY, 亚秒级接件)")] = True,
     env_file: EnvFile = None,
@@ -147,6 +148,9 @@ def worker(
     pool = f"counter-{region}"
     _role_settings("worker", env_file)
     regions = _directory_regions()
+    if region == get_settings().video_job_queue:
+        # Not a region: the video queue (Janus's recordings), run by a worker on Janus's machine.
+        regions = {region: "视频录像"}
     if region not in regions:  # before anything is created on the server
         typer.echo(f"错误: 未知地区 {region}: 联盟目录中没有这个地区 (已有地区: {'、'.join(sorted(regions))}); "
                    "用 tongban directory import 或目录管理接口加入后再启动", err=True)

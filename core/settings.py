@@ -99,6 +99,17 @@ class Settings(BaseSettings):
     video_backend: str = "aiortc"
     janus_url: str = "http://127.0.0.1:8088/janus"
     janus_admin_key: str = ""  # VideoRoom admin_key (empty: generated once into data_dir/janus-admin-key)
+    # The address browsers reach Janus at when Janus sits behind NAT (Janus's nat_1_1_mapping); empty: none.
+    janus_public_ip: str = ""
+    # Publishers (cameras) a VideoRoom room admits at once.
+    janus_publishers: int = 6
+    # A Janus participant whose page has not polled the room's events for this long is gone
+    # (tab closed, network lost): marked left, so an empty room idle-closes.
+    janus_gone_seconds: float = 60.0
+    # The outbox queue of the recording job: the ``.mjr`` files are on the disk of the machine
+    # Janus runs on, so the job runs there (``tongban serve`` drains it in-process; in distributed
+    # mode ``tongban worker --region video`` on that machine), not on a counter's regional pool.
+    video_job_queue: str = "video"
     # TURN (coturn, TURN REST credentials): shared secret, URLs put in join links, credential lifetime.
     turn_secret: str = ""  # empty: generated once into data_dir/turn-secret
     turn_urls: str = ""  # comma-separated, e.g. "turn:turn.example.gov.cn:3478?transport=udp"

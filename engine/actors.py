@@ -36,8 +36,10 @@ SYSTEM = Actor(None, "系统", None, None, frozenset({"system"}))
 
 # Roles of accounts that are not counter staff and never act on a case, so no item may name them:
 # ``exchange`` is another platform's integration account (省级政务服务平台 … 办件数据交换), which reads
-# the case export with the applicants' personal data (engine.exchange) and nothing else.
-ACCOUNT_ROLES = {"exchange": "数据交换账号", "directory_admin": "联盟目录管理员"}
+# the case export with the applicants' personal data (engine.exchange) and nothing else. ``pad`` is a
+# window's evaluation pad (评价器), the tablet on which the visitor rates the visit (一次一评): an
+# account of its own, so the clerk who served the visit cannot rate it.
+ACCOUNT_ROLES = {"exchange": "数据交换账号", "directory_admin": "联盟目录管理员", "pad": "窗口评价器"}
 
 
 def hash_token(token: str) -> str:

@@ -114,7 +114,12 @@ def values(spec: CertificateSpec, applicant: dict[str, Any], approved: dict[str,
 
 
 def approval_form(d: ItemDefinition, trigger: str) -> list[dict[str, Any]]:
-    """The inputs a page shows beside an approving trigger's button."""
-    return [{"id": f.id, "label": f.label, "required": f.required, "validation": f.validation,
-             "max_length": f.max_length, "certificate": spec.name}
-            for spec in specs_approved_by(d, trigger) for f in spec.fields if f.source == "approval"]
+    """The inputs a page shows beside an approving trigger's button: a field two certificates of a
+    bundle share (the 统一社会信用代码 on both) is asked once and read by both."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs_approved_by(d, trigger):
+        for f in spec.fields:
+            if f.source == "approval" and f.id not in out:
+                out[f.id] = {"id": f.id, "label": f.label, "required": f.required, "validation": f.validation,
+                             "max_length": f.max_length, "certificate": spec.name}
+    return list(out.values())

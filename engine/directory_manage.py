@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
-from engine import idcodes
+from engine import counter_service, idcodes
 from engine.actors import ACCOUNT_ROLES, add_clerk, issue_token
 from engine.dashboard import set_supervised_regions
 from engine.errors import InvalidInput
@@ -203,7 +203,7 @@ def _check_sections(loc: Located | None, data: dict[str, Any], bad: Any) -> dict
         if kind == "self_service" and any(set(r) - {"intake"} for r in items.values()):
             bad(("counters", i, "items"), "自助服务终端只能收件 (intake)")
         counters[cid] = {"id": cid, "name": _text(c["name"]), "unit": unit, "region": region,
-                         "kind": kind, "items": items}
+                         "kind": kind, "items": items, **counter_service.check_entry(c, items, ("counters", i), bad)}
         if c.get("supervised_by") is not None:  # a booth's staffed counter, checked once all are read
             counters[cid]["supervised_by"] = _text(c["supervised_by"])
             supervised.append((i, cid))
@@ -295,6 +295,8 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
                 CounterItem.counter_id == c["id"], CounterItem.item_code == code, CounterItem.role == role))
         for code, role in sorted(wanted - have):
             session.add(CounterItem(counter_id=c["id"], item_code=code, role=role))
+        session.flush()
+        counter_service.replace(session, c["id"], c)
     session.flush()
     tokens = []
     for k in doc["clerks"]:
@@ -338,6 +340,9 @@ def empty() -> dict[str, Any]:
     return {"regions": [], "units": [], "counters": [], "clerks": []}
 
 
+RULE_LABELS = {"hours": "取号时间", "capacity": "每日号源"}
+
+
 def _flat(doc: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for r in doc.get("regions", []):
@@ -351,6 +356,14 @@ def _flat(doc: dict[str, Any]) -> dict[str, str]:
         out[f"窗口 {c['id']}"] = f"{c['name']} ({kind}) {c['region']} {c['unit']}{watched}"
         for code, roles in c["items"].items():
             out[f"窗口 {c['id']} 事项 {code}"] = ",".join(roles)
+        for key, label in RULE_LABELS.items():  # the ticket machine's rules (engine.counter_service)
+            if c.get(key) is not None:
+                out[f"窗口 {c['id']} {label}"] = str(c[key])
+        for letter, name in (c.get("groups") or {}).items():
+            out[f"窗口 {c['id']} 取号分组 {letter}"] = name
+        for code, rule in (c.get("service") or {}).items():
+            out[f"窗口 {c['id']} 事项 {code} 取号规则"] = " ".join(
+                f"{RULE_LABELS.get(k, '分组')} {v}" for k, v in sorted(rule.items()))
     for k in doc.get("clerks", []):
         where = f" 督查 {','.join(k['regions'])}" if k["regions"] else ""
         out[f"工作人员 {k['name']}@{k['counter'] or '-'}"] = ",".join(k["roles"]) + where

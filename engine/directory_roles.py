@@ -33,6 +33,7 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 # Written by the directory import, the catalog, clerk and token administration and migrations
 # only: a worker reads them.
 READ_ONLY = ("alembic_version", "api_tokens", "clerks", "counter_items", "counter_kinds", "counters",
+             "counter_service", "counter_groups",
              "directory_clerks", "directory_versions", "item_versions", "regions", "supervisor_regions",
              "units", "unit_seals", "calendar_schedules")
 

@@ -55,8 +55,14 @@ def _bump(session: Session, name: str) -> int:
     return int(row["value"])
 
 
-def format_number(unit: Scheme, kind: str, year: int, seq: int) -> str:
-    return unit.doc_format.format(abbr=unit.doc_abbr, word=unit.doc_words[kind], year=year, seq=seq)
+def format_number(unit: Scheme, word: str, year: int, seq: int) -> str:
+    return unit.doc_format.format(abbr=unit.doc_abbr, word=word, year=year, seq=seq)
+
+
+def word_of(unit: Scheme, kind: str, decision: str | None = None) -> str | None:
+    """The scheme's word for a kind of notice. A decision notice may have one per what the item
+    decides (``approval.registration: 准登``: a 准予登记通知书 must not read 准许), else the kind's."""
+    return (decision and unit.doc_words.get(f"{kind}.{decision}")) or unit.doc_words.get(kind)
 
 
 def allocate(session: Session, unit_id: str, kind: str, year: int) -> str:
@@ -71,12 +77,13 @@ def allocate(session: Session, unit_id: str, kind: str, year: int) -> str:
     return next_number(session, unit, kind, year)
 
 
-def next_number(session: Session, unit: Scheme, kind: str, year: int) -> str:
-    """``allocate`` for a caller that has read the unit's scheme already (in this transaction)."""
-    word = unit.doc_words.get(kind)
+def next_number(session: Session, unit: Scheme, kind: str, year: int, decision: str | None = None) -> str:
+    """``allocate`` for a caller that has read the unit's scheme already (in this transaction);
+    ``decision``: what the item decides (``ItemDefinition.decision``), for a decision notice's word."""
+    word = word_of(unit, kind, decision)
     if not word:
         raise InvalidInput("kind", f"成员单位「{unit.name}」的文号方案未定义「{kind}」类文书的字号")
-    return format_number(unit, kind, year, _bump(session, sequence_name(unit.id, word, year)))
+    return format_number(unit, word, year, _bump(session, sequence_name(unit.id, word, year)))
 
 
 def peek(session: Session, unit_id: str, kind: str, year: int) -> int:

@@ -63,7 +63,9 @@ def materials_of(session: Session, case_id: int, item: CompiledItem,
         status = statuses.get(m.id, "missing")
         label = STATUS_WORDS.get(status, status)
         if m.id in library:
-            label = f"免提交(电子证照 {library[m.id].get('certificate', '')})".replace(" )", ")")
+            cert = library[m.id]
+            title = cert.get("title") or cert.get("type") or "电子证照"
+            label = f"免提交：{title} {cert.get('certificate', '')}".rstrip()
         out.append({"no": i, "id": m.id, "name": m.name, "copies": m.copies, "status": status,
                     "status_label": label, "pages": int(pages.get(m.id, 0)), "required": m.required,
                     "library": m.id in library})
@@ -222,10 +224,16 @@ def _decides(step: Step) -> bool:
 @DOCUMENTS.register("approval", "准予许可决定书", title="准予许可决定书", event=TRANSITION, issuer="competent",
                     when=_decides)
 def approval(step: Step) -> dict[str, Any]:
-    """行政许可法 art. 38 and 44: granted, and the certificate within ten working days."""
-    return {"certificate": step.item.definition.certificate_name or "",
+    """行政许可法 art. 38 and 44: granted, and the certificate within ten working days; with what
+    the approver entered for the certificate at this step (an item's own template may state it)."""
+    d = step.item.definition
+    printed = {f.id: f.label for c in d.certificates for f in c.fields if f.printed}
+    entered = (step.event.get("data") or {}).get("certificate") or {}
+    return {"certificate": d.certificate_name or "",
             "certificate_due": cn_date(step.case.get("certificate_due")),
-            "commitment": bool(step.case.get("commitment"))}
+            "commitment": bool(step.case.get("commitment")),
+            "entered": {k: clip(v, 1000) for k, v in entered.items() if k in printed} if isinstance(entered, dict)
+            else {}}
 
 
 @DOCUMENTS.register("service", "送达回证", title="送达回证", event=TRANSITION, issuer="holder",

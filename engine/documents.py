@@ -38,7 +38,7 @@ from engine.actors import Actor
 from engine.extensions import DOCUMENTS
 from engine.statements import INSERT_DOCUMENT, SELECT_ISSUER, SELECT_PENDING_JOBS, SELECT_UNDRAWN_DOCUMENTS
 from states.compiler import CompiledItem
-from states.schema import DocumentRule
+from states.schema import DocumentRule, ItemDefinition
 from storage.documents import T_EVID
 from storage.flow_tables import T_CERT
 from storage.notice_tables import T_DOC
@@ -111,6 +111,11 @@ def title_of(kind: str) -> str:
     extensions.load()
     entry = DOCUMENTS.get(kind)
     return entry.meta["title"] if entry is not None else kind
+
+
+def title_for(d: ItemDefinition, kind: str) -> str:
+    """The title of an item's ``kind`` notice, as it is issued (the item's word, its decision's, the kind's)."""
+    return d.document_title(kind, title_of(kind))
 
 
 def _applies(k: Kind, rule: DocumentRule | None, step: Step) -> bool:
@@ -188,10 +193,11 @@ def issue(session: Session, k: Kind, step: Step) -> Issued | None:
     if by is None:
         return None  # a directory without member units issues no numbered notices
     at: datetime = step.event["at"]
-    number = docnumbers.next_number(session, by, k.name, clock.local_date(at).year)
-    data = {**common_facts(step, by, at), "kind": k.name, "title": k.title, "number": number, **k.facts(step)}
+    number = docnumbers.next_number(session, by, k.name, clock.local_date(at).year, step.item.definition.decision)
+    title = step.item.definition.document_title(k.name, k.title)
+    data = {**common_facts(step, by, at), "kind": k.name, "title": title, "number": number, **k.facts(step)}
     row = INSERT_DOCUMENT.first(session, {
-        "case_id": step.case["id"], "kind": k.name, "number": number, "title": k.title, "unit_id": by.id,
+        "case_id": step.case["id"], "kind": k.name, "number": number, "title": title, "unit_id": by.id,
         "counter_id": by.counter_id, "event_seq": step.event["seq"], "issued_at": at,
         "issued_by": step.event.get("actor_id"), "issued_by_name": step.event.get("actor_name") or step.actor.name,
         "data": data,
@@ -227,7 +233,7 @@ def common_facts(step: Step, by: Issuer, at: datetime) -> dict[str, Any]:
     case, d = step.case, step.item.definition
     applicant = case["applicant"] or {}
     return {
-        "case_number": case["number"], "item_code": d.code, "item_name": d.name,
+        "case_number": case["number"], "item_code": d.code, "item_name": d.name, "decision": d.decision,
         "applicant": clip(applicant.get("name"), 200), "applicant_code": clip(applicant.get("id_number"), 40),
         "applicant_address": clip(applicant.get("address"), 300),
         "received_on": cn_date(clock.local_date(case["created_at"])),

@@ -1,8 +1,9 @@
 """好差评 (国办发〔2019〕51号; GB/T 39734-2020): the applicant rates 1–5, with reasons for the
 last two (a checklist and text). 一事一评: per case at 办结, proved by the case's query code (the
 progress page, the QR code on the 收件凭证). 一次一评: per visit at the window's evaluation pad (a
-tablet signed in as the window's clerk), for the ticket the clerk called. One rating per case
-(or visit) and channel: the second is refused by the unique constraint, whoever races.
+tablet signed in with an account of its own, role ``pad``), for a ticket its window served that
+day, never by the clerk who served it. One rating per case (or visit) and channel: the second is
+refused by the unique constraint, whoever races.
 
 A 差评 (不满意, 非常不满意) opens a rectification task (engine.rectification).
 """
@@ -81,11 +82,20 @@ def case_rating(session: Session, number: str, code: str) -> dict[str, Any] | No
 
 def rate_visit(session: Session, pad: Actor, ticket_id: int, level: int, reasons: list[str],
                text: str) -> dict[str, Any]:
-    """一次一评 at the window's pad: the ticket the pad's window called."""
+    """一次一评 at the window's pad (an account of role ``pad``): a ticket its window served today,
+    never by the clerk who served it, never a 过号."""
     _check(level, reasons, text)
     ticket = tickets.view(session, ticket_id)
+    if ticket["called_by"] is not None and ticket["called_by"] == pad.id:
+        raise Forbidden("窗口人员不能评价自己办理的号, 请申请人在窗口评价器上评价", missing=["role:pad"])
+    if "pad" not in pad.roles:
+        raise Forbidden("一次一评只能在窗口评价器上进行", missing=["role:pad"])
     if pad.counter_id is None or ticket["counter"] != pad.counter_id or ticket["called_by"] is None:
         raise Forbidden("只能在办理该号的窗口评价器上评价", missing=["counter"])
+    if ticket["day"] != clock.today():
+        raise Conflict(f"该号是 {ticket['day']} 的号, 只能评价当日的办理", field="ticket")
+    if ticket["status"] == "skipped":
+        raise Conflict("该号已过号, 没有办理, 不能评价", field="ticket")
     return _insert(session, {"subject": f"ticket:{ticket_id}", "channel": "window", "level": level,
                              "reasons": reasons, "text": text.strip(), "ticket_id": ticket_id,
                              "item_code": ticket["item"], "counter_id": ticket["counter"],
@@ -136,13 +146,18 @@ def summary(session: Session, actor: Actor, by: str) -> list[dict[str, Any]]:
     return sorted(result, key=lambda s: s["key"])
 
 
-CSV_HEADER = ["办件编号", "事项编码", "事项版本", "部门", "区划", "窗口人员", "评价渠道", "评价等级", "评价时间"]
+CSV_HEADER = ["办件编号", "事项编码", "事项版本", "部门", "区划", "窗口人员", "评价渠道", "评价等级", "评价时间",
+              "申诉撤销"]
 
 
 def export_csv(session: Session, actor: Actor) -> str:
-    """Ratings in the national report's shape, for the actor's counters."""
+    """Ratings in the national report's shape, for a supervisor's counters. A 差评 annulled on appeal
+    (申诉成立) stays in the file, marked in the last column, so the report still adds up."""
+    if "supervisor" not in actor.roles:
+        raise Forbidden("只有督查人员可以导出评价数据", missing=["role:supervisor"])
     counters = visible_counters(session, actor)
-    q = (sa.select(T_EVAL, T_CASE.c.number, T_IV.c.version.label("item_version"))
+    q = (sa.select(T_EVAL, T_CASE.c.number, T_IV.c.version.label("item_version"), T_RECT.c.status.label("rect"))
+         .outerjoin(T_RECT, T_RECT.c.evaluation_id == T_EVAL.c.id)
          .outerjoin(T_CASE, T_CASE.c.id == T_EVAL.c.case_id)
          .outerjoin(T_IV, T_IV.c.id == T_CASE.c.item_version_id)
          .where(T_EVAL.c.counter_id.in_(list(counters))).order_by(T_EVAL.c.created_at, T_EVAL.c.id))
@@ -156,5 +171,5 @@ def export_csv(session: Session, actor: Actor) -> str:
         w.writerow([r["number"] or "", r["item_code"] or "", r["item_version"] or "",
                     counter.unit if counter else "", counter.region_code if counter else "",
                     clerks.get(r["clerk_id"], "") if r["clerk_id"] else "", CHANNEL_LABELS[r["channel"]],
-                    LEVELS[r["level"]], wire.instant(r["created_at"])])
+                    LEVELS[r["level"]], wire.instant(r["created_at"]), "是" if r["rect"] == "annulled" else "否"])
     return buf.getvalue()

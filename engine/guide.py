@@ -216,7 +216,7 @@ def _materials(d: ItemDefinition, answers: dict[str, str] | None) -> list[dict[s
         if chosen is not None and m.id not in chosen:
             continue
         out.append({"id": m.id, "name": m.name, "required": m.required, "form": forms[m.form], "copies": m.copies,
-                    "deferrable": m.deferrable, "from_library": m.library is not None,
+                    "deferrable": m.deferrable, "from_library": m.library is not None, "library": m.library,
                     "situational": m.id in optional and chosen is None,
                     "blank_form": m.blank_form, "sample": m.sample,
                     "blank_form_url": form_url(d.code, m.blank_form), "sample_url": form_url(d.code, m.sample)})

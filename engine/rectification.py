@@ -3,8 +3,8 @@ supervisor, followed by a 回访 (contacted, what was done, the applicant's verd
 appeal (申诉复核) a mistaken or malicious rating, and a supervisor of the region above decides.
 
 "The region above" is read from the 行政区划代码: a district's city (``3101xx`` → ``310100``), a
-city's province (``3701xx``'s ``370000``); the decider must supervise one of them, so nobody decides
-an appeal about their own region.
+city's province (``3701xx``'s ``370000``), a province's nation (``000000``, 全国); the decider must
+supervise one of them, so nobody decides an appeal about their own region.
 """
 
 from __future__ import annotations
@@ -70,12 +70,22 @@ def _applicant_phone(session: Session, evaluation_id: int) -> tuple[str | None, 
     return None, None
 
 
+NATIONAL_REGION = "000000"  # 全国: the level above every province (直辖市 included)
+
+
 def regions_above(code: str) -> set[str]:
-    out = set()
-    if code[4:] != "00":
-        out.add(code[:4] + "00")
-    if code[2:] != "0000":
-        out.add(code[:2] + "0000")
+    """Every level above a 行政区划代码: a township's county (the 12-digit 统计用区划代码), its city,
+    its province, and the national level above a province, so an appeal of a province-level counter
+    has a region above to decide it as well."""
+    county = code[:6]
+    out = {NATIONAL_REGION}
+    if code[6:].strip("0"):
+        out.add(county)
+    if county[4:] != "00":
+        out.add(county[:4] + "00")
+    if county[2:] != "0000":
+        out.add(county[:2] + "0000")
+    out.discard(code)
     return out
 
 
@@ -170,19 +180,35 @@ def view(session: Session, rect_id: int) -> dict[str, Any]:
 VERDICT_LABELS = {"satisfied": "满意", "unsatisfied": "不满意"}
 
 
+def _visible_where(session: Session, actor: Actor) -> Any:
+    """The rectifications an actor may read: their counters' (a supervisor's regions, or a clerk's
+    own window), and the appeals from the regions below awaiting them or decided by them."""
+    regions = supervised_regions(session, actor)
+    below = [c for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()
+             if regions_above(r) & regions] if regions else []
+    where = T_RECT.c.counter_id.in_(list(visible_counters(session, actor)))
+    if below:
+        where = sa.or_(where, sa.and_(T_RECT.c.counter_id.in_(below), sa.or_(
+            T_RECT.c.status == "appealed", T_RECT.c.appeal_decided_by == actor.id)))
+    return where
+
+
+def view_for(session: Session, actor: Actor, rect_id: int) -> dict[str, Any]:
+    """One rectification, for an actor the listing would show it to (403 otherwise, 404 if none)."""
+    rect = view(session, rect_id)
+    seen = session.execute(sa.select(T_RECT.c.id).where(T_RECT.c.id == rect_id, _visible_where(session, actor)))
+    if seen.first() is None:
+        raise Forbidden("该整改任务不属于您的窗口或督查区域", missing=["region"])
+    return rect
+
+
 def listing(session: Session, actor: Actor, limit: int = 200) -> list[dict[str, Any]]:
     """The 差评 the actor deals with: their counters' (a supervisor's regions, or a clerk's own
     window), and the appeals from the regions below awaiting them or decided by them; open ones
     first, by due date.
     Each says what this actor may do with it now."""
-    own = visible_counters(session, actor)
     regions = supervised_regions(session, actor)
-    below = [c for c, r in session.execute(sa.select(Counter.id, Counter.region_code)).all()
-             if regions_above(r) & regions] if regions else []
-    where = T_RECT.c.counter_id.in_(list(own))
-    if below:
-        where = sa.or_(where, sa.and_(T_RECT.c.counter_id.in_(below), sa.or_(
-            T_RECT.c.status == "appealed", T_RECT.c.appeal_decided_by == actor.id)))
+    where = _visible_where(session, actor)
     order = sa.case((T_RECT.c.status.in_(("open", "appealed")), 0), else_=1)
     rows = session.execute(
         sa.select(T_RECT.c.id, T_EVAL.c.level, T_EVAL.c.reasons, T_EVAL.c.text, T_EVAL.c.channel,

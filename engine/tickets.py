@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core import clock
-from engine import appointments, directory
+from engine import appointments, counter_service, directory
 from engine.actors import Actor
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.lifecycle import applicants_case
 from storage.appointment_tables import T_APPT
-from storage.hall_tables import T_TICKET
+from storage.hall_tables import T_EVAL, T_TICKET
 from storage.tables import T_CASE
 
 KIND_LABELS = {"walk_in": "现场取号", "appointment": "预约签到", "returning": "复诊号"}
@@ -59,13 +59,23 @@ def _issue(session: Session, counter_id: str, letter: str, kind: str, **values: 
     raise Conflict("取号繁忙, 请重试", field="counter")
 
 
-def walk_in(session: Session, counter_id: str, group: str = "A", item_code: str | None = None) -> dict[str, Any]:
+def walk_in(session: Session, counter_id: str, group: str | None = None,
+            item_code: str | None = None) -> dict[str, Any]:
+    """A walk-in number of the item's group (the directory's, else the one asked for, else A),
+    within the counter's and the item's hours and daily capacity (engine.counter_service)."""
     _counter(session, counter_id)
-    group = group.upper()
-    if len(group) != 1 or not "A" <= group <= "E":
-        raise InvalidInput("group", "事项分组为 A 至 E 中的一个字母")
     if item_code is not None and item_code not in directory.counter_item_codes(session, counter_id, ("intake",)):
         raise InvalidInput("item", "该窗口不受理此事项")
+    own = counter_service.group_of(session, counter_id, item_code) if item_code is not None else None
+    group = (group or own or "A").upper()
+    if len(group) != 1 or group not in counter_service.GROUP_LETTERS:
+        raise InvalidInput("group", "事项分组为 A 至 E 中的一个字母")
+    named = counter_service.groups(session, counter_id)
+    if named and group not in named:
+        raise InvalidInput("group", f"本窗口没有 {group} 组, 可选: {'、'.join(f'{k} {v}' for k, v in named.items())}")
+    if own is not None and group != own:
+        raise InvalidInput("group", f"该事项在 {own} 组 ({named.get(own, '')}) 取号")
+    counter_service.check_walk_in(session, counter_id, item_code)
     return _issue(session, counter_id, group, "walk_in", item_group=group, item_code=item_code)
 
 
@@ -94,8 +104,10 @@ def returning(session: Session, number: str, code: str) -> dict[str, Any]:
     counter_id = case["intake_counter_id"]
     if clerk_id is None:
         raise Conflict("该办件没有陪办人员, 请现场取号", field="number")
+    # Only today's: a 复诊号 left waiting on an earlier day is never called again (call_next takes today's).
     waiting = session.execute(sa.select(T_TICKET.c.id).where(
-        T_TICKET.c.case_id == case["id"], T_TICKET.c.status == "waiting")).scalar_one_or_none()
+        T_TICKET.c.case_id == case["id"], T_TICKET.c.day == clock.today(),
+        T_TICKET.c.status == "waiting")).scalar_one_or_none()
     if waiting is not None:
         return view(session, int(waiting))
     return _issue(session, counter_id, "F", "returning", item_group="F", item_code=case["item_code"],
@@ -133,44 +145,87 @@ def finish(session: Session, actor: Actor, ticket_id: int, skipped: bool = False
     return view(session, ticket_id)
 
 
-def last_called(session: Session, actor: Actor) -> dict[str, Any] | None:
-    """The ticket this clerk called last today and nobody rated yet (the window pad's subject)."""
+def last_called(session: Session, pad: Actor) -> dict[str, Any] | None:
+    """The window pad's subject: the ticket its window called last today, served (not 过号) and not
+    rated yet; None when there is none."""
+    if pad.counter_id is None:
+        return None
+    rated = sa.select(T_EVAL.c.id).where(T_EVAL.c.ticket_id == T_TICKET.c.id, T_EVAL.c.channel == "window")
     tid = session.execute(sa.select(T_TICKET.c.id).where(
-        T_TICKET.c.called_by == actor.id, T_TICKET.c.day == clock.today())
+        T_TICKET.c.counter_id == pad.counter_id, T_TICKET.c.day == clock.today(),
+        T_TICKET.c.status.in_(("called", "done")), T_TICKET.c.called_by != pad.id, ~rated.exists())
         .order_by(T_TICKET.c.called_at.desc(), T_TICKET.c.id.desc()).limit(1)).scalar_one_or_none()
     return view(session, int(tid)) if tid is not None else None
+
+
+def _ahead(session: Session, row: Any) -> int:
+    """People ahead in the ticket's own queue: today's waiting tickets of the same counter and kind
+    (a 复诊号: of the same clerk) issued before it, in the order call_next takes them. A ticket left
+    waiting on an earlier day is in no queue any more."""
+    if row["status"] != "waiting" or row["day"] != clock.today():
+        return 0
+    earlier = sa.or_(T_TICKET.c.created_at < row["created_at"],
+                     sa.and_(T_TICKET.c.created_at == row["created_at"], T_TICKET.c.id < row["id"]))
+    q = sa.select(sa.func.count()).select_from(T_TICKET).where(
+        T_TICKET.c.counter_id == row["counter_id"], T_TICKET.c.day == row["day"],
+        T_TICKET.c.status == "waiting", T_TICKET.c.kind == row["kind"], earlier)
+    if row["clerk_id"] is not None:
+        q = q.where(T_TICKET.c.clerk_id == row["clerk_id"])
+    return int(session.execute(q).scalar_one())
+
+
+def _expected(session: Session, row: Any, ahead: int) -> int | None:
+    """About how many minutes more a waiting number waits: the people ahead and this one, at the
+    counter's pace today (the mean time between its successive calls); None before two calls."""
+    if row["status"] != "waiting" or row["day"] != clock.today():
+        return None
+    calls = list(session.execute(sa.select(T_TICKET.c.called_at).where(
+        T_TICKET.c.counter_id == row["counter_id"], T_TICKET.c.day == row["day"],
+        T_TICKET.c.called_at.is_not(None)).order_by(T_TICKET.c.called_at)).scalars())
+    if len(calls) < 2:
+        return None
+    pace = (calls[-1] - calls[0]).total_seconds() / 60 / (len(calls) - 1)
+    return round((ahead + 1) * pace)
 
 
 def view(session: Session, ticket_id: int) -> dict[str, Any]:
     row = session.execute(sa.select(T_TICKET).where(T_TICKET.c.id == ticket_id)).mappings().first()
     if row is None:
         raise NotFound("没有该号")
-    ahead = 0
-    if row["status"] == "waiting":
-        ahead = int(session.execute(sa.select(sa.func.count()).select_from(T_TICKET).where(
-            T_TICKET.c.counter_id == row["counter_id"], T_TICKET.c.day == row["day"],
-            T_TICKET.c.status == "waiting", T_TICKET.c.priority >= row["priority"],
-            T_TICKET.c.id < row["id"])).scalar_one())
+    ahead = _ahead(session, row)
     counter = directory.counter(session, row["counter_id"])
+    waited_until = row["called_at"] or (clock.now() if row["status"] == "waiting" and row["day"] == clock.today()
+                                        else row["created_at"])
     return {"id": row["id"], "number": row["number"], "kind": row["kind"], "kind_label": KIND_LABELS[row["kind"]],
             "status": row["status"], "status_label": STATUS_LABELS[row["status"]],
             "counter": row["counter_id"], "counter_name": counter.name if counter else row["counter_id"],
-            "item": row["item_code"], "ahead": ahead, "created_at": row["created_at"],
+            "item": row["item_code"], "group": row["item_group"], "day": row["day"], "ahead": ahead,
+            "waited_minutes": max(int((waited_until - row["created_at"]).total_seconds() // 60), 0),
+            "expected_minutes": _expected(session, row, ahead),
+            "created_at": row["created_at"],
             "called_at": row["called_at"], "called_by": row["called_by"], "window": row["window"]}
 
 
 def hall(session: Session, counter_ids: list[str] | None = None, limit: int = 8) -> dict[str, Any]:
-    """What the hall display shows: the latest calls of today, and how many still wait."""
+    """What the hall display shows: the latest calls of today, how many still wait and how long:
+    the longest current wait (the oldest waiting number) and today's mean wait from ticket to call."""
     q = sa.select(T_TICKET.c.number, T_TICKET.c.window, T_TICKET.c.called_at).where(
         T_TICKET.c.day == clock.today(), T_TICKET.c.status.in_(("called", "done")))
-    w = sa.select(sa.func.count()).select_from(T_TICKET).where(T_TICKET.c.day == clock.today(),
-                                                               T_TICKET.c.status == "waiting")
+    w = sa.select(sa.func.count(), sa.func.min(T_TICKET.c.created_at)).where(
+        T_TICKET.c.day == clock.today(), T_TICKET.c.status == "waiting")
+    c = sa.select(T_TICKET.c.created_at, T_TICKET.c.called_at).where(
+        T_TICKET.c.day == clock.today(), T_TICKET.c.called_at.is_not(None))
     if counter_ids:
         q = q.where(T_TICKET.c.counter_id.in_(counter_ids))
         w = w.where(T_TICKET.c.counter_id.in_(counter_ids))
+        c = c.where(T_TICKET.c.counter_id.in_(counter_ids))
     calls = [{"number": r.number, "window": r.window or "", "called_at": r.called_at}
              for r in session.execute(q.order_by(T_TICKET.c.called_at.desc(), T_TICKET.c.id.desc()).limit(limit))]
-    return {"calls": calls, "waiting": int(session.execute(w).scalar_one())}
+    waiting, oldest = session.execute(w).one()
+    waited = [(r.called_at - r.created_at).total_seconds() / 60 for r in session.execute(c)]
+    longest = int((clock.now() - oldest).total_seconds() // 60) if oldest is not None else 0
+    return {"calls": calls, "waiting": int(waiting), "longest_wait_minutes": max(longest, 0),
+            "mean_wait_minutes": round(sum(waited) / len(waited), 1) if waited else None}
 
 
 def waits(session: Session, since: datetime, counter_ids: list[str] | None = None) -> list[dict[str, Any]]:

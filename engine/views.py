@@ -52,6 +52,15 @@ def state_ref(item: CompiledItem, state: str) -> dict[str, str]:
     return {"id": state, "label": item.table[state].state.label}
 
 
+def state_tone(item: CompiledItem, state: str) -> str:
+    """How a page colours a state's pill: in progress, paused (补正, 特别程序), or the outcome of a
+    final state (a final state that names none is an approval, as the national status reads it)."""
+    s = item.table[state].state
+    if s.final:
+        return s.outcome or "approved"
+    return "paused" if s.clock == "pause" else "open"
+
+
 def status_ref(code: int) -> dict[str, Any]:
     """The national 办件 status (1–15) with its label, as every answer shows it."""
     return {"code": code, "label": STATUS_LABELS[code]}
@@ -199,6 +208,7 @@ def queue_entry(session: Session, r: Any, item_name: str, counter_id: str | None
     }
     if page:
         entry.update(applicant=(r["applicant"] or {}).get("name", ""), received_at=r["created_at"],
+                     tone=state_tone(catalog.compiled(session, r["item_version_id"]), r["state"]),
                      finished_at=r["finished_at"],
                      deadline=deadline_badge(cal or workdays.calendar(session), r, today,
                                              get_settings().warn_working_days))
@@ -391,7 +401,7 @@ def history_lines(session: Session, item: CompiledItem, case: CaseRow,
                                                  *(e["counter_id"] for e in events if e["counter_id"])])
     clerks = directory.clerk_names(session, [(e.get("data") or {}).get("to_clerk") for e in events])
     stored = [(e.get("data") or {}).get("evidence_id") for e in events if e["kind"] == "evidence_stored"]
-    notices = {i: (m or {}).get("document") and documents.title_of(str((m or {}).get("kind")))
+    notices = {i: (m or {}).get("document") and documents.title_for(item.definition, str((m or {}).get("kind")))
                for i, m in session.execute(sa.select(T_EVID.c.id, T_EVID.c.meta)
                                            .where(T_EVID.c.id.in_([i for i in stored if i])))} if stored else {}
     out = []

@@ -273,6 +273,21 @@ class DocumentRule(_Strict):
     enabled: bool = True
     # 特别程序告知书: the working days the procedure is expected to take (行政许可法 art. 45).
     days: int | None = Field(default=None, ge=1, le=365)
+    # The notice's title (文书名称) for this item, e.g. 准予变更登记通知书; without it the kind's
+    # title for the item's kind of decision (``DECISION_TITLES``), else the kind's own.
+    title: str | None = Field(default=None, min_length=2, max_length=32, pattern=r"^[\u4e00-\u9fff（）()、]+$")
+
+
+# What a decision is called depends on what the item decides: a 行政许可 grants or refuses a
+# licence (行政许可法 art. 38: 准予/不予行政许可决定书); a 登记 registers or refuses to register
+# (市场主体登记管理条例 art. 19, its 实施细则: 准予登记通知书 / 不予登记通知书); a 公共服务 is handled or
+# not (办理结果告知书 / 不予办理告知书). An item's ``documents.<kind>.title`` goes before these.
+DecisionKind = Literal["licence", "registration", "public_service"]
+DECISION_TITLES: dict[str, dict[str, str]] = {
+    "licence": {"approval": "准予许可决定书", "rejection": "不予许可决定书"},
+    "registration": {"approval": "准予登记通知书", "rejection": "不予登记通知书"},
+    "public_service": {"approval": "办理结果告知书", "rejection": "不予办理告知书"},
+}
 
 
 def _certificate_form(v: object) -> str:
@@ -308,6 +323,22 @@ class ItemDefinition(_Strict):
     auto_review: AutoReview | None = None  # 网络自动审批 rules (flows: auto_review job)
     withdraw: WithdrawPolicy | None = None  # default: every state before the decision
     documents: dict[DocumentKind, DocumentRule] = {}  # per-notice overrides (engine.documents)
+
+    @property
+    def decision(self) -> DecisionKind:
+        """What the item decides: 事项类型 20 is a 公共服务; an item named 「…登记」 (设立登记, 变更登记 …)
+        is a 登记 whatever its type code (market-entity registration is listed as a 行政许可); the rest
+        grant or refuse a licence."""
+        if self.item_type == "20":
+            return "public_service"
+        return "registration" if self.name.endswith("登记") else "licence"
+
+    def document_title(self, kind: str, default: str) -> str:
+        """The title of the item's ``kind`` notice: its own word, the decision's, else ``default``."""
+        rule = self.documents.get(kind)  # type: ignore[call-overload]
+        if rule is not None and rule.title:
+            return str(rule.title)
+        return DECISION_TITLES[self.decision].get(kind, default)
 
     @property
     def certificate_name(self) -> str | None:

@@ -44,3 +44,30 @@ class DirectoryClerk(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     counter_key: str = Field(primary_key=True, max_length=64)  # the counter id, '' for none
     clerk_id: int = Field(foreign_key="clerks.id", unique=True)
+
+
+class CounterService(SQLModel, table=True):
+    """The ticket machine's rules for a counter (``item_code`` '') or one of its items: the hours
+    numbers are given out (取号时间, ``09:00-12:00,13:30-17:00`` in the product's zone, on working
+    days), the walk-in numbers per day (每日号源), and the item's group letter (取号分组)."""
+
+    __tablename__ = "counter_service"
+    counter_id: str = Field(foreign_key="counters.id", primary_key=True, max_length=64)
+    item_code: str = Field(default="", primary_key=True, max_length=64)
+    hours: str | None = Field(default=None, max_length=200)
+    capacity: int | None = None
+    item_group: str | None = Field(default=None, max_length=1)
+
+
+class CounterGroup(SQLModel, table=True):
+    """An item group of a counter's ticket machine (A 企业服务, B 个人事务 …): the visitor picks the
+    group, then the item; walk-in numbers run per group letter."""
+
+    __tablename__ = "counter_groups"
+    counter_id: str = Field(foreign_key="counters.id", primary_key=True, max_length=64)
+    letter: str = Field(primary_key=True, max_length=1)
+    name: str = Field(max_length=60)
+
+
+T_SERVICE = CounterService.__table__
+T_GROUP = CounterGroup.__table__

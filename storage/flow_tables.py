@@ -73,7 +73,7 @@ class Certificate(SQLModel, table=True):
     valid_until: date | None = None
     bucket: str = Field(max_length=63)
     object_key: str = Field(max_length=80)
-    sha256: str = Field(max_length=64)
+    sha256: str = Field(max_length=64, index=True)  # /verify finds an uploaded PDF by it
     size: int
     revoked_at: datetime | None = Field(default=None, sa_type=UTC_TS)
     revoked_by: str | None = None

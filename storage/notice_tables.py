@@ -34,7 +34,7 @@ class CaseDocument(SQLModel, table=True):
     issued_by_name: str = ""
     data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
     evidence_id: int | None = Field(default=None, foreign_key="evidence.id")
-    sha256: str | None = Field(default=None, max_length=64)
+    sha256: str | None = Field(default=None, max_length=64, index=True)  # /verify finds a PDF by it
 
 
 # Table handle for Core statements, one per table.

@@ -82,5 +82,6 @@ class VideoRecording(SQLModel, table=True):
 
 # Table handles for Core statements (prepared statements and bulk reads), one per table.
 T_PART = VideoParticipant.__table__
+T_REC = VideoRecording.__table__
 T_ROOM = VideoRoom.__table__
 T_ROOM_EVENT = VideoRoomEvent.__table__

@@ -202,6 +202,8 @@ CERT_VALUES = {
     "established_on": "2019-03-18", "scope": "日用百货销售", "founder": "某教育科技有限公司",
     "principal": "李文", "school_type": "营利性民办培训学校", "programmes": "文化艺术类培训",
     "credit_code": "91310115MA1H8K2D11", "legal_rep": "王明", "capital": "人民币 100 万元",
+    "business_name": "济南市历下区张记餐饮店", "entity_type": "个体工商户", "organisation": "个人经营",
+    "food_category": "餐饮服务经营者(小型餐馆)", "food_items": "热食类食品制售; 冷食类食品制售",
 }
 
 

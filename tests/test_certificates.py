@@ -10,7 +10,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -199,6 +199,101 @@ def test_the_bundle_issues_one_certificate_per_authority_released_together(demo:
     assert SCHOOL_CODE in flat and "浦东新区市场监督管理局" in flat and "王明" in flat
 
 
+SHOP = {"name": "上海某某餐饮管理有限公司", "kind": "company", "id_number": SCHOOL_CODE, "phone": "021-58880001",
+        "address": "上海市浦东新区世纪大道 100 号 1 层"}
+SHOP_CODE = idcodes.make_credit_code("91310115MA1K3P7R")
+RESTAURANT = {"credit_code": SHOP_CODE, "company_type": "有限责任公司(自然人独资)", "legal_rep": "赵六",
+              "scope": "许可项目: 餐饮服务。", "food_category": "餐饮服务经营者(中型餐馆)",
+              "food_items": "热食类食品制售; 冷食类食品制售"}
+
+
+def _answered(demo: Demo, code: str) -> dict[str, Any]:
+    """Each 情形 question answered with its first option, and every material that asks for received."""
+    from engine import catalog, situations
+
+    with session_scope(demo.engine, readonly=True) as s:
+        d = catalog.compiled(s, catalog.latest_version(s, code).id).definition
+    answers = {q.id: q.options[0].id for q in d.situations}
+    return {"situation": answers, "materials": {m.id: "received" for m in situations.selected_materials(d, answers)}}
+
+
+def _fields(cert: Certificate) -> dict[str, str]:
+    return {f["label"]: f["value"] for f in cert.data or [] if f.get("printed", True)}
+
+
+def test_the_restaurant_bundle_issues_the_business_and_the_food_licence_each_from_its_own_unit(
+        demo: Demo, objects: None, tmp_path: Path) -> None:
+    """开办餐饮店一件事: market regulation (登记机关) issues the 营业执照, 长期; the 行政审批服务局 the
+    食品经营许可证, 5 years; each numbered and sealed by its unit, by one job, with the data entered once."""
+    with clock.frozen(datetime(2026, 12, 2, 9, 0, tzinfo=BEIJING)):
+        n = demo.create("陈静", "YJSKBCYD", **_answered(demo, "YJSKBCYD"), applicant=SHOP)["number"]
+        demo.fire("陈静", n, "accept")  # no 公众聚集场所 (the first answer): no 消防 check to wait for
+        market = next(t for t in demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("吴磊")).json()["triggers"]
+                      if t["trigger"] == "market_approve")
+        asked = [f["id"] for f in market["certificate_fields"]]
+        assert sorted(asked) == sorted(RESTAURANT) and len(asked) == len(set(asked))  # shared fields asked once
+        demo.fire("吴磊", n, "market_approve", data={"certificate": RESTAURANT})
+        run_jobs(demo.engine)
+    business, food = certs(demo, n)
+    assert (business.cert_key, business.title, business.unit_id, business.issuer_name, business.number) == (
+        "business_licence", "营业执照", "pd-shichang", "浦东新区市场监督管理局", "浦市监证〔2026〕00001号")
+    assert (food.cert_key, food.title, food.unit_id, food.issuer_name, food.number) == (
+        "food_licence", "食品经营许可证", "pd-shenpi", "浦东新区行政审批服务局", "浦审证〔2026〕00001号")
+    assert business.job_id == food.job_id and business.state == food.state == "issued"
+    assert (business.valid_from, business.valid_until) == (date(2026, 12, 2), None)  # 长期
+    assert (food.valid_from, food.valid_until) == (date(2026, 12, 2), date(2031, 12, 2))  # 5 years
+    assert business.holder == food.holder == SHOP["name"] and business.holder_code == food.holder_code == SHOP_CODE
+    assert _fields(business) == {
+        "统一社会信用代码": SHOP_CODE, "名称": SHOP["name"], "类型": "有限责任公司(自然人独资)",
+        "法定代表人（经营者）": "赵六", "经营场所": SHOP["address"], "成立日期": "2026-12-02",
+        "经营范围": "许可项目: 餐饮服务。"}
+    assert _fields(food) == {
+        "经营者名称": SHOP["name"], "统一社会信用代码": SHOP_CODE, "法定代表人（负责人）": "赵六",
+        "经营场所": SHOP["address"], "主体业态": "餐饮服务经营者(中型餐馆)",
+        "经营项目": "热食类食品制售; 冷食类食品制售"}
+    assert demo.client.get(f"/api/v1/cases/{n}", headers=demo.h("陈静")).json()["state"]["id"] == "completed"
+    flat = "".join(pdf_text(demo, "陈静", business.number, tmp_path, unit_id="pd-shichang").split())
+    assert all(w in flat for w in ("营业执照", SHOP_CODE, "赵六", "营业期限：长期",
+                                   "登记机关：浦东新区市场监督管理局")), flat
+    flat = "".join(pdf_text(demo, "陈静", food.number, tmp_path, unit_id="pd-shenpi").split())
+    assert all(w in flat for w in ("食品经营许可证", "热食类食品制售", "2026年12月02日至2031年12月02日",
+                                   "发证机关：浦东新区行政审批服务局")), flat
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("GTGSHSLDJ", {"统一社会信用代码": "CREDIT", "名称": "济南市历下区张记餐饮店", "类型": "个体工商户",
+                   "经营者": "测试申请人", "组成形式": "个人经营", "经营场所": "山东省济南市历下区经十路 100 号",
+                   "注册日期": "2026-12-02", "经营范围": "日用百货销售"}),
+    ("YXGSSLDJ", {"统一社会信用代码": "CREDIT", "名称": "测试申请人", "类型": "有限责任公司分公司",
+                  "法定代表人": "王明", "注册资本": "人民币 100 万元", "成立日期": "2026-12-02",
+                  "住所": "山东省济南市历下区经十路 100 号", "经营范围": "日用百货销售"}),
+])
+def test_a_registration_issues_a_business_licence_with_its_data_for_the_long_term(
+        demo: Demo, objects: None, tmp_path: Path, code: str, expected: dict[str, str]) -> None:
+    """个体工商户 / 有限责任公司 设立登记: the 营业执照 states what was registered (the credit code the
+    registration authority assigned, 名称, 经营者 or 法定代表人, 场所, 经营范围 …), valid 长期."""
+    from conftest import CERT_VALUES
+
+    with clock.frozen(datetime(2026, 12, 2, 9, 0, tzinfo=BEIJING)):
+        n = demo.create("李强", code, **_answered(demo, code))["number"]
+        demo.fire("李强", n, "approve")  # 当场核准登记: the clerk enters the licence's data (conftest.CERT_VALUES)
+        run_jobs(demo.engine)
+    [licence] = certs(demo, n)
+    credit = CERT_VALUES["credit_code"]
+    assert (licence.title, licence.cert_type, licence.unit_id, licence.valid_until) == (
+        "营业执照", "营业执照", "qdxh-shenpi", None)
+    assert licence.holder == expected["名称"] and licence.holder_code == credit
+    assert _fields(licence) == {k: credit if v == "CREDIT" else v for k, v in expected.items()}
+    flat = "".join(pdf_text(demo, "李强", licence.number, tmp_path, unit_id="qdxh-shenpi").split())
+    assert all("".join(v.split()) in flat for v in (credit, *expected.values()) if v != "CREDIT")
+    assert "营业期限：长期" in flat and "登记机关：青岛西海岸新区行政审批服务局" in flat
+    # The library finds it under the registered code: the next application's 营业执照 need not be scanned.
+    [item] = demo.client.get("/api/v1/certificates", params={"holder_code": credit},
+                             headers=demo.h("李强")).json()["items"]
+    assert (item["type"], item["number"], item["valid_until"], item["status"]) == (
+        "营业执照", licence.number, None, "valid")
+
+
 def test_library_query_and_no_submission_of_a_held_business_licence(demo: Demo, objects: None,
                                                                      tmp_path: Path) -> None:
     n = branch_licence(demo)
@@ -247,7 +342,8 @@ def test_library_query_and_no_submission_of_a_held_business_licence(demo: Demo, 
     # Row 3 (平面图, its name wrapped over lines): 1 copy, 2 pages; row 6 (营业执照): taken from the library.
     assert re.search(r"^\s*3\s+1\s+2\s+已收取\s*$", text, re.M), text
     raw = subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True, check=True, text=True).stdout
-    assert f"免提交(电子证照{licence.number})" in "".join(raw.split()), raw
+    # 免提交 names the certificate that stands in for the scan, by its title and number.
+    assert f"免提交：{licence.title}{licence.number}" in "".join(raw.split()), raw
 
 
 def test_revocation_shows_on_verify_and_in_the_library(demo: Demo, objects: None) -> None:
@@ -328,8 +424,16 @@ def test_the_case_page_asks_for_the_licence_data_and_links_the_library_certifica
     other = demo.create("陈静", "GGCSWSXK", ALL_GGCS, applicant=BRANCH)
     assert page_login(chen, demo.tokens["陈静"], f"/ui/cases/{other['number']}").status_code == 303
     page = chen.get(f"/ui/cases/{other['number']}").text
-    assert "免提交: 取自电子证照库" in page and f"{licence.title} {licence.number}" in page
+    # The label names the certificate taken, then links it by its number.
+    row = re.search(r'<div class="library">(.*?)</div>', page, re.S)
+    assert row, page
+    assert re.sub(r"<[^>]+>", "", row.group(1)).split() == [
+        "免提交：分公司营业执照（已从电子证照库调取）", "证照编号", f"{licence.number}（青岛西海岸新区行政审批服务局）"]
     assert f'href="/verify/{quote(licence.number)}"' in page
+    # Before intake the form says which certificate stands in for the material.
+    form_page = chen.get("/ui/cases/new", params={"item": "GGCSWSXK"}).text
+    hint = re.search(r'<div class="library muted" data-library="business_licence">(.*?)</div>', form_page, re.S)
+    assert hint and hint.group(1) == "免提交：申请人持有有效营业执照的，收件时从电子证照库调取，无需扫描"
 
 
 def test_concurrent_issues_at_one_unit_take_gap_free_numbers_and_a_racing_duplicate_takes_none(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from conftest import Demo
 
 from engine.actors import add_clerk, authenticate, issue_token
 from engine.directory_manage import directory_clerk
 from engine.idcodes import make_credit_code
 from storage.db import session_scope
-from storage.directory_tables import CounterKind
+from storage.directory_tables import T_SERVICE, CounterKind
 from storage.tables import Clerk, Counter, CounterItem, Region
 
 API = "/api/v1/directory"
@@ -86,7 +87,27 @@ def test_admin_adds_a_region_unit_counter_and_clerk_each_a_new_version(sqlite_de
     assert whole["version"] == v0 + 6
     assert {"id": "sz-zhengwu", "name": "苏州市民中心综合窗口", "unit": "sz-zwb", "region": "320500",
             "kind": "staffed", "supervised_by": None,
-            "items": {"GGCSWSXK": ["competent", "intake"]}} in whole["counters"]
+            "items": {"GGCSWSXK": ["competent", "intake"]},
+            "hours": None, "capacity": None, "groups": None, "service": None} in whole["counters"]  # no ticket rules
     versions = c.get(f"{API}/versions", headers=h).json()
     assert [v["version"] for v in versions["items"]][-6:] == list(range(v0 + 1, v0 + 7))
     assert versions["items"][-1]["imported_by"] == "目录管理员" and versions["next_cursor"] is None
+
+
+def test_admin_gives_a_counter_ticket_hours_capacity_and_groups(demo: Demo) -> None:
+    c, h = demo.client, admin(demo)
+    counter = {"name": "济南市政务服务中心跨域通办专窗", "region": "370100", "unit": "jn-shenpi",
+               "items": {"GGCSWSXK": ["intake", "competent"], "YDJYBA": ["intake", "competent"]},
+               "hours": "08:30-12:00", "capacity": 100, "groups": {"A": "企业服务", "B": "个人事务"},
+               "service": {"YDJYBA": {"group": "B", "capacity": 10}}}
+    wrong = c.put(f"{API}/counters/jn-kuayu", json=counter | {"service": {"YDJYBA": {"group": "C"}}}, headers=h)
+    assert wrong.status_code == 422 and "'C' 未在 groups" in wrong.text, wrong.text
+    r = c.put(f"{API}/counters/jn-kuayu", json=counter, headers=h)
+    assert r.status_code == 200, r.text
+    assert "~ 窗口 jn-kuayu 取号时间: 09:00-12:00,13:00-17:00 → 08:30-12:00" in "\n".join(r.json()["changes"]), r.text
+    shown = next(x for x in c.get(API, headers=h).json()["counters"] if x["id"] == "jn-kuayu")
+    assert shown["capacity"] == 100 and shown["service"] == {"YDJYBA": {"group": "B", "capacity": 10}}
+    with session_scope(demo.engine) as s:
+        rows = {r.item_code: (r.hours, r.capacity, r.item_group) for r in s.execute(sa.select(T_SERVICE).where(
+            T_SERVICE.c.counter_id == "jn-kuayu"))}
+    assert rows == {"": ("08:30-12:00", 100, None), "YDJYBA": (None, 10, "B")}

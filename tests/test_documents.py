@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Demo, run_jobs
 from PIL import Image
-from test_every_path import Walk
+from test_every_path import ITEMS, Walk
 from test_scans import jpeg
 
 from core import clock
@@ -36,10 +36,27 @@ TRIGGER_DOCS = {
     "inspection_failed": "rejection", "reject": "rejection", "education_reject": "rejection",
     "market_reject": "rejection", "approve": "approval", "auto_approve": "approval",
     "approve_on_commitment": "approval", "join": "approval", "deliver": "service", "hand_over": "service",
-    "issue_all": "service",
+    "issue_all": "service", "take_over": "service", "transfer": "service",
+    "police_reject": "rejection",
 }
+# Where an item's trigger of the same name is another step: a decision that ends the case at once
+# (备案完成, 各部门办理完成) is served there, with no decision notice before it; 核发 that ends the case
+# (the registrations, 食品经营许可) serves the certificate.
+# 当场核准登记 leaves intake and decides in one step: 受理 and the decision at once.
+ITEM_TRIGGER_DOCS: dict[str, dict[str, str | tuple[str, ...]]] = {
+    "YDJYBA": {"approve": "service"}, "YJSXSECS": {"join": "service"}, "SPJYXK": {"issue": "service"},
+    "YLBXZYJX": {"transfer_out": "approval"},
+    **{code: {"issue": "service", "approve": ("acceptance", "approval")} for code in ("GTGSHSLDJ", "YXGSSLDJ")}}
 ALL_KINDS = {"receipt", "acceptance", "refusal", "supplement", "extension", "special_procedure", "rejection",
              "approval", "service"}
+KIND_TITLES = {"receipt": "收件凭证", "acceptance": "受理通知书", "refusal": "不予受理决定书",
+               "supplement": "补正材料通知书", "extension": "延期通知书", "special_procedure": "特别程序告知书",
+               "rejection": "不予许可决定书", "approval": "准予许可决定书", "service": "送达回证"}
+# What the demo items decide, and what their decisions are called (行政许可 the kinds' own titles).
+REGISTRATIONS = {"GTGSHSLDJ", "YXGSSLDJ", "FGSFZRBG"}
+PUBLIC_SERVICES = {"YDJYBA", "YLBXZYJX", "GJJZYJX", "YJSXSECS"}
+DECISION_TITLES = {"licence": {}, "registration": {"approval": "准予登记通知书", "rejection": "不予登记通知书"},
+                   "public_service": {"approval": "办理结果告知书", "rejection": "不予办理告知书"}}
 # 07:30 in Beijing is still the day before in UTC: the notices must be dated in China time.
 MORNING = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
 
@@ -53,27 +70,37 @@ def objects(tmp_path: Path) -> None:
 def _docs(demo: Demo, number: str) -> list[dict[str, Any]]:
     with demo.engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.text(
-            "SELECT d.kind, d.number, d.event_seq, d.sha256, d.unit_id FROM case_documents d "
+            "SELECT d.kind, d.number, d.title, d.event_seq, d.sha256, d.unit_id FROM case_documents d "
             "JOIN cases c ON c.id = d.case_id WHERE c.number = :n ORDER BY d.id"), {"n": number}).mappings()]
 
 
 def _expected(demo: Demo, number: str) -> set[tuple[str, int]]:
     with demo.engine.connect() as conn:
+        code = conn.execute(sa.text("SELECT item_code FROM cases WHERE number = :n"), {"n": number}).scalar_one()
         events = conn.execute(sa.text(
             "SELECT h.seq, h.kind, h.trigger FROM history h JOIN cases c ON c.id = h.case_id "
             "WHERE c.number = :n ORDER BY h.seq"), {"n": number}).all()
+    docs: dict[str, str | tuple[str, ...]] = {**TRIGGER_DOCS, **ITEM_TRIGGER_DOCS.get(code, {})}
     out: set[tuple[str, int]] = set()
     for seq, kind, trigger in events:
         if kind == "intake":
             out.add(("receipt", seq))
         elif kind == "extension":
             out.add(("extension", seq))
-        elif kind == "transition" and trigger in TRIGGER_DOCS:
-            doc = TRIGGER_DOCS[trigger]
-            if doc == "acceptance" and any(k == "acceptance" for k, _ in out):
-                continue  # 受理 once: accepted again after a send-back keeps the first notice
-            out.add((doc, seq))
+        elif kind == "transition" and trigger in docs:
+            named = docs[trigger]
+            for doc in (named,) if isinstance(named, str) else named:
+                if doc == "acceptance" and any(k == "acceptance" for k, _ in out):
+                    continue  # 受理 once: accepted again after a send-back keeps the first notice
+                out.add((doc, seq))
     return out
+
+
+def _triggers(demo: Demo, number: str) -> list[tuple[str, int, str | None]]:
+    with demo.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(  # type: ignore[misc]
+            "SELECT c.item_code, h.seq, h.trigger FROM history h JOIN cases c ON c.id = h.case_id "
+            "WHERE c.number = :n AND h.kind = 'transition' ORDER BY h.seq"), {"n": number})]
 
 
 def _left_intake(demo: Demo, number: str) -> bool:
@@ -95,12 +122,17 @@ class DocumentWalk(Walk):
 
     def check(self, number: str) -> None:
         docs = _docs(self.demo, number)
-        assert {(d["kind"], d["event_seq"]) for d in docs} == _expected(self.demo, number), number
+        got, expected = {(d["kind"], d["event_seq"]) for d in docs}, _expected(self.demo, number)
+        assert got == expected, (number, sorted(got ^ expected, key=str), _triggers(self.demo, number))
         left = _left_intake(self.demo, number)
         assert all(bool(d["sha256"]) == (d["kind"] != "receipt" or left) for d in docs), \
             "every notice is drawn by its job; the 收件凭证 once the case leaves intake (with its pages)"
         with self.demo.engine.connect() as conn:
             code = conn.execute(sa.text("SELECT item_code FROM cases WHERE number = :n"), {"n": number}).scalar_one()
+        decision = "registration" if code in REGISTRATIONS else "public_service" if code in PUBLIC_SERVICES \
+            else "licence"
+        for d in docs:
+            assert d["title"] == DECISION_TITLES[decision].get(d["kind"], KIND_TITLES[d["kind"]]), (code, d)
         self.kinds.setdefault(code, set()).update(d["kind"] for d in docs)
 
     def create(self, code: str) -> str:
@@ -116,13 +148,18 @@ class DocumentWalk(Walk):
 @pytest.mark.slow
 def test_each_notice_appears_at_its_step_in_every_demo_item(demo: Demo, objects: None) -> None:
     walk = DocumentWalk(demo)
-    for code in ("GGCSWSXK", "FGSFZRBG", "CBWLSXK", "MBXXZZHB"):
+    for code in ITEMS:
         walk.explore(code, [], set())
     base = {"receipt", "acceptance", "approval", "service", "rejection"}
-    assert walk.kinds["GGCSWSXK"] == base | {"supplement", "refusal", "special_procedure"}
-    assert walk.kinds["CBWLSXK"] == base | {"supplement"}
-    assert walk.kinds["FGSFZRBG"] == base
-    assert walk.kinds["MBXXZZHB"] == base
+    assert walk.kinds == {
+        "GGCSWSXK": base | {"supplement", "refusal", "special_procedure"}, "CBWLSXK": base | {"supplement"},
+        "FGSFZRBG": base, "MBXXZZHB": base, "GTGSHSLDJ": base, "YXGSSLDJ": base | {"supplement"},
+        "SPJYXK": base | {"refusal", "special_procedure"}, "YJSKBCYD": base, "YLBXZYJX": base | {"refusal"},
+        # Decided where they end: served, with no decision notice of their own.
+        "YDJYBA": {"receipt", "rejection", "service"}, "GJJZYJX": base - {"approval"},
+        "YJSXSECS": base - {"approval"},
+    }
+    assert set(walk.kinds) == set(ITEMS)
 
 
 def _materials(demo: Demo, code: str, missing: tuple[str, ...] = ()) -> dict[str, str]:
@@ -355,6 +392,94 @@ def test_an_items_own_template_replaces_the_default(monkeypatch: pytest.MonkeyPa
     assert pdf.notice_template("approval", "CBWLSXK") == "approval.xml.j2"
     own = pdf.notice_layout("approval", "FGSFZRBG", {"applicant": "某公司"})
     assert own.find("title").text == "准予变更登记决定书"  # type: ignore[union-attr]
+
+
+def _answered(demo: Demo, code: str) -> dict[str, Any]:
+    """An application answering each 情形 question with its first option, with the materials it asks for."""
+    from engine import situations
+
+    with session_scope(demo.engine, readonly=True) as s:
+        d = catalog.compiled(s, catalog.latest_version(s, code).id).definition
+    answers = {q.id: q.options[0].id for q in d.situations}
+    return {"situation": answers,
+            "materials": {m.id: "received" for m in situations.selected_materials(d, answers)}}
+
+
+def test_a_decisions_title_follows_what_the_item_decides() -> None:
+    """行政许可 准予/不予许可决定书; 登记 准予/不予登记通知书; 公共服务 办理结果/不予办理告知书; an
+    item's documents.<kind>.title before all."""
+    from engine import catalog
+
+    defs = {p.stem: catalog.parse(p.read_text(encoding="utf-8"), p.name).definition
+            for p in (ROOT / "catalog" / "items").glob("*.yaml")}
+    by_code = {d.code: d for d in defs.values()}
+    titles = {code: (d.document_title("approval", "?"), d.document_title("rejection", "?"))
+              for code, d in by_code.items()}
+    for code in ("GGCSWSXK", "CBWLSXK", "SPJYXK", "MBXXZZHB", "YJSKBCYD"):
+        assert titles[code] == ("准予许可决定书", "不予许可决定书"), code
+    for code in ("GTGSHSLDJ", "YXGSSLDJ", "FGSFZRBG"):
+        assert titles[code] == ("准予登记通知书", "不予登记通知书"), code
+    for code in ("YDJYBA", "YLBXZYJX", "GJJZYJX", "YJSXSECS"):
+        assert titles[code] == ("办理结果告知书", "不予办理告知书"), code
+    assert by_code["GGCSWSXK"].document_title("acceptance", "受理通知书") == "受理通知书"
+    from engine import pdf
+
+    # The catalog ships one item's own approval template; every other item draws the default.
+    assert {code: pdf.notice_template("approval", code) for code in by_code} == {
+        code: "approval_FGSFZRBG.xml.j2" if code == "FGSFZRBG" else "approval.xml.j2" for code in by_code}
+    source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text(encoding="utf-8")
+    own = catalog.parse(source + "documents:\n  approval: {title: 准予变更登记通知书}\n", "x.yaml").definition
+    assert (own.document_title("approval", "?"), own.document_title("rejection", "?")) == \
+        ("准予变更登记通知书", "不予登记通知书")
+    from states.loader import DefinitionError
+    with pytest.raises(DefinitionError):
+        catalog.parse(source + "documents:\n  approval: {title: Approval}\n", "x.yaml")
+
+
+def test_notices_are_issued_under_the_items_titles_and_its_own_template(demo: Demo, objects: None,
+                                                                       tmp_path: Path) -> None:
+    """Drawn, not only named: a 公共服务's 不予办理告知书, a 登记's 不予登记通知书, the 准予登记通知书 of
+    分公司负责人变更登记 from its own template (the new head stated), a licence's from the default."""
+    filing = demo.create("李强", "YDJYBA", **_answered(demo, "YDJYBA"))["number"]
+    demo.fire("李强", filing, "reject", comment="异地居住证明不属于备案地")
+    shop = demo.create("李强", "GTGSHSLDJ", **_answered(demo, "GTGSHSLDJ"))["number"]
+    demo.fire("李强", shop, "reject", comment="经营场所属于禁止经营区域")
+    branch = demo.create("王芳", "FGSFZRBG", _materials(demo, "FGSFZRBG"), competent_region="370211")["number"]
+    demo.fire("王芳", branch, "forward")
+    demo.fire("李强", branch, "approve")
+    licence = demo.create("李强", "CBWLSXK", _materials(demo, "CBWLSXK"))["number"]
+    for t in ("accept", "start_review", "approve"):
+        demo.fire("李强", licence, t)
+    run_jobs(demo.engine)
+
+    def drawn(number: str, kind: str) -> tuple[str, str]:
+        [(item, data)] = [v for v in _bytes_of(demo, "李强", number).values() if v[0]["kind"] == kind]
+        return item["title"], "".join(_text(data, tmp_path, f"{number}-{kind}").split())
+
+    title, text = drawn(filing, "rejection")
+    assert title == "不予办理告知书" and title in text and "本机关决定不予办理" in text
+    assert "收到本告知书之日起60日内" in text and "行政许可法" not in text
+    title, text = drawn(shop, "rejection")
+    assert title == "不予登记通知书" and title in text and "不符合登记条件" in text and "本机关决定不予登记" in text
+    assert "收到本通知书之日起" in text and "行政许可法" not in text
+    title, text = drawn(branch, "approval")
+    assert title == "准予登记通知书" and title in text
+    assert "决定准予变更登记" in text and "变更后：张建国" in text  # catalog/documents/approval_FGSFZRBG.xml.j2
+    title, text = drawn(licence, "approval")
+    assert title == "准予许可决定书" and title in text
+    assert "第三十八条第一款" in text and "变更后" not in text  # the default approval.xml.j2
+    # The 文号 says what was decided too: 准许 / 不许 only on a licence's decision.
+    numbers = {n: {item["kind"]: item["number"] for item, _ in _bytes_of(demo, "李强", n).values()}
+               for n in (filing, shop, branch, licence)}
+    assert "审不办〔" in numbers[filing]["rejection"] and "审不登〔" in numbers[shop]["rejection"]
+    assert "审准登〔" in numbers[branch]["approval"] and "审准许〔" in numbers[licence]["approval"]
+    from conftest import page_login
+    from fastapi.testclient import TestClient
+
+    client = TestClient(demo.client.app)
+    assert page_login(client, demo.tokens["李强"]).status_code == 303
+    page = client.get(f"/ui/cases/{shop}").text  # the history's line for the stored PDF, and its print link
+    assert "存证: 不予登记通知书" in page and "不予许可决定书" not in page
 
 
 def test_an_item_that_turns_a_notice_off_issues_none(demo: Demo, objects: None) -> None:

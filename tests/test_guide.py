@@ -210,6 +210,11 @@ def test_guide_pages_are_public_zh_cn_and_show_the_one_time_list(demo: Demo) -> 
     partial = demo.client.get("/guide/GTGSHSLDJ", params={"s_agent": "self"})
     assert "须回答情形问题" in partial.text
     assert demo.client.get("/guide/NOSUCH").status_code == 404
+    # 免提交 names the certificate the library supplies, on the page and in the API.
+    licence = demo.client.get("/guide/GGCSWSXK").text.split('id="materials"')[1].split('id="where"')[0]
+    assert "免提交：已有有效营业执照的，从电子证照库调取" in licence
+    [held] = [m for m in demo.client.get("/api/v1/guide/GGCSWSXK").json()["materials"] if m["from_library"]]
+    assert held["library"] == "营业执照"
 
 
 def test_intake_requires_the_answers_and_exactly_their_materials_and_records_them(demo: Demo) -> None:

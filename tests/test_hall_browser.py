@@ -142,7 +142,8 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     # A walk-in takes a number at the ticket machine.
     desk.goto(f"{hall.url}/hall/ticket")
     desk.select_option("#ticket-counter", "pd-zhengwu")
-    desk.click("#take-ticket")
+    desk.click("#ticket-next")
+    desk.click("#item-GGCSWSXK")  # a counter without groups lists its items at once
     expect(desk.locator("#ticket-number")).to_have_text("A001")
     expect(desk.locator("#ticket-status")).to_contain_text("前面还有 0 人")
     no_english_or_ids(desk)
@@ -165,6 +166,8 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     expect(board.locator("#latest")).to_have_text("P001")
     expect(board.locator("#latest-window")).to_contain_text("浦东新区")
     expect(board.locator("#waiting")).to_contain_text("1")
+    # A001 waits since 08:00; P001 waited 3 minutes for its call.
+    expect(board.locator("#wait-times")).to_contain_text("等候最久的已等 98 分钟 · 今日平均等候 3.0 分钟")
     no_english_or_ids(board)
     shot(board, "hall_display")
 
@@ -208,7 +211,7 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     assert board.locator("meta[http-equiv=refresh]").get_attribute("content") == "5"  # it refreshes itself
     board.reload()
     expect(board.locator("#latest")).to_have_text("A001")
-    pad = signed_in(browser, hall, "陈静", "/ui/hall/pad", TABLET)
+    pad = signed_in(browser, hall, "浦东综合窗口评价器", "/ui/hall/pad", TABLET)
     expect(pad.locator("#pad")).to_contain_text("A001")
     no_english_or_ids(pad)
     shot(pad, "evaluation_pad")
@@ -261,3 +264,71 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     with hall.engine.connect() as conn:  # the booking's SMS and the 差评's mail were queued for delivery
         kinds = set(conn.execute(sa.text("SELECT kind FROM notifications")).scalars())
     assert {"appointment_booked", "bad_rating", "rectified"} <= kinds
+
+
+def test_ticket_machine_groups_hours_capacity_and_returning(browser: Browser, hall: Hall) -> None:
+    """济南's machine: the directory gives it hours, groups (A 企业服务, B 个人事务) and an item closing
+    at 11:30; F5 on the number shows the same number, Back the item list, never a second number.
+    复诊 with a case number and query code goes to the companion without queueing."""
+    with hall.engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar_one()
+    with clock.frozen(datetime(2026, 12, 8, 11, 40, tzinfo=ZoneInfo("Asia/Shanghai"))):  # Tuesday 11:40
+        page = context(browser, DESKTOP).new_page()
+        page.goto(f"{hall.url}/hall/ticket")
+        page.select_option("#ticket-counter", "jn-kuayu")
+        page.click("#ticket-next")
+        expect(page.locator("#counter-hours")).to_contain_text("09:00-12:00、13:00-17:00")
+        expect(page.locator("#groups")).to_contain_text("个人事务")
+        no_english_or_ids(page)
+        shot(page, "hall_ticket_groups")
+        page.click("#group-B")
+        expect(page.locator("#chosen-group")).to_contain_text("个人事务")
+        expect(page.locator("#item-GJJZYJX")).to_be_disabled()  # its own hours end at 11:30
+        expect(page.locator("#items")).to_contain_text("今日余 40 个号")
+        no_english_or_ids(page)
+        shot(page, "hall_ticket_items")
+        page.click("#item-YDJYBA")
+        expect(page.locator("#ticket-number")).to_have_text("B001")
+        expect(page.locator("#ticket-wait")).to_contain_text("已等候 0 分钟")
+        page.reload()  # F5: the same number, not a second one
+        expect(page.locator("#ticket-number")).to_have_text("B001")
+        page.go_back()
+        expect(page.locator("#items")).to_contain_text("今日余 39 个号")
+        with hall.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar_one() == before + 1
+
+        # 复诊: a case taken in at 济南 by 王芳; a wrong code is refused on the page, nothing issued.
+        clerk = signed_in(browser, hall, "王芳", "/ui/hall/call")
+        clerk.goto(f"{hall.url}/ui/cases/new?item=GGCSWSXK")
+        clerk.fill("input[name=name]", DEMO_APPLICANT["name"])
+        clerk.fill("input[name=id_number]", DEMO_APPLICANT["id_number"])
+        clerk.fill("input[name=address]", DEMO_APPLICANT["address"])
+        for box in clerk.locator("input[name=materials]").all():
+            box.check()
+        clerk.click("button:has-text('确认收件')")
+        number = clerk.locator("#number").inner_text()
+        query_code = clerk.locator("#query-code").inner_text()
+        page.goto(f"{hall.url}/hall/ticket")
+        no_english_or_ids(page)
+        shot(page, "hall_ticket_machine")
+        page.fill("#returning-number", number)
+        page.fill("#returning-code", "WRONG1234")
+        page.click("#take-returning")
+        expect(page.locator("#error")).to_contain_text("查询码")
+        expect(page.locator("#returning-number")).to_have_value(number)
+        page.fill("#returning-code", query_code)
+        page.click("#take-returning")
+        expect(page.locator("#ticket-number")).to_have_text("F001")
+        expect(page.locator("#ticket-machine")).to_contain_text("复诊号")
+        no_english_or_ids(page)
+        shot(page, "hall_ticket_returning")
+        page.reload()
+        expect(page.locator("#ticket-number")).to_have_text("F001")
+        clerk.goto(f"{hall.url}/ui/hall/call")
+        clerk.click("#call-next")
+        expect(clerk.locator("#called")).to_contain_text("F001")  # ahead of the walk-in B001
+        # The clerk's own sign-in on the pad is told it needs the pad's account; nothing to rate.
+        own = signed_in(browser, hall, "王芳", "/ui/hall/pad", TABLET)
+        expect(own.locator("#error")).to_contain_text("窗口评价器账号")
+        expect(own.locator("#pad-form")).to_have_count(0)
+        no_english_or_ids(own)

@@ -103,3 +103,37 @@ def test_hall_display_and_the_call_panel_with_prg(demo: Demo) -> None:
     assert "A001" in shown.text
     board = demo.client.get("/hall", params={"counter": "pd-zhengwu"})
     assert 'id="latest"' in board.text and "A001" in board.text and "浦东" in board.text
+
+
+def test_returning_gives_a_new_ticket_on_another_day(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    body = {"number": case["number"], "query_code": case["query_code"]}
+    with clock.frozen(at("2026-12-07 16:50")):
+        monday = demo.client.post(f"{URL}/returning", json=body).json()
+        assert monday["number"] == "F001" and monday["status"] == "waiting"
+    with clock.frozen(at("2026-12-08 09:00")):  # yesterday's number is never called again
+        tuesday = demo.client.post(f"{URL}/returning", json=body)
+        assert tuesday.status_code == 201, tuesday.text
+        assert tuesday.json()["id"] != monday["id"] and tuesday.json()["number"] == "F001"
+        called = demo.client.post(f"{URL}/call-next", headers=demo.h("陈静")).json()["ticket"]
+        assert called["id"] == tuesday.json()["id"]
+
+
+def test_ahead_counts_the_same_queue_issued_earlier_today(demo: Demo) -> None:
+    case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
+    with clock.frozen(at("2026-12-07 16:00")):
+        demo.client.post(URL, json={"counter": "pd-zhengwu"})
+        left = demo.client.post(URL, json={"counter": "pd-zhengwu"}).json()
+        assert left["ahead"] == 1
+    with clock.frozen(at("2026-12-08 09:00")):
+        assert demo.client.get(f"{URL}/{left['id']}").json()["ahead"] == 0  # yesterday's queue is gone
+        f1 = demo.client.post(f"{URL}/returning", json={"number": case["number"],
+                                                       "query_code": case["query_code"]}).json()
+        a1 = demo.client.post(URL, json={"counter": "pd-zhengwu"}).json()
+        b1 = demo.client.post(URL, json={"counter": "pd-zhengwu", "group": "B"}).json()
+        other = demo.client.post(URL, json={"counter": "qd-xihai"}).json()
+        assert f1["ahead"] == 0 and a1["ahead"] == 0  # the 复诊号 is the companion's queue, not the walk-ins'
+        assert b1["ahead"] == 1 and other["ahead"] == 0
+        demo.client.post(f"{URL}/call-next", headers=demo.h("陈静"))  # F001
+        demo.client.post(f"{URL}/call-next", headers=demo.h("陈静"))  # A001
+        assert demo.client.get(f"{URL}/{b1['id']}").json()["ahead"] == 0

@@ -190,3 +190,21 @@ def test_a_notice_is_verified_by_its_document_number(demo: Demo) -> None:
     assert body["signature"]["sha256"] == receipt["sha256"] and body["issuer"] == body["signature"]["unit"]
     page = demo.client.get(f"/verify/{receipt['number']}")
     assert page.status_code == 200 and 'class="v ok"' in page.text and receipt["number"] in page.text
+
+
+def test_an_uploaded_pdf_is_looked_up_by_its_digest_through_an_index(db: sa.Engine) -> None:
+    """/verify finds an upload's record by SHA-256 (engine.seals.find_record): an index on each
+    table, so the public page reads a few rows, not every certificate and notice ever issued."""
+    found = {t: {i["name"]: i["column_names"] for i in sa.inspect(db).get_indexes(t)}
+             for t in ("certificates", "case_documents")}
+    assert found["certificates"].get("ix_certificates_sha256") == ["sha256"]
+    assert found["case_documents"].get("ix_case_documents_sha256") == ["sha256"]
+    with db.connect() as conn:
+        for table in ("certificates", "case_documents"):
+            query = f"SELECT id FROM {table} WHERE sha256 = 'ab'"
+            if db.dialect.name == "postgresql":
+                conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # an empty table: make the choice visible
+                plan = " ".join(conn.execute(sa.text(f"EXPLAIN {query}")).scalars())
+            else:
+                plan = " ".join(str(r[-1]) for r in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {query}")))
+            assert f"ix_{table}_sha256" in plan, plan

@@ -87,7 +87,7 @@ def link(demo: Demo, room: str, role: str, name: str) -> str:
 
 def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path: Path) -> None:
     api = janus.VideoRoomAPI(local_janus.url, KEY)
-    link = janus.participant_token("r1", "link-A")
+    link = janus.participant_token(janus.room_number("r1"), 1, KEY)
     number = api.create_room("r1", rec_dir=tmp_path / "rec", tokens=[link], secret="s1")
     assert number == janus.room_number("r1")
     with pytest.raises(janus.JanusError) as refused:
@@ -97,7 +97,7 @@ def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path:
         janus.VideoRoomAPI(local_janus.url, KEY).join(number, None, "陌生人")
     joined = janus.VideoRoomAPI(local_janus.url, KEY).join(number, link, "申请人")
     assert joined["room"] == number
-    later = janus.participant_token("r1", "link-B")  # a link issued while the room is open
+    later = janus.participant_token(janus.room_number("r1"), 2, KEY)  # a participant who joins later
     api.allow(number, "s1", [later])
     assert janus.VideoRoomAPI(local_janus.url, KEY).join(number, later, "专家")["room"] == number
     # Rooms are created with the admin key only.
@@ -149,37 +149,53 @@ def test_no_turn_urls_no_credential() -> None:
     assert turn.credential("room:applicant", urls=()) is None
 
 
+def janus_settings(monkeypatch: pytest.MonkeyPatch, j: janus.LocalJanus, data_dir: Path, **more: Any) -> None:
+    """The janus backend against the module's Janus, with recordings under ``data_dir``."""
+    settings = get_settings()
+    for name, value in {"video_backend": "janus", "janus_url": j.url, "janus_admin_key": KEY,
+                        "data_dir": data_dir, **more}.items():
+        monkeypatch.setattr(settings, name, value)
+
+
+def recording_job(demo: Demo) -> Any:
+    """The room's recording job, claimed from the video queue (where Janus's disk is)."""
+    from flows import outbox
+
+    (job,) = [j for j in outbox.claim(demo.engine, "video", 100) if j["job"] == "janus_recordings"]
+    return job
+
+
 def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(
-        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path) -> None:
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Media inside the test's own namespace: a participant admitted by its join link publishes
-    from aiortc into the Janus room; at close the job converts Janus's ``.mjr`` without
-    re-encoding and stores a VP8/Opus WebM as the case's evidence, duration read back by PyAV."""
+    from aiortc into the Janus room; at close the job (on the video queue) converts Janus's
+    ``.mjr`` without re-encoding, stores a VP8/Opus WebM as the case's evidence, duration read
+    back by PyAV, and deletes the ``.mjr`` originals once the evidence is stored."""
     import av
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+    from flows import jobs
     from flows.recording_janus import store_room_recordings
 
     demo = sqlite_demo
-    number = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")["number"]
-    demo.fire("王芳", number, "accept")
-    demo.fire("李强", number, "start_inspection")
-    r = demo.client.post(f"/api/v1/cases/{number}/video-rooms", headers=demo.h("李强"), json={})
-    room_id = r.json()["id"]
-    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/links", headers=demo.h("李强"),
-                         json={"role": "applicant", "name": "张三"})
-    token = r.json()["token"]
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    number, room_id = inspection_room(demo)
+    token = link(demo, room_id, "applicant", "张三")
     with session_scope(demo.engine) as s:
         claim = links.verify(token)
         pid, _ = rooms.record_join(s, rooms.admit(s, claim), claim)
 
     j = local_janus
+    rec_dir = janus.recordings_dir(room_id)
+    publisher = janus.publisher_number(pid)
     try:
         api = janus.VideoRoomAPI(j.url, KEY)
-        link = janus.participant_token(room_id, token)
-        number_j = api.create_room(room_id, rec_dir=tmp_path / "rec", tokens=[link], secret="s2")
+        number_j = api.ensure_room(room_id, rec_dir=rec_dir)
+        tok = janus.participant_token(number_j, publisher)
+        api.allow(number_j, janus.room_secret(room_id), [tok])
         pub = janus.VideoRoomAPI(j.url, KEY)
-        pub.join(number_j, link, "张三", publisher=janus.publisher_number(pid))
+        pub.join(number_j, tok, "张三", publisher=publisher)
 
         async def run() -> None:
             pc = RTCPeerConnection()
@@ -196,28 +212,102 @@ def test_aiortc_publisher_in_a_janus_room_is_recorded_as_case_evidence(
             await pc.close()
 
         asyncio.run(run())
-        api.destroy_room(number_j, "s2")  # closes the room's recordings
+        api.destroy_room(number_j, janus.room_secret(room_id))  # closes the room's recordings
         deadline = time.monotonic() + 10
-        while len(list((tmp_path / "rec").glob("*.mjr"))) < 2:
+        while len(list(rec_dir.glob("*.mjr"))) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
         api.close()
         pub.close()
-    objects = LocalStore(tmp_path / "objects")
-    stored = store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out", objects)
-    assert len(stored) == 1 and stored[0]["content_type"] == "video/webm"
-    assert 1.0 < stored[0]["duration_s"] < 6.0, stored[0]["duration_s"]
-    webm = next((tmp_path / "out").glob("*.webm"))
-    with av.open(str(webm)) as f:
-        assert {st.type: st.codec_context.name for st in f.streams} == {"video": "vp8", "audio": "opus"}
-    assert store_room_recordings(demo.engine, room_id, tmp_path / "rec", tmp_path / "out2", objects) == []
+    kept = tmp_path / "kept"  # a copy of the originals, to convert again below
+    shutil.copytree(rec_dir, kept)
+    with session_scope(demo.engine) as s:
+        assert rooms.close(s, room_id, "ended")
+    job = recording_job(demo)
+    assert job["region_code"] == "video"
+    out = jobs.run(demo.engine, job)
+    assert demo.count("outbox", job="janus_recordings", status="done") == 1
+    [stored] = out["recordings"]
+    assert 1.0 < stored["duration_s"] < 6.0, stored
+    # The originals are gone once the evidence is stored (the evidence is what is kept).
+    assert not rec_dir.exists(), list(rec_dir.iterdir())
     with session_scope(demo.engine) as s:
         evidence = scans.list_evidence(s, number, SYSTEM)
-    assert [e["kind"] for e in evidence] == ["recording"]
-    assert evidence[0]["sha256"] == stored[0]["sha256"]
-    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
-    assert "video_recording" in [e["kind"] for e in events]
+        [rec] = rooms.describe(s, room_id)["recordings"]
+    assert [e["kind"] for e in evidence if e["kind"] == "recording"] == ["recording"]
+    evidence = [e for e in evidence if e["kind"] == "recording"]
+    assert evidence[0]["sha256"] == stored["sha256"] == rec["sha256"] and rec["content_type"] == "video/webm"
+    data = b"".join(scans.read_evidence(evidence[0]["bucket"], evidence[0]["key"]))
+    assert hashlib.sha256(data).hexdigest() == rec["sha256"] and len(data) == rec["size"]
+    with av.open(io.BytesIO(data)) as f:
+        assert {st.type: st.codec_context.name for st in f.streams} == {"video": "vp8", "audio": "opus"}
+    # A replay converting the same originals again stores nothing twice.
+    objects = LocalStore(tmp_path / "objects")
+    assert store_room_recordings(demo.engine, room_id, kept, tmp_path / "out2", objects) == []
+    assert "video_recording" in history_kinds(demo, number)
+
+
+def closed_room_with_participant(demo: Demo) -> tuple[str, str]:
+    """An inspection room someone joined, closed with the janus backend: its job is queued."""
+    number, room_id = inspection_room(demo)
+    token = link(demo, room_id, "applicant", "张三")
+    with session_scope(demo.engine) as s:
+        claim = links.verify(token)
+        rooms.record_join(s, rooms.admit(s, claim), claim)
+    with session_scope(demo.engine) as s:
+        assert rooms.close(s, room_id, "ended")
+    return number, room_id
+
+
+def test_recording_job_without_the_recordings_folder_is_retried_not_done(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Participants were in the room but its recording folder is not on this machine (a worker
+    without Janus's disk): the attempt fails and the job waits for a retry, no evidence stored."""
+    from flows import jobs
+    from flows.recording_janus import RecordingsNotReady
+
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    number, room_id = closed_room_with_participant(sqlite_demo)
+    assert not janus.recordings_dir(room_id).exists()
+    job = recording_job(sqlite_demo)
+    with pytest.raises(RecordingsNotReady, match="录像目录"):
+        jobs.run(sqlite_demo.engine, job)
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="done") == 0
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="pending") == 1
+    assert sqlite_demo.count("video_recordings") == 0
+
+
+def test_recording_job_with_janus_unreachable_is_retried(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Janus cannot confirm the room is destroyed (its recordings may still be open): retried."""
+    from flows import jobs
+    from flows.recording_janus import RecordingsNotReady
+
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    number, room_id = closed_room_with_participant(sqlite_demo)
+    janus.recordings_dir(room_id).mkdir(parents=True)
+    monkeypatch.setattr(get_settings(), "janus_url", f"http://127.0.0.1:{free_port()}/janus")  # nobody there
+    job = recording_job(sqlite_demo)
+    with pytest.raises(RecordingsNotReady, match="Janus"):
+        jobs.run(sqlite_demo.engine, job)
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="done") == 0
+    assert sqlite_demo.count("outbox", job="janus_recordings", status="pending") == 1
+
+
+def test_mjr_files_split_into_publishing_sessions(tmp_path: Path) -> None:
+    """A publisher who publishes again gets new files (a later time in their names): each
+    publishing session is its own recording, its tracks opened microseconds apart kept together."""
+    t0 = 1_796_350_507_098_148
+    names = [f"videoroom-9-user-5-{t0}-audio-0.mjr", f"videoroom-9-user-5-{t0 + 138}-video-1.mjr",
+             f"videoroom-9-user-5-{t0 + 60_000_000}-audio-0.mjr",
+             f"videoroom-9-user-5-{t0 + 60_000_090}-video-1.mjr",
+             f"videoroom-9-user-7-{t0 + 5}-video-1.mjr", "notes.txt.mjr"]
+    for n in names:
+        (tmp_path / n).touch()
+    sessions = janus._sessions(tmp_path)
+    assert [(p, at, sorted(f.name for f in files)) for p, at, files in sessions] == [
+        (5, t0, sorted(names[:2])), (5, t0 + 60_000_000, sorted(names[2:4])), (7, t0 + 5, [names[4]])]
 
 
 def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,24 +324,97 @@ def test_join_page_carries_a_turn_rest_credential(monkeypatch: pytest.MonkeyPatc
     assert ice_servers("room1", "applicant") == []
 
 
-def test_relay_only_ice_connects_through_coturn(tmp_path: Path) -> None:
+def turn_config_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, *args: str) -> Path:
+    """``tongban video turn-config … -o FILE``, as an operator runs it; the file it wrote."""
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+
+    monkeypatch.setattr(get_settings(), "turn_secret", key)
+    conf = tmp_path / "turnserver.conf"
+    done = CliRunner().invoke(cli_app, ["video", "turn-config", *args, "-o", str(conf)])
+    assert done.exit_code == 0, done.output
+    return conf
+
+
+def coturn_from(conf: Path) -> subprocess.Popen[bytes]:
+    """coturn on the file exactly as written (its pid file and database beside it, given on the
+    command line: the generated file is not edited)."""
+    exe = shutil.which("turnserver")
+    assert exe, "coturn is not installed (./tongban installs it)"
+    return subprocess.Popen([exe, "-c", str(conf), "--pidfile", str(conf.parent / "turn.pid"),
+                             "--userdb", str(conf.parent / "turndb")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_turn_config_file_is_private_and_coturn_accepts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-o`` writes the shared secret into a 0600 file (also over an existing, readable one), and
+    coturn started on that file as written grants a relay to the join link's TURN REST credential."""
+    import stat
+
+    (tmp_path / "turnserver.conf").write_text("old\n")
+    (tmp_path / "turnserver.conf").chmod(0o644)
+    port = free_port()
+    conf = turn_config_cli(tmp_path, monkeypatch, "cli-secret", "--listening-ip", "127.0.0.1", "--port", str(port))
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    text = conf.read_text()
+    assert "static-auth-secret=cli-secret" in text and "allow-loopback-peers" not in text
+    proc = coturn_from(conf)
+    try:
+        async def allocate() -> tuple[str, int]:
+            cred = turn.credential("room-9:applicant", urls=(f"turn:127.0.0.1:{port}?transport=udp",))
+            assert cred is not None
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    transport, _ = await create_turn_endpoint(
+                        asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
+                        username=cred.username, password=cred.credential, lifetime=60)
+                except ConnectionRefusedError:  # coturn not listening yet
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                    continue
+                relayed = transport.get_extra_info("sockname")
+                transport.close()
+                return relayed
+
+        assert asyncio.run(allocate())[0] == "127.0.0.1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_relay_only_ice_connects_through_coturn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``iceTransportPolicy: relay`` on both peers (no host candidates at all): media and data
-    still flow, through a real coturn running the product's configuration in the namespace."""
+    still flow, through a real coturn running the configuration ``tongban video turn-config``
+    writes for a deployment — relays on the namespace's 10.77.0.1, private networks denied, only
+    the media server's address let through (``--allow-peer``), no loopback allowance."""
     from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-    key = b"relay-secret"
-    proc, port = coturn(tmp_path, key)
+    key = "relay-secret"
+    port = free_port()
+    conf = turn_config_cli(tmp_path, monkeypatch, key, "--listening-ip", ADDRESS, "--relay-ip", ADDRESS,
+                           "--allow-peer", ADDRESS, "--port", str(port))
+    text = conf.read_text()
+    assert "allow-loopback-peers" not in text and "denied-peer-ip=10.0.0.0-10.255.255.255" in text
+    assert f"allowed-peer-ip={ADDRESS}" in text and f"relay-ip={ADDRESS}" in text
+    proc = coturn_from(conf)
     try:
-        url = (f"turn:127.0.0.1:{port}?transport=udp",)
+        url = (f"turn:{ADDRESS}:{port}?transport=udp",)
 
         def config(who: str) -> RTCConfiguration:
-            cred = turn.credential(who, urls=url, ttl=300, key=key)
+            cred = turn.credential(who, urls=url, ttl=300, key=key.encode())
             assert cred is not None
             return RTCConfiguration([RTCIceServer(list(cred.urls), cred.username, cred.credential)],
                                     iceTransportPolicy=RTCIceTransportPolicy.RELAY)
 
         async def run() -> tuple[str, list[str]]:
+            deadline = time.monotonic() + 10
+            while subprocess.run(["ss", "-lnu", f"sport = :{port}"], capture_output=True,
+                                 text=True).stdout.count(f":{port}") == 0:
+                assert time.monotonic() < deadline, "coturn did not start"
+                await asyncio.sleep(0.05)
             a, b = RTCPeerConnection(config("r:clerk")), RTCPeerConnection(config("r:applicant"))
             got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             channel = a.createDataChannel("room")
@@ -470,3 +633,293 @@ def test_the_proxy_passes_only_what_a_page_needs_and_only_for_the_janus_backend(
     assert client.post(f"/video/janus/{session}", json={"janus": "info"}).status_code == 403
     gone = client.post(f"/video/janus/{session}", json={"janus": "destroy", "transaction": "t3"})
     assert gone.json()["janus"] == "success"
+
+
+def janus_join(demo: Demo, token: str) -> dict[str, Any]:
+    r = demo.client.post("/api/v1/video/join", json={"token": token})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def proxied_handle(demo: Demo) -> str:
+    """A Janus session and VideoRoom handle made through Tongban's proxy, as janus.js makes them."""
+    session = demo.client.post("/video/janus", json={"janus": "create", "transaction": "c"}).json()["data"]["id"]
+    handle = demo.client.post(f"/video/janus/{session}", json={
+        "janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"}).json()["data"]["id"]
+    return f"/video/janus/{session}/{handle}"
+
+
+def participants_in_janus(j: janus.LocalJanus, number: int) -> set[int]:
+    api = janus.VideoRoomAPI(j.url, KEY)
+    try:
+        return {p["id"] for p in api.request({"request": "listparticipants", "room": number})["participants"]}
+    finally:
+        api.close()
+
+
+def test_a_token_publishes_only_as_its_own_participant_and_dies_with_the_leave(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each VideoRoom token is bound to the publisher id issued with it: the proxy refuses a join
+    with another participant's id (403 problem details). Leaving takes the token off the room's
+    ``allowed`` list and kicks the participant, so Janus itself refuses the token afterwards."""
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    a = janus_join(demo, link(demo, room_id, "applicant", "张三"))
+    b = janus_join(demo, link(demo, room_id, "expert", "王专家"))
+    ja, jb = a["janus"], b["janus"]
+    assert ja["room"] == jb["room"] and ja["publisher"] != jb["publisher"] and ja["token"] != jb["token"]
+    path = proxied_handle(demo)
+
+    def join(body: dict[str, Any]) -> Any:
+        return demo.client.post(path, json={"janus": "message", "transaction": "j", "body": {
+            "request": "join", "ptype": "publisher", "room": ja["room"], "display": "张三", **body}})
+
+    for wrong in ({"token": ja["token"], "id": jb["publisher"]},  # A's token, B's place
+                  {"token": ja["token"]},  # an id of Janus's choosing
+                  {"token": ja["token"], "id": str(ja["publisher"])}):
+        r = join(wrong)
+        assert r.status_code == 403, (wrong, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["missing"] == ["janus_publisher"], r.text
+    assert join({"token": ja["token"], "id": ja["publisher"]}).json()["janus"] == "ack"
+    deadline = time.monotonic() + 10
+    while ja["publisher"] not in participants_in_janus(local_janus, ja["room"]):
+        assert time.monotonic() < deadline, "the proxied join did not reach the room"
+        time.sleep(0.05)
+    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/leave", headers={"X-Participant-Key": a["key"]})
+    assert r.status_code == 200, r.text
+    assert ja["publisher"] not in participants_in_janus(local_janus, ja["room"])  # kicked
+    with pytest.raises(janus.JanusError) as refused:  # the token no longer opens the room
+        janus.VideoRoomAPI(local_janus.url, KEY).join(ja["room"], ja["token"], "张三", publisher=ja["publisher"])
+    assert refused.value.code == 433
+    # B's token, still allowed, still opens it.
+    assert janus.VideoRoomAPI(local_janus.url, KEY).join(
+        jb["room"], jb["token"], "王专家", publisher=jb["publisher"])["room"] == jb["room"]
+
+
+def test_a_peer_that_stops_polling_is_marked_left_and_the_room_idle_closes(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Janus participant has no peer connection with Tongban: their page's events poll is how
+    Tongban knows they are there. One that stops polling (tab closed, network gone) is marked
+    left by the hub's sweep after ``janus_gone_seconds``, and the room, empty, idle-closes."""
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data", janus_gone_seconds=1.5)
+    hub = demo.client.app.state.video_hub = JanusHub(idle_seconds=1, watch_seconds=0.2)  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    polling = janus_join(demo, link(demo, room_id, "clerk", "李强"))
+    silent = janus_join(demo, link(demo, room_id, "applicant", "张三"))
+    # The clerk's page keeps polling; the applicant's never does.
+    after = 0
+    for _ in range(7):  # 3.5 s: the silent one is gone after 1.5 s (and a sweep)
+        r = demo.client.get(f"/api/v1/video/rooms/{room_id}/events", params={"wait": 0.5, "after": after},
+                            headers={"X-Participant-Key": polling["key"]})
+        assert r.status_code == 200, r.text
+        after = r.json()["next"]
+    with session_scope(demo.engine) as s:
+        parts = {p["id"]: p for p in rooms.describe(s, room_id)["participants"]}
+    assert parts[silent["participant"]]["left_at"] is not None
+    assert parts[polling["participant"]]["left_at"] is None
+    assert "video_leave" in history_kinds(demo, number)
+    # Now the clerk's page goes quiet too: gone, then the empty room closes by itself.
+    deadline = time.monotonic() + 10
+    while True:
+        with session_scope(demo.engine) as s:
+            described = rooms.describe(s, room_id)
+        if described["status"] == "closed":
+            break
+        assert time.monotonic() < deadline, described
+        time.sleep(0.1)
+    assert described["close_reason"] == "idle"
+    assert all(p["left_at"] is not None for p in described["participants"])
+    assert room_id not in hub.rooms
+    events = demo.client.get(f"/api/v1/cases/{number}/history", headers=demo.h("李强")).json()["items"]
+    [leave] = [e for e in events if e["kind"] == "video_leave" and e["data"]["participant"] == silent["participant"]]
+    assert leave["data"]["reason"] == "gone"
+
+
+def test_a_participant_janus_refuses_is_not_left_in_the_room(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If Janus refuses to let the participant's token in (here: a room of that number made by
+    someone else, with another secret), the join fails (503) and the history records the leave."""
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    try:
+        api.create_room(room_id, rec_dir=tmp_path / "other", tokens=[], secret="not-tongbans")
+        r = demo.client.post("/api/v1/video/join", json={"token": link(demo, room_id, "applicant", "张三")})
+        assert r.status_code == 503, r.text
+    finally:
+        api.destroy_room(janus.room_number(room_id), "not-tongbans")
+        api.close()
+    with session_scope(demo.engine) as s:
+        [part] = rooms.describe(s, room_id)["participants"]
+    assert part["left_at"] is not None
+    kinds = history_kinds(demo, number)
+    assert kinds.count("video_join") == kinds.count("video_leave") == 1
+
+
+def test_the_join_answer_carries_turn_servers_valid_as_long_as_the_link(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /api/v1/video/join answers the TURN servers with a TURN REST credential (a client other
+    than the page needs them too), and the credential outlives neither less than the join link."""
+    from datetime import datetime
+
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    janus_settings(monkeypatch, local_janus, tmp_path / "data", turn_secret="join-secret", turn_ttl_seconds=600,
+                   turn_urls="turn:turn.example.gov.cn:3478?transport=udp")
+    demo.client.app.state.video_hub = JanusHub()  # type: ignore[attr-defined]
+    number, room_id = inspection_room(demo)
+    r = demo.client.post(f"/api/v1/video/rooms/{room_id}/links", headers=demo.h("李强"),
+                         json={"role": "applicant", "name": "张三", "minutes": 8 * 60})
+    expires = datetime.fromisoformat(r.json()["expires_at"]).timestamp()
+    joined = janus_join(demo, r.json()["token"])
+    [server] = joined["ice_servers"]
+    assert server["urls"] == ["turn:turn.example.gov.cn:3478?transport=udp"]
+    # The link is good until its whole second (what the signed token holds): 8 h, not 600 s.
+    assert int(server["username"].split(":")[0]) >= int(expires) > time.time() + 7 * 3600
+    assert server["credential"] == turn.password(server["username"], b"join-secret")
+    monkeypatch.setattr(get_settings(), "turn_urls", "")
+    assert janus_join(demo, link(demo, room_id, "expert", "王专家"))["ice_servers"] == []
+
+
+def test_janus_behind_nat_announces_its_public_address(tmp_path: Path) -> None:
+    """``TONGBAN_JANUS_PUBLIC_IP`` is written as Janus's ``nat_1_1_mapping``: the candidates of its
+    answer carry that address instead of the interface's (here 127.0.0.2 stands for the public
+    one, in place of the namespace's 10.77.0.1)."""
+    from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import VideoStreamTrack
+
+    j = janus.start_local(tmp_path / "cfg", http_port=free_port(), key=KEY, enforce_interfaces="tb0",
+                          public_ip="127.0.0.2")
+    try:
+        assert 'nat_1_1_mapping = "127.0.0.2"' in (tmp_path / "cfg" / "janus.jcfg").read_text()
+        api, pub = janus.VideoRoomAPI(j.url, KEY), janus.VideoRoomAPI(j.url, KEY)
+        tok = janus.participant_token(janus.room_number("nat"), 1, KEY)
+        number = api.create_room("nat", rec_dir=tmp_path / "rec", tokens=[tok], secret="s")
+        pub.join(number, tok, "张三", publisher=1)
+
+        def candidates(offer: str) -> list[str]:
+            """Janus's own candidates: in its answer, or trickled after it (full trickle)."""
+            pub._call(f"{pub.url}/{pub.session}/{pub.handle}", {
+                "janus": "message", "body": {"request": "publish", "audio": False, "video": True},
+                "jsep": {"type": "offer", "sdp": offer}})
+            found: list[str] = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                events = pub.http.get(f"{pub.url}/{pub.session}", params={"maxev": 5}, timeout=35).json()
+                for ev in events if isinstance(events, list) else [events]:
+                    sdp = (ev.get("jsep") or {}).get("sdp", "")
+                    found += [ln.removeprefix("a=") for ln in sdp.splitlines() if ln.startswith("a=candidate")]
+                    cand = ev.get("candidate") or {}
+                    if cand.get("completed") or (sdp and "a=end-of-candidates" in sdp):
+                        return found
+                    if cand.get("candidate"):
+                        found.append(cand["candidate"])
+            return found
+
+        async def answer() -> list[str]:
+            pc = RTCPeerConnection()
+            pc.addTrack(VideoStreamTrack())
+            await pc.setLocalDescription(await pc.createOffer())
+            lines = await asyncio.to_thread(candidates, pc.localDescription.sdp)
+            await pc.close()
+            return lines
+
+        hosts = {line.split()[4] for line in asyncio.run(answer())}
+        api.close()
+        pub.close()
+    finally:
+        j.stop()
+    assert hosts == {"127.0.0.2"}, hosts
+
+
+def test_janus_plugins_are_found_on_any_architecture(tmp_path: Path) -> None:
+    """Debian puts Janus's modules under the multiarch triplet: found by glob, not assumed x86_64."""
+    (tmp_path / "aarch64-linux-gnu" / "janus" / "plugins").mkdir(parents=True)
+    (tmp_path / "aarch64-linux-gnu" / "other").mkdir()
+    assert janus.plugin_dir(tmp_path) == tmp_path / "aarch64-linux-gnu" / "janus"
+    assert (janus.plugin_dir() / "plugins" / "libjanus_videoroom.so").exists()  # this machine's
+
+
+def test_publishers_per_room_is_a_setting(local_janus: janus.LocalJanus, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "janus_publishers", 2)
+    api = janus.VideoRoomAPI(local_janus.url, KEY)
+    try:
+        number = api.create_room("cap", rec_dir=tmp_path / "rec", tokens=[], secret="s")
+        [room] = [r for r in api.request({"request": "list", "admin_key": KEY})["list"] if r["room"] == number]
+        assert room["max_publishers"] == 2
+        api.destroy_room(number, "s")
+    finally:
+        api.close()
+
+
+def test_still_uploads_are_refused_without_writing_anything(
+        sqlite_demo: Demo, local_janus: janus.LocalJanus, serve_app: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's still upload (``…/stills/{request}``): a request nobody made is 404; while the
+    clerk's request waits, a body that is not an image is 422 (also under an image type), one over
+    the size limit 413 — and none leaves a page or a stored object; the embedded backend has no
+    such route (409: it captures on the server)."""
+    import httpx
+
+    from video.janus_hub import JanusHub
+
+    demo = sqlite_demo
+    number, room_id = inspection_room(demo)
+    stills = f"/api/v1/video/rooms/{room_id}/stills"
+    # The embedded backend (the default): the page never uploads stills.
+    r = demo.client.post(f"{stills}/abc", content=b"\xff\xd8", headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 409, r.text
+    janus_settings(monkeypatch, local_janus, tmp_path / "data", video_max_file_bytes=64 * 1024)
+    objects = tmp_path / "objects"
+    demo.client.app.state.video_hub = JanusHub(store=LocalStore(objects))  # type: ignore[attr-defined]
+    clerk = janus_join(demo, link(demo, room_id, "clerk", "李强"))
+    applicant = janus_join(demo, link(demo, room_id, "applicant", "张三"))
+    base = serve_app(demo.client.app)
+
+    async def scenario() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            page = {"X-Participant-Key": applicant["key"]}
+
+            async def upload(request_id: str, body: bytes, kind: str = "image/jpeg") -> httpx.Response:
+                return await http.post(f"{stills}/{request_id}", content=body,
+                                       headers={**page, "Content-Type": kind})
+
+            out: dict[str, Any] = {"unknown": await upload("0123456789abcdef", b"\xff\xd8\xff")}
+            shot = asyncio.ensure_future(http.post(
+                f"/api/v1/video/rooms/{room_id}/captures", headers={"X-Participant-Key": clerk["key"]},
+                json={"participant": applicant["participant"], "material_id": "floor_plans"}))
+            after, request_id = 0, None
+            while request_id is None:
+                r = await http.get(f"/api/v1/video/rooms/{room_id}/events", headers=page,
+                                   params={"after": after, "wait": 5})
+                after = r.json()["next"]
+                request_id = next((e["id"] for e in r.json()["items"] if e["t"] == "still_request"), None)
+            out["text"] = await upload(request_id, b"not a picture", "text/plain")
+            out["oversized"] = await upload(request_id, b"\xff\xd8\xff" + bytes(64 * 1024))
+            out["not_image"] = await upload(request_id, b"GIF89a but really just text" * 10)
+            out["shot"] = await shot  # the clerk hears why
+            return out
+
+    out = asyncio.run(scenario())
+    assert out["unknown"].status_code == 404, out["unknown"].text
+    assert out["text"].status_code == 422 and out["text"].json()["errors"][0]["field"] == "Content-Type"
+    assert out["oversized"].status_code == 413, out["oversized"].text
+    assert out["not_image"].status_code == 422, out["not_image"].text
+    assert out["shot"].status_code == 422, out["shot"].text
+    assert demo.count("case_pages") == 0
+    assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+    assert "video_capture" not in history_kinds(demo, number)

@@ -189,6 +189,7 @@ def test_with_the_janus_backend_closing_a_room_queues_its_recording_job(
     assert demo.count("outbox", job="janus_recordings", status="pending") == 1
     (job,) = [j for j in outbox.claim(demo.engine, None, 100) if j["job"] == "janus_recordings"]
     assert job["payload"]["room"] == room
+    assert job["region_code"] == "video"  # where Janus's disk is, not the counter's regional pool
     assert jobs.run(demo.engine, job)["recordings"] == []
     assert demo.count("outbox", job="janus_recordings", status="done") == 1
     assert "video_recording" not in history_kinds(demo, number)

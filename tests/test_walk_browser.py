@@ -6,14 +6,19 @@ The walker reads the case's state and the item's law from the database to decide
 and which button that clerk presses; everything that changes the case is a click on a page (the
 system's own steps — certificates, waybills, 网络自动审批, the join of parallel branches — run as
 the outbox's jobs between clicks, as they would in production). After every POST, F5, Back and
-Forward write nothing (cases, history and outbox counted before and after); the video room's
-page joins the call on every load, so there only Back is checked (no case made).
+Forward write nothing (cases, history and outbox counted before and after) and send nothing but
+GETs (the browser never sends a form again). The video room's page joins the call on every load:
+there F5 is a new join of the same room (no second room, no second opening, the clerk in the room
+once), and Back and Forward leave and join it.
 
 What is walked: the main path (the shortest to a final state that is not a refusal) of every item;
-the special branches once each, on the first item whose definition has them: 补正 with the
-per-material checklist, the remote inspection in the video room (its checklist), 延期 and 撤回,
-and a claim. Every path of every item does not fit the suite's three minutes on a loaded 2-core
-machine (tests/test_every_path.py walks those through the API).
+撤回 of a case of every item (and the form sent again from the page Back shows: the first result,
+nothing withdrawn twice); the special branches once each, on the first item whose definition has
+them: 补正 with the per-material checklist, the remote inspection in the video room (its
+checklist), 延期, 退回 to the step before, and a claim. Every path of every item does not fit the
+suite's three minutes on a loaded 2-core machine (tests/test_every_path.py walks those through
+the API). Beside the walk: the withdrawn state's pill (its own look, on the case page, the
+finished queue and the search list) and the applicant's progress query by post/redirect/get.
 
 Every page the walk shows, and the words drawn in each case's diagram, is read for internal
 identifiers (test_workbench_words' rules). Beside
@@ -29,13 +34,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from conftest import CAMERA_ARGS, CERT_VALUES, NO_MDNS, chromium, run_jobs, serving
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Request, expect
 from playwright.sync_api import Error as PlaywrightError
 from test_workbench_words import ALLOWED, ENGLISH, identifiers, visible
 
@@ -71,6 +77,10 @@ class Server:
     engine: sa.Engine
     tokens: dict[tuple[str, str], str]  # (counter, role) → a one-role clerk's token
     names: dict[tuple[str, str], str]
+
+    def count(self, sql: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql)).scalar_one()
 
     def counts(self) -> tuple[int, ...]:
         """Cases, history events and outbox jobs: what a repeated POST would add to."""
@@ -131,6 +141,23 @@ def distances(item: CompiledItem) -> dict[str, int]:
     return dist
 
 
+@contextmanager
+def sent(page: Page) -> Iterator[list[str]]:
+    """The methods of the page's own navigations meanwhile (a POST among them: the browser sent a
+    form again)."""
+    methods: list[str] = []
+
+    def note(request: Request) -> None:
+        if request.is_navigation_request() and request.frame == page.main_frame:
+            methods.append(request.method)
+
+    page.on("request", note)
+    try:
+        yield methods
+    finally:
+        page.remove_listener("request", note)
+
+
 @dataclass
 class Step:
     trigger: str
@@ -148,7 +175,7 @@ class Walker:
     pages: list[tuple[str, str]] = field(default_factory=list)  # (where, HTML) of every page shown
     signed: dict[tuple[str, str], Page] = field(default_factory=dict)
     # The special branches, each walked once: on the first item whose definition offers it.
-    todo: set[str] = field(default_factory=lambda: {"supplement", "inspection", "extension", "claim"})
+    todo: set[str] = field(default_factory=lambda: {"supplement", "inspection", "extension", "claim", "send_back"})
     posts: int = 0
     leave_out: str | None = None  # the material the case walked into 补正 was taken in without
 
@@ -204,12 +231,14 @@ class Walker:
         expect(page.locator("#error")).to_have_count(0)
         if check:
             check()
-        page.reload()
-        page.go_back()
-        if stay:
-            page.go_forward()
-            expect(page).to_have_url(landed)
+        with sent(page) as methods:
+            page.reload()
+            page.go_back()
+            if stay:
+                page.go_forward()
+                expect(page).to_have_url(landed)
         assert self.server.counts() == after, f"F5/Back after {what} wrote something"
+        assert set(methods) <= {"GET"}, f"F5/Back after {what} sent {methods}"
 
     # -- the case ---------------------------------------------------------------------------
     def intake(self, code: str, leave_out: str | None = None, name: str | None = None) -> tuple[str, str, Page]:
@@ -330,6 +359,10 @@ class Walker:
             self.todo.discard("inspection")
             self.inspect(page, number)
             return
+        if "send_back" in self.todo and not leave_out and page.locator("#send-back-form").count():
+            self.todo.discard("send_back")
+            self.send_back(code, number, item, page, step)
+            return
         if leave_out and src.status == 6:  # 补正: the material brought, marked on its line, then done
             self.submit(page, f"li[data-material={leave_out}] button:has-text('标记已收')", f"{code} 标记已收")
         form = page.locator(f"form[data-form={step.trigger}]")
@@ -351,14 +384,116 @@ class Walker:
         # The next step opens its page afresh (the system may have moved the case meanwhile).
         self.submit(page, f"button[data-trigger={step.trigger}]", what, check, stay=False)
 
+    def send_back(self, code: str, number: str, item: CompiledItem, page: Page, step: Step) -> None:
+        """退回: the step to return to chosen on the page, with the reason; the case is back there
+        (the walk then takes it on again from that step)."""
+        choice = page.locator("#send-back-target option").first
+        trigger, label = choice.get_attribute("value") or "", choice.inner_text()
+        back = item.table[item.routes[(trigger, step.source)].dest].state
+        page.select_option("#send-back-target", trigger)
+        page.fill("#send-back-form textarea[name=comment]", "申请表填写有误, 退回重新核对")
+
+        def check() -> None:
+            expect(page.locator("#state-label")).to_have_text(back.label)
+            expect(page.locator("#done")).to_contain_text(label)
+            expect(page.locator("#timeline")).to_contain_text("申请表填写有误")
+
+        self.submit(page, "#send-back", f"{code} {label}", check)
+        check()  # after F5, Back and Forward: the same page, the case sent back once
+        with session_scope(self.server.engine, readonly=True) as s:
+            assert load_case(s, number)["state"] == back.id
+        shot(page, "send_back")
+
+    def withdraw(self, code: str) -> str:
+        """撤回 of a new case of ``code``: the companion records the applicant's withdrawal with the
+        reason; F5, Back and Forward after it, and the form sent again from the page Back shows,
+        withdraw nothing twice and show no error. Returns the case number."""
+        with session_scope(self.server.engine, readonly=True) as s:
+            d = catalog.compiled(s, catalog.latest_version(s, code).id).definition
+        number, _, page = self.intake(code, name=f"{d.name}撤回示范有限公司")
+        url = f"/ui/cases/{number}"
+        self.goto(page, url)
+        item, _ = self.case(number)
+        withdrawn = next(t for (trigger, _), t in item.routes.items() if trigger == WITHDRAW)
+        label = item.table[withdrawn.dest].state.label
+        page.fill("form[data-form=withdraw] textarea[name=comment]", "申请人决定暂不办理")
+
+        def check() -> None:
+            expect(page.locator("#state-label")).to_have_text(label)
+            expect(page.locator("#state-label")).to_have_attribute("data-tone", "withdrawn")
+            expect(page.locator("#timeline")).to_contain_text("申请人决定暂不办理")
+            expect(page.locator("form[data-form=withdraw]")).to_have_count(0)
+
+        self.submit(page, "button[data-trigger=withdraw]", f"{code} 撤回", check)
+        landed, after = page.url, self.server.counts()
+        check()
+        # Back to the page the form was sent from: if the browser shows it as it was, sending the
+        # form again is shown the first result; either way nothing is written.
+        with sent(page) as methods:
+            page.go_back()
+        expect(page.locator("#error")).to_have_count(0)
+        again = page.locator("button[data-trigger=withdraw]")
+        if again.count():
+            with page.expect_navigation():
+                again.click()
+            expect(page).to_have_url(landed)
+            expect(page.locator("#error")).to_have_count(0)
+        else:
+            check()
+        assert set(methods) <= {"GET"}, methods
+        assert self.server.counts() == after, f"{code}: the withdrawal was sent twice"
+        with session_scope(self.server.engine, readonly=True) as s:
+            case = load_case(s, number)
+            assert item.table[case["state"]].state.outcome == "withdrawn"
+            events = s.execute(sa.text("SELECT count(*) FROM history WHERE case_id = :c AND to_state = :w"),
+                               {"c": case["id"], "w": case["state"]}).scalar_one()
+        assert events == 1, f"{code}: {events} withdrawals"
+        return number
+
     def inspect(self, page: Page, number: str) -> None:
         """远程踏勘: the inspector opens the video step from the case page and fills its checklist
         in the room; the engine fires the step's 通过 transition. (The room's page joins the call on
         every load: F5 there is a new join by design; Back creates no case.)"""
-        with page.expect_navigation():
+        case_url = page.url
+        with sent(page) as methods, page.expect_navigation():
             page.click("#video-open")
+        self.posts += 1
+        assert methods == ["POST", "GET"], methods  # opened, then the room by a 303
+        room = page.url
         before = self.server.counts()[0]
+        rooms = "SELECT count(*) FROM video_rooms"
+        opened = f"SELECT count(*) FROM history h JOIN cases c ON c.id = h.case_id WHERE c.number = '{number}' " \
+                 "AND h.kind = 'video_open'"
         expect(page.locator("#status")).to_have_text("已连接", timeout=20_000)
+        once = (self.server.count(rooms), self.server.count(opened))
+        assert once[1] == 1
+        present = "SELECT count(*) FROM video_participants p JOIN video_rooms r ON r.id = p.room_id " \
+                  f"JOIN cases c ON c.id = r.case_id WHERE c.number = '{number}' AND p.left_at IS NULL"
+
+        def in_room(n: int) -> None:  # the page that left said so (its beacon), no one is there twice
+            for _ in range(100):
+                if self.server.count(present) == n:
+                    return
+                page.wait_for_timeout(100)
+            assert self.server.count(present) == n, "a clerk left in the room by the page they left"
+
+        in_room(1)
+        # F5 in the room: the room page again (a GET, joining the call anew), never the POST
+        # again: no second room, no second opening; Back to the case page, Forward to the room.
+        with sent(page) as methods:
+            page.reload()
+            expect(page.locator("#status")).to_have_text("已连接", timeout=20_000)
+            in_room(1)
+            page.go_back()
+            expect(page).to_have_url(case_url)
+            expect(page.locator("#error")).to_have_count(0)
+            in_room(0)
+            page.go_forward()
+            expect(page).to_have_url(room)
+            expect(page.locator("#status")).to_have_text("已连接", timeout=20_000)
+            in_room(1)
+        assert set(methods) <= {"GET"}, f"F5/Back in the room sent {methods}"
+        assert (self.server.count(rooms), self.server.count(opened)) == once
         box = page.locator("#inspection-box")
         for radio in box.locator("input[type=radio][value='1']").all():
             radio.check()
@@ -409,16 +544,14 @@ def test_every_demo_item_from_intake_to_delivery_in_the_pages(browser: Browser, 
     assert len(codes) >= 12
     finished = [walker.walk(code) for code in codes]
     assert not walker.todo, f"special branches no item offered: {walker.todo}"
-    # 撤回: the companion records the applicant's withdrawal, with the reason.
-    number, _, page = walker.intake(codes[0], name="某某撤回示范有限公司")
-    walker.goto(page, f"/ui/cases/{number}")
-    page.fill("form[data-form=withdraw] textarea[name=comment]", "申请人决定暂不办理")
-    walker.submit(page, "button[data-trigger=withdraw]", "撤回")
-    expect(page.locator("#timeline")).to_contain_text("申请人决定暂不办理")
+    # 撤回, of every item: the companion records the applicant's withdrawal, with the reason.
+    withdrawn = [walker.withdraw(code) for code in codes]
+    page = walker.clerk(walker.case(withdrawn[0])[1]["intake_counter_id"], "clerk")
+    walker.goto(page, f"/ui/cases/{withdrawn[0]}")
     shot(page, "withdrawn")
-    walker.read_diagram(page, number)
+    walker.read_diagram(page, withdrawn[0])
     walker.goto(page, "/ui/queue?tab=finished")
-    expect(page.locator(f"tr[data-number='{finished[0]}'], tr[data-number='{number}']").first).to_be_visible()
+    expect(page.locator(f"tr[data-number='{finished[0]}'], tr[data-number='{withdrawn[0]}']").first).to_be_visible()
     shot(page, "queue_finished")
     names = identifiers(server)  # type: ignore[arg-type]
     assert leaks([("a page", "<p>已接件 received</p>")], names)  # the reader does find what it looks for
@@ -537,6 +670,111 @@ def test_the_applicants_pages_on_a_phone(browser: Browser, server: Server) -> No
     expect(phone.locator("#document-form select[name=document]")).to_contain_text("收件凭证")
     on_phone(phone, "progress result")
     phone.screenshot(path=str(SHOTS / "walk_phone_progress_result.png"))
+    ctx.close()
+    found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
+    assert not found, "\n".join(found)
+
+
+LOOK = """(e, tones) => { const look = s => [s.backgroundColor, s.borderTopColor, s.borderTopStyle, s.color];
+  return [look(getComputedStyle(e)), ...tones.map(t => { const probe = document.createElement('span');
+    probe.className = e.className.replace(/tone-\\S+/, t); e.parentElement.append(probe);
+    const out = look(getComputedStyle(probe)); probe.remove(); return out; })]; }"""
+
+
+def test_the_withdrawn_pill_has_its_own_look(browser: Browser, server: Server) -> None:
+    """A withdrawn case's state pill, on its page, in the finished queue and in the search list:
+    the item's own zh-CN label and a look of its own, neither the grey of a state the sheet does not
+    know nor the look of an approval, a refusal or a case in progress."""
+    walker = Walker(browser, server)
+    with session_scope(server.engine, readonly=True) as s:
+        code = catalog.list_items(s)[0]["code"]
+    number = walker.withdraw(code)
+    item, case = walker.case(number)
+    label = item.table[case["state"]].state.label
+    assert re.fullmatch(r"[\u4e00-\u9fff]+", label), label
+    page = walker.clerk(case["intake_counter_id"], "clerk")
+    others = ["tone-unknown", "tone-open", "tone-paused", "tone-approved", "tone-rejected"]
+    for path, pill in ((f"/ui/cases/{number}", "#state-label"),
+                       ("/ui/queue?tab=finished", f"tr[data-number='{number}'] .state-pill"),
+                       (f"/ui/queue?q={number}", f"tr[data-number='{number}'] .state-pill")):
+        walker.goto(page, path)
+        shown = page.locator(pill)
+        expect(shown).to_have_text(label)
+        expect(shown).to_have_attribute("data-tone", "withdrawn")
+        withdrawn, *looks = shown.evaluate(LOOK, others)
+        grey = looks[0]
+        assert len({tuple(x) for x in looks}) == len(others), f"{path}: tones that look alike: {looks}"
+        for tone, look in zip(others, looks, strict=True):
+            assert withdrawn != look, f"{path}: 已撤回 looks like {tone} {look}"
+        assert withdrawn[:2] != grey[:2], f"{path}: the default grey"
+    found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
+    assert not found, "\n".join(found)
+
+
+def test_the_progress_query_posts_once(browser: Browser, server: Server) -> None:
+    """办件进度查询 by post/redirect/get: the lookup's POST answers with a 303 to the case's progress
+    (the query code in no address), so F5 repeats the GET and Back and Forward send nothing; a
+    wrong code shows why in Chinese and changes nothing; the applicant's 撤回 there likewise."""
+    walker = Walker(browser, server)
+    with session_scope(server.engine, readonly=True) as s:
+        code = catalog.list_items(s)[0]["code"]
+    number, query, _ = walker.intake(code, name="进度查询示范有限公司")
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    walker.goto(page, "/progress")
+
+    def look_up(code_: str) -> list[str]:
+        page.locator("#progress-form input[name=number]").fill(number)
+        page.locator("#progress-form input[name=code]").fill(code_)
+        with sent(page) as methods, page.expect_navigation():
+            page.locator("#progress-form button[type=submit]").click()
+        walker.read(page, "POST")
+        return methods
+
+    before = server.counts()
+    assert look_up(query) == ["POST", "GET"]
+    shown = f"{server.url}/progress?number={number}"
+    expect(page).to_have_url(shown)
+    assert query not in page.url
+    expect(page.locator("#result")).to_contain_text(number)
+    with sent(page) as methods:
+        page.reload()
+        expect(page.locator("#result")).to_contain_text(number)
+        page.go_back()
+        expect(page).to_have_url(f"{server.url}/progress")
+        expect(page.locator("#error")).to_have_count(0)
+        page.go_forward()
+        expect(page).to_have_url(shown)
+        expect(page.locator("#result")).to_contain_text(number)
+    assert set(methods) <= {"GET"}, f"F5/Back after the lookup sent {methods}"
+    assert server.counts() == before
+    # A wrong code: the reason in Chinese, no case shown, nothing written.
+    assert look_up("ZZZZZZZZ") == ["POST"]
+    expect(page.locator("#error")).to_have_text("未找到该办件, 请核对办件编号和查询码")
+    expect(page.locator("#result")).to_have_count(0)
+    assert server.counts() == before
+    shot(page, "progress_wrong_code")
+    # 撤回 by the applicant on the page: once, whatever F5 and Back do after it.
+    assert look_up(query) == ["POST", "GET"]
+    page.locator("#withdraw-form input[name=code]").fill(query)
+    page.locator("#withdraw-form textarea[name=reason]").fill("已在本地窗口另行办理")
+    with sent(page) as methods, page.expect_navigation():
+        page.locator("#withdraw-form button[type=submit]").click()
+    assert methods == ["POST", "GET"], methods
+    walker.read(page, "POST")
+    expect(page.locator("#done")).to_have_text("申请已撤回, 办件已结束。")
+    after = server.counts()
+    with sent(page) as methods:
+        page.reload()
+        expect(page.locator("#done")).to_have_text("申请已撤回, 办件已结束。")
+        page.go_back()
+        page.go_forward()
+    assert set(methods) <= {"GET"}, f"F5/Back after the withdrawal sent {methods}"
+    assert server.counts() == after
+    expect(page.locator("#withdraw-form")).to_have_count(0)
+    item, case = walker.case(number)
+    assert item.table[case["state"]].state.outcome == "withdrawn"
     ctx.close()
     found = leaks(walker.pages, identifiers(server))  # type: ignore[arg-type]
     assert not found, "\n".join(found)

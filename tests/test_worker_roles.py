@@ -122,6 +122,19 @@ def test_unknown_region_and_missing_settings_refused_before_any_request(
     assert seen == []  # no pool, no deployment: the server was never asked anything
 
 
+@pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_video_queue_is_a_region_a_worker_may_serve(
+        prefect_api: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch, demo: Demo) -> None:
+    """Janus's recordings are converted where its disk is: ``tongban worker --region video`` on that
+    machine serves the video queue (pool counter-video), though no region of the directory is so named."""
+    api, seen = prefect_api
+    cases = demo.engine.url.render_as_string(hide_password=False)
+    code, out = _cli(["worker", "--region", "video"],
+                     {**FULL, "PREFECT_API_URL": api, "TONGBAN_DATABASE_URL": cases}, monkeypatch)
+    assert "未知地区" not in out, out
+    assert seen, out  # it went on to create its pool and deployment (the stand-in answers 500)
+
+
 def _forwarded_job(demo: Demo) -> tuple[str, str]:
     case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region="370211")
     demo.fire("王芳", case["number"], "accept")

@@ -53,6 +53,12 @@ class EventChannel:
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.next = 1
         self._waiters: list[asyncio.Future[None]] = []
+        self.polls = 0  # long polls waiting now
+        self.last_poll = time.monotonic()  # when the page last polled (joining counts as one)
+
+    def quiet_for(self) -> float:
+        """Seconds since the page's last poll ended (0 while one is waiting): how long it has been gone."""
+        return 0.0 if self.polls else time.monotonic() - self.last_poll
 
     def send(self, text: str) -> None:
         self.events.append((self.next, json.loads(text)))
@@ -65,11 +71,16 @@ class EventChannel:
 
     async def after(self, seq: int, timeout: float) -> tuple[list[dict[str, Any]], int]:
         """Events numbered above ``seq`` (waiting up to ``timeout`` for one), and the next cursor."""
-        if not any(n > seq for n, _ in self.events):
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, timeout)
+        self.polls += 1
+        try:
+            if not any(n > seq for n, _ in self.events):
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter, timeout)
+        finally:
+            self.polls -= 1
+            self.last_poll = time.monotonic()
         items = [{"seq": n, **e} for n, e in self.events if n > seq]
         return items, (items[-1]["seq"] if items else seq)
 
@@ -124,6 +135,8 @@ class JanusHub(Hub):
             return await asyncio.to_thread(run)
         except httpx.HTTPError as exc:
             raise Unavailable("媒体服务器 (Janus) 暂时无法连接") from exc
+        except janus.JanusError as exc:
+            raise Unavailable(f"媒体服务器 (Janus) 拒绝了请求: {exc.reason}") from exc
 
     async def join(self, engine: sa.Engine, claim: JoinClaim, sdp: str | None, type_: str) -> dict[str, Any]:
         row = await self._admit(engine, claim)
@@ -139,8 +152,13 @@ class JanusHub(Hub):
         # Janus carries the media: the list shows everyone as publishing camera and microphone.
         peer.tracks = {"video": None, "audio": None}  # type: ignore[dict-item]
         peer.channel = EventChannel()  # type: ignore[assignment]
-        token = janus.participant_token(row["id"], peer.key)
-        await self._janus(lambda api: api.allow(number, janus.room_secret(row["id"]), [token]))
+        token = janus.participant_token(number, janus.publisher_number(pid), self.key)
+        try:
+            await self._janus(lambda api: api.allow(number, janus.room_secret(row["id"]), [token]))
+        except Exception:
+            # Not let into Janus: the history must not show them in the room for good.
+            await self.db(engine, rooms.record_leave, row["id"], pid, actor, "media_refused")
+            raise
         peer.recording_since = now()
         room.peers[pid] = peer
         self._broadcast_participants(room)
@@ -187,11 +205,36 @@ class JanusHub(Hub):
             await self.db(room.engine, rooms.record_leave, room.id, peer.id, peer.actor, reason)
         except Exception:  # noqa: BLE001 - a leave must never fail the room; keep going, say so
             log.exception("video: recording leave of %s failed", peer.id)
+        try:  # their token no longer opens the room, and their handle and feeds go
+            await self._janus(self._revoke, room.id, peer.id)
+        except Exception:  # noqa: BLE001 - Janus down: closing the room destroys it (and the token)
+            log.exception("video: revoking the Janus token of %s failed", peer.id)
         if not any(not p.left for p in room.peers.values()):
             room.idle_since = time.monotonic()
         self._broadcast_participants(room)
         if isinstance(peer.channel, EventChannel):
             peer.channel.close()
+
+    def _revoke(self, api: janus.VideoRoomAPI, room_id: str, pid: str) -> None:
+        number, publisher, secret = janus.room_number(room_id), janus.publisher_number(pid), janus.room_secret(room_id)
+        try:
+            api.disallow(number, secret, [janus.participant_token(number, publisher, self.key)])
+        except janus.JanusError as exc:
+            if exc.code != 426:  # JANUS_VIDEOROOM_ERROR_NO_SUCH_ROOM: destroyed already, nothing to revoke
+                raise
+            return
+        api.kick(number, secret, publisher)
+
+    async def sweep(self) -> None:
+        """Participants whose page stopped polling the room's events (tab closed, network gone)
+        are marked left, so a room they all left idle-closes; then the embedded hub's sweep."""
+        gone_after = get_settings().janus_gone_seconds
+        for room in list(self.rooms.values()):
+            for peer in list(room.peers.values()):
+                channel = peer.channel
+                if not peer.left and isinstance(channel, EventChannel) and channel.quiet_for() > gone_after:
+                    await self.leave(room, peer, "gone")
+        await super().sweep()
 
     async def shutdown(self) -> None:
         await super().shutdown()

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
+from core.settings import get_settings
 from engine import catalog
 from engine.actors import SYSTEM, Actor
-from engine.advance import append_event, load_case, new_job, regions_of, require_holder
+from engine.advance import append_event, load_case, new_job, require_holder
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.extensions import VIDEO_KINDS
 from engine.statements import INSERT_OUTBOX
@@ -235,9 +236,11 @@ def close(session: Session, room_id: str, reason: str, actor: Actor | None = Non
     case = load_case(session, room["number"])
     if backends.selected() == "janus":
         # Janus recorded every publisher: the conversion is queued with the close (one
-        # transaction), so a room closed is a room whose recordings will be stored.
+        # transaction), so a room closed is a room whose recordings will be stored. It runs where
+        # Janus's disk is (the video queue: the serving process, or a worker on Janus's machine),
+        # not on the counter's regional pool, whose workers do not have the ``.mjr`` files.
         counter = room["counter_id"] or case["competent_counter_id"]
-        INSERT_OUTBOX.execute(session, new_job(case, RECORDING_JOB, regions_of(session, {counter})[counter],
+        INSERT_OUTBOX.execute(session, new_job(case, RECORDING_JOB, get_settings().video_job_queue,
                                                counter, at, {"number": room["number"], "room": room_id}))
     return True
 

@@ -53,8 +53,13 @@ def credential(who: str, *, urls: tuple[str, ...] | None = None, ttl: int | None
 def coturn_config(*, realm: str, listening_ip: str = "0.0.0.0", port: int = 3478,
                   relay_ip: str | None = None, external_ip: str | None = None,
                   min_port: int = 49152, max_port: int = 65535, key: bytes | None = None,
-                  allow_loopback: bool = False) -> str:
-    """A ``turnserver.conf`` for coturn, using the product's shared secret (TURN REST)."""
+                  allow_loopback: bool = False, allowed_peers: tuple[str, ...] = ()) -> str:
+    """A ``turnserver.conf`` for coturn, using the product's shared secret (TURN REST).
+
+    Relays may not reach private networks (the service hall's own), except ``allowed_peers``:
+    the media server's address (Janus, often on a private address beside coturn) must be let
+    through, or a relay-only page could not reach it. ``relay_ip``: the address relays are
+    allocated on; ``external_ip``: the public address behind NAT that clients are told."""
     lines = [
         "# 通办 Tongban: coturn 配置 (tongban video turn-config 生成)",
         "# 凭据为 TURN REST 临时凭据: 用户名 <到期时间>:<会议室>, 密码 HMAC-SHA1(共享密钥, 用户名)",
@@ -85,4 +90,6 @@ def coturn_config(*, realm: str, listening_ip: str = "0.0.0.0", port: int = 3478
         # Relays must not reach the service hall's own network.
         lines += ["denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
                   "denied-peer-ip=192.168.0.0-192.168.255.255"]
+    # coturn lets an allowed address through a denied range (the media server, e.g. Janus).
+    lines += [f"allowed-peer-ip={ip}" for ip in allowed_peers]
     return "\n".join(lines) + "\n"

@@ -49,7 +49,7 @@ def render(request: Request, session: Session, actor: Actor, case: CaseRow,
     prefect_url = dashboard.prefect_runs_url(case["number"])  # None unless a Prefect UI is configured
     return web.render(request, "case.html", actor, status_code=status_code, v=view,
                       history=views.history_lines(session, item, case, events), counters=counters, clerks=clerks,
-                      error=error, done=done_label, video=video,
+                      error=error, done=done_label, video=video, tone=views.state_tone(item, case["state"]),
                       pages=pages_by_material(session, case["number"], actor),
                       prefect_url=prefect_url,
                       claimable=claimable, claimed_by_me=claimed_by_me, may_extend=may_extend,

@@ -19,7 +19,7 @@ from api.pages import web
 from api.routes.public import limit_client
 from api.routing import Router
 from core import clock
-from engine import appointments, directory, evaluations, rectification, tickets
+from engine import appointments, counter_service, directory, evaluations, rectification, tickets
 from engine.actors import Actor
 from engine.dashboard import visible_counters
 from engine.errors import EngineError, InvalidInput
@@ -38,9 +38,31 @@ def hall_display(request: Request, session: SessionDep,
 
 
 @router.get("/hall/ticket", response_class=HTMLResponse)
-def ticket_machine(request: Request, session: SessionDep) -> Response:
-    """取号机: a walk-in number for a counter (the kiosk at the hall's entrance, or a phone)."""
-    return web.render(request, "hall_ticket.html", counters=_counters(session), ticket=None, error=None)
+def ticket_machine(request: Request, session: SessionDep,
+                   counter: Annotated[str | None, Query(max_length=64)] = None,
+                   group: Annotated[str | None, Query(pattern=r"^[A-E]$")] = None) -> Response:
+    """取号机 (the kiosk at the hall's entrance, or a phone): the counter, then the item group (when
+    the counter has groups), then the item; each item says its hours and the numbers left today.
+    Beside it, 复诊: a returning applicant's case number and query code."""
+    return _machine(request, session, counter, group)
+
+
+def _machine(request: Request, session: Any, counter: str | None, group: str | None, status: int = 200,
+             error: str | None = None, returning: dict[str, str] | None = None) -> Response:
+    counters = _counters(session)
+    chosen = next((c for c in counters if c["id"] == counter), None)
+    offer = counter_service.machine(session, chosen["id"], _items(session, chosen["id"])) if chosen else None
+    shown = None
+    if offer is not None:
+        if not offer["named"]:
+            group = offer["groups"][0]["letter"] if len(offer["groups"]) == 1 else group
+        shown = next((g for g in offer["groups"] if g["letter"] == group), None)
+        if shown is None and not offer["named"]:
+            shown = {"letter": "", "name": "", "items": [i for g in offer["groups"] for i in g["items"]]}
+    page = web.render(request, "hall_ticket.html", status_code=status, counters=counters, chosen=chosen,
+                      offer=offer, group=shown, ticket=None, error=error, returning=returning or {})
+    page.headers["Cache-Control"] = "no-store"  # Back from a number shows the numbers left now
+    return page
 
 
 def _counters(session: Any) -> list[dict[str, str]]:
@@ -51,15 +73,37 @@ def _counters(session: Any) -> list[dict[str, str]]:
     return [{"id": k, "name": v} for k, v in sorted(seen.items(), key=lambda kv: kv[1])]
 
 
+def _items(session: Any, counter_id: str) -> dict[str, str]:
+    """The items a counter takes in, code → name, by name."""
+    return {i["code"]: i["name"] for i in appointments.bookable(session)
+            if any(c["id"] == counter_id for c in i["counters"])}
+
+
 @router.post("/hall/ticket", response_class=HTMLResponse)
-def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, Form(max_length=64)] = "") -> Response:
+def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, Form(max_length=64)] = "",
+                group: Annotated[str, Form(max_length=1)] = "",
+                item: Annotated[str, Form(max_length=64)] = "") -> Response:
     limit_client(request)
     try:
-        ticket = tickets.walk_in(session, counter)
+        ticket = tickets.walk_in(session, counter, group or None, item or None)
     except EngineError as exc:
         session.rollback()
-        return web.render(request, "hall_ticket.html", status_code=exc.status, counters=_counters(session),
-                          ticket=None, error=exc.detail)
+        return _machine(request, session, counter, group or None, exc.status, exc.detail)
+    return RedirectResponse(f"/hall/ticket/{ticket['id']}", status_code=303)
+
+
+@router.post("/hall/ticket/returning", response_class=HTMLResponse)
+def ticket_returning(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
+                     code: Annotated[str, Form(max_length=32)] = "") -> Response:
+    """复诊: the case number and query code take the applicant back to their companion clerk."""
+    limit_client(request)
+    try:
+        if not number.strip() or not code.strip():
+            raise InvalidInput("number" if not number.strip() else "code", "请输入办件编号和查询码")
+        ticket = tickets.returning(session, number.strip(), code.strip())
+    except EngineError as exc:
+        session.rollback()
+        return _machine(request, session, None, None, exc.status, exc.detail, {"number": number})
     return RedirectResponse(f"/hall/ticket/{ticket['id']}", status_code=303)
 
 
@@ -112,8 +156,13 @@ def check_in(request: Request, session: SessionDep, csrf: Annotated[str, Form(ma
 @router.get("/ui/hall/pad", response_class=HTMLResponse)
 def evaluation_pad(request: Request, session: SessionDep,
                    done: Annotated[int | None, Query(ge=1, le=5)] = None) -> Response:
-    """一次一评: the tablet at the window, signed in as the window's clerk, rates the last call."""
+    """一次一评: the tablet at the window, signed in as the window's pad (role ``pad``), rates its
+    window's last served call."""
     actor = web.require_actor(request, session)
+    if "pad" not in actor.roles:  # the clerk's own sign-in never rates their own service
+        return web.render(request, "evaluation_pad.html", actor=actor, ticket=None, levels=evaluations.LEVELS,
+                          reasons=evaluations.REASONS, done=None, status_code=403,
+                          error="本页须以窗口评价器账号登录, 由申请人评价; 窗口人员不能在此评价")
     ticket = tickets.last_called(session, actor)
     return web.render(request, "evaluation_pad.html", actor=actor, ticket=ticket, levels=evaluations.LEVELS,
                       reasons=evaluations.REASONS, done=evaluations.LEVELS.get(done or 0), error=None)

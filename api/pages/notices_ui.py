@@ -40,7 +40,7 @@ def print_latest(number: str, kind: str, request: Request, session: SessionDep) 
     ready = [d for d in documents_read.with_evidence(session, number, actor) if d["kind"] == kind]
     if ready and ready[-1]["evidence_id"]:
         return RedirectResponse(f"/ui/cases/{quote(number)}/evidence/{ready[-1]['evidence_id']}", status_code=303)
-    title = documents.title_of(kind)
+    title = ready[-1]["title"] if ready else documents.title_of(kind)  # the item's own word, as issued
     if not ready:
         return web.render(request, "error.html", actor, status_code=404, title=title, detail="该办件尚无此类文书")
     waits = bool(documents.waiting(session, case_page.visible_case(session, actor, number)["id"], kind))

@@ -4,51 +4,80 @@ case's 一事一评 (the rating form, or the rating given)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from api.deps import SessionDep
-from api.pages import web
+from api.pages import progress_ticket, web
 from api.routes import public
 from api.routing import Router
 from api.schemas import Withdrawal
-from engine import documents_read, evaluations
+from engine import documents_read, evaluations, query_guard
 from engine.errors import EngineError, InvalidInput
 
 router = Router(pages=True)
 
 
 @router.get("/progress", response_class=HTMLResponse)
-def progress_form(request: Request, number: Annotated[str, Query(max_length=32)] = "",
-                  rated: Annotated[int | None, Query(ge=1, le=5)] = None) -> Response:
-    """The form; the 收件凭证's QR code brings the case number along (never the query code)."""
+def progress_page(request: Request, session: SessionDep, number: Annotated[str, Query(max_length=32)] = "",
+                  rated: Annotated[int | None, Query(ge=1, le=5)] = None,
+                  withdrawn: Annotated[bool, Query()] = False) -> Response:
+    """The form; the 收件凭证's QR code brings the case number along (never the query code). After
+    a lookup (or a rating, a withdrawal) that passed, the ticket it left shows the case here, so F5
+    looks it up again instead of sending the form again."""
+    number = number.strip()
+    code = progress_ticket.code_for(request, number)
     done = f"感谢您的评价: {evaluations.LEVELS[rated]}。" if rated else None
-    return web.render(request, "progress.html", result=None, number=number.strip(), done=done)
+    if code is None:
+        return _no_store(web.render(request, "progress.html", result=None, number=number, done=done))
+    try:
+        result = public.checked_progress(request, session, number, code)
+        documents = documents_read.for_applicant(session, number, code)
+        rating = evaluations.case_rating(session, number, code) if result.get("finished_at") else None
+    except EngineError as exc:
+        page = web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
+                          error=exc.detail)
+        page.headers.update(_retry_after(exc))
+        return _no_store(page)
+    if withdrawn and result.get("finished_at"):
+        done = "申请已撤回, 办件已结束。"
+    return _no_store(web.render(request, "progress.html", result=result, number=number, done=done,
+                                documents=documents, rating=rating, **_rating_form()))
 
 
 @router.post("/progress", response_class=HTMLResponse)
-def progress_query(request: Request, session: SessionDep, number: Annotated[str, Form()] = "",
+def progress_query(request: Request, number: Annotated[str, Form()] = "",
                    code: Annotated[str, Form()] = "") -> Response:
     """POST keeps the query code out of URLs and logs; the API's limiters (per client, per case
-    number) and lookup are reused, so the page is no way around them."""
+    number) check it, so the page is no way around them. A code that passes is answered with a
+    303 to the case's progress and a ticket for it (``progress_ticket``); a wrong one with the
+    form again and why, nothing else changed."""
     number, code = number.strip(), code.strip()
-    error, status, result, headers = None, 200, None, {}
-    documents: list[dict[str, Any]] = []
-    rating = None
     if not 1 <= len(number) <= 32 or not 6 <= len(code) <= 32:
-        error, status = "请填写办件编号和查询码 (6 位以上)", 422
-    else:
-        try:
-            result = public.checked_progress(request, session, number, code)
-            documents = documents_read.for_applicant(session, number, code)
-            rating = evaluations.case_rating(session, number, code) if result.get("finished_at") else None
-        except EngineError as exc:
-            error, status, headers = exc.detail, exc.status, _retry_after(exc)
-    page = web.render(request, "progress.html", status_code=status, result=result, number=number, error=error,
-                      documents=documents if result else None, rating=rating, **_rating_form())
-    page.headers.update(headers)
+        return web.render(request, "progress.html", status_code=422, result=None, number=number,
+                          error="请填写办件编号和查询码 (6 位以上)")
+    try:
+        public.limit_client(request)
+        query_guard.check_code(request.app.state.engine, number, code)
+    except EngineError as exc:
+        page = web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
+                          error=exc.detail)
+        page.headers.update(_retry_after(exc))
+        return page
+    return _to_progress(request, number, code)
+
+
+def _to_progress(request: Request, number: str, code: str, **query: str) -> Response:
+    """303 to the case's progress, with the ticket that shows it there."""
+    resp = RedirectResponse(f"/progress?{urlencode({'number': number, **query})}", status_code=303)
+    progress_ticket.give(request, resp, number, code)
+    return resp
+
+
+def _no_store(page: Response) -> Response:
+    page.headers["Cache-Control"] = "no-store"  # what a case shows is not kept on a shared screen
     return page
 
 
@@ -79,7 +108,7 @@ def progress_rate(request: Request, session: SessionDep, number: Annotated[str, 
                           error=exc.detail)
         page.headers.update(_retry_after(exc))
         return page
-    return RedirectResponse(f"/progress?number={quote(number)}&rated={level}", status_code=303)
+    return _to_progress(request, number, code, rated=str(level))
 
 
 def _retry_after(exc: EngineError) -> dict[str, str]:
@@ -94,14 +123,14 @@ router.allow_larger("/progress/withdraw", lambda: public.WITHDRAWAL_BYTES, uncre
 def progress_withdraw(request: Request, session: SessionDep, number: Annotated[str, Form(max_length=32)] = "",
                       code: Annotated[str, Form(max_length=32)] = "",
                       reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    """撤回 by the applicant. Pressing F5 here resends the form: the case is already withdrawn, so
-    the second one is refused and the page says so; nothing is written twice."""
+    """撤回 by the applicant, then 303 to the case's progress (F5 there sends nothing again); a
+    second withdrawal sent anyway is refused and the page says so: nothing is written twice."""
     number, code, reason = number.strip(), code.strip(), reason.strip()
     if not 1 <= len(number) <= 32 or not 6 <= len(code) <= 32 or not reason:
         return web.render(request, "progress.html", status_code=422, result=None, number=number,
                           error="请填写查询码和撤回原因")
     try:
-        result = public.withdraw_application(number, Withdrawal(code=code, reason=reason), request, session)
+        public.withdraw_application(number, Withdrawal(code=code, reason=reason), request, session)
     except EngineError as exc:
         session.rollback()
         detail = "该办件已不能撤回 (已撤回或已作出决定)" if exc.status == 409 else exc.detail
@@ -109,8 +138,7 @@ def progress_withdraw(request: Request, session: SessionDep, number: Annotated[s
                           error=detail)
         page.headers.update(_retry_after(exc))
         return page
-    return web.render(request, "progress.html", result=result, number=number, done="申请已撤回, 办件已结束。",
-                      **_rating_form())
+    return _to_progress(request, number, code, withdrawn="1")
 
 
 @router.post("/progress/document", response_class=Response)

@@ -53,6 +53,19 @@ class UnitIn(_Body):
                 Annotated[str, StringConstraints(min_length=1, max_length=16)]] = {}
 
 
+Hours = Annotated[str, StringConstraints(min_length=11, max_length=200)]
+Capacity = Annotated[int, Field(ge=1, le=9999)]
+GroupLetter = Literal["A", "B", "C", "D", "E"]
+
+
+class ServiceRule(_Body):
+    """取号机对一个事项的规则。"""
+
+    hours: Hours | None = Field(default=None, description="该事项的取号时间 (替代窗口的), 如 09:00-11:30")
+    capacity: Capacity | None = Field(default=None, description="该事项每日现场号源")
+    group: GroupLetter | None = Field(default=None, description="该事项所在的取号分组")
+
+
 class CounterIn(_Body):
     name: Name
     region: RegionCode
@@ -62,6 +75,12 @@ class CounterIn(_Body):
     supervised_by: Ident | None = Field(default=None, description="自助终端的值守窗口 (仅 self_service)")
     items: ItemRoles = Field(default={},
                              description="事项编码 → 职责 (intake 收件, competent 办理, guide 仅指导, 或部门职责)")
+    hours: Hours | None = Field(default=None, description="取号时间 (工作日), 如 09:00-12:00,13:30-17:00")
+    capacity: Capacity | None = Field(default=None, description="每日现场号源")
+    groups: Annotated[dict[GroupLetter, Annotated[str, StringConstraints(min_length=1, max_length=60)]],
+                      Field(max_length=5)] | None = Field(default=None, description="取号分组: 字母 → 名称")
+    service: Annotated[dict[Ident, ServiceRule], Field(max_length=2000)] | None = Field(
+        default=None, description="事项编码 → 该事项的取号规则")
 
 
 class CounterItemsIn(_Body):
@@ -111,6 +130,10 @@ class CounterEntry(_Out):
     kind: Kind
     supervised_by: str | None = Field(default=None, description="自助终端的值守窗口")
     items: dict[str, list[str]]
+    hours: str | None = Field(default=None, description="取号时间 (工作日)")
+    capacity: int | None = Field(default=None, description="每日现场号源")
+    groups: dict[str, str] | None = Field(default=None, description="取号分组: 字母 → 名称")
+    service: dict[str, dict[str, Any]] | None = Field(default=None, description="事项编码 → 取号规则")
 
 
 class ClerkEntry(_Out):

@@ -55,7 +55,7 @@ class Rating(_Body):
 
 
 async def pad_actor(request: Request, credentials: BearerDep) -> Actor | None:
-    """The window's evaluation pad signs in as the window's clerk; the case channel needs no login."""
+    """The window's evaluation pad signs in with its own account (role ``pad``); the case channel needs no login."""
     return None if credentials is None else await get_actor(request, credentials)
 
 
@@ -142,7 +142,8 @@ def create_evaluation(body: Rating, request: Request, session: SessionDep,
                       pad: Annotated[Actor | None, Depends(pad_actor)]) -> Any:
     """评价 (好差评)
 
-    一事一评: 办结后凭办件编号和查询码评价; 一次一评: 在窗口评价器 (以窗口人员身份登录) 上对叫到的号评价。
+    一事一评: 办结后凭办件编号和查询码评价; 一次一评: 在窗口评价器 (以评价器账号登录, 不是窗口人员本人)
+    上对本窗口当日办理的号评价。
     每件 (每次) 每个渠道只能评价一次; 不满意、非常不满意须给出原因, 并生成整改任务。"""
     limit_client(request)
     if body.channel == "case":
@@ -160,18 +161,20 @@ def satisfaction(session: SessionDep, actor: ActorDep, by: Literal["counter", "c
 
 
 @router.get("/evaluations/export.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **problems(403)})
 def export(session: SessionDep, actor: ActorDep) -> Response:
-    """导出评价 (全国报送格式 CSV)"""
+    """导出评价 (全国报送格式 CSV, 督查人员)
+
+    所督查区域各窗口的评价; 申诉成立而撤销的差评仍在其中, 末列「申诉撤销」为「是」。"""
     text = evaluations.export_csv(session, actor)
     return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
 
 
-@router.get("/rectifications/{rect_id:int}", response_model=Rectification, responses=problems(404))
+@router.get("/rectifications/{rect_id:int}", response_model=Rectification, responses=problems(403, 404))
 def get_rectification(rect_id: RowId, session: SessionDep, actor: ActorDep) -> Any:
-    """整改任务"""
-    return rectification.view(session, rect_id)
+    """整改任务 (本窗口、所督查区域的, 或待本人复核的申诉)"""
+    return rectification.view_for(session, actor, rect_id)
 
 
 @router.post("/rectifications/{rect_id:int}/done", response_model=Rectification, responses=problems(403, 404, 409))

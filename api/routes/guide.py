@@ -84,6 +84,7 @@ class GuideMaterial(_Out):
     copies: int
     deferrable: bool
     from_library: bool
+    library: str | None = Field(description="免提交时从电子证照库调取的证照类型")
     situational: bool
     blank_form: str | None
     sample: str | None

@@ -6,6 +6,7 @@ kiosk and the display); check-in and calling are the window clerk's.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Request
@@ -30,8 +31,9 @@ class _Body(BaseModel):
 
 class WalkIn(_Body):
     counter: Ident
-    group: Annotated[str, StringConstraints(pattern=r"^[A-Ea-e]$")] = "A"
-    item: Ident | None = None
+    group: Annotated[str, StringConstraints(pattern=r"^[A-Ea-e]$")] | None = Field(
+        default=None, description="取号分组 (A–E); 缺省为事项所在的分组, 不指定事项时为 A")
+    item: Ident | None = Field(default=None, description="办理的事项 (实施编码); 窗口的取号时间和每日号源按事项计")
 
 
 class CheckIn(_Body):
@@ -60,7 +62,13 @@ class Ticket(BaseModel):
     counter: str
     counter_name: str
     item: str | None
-    ahead: int = Field(description="前面还有几位")
+    group: str = Field(description="取号分组的字母 (A–E; P 预约签到, F 复诊号)")
+    day: date = Field(description="取号日期 (只在当日有效)")
+    ahead: int = Field(description="前面还有几位 (同一队列中当日更早取号、仍在等候的)")
+    waited_minutes: int = Field(description="已等候的分钟数: 等候中的到现在, 已叫号的到叫号时")
+    expected_minutes: int | None = Field(
+        description="预计还需等候的分钟数 (前面的人数加一, 乘以窗口今日相邻两次叫号的平均间隔); "
+                    "今日叫号不足两次或已叫号时为 null")
     created_at: Instant
     called_at: Instant | None
     called_by: int | None
@@ -77,7 +85,9 @@ class Call(BaseModel):
 class Hall(BaseModel):
     model_config = ConfigDict(extra="forbid", title="HallBoard")
     calls: list[Call]
-    waiting: int
+    waiting: int = Field(description="等候人数")
+    longest_wait_minutes: int = Field(description="当前等候最久的号已等了几分钟 (无人等候为 0)")
+    mean_wait_minutes: float | None = Field(description="今日从取号到叫号的平均分钟数; 今日尚未叫号为 null")
 
 
 class Called(BaseModel):
@@ -89,7 +99,8 @@ class Called(BaseModel):
 def take_ticket(body: WalkIn, request: Request, session: SessionDep) -> Any:
     """现场取号
 
-    按窗口和事项分组 (A–E) 取当日下一个号。"""
+    按窗口和事项分组 (A–E) 取当日下一个号; 窗口在联盟目录中定有取号时间或每日号源时, 时间以外、
+    非工作日或号源取完均答 409 (field 指明是窗口还是事项)。"""
     limit_client(request)
     return tickets.walk_in(session, body.counter, body.group, body.item)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,10 +55,11 @@ from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailab
 from engine.scan_validation import UploadTooLarge
 from storage.db import bound_engine
 from video import backends, inspection, kinds, links, rooms
+from video.backends import janus
 from video.hub import Hub
 from video.janus_hub import JanusHub
 from video.live import LiveRoom, Peer
-from video.page import STATIC, render_room
+from video.page import STATIC, ice_servers, render_room
 
 # Join links and participant keys are checked by the routes themselves: a bad one is 403.
 router = Router(tags=["video"], responses=problems(403))
@@ -212,6 +214,7 @@ async def join_room(body: JoinBody, request: Request, session: SessionDep) -> An
     out = await hub.join(engine, claim, body.sdp, body.type)  # type: ignore[arg-type]
     out["materials"] = await hub.db(engine, rooms.materials, claim.number)
     out["checklist"] = await hub.db(engine, kinds.checklist, out["kind"], claim.number)
+    out["ice_servers"] = ice_servers(claim.room_id, claim.role, claim.expires_at)
     return out
 
 
@@ -303,14 +306,14 @@ async def room_message(room_id: str, body: RoomMessage, request: Request, key: K
 @router.post("/api/v1/video/rooms/{room_id}/stills/{request_id}", status_code=201, response_model=Page,
              openapi_extra={"requestBody": {"required": True, "content": {
                  t: {"schema": {"type": "string", "format": "binary"}} for t in STILL_TYPES}}},
-             responses=problems(409, 413))
+             responses=problems(404, 409, 413))
 async def upload_still(room_id: str, request_id: str, request: Request, key: KeyHeader = None) -> Any:
     """上传工作人员要求的照片 (摄像头全分辨率, Janus 后端)
 
     The page's answer to a ``still_request`` event: the image as the raw body (JPEG or PNG),
     filed as a page of the material the clerk chose, validated like any upload."""
-    hub, room, peer = _participant(request, room_id, key)
-    janus_hub = _janus_hub(hub)
+    janus_hub = _janus_hub(hub_of(request))  # the embedded backend captures on the server: 409 first
+    _, room, peer = _participant(request, room_id, key)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in STILL_TYPES:
         raise InvalidInput("Content-Type", f"须为 {' / '.join(STILL_TYPES)}")
@@ -341,7 +344,7 @@ async def janus_proxy(rest: str, request: Request, rid: int | None = None,
         upstream = hub.http().get(hub.url + rest, params=params, timeout=70)
     else:
         body = await request.body()
-        _check_janus_request(body)
+        _check_janus_request(body, hub.key)
         upstream = hub.http().post(hub.url + rest, content=body,
                                    headers={"Content-Type": "application/json"}, timeout=30)
     call = asyncio.ensure_future(upstream)
@@ -368,7 +371,7 @@ VIDEOROOM_REQUESTS = {"join", "joinandconfigure", "publish", "configure", "unpub
                       "switch", "subscribe", "unsubscribe", "update", "leave"}
 
 
-def _check_janus_request(body: bytes) -> None:
+def _check_janus_request(body: bytes, key: str | None = None) -> None:
     try:
         msg = json.loads(body)
     except ValueError:
@@ -383,6 +386,20 @@ def _check_janus_request(body: bytes) -> None:
             raise Forbidden("不允许的会议室请求", missing=["janus_request"])
         if {"record", "filename", "secret"} & set(inner):  # recordings are evidence: Tongban's alone
             raise Forbidden("录像设置只能由通办更改", missing=["janus_request"])
+        if inner["request"] in {"join", "joinandconfigure"} and inner.get("ptype") != "subscriber":
+            _check_publisher(inner, key)
+
+
+def _check_publisher(join: dict[str, Any], key: str | None) -> None:
+    """A page publishes only as the participant its token was issued to: the token is bound to the
+    room and publisher id (video.backends.janus.participant_token), so recordings and the list name
+    the right person and nobody takes another participant's place."""
+    room, publisher, token = join.get("room"), join.get("id"), join.get("token")
+    if not (isinstance(room, int) and isinstance(publisher, int) and isinstance(token, str)) \
+            or isinstance(room, bool) or isinstance(publisher, bool):
+        raise Forbidden("加入会议室须带通办签发的发布者编号与令牌", missing=["janus_publisher"])
+    if not secrets.compare_digest(token, janus.participant_token(room, publisher, key)):
+        raise Forbidden("发布者编号与入会令牌不符: 只能以通办为本参会者签发的编号加入", missing=["janus_publisher"])
 
 
 async def _disconnected(request: Request) -> None:

@@ -26,7 +26,15 @@ import httpx
 from core.install_secrets import install_secret
 from core.settings import get_settings
 
-LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+
+def plugin_dir(root: Path = Path("/usr/lib")) -> Path:
+    """Janus's plugins, transports, events and loggers: ``/usr/lib/<multiarch triplet>/janus`` on
+    Debian (x86_64-linux-gnu, aarch64-linux-gnu, …), found rather than assumed."""
+    found = sorted(p for p in root.glob("*/janus") if (p / "plugins").is_dir())
+    return found[0] if found else root / "janus"
+
+
+LIB = plugin_dir()
 _tx = itertools.count(1)
 
 
@@ -51,9 +59,11 @@ def publisher_number(participant_id: str) -> int:
     return room_number("p:" + participant_id)
 
 
-def participant_token(room_id: str, link_token: str) -> str:
-    """The VideoRoom token of one join link: derived, so the link itself is never sent to Janus."""
-    return hashlib.sha256(f"{room_id}\0{link_token}".encode()).hexdigest()[:32]
+def participant_token(number: int, publisher: int, key: str | None = None) -> str:
+    """The VideoRoom token of one participant: bound to the room and to the publisher id issued with
+    it, derived from the admin key. Any Tongban process can so check, without state, that a page
+    joins with its own publisher id (api/routes/video.py); Janus checks the token is allowed."""
+    return hashlib.sha256(f"{key or admin_key()}\0token\0{number}\0{publisher}".encode()).hexdigest()[:32]
 
 
 def room_secret(room_id: str) -> str:
@@ -76,10 +86,16 @@ def _disabled(kind: str, keep: str) -> str:
 def write_config(folder: Path, *, http_port: int = 8088, ip: str = "127.0.0.1",
                  rtp_ports: tuple[int, int] = (20000, 40000), key: str | None = None,
                  stun: str | None = None, turn: tuple[str, int, str, str] | None = None,
-                 enforce_interfaces: str | None = None) -> Path:
-    """Janus's ``janus.jcfg`` with the VideoRoom plugin and the HTTP transport only."""
+                 enforce_interfaces: str | None = None, public_ip: str | None = None) -> Path:
+    """Janus's ``janus.jcfg`` with the VideoRoom plugin and the HTTP transport only.
+
+    ``public_ip`` (default ``TONGBAN_JANUS_PUBLIC_IP``): the address browsers reach Janus at when
+    it is behind NAT, written as ``nat_1_1_mapping`` (Janus announces it in its candidates)."""
     folder.mkdir(parents=True, exist_ok=True)
+    public_ip = public_ip if public_ip is not None else get_settings().janus_public_ip
     nat = ["nice_debug = false", "full_trickle = true", "ignore_mdns = true"]
+    if public_ip:
+        nat.append(f'nat_1_1_mapping = "{public_ip}"')
     if stun:
         host, _, port = stun.partition(":")
         nat += [f'stun_server = "{host}"', f"stun_port = {port or 3478}"]
@@ -204,8 +220,9 @@ class VideoRoomAPI:
         return data
 
     def create_room(self, room_id: str, *, rec_dir: Path, tokens: list[str], secret: str,
-                    publishers: int = 6) -> int:
+                    publishers: int | None = None) -> int:
         number = room_number(room_id)
+        publishers = publishers or get_settings().janus_publishers
         rec_dir.mkdir(parents=True, exist_ok=True)
         self.request({"request": "create", "admin_key": self.key, "room": number,
                       "description": f"tongban-{room_id}", "secret": secret, "is_private": True,
@@ -219,10 +236,26 @@ class VideoRoomAPI:
         self.request({"request": "allowed", "room": number, "secret": secret, "action": "add",
                       "allowed": tokens})
 
+    def disallow(self, number: int, secret: str, tokens: list[str]) -> None:
+        """Take tokens off the room's ``allowed`` list: Janus refuses them from now on."""
+        self.request({"request": "allowed", "room": number, "secret": secret, "action": "remove",
+                      "allowed": tokens})
+
+    def kick(self, number: int, secret: str, publisher: int) -> bool:
+        """Put a participant out of the room (their publisher handle and its feeds); False if they
+        were not in it (never joined Janus, or gone already)."""
+        try:
+            self.request({"request": "kick", "room": number, "secret": secret, "id": publisher})
+        except JanusError as exc:
+            if exc.code == 428:  # JANUS_VIDEOROOM_ERROR_NO_SUCH_FEED
+                return False
+            raise
+        return True
+
     def destroy_room(self, number: int, secret: str) -> None:
         self.request({"request": "destroy", "room": number, "secret": secret, "permanent": False})
 
-    def ensure_room(self, room_id: str, *, rec_dir: Path, publishers: int = 6) -> int:
+    def ensure_room(self, room_id: str, *, rec_dir: Path, publishers: int | None = None) -> int:
         """The room's VideoRoom room, created on first use (another process may have made it)."""
         number = room_number(room_id)
         if self.request({"request": "exists", "room": number}).get("exists"):
@@ -296,6 +329,7 @@ class Converted:
     duration: float
     source: tuple[str, ...]
     publisher: int
+    started: float  # unix time the publisher's tracks were opened (from the ``.mjr`` names)
 
 
 def _lane(src: Any, stream: Any, target: Any) -> Iterator[tuple[float, Any]]:
@@ -314,11 +348,67 @@ def _lane(src: Any, stream: Any, target: Any) -> Iterator[tuple[float, Any]]:
         yield float(ts * stream.time_base), packet
 
 
+class ConversionFailed(RuntimeError):
+    """``janus-pp-rec`` could not read a publisher's ``.mjr`` tracks: they are kept for a retry."""
+
+
+def _mjr_name(mjr: Path) -> tuple[int, int, str] | None:
+    """``videoroom-<room>-user-<publisher>-<µs since epoch>-<video|audio>-<mindex>.mjr``: its
+    publisher, publish time and kind (None for a file not named so)."""
+    parts = mjr.stem.split("-")
+    if len(parts) != 7 or parts[0] != "videoroom" or parts[2] != "user" or parts[5] not in ("video", "audio"):
+        return None
+    try:
+        return int(parts[3]), int(parts[4]), parts[5]
+    except ValueError:
+        return None
+
+
+def _sessions(rec_dir: Path) -> list[tuple[int, int, list[Path]]]:
+    """The room's ``.mjr`` files as publishing sessions: (publisher, start in µs, files).
+
+    Janus opens a publisher's tracks one after another (microseconds apart, each file named with
+    its own time); a publisher who unpublishes and publishes again, or rejoins, gets new files.
+    So a publisher's files, in time order, start a new session when a kind repeats or more than
+    ``SESSION_GAP_US`` has passed since the session's first file.
+    """
+    by_publisher: dict[int, list[tuple[int, str, Path]]] = {}
+    for mjr in rec_dir.glob("*.mjr"):
+        named = _mjr_name(mjr)
+        if named is not None:
+            by_publisher.setdefault(named[0], []).append((named[1], named[2], mjr))
+    out: list[tuple[int, int, list[Path]]] = []
+    for publisher, files in sorted(by_publisher.items()):
+        current: tuple[int, int, list[Path]] | None = None
+        kinds: set[str] = set()
+        for at, kind, mjr in sorted(files):
+            if current is None or kind in kinds or at - current[1] > SESSION_GAP_US:
+                current, kinds = (publisher, at, []), set()
+                out.append(current)
+            current[2].append(mjr)
+            kinds.add(kind)
+    return out
+
+
+SESSION_GAP_US = 2_000_000
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    """The file's sha256 and size, read in chunks (a long hearing's WebM is hundreds of MB)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
-    """Each publisher's ``.mjr`` pair (video VP8 + audio Opus) into one WebM, no re-encode.
+    """Each publishing session's ``.mjr`` tracks (video VP8 + audio Opus) into one WebM, no re-encode.
 
     ``janus-pp-rec`` depacketizes each track into its own container; the two are then muxed by
-    stream copy (PyAV, packets as they are). Duration is read back from the file.
+    stream copy (PyAV, packets as they are). Duration is read back from the file. A session none
+    of whose tracks converts raises ``ConversionFailed`` (nothing is half-stored: the job retries).
     """
     import av  # PyAV, already a dependency of aiortc
 
@@ -326,22 +416,20 @@ def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
     if exe is None:
         raise FileNotFoundError("未找到 janus-pp-rec: 请安装 Debian 软件包 janus-tools")
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[Path]] = {}
-    for mjr in sorted(rec_dir.glob("*.mjr")):
-        # videoroom-<room>-user-<publisher>-<time>-video-<mindex>.mjr (and -audio-…)
-        stem = "-".join(mjr.stem.split("-")[:4])
-        groups.setdefault(stem, []).append(mjr)
     done: list[Converted] = []
-    for stem, parts in groups.items():
+    for publisher, started, parts in _sessions(rec_dir):
         tracks: list[Path] = []
+        errors: list[str] = []
         for mjr in parts:
-            target = out_dir / (mjr.stem + (".webm" if "-video" in mjr.stem else ".opus"))
+            target = out_dir / (mjr.stem + (".webm" if "-video-" in mjr.name else ".opus"))
             run = subprocess.run([exe, "-d", "0", str(mjr), str(target)], capture_output=True, timeout=300)
             if run.returncode == 0 and target.exists() and target.stat().st_size > 0:
                 tracks.append(target)
+            else:
+                errors.append(f"{mjr.name}: {run.stderr.decode(errors='replace')[-300:]}")
         if not tracks:
-            continue
-        final = out_dir / f"{stem}.webm"
+            raise ConversionFailed(f"janus-pp-rec 无法转换 {', '.join(p.name for p in parts)}: {'; '.join(errors)}")
+        final = out_dir / f"{parts[0].stem.rsplit('-', 2)[0]}.webm"
         with av.open(str(final), "w", format="webm") as out:
             sources = [av.open(str(t)) for t in tracks]
             try:
@@ -357,7 +445,7 @@ def convert(rec_dir: Path, out_dir: Path) -> list[Converted]:
         with av.open(str(final)) as check:
             duration = max((float(s.duration * s.time_base) for s in check.streams if s.duration),
                            default=(check.duration or 0) / 1_000_000)
-        data = final.read_bytes()
-        done.append(Converted(final, hashlib.sha256(data).hexdigest(), len(data), duration,
-                              tuple(p.name for p in parts), int(stem.split("-")[3])))
+        sha256, size = _sha256(final)
+        done.append(Converted(final, sha256, size, duration, tuple(p.name for p in parts), publisher,
+                              started / 1_000_000))
     return done
