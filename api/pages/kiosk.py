@@ -54,10 +54,6 @@ def _problem(exc: EngineError) -> JSONResponse:
     return problem(exc.status, exc.title, exc.detail, exc.type, NO_STORE, **extra)
 
 
-class CaptureTooLarge(EngineError):
-    status, type, title = 413, "about:blank", "请求体过大"
-
-
 @router.post("/kiosk/cases")
 def kiosk_submit(request: Request, session: SessionDep,
                  csrf: Annotated[str, Form(max_length=128)],
@@ -85,7 +81,8 @@ def kiosk_submit(request: Request, session: SessionDep,
         if len(data) > kiosk.MAX_CAPTURE_BYTES:
             field = f"captures.{mid[:64]}"
             reason = "拍摄的图片过大"
-            return _problem(CaptureTooLarge(f"{field}: {reason}", errors=[{"field": field, "reason": reason}]))
+            return problem(413, "请求体过大", f"{field}: {reason}", headers=NO_STORE,
+                           errors=[{"field": field, "reason": reason}])
         shots.setdefault(mid[:64], []).append((f.filename or f"{mid[:64]}.jpg", data))
     raw = {k: v.strip() for k, v in {"name": name, "kind": "person", "id_number": id_number.upper(),
                                      "phone": phone}.items() if v.strip()}
