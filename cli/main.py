@@ -242,17 +242,32 @@ def dispatch(
 
 @items_app.command("check")
 def items_check(paths: Annotated[list[Path], typer.Argument(help="事项定义文件或目录")]) -> None:
-    """校验事项定义; 每个问题输出为 文件:行:列: 说明。"""
+    """校验事项定义及其旁边 guides/ 中的办事指南; 每个问题输出为 文件:行:列: 说明。"""
     from engine.catalog import read_file
+    from engine.guide import check_guides
     from states.loader import DefinitionError, iter_definition_files
+    from states.problems import Problem
+    from states.yamlpos import load_located
 
     problems, count = [], 0
-    for f in iter_definition_files(paths):
-        count += 1
-        try:
-            read_file(f)
-        except DefinitionError as err:
-            problems.extend(err.problems)
+    for arg in paths:
+        items: list[tuple[str, Problem]] = []  # each item's code and where its definition names it
+        broken = False
+        for f in iter_definition_files([arg]):
+            count += 1
+            try:
+                item = read_file(f)
+            except DefinitionError as err:
+                problems.extend(err.problems)
+                broken = True
+                continue
+            pos = load_located(item.source).at(("code",))
+            items.append((item.definition.code, Problem(str(f), pos.line, pos.col, "")))
+        # A folder is the whole catalog: its guides are checked both ways (unless an item did not
+        # load: its guide would look orphaned); a file, only its own.
+        problems.extend(check_guides(items, arg if arg.is_dir() else arg.parent,
+                                     complete=arg.is_dir() and not broken))
+    problems = list(dict.fromkeys(problems))  # a guide checked for two arguments is reported once
     for p in problems:
         typer.echo(p.format(), err=True)
     if problems:

@@ -123,7 +123,8 @@ def _all_branches_done(g: Guards) -> str | None:
 
 @GUARDS.register("situation_path", "所选情形走此环节")
 def _situation_path(g: Guards) -> str | None:
-    return situations.path_closed(g.compiled.definition, g.situation, g.case["state"], g.dest)
+    active = g.compiled.active_names(g.case["state"], g.case.get("branches"))  # a step inside a branch too
+    return situations.path_closed(g.compiled.definition, g.situation, active, g.dest)
 
 
 @GUARDS.register("comment_given", "已填写意见")

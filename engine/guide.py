@@ -8,13 +8,16 @@ directory. Public: nothing here is personal.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -22,10 +25,12 @@ from core.settings import get_settings
 from engine import catalog, situations
 from engine.errors import NotFound
 from engine.guide_search import Document, Index
-from states.loader import forms_dir
+from states.loader import DefinitionError, forms_dir, parse_document, read_text
+from states.problems import Problem
 from states.schema import ItemDefinition
 from storage.tables import Counter, CounterItem, Region
 
+log = logging.getLogger(__name__)
 MAX_GUIDE_BYTES = 64_000
 ROLE_WORDS = {"intake": "收件", "competent": "办理", "guide": "远程指导"}
 
@@ -49,27 +54,93 @@ class GuideText(BaseModel):
     faq: list[Faq] = []
 
 
-def guides_dir() -> Path:
-    return get_settings().catalog_dir.parent / "guides"
+def guides_dir(items_dir: Path | None = None) -> Path:
+    """catalog/guides, beside the folder of the item definitions (as catalog/forms is)."""
+    return (items_dir or get_settings().catalog_dir).parent / "guides"
 
 
-@lru_cache(maxsize=8)
-def _read_guides(directory: Path, stamp: tuple[tuple[str, float], ...]) -> dict[str, GuideText]:
-    out = {}
-    for name, _ in stamp:
-        p = directory / name
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")[:MAX_GUIDE_BYTES]) or {}
-        g = GuideText.model_validate(raw)
-        out[g.code] = g
-    return out
+@dataclass(frozen=True)
+class Guides:
+    texts: dict[str, GuideText]  # by item code; a file with a problem is left out
+    problems: tuple[Problem, ...]
+    stamp: tuple[tuple[str, str], ...]  # (file name, sha256 of its bytes): what the texts were read from
+    positions: dict[str, tuple[str, int, int]]  # item code → (file, line, col) of its ``code:``
+
+
+@lru_cache(maxsize=256)
+def _read_guide(path: Path, digest: str) -> tuple[GuideText | None, tuple[Problem, ...], tuple[int, int]]:
+    """One guide file as it was when its bytes hashed to ``digest`` (the cache key: an edit is
+    read again, whatever its mtime)."""
+    try:
+        g, located = parse_document(read_text(path), str(path), GuideText, max_bytes=MAX_GUIDE_BYTES, what="办事指南")
+    except DefinitionError as err:
+        return None, tuple(err.problems), (1, 1)
+    pos = located.at(("code",))
+    if g.code != path.stem:
+        return None, (Problem(str(path), pos.line, pos.col,
+                              f"code: 指南文件须以其事项编码命名 ({g.code}.yaml), 每个事项一份"),), (pos.line, pos.col)
+    return g, (), (pos.line, pos.col)
+
+
+def read_guides(directory: Path | None = None) -> Guides:
+    """Every guide in the folder, each file on its own: a broken one is reported (and logged by
+    the caller), the others are served."""
+    d = directory or guides_dir()
+    if not d.is_dir():
+        return Guides({}, (), (), {})
+    texts: dict[str, GuideText] = {}
+    problems: list[Problem] = []
+    stamp, positions = [], {}
+    for p in sorted(d.glob("*.yaml")):
+        try:
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError as exc:
+            problems.append(Problem(str(p), 1, 1, f"无法读取: {exc.strerror}"))
+            continue
+        stamp.append((p.name, digest))
+        g, found, (line, col) = _read_guide(p, digest)
+        problems.extend(found)
+        if g is not None:
+            texts[g.code] = g
+            positions[g.code] = (str(p), line, col)
+    return Guides(texts, tuple(problems), tuple(stamp), positions)
+
+
+@lru_cache(maxsize=256)
+def _warn_once(problem: str) -> None:
+    log.warning("办事指南有误, 这份指南暂不显示 (tongban items check 列出全部问题): %s", problem)
+
+
+def _loaded() -> Guides:
+    guides = read_guides()
+    for p in guides.problems:
+        _warn_once(p.format())
+    return guides
 
 
 def guide_texts() -> dict[str, GuideText]:
-    d = guides_dir()
+    return _loaded().texts
+
+
+def check_guides(items: Sequence[tuple[str, Problem]], items_dir: Path, *, complete: bool) -> list[Problem]:
+    """``items check`` on the guides beside ``items_dir``: each file's schema problems at their
+    line, an item without a guide (``items``: each code with the position of its definition), and
+    with ``complete`` (the whole folder checked) a guide whose code names no item."""
+    d = guides_dir(items_dir)
     if not d.is_dir():
-        return {}
-    stamp = tuple(sorted((p.name, p.stat().st_mtime) for p in d.glob("*.yaml")))
-    return _read_guides(d, stamp)
+        return []
+    guides = read_guides(d)
+    codes = {code for code, _ in items}
+    own = {str(d / f"{code}.yaml") for code in codes}
+    problems = [p for p in guides.problems if complete or p.file in own]
+    for code, at in items:
+        if code not in guides.texts and not (d / f"{code}.yaml").is_file():
+            problems.append(Problem(at.file, at.line, at.col, f"code: 事项 {code} 没有办事指南 (guides/{code}.yaml)"))
+    if complete:
+        for code, (file, line, col) in guides.positions.items():
+            if code not in codes:
+                problems.append(Problem(file, line, col, f"code: 目录中没有事项 {code}, 这份指南无处可用"))
+    return problems
 
 
 def _definitions(session: Session) -> dict[str, ItemDefinition]:
@@ -199,7 +270,7 @@ def documents(defs: dict[str, ItemDefinition], texts: dict[str, GuideText]) -> l
         fields = [(d.name, 3.0), (" ".join(g.aliases), 3.0), (g.summary, 1.0),
                   (" ".join(m.name for m in d.materials), 0.5), (" ".join(g.conditions), 0.3),
                   (" ".join(f.q for f in g.faq), 0.3), (d.certificate_name or "", 1.0)]
-        docs.append(Document(code, fields))
+        docs.append(Document(code, fields, names=[d.name, *g.aliases]))
     return docs
 
 
@@ -207,12 +278,14 @@ _indexes: dict[tuple[str, ...], Index] = {}
 
 
 def search(session: Session, q: str, limit: int = 5) -> list[dict[str, Any]]:
-    defs, texts = _definitions(session), guide_texts()
-    key = tuple(sorted(f"{c}:{d.version}" for c, d in defs.items())) + tuple(sorted(texts))
+    defs, guides = _definitions(session), _loaded()
+    # Keyed on what the index is built from: each item's version and each guide file's bytes
+    # (an edited alias is found at once, without a restart).
+    key = tuple(sorted(f"{c}:{d.version}" for c, d in defs.items())) + tuple(f"{n}:{h}" for n, h in guides.stamp)
     index = _indexes.get(key)
     if index is None:
         _indexes.clear()
-        index = _indexes[key] = Index(documents(defs, texts))
+        index = _indexes[key] = Index(documents(defs, guides.texts))
     counters = _counters(session)
     return [{"item_code": code, "name": defs[code].name, "score": score,
              "materials": [m.name for m in defs[code].materials],

@@ -9,7 +9,7 @@ options) and are recorded in the case's intake event (its history), where the gu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,11 +72,14 @@ def case_answers(session: Session, case_id: int) -> dict[str, str]:
     return dict((data or {}).get("situation") or {})
 
 
-def path_closed(d: ItemDefinition, answers: Mapping[str, str], state: str, dest: str | None) -> str | None:
-    """Why the answers do not take the step from ``state`` to ``dest`` (the checker keeps it the
-    only one between the two), or None when they do."""
+def path_closed(d: ItemDefinition, answers: Mapping[str, str], state: str | Collection[str],
+                dest: str | None) -> str | None:
+    """Why the answers do not take the step from ``state`` (or any of the qualified states a case
+    in a parallel state is in) to ``dest`` (the checker keeps it the only one between the two), or
+    None when they do."""
     gated = situation_paths(d)
-    step: Transition | None = next((t for t in d.transitions if state in t.source and t.dest == dest
+    active = {state} if isinstance(state, str) else set(state)
+    step: Transition | None = next((t for t in d.transitions if active & set(t.source) and t.dest == dest
                                     and t.trigger in gated), None)
     if step is None:
         return None

@@ -280,8 +280,8 @@ def _check_situations(d: ItemDefinition, report: Report) -> None:
 
 
 def _check_situation_paths(d: ItemDefinition, table: dict[str, StateRef], report: Report) -> None:
-    """The transitions 情形 answers select: each one of the item's own, outside parallel branches,
-    the only one from its source to its destination (the guard knows the step by its two ends), and
+    """The transitions 情形 answers select: each one of the item's own, outside parallel branches
+    unless automatic, the only one from its source to its destination (the guard knows the step by its two ends), and
     no answer may leave a case without a way to a final state."""
     by_trigger: dict[str, list[Transition]] = {}
     for t in d.transitions:
@@ -300,8 +300,10 @@ def _check_situation_paths(d: ItemDefinition, table: dict[str, StateRef], report
                     report(where, f"情形 '{q.id}' 的选项 '{o.id}' 引用了未定义的触发器 '{trigger}'")
                     continue
                 for t in ts:
-                    if any(src in table and table[src].parallel for src in t.source):
-                        report(where, f"触发器 '{trigger}' 在并联分支内, 情形不能选择并联分支内的路径")
+                    # In a parallel branch only an automatic step: a branch the answers make
+                    # unnecessary completes by itself (开办餐饮店: no 消防 check for a small shop).
+                    if not t.auto and any(src in table and table[src].parallel for src in t.source):
+                        report(where, f"触发器 '{trigger}' 在并联分支内, 情形在并联分支内只能选择自动步骤 (auto)")
                     elif any(ends.get((src, t.dest), 0) > 1 for src in t.source):
                         report(where, f"触发器 '{trigger}' 与另一条转换起止状态相同, 情形选择的路径须是"
                                       "其起止状态之间唯一的转换")

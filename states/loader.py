@@ -6,8 +6,9 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from states import defaults, repair
 from states.checker import check_semantics
@@ -17,6 +18,7 @@ from states.vocabulary import Vocabulary
 from states.yamlpos import Located, YamlError, load_located
 
 MAX_FILE_BYTES = 512_000
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,34 @@ def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary, str
     return LoadedItem(definition, source, content_hash(source), path)
 
 
+def parse_document(source: str, path: str, model: type[M], *, max_bytes: int, what: str) -> tuple[M, Located]:
+    """Parse a YAML document of the catalog other than an item definition (a guide text) into
+    ``model``, with the positions of its values; DefinitionError listing every problem at its
+    line, as for a definition."""
+    if len(source.encode("utf-8")) > max_bytes:
+        raise DefinitionError([Problem(path, 1, 1, f"文件过大: 超过 {max_bytes} 字节")])
+    try:
+        located = load_located(source)
+    except YamlError as exc:
+        raise DefinitionError([Problem(path, exc.position.line, exc.position.col, exc.message)]) from None
+    if not isinstance(located.data, dict):
+        raise DefinitionError([Problem(path, 1, 1, f"顶层必须是映射 ({what})")])
+    try:
+        return model.model_validate(located.data), located
+    except ValidationError as err:
+        raise DefinitionError(_schema_problems(err, located, path)) from None
+
+
+def read_text(path: Path) -> str:
+    """A catalog file's text; DefinitionError at its first line if it is no UTF-8 text or unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError([Problem(str(path), 1, 1, f"不是 UTF-8 文本: {exc.reason}")]) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(str(path), 1, 1, f"无法读取: {exc.strerror}")]) from None
+
+
 def forms_dir(items_dir: Path, code: str) -> Path:
     """Where an item's blank forms and samples are kept: ``forms/<CODE>/`` beside the folder of
     its definitions (catalog/items → catalog/forms/<CODE>/)."""
@@ -116,12 +146,7 @@ def _missing_forms(item: LoadedItem, path: Path) -> list[Problem]:
 
 
 def load_file(path: Path, *, vocabulary: Vocabulary) -> LoadedItem:
-    try:
-        source = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DefinitionError([Problem(str(path), 1, 1, f"不是 UTF-8 文本: {exc.reason}")]) from None
-    except OSError as exc:
-        raise DefinitionError([Problem(str(path), 1, 1, f"无法读取: {exc.strerror}")]) from None
+    source = read_text(path)
     item = parse_item(source, str(path), vocabulary=vocabulary)
     if problems := _missing_forms(item, path):
         raise DefinitionError(problems)

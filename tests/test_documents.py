@@ -37,7 +37,8 @@ TRIGGER_DOCS = {
     "market_reject": "rejection", "approve": "approval", "auto_approve": "approval",
     "approve_on_commitment": "approval", "join": "approval", "deliver": "service", "hand_over": "service",
     "issue_all": "service", "take_over": "service", "transfer": "service",
-    "police_reject": "rejection",
+    "police_reject": "rejection", "fire_reject": "rejection", "health_reject": "rejection",
+    "medins_reject": "rejection",
 }
 # Where an item's trigger of the same name is another step: a decision that ends the case at once
 # (备案完成, 各部门办理完成) is served there, with no decision notice before it; 核发 that ends the case

@@ -232,11 +232,57 @@ def test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_res
 
         case = load_case(s, number)
         assert case["intake_counter_id"] == "pd-zhengwu" and case["companion_id"] is None
+    done_url = page.url
+    _receipt_stays_on_booth_pages(page, done_url)
+    page.goto(done_url)
+    expect(page.locator("#number")).to_have_text(number)
     page.clock.fast_forward("01:05")  # left idle: back to the start, nothing of the applicant on screen
     expect(page).to_have_url(re.compile(r"/kiosk$"))
     expect(page.locator("#s-start")).to_be_visible()
     assert number not in page.content() and "王五" not in page.content()
     ctx.close()
+
+
+def _receipt_stays_on_booth_pages(page: Page, done_url: str) -> None:
+    """查看盖章的电子凭证 opens a booth page framing the PDF (its bar, idle reset, 返回首页), never
+    the bare PDF; the wait page, framed or not, resets the whole booth; an expired result is a
+    booth page too."""
+    from datetime import timedelta
+    from urllib.parse import urlsplit
+
+    from core import clock
+
+    page.tap("#receipt-pdf")
+    expect(page).to_have_url(re.compile(r"/kiosk/receipt/[^/]+/view$"))
+    expect(page.locator("#home")).to_be_visible()
+    assert page.locator("body").get_attribute("data-idle") == "60"
+    assert page.locator("script[src='/static/kiosk.js']").count() == 1
+    receipt_url = done_url.replace("/done/", "/receipt/")
+    assert page.locator("#receipt-frame").get_attribute("src") == urlsplit(receipt_url).path
+    framed = page.frame_locator("#receipt-frame")
+    expect(framed.locator("h1")).to_have_text("正在制作收件凭证, 请稍候…")  # not drawn yet: the job queue runs apart
+    expect(framed.locator("body.framed")).to_have_count(1)
+    expect(framed.locator("#home")).to_be_hidden()  # one bar: the viewer's
+    page.screenshot(path=str(SHOTS / "kiosk_receipt_view.png"))
+    page.clock.fast_forward("01:05")  # idle on the viewer: the whole booth resets
+    expect(page).to_have_url(re.compile(r"/kiosk$"))
+    expect(page.locator("#s-start")).to_be_visible()
+
+    page.goto(receipt_url)  # the wait page on its own: a booth page, with 返回首页
+    expect(page.locator("#s-wait")).to_be_visible()
+    page.tap("#home")
+    expect(page).to_have_url(re.compile(r"/kiosk$"))
+
+    with clock.frozen(clock.now() + timedelta(minutes=4)):  # past the three minutes a result shows
+        for gone in (done_url, receipt_url + "/view"):
+            response = page.goto(gone)
+            assert response is not None and response.status == 404
+            expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+            expect(page.locator("#s-gone h1")).to_have_text("办理结果已不再显示")
+            assert page.locator("#number").count() == 0 and "王五" not in page.content()
+        page.screenshot(path=str(SHOTS / "kiosk_gone.png"))
+        page.tap("#home-big")
+        expect(page).to_have_url(re.compile(r"/kiosk$"))
 
 
 def test_the_booths_video_help_call_is_answered_by_a_clerk_of_its_supervising_counter(

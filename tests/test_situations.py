@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import Demo
 
 from core.settings import ROOT
 from engine import situations
@@ -94,3 +95,69 @@ def test_answers_select_the_path_of_the_flow() -> None:
     assert situations.path_closed(d, new, "accepted", "inspection") is None
     assert situations.path_closed(d, new, "accepted", "review") is not None
     assert situations.path_closed(d, new, "received", "accepted") is None  # a step no answer selects
+
+
+# --- 一件事 bundles: every department may refuse; a branch the answers make unnecessary completes ---
+
+CY = (ROOT / "catalog" / "items" / "yjs_kaiban_canyindian.yaml").read_text(encoding="utf-8")
+CY_MATERIALS = ("application", "operator_id", "premises_proof", "layout_plans", "safety_rules")
+
+
+def test_a_situation_may_select_only_an_automatic_step_inside_a_parallel_branch() -> None:
+    manual = CY.replace("roles: [system], auto: true}\n  - {trigger: market_reject",
+                        "roles: [approver]}\n  - {trigger: market_reject", 1)
+    assert manual != CY
+    (line, _col, message), = _problems(manual)
+    assert line == _line(manual, "path: [fire_not_required]")
+    assert message == "触发器 'fire_not_required' 在并联分支内, 情形在并联分支内只能选择自动步骤 (auto)"
+    d = next(i.definition for i in read_catalog(ROOT / "catalog" / "items") if i.definition.code == "YJSKBCYD")
+    answers = {"applicant_kind": "individual", "public_venue": "absent"}
+    active = ["joint_review", "joint_review.market.pending", "joint_review.fire.pending"]
+    assert situations.path_closed(d, answers, active, "joint_review.fire.not_required") is None
+    assert situations.path_closed(d, {**answers, "public_venue": "present"}, active,
+                                  "joint_review.fire.not_required") == "所选情形不走此环节 (仅适用于「否」)"
+
+
+def _canyin(demo: Demo, venue: str) -> str:
+    materials = {m: "received" for m in CY_MATERIALS}
+    if venue == "present":
+        materials |= {"fire_commitment": "received", "fire_plans": "received"}
+    number = demo.create("陈静", "YJSKBCYD", materials,
+                         situation={"applicant_kind": "individual", "public_venue": venue})["number"]
+    demo.fire("陈静", number, "accept")
+    return str(number)
+
+
+def test_no_fire_check_for_a_venue_that_is_no_public_gathering_place(demo: Demo) -> None:
+    """public_venue: absent — the fire branch completes by itself at 受理: 市场监管 alone decides."""
+    small = _canyin(demo, "absent")
+    case = demo.client.get(f"/api/v1/cases/{small}", headers=demo.h("吴磊")).json()
+    assert {b["id"]: b["state"] for b in case["branches"]} == {"market": "pending", "fire": "not_required"}
+    history = demo.client.get(f"/api/v1/cases/{small}/history", headers=demo.h("陈静")).json()["items"]
+    assert [e["trigger"] for e in history[1:]] == ["accept", "fire_not_required"]
+    assert demo.fire("吴磊", small, "market_approve")["state"]["id"] == "approved"  # joined: nobody waited on 消防
+    big = _canyin(demo, "present")
+    case = demo.client.get(f"/api/v1/cases/{big}", headers=demo.h("郑军")).json()
+    assert {b["id"]: b["state"] for b in case["branches"]} == {"market": "pending", "fire": "pending"}
+    refused = demo.fire("郑军", big, "fire_not_required", expect=403)  # the system's step alone
+    assert refused["missing"] == ["role:system"]
+
+
+@pytest.mark.parametrize(("code", "who", "trigger"), [
+    ("YJSKBCYD", "郑军", "fire_reject"),       # 消防救援机构
+    ("YJSKBCYD", "吴磊", "market_reject"),     # 市场监管部门
+    ("YJSXSECS", "何晓", "health_reject"),     # 卫生健康部门: no 出生医学证明
+    ("YJSXSECS", "林娜", "medins_reject"),     # 医疗保障部门
+    ("YJSXSECS", "马超", "police_reject"),     # 公安户政
+])
+def test_every_department_of_a_bundle_may_refuse_it(demo: Demo, code: str, who: str, trigger: str) -> None:
+    if code == "YJSKBCYD":
+        number = _canyin(demo, "present")
+    else:
+        number = demo.create("陈静", "YJSXSECS", {m: "received" for m in (
+            "application", "parents_id", "household_register", "marriage_certificate", "birth_record")},
+            situation={"marital": "married"})["number"]
+        demo.fire("陈静", number, "accept")
+    assert demo.fire(who, number, trigger, expect=409)["guards"][0]["guard"] == "comment_given"  # with its reason
+    done = demo.fire(who, number, trigger, comment="不符合条件")
+    assert done["state"]["id"] == "rejected"

@@ -18,11 +18,14 @@ from pydantic import ValidationError
 
 from api.deps import SessionDep
 from api.pages import web
+from api.problems import problem
 from api.routing import Router
 from api.schemas import Applicant
-from api.security_headers import VIDEO_DEVICES
+from api.security_headers import POLICY, VIDEO_DEVICES, policy
+from core.settings import get_settings
 from engine import form_tokens, kiosk, labels
-from engine.errors import EngineError, NotFound
+from engine.actors import Actor
+from engine.errors import EngineError, InvalidInput
 from video import help as video_help
 
 router = Router(pages=True)
@@ -42,8 +45,13 @@ def kiosk_home(request: Request, session: SessionDep) -> Response:
     return page
 
 
-def _problem(status: int, field: str, reason: str) -> JSONResponse:
-    return JSONResponse({"field": field, "reason": reason}, status_code=status, headers=NO_STORE)
+def _problem(exc: EngineError) -> JSONResponse:
+    """A refusal of the booth's submission: RFC 9457 problem details as the API answers them,
+    ``errors`` naming the field and the reason (the page shows the first reason)."""
+    extra = dict(exc.extra)
+    if not extra.get("errors"):
+        extra["errors"] = [{"field": "", "reason": exc.detail}]
+    return problem(exc.status, exc.title, exc.detail, exc.type, NO_STORE, **extra)
 
 
 @router.post("/kiosk/cases")
@@ -60,7 +68,10 @@ def kiosk_submit(request: Request, session: SessionDep,
     """One capture per ``material`` entry, in order (several for a material of several pages).
     Answers 303 to the result page; a refusal is JSON naming the field, for the page to show."""
     actor = web.require_actor(request, session)
-    web.check_csrf(request, csrf)
+    try:
+        web.check_csrf(request, csrf)
+    except EngineError as exc:
+        return _problem(EngineError(exc.detail, errors=[{"field": "csrf", "reason": exc.detail}]))
     if first := form_tokens.first_result(session, actor.id, form_token):
         return RedirectResponse(first["redirect"], status_code=303)
     answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
@@ -68,7 +79,10 @@ def kiosk_submit(request: Request, session: SessionDep,
     for mid, f in zip((material or [])[:200], (captures or [])[:200], strict=False):
         data = f.file.read(kiosk.MAX_CAPTURE_BYTES + 1)
         if len(data) > kiosk.MAX_CAPTURE_BYTES:
-            return _problem(413, f"captures.{mid[:64]}", "拍摄的图片过大")
+            field = f"captures.{mid[:64]}"
+            reason = "拍摄的图片过大"
+            return problem(413, "请求体过大", f"{field}: {reason}", headers=NO_STORE,
+                           errors=[{"field": field, "reason": reason}])
         shots.setdefault(mid[:64], []).append((f.filename or f"{mid[:64]}.jpg", data))
     raw = {k: v.strip() for k, v in {"name": name, "kind": "person", "id_number": id_number.upper(),
                                      "phone": phone}.items() if v.strip()}
@@ -76,12 +90,13 @@ def kiosk_submit(request: Request, session: SessionDep,
         applicant = Applicant.model_validate(raw)
         case, code = kiosk.submit(session, actor, item, applicant.model_dump(exclude_none=True), answers, shots)
     except ValidationError as exc:
-        first_error = labels.validation_sentences(exc.errors())[0]
-        return _problem(422, first_error["field"], first_error["reason"])
+        err = exc.errors()[0]
+        said = labels.validation_sentences([err])[0]  # the field by its label, for the screen
+        path = ".".join(str(p) for p in err["loc"]) or "applicant"
+        return _problem(InvalidInput(path, f"{said['field']}: {said['reason']}"))
     except EngineError as exc:
         session.rollback()
-        errors = exc.extra.get("errors") or [{"field": "", "reason": exc.detail}]
-        return _problem(exc.status, errors[0]["field"], errors[0]["reason"])
+        return _problem(exc)
     token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     done = f"/kiosk/done/{token}"
     shown = form_tokens.remember(session, actor.id, token, done, {"query_code": code}, number=case["number"],
@@ -89,39 +104,82 @@ def kiosk_submit(request: Request, session: SessionDep,
     return RedirectResponse(shown["redirect"], status_code=303)
 
 
-def _result(request: Request, session: SessionDep, token: str) -> tuple[object, dict[str, str]]:
+def _result(request: Request, session: SessionDep, token: str) -> tuple[Actor, dict[str, str] | None]:
+    """The booth's result for ``token``, or None once it is no longer shown (or never was)."""
     actor = web.require_actor(request, session)
     kiosk.booth(session, actor)
     first = form_tokens.first_result(session, actor.id, token[:64])
     if not first or "number" not in first or not kiosk.fresh(first.get("at")):
-        raise NotFound("办理结果已不再显示 (请在「办件进度查询」中查看)")
+        return actor, None
     return actor, first
+
+
+def _booth_page(request: Request, session: SessionDep, actor: Actor, name: str, *, status_code: int = 200,
+                headers: dict[str, str] | None = None, **ctx: object) -> Response:
+    """A booth page (its bar, idle reset and 返回首页), never cached."""
+    b = kiosk.booth(session, actor)
+    page = web.render(request, name, actor, status_code=status_code, booth_name=b.name,
+                      idle=ctx.pop("idle", kiosk.RESULT_SECONDS // 3), **ctx)
+    page.headers.update({**NO_STORE, **(headers or {})})
+    return page
+
+
+def _gone(request: Request, session: SessionDep, actor: Actor, *, framed: bool = False) -> Response:
+    """An expired (or unknown) result: a booth page saying so, not the site's 404."""
+    return _booth_page(request, session, actor, "kiosk_gone.html", status_code=404,
+                       headers=FRAMEABLE if framed else None, minutes=kiosk.RESULT_SECONDS // 60)
+
+
+# The receipt and its wait page are shown in the receipt viewer's frame, on this origin only.
+FRAMEABLE = {"X-Frame-Options": "SAMEORIGIN",
+             "Content-Security-Policy": policy({**POLICY, "frame-ancestors": "'self'"})}
+
+
+def _viewer_policy() -> str:
+    """The viewer frames the receipt: this origin, or the object store a presigned URL points at."""
+    s = get_settings()
+    store = f" {'https' if s.s3_secure else 'http'}://{s.s3_endpoint}" if s.object_store == "s3" else ""
+    return policy({**POLICY, "frame-src": "'self'" + store})
 
 
 @router.get("/kiosk/done/{token}", response_class=HTMLResponse)
 def kiosk_done(request: Request, session: SessionDep, token: str) -> Response:
     actor, first = _result(request, session, token)
-    view = kiosk.result_view(session, actor, first["number"])  # type: ignore[arg-type]
+    if first is None:
+        return _gone(request, session, actor)
+    view = kiosk.result_view(session, actor, first["number"])
     page = web.render(request, "kiosk_done.html", actor, v=view, code=first.get("query_code", ""),
                       token=token, idle=kiosk.RESULT_SECONDS // 3)
     page.headers.update(NO_STORE)
     return page
 
 
+@router.get("/kiosk/receipt/{token}/view", response_class=HTMLResponse)
+def kiosk_receipt_view(request: Request, session: SessionDep, token: str) -> Response:
+    """The sealed 收件凭证 inside a booth page: the PDF in a frame, the booth's bar, idle reset and
+    返回首页 around it (the booth never leaves its own pages)."""
+    actor, first = _result(request, session, token)
+    if first is None:
+        return _gone(request, session, actor)
+    return _booth_page(request, session, actor, "kiosk_receipt.html", token=token,
+                       headers={"Content-Security-Policy": _viewer_policy()})
+
+
 @router.get("/kiosk/receipt/{token}")
 def kiosk_receipt(request: Request, session: SessionDep, token: str) -> Response:
     """The 收件凭证 PDF to print, once drawn; until then a page that looks again shortly."""
     actor, first = _result(request, session, token)
-    evidence = kiosk.receipt(session, actor, first["number"])  # type: ignore[arg-type]
+    if first is None:
+        return _gone(request, session, actor, framed=True)
+    evidence = kiosk.receipt(session, actor, first["number"])
     if evidence is None:
-        page = web.render(request, "kiosk_wait.html", actor, status_code=202)
-        page.headers.update({**NO_STORE, "Refresh": "2"})
-        return page
-    d = kiosk.receipt_download(session, actor, first["number"], evidence)  # type: ignore[arg-type]
+        return _booth_page(request, session, actor, "kiosk_wait.html", status_code=202,
+                           headers={**FRAMEABLE, "Refresh": "2"})
+    d = kiosk.receipt_download(session, actor, first["number"], evidence)
     if d.url is not None:  # an object store's short-lived presigned URL
         return RedirectResponse(d.url, status_code=307, headers=NO_STORE)
     return StreamingResponse(d.stream, media_type=d.media_type, headers={
-        **NO_STORE, "X-Content-Type-Options": "nosniff",
+        **NO_STORE, **FRAMEABLE, "X-Content-Type-Options": "nosniff",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(d.filename)}.pdf"})
 
 

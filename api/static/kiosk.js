@@ -10,9 +10,14 @@
   let idleTimer = null;
   let stream = null; // the document camera, while the capture screen shows
 
+  // A booth page shown inside another (the receipt's wait page in the receipt viewer's frame)
+  // resets the whole booth, not just its frame.
+  const framed = window.top !== window;
+  if (framed) body.classList.add("framed");
+
   function reset() {
     stopCamera();
-    window.location.replace("/kiosk");
+    (framed ? window.top : window).location.replace("/kiosk");
   }
 
   function touch() {
@@ -21,8 +26,7 @@
   }
   ["pointerdown", "keydown", "touchstart"].forEach((e) => document.addEventListener(e, touch, { passive: true }));
   touch();
-  const home = $("#home");
-  if (home) home.addEventListener("click", reset);
+  document.querySelectorAll("#home, [data-home]").forEach((b) => b.addEventListener("click", reset));
 
   // The result page: print the receipt slip (the page's print layout).
   const printButton = $("#print");
@@ -269,8 +273,10 @@
         window.location.replace(r.url);
         return;
       }
-      const problem = await r.json().catch(() => ({ reason: "提交失败, 请联系工作人员" }));
-      $("#submit-error").textContent = problem.reason;
+      // RFC 9457 problem details: the first error's reason names what to fix.
+      const problem = await r.json().catch(() => ({}));
+      const first = (problem.errors || [])[0];
+      $("#submit-error").textContent = (first && first.reason) || problem.detail || "提交失败, 请联系工作人员";
     } catch (e) {
       $("#submit-error").textContent = "网络故障, 请稍后再试或联系工作人员";
     }
