@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -115,4 +117,19 @@ def create_app(engine: sa.Engine | None = None) -> FastAPI:
         from flows.embedded import install as install_flows
 
         install_flows(app)
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The app as a server process runs it (``tongban serve``, one per uvicorn worker).
+
+    What the start built (modules, the schema, routes, templates: about 440,000 tracked objects)
+    lives as long as the process, yet Python's full collections walked all of it every time: 100 ms
+    and more with every handler stopped, the stalls behind the half-load p99 (bench/README.md).
+    ``gc.freeze`` moves it out of the collector's reach; what requests allocate is collected as
+    before. Not in ``create_app``: tests make hundreds of apps in one process, and a frozen object
+    that becomes garbage is never freed."""
+    app = create_app()
+    gc.collect()  # what the start left as garbage goes now, not frozen with the rest
+    gc.freeze()
     return app

@@ -83,7 +83,7 @@ BENCH_ROLES = ["clerk", "reviewer", "approver"]
 
 ENGINE, SPIFF, PREFECT, PREFECT_NO_HB = "engine", "spiffworkflow", "prefect", "prefect_no_heartbeat"
 ENGINE_PAR = "engine_parallel"  # several processes at once; the label says how many
-TONGBAN_APP, NAIVE_APP = "api.app:create_app", "bench.naive_app:create_app"
+TONGBAN_APP, NAIVE_APP = "api.app:serve_app", "bench.naive_app:create_app"
 BARE_APP = "bench.bare_app:create_app"  # the framework-free HTTP ceiling (bench/bare_app.py)
 NAIVE_NAME = "naive-fastapi-sqlmodel"  # the textbook endpoint (bench/naive_app.py), same route and load
 BARE_NAME = "bare-asgi-uvicorn"

@@ -227,7 +227,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+            [sys.executable, "-m", "uvicorn", "api.app:serve_app", "--factory", "--host",
              "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--lifespan", "off"],
             cwd=ROOT, env=env)
         deadline = time.monotonic() + 30

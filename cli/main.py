@@ -107,7 +107,7 @@ def serve(
         local_janus = start_for_serve(s.data_dir / "janus")
     get_settings.cache_clear()
     try:
-        uvicorn.run("api.app:create_app", factory=True, **uvicorn_options(host, port, workers or s.workers))
+        uvicorn.run("api.app:serve_app", factory=True, **uvicorn_options(host, port, workers or s.workers))
     finally:
         if local_janus is not None:
             local_janus.stop()
