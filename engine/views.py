@@ -285,6 +285,35 @@ def unclaimed_first(actor: Actor) -> bool:
     return bool(actor.roles & {"reviewer", "approver", "inspector"})
 
 
+def check_queue_filters(deadline: str | None, claim: str | None) -> None:
+    if deadline is not None and deadline not in DEADLINE_FILTERS:
+        raise InvalidInput("deadline", "期限筛选须为 正常、预警、逾期 或 暂停")
+    if claim is not None and claim not in CLAIM_FILTERS:
+        raise InvalidInput("claim", "认领筛选须为 待认领、我的 或 他人认领")
+
+
+def filter_entries(entries: list[dict[str, Any]], actor: Actor, *, item: str | None = None,
+                   state: str | None = None, deadline: str | None = None,
+                   claim: str | None = None) -> list[dict[str, Any]]:
+    """The queue page's filters over listed entries (``queue_entry(page=True)``): the open list's
+    deadline and claim (its item and state go into its query), all four over a search's matches."""
+    if item:
+        entries = [e for e in entries if e["item_code"] == item]
+    if state:
+        entries = [e for e in entries if e["state"]["id"] == state]
+    if deadline == "暂停":
+        entries = [e for e in entries if e["deadline"]["paused"]]
+    elif deadline:
+        entries = [e for e in entries if e["deadline"]["status"] == deadline]
+    if claim == "unclaimed":
+        entries = [e for e in entries if e["assignee"] is None]
+    elif claim == "mine":
+        entries = [e for e in entries if actor.id in (e["assignee"], e["companion_id"])]
+    elif claim == "others":
+        entries = [e for e in entries if e["assignee"] not in (None, actor.id)]
+    return entries
+
+
 def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished: bool = False,
                     item: str | None = None, state: str | None = None, deadline: str | None = None,
                     claim: str | None = None, sort: str = "received", descending: bool = False,
@@ -295,10 +324,7 @@ def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished
     A counter holds a bounded number of open cases, so they are sorted here, on every column."""
     if sort not in QUEUE_SORTS:
         raise InvalidInput("sort", "没有这种排序方式")
-    if deadline is not None and deadline not in DEADLINE_FILTERS:
-        raise InvalidInput("deadline", "期限筛选须为 正常、预警、逾期 或 暂停")
-    if claim is not None and claim not in CLAIM_FILTERS:
-        raise InvalidInput("claim", "认领筛选须为 待认领、我的 或 他人认领")
+    check_queue_filters(deadline, claim)
     today = today or clock.today()
     cal = workdays.calendar(session)
     base = sa.select(*QUEUE_COLUMNS).join(ItemVersion, ItemVersion.id == T_CASE.c.item_version_id)
@@ -315,17 +341,8 @@ def workbench_queue(session: Session, actor: Actor, counter_id: str, *, finished
         return {"items": entries[:limit], "more": len(entries) > limit, "total": None}
     rows = session.execute(base.join(T_HOLD, T_HOLD.c.case_id == T_CASE.c.id)
                            .where(T_HOLD.c.counter_id == counter_id)).mappings().all()
-    entries = [queue_entry(session, r, r["name"], counter_id, today, cal, page=True) for r in rows]
-    if deadline == "暂停":
-        entries = [e for e in entries if e["deadline"]["paused"]]
-    elif deadline:
-        entries = [e for e in entries if e["deadline"]["status"] == deadline]
-    if claim == "unclaimed":
-        entries = [e for e in entries if e["assignee"] is None]
-    elif claim == "mine":
-        entries = [e for e in entries if actor.id in (e["assignee"], e["companion_id"])]
-    elif claim == "others":
-        entries = [e for e in entries if e["assignee"] not in (None, actor.id)]
+    entries = filter_entries([queue_entry(session, r, r["name"], counter_id, today, cal, page=True) for r in rows],
+                             actor, deadline=deadline, claim=claim)
     entries.sort(key=lambda e: _sort_key(sort, e), reverse=descending)
     if unclaimed_first(actor):
         entries.sort(key=lambda e: e["assignee"] is not None)  # stable: the chosen order within each part

@@ -69,6 +69,12 @@ def test_the_queue_tells_what_to_do_next(demo: Demo) -> None:
     # The search box: by name (Chinese substring), the phone's last digits.
     assert _rows(li.get("/ui/queue", params={"q": "丙科技"}).text) == [third]
     assert _rows(li.get("/ui/queue", params={"q": "86000001"}).text) == [second]
+    # …and the filters on screen narrow a search too (they were shown and ignored).
+    assert set(_rows(li.get("/ui/queue", params={"q": "青岛"}).text)) == {first, second, third}
+    assert _rows(li.get("/ui/queue", params={"q": "青岛", "claim": "mine"}).text) == [first]
+    assert set(_rows(li.get("/ui/queue", params={"q": "青岛", "claim": "unclaimed"}).text)) == {second, third}
+    assert _rows(li.get("/ui/queue", params={"q": "青岛", "item": "FGSFZRBG", "state": "approved"}).text) == []
+    assert li.get("/ui/queue", params={"q": "青岛", "deadline": "late"}).status_code == 422
     # A finished case leaves the open queue and shows under 已办结, with its finish time.
     out = demo.fire("李强", first, "approve")
     out = demo.fire("李强", first, "issue", out["version"])

@@ -16,6 +16,7 @@ from engine.errors import Forbidden
 
 router = Router(pages=True)
 PAGE = 50
+SEARCH_POOL = 4 * PAGE  # matches a search on the page filters (engine.search ranks them first)
 Short = Annotated[str | None, Query(max_length=64)]
 
 
@@ -37,8 +38,12 @@ def queue_page(request: Request, session: SessionDep, counter: Short = None, ite
     search.check_filters(session, state=state, item=item)
     finished = tab == "finished"
     if q and q.strip():
-        found = search.search(session, actor, q, finished=finished or None, limit=PAGE, page=True)
-        page: dict[str, Any] = {"items": found["items"], "more": False, "total": len(found["items"])}
+        # The filters on screen narrow the matches too (they were shown and ignored): taken from
+        # the best matches, several pages' worth, as the search ranks them.
+        views.check_queue_filters(deadline, claim)
+        found = search.search(session, actor, q, finished=finished or None, limit=SEARCH_POOL, page=True)
+        hits = views.filter_entries(found["items"], actor, item=item, state=state, deadline=deadline, claim=claim)
+        page: dict[str, Any] = {"items": hits[:PAGE], "more": False, "total": len(hits[:PAGE])}
     else:
         page = views.workbench_queue(session, actor, counter, finished=finished, item=item, state=state,
                                      deadline=deadline, claim=claim, sort=sort or "received",
