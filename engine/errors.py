@@ -19,6 +19,13 @@ class EngineError(Exception):
         self.detail = detail
         self.extra = extra
 
+    @property
+    def said(self) -> str:
+        """The refusal as a page tells a person: an invalid field's reasons, never its name
+        (``detail`` reads ``phone: …`` for an API client)."""
+        reasons = [str(e.get("reason", "")) for e in self.extra.get("errors") or [] if e.get("reason")]
+        return "; ".join(reasons) or self.detail
+
 
 class NotFound(EngineError):
     status, type, title = 404, "/problems/not-found", "未找到"

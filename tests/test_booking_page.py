@@ -39,6 +39,7 @@ def test_book_look_up_move_and_cancel_on_the_page(sqlite_demo: Demo) -> None:
         form = {"item": "GGCSWSXK", "counter": "pd-zhengwu", "date": "2026-12-07", "start": "09:30", "name": "张三"}
         bad_phone = c.post("/booking", data=form | {"phone": "0531-8888"})
         assert bad_phone.status_code == 422 and "11 位手机号码" in bad_phone.text and 'value="张三"' in bad_phone.text
+        assert "phone:" not in bad_phone.text and "start:" not in weekend.text  # the reason, not the field's name
         assert sqlite_demo.count("appointments") == 0
         done = c.post("/booking", data=form | {"phone": "13800000011"}, follow_redirects=False)
         assert done.status_code == 303 and done.headers["location"] == "/booking/done"

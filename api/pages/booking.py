@@ -74,7 +74,7 @@ def booking_form(request: Request, session: SessionDep,
     try:
         chosen = _choice(session, item or None, counter or None, _date(day))
     except EngineError as exc:
-        return _page(request, exc.status, exc.detail, **_choice(session, item, counter, None))
+        return _page(request, exc.status, exc.said, **_choice(session, item, counter, None))
     if refused is None:
         return _page(request, **chosen)
     kept = refused.kept
@@ -152,7 +152,7 @@ def booking_submit(request: Request, session: SessionDep, item: Annotated[str, F
         session.rollback()
         back = {k: v for k, v in {"item": item, "counter": counter, "date": day}.items() if v}
         return _to(request, "/booking" + (f"?{urlencode(back)}" if back else ""), refused=refusal_value(
-            "book", exc.detail, exc.status, kept={"name": name, "phone": phone, "start": start}))
+            "book", exc.said, exc.status, kept={"name": name, "phone": phone, "start": start}))
     return _done(request, session, form_token, booked["code"])
 
 
@@ -241,7 +241,7 @@ def manage_lookup(request: Request, session: SessionDep, code: Annotated[str, Fo
     try:
         found = appointments.view(session, _code(code))["code"]
     except EngineError as exc:
-        return _to(request, "/booking/manage", refused=refusal_value("manage", exc.detail, exc.status))
+        return _to(request, "/booking/manage", refused=refusal_value("manage", exc.said, exc.status))
     return _to(request, _mine(_safe_date(day)), found, counted=True)
 
 
@@ -289,5 +289,5 @@ def _failed(request: Request, session: Any, code: str, exc: EngineError, day: da
     try:
         found = appointments.view(session, _code(code))["code"]
     except EngineError:
-        return _to(request, "/booking/manage", refused=refusal_value("manage", exc.detail, exc.status))
-    return _to(request, _mine(day), found, refused=refusal_value("mine", exc.detail, exc.status), counted=True)
+        return _to(request, "/booking/manage", refused=refusal_value("manage", exc.said, exc.status))
+    return _to(request, _mine(day), found, refused=refusal_value("mine", exc.said, exc.status), counted=True)

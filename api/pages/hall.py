@@ -103,7 +103,7 @@ def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, F
     except EngineError as exc:
         query = {"counter": counter, **({"group": group} if group in tuple("ABCDE") else {})}  # as GET takes them
         return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", query) \
-            or _machine(request, session, counter, group or None, exc.status, _said(exc))
+            or _machine(request, session, counter, group or None, exc.status, exc.said)
     return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
@@ -120,7 +120,7 @@ def ticket_returning(request: Request, session: SessionDep, number: Annotated[st
         ticket = tickets.returning(session, number.strip(), code.strip())
     except EngineError as exc:
         return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", number=number) \
-            or _machine(request, session, None, None, exc.status, _said(exc), {"number": number})
+            or _machine(request, session, None, None, exc.status, exc.said, {"number": number})
     return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
@@ -172,7 +172,7 @@ def check_in(request: Request, session: SessionDep, csrf: Csrf,
         ticket = tickets.check_in(session, actor, code)
     except EngineError as exc:
         return _refuse(session, actor.id, form_token, exc, "/ui/hall/call") \
-            or _call_page(request, session, actor, None, None, exc.status, _said(exc))
+            or _call_page(request, session, actor, None, None, exc.status, exc.said)
     return _done(session, actor.id, form_token, f"/ui/hall/call?issued={ticket['id']}")
 
 
@@ -208,7 +208,7 @@ def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Csrf,
             return refused
         return web.render(request, "evaluation_pad.html", actor=actor, status_code=exc.status,
                           ticket=tickets.last_called(session, actor), levels=evaluations.LEVELS,
-                          reasons=evaluations.REASONS, done=None, error=_said(exc))
+                          reasons=evaluations.REASONS, done=None, error=exc.said)
     return _done(session, actor.id, form_token, f"/ui/hall/pad?done={level}")
 
 
@@ -269,7 +269,7 @@ def rectification_action(request: Request, session: SessionDep, rect_id: Annotat
             rectification.decide(session, actor, rect_id, upheld == "yes", text)
     except EngineError as exc:
         return _refuse(session, actor.id, form_token, exc, "/ui/hall/ratings", anchor=f"r{rect_id}") \
-            or _ratings_page(request, session, actor, status=exc.status, error=_said(exc))
+            or _ratings_page(request, session, actor, status=exc.status, error=exc.said)
     return _done(session, actor.id, form_token, f"/ui/hall/ratings?done={action}#r{rect_id}")
 
 
@@ -301,7 +301,7 @@ def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineErro
     if clerk_id is None or not form_tokens.valid(form_token):
         return None
     url = f"{page}?{urlencode({**(query or {}), 'failed': form_token})}" + (f"#{anchor}" if anchor else "")
-    return RedirectResponse(_record(session, clerk_id, form_token, url, refused=_said(exc), **shown), status_code=303)
+    return RedirectResponse(_record(session, clerk_id, form_token, url, refused=exc.said, **shown), status_code=303)
 
 
 def _refusal(session: Any, clerk_id: int | None, token: str | None) -> dict[str, str]:
@@ -309,8 +309,3 @@ def _refusal(session: Any, clerk_id: int | None, token: str | None) -> dict[str,
     first = form_tokens.first_result(session, clerk_id, token) if token else None
     return first if first and "refused" in first else {}
 
-
-def _said(exc: EngineError) -> str:
-    """The refusal as a person reads it: an invalid field's reasons, never its English name."""
-    reasons = [str(e.get("reason", "")) for e in exc.extra.get("errors") or [] if e.get("reason")]
-    return "; ".join(reasons) or exc.detail

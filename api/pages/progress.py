@@ -43,7 +43,7 @@ def progress_page(request: Request, session: SessionDep, number: Annotated[str, 
         rating = evaluations.case_rating(session, number, ticket.code) if result.get("finished_at") else None
     except EngineError as exc:
         page = web.render(request, "progress.html", status_code=exc.status, result=None, number=number,
-                          error=exc.detail)
+                          error=exc.said)
         page.headers.update(_retry_after(exc))
         return _shown_once(request, page, refused)
     if withdrawn and result.get("finished_at") and refused is None:
@@ -86,7 +86,7 @@ def _refused(request: Request, number: str, exc: EngineError, detail: str | None
     resp = RedirectResponse(f"/progress?{urlencode({'number': number})}" if number else "/progress",
                             status_code=303)
     retry = exc.extra.get("retry_after") if exc.status == 429 else None
-    progress_ticket.refuse(request, resp, number, detail or exc.detail, exc.status,
+    progress_ticket.refuse(request, resp, number, detail or exc.said, exc.status,
                            retry if isinstance(retry, int) else None, keep_ticket=exc.status not in (404, 429))
     return resp
 

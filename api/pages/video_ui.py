@@ -31,6 +31,6 @@ def open_video(number: str, request: Request, session: SessionDep,
         clerk_id = rooms.check_link_request(session, room, "clerk", None, actor)
     except EngineError as exc:
         session.rollback()
-        return case_page.render_case(request, session, actor, number, exc.status, exc.detail)
+        return case_page.render_case(request, session, actor, number, exc.status, exc.said)
     token, _ = links.issue(number, room["id"], "clerk", actor.name, clerk_id)
     return RedirectResponse(f"/video/join?t={token}", status_code=303)
