@@ -49,6 +49,14 @@ def _engine():  # type: ignore[no-untyped-def]
     return engine
 
 
+def started_line(host: str, port: int, database_url: str) -> str:
+    """What ``serve`` prints once up; the database's password left out (startup logs are read widely)."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(database_url).render_as_string(hide_password=True)
+    return f"通办已启动: http://{host}:{port}  (接口文档 /docs, 数据库 {where})"
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -93,7 +101,7 @@ def serve(
         for t in tokens:
             typer.echo(f"  {t['name']:<6} 窗口 {t['counter']:<14} 角色 {t['roles']:<28} {t['token']}")
     host, port = host or s.host, port or s.port
-    typer.echo(f"通办已启动: http://{host}:{port}  (接口文档 /docs, 数据库 {s.database_url})")
+    typer.echo(started_line(host, port, s.database_url))
 
     # Embedded: the app drains the outbox in-process (flows.embedded); workers read the env too.
     os.environ["TONGBAN_EMBEDDED_FLOWS"] = "true" if flows else "false"

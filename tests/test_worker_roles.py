@@ -413,3 +413,10 @@ def test_a_periodic_check_runs_once_per_period_and_survives_its_errors() -> None
         time.sleep(0.02)
     assert 4 <= len(calls) <= 6 and ran.count(True) == len(calls) - 1  # the failing one logged, not raised
     assert all(b - a >= 0.2 for a, b in zip(calls, calls[1:], strict=False))
+
+
+def test_serve_prints_the_database_without_its_password() -> None:
+    from cli.main import started_line
+
+    line = started_line("127.0.0.1", 8000, "postgresql+psycopg://tongban:s3cret@db.example:5432/tongban")
+    assert "s3cret" not in line and "tongban:***@db.example" in line and "http://127.0.0.1:8000" in line
