@@ -130,6 +130,7 @@ class OutboxRow(TypedDict):
     created_at: datetime
     finished_at: datetime | None
     last_error: str | None
+    available_at: datetime | None  # a retried job waits until then (the backoff); None: at once
 
 
 class OutboxJobRow(OutboxRow):
@@ -141,8 +142,8 @@ class OutboxJobRow(OutboxRow):
 
 
 class NewOutboxJob(TypedDict):
-    """An outbox row a transition queues (``engine.advance``); ``finished_at`` and ``last_error``
-    are left to the database. The payload carries number, trigger, from, to, from_counter and
+    """An outbox row a transition queues (``engine.advance``); ``finished_at``, ``last_error``
+    and ``available_at`` are left to the database. The payload carries number, trigger, from, to, from_counter and
     to_counter."""
 
     id: str

@@ -160,7 +160,7 @@ ROW_TYPES = [  # (row type, its columns: name → column)
     (MaterialRowUpdate, _columns(T_MAT, without=("case_id",))),
     (OutboxRow, _columns(T_OUT)),
     (OutboxJobRow, _columns(T_OUT) | {"number": T_CASE.c.number, "item_code": T_CASE.c.item_code}),
-    (NewOutboxJob, _columns(T_OUT, without=("finished_at", "last_error"))),
+    (NewOutboxJob, _columns(T_OUT, without=("finished_at", "last_error", "available_at"))),
 ]
 
 
