@@ -124,10 +124,11 @@ def serve_app() -> FastAPI:
     """The app as a server process runs it (``tongban serve``, one per uvicorn worker).
 
     What the start built (modules, the schema, routes, templates: about 440,000 tracked objects)
-    lives as long as the process, yet Python's full collections walked all of it every time: 100 ms
-    and more with every handler stopped, the stalls behind the half-load p99 (bench/README.md).
-    ``gc.freeze`` moves it out of the collector's reach; what requests allocate is collected as
-    before. Not in ``create_app``: tests make hundreds of apps in one process, and a frozen object
+    lives as long as the process, yet each of Python's full collections walked all of it: about
+    100 ms with every handler stopped (measured: tests/test_serving_heap.py). ``gc.freeze`` moves
+    it out of the collector's reach; what requests allocate is collected as before. In 10-second
+    benchmark runs neither variant stalled (bench/README.md): full collections come minutes apart.
+    Not in ``create_app``: tests make hundreds of apps in one process, and a frozen object
     that becomes garbage is never freed."""
     app = create_app()
     gc.collect()  # what the start left as garbage goes now, not frozen with the rest

@@ -1,6 +1,6 @@
 """The server process's start is frozen out of the garbage collector (api.app.serve_app): a full
-collection otherwise walked ~440,000 objects that live as long as the process, 100 ms and more
-with every request stopped (the half-load p99's stalls, bench/README.md)."""
+collection otherwise walked ~440,000 objects that live as long as the process, about 100 ms with
+every request stopped."""
 
 from __future__ import annotations
 
