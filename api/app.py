@@ -125,9 +125,10 @@ def serve_app() -> FastAPI:
 
     What the start built (modules, the schema, routes, templates: about 440,000 tracked objects)
     lives as long as the process, yet each of Python's full collections walked all of it: about
-    100 ms with every handler stopped (measured: tests/test_serving_heap.py). ``gc.freeze`` moves
-    it out of the collector's reach; what requests allocate is collected as before. In 10-second
-    benchmark runs neither variant stalled (bench/README.md): full collections come minutes apart.
+    100 ms in a warmed process, every handler stopped (tests/test_serving_heap.py checks the
+    ratio). ``gc.freeze`` moves it out of the collector's reach; what requests allocate is
+    collected as before. In 10-second benchmark runs neither variant stalled (bench/README.md);
+    how often a full collection comes under a day's load is not measured.
     Not in ``create_app``: tests make hundreds of apps in one process, and a frozen object
     that becomes garbage is never freed."""
     app = create_app()
