@@ -131,13 +131,18 @@ def test_the_pad_offers_the_last_served_visit_nobody_rated(demo: Demo) -> None:
     assert "尚未叫号" in pad.get("/ui/hall/pad").text  # nor a 过号
 
 
-def test_a_bad_rating_is_rectified_followed_up_appealed_and_counted(demo: Demo) -> None:
+def _city_supervisor(demo: Demo) -> None:
+    """孙市督查, a supervisor of 上海市 (310000): the level above 浦东新区's counters."""
     with session_scope(demo.engine) as s:
         s.add(Region(code="310000", name="上海市"))
         s.flush()
         clerk, token = add_clerk(s, "孙市督查", None, ["supervisor"], 30)
         set_supervised_regions(s, clerk, ["310000"])
     demo.tokens["孙市督查"] = token
+
+
+def test_a_bad_rating_is_rectified_followed_up_appealed_and_counted(demo: Demo) -> None:
+    _city_supervisor(demo)
     with clock.frozen(at("2026-12-04 10:00")):  # a Friday: five working days → the next Friday
         case = finished_case(demo)
         bad = rate(demo, case, 1, reasons=["attitude", "many_trips"], text="跑了三次")
@@ -217,12 +222,7 @@ def test_the_window_pad_page_rates_the_last_call_with_prg(demo: Demo) -> None:
 
 
 def test_a_rectification_is_read_only_by_those_the_listing_shows_it_to(demo: Demo) -> None:
-    with session_scope(demo.engine) as s:
-        s.add(Region(code="310000", name="上海市"))
-        s.flush()
-        clerk, token = add_clerk(s, "孙市督查", None, ["supervisor"], 30)
-        set_supervised_regions(s, clerk, ["310000"])
-    demo.tokens["孙市督查"] = token
+    _city_supervisor(demo)
     case = finished_case(demo)
     rid = rate(demo, case, 2, reasons=["slow"]).json()["rectification_id"]
     path = f"/api/v1/rectifications/{rid}"

@@ -116,6 +116,19 @@ def no_english_or_ids(page: Page) -> None:
     assert not words, words
 
 
+def take_in(clerk: Page, name: str, phone: str | None = None) -> tuple[str, str]:
+    """收件 on the open intake form, every material received: the case number and query code shown."""
+    clerk.fill("input[name=name]", name)
+    if phone:
+        clerk.fill("input[name=phone]", phone)
+    clerk.fill("input[name=id_number]", DEMO_APPLICANT["id_number"])
+    clerk.fill("input[name=address]", DEMO_APPLICANT["address"])
+    for box in clerk.locator("input[name=materials]").all():
+        box.check()
+    clerk.click("button:has-text('确认收件')")
+    return clerk.locator("#number").inner_text(), clerk.locator("#query-code").inner_text()
+
+
 def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(browser: Browser, hall: Hall) -> None:
     # An applicant books on a phone: item, counter, day, slot, then name and mobile number.
     phone = context(browser, PHONE).new_page()
@@ -178,15 +191,7 @@ def test_booking_ticket_call_intake_rating_rectification_appeal_and_figures(brow
     clock.advance(timedelta(minutes=7))
     clerk.click("#intake-called")
     expect(clerk).to_have_url(re.compile(r"/ui/cases/new\?item=GGCSWSXK"))
-    clerk.fill("input[name=name]", "张三")
-    clerk.fill("input[name=phone]", "13800000021")
-    clerk.fill("input[name=id_number]", DEMO_APPLICANT["id_number"])
-    clerk.fill("input[name=address]", DEMO_APPLICANT["address"])
-    for box in clerk.locator("input[name=materials]").all():
-        box.check()
-    clerk.click("button:has-text('确认收件')")
-    number = clerk.locator("#number").inner_text()
-    query_code = clerk.locator("#query-code").inner_text()
+    number, query_code = take_in(clerk, "张三", "13800000021")
     assert re.fullmatch(r"310115\d{13}", number)
     with hall.engine.begin() as conn:
         assert conn.execute(sa.text("SELECT intake_counter_id FROM cases WHERE number = :n"),
@@ -303,14 +308,7 @@ def test_ticket_machine_groups_hours_capacity_and_returning(browser: Browser, ha
         # 复诊: a case taken in at 济南 by 王芳; a wrong code is refused on the page, nothing issued.
         clerk = signed_in(browser, hall, "王芳", "/ui/hall/call")
         clerk.goto(f"{hall.url}/ui/cases/new?item=GGCSWSXK")
-        clerk.fill("input[name=name]", DEMO_APPLICANT["name"])
-        clerk.fill("input[name=id_number]", DEMO_APPLICANT["id_number"])
-        clerk.fill("input[name=address]", DEMO_APPLICANT["address"])
-        for box in clerk.locator("input[name=materials]").all():
-            box.check()
-        clerk.click("button:has-text('确认收件')")
-        number = clerk.locator("#number").inner_text()
-        query_code = clerk.locator("#query-code").inner_text()
+        number, query_code = take_in(clerk, DEMO_APPLICANT["name"])
         page.goto(f"{hall.url}/hall/ticket")
         no_english_or_ids(page)
         shot(page, "hall_ticket_machine")
