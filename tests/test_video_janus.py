@@ -109,37 +109,39 @@ def test_room_admits_only_listed_tokens(local_janus: janus.LocalJanus, tmp_path:
     api.close()
 
 
+async def turn_allocate(port: int, cred: turn.TurnCredential) -> tuple[str, int]:
+    """A relay allocated from the coturn on ``port`` with ``cred``: the relayed address."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            transport, _ = await create_turn_endpoint(
+                asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
+                username=cred.username, password=cred.credential, lifetime=60)
+        except ConnectionRefusedError:  # coturn not listening yet
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        relayed = transport.get_extra_info("sockname")
+        transport.close()
+        return relayed
+
+
 def test_turn_rest_credential_is_what_coturn_accepts(tmp_path: Path) -> None:
     key = b"shared-turn-secret"
     proc, port = coturn(tmp_path, key)
     try:
-        async def allocate(cred: turn.TurnCredential) -> tuple[str, int]:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    transport, protocol = await create_turn_endpoint(
-                        asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
-                        username=cred.username, password=cred.credential, lifetime=60)
-                except ConnectionRefusedError:  # coturn not listening yet
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.05)
-                    continue
-                relayed = transport.get_extra_info("sockname")
-                transport.close()
-                return relayed
-
         urls = (f"turn:127.0.0.1:{port}?transport=udp",)
         good = turn.credential("room-1:applicant", urls=urls, ttl=300, key=key)
         assert good is not None and good.ice_server()["urls"] == list(urls)
-        relayed = asyncio.run(allocate(good))
+        relayed = asyncio.run(turn_allocate(port, good))
         assert relayed[0] == "127.0.0.1"
         expired = turn.credential("room-1:applicant", urls=urls, ttl=-10, key=key)
         forged = turn.credential("room-1:applicant", urls=urls, ttl=300, key=b"another-secret")
         for bad in (expired, forged):
             assert bad is not None
             with pytest.raises((stun.TransactionFailed, ConnectionError, asyncio.TimeoutError)):
-                asyncio.run(allocate(bad))
+                asyncio.run(turn_allocate(port, bad))
     finally:
         proc.terminate()
         proc.wait(10)
@@ -361,24 +363,9 @@ def test_turn_config_file_is_private_and_coturn_accepts_it(tmp_path: Path, monke
     assert "static-auth-secret=cli-secret" in text and "allow-loopback-peers" not in text
     proc = coturn_from(conf)
     try:
-        async def allocate() -> tuple[str, int]:
-            cred = turn.credential("room-9:applicant", urls=(f"turn:127.0.0.1:{port}?transport=udp",))
-            assert cred is not None
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    transport, _ = await create_turn_endpoint(
-                        asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
-                        username=cred.username, password=cred.credential, lifetime=60)
-                except ConnectionRefusedError:  # coturn not listening yet
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.05)
-                    continue
-                relayed = transport.get_extra_info("sockname")
-                transport.close()
-                return relayed
-
-        assert asyncio.run(allocate())[0] == "127.0.0.1"
+        cred = turn.credential("room-9:applicant", urls=(f"turn:127.0.0.1:{port}?transport=udp",))
+        assert cred is not None
+        assert asyncio.run(turn_allocate(port, cred))[0] == "127.0.0.1"
     finally:
         proc.terminate()
         proc.wait(10)
