@@ -105,6 +105,8 @@ def test_admin_removes_a_counter_and_deactivates_a_clerk_each_a_new_version(sqli
     busy = c.delete(f"{API}/counters/pd-jiaoyu", headers=h)  # 周敏 still sits there
     assert busy.status_code == 409 and busy.headers["content-type"] == "application/problem+json", busy.text
     assert busy.json()["clerks"] == ["周敏"] and "周敏" in busy.json()["detail"]
+    documented = c.get("/openapi.json").json()["paths"][f"{API}/counters/{{counter_id}}"]["delete"]["responses"]
+    assert "409" in documented  # the refusal is part of the contract a generated client reads
     assert c.delete(f"{API}/clerks/周敏", params={"counter": "nowhere"}, headers=h).status_code == 404
     assert version(demo, h) == v0
 

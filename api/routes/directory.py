@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.contract import problems
 from api.deps import ActorDep, SessionDep, require_role
 from api.models import Instant
 from api.routing import Router
@@ -245,7 +246,7 @@ def set_clerk(body: ClerkIn, session: SessionDep, actor: ActorDep) -> dict[str, 
     return _changed(directory_manage.edit(session, actor.name, "clerks", body.model_dump()))
 
 
-@router.delete("/counters/{counter_id}", response_model=DirectoryChange)
+@router.delete("/counters/{counter_id}", response_model=DirectoryChange, responses=problems(409))
 def remove_counter(counter_id: CounterPath, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """移除窗口 (不再分派办件; 仍有工作人员或自助终端指向它时拒绝)"""
     require_role(actor, ROLE)
