@@ -9,14 +9,14 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages import web
 from api.pages.diagram import highlighted_svg
 from api.routing import Router
-from engine import catalog, designer_help, form_tokens, labels
+from engine import catalog, designer_help, labels
 from engine.actors import Actor
 from engine.errors import EngineError, Forbidden
 from engine.extensions import GUARDS
@@ -119,8 +119,8 @@ def designer_publish(request: Request, session: SessionDep, csrf: Annotated[str,
     web.check_csrf(request, csrf)
     if "designer" not in actor.roles:
         raise Forbidden("发布事项须由流程设计人员办理", missing=["role:designer"])
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     item, problems, preview = _checked(session, source)
     if item is None:
         return _home(request, session, actor, 422, source=source, problems=problems, preview=None,
@@ -133,7 +133,7 @@ def designer_publish(request: Request, session: SessionDep, csrf: Annotated[str,
                      problems=[{"line": 1, "col": 1, "message": exc.detail.split(": ", 1)[-1], "hint": None}],
                      diff=_diff(session, item, source))
     url = f"/ui/designer/items/{row.code}?version={row.version}&published={'new' if created else 'same'}"
-    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
+    return web.done(session, actor.id, form_token, url)
 
 
 def _svg_uri(svg: str) -> str:

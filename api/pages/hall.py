@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from api.deps import SessionDep
 from api.pages import web
@@ -96,15 +96,15 @@ def ticket_take(request: Request, session: SessionDep, counter: Annotated[str, F
                 group: Annotated[str, Form(max_length=1)] = "",
                 item: Annotated[str, Form(max_length=64)] = "", form_token: FormToken = "") -> Response:
     limit_client(request)
-    if first := form_tokens.first_result(session, form_tokens.PUBLIC, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)  # the number taken, not another
+    if again := web.sent_before(session, form_tokens.PUBLIC, form_token):  # the number taken, not another
+        return again
     try:
         ticket = tickets.walk_in(session, counter, group or None, item or None)
     except EngineError as exc:
         query = {"counter": counter, **({"group": group} if group in tuple("ABCDE") else {})}  # as GET takes them
         return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", query) \
             or _machine(request, session, counter, group or None, exc.status, exc.said)
-    return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
+    return web.done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
 @router.post("/hall/ticket/returning", response_class=HTMLResponse)
@@ -112,8 +112,8 @@ def ticket_returning(request: Request, session: SessionDep, number: Annotated[st
                      code: Annotated[str, Form(max_length=32)] = "", form_token: FormToken = "") -> Response:
     """复诊: the case number and query code take the applicant back to their companion clerk."""
     limit_client(request)
-    if first := form_tokens.first_result(session, form_tokens.PUBLIC, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, form_tokens.PUBLIC, form_token):
+        return again
     try:
         if not number.strip() or not code.strip():
             raise InvalidInput("number" if not number.strip() else "code", "请输入办件编号和查询码")
@@ -121,7 +121,7 @@ def ticket_returning(request: Request, session: SessionDep, number: Annotated[st
     except EngineError as exc:
         return _refuse(session, form_tokens.PUBLIC, form_token, exc, "/hall/ticket", number=number) \
             or _machine(request, session, None, None, exc.status, exc.said, {"number": number})
-    return _done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
+    return web.done(session, form_tokens.PUBLIC, form_token, f"/hall/ticket/{ticket['id']}")
 
 
 @router.get("/hall/ticket/{ticket_id}", response_class=HTMLResponse)
@@ -151,10 +151,10 @@ def call_next(request: Request, session: SessionDep, csrf: Csrf, form_token: For
     """叫下一位; the same form sent again shows the number it called, and calls (skips) nobody."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     ticket = tickets.call_next(session, actor)
-    return _done(session, actor.id, form_token, "/ui/hall/call" + (f"?called={ticket['id']}" if ticket else ""))
+    return web.done(session, actor.id, form_token, "/ui/hall/call" + (f"?called={ticket['id']}" if ticket else ""))
 
 
 @router.post("/ui/hall/checkin")
@@ -164,8 +164,8 @@ def check_in(request: Request, session: SessionDep, csrf: Csrf,
     form sent again shows that number, never "已签到")."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     try:
         if not code.strip():
             raise InvalidInput("code", "请输入预约码")
@@ -173,7 +173,7 @@ def check_in(request: Request, session: SessionDep, csrf: Csrf,
     except EngineError as exc:
         return _refuse(session, actor.id, form_token, exc, "/ui/hall/call") \
             or _call_page(request, session, actor, None, None, exc.status, exc.said)
-    return _done(session, actor.id, form_token, f"/ui/hall/call?issued={ticket['id']}")
+    return web.done(session, actor.id, form_token, f"/ui/hall/call?issued={ticket['id']}")
 
 
 @router.get("/ui/hall/pad", response_class=HTMLResponse)
@@ -199,8 +199,8 @@ def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Csrf,
                         text: Annotated[str, Form(max_length=500)] = "", form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    if first := form_tokens.first_result(session, actor.id, form_token):  # the thanks, not "已评价过"
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):  # the thanks, not "已评价过"
+        return again
     try:
         evaluations.rate_visit(session, actor, ticket, level, reasons or [], text)
     except EngineError as exc:
@@ -209,7 +209,7 @@ def evaluation_pad_rate(request: Request, session: SessionDep, csrf: Csrf,
         return web.render(request, "evaluation_pad.html", actor=actor, status_code=exc.status,
                           ticket=tickets.last_called(session, actor), levels=evaluations.LEVELS,
                           reasons=evaluations.REASONS, done=None, error=exc.said)
-    return _done(session, actor.id, form_token, f"/ui/hall/pad?done={level}")
+    return web.done(session, actor.id, form_token, f"/ui/hall/pad?done={level}")
 
 
 @router.get("/ui/hall/ratings", response_class=HTMLResponse)
@@ -247,8 +247,8 @@ def rectification_action(request: Request, session: SessionDep, rect_id: Annotat
                          upheld: Annotated[str, Form(max_length=8)] = "", form_token: FormToken = "") -> Response:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    if first := form_tokens.first_result(session, actor.id, form_token):  # one 整改, one 回访, one 申诉
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):  # one 整改, one 回访, one 申诉
+        return again
     text = text.strip()
     try:
         if action == "done":
@@ -270,7 +270,7 @@ def rectification_action(request: Request, session: SessionDep, rect_id: Annotat
     except EngineError as exc:
         return _refuse(session, actor.id, form_token, exc, "/ui/hall/ratings", anchor=f"r{rect_id}") \
             or _ratings_page(request, session, actor, status=exc.status, error=exc.said)
-    return _done(session, actor.id, form_token, f"/ui/hall/ratings?done={action}#r{rect_id}")
+    return web.done(session, actor.id, form_token, f"/ui/hall/ratings?done={action}#r{rect_id}")
 
 
 @router.get("/ui/hall/ratings/export.csv", response_class=Response)
@@ -279,17 +279,6 @@ def ratings_export(request: Request, session: SessionDep) -> Response:
     actor = web.require_actor(request, session)
     return Response("\ufeff" + evaluations.export_csv(session, actor), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="evaluations.csv"'})
-
-
-def _done(session: Any, clerk_id: int | None, form_token: str, url: str) -> Response:
-    """303 to the result, recorded for the form's token in the same transaction as the effect."""
-    return RedirectResponse(_record(session, clerk_id, form_token, url), status_code=303)
-
-
-def _record(session: Any, clerk_id: int | None, form_token: str, url: str, **shown: str) -> str:
-    """Record ``url`` as the token's first result; the URL to send the browser to (the other
-    one's, for the second of a double tap: ``form_tokens.remember``)."""
-    return str(form_tokens.remember(session, clerk_id, form_token, url, **shown)["redirect"])
 
 
 def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineError, page: str,
@@ -301,7 +290,7 @@ def _refuse(session: Any, clerk_id: int | None, form_token: str, exc: EngineErro
     if clerk_id is None or not form_tokens.valid(form_token):
         return None
     url = f"{page}?{urlencode({**(query or {}), 'failed': form_token})}" + (f"#{anchor}" if anchor else "")
-    return RedirectResponse(_record(session, clerk_id, form_token, url, refused=exc.said, **shown), status_code=303)
+    return web.done(session, clerk_id, form_token, url, refused=exc.said, **shown)
 
 
 def _refusal(session: Any, clerk_id: int | None, token: str | None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from api.deps import SessionDep
 from api.pages import case_page, web
 from api.pages.workbench import Csrf, FormToken
 from api.routing import Router
-from engine import document_drawing, documents, documents_read, form_tokens, scans
+from engine import document_drawing, documents, documents_read, scans
 
 router = Router(pages=True)
 
@@ -58,8 +58,8 @@ def draw_now(number: str, kind: str, request: Request, session: SessionDep, csrf
     The form sent again (Back and submit, a double click) draws nothing and goes where the first went."""
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     document_drawing.request_drawing(session, number, actor, kind)
     url = f"/ui/cases/{quote(number)}/print/{quote(kind)}"
-    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
+    return web.done(session, actor.id, form_token, url)

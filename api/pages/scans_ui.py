@@ -18,7 +18,7 @@ from api.deps import SessionDep
 from api.pages import case_page, web
 from api.routing import Router
 from core.settings import get_settings
-from engine import form_tokens, scans
+from engine import scans
 from engine.actors import Actor
 from engine.errors import EngineError, InvalidInput
 from storage.object_factory import get_store
@@ -109,12 +109,12 @@ def _act(request: Request, session: Session, csrf: str, number: str, form_token:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     try:
         act(actor)
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc)
     url = f"/ui/cases/{number}?done={done}"
-    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
+    return web.done(session, actor.id, form_token, url)

@@ -146,3 +146,18 @@ def error_page(request: Request, status: int, title: str, detail: str,
     page = render(request, "error.html", None, status_code=status, title=title, detail=detail)
     page.headers.update(headers or {})
     return page
+
+
+# Post/redirect/get with one-time form tokens (engine.form_tokens): every page form answers 303.
+def sent_before(session: Session, clerk_id: int | None, form_token: str | None) -> RedirectResponse | None:
+    """The same form sent again (Back then submit, a double tap): 303 to where its first sending
+    went, acting nowhere; None for a form not sent before."""
+    first = form_tokens.first_result(session, clerk_id, form_token)
+    return RedirectResponse(first["redirect"], status_code=303) if first else None
+
+
+def done(session: Session, clerk_id: int | None, form_token: str | None, url: str, **shown: str) -> RedirectResponse:
+    """303 to the result ``url``, recorded for the form's token in the transaction of the effect
+    (the first one's result, for the second of a concurrent double tap)."""
+    return RedirectResponse(form_tokens.remember(session, clerk_id, form_token, url, **shown)["redirect"],
+                            status_code=303)

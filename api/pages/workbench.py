@@ -150,8 +150,8 @@ def intake_submit(request: Request, session: SessionDep, csrf: Csrf,
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     # The same form sent again (F5 on the result, Back and submit) is shown the first result.
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     token = form_token if form_tokens.valid(form_token) else form_tokens.new()
     # 事项情形: one "question:option" per question (bounded: an item asks at most 20).
     answers = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
@@ -249,8 +249,8 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     payload: dict[str, Any] = {"defer": []}
     if comment.strip():
         payload["comment"] = comment.strip()
@@ -265,7 +265,7 @@ def fire(number: str, trigger: str, request: Request, session: SessionDep, csrf:
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc)
-    return _done(session, actor, form_token, f"/ui/cases/{number}?done={trigger}")
+    return web.done(session, actor.id, form_token, f"/ui/cases/{number}?done={trigger}")
 
 
 @router.post("/ui/cases/{number}/send-back", response_class=HTMLResponse)
@@ -304,8 +304,8 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     try:
         if status not in ("received", "missing"):
             raise InvalidInput("status", "须为 received 或 missing")
@@ -313,7 +313,7 @@ def set_material(number: str, material_id: str, request: Request, session: Sessi
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc)
-    return _done(session, actor, form_token, f"/ui/cases/{number}?done=material")
+    return web.done(session, actor.id, form_token, f"/ui/cases/{number}?done=material")
 
 
 @router.post("/ui/cases/{number}/claim", response_class=HTMLResponse)
@@ -346,15 +346,12 @@ def _case_action(request: Request, session: Session, csrf: str, number: str, for
     actor = web.require_actor(request, session)
     web.check_csrf(request, csrf)
     case_page.visible_case(session, actor, number)
-    if first := form_tokens.first_result(session, actor.id, form_token):
-        return RedirectResponse(first["redirect"], status_code=303)
+    if again := web.sent_before(session, actor.id, form_token):
+        return again
     try:
         act(actor)
     except EngineError as exc:
         session.rollback()
         return case_page.render_case(request, session, actor, number, exc.status, exc)
-    return _done(session, actor, form_token, f"/ui/cases/{number}?done={done}")
+    return web.done(session, actor.id, form_token, f"/ui/cases/{number}?done={done}")
 
-
-def _done(session: Session, actor: Actor, form_token: str, url: str) -> Response:
-    return RedirectResponse(form_tokens.remember(session, actor.id, form_token, url)["redirect"], status_code=303)
