@@ -32,7 +32,7 @@ from engine.dashboard import set_supervised_regions
 from engine.errors import Conflict, InvalidInput, NotFound
 from states.problems import Problem
 from states.vocabulary import ACTOR_ROLES
-from states.yamlpos import Located, YamlError, load_located
+from states.yamlpos import Located, load_mapping
 from storage.directory_tables import COUNTER_KINDS, CounterKind, DirectoryClerk, DirectoryVersion
 from storage.tables import Clerk, Counter, CounterItem, Region, Unit
 
@@ -85,20 +85,14 @@ def _text(v: Any) -> str:
 def check_text(text: str, path: str = "<text>") -> Checked:
     """Parse and check a directory document; every problem at once, as file:line:col."""
     problems: list[Problem] = []
-    if len(text.encode()) > MAX_DIRECTORY_BYTES:
-        raise DirectoryError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_DIRECTORY_BYTES} 字节")])
-    try:
-        loc = load_located(text, MAX_DIRECTORY_NODES)
-    except YamlError as err:
-        raise DirectoryError([Problem(path, err.position.line, err.position.col, err.message)]) from None
+    loc = load_mapping(text, path, max_bytes=MAX_DIRECTORY_BYTES, top="regions, units, counters, clerks",
+                       error=DirectoryError, max_nodes=MAX_DIRECTORY_NODES)
     data = loc.data
 
     def bad(at: tuple[str | int, ...], message: str) -> None:
         p = loc.at(at)
         problems.append(Problem(path, p.line, p.col, message))
 
-    if not isinstance(data, dict):
-        raise DirectoryError([Problem(path, 1, 1, "目录文件必须是映射 (regions, units, counters, clerks)")])
     for key in data:
         if key not in SECTIONS:
             bad((key,), f"未知的段落 '{key}' (可用: {', '.join(SECTIONS)})")

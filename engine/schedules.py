@@ -27,7 +27,7 @@ from core import clock
 from engine.errors import Conflict
 from engine.statements import SELECT_SCHEDULES
 from states.problems import Problem
-from states.yamlpos import Located, YamlError, load_located
+from states.yamlpos import Located, load_mapping
 from storage.calendar_tables import CalendarSchedule
 
 MAX_FILE_BYTES = 64_000
@@ -56,12 +56,8 @@ class Schedule:
 
 def parse(source: str, path: str = "<text>") -> Schedule:
     """Check a schedule file; every problem is reported at its line, nothing is stored."""
-    if len(source.encode("utf-8")) > MAX_FILE_BYTES:
-        raise ScheduleError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_FILE_BYTES} 字节")])
-    try:
-        located = load_located(source)
-    except YamlError as exc:
-        raise ScheduleError([Problem(path, exc.position.line, exc.position.col, exc.message)]) from None
+    located = load_mapping(source, path, max_bytes=MAX_FILE_BYTES, top="year、notice、holidays、workdays",
+                           error=ScheduleError)
     problems: list[Problem] = []
 
     def report(where: tuple[str | int, ...], message: str) -> None:
@@ -69,8 +65,6 @@ def parse(source: str, path: str = "<text>") -> Schedule:
         problems.append(Problem(path, pos.line, pos.col, message))
 
     doc = located.data
-    if not isinstance(doc, dict):
-        raise ScheduleError([Problem(path, 1, 1, "顶层必须是映射: year、notice、holidays、workdays")])
     for key in doc:
         if key not in ("year", "notice", "holidays", "workdays"):
             report((key,), f"未知字段 '{key}'")

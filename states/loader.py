@@ -15,7 +15,7 @@ from states.checker import check_semantics
 from states.problems import Problem
 from states.schema import ItemDefinition
 from states.vocabulary import Vocabulary
-from states.yamlpos import Located, YamlError, load_located
+from states.yamlpos import Located, load_located, load_mapping
 
 MAX_FILE_BYTES = 512_000
 M = TypeVar("M", bound=BaseModel)
@@ -71,16 +71,7 @@ def _checked_without_refused(located: Located, err: ValidationError, path: str, 
 def parse_item(source: str, path: str = "<text>", *, vocabulary: Vocabulary, strict: bool = True) -> LoadedItem:
     """Parse and check one definition against what is implemented; raise DefinitionError listing
     every problem."""
-    if len(source.encode("utf-8")) > MAX_FILE_BYTES:
-        raise DefinitionError([Problem(path, 1, 1, f"文件过大: 超过 {MAX_FILE_BYTES} 字节")])
-    try:
-        located = load_located(source)
-    except YamlError as exc:
-        raise DefinitionError(
-            [Problem(path, exc.position.line, exc.position.col, exc.message)]
-        ) from None
-    if not isinstance(located.data, dict):
-        raise DefinitionError([Problem(path, 1, 1, "顶层必须是映射 (事项定义)")])
+    located = load_mapping(source, path, max_bytes=MAX_FILE_BYTES, top="事项定义", error=DefinitionError)
     try:
         definition = ItemDefinition.model_validate(located.data)
     except ValidationError as err:
@@ -97,14 +88,7 @@ def parse_document(source: str, path: str, model: type[M], *, max_bytes: int, wh
     """Parse a YAML document of the catalog other than an item definition (a guide text) into
     ``model``, with the positions of its values; DefinitionError listing every problem at its
     line, as for a definition."""
-    if len(source.encode("utf-8")) > max_bytes:
-        raise DefinitionError([Problem(path, 1, 1, f"文件过大: 超过 {max_bytes} 字节")])
-    try:
-        located = load_located(source)
-    except YamlError as exc:
-        raise DefinitionError([Problem(path, exc.position.line, exc.position.col, exc.message)]) from None
-    if not isinstance(located.data, dict):
-        raise DefinitionError([Problem(path, 1, 1, f"顶层必须是映射 ({what})")])
+    located = load_mapping(source, path, max_bytes=max_bytes, top=what, error=DefinitionError)
     try:
         return model.model_validate(located.data), located
     except ValidationError as err:

@@ -8,11 +8,14 @@ semantic problem can point at ``file:line:col``, and so that alias expansion is 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
+
+from states.problems import Problem
 
 Path_ = tuple[str | int, ...]
 
@@ -119,3 +122,19 @@ def load_located(text: str, max_nodes: int = MAX_NODES) -> Located:
 
     out.data = walk(node, (), 0)
     return out
+
+
+def load_mapping(text: str, path: str, *, max_bytes: int, top: str, error: Callable[[list[Problem]], Exception],
+                 max_nodes: int = MAX_NODES) -> Located:
+    """A catalog or directory file's YAML, bounded by size before parsing and by nodes while
+    parsing, that must be a mapping; ``error(problems)`` raised with the located reason otherwise
+    (``top``: what the mapping holds, for the message)."""
+    if len(text.encode("utf-8")) > max_bytes:
+        raise error([Problem(path, 1, 1, f"文件过大: 超过 {max_bytes} 字节")])
+    try:
+        located = load_located(text, max_nodes)
+    except YamlError as exc:
+        raise error([Problem(path, exc.position.line, exc.position.col, exc.message)]) from None
+    if not isinstance(located.data, dict):
+        raise error([Problem(path, 1, 1, f"顶层必须是映射 ({top})")])
+    return located
