@@ -37,11 +37,11 @@ STATUS_TEXT: dict[int, str] = {
     403: "无权操作: 缺少角色、不是持有窗口或未被指派 (missing 列出所缺)",
     404: "未找到: 对象不存在或调用者无权得知其存在",
     409: "冲突: 当前状态不允许此操作 (open_triggers 列出可执行的操作) 或前置条件未满足",
-    412: "案件已被他人更新: If-Match 与当前版本不符 (current_version 给出当前版本)",
+    412: "办件已被他人更新: If-Match 与当前版本不符 (current_version 给出当前版本)",
     413: "请求体过大: 超出该类接口的字节上限, 连接随后关闭",
     415: "不支持的媒体类型",
     422: "输入无效: errors 逐项给出字段与原因",
-    428: "缺少 If-Match: 修改案件须带其 ETag",
+    428: "缺少 If-Match: 修改办件须带其 ETag",
     429: "请求过于频繁: 按 Retry-After 秒后重试",
     503: "服务暂不可用: 存储或数据库暂时无法访问, 按 Retry-After 秒后重试",
 }
@@ -67,7 +67,7 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(default=None, description="422: 每个无效字段及原因")
     open_triggers: list[str] | None = Field(default=None, description="409: 当前状态下可执行的操作")
     missing: list[str] | None = Field(default=None, description="403/409: 所缺的角色、指派或条件")
-    current_version: int | None = Field(default=None, description="412: 案件的当前版本")
+    current_version: int | None = Field(default=None, description="412: 办件的当前版本")
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -75,7 +75,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _problem_response(status) for status in statuses}
 
 
-ETAG = {"ETag": {"description": '案件的 ETag "版本号-摘要", 如 "7-9f86d081884c7d65": 修改时放入 If-Match '
+ETAG = {"ETag": {"description": '办件的 ETag "版本号-摘要", 如 "7-9f86d081884c7d65": 修改时放入 If-Match '
                           '(只比较版本号), 轮询时放入 If-None-Match', "schema": {"type": "string"}}}
 
 

@@ -96,7 +96,7 @@ def require_role(actor: Actor, *roles: str) -> None:
 
 IfMatchHeader = Annotated[str | None, Header(
     alias="If-Match", max_length=40, pattern=r'^(W/)?"?[0-9]{1,10}(-[0-9a-f]{16})?"?$',
-    description='案件的 ETag (如 "7-9f86d081884c7d65"), 或其中的版本号 "7" (乐观并发控制: 只比较版本号)')]
+    description='办件的 ETag (如 "7-9f86d081884c7d65"), 或其中的版本号 "7" (乐观并发控制: 只比较版本号)')]
 
 
 # The version dependencies are ``async`` though they never wait: FastAPI runs a sync dependency
@@ -107,7 +107,7 @@ async def required_version(if_match: IfMatchHeader = None) -> int:
     """The case version a change is based on; its absence is 428 (the header is required)."""
     version = parse_if_match(if_match)
     if version is None:
-        reason = "修改案件须带 If-Match (案件 ETag), 以免覆盖他人的更新"
+        reason = "修改办件须带 If-Match (办件 ETag), 以免覆盖他人的更新"
         raise PreconditionRequired(reason, errors=[{"field": "If-Match", "reason": reason}])
     return version
 
@@ -129,5 +129,5 @@ def parse_if_match(value: str | None) -> int | None:
         return None
     raw = value.strip().removeprefix("W/").strip('"').split("-", 1)[0]
     if not raw.isdigit():
-        raise InvalidInput("If-Match", "须为案件的 ETag (版本号)")
+        raise InvalidInput("If-Match", "须为办件的 ETag (版本号)")
     return int(raw)

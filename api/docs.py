@@ -35,9 +35,9 @@ POLICIES = {REDOC_PATH: REDOC_CSP}
 # The API's name is its generated clients' name (openapi-python-client: ``tongban-client``, a
 # package pip installs); the Chinese name leads the summary and description, which the docs show.
 TITLE = "Tongban"
-SUMMARY = "通办: 跨域通办案件编排平台接口"
+SUMMARY = "通办: 跨域通办办件编排平台接口"
 DESCRIPTION = ("通办 (Tongban) 的接口: 事项定义、办件收件与流转、跨域移交、材料扫描、视频踏勘、证照与寄递。\n\n"
-               "认证: `Authorization: Bearer <令牌>` (窗口人员的 API 令牌)。修改案件须带 `If-Match` (案件的 ETag)。"
+               "认证: `Authorization: Bearer <令牌>` (窗口人员的 API 令牌)。修改办件须带 `If-Match` (办件的 ETag)。"
                "所有错误均为 RFC 9457 问题详情 (`application/problem+json`, 见 Problem)。"
                "生成客户端的方法见 docs/api/clients.md。")
 # The operation groups, as the docs list them.

@@ -186,7 +186,7 @@ class Case(_Out):
     intake_counter: str
     competent_counter: str
     parties: dict[str, str] = Field(description="窗口角色 → 窗口标识")
-    holders: list[str] = Field(description="此刻持有案件的窗口")
+    holders: list[str] = Field(description="此刻持有办件的窗口")
     companion_id: int | None = Field(description="一事一人: 陪办人员")
     assignees: dict[str, int] = Field(description="窗口 → 认领本步骤的人员")
     applicant: ApplicantView
@@ -498,7 +498,7 @@ class RoomParticipant(_Out):
 
 
 class RoomRecording(_Out):
-    """一位参会者的录像 (另存为案件证据)."""
+    """一位参会者的录像 (另存为办件证据)."""
 
     id: int
     room_id: str
@@ -518,7 +518,7 @@ class Room(_Out):
 
     id: str
     number: str
-    state: str = Field(description="开启时案件所在的状态; 案件离开该状态时会议室自动关闭")
+    state: str = Field(description="开启时办件所在的状态; 办件离开该状态时会议室自动关闭")
     kind: str = Field(description="视频环节 (远程会商、远程踏勘 …); 临时会商为 adhoc")
     adhoc: bool = Field(description="临时会商: 所在状态未声明视频环节")
     status: Literal["open", "closed"]
@@ -526,7 +526,7 @@ class Room(_Out):
     counter_id: str
     opened_at: Instant
     closed_at: Instant | None
-    close_reason: str | None = Field(description="关闭原因: ended 结束, state_left 案件已离开该状态, idle 闲置")
+    close_reason: str | None = Field(description="关闭原因: ended 结束, state_left 办件已离开该状态, idle 闲置")
     checklist: InspectionRecord | None
     participants: list[RoomParticipant]
     recordings: list[RoomRecording]
@@ -613,7 +613,7 @@ class Left(_Out):
 
 class InspectionSubmitted(_Out):
     number: str
-    state: str = Field(description="提交后案件所在的状态")
+    state: str = Field(description="提交后办件所在的状态")
     version: int
     trigger: str = Field(description="据清单结果执行的操作 (inspection_passed / inspection_failed)")
     checklist: InspectionRecord
@@ -628,7 +628,7 @@ class DashboardFilters(_Out):
 
 
 class OpenBy(_Out):
-    """在办件数: 按状态名称、行政区划、窗口 (并联审批的案件在每个持有窗口各计一次)、事项."""
+    """在办件数: 按状态名称、行政区划、窗口 (并联审批的办件在每个持有窗口各计一次)、事项."""
 
     state: dict[str, int]
     region: dict[str, int]
@@ -879,7 +879,7 @@ class Event(_Out):
     id: str = Field(description="事件标识, 稳定不变, 可作幂等键 (办件编号-序号)", examples=["310115202612020001-3"])
     cursor: str = Field(description="此事件在事件流中的位置: 作 after 参数, 从它之后继续读")
     case: str = Field(description="办件编号")
-    seq: int = Field(description="此事件在办件内的序号, 即事件后的案件版本 (ETag)")
+    seq: int = Field(description="此事件在办件内的序号, 即事件后的办件版本 (ETag)")
     item: str = Field(description="事项编码")
     kind: str = Field(description="事件类型: intake 收件, transition 流转, material 材料, "
                                   "claim/release/assign 认领与转交, …")
@@ -952,7 +952,7 @@ class CaseDocument(_Out):
     title: str
     issued_at: Instant = Field(description="签发时间 (RFC 3339, 本地时区 +08:00)")
     sha256: str | None = Field(description="PDF 的 sha256; 尚在制作时为 null")
-    content_url: str | None = Field(description="下载 PDF (记入案件历史); 尚在制作时为 null")
+    content_url: str | None = Field(description="下载 PDF (记入办件历史); 尚在制作时为 null")
 
 
 class CaseDocuments(_Out):

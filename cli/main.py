@@ -14,7 +14,7 @@ from cli.seals import seals_app, verify_file
 from cli.video import video_app
 from core.settings import get_settings
 
-app = typer.Typer(help="通办 Tongban — 跨域通办案件编排平台", no_args_is_help=True,
+app = typer.Typer(help="通办 Tongban — 跨域通办办件编排平台", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 items_app = typer.Typer(help="事项定义: 校验、发布、流程图", no_args_is_help=True)
 clerks_app = typer.Typer(help="窗口工作人员与令牌", no_args_is_help=True)
@@ -286,7 +286,7 @@ def items_check(paths: Annotated[list[Path], typer.Argument(help="事项定义�
 
 @items_app.command("publish")
 def items_publish(paths: Annotated[list[Path], typer.Argument(help="事项定义文件或目录")]) -> None:
-    """发布事项版本 (同一版本号内容不同将被拒绝; 运行中的案件保持原版本)。"""
+    """发布事项版本 (同一版本号内容不同将被拒绝; 运行中的办件保持原版本)。"""
     from engine.catalog import publish, read_file
     from engine.errors import EngineError
     from states.loader import DefinitionError, iter_definition_files
@@ -382,7 +382,7 @@ def clerks_supervise(
     clerk_id: Annotated[int, typer.Argument(help="督查人员编号")],
     regions: Annotated[list[str], typer.Argument(help="督查的行政区划代码")],
 ) -> None:
-    """为督查人员增加督查区域 (看板、队列与案件只显示这些区域)。"""
+    """为督查人员增加督查区域 (看板、队列与办件只显示这些区域)。"""
     from engine.dashboard import set_supervised_regions
     from engine.errors import EngineError
     from storage.db import session_scope
@@ -402,7 +402,7 @@ def clerks_supervise(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """逐案校验历史哈希链, 并对照最新的历史锚点 (校验其签名) 指出被改写、截断或删除的案件; 有问题时退出码为 1。"""
+    """逐案校验历史哈希链, 并对照最新的历史锚点 (校验其签名) 指出被改写、截断或删除的办件; 有问题时退出码为 1。"""
     from core.clock import local, zone_label
     from engine import anchors
     from engine.history import Break, verify
@@ -418,18 +418,18 @@ def audit_verify() -> None:
     for r in refused:
         typer.echo(f"锚点 {r.bucket}/{r.key} 被拒绝: {r.reason}", err=True)
     if anchor is None:
-        typer.echo("尚无历史锚点: 只校验了各案件的哈希链本身 (tongban audit anchor 可写入一个)")
+        typer.echo("尚无历史锚点: 只校验了各办件的哈希链本身 (tongban audit anchor 可写入一个)")
     broken = 0
     with session_scope(_engine()) as session:
         for result in verify(session, anchored=anchor.cases if anchor else None):
             if isinstance(result, Break):
                 broken += 1
                 where = f" 第 {result.seq} 条事件" if result.seq is not None else ""
-                typer.echo(f"案件 {result.number}{where}: {result.reason}", err=True)
+                typer.echo(f"办件 {result.number}{where}: {result.reason}", err=True)
             else:
                 against = (f", 对照锚点 #{anchor.seq} ({local(anchor.at):%Y-%m-%d %H:%M:%S} {zone_label()}, "
-                           f"{len(anchor.cases)} 个案件)") if anchor else ""
-                typer.echo(f"已校验 {result} 个案件, {broken} 个被篡改{against}")
+                           f"{len(anchor.cases)} 个办件)") if anchor else ""
+                typer.echo(f"已校验 {result} 个办件, {broken} 个被篡改{against}")
     if broken or refused:
         raise typer.Exit(1)
 
@@ -438,7 +438,7 @@ def audit_verify() -> None:
 def audit_anchor(
     force: Annotated[bool, typer.Option("--force", help="自上一锚点以来没有变化也写入")] = False,
 ) -> None:
-    """把每个案件的版本和最新哈希签名后写入证据存储 (对象锁定), 作为历史锚点; 与上一锚点不符的案件退出码为 1。"""
+    """把每个办件的版本和最新哈希签名后写入证据存储 (对象锁定), 作为历史锚点; 与上一锚点不符的办件退出码为 1。"""
     from engine import anchors
     from storage.db import session_scope
     from storage.objects import StoreUnavailable
@@ -452,9 +452,9 @@ def audit_anchor(
     for r in w.refused:
         typer.echo(f"锚点 {r.bucket}/{r.key} 被拒绝: {r.reason}", err=True)
     for b in w.carried:
-        typer.echo(f"案件 {b.number} 与上一锚点不符, 新锚点沿用上一锚点的记录: {b.reason}", err=True)
+        typer.echo(f"办件 {b.number} 与上一锚点不符, 新锚点沿用上一锚点的记录: {b.reason}", err=True)
     if w.anchor is not None:
-        typer.echo(f"已写入历史锚点 #{w.anchor.seq}: {len(w.anchor.cases)} 个案件, {w.anchor.bucket}/{w.anchor.key}")
+        typer.echo(f"已写入历史锚点 #{w.anchor.seq}: {len(w.anchor.cases)} 个办件, {w.anchor.bucket}/{w.anchor.key}")
     elif w.previous is not None:
         typer.echo(f"自锚点 #{w.previous.seq} 以来没有变化, 未写入 (加 --force 照写)")
     if w.carried or w.refused:

@@ -17,8 +17,8 @@ def require_case_reader(session: Session, actor: Actor, case: CaseRow) -> None:
     if "supervisor" in actor.roles:
         if supervisor_may_see(session, actor, case):
             return
-        raise Forbidden("该案件不在您督查的区域内", missing=["region"])
-    raise Forbidden("本窗口未参与该案件", missing=["counter"])
+        raise Forbidden("该办件不在您督查的区域内", missing=["region"])
+    raise Forbidden("本窗口未参与该办件", missing=["counter"])
 
 
 def readable_counters(session: Session, actor: Actor) -> set[str] | None:

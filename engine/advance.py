@@ -158,7 +158,7 @@ def describe_missing(missing: list[str], counters: Mapping[str, str], clerks: Ma
         if kind == "role":
             words.append("需要角色 " + " 或 ".join(ACTOR_ROLES.get(r, r) for r in value.split("|")))
         elif kind == "counter":
-            words.append(f"案件当前由{counters.get(value, '其他窗口')}办理")
+            words.append(f"办件当前由{counters.get(value, '其他窗口')}办理")
         elif kind == "intake":
             words.append(f"撤回由收件窗口{counters.get(value, '')}的陪伴人员办理")
         elif kind == "companion":
@@ -204,7 +204,7 @@ def advance(
     case = load_case(session, number, lock=True)
     if expected_version is not None and case["version"] != expected_version:
         raise StaleVersion(
-            f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
+            f"办件版本为 {case['version']}, 请求基于版本 {expected_version}",
             current_version=case["version"],
         )
     item = catalog.compiled(session, case["item_version_id"])
@@ -259,7 +259,7 @@ def _fire(session: Session, item: CompiledItem, case: CaseRow, trigger: str, act
     route = find_route(item, case, trigger)
     if route is None:
         raise TriggerNotOpen(
-            f"案件处于「{item.table[case['state']].state.label}」, 不能执行 '{trigger}'",
+            f"办件处于「{item.table[case['state']].state.label}」, 不能执行 '{trigger}'",
             open_triggers=open_triggers(item, case),
         )
     source, t = route
@@ -380,7 +380,7 @@ def _write(session: Session, item: CompiledItem, case: CaseRow, original_version
         if after != pending.holders_before:
             sync_holders(session, case["id"], after, pending.holders_before)
     if update.rowcount != 1:  # cannot happen under the row lock; the unit rolls the rest back
-        raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
+        raise StaleVersion("办件已被他人同时更新, 请刷新后重试")
     for h in pending.history:
         metrics.count_transition(session, case["item_code"], str(h["trigger"]))
 
@@ -399,7 +399,7 @@ def append_event(session: Session, case: CaseRow, expected_version: int | None,
                  comment: str | None = None) -> None:
     """Record a non-transition event (material, assignment, …): bump the version, append history."""
     if expected_version is not None and expected_version != case["version"]:
-        raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected_version}",
+        raise StaleVersion(f"办件版本为 {case['version']}, 请求基于版本 {expected_version}",
                            current_version=case["version"])
     event: NewHistoryEvent = {
         "case_id": case["id"], "seq": case["version"] + 1, "at": at, "kind": kind,
@@ -410,7 +410,7 @@ def append_event(session: Session, case: CaseRow, expected_version: int | None,
         "case_id": case["id"], "expected": case["version"], "version": case["version"] + 1,
         "updated_at": at, "assignees": case["assignees"], "last_hash": case["last_hash"]})
     if changed != 1:
-        raise StaleVersion("案件已被他人同时更新, 请刷新后重试")
+        raise StaleVersion("办件已被他人同时更新, 请刷新后重试")
     case["version"] += 1
     INSERT_HISTORY.execute(session, event)
 
@@ -418,7 +418,7 @@ def append_event(session: Session, case: CaseRow, expected_version: int | None,
 def require_holder(session: Session, case: CaseRow, actor: Actor) -> CompiledItem:
     item = catalog.compiled(session, case["item_version_id"])
     if actor.counter_id not in holder_counters(item, case):
-        raise Forbidden("只有当前办理窗口可以操作此案件", missing=["counter"])
+        raise Forbidden("只有当前办理窗口可以操作此办件", missing=["counter"])
     return item
 
 

@@ -208,7 +208,7 @@ def check_heads(session: Session, anchored: Anchored,
     for number, (version, last_hash) in anchored.items():
         cur = current.get(number)
         if cur is None:
-            problems.append(Break(number, None, f"案件被删除: 锚点记录了该案件 (版本 {version}), 数据库中已没有",
+            problems.append(Break(number, None, f"办件被删除: 锚点记录了该办件 (版本 {version}), 数据库中已没有",
                                   "deleted"))
         elif cur[0] > version:
             moved.append(number)
@@ -266,7 +266,7 @@ def periodic(engine: sa.Engine) -> dict[str, int]:
         log.error("历史锚点未写入, 对象存储不可用: %s", exc)
         return {"anchor_written": 0, "anchor_problems": 0}
     for problem in w.carried:
-        log.error("历史锚点: 案件 %s 与上一锚点不符 (%s): %s", problem.number, problem.kind, problem.reason)
+        log.error("历史锚点: 办件 %s 与上一锚点不符 (%s): %s", problem.number, problem.kind, problem.reason)
     for r in w.refused:
         log.error("历史锚点: %s/%s 被拒绝: %s", r.bucket, r.key, r.reason)
     return {"anchor_written": int(w.anchor is not None), "anchor_problems": len(w.carried) + len(w.refused)}

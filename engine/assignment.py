@@ -107,7 +107,7 @@ def hand_over(session: Session, number: str, actor: Actor, counter_id: str, cler
         case["companion_id"] = clerk_id
         return case
     if step is None:
-        raise InvalidInput("counter_id", "案件当前不在该窗口办理, 没有可转交的环节")
+        raise InvalidInput("counter_id", "办件当前不在该窗口办理, 没有可转交的环节")
     if companion_step(item, step):
         raise InvalidInput("kind", "该环节由陪伴申请人的收件人员办理: 请转交陪伴人员 (kind=companion)")
     if not set(clerk.roles.split(",")) & step_roles(item, step):

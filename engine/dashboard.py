@@ -82,7 +82,7 @@ def supervisor_may_see(session: Session, actor: Actor, case: CaseRow) -> bool:
 def check_case_visible(session: Session, actor: Actor, case: CaseRow) -> None:
     own = actor.counter_id is not None and actor.counter_id in case["parties"].values()
     if "supervisor" in actor.roles and not own and not supervisor_may_see(session, actor, case):
-        raise Forbidden("该案件不在您督查的区域内", missing=["region"])
+        raise Forbidden("该办件不在您督查的区域内", missing=["region"])
 
 
 def check_counter_visible(session: Session, actor: Actor, counter_id: str) -> None:

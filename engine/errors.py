@@ -45,8 +45,8 @@ class Forbidden(EngineError):
 
     status, type, title = 403, "/problems/forbidden", "无权操作"
     help = ("调用者已认证, 但缺少执行此操作所需的条件。"
-            "答复的 missing 字段逐项列出所缺: 角色 (role:…)、持有案件的窗口 (counter)、本步骤的认领人 (assignee) "
-            "或陪办人员 (companion)。请由具备该角色、所在窗口持有案件的人员办理,"
+            "答复的 missing 字段逐项列出所缺: 角色 (role:…)、持有办件的窗口 (counter)、本步骤的认领人 (assignee) "
+            "或陪办人员 (companion)。请由具备该角色、所在窗口持有办件的人员办理,"
             " 或先认领本步骤。")
 
 
@@ -78,7 +78,7 @@ class GuardFailed(EngineError):
 
 
 class StaleVersion(EngineError):
-    status, type, title = 412, "/problems/stale-version", "案件已被他人更新"
+    status, type, title = 412, "/problems/stale-version", "办件已被他人更新"
     help = ("请求所依据的办件版本 (If-Match) 已经过时: 在您读取之后,"
             " 他人或系统已更新了该办件。答复的 current_version 是当前版本。"
             "请重新读取办件, 确认后以新的 ETag 重试; 什么都没有写入。")

@@ -133,11 +133,11 @@ def _comment_given(g: Guards) -> str | None:
 
 
 
-@GUARDS.register("previous_step", "退回至案件来自的上一环节")
+@GUARDS.register("previous_step", "退回至办件来自的上一环节")
 def _previous_step(g: Guards) -> str | None:
     came = g.came_from
     if came is not None and came == g.dest:
         return None
     table = g.compiled.table
     where = f"「{table[came].state.label}」" if came in table else "其他环节"
-    return f"案件是从{where}转来的, 只能退回该环节"
+    return f"办件是从{where}转来的, 只能退回该环节"

@@ -81,7 +81,7 @@ def verify(session: Session, batch: int = 500, anchored: Anchored | None = None)
             if problem:
                 yield problem
     for number, (version, _) in sorted(missing.items()):
-        yield Break(number, None, f"案件被删除: 锚点记录了该案件 (版本 {version}), 数据库中已没有", "deleted")
+        yield Break(number, None, f"办件被删除: 锚点记录了该办件 (版本 {version}), 数据库中已没有", "deleted")
     yield checked
 
 
@@ -102,7 +102,7 @@ def _verify_case(session: Session, case_id: int, number: str, last_hash: str | N
             at_anchor = row["hash"]
         prev, expected_seq = row["hash"], expected_seq + 1
     if prev != last_hash or expected_seq - 1 != version:
-        return Break(number, expected_seq, "案件的最新哈希或版本与历史不符: 末尾事件被删除或改动")
+        return Break(number, expected_seq, "办件的最新哈希或版本与历史不符: 末尾事件被删除或改动")
     return against_anchor(number, version, at_anchor, anchor)
 
 

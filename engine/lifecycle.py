@@ -94,11 +94,11 @@ def can_extend(item: CompiledItem, case: CaseRow, actor: Actor) -> str | None:
     if days <= 0:
         return f"事项「{item.definition.name}」不允许延期"
     if item.table[case["state"]].state.final or case["state"] in item.decided:
-        return "案件已作出决定, 不能再延期"
+        return "办件已作出决定, 不能再延期"
     if case["legal_due"] is None:
-        return "案件尚未受理, 办理时限还未开始计算"
+        return "办件尚未受理, 办理时限还未开始计算"
     if case["extended_days"]:
-        return f"案件已延期 {case['extended_days']} 个工作日, 每件只能延期一次"
+        return f"办件已延期 {case['extended_days']} 个工作日, 每件只能延期一次"
     if clock.today() > case["legal_due"]:
         return f"法定办结日 {case['legal_due']} 已过, 不能再延期"
     return None

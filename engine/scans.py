@@ -101,7 +101,7 @@ def _lock_case(session: Session, number: str) -> CaseRow:
 
 def _check_version(case: CaseRow, expected: int | None) -> None:
     if expected is not None and case["version"] != expected:
-        raise StaleVersion(f"案件版本为 {case['version']}, 请求基于版本 {expected}",
+        raise StaleVersion(f"办件版本为 {case['version']}, 请求基于版本 {expected}",
                            current_version=case["version"])
 
 

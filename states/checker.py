@@ -131,7 +131,7 @@ def _check_follow_up(d: ItemDefinition, job: str, vocabulary: Vocabulary, path: 
     wanted = vocabulary.follow_ups.get(job, ())
     if wanted and not any(t.trigger in wanted and "system" in t.roles for t in d.transitions):
         report(path, f"自动任务 '{job}'({vocabulary.jobs[job]}) 完成后触发 {' / '.join(wanted)}, "
-                     "本事项须定义其中之一且允许角色 system, 否则案件将停在原状态")
+                     "本事项须定义其中之一且允许角色 system, 否则办件将停在原状态")
 
 
 def _check_extensions(d: ItemDefinition, ref: StateRef, vocabulary: Vocabulary, report: Report) -> None:
@@ -311,7 +311,7 @@ def _check_situation_paths(d: ItemDefinition, table: dict[str, StateRef], report
                       if any(qid == q.id for qid, _ in chosen) and (q.id, o.id) not in chosen}
             for name in _stuck(d, table, closed):
                 report(("situations", i, "options", j, "id"),
-                       f"选择情形 '{q.id}' 的选项 '{o.id}' 后, 案件到达状态 '{name}' 将没有可走的出口")
+                       f"选择情形 '{q.id}' 的选项 '{o.id}' 后, 办件到达状态 '{name}' 将没有可走的出口")
 
 
 def _stuck(d: ItemDefinition, table: dict[str, StateRef], closed: set[str]) -> list[str]:

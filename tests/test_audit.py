@@ -68,13 +68,13 @@ def test_cli_audit_verify_exit_code(sqlite_demo: Demo, tmp_path: Path) -> None:
     env = {"TONGBAN_DATABASE_URL": str(sqlite_demo.engine.url), "PATH": "/usr/bin:/bin"}
     ok = subprocess.run([sys.executable, "-m", "cli", "audit", "verify"], cwd=ROOT, env=env,
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and "已校验 3 个案件, 0 个被篡改" in ok.stdout
+    assert ok.returncode == 0 and "已校验 3 个办件, 0 个被篡改" in ok.stdout
     with sqlite_demo.engine.begin() as conn:
         conn.execute(sa.text("UPDATE history SET comment = 'x' WHERE seq = 3 AND case_id = "
                              "(SELECT id FROM cases WHERE number = :n)"), {"n": numbers[0]})
     bad = subprocess.run([sys.executable, "-m", "cli", "audit", "verify"], cwd=ROOT, env=env,
                          capture_output=True, text=True)
-    assert bad.returncode == 1 and f"案件 {numbers[0]} 第 3 条事件" in bad.stderr
+    assert bad.returncode == 1 and f"办件 {numbers[0]} 第 3 条事件" in bad.stderr
 
 
 def test_revoked_and_expired_tokens_are_refused(demo: Demo) -> None:
@@ -258,20 +258,20 @@ def test_cli_anchor_then_verify_reports_the_rewritten_case(sqlite_demo: Demo, tm
     none = cli("verify")
     assert none.returncode == 0 and "尚无历史锚点" in none.stdout
     made = cli("anchor")
-    assert made.returncode == 0 and "已写入历史锚点 #1: 3 个案件" in made.stdout, made.stderr
+    assert made.returncode == 0 and "已写入历史锚点 #1: 3 个办件" in made.stdout, made.stderr
     ok = cli("verify")
-    assert ok.returncode == 0 and "已校验 3 个案件, 0 个被篡改, 对照锚点 #1" in ok.stdout, ok.stderr
+    assert ok.returncode == 0 and "已校验 3 个办件, 0 个被篡改, 对照锚点 #1" in ok.stdout, ok.stderr
     _rewrite(sqlite_demo, numbers[1], 2, actor_name="冒名")
     bad = cli("verify")
     assert bad.returncode == 1, bad.stdout
-    assert f"案件 {numbers[1]} 第 3 条事件: 历史被改写" in bad.stderr and "1 个被篡改" in bad.stdout
+    assert f"办件 {numbers[1]} 第 3 条事件: 历史被改写" in bad.stderr and "1 个被篡改" in bad.stdout
     again = cli("anchor")  # the writer refuses to launder it
-    assert again.returncode == 1 and f"案件 {numbers[1]} 与上一锚点不符" in again.stderr
+    assert again.returncode == 1 and f"办件 {numbers[1]} 与上一锚点不符" in again.stderr
     public = cli("public-key").stdout.strip()
     assert len(public) == 64 and (tmp_path / "data" / "anchor-key").stat().st_mode & 0o077 == 0
     # A machine that only verifies holds the public key alone.
     env["TONGBAN_DATA_DIR"] = str(tmp_path / "auditor")
     env["TONGBAN_ANCHOR_PUBLIC_KEY"] = public
     audited = cli("verify")
-    assert audited.returncode == 1 and f"案件 {numbers[1]} 第 3 条事件: 历史被改写" in audited.stderr
+    assert audited.returncode == 1 and f"办件 {numbers[1]} 第 3 条事件: 历史被改写" in audited.stderr
     assert not (tmp_path / "auditor" / "anchor-key").exists()

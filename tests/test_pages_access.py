@@ -100,7 +100,7 @@ def test_page_posts_need_the_csrf_token_and_change_nothing_without_it(demo: Demo
         assert r.status_code in (400, 422)
     assert demo.count("history") == 1
     r = wang.post(url, data={"csrf": csrf, "version": "9"})  # stale version: shown, not applied
-    assert r.status_code == 412 and "案件版本为 1" in r.text
+    assert r.status_code == 412 and "办件版本为 1" in r.text
     r = wang.post(url, data={"csrf": csrf, "version": "1"}, follow_redirects=False)
     assert r.status_code == 303
     assert demo.client.get(f"/api/v1/cases/{case['number']}", headers=demo.h("王芳")).json()["version"] == 2

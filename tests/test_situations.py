@@ -77,7 +77,7 @@ def test_a_path_an_answer_selects_is_checked_at_its_line() -> None:
     stuck = stuck.replace(skip, "")
     (line, _col, message), = _problems(stuck)
     assert line == _line(stuck, "id: renew")
-    assert message == "选择情形 'application_kind' 的选项 'renew' 后, 案件到达状态 'accepted' 将没有可走的出口"
+    assert message == "选择情形 'application_kind' 的选项 'renew' 后, 办件到达状态 'accepted' 将没有可走的出口"
     twin = SPJY.replace("  - {trigger: skip_inspection,", "  - {trigger: quick_review, label: 快速审核, from: accepted,"
                         " to: review, roles: [reviewer]}\n  - {trigger: skip_inspection,")
     at = _line(twin, "path: [skip_inspection]")

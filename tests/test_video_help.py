@@ -84,7 +84,7 @@ def test_the_booth_button_and_the_clerks_list_on_the_pages(demo: Demo) -> None:
     assert called.status_code == 303 and called.headers["location"].startswith("/video/join?t=")
     room_page = booth.get(called.headers["location"])
     assert room_page.status_code == 200 and "云见面 · 视频帮办" in room_page.text
-    assert "案件" not in room_page.text and 'href="/kiosk"' in room_page.text
+    assert "办件" not in room_page.text and 'href="/kiosk"' in room_page.text
     assert 'id="invite-box"' not in room_page.text and 'id="capture-box"' not in room_page.text
 
     clerks = {}

@@ -23,7 +23,7 @@ def test_clerk_links_only_for_clerks_of_the_case_counters(demo: Demo) -> None:
     for role, who in (("clerk", "陈静"), ("approver", "吴磊"), ("expert", "陈静")):
         status, problem = issue(demo, room, role, who, clerk_id=demo.actor(who).id)
         assert status == 403, problem
-        assert problem["missing"] == ["counter"] and "未办理过该案件" in problem["detail"] and who in problem["detail"]
+        assert problem["missing"] == ["counter"] and "未办理过该办件" in problem["detail"] and who in problem["detail"]
     # The companion at the intake counter, the holding counter's own clerks, and guests: as before.
     for role, who, extra in (("clerk", "王芳", {"clerk_id": demo.actor("王芳").id}),
                              ("approver", "刘洋", {"clerk_id": demo.actor("刘洋").id}),

@@ -67,7 +67,7 @@ def test_forged_expired_and_foreign_links_are_refused(demo: Demo) -> None:
 
     foreign, _ = links.issue(other, room, "applicant", "张三", None)  # validly signed, other case
     status, problem = join_status(demo, foreign)
-    assert status == 403 and "不属于此案件" in problem["detail"]
+    assert status == 403 and "不属于此办件" in problem["detail"]
     assert demo.client.get(f"/video/join?t={foreign}").status_code == 403
 
     # A good link with an unusable offer: 422 naming the field, nobody joined.

@@ -71,7 +71,7 @@ def verify(token: str, number: str | None = None, room_id: str | None = None) ->
     if claim.expires_at <= datetime.now(UTC):
         raise Forbidden("入会链接已过期, 请向窗口工作人员索取新链接", missing=["join_link"])
     if number is not None and claim.number != number:
-        raise Forbidden("入会链接不属于此案件", missing=["join_link"])
+        raise Forbidden("入会链接不属于此办件", missing=["join_link"])
     if room_id is not None and claim.room_id != room_id:
         raise Forbidden("入会链接不属于此会议室", missing=["join_link"])
     if claim.role not in ROLES:

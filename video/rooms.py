@@ -105,7 +105,7 @@ def open_room(session: Session, number: str, actor: Actor, kind: str | None) -> 
     _require_clerk(session, case, actor)
     state = state_def(session, case)
     if state.final:
-        raise InvalidInput("number", "案件已办结, 不能发起视频环节")
+        raise InvalidInput("number", "办件已办结, 不能发起视频环节")
     declared = state.video
     if kind is not None and kind not in VIDEO_KINDS:
         raise InvalidInput("kind", f"须为 {' / '.join(VIDEO_KINDS.labels())}")
@@ -166,7 +166,7 @@ def require_case_clerk(case: CaseRow, clerk: Actor) -> None:
     only clerks of the counters the case is routed through — that hold or held it, the same
     counters that may read it (engine.access) — may be bound. Others join as guests (expert)."""
     if clerk.counter_id is None or clerk.counter_id not in case["parties"].values():
-        raise Forbidden(f"工作人员「{clerk.name}」所属窗口未办理过该案件, 不能为其签发工作人员入会链接; "
+        raise Forbidden(f"工作人员「{clerk.name}」所属窗口未办理过该办件, 不能为其签发工作人员入会链接; "
                         "如需其参会, 请以专家身份邀请", missing=["counter"])
 
 
@@ -174,7 +174,7 @@ def admit(session: Session, claim: JoinClaim) -> dict[str, Any]:
     """A link is valid; may its holder enter now? Closes the room if its case has moved on."""
     row = _room(session, claim.room_id)
     if row["number"] != claim.number:
-        raise Forbidden("入会链接不属于此案件", missing=["join_link"])
+        raise Forbidden("入会链接不属于此办件", missing=["join_link"])
     if row["status"] != "open":
         raise Forbidden("会议室已关闭", missing=["room_open"])
     if is_help(row):
@@ -185,7 +185,7 @@ def admit(session: Session, claim: JoinClaim) -> dict[str, Any]:
     case = load_case(session, row["number"])
     if case["state"] != row["state"]:
         # The caller closes the room in a transaction of its own (this one rolls back).
-        raise Forbidden("案件已离开该视频环节所在的状态, 会议室已关闭", missing=["room_open"],
+        raise Forbidden("办件已离开该视频环节所在的状态, 会议室已关闭", missing=["room_open"],
                         reason="state_left")
     if claim.clerk_id is not None:  # also refuses links signed before issuing checked it
         require_case_clerk(case, clerk_actor(session, claim.clerk_id))
@@ -198,7 +198,7 @@ def admit_for_action(session: Session, room_id: str) -> dict[str, Any]:
     if row["status"] != "open":
         raise Forbidden("会议室已关闭", missing=["room_open"])
     if not is_help(row) and load_case(session, row["number"])["state"] != row["state"]:
-        raise Forbidden("案件已离开该视频环节所在的状态", missing=["room_open"])
+        raise Forbidden("办件已离开该视频环节所在的状态", missing=["room_open"])
     return row
 
 

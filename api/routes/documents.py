@@ -190,7 +190,7 @@ def list_pages(number: str, material_id: str, session: SessionDep, actor: ActorD
     return {"items": [page_view(number, p) for p in pages], "next_cursor": None}
 
 
-@router.get("/{number}/pages", summary="列出案件全部扫描页", response_model=PageList)
+@router.get("/{number}/pages", summary="列出办件全部扫描页", response_model=PageList)
 def list_case_pages(number: str, session: SessionDep, actor: ActorDep,
                     include_withdrawn: bool = False) -> Any:
     pages = scans.list_pages(session, number, actor, None, include_withdrawn)
@@ -253,7 +253,7 @@ def _download(d: scans.Download) -> Response:
     return StreamingResponse(d.stream, media_type=d.media_type, headers=headers)
 
 
-@router.get(PAGES + "/{page_id:int}/content", summary="下载扫描页 (记入案件历史)",
+@router.get(PAGES + "/{page_id:int}/content", summary="下载扫描页 (记入办件历史)",
             response_class=Response, responses=DOWNLOAD)
 def download_page(number: str, material_id: str, page_id: int, session: SessionDep,
                   actor: ActorDep, store: StoreDep) -> Response:
@@ -268,13 +268,13 @@ def page_thumbnail(number: str, material_id: str, page_id: int, session: Session
                                          store=store, thumbnail=True))
 
 
-@router.get("/{number}/evidence", summary="列出案件证据 (证照、录像)", response_model=EvidenceList)
+@router.get("/{number}/evidence", summary="列出办件证据 (证照、录像)", response_model=EvidenceList)
 def list_evidence(number: str, session: SessionDep, actor: ActorDep) -> Any:
     return {"items": [_evidence_view(number, e) for e in scans.list_evidence(session, number, actor)],
             "next_cursor": None}
 
 
-@router.get("/{number}/evidence/{evidence_id:int}/content", summary="下载证据 (记入案件历史)",
+@router.get("/{number}/evidence/{evidence_id:int}/content", summary="下载证据 (记入办件历史)",
             response_class=Response, responses=DOWNLOAD)
 def download_evidence(number: str, evidence_id: int, session: SessionDep, actor: ActorDep,
                       store: StoreDep) -> Response:

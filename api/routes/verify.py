@@ -149,7 +149,7 @@ def list_certificates(number: str, session: SessionDep, actor: ActorDep) -> dict
     """列出办件的证照"""
     case = load_case(session, number)
     if "supervisor" not in actor.roles and actor.counter_id not in case["parties"].values():
-        raise Forbidden("本窗口未参与该案件", missing=["counter"])
+        raise Forbidden("本窗口未参与该办件", missing=["counter"])
     rows = certificates.of_case(session, case["id"])
     return {"next_cursor": None, "items": [
         {"number": r.number, "title": r.title, "issued_at": r.issued_at, "valid_until": r.valid_until,

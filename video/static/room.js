@@ -304,7 +304,7 @@
   function closed(reason) {
     if (state.closed) return;
     state.closed = true;
-    const why = { ended: "工作人员已结束会议", state_left: "案件已进入下一环节", idle: "会议长时间无人, 已关闭", left: "您已离开会议" };
+    const why = { ended: "工作人员已结束会议", state_left: "办件已进入下一环节", idle: "会议长时间无人, 已关闭", left: "您已离开会议" };
     setStatus("会议已结束: " + (why[reason] || reason), "closed");
     Object.values(state.views).forEach((v) => { if (v.detach) v.detach(); else v.close(); });
     if (state.pc) state.pc.close();
@@ -361,7 +361,7 @@
     for (const e of cfg.checklist) { results[e.id] = fd.get(e.id) === "1"; notes[e.id] = fd.get("note_" + e.id) || ""; }
     try {
       const out = await api(`/api/v1/video/rooms/${cfg.room}/inspection`, { results, notes, comment: fd.get("comment") || null });
-      notice(out.trigger.endsWith("passed") ? "踏勘通过, 案件已进入审核" : "踏勘不通过, 已记录原因");
+      notice(out.trigger.endsWith("passed") ? "踏勘通过, 办件已进入审核" : "踏勘不通过, 已记录原因");
     } catch (e) { notice("提交失败: " + e.message); }
   });
 
