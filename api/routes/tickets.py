@@ -118,7 +118,7 @@ def returning(body: Returning, request: Request, session: SessionDep) -> Any:
     return tickets.returning(session, body.number, body.query_code)
 
 
-@router.post("/call-next", response_model=Called, responses=problems(403))
+@router.post("/call-next", response_model=Called, responses=problems(403, 409))
 def call_next(session: SessionDep, actor: ActorDep) -> Any:
     """叫下一位 (本窗口: 复诊号、预约签到、现场取号依次)"""
     return {"ticket": tickets.call_next(session, actor)}

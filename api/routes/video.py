@@ -264,7 +264,8 @@ async def invite_participant(room_id: str, body: LinkRequest, request: Request, 
     return _link_out(request, row, token, expires, body.role)
 
 
-@router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201, response_model=Page)
+@router.post("/api/v1/video/rooms/{room_id}/captures", status_code=201, response_model=Page,
+             responses=problems(409))
 async def capture_still(room_id: str, body: CaptureBody, request: Request, key: KeyHeader = None) -> Any:
     """拍照留证 (存为材料扫描页)"""
     hub, room, peer = _participant(request, room_id, key)
