@@ -37,8 +37,13 @@ LIST_LIMIT = 50
 
 # --- who sees what -------------------------------------------------------------------------
 
-def set_supervised_regions(session: Session, clerk: Clerk, regions: list[str]) -> None:
-    """Give a supervisor the regions they watch (idempotent)."""
+def set_supervised_regions(session: Session, clerk: Clerk, regions: list[str], *, exactly: bool = False) -> None:
+    """Give a supervisor the regions they watch (idempotent). ``exactly``: these and no others —
+    the directory's list replaces what an earlier version (or the CLI) gave, so a region taken
+    from a supervisor, or a supervisor role taken from a clerk, stops showing its cases."""
+    if exactly:
+        keep = [str(c) for c in regions] if "supervisor" in clerk.roles.split(",") else []
+        session.execute(sa.delete(T_SUP).where(T_SUP.c.clerk_id == clerk.id, T_SUP.c.region_code.not_in(keep)))
     if not regions:
         return
     if "supervisor" not in clerk.roles.split(","):

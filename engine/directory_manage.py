@@ -309,7 +309,7 @@ def import_directory(session: Session, checked: Checked, by: str, *, token_days:
                 tokens.append({"name": clerk.name, "counter": clerk.counter_id or "-", "roles": ",".join(k["roles"]),
                                "token": issue_token(session, clerk, token_days)})
             clerk.roles, clerk.active = ",".join(k["roles"]), True
-        set_supervised_regions(session, clerk, k["regions"])
+        set_supervised_regions(session, clerk, k["regions"], exactly=True)
     session.flush()
     _retire(session, current.document if current else empty(), doc)
     number = (current.version if current else 0) + 1

@@ -25,6 +25,7 @@ from engine.directory_manage import (
     versions,
 )
 from engine.errors import Unauthenticated
+from storage.dashboard_tables import T_SUP
 from storage.db import session_scope
 from storage.directory_tables import CounterKind, DirectoryVersion
 from storage.tables import Clerk, CounterItem, Region
@@ -152,3 +153,27 @@ def test_the_demo_seed_never_replaces_a_real_directory(sqlite_demo: Demo, tmp_pa
         assert (current.version, current.content_hash) == (mine.version, mine.content_hash)
         assert directory_clerk(s, "周敏", "pd-jiaoyu").active is False  # removed stays removed
     assert not (tmp_path / "node2" / "tokens.json").exists()
+
+
+def test_a_supervisors_regions_are_what_the_directory_lists_now(sqlite_demo: Demo, tmp_path: Path) -> None:
+    """A region taken from a supervisor in a new version stops showing its cases; the role taken
+    away leaves no region behind."""
+    demo = sqlite_demo
+    narrowed = tmp_path / "alliance.yaml"
+    narrowed.write_text(ALLIANCE.read_text(encoding="utf-8").replace(
+        'roles: [supervisor], regions: ["370100", "370211", "310115"]', 'roles: [supervisor], regions: ["370211"]', 1),
+        encoding="utf-8")
+    with session_scope(demo.engine) as s:
+        import_directory(s, check_file(narrowed), "运维")
+    with session_scope(demo.engine) as s:
+        zhao = directory_clerk(s, "赵督查", None)
+        assert zhao is not None
+        assert set(s.execute(sa.select(T_SUP.c.region_code).where(T_SUP.c.clerk_id == zhao.id)).scalars()) == {"370211"}
+    demoted = tmp_path / "demoted.yaml"
+    demoted.write_text(narrowed.read_text(encoding="utf-8").replace(
+        '{name: 赵督查, counter: null, roles: [supervisor], regions: ["370211"]}',
+        '{name: 赵督查, counter: null, roles: [directory_admin]}', 1), encoding="utf-8")
+    with session_scope(demo.engine) as s:
+        import_directory(s, check_file(demoted), "运维")
+    with session_scope(demo.engine) as s:
+        assert not s.execute(sa.select(T_SUP.c.region_code).where(T_SUP.c.clerk_id == zhao.id)).first()
