@@ -23,24 +23,27 @@ from core import clock
 from core.settings import get_settings
 from engine import directory_roles, webhooks
 from flows import drain, jobs, notify, outbox
-from storage.db import make_engine
+from storage.db import make_engine, session_scope
 from storage.object_factory import get_store
 from storage.tables import T_OUT
+from video import rooms
+from video.rooms import RECORDING_JOB
 
 pytestmark = pytest.mark.postgres
-JINAN, QINGDAO, PUDONG, DISPATCHER = "370100", "370211", "310115", "dispatcher"
+JINAN, QINGDAO, PUDONG, DISPATCHER, VIDEO = "370100", "370211", "310115", "dispatcher", "video"
 
 
 @pytest.fixture
 def logins(demo: Demo) -> Iterator[dict[str, sa.Engine]]:
-    """Logins for Jinan's, Qingdao's and Pudong's workers, members of their regions' roles, and
-    one for the dispatcher (``DISPATCHER``), a member of ``<prefix>_dispatcher``."""
+    """Logins for Jinan's, Qingdao's and Pudong's workers, members of their regions' roles, one
+    for the video queue's worker (``VIDEO``, on Janus's machine) and one for the dispatcher
+    (``DISPATCHER``), members of ``<prefix>_video`` and ``<prefix>_dispatcher``."""
     url = demo.engine.url
     prefix = f"tbt_{url.database}"[:30]
     made = directory_roles.apply(demo.engine, prefix)
     assert f"{prefix}_{QINGDAO}" in made
     admin = demo.engine.execution_options(isolation_level="AUTOCOMMIT")
-    names = {who: f"{prefix}_login_{who}" for who in (JINAN, QINGDAO, PUDONG, DISPATCHER)}
+    names = {who: f"{prefix}_login_{who}" for who in (JINAN, QINGDAO, PUDONG, DISPATCHER, VIDEO)}
     with admin.connect() as conn:
         for who, name in names.items():
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
@@ -53,7 +56,8 @@ def logins(demo: Demo) -> Iterator[dict[str, sa.Engine]]:
         for e in engines.values():
             e.dispose()
         with admin.connect() as conn:
-            for role in (*names.values(), *(f"{prefix}_{r}" for r in _regions(demo)), f"{prefix}_dispatcher", prefix):
+            for role in (*names.values(), *(f"{prefix}_{r}" for r in _regions(demo)), f"{prefix}_dispatcher",
+                         f"{prefix}_video", prefix):
                 conn.exec_driver_sql(f"DROP OWNED BY {role}")  # its grants and policies here
                 conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
 
@@ -169,8 +173,9 @@ def test_a_regions_worker_does_a_whole_case_s_work_with_only_its_grants(
 
 # --- the scheduled work of a distributed setup, each under the role the deploy runs it with -----
 # drain-outbox/counter-<region> and the listening drainer: the region's worker (above).
-# deadline-sweep: on the pool of whichever region's worker registered it (flows.deploy.ensure_sweep),
-# so under *that* region's login, for every region's cases.
+# deadline-sweep: on the pool of whichever worker registered it (flows.deploy.ensure_sweep), so
+# under *that* worker's login, a region's or the video queue's, for every region's cases.
+# drain-outbox/counter-video and its drainer, on Janus's machine: the video queue's login.
 # tongban dispatch: queues webhook deliveries, sends due notifications (and their retries), finds
 # the regions with work, under the dispatcher's login.
 
@@ -196,11 +201,13 @@ def store_and_mail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         get_store.cache_clear()
 
 
+@pytest.mark.parametrize("pool", [JINAN, VIDEO])
 @pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
-def test_the_hourly_deadline_sweep_runs_under_the_login_of_the_region_whose_pool_has_it(
-        demo: Demo, logins: dict[str, sa.Engine], store_and_mail: SmtpServer) -> None:
+def test_the_hourly_deadline_sweep_runs_under_the_login_of_the_worker_whose_pool_has_it(
+        demo: Demo, logins: dict[str, sa.Engine], store_and_mail: SmtpServer, pool: str) -> None:
     """预警/逾期 for another region's cases, supervisors' notifications, expired Idempotency-Key
-    answers purged, no-shows marked, the history anchored: all with Jinan's worker's grants."""
+    answers purged, no-shows marked, the history anchored: all with the grants of Jinan's worker,
+    or of the video queue's (its ``tongban worker`` may have registered the sweep too)."""
     with clock.frozen(MONDAY_EARLY):
         r = demo.client.post("/api/v1/cases", headers=demo.h("王芳", **{"Idempotency-Key": "sweep-1"}), json={
             "item_code": "GGCSWSXK", "applicant": {"name": "王芳", "phone": "13800001234"},
@@ -211,7 +218,7 @@ def test_the_hourly_deadline_sweep_runs_under_the_login_of_the_region_whose_pool
             "counter": "pd-zhengwu", "item": "GGCSWSXK", "date": "2026-12-07", "start": "09:00",
             "name": "张三", "phone": "13800005678"})
         assert booked.status_code == 201, booked.text
-    drain.use_engine(logins[JINAN])
+    drain.use_engine(logins[pool])
     try:
         with clock.frozen(MONDAY_EARLY + timedelta(days=120)):  # long overdue, the booking missed
             counts = drain.deadline_sweep.fn()
@@ -263,3 +270,27 @@ def test_the_dispatchers_round_and_what_it_queues_run_under_their_roles(
 def _notes(demo: Demo) -> list[dict[str, Any]]:
     with demo.engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.text("SELECT kind, status FROM notifications")).mappings()]
+
+
+@pytest.mark.parametrize("db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_video_queues_worker_claims_and_closes_its_queues_jobs_and_no_regions(
+        demo: Demo, logins: dict[str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A room closed with the janus backend queues its recordings on the video queue: Qingdao's
+    worker (the case's region) does not get that job, the video queue's login gets it and nothing
+    of a region's, and completes it (a room nobody joined: nothing recorded, nothing to ask Janus)."""
+    n = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=QINGDAO)["number"]
+    demo.fire("王芳", n, "accept")
+    demo.fire("李强", n, "start_inspection")
+    r = demo.client.post(f"/api/v1/cases/{n}/video-rooms", headers=demo.h("李强"), json={})
+    assert r.status_code == 201, r.text
+    monkeypatch.setattr(get_settings(), "video_backend", "janus")
+    with session_scope(demo.engine) as s:
+        assert rooms.close(s, str(r.json()["id"]), "ended")
+    recording = _job(demo, n, RECORDING_JOB)
+    assert recording["region_code"] == VIDEO and recording["status"] == "pending"
+    qingdao, video = logins[QINGDAO], logins[VIDEO]
+    assert outbox.claim(qingdao, None, 10, job_ids=[recording["id"]]) == []
+    assert outbox.claim(video, QINGDAO, 10) == []  # nor does the video queue's worker get a region's
+    assert outbox.claim(video, None, 100, job_ids=[_job(demo, n, "notify_applicant")["id"]]) == []
+    assert _drain_as(video, VIDEO) == [RECORDING_JOB]
+    assert _job(demo, n, RECORDING_JOB)["status"] == "done"
