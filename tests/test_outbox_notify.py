@@ -9,16 +9,20 @@ has no triggers for it: there one process drains in-process.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import ALL_GGCS, Demo
 
-from flows import failed_jobs
-from flows.listen import _conninfo, channel, listen
+from core.clock import now
+from flows import drain, failed_jobs
+from flows.listen import _conninfo, channel, drain_listening, listen
 from flows.outbox import claim, mark_failed, release
 from storage import migrate
 
@@ -123,3 +127,33 @@ def test_the_downgrade_gives_back_the_one_shared_channel(demo: Demo, listener) -
         with demo.engine.begin() as conn:
             conn.execute(sa.text("UPDATE outbox SET status = 'pending' WHERE job = 'handoff'"))
         assert notes(qingdao) == [("tongban_outbox_370211", QINGDAO)]
+
+
+def test_the_listening_drainer_wakes_for_its_own_regions_commits_only(demo: Demo, listener) -> None:  # type: ignore[no-untyped-def]
+    """``drain_listening`` itself (its loop, without Prefect's engine): Qingdao's and Jinan's
+    commits do not wake Pudong's drainer; a job of Pudong's does, once (put back with its retry
+    still ahead, so there is nothing to claim and nothing to run)."""
+    case = demo.create("王芳", "GGCSWSXK", ALL_GGCS, competent_region=QINGDAO)
+    out: dict[str, object] = {}
+    drain.use_engine(demo.engine)
+    t = threading.Thread(target=lambda: out.update(drain_listening.fn(PUDONG, max_hours=12 / 3600)))
+    t.start()
+    try:
+        listening = sa.text("SELECT count(*) FROM pg_stat_activity WHERE query = :q")
+        deadline = time.monotonic() + 5
+        with demo.engine.connect() as conn:
+            while not conn.execute(listening, {"q": f'LISTEN "{channel(PUDONG)}"'}).scalar_one():
+                assert time.monotonic() < deadline, "the drainer never listened"
+                conn.rollback()  # pg_stat_activity is read once per transaction
+                time.sleep(0.05)
+        demo.fire("王芳", case["number"], "accept")  # jobs for 370211 and 370100
+        time.sleep(1)
+        with demo.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE outbox SET status = 'pending', region_code = :r, available_at = :at "
+                                 "WHERE job = 'handoff'"), {"r": PUDONG, "at": now() + timedelta(hours=1)})
+    finally:
+        t.join(20)  # it ends after its 12 s (max_hours): time enough on a loaded machine
+        drain.use_engine(None)
+    assert not t.is_alive()
+    assert out["wakes"] == 1 and out["claimed"] == 0, out
+    assert sorted(heard(listener)) == [JINAN, QINGDAO]  # the other regions' drainers were told
