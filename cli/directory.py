@@ -206,3 +206,5 @@ def roles(
     example = made[0] if made else f"{prefix}_<地区>"
     typer.echo(f"为工作进程创建登录角色, 例如: CREATE ROLE qd_worker LOGIN PASSWORD '…' IN ROLE {example};"
                " 再把它写入该工作进程的 TONGBAN_DATABASE_URL")
+    typer.echo(f"Janus 所在机器上的视频录像队列工作进程用 IN ROLE {prefix}_{directory_roles.VIDEO},"
+               f" 调度进程 (tongban dispatch) 用 IN ROLE {prefix}_dispatcher")

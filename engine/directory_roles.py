@@ -14,8 +14,28 @@ row-level security so that a region's worker can claim, lease and complete only 
   jobs only for the regions of the case's intake and competent counters (a follow-up, such as
   the hand-off back to the intake counter) and the video queue (a room's recording), never for
   a region the case has nothing to do with.
+- ``<prefix>_video`` (NOLOGIN, member of ``<prefix>``): the video queue's worker on Janus's
+  machine (``tongban worker --region video``): it sees, claims, leases and completes the jobs of
+  the video queue (``video_job_queue``: a room's recordings) only, as a region's worker its own
+  (a region's role does not see them; the dispatcher's sees every region's).
 - ``<prefix>_dispatcher`` (NOLOGIN, member of ``<prefix>``): sees every region's jobs (it
   starts their drains), and queues webhook deliveries.
+
+Who runs what in a distributed setup, each with the role above that the deploy gives it (and
+``tests/test_directory_roles.py`` runs each under it against PostgreSQL, with these grants):
+
+- ``drain-outbox/counter-<region>`` (every 60 s, and when dispatched) and the region's listening
+  drainer (``flows.listen``): the region's worker, ``<prefix>_<region>``; a job's last failed
+  attempt queues the supervisors' notification there too. ``counter-video``: ``<prefix>_video``.
+- ``deadline-sweep`` (hourly: 预警/逾期 and the supervisors' notifications for every region's
+  cases, expired Idempotency-Key answers purged, no-shows, the history's anchor): on the pool of
+  whichever worker registered it (``flows.deploy.ensure_sweep``), so under *that* worker's role,
+  a region's or the video queue's. It needs nothing a worker lacks: the case tables have no
+  row-level security, and the anchor goes to the object store, not the database.
+- ``tongban dispatch`` (every second: webhook deliveries queued as jobs of their regions, due
+  notifications sent and retried, the regions with work found): ``<prefix>_dispatcher``.
+- Not scheduled, run by an operator with the owner's connection (the API's): ``tongban db
+  upgrade``, ``directory import``/``roles``, ``jobs retry``, ``storage sweep``, ``audit anchor``.
 
 A login is then a member of one region's role: ``CREATE ROLE qd_worker LOGIN PASSWORD '…' IN ROLE
 tongban_worker_370211`` and that worker's ``TONGBAN_DATABASE_URL`` names ``qd_worker``. The API and
@@ -35,6 +55,7 @@ from core.settings import get_settings
 from storage.tables import Region
 
 DEFAULT_PREFIX = "tongban_worker"
+VIDEO = "video"  # ``<prefix>_video``: the role of the video queue's worker (whatever the queue's name)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 # Written by the directory import, the catalog, clerk and token administration and migrations
 # only: a worker reads them.
@@ -46,7 +67,8 @@ READ_ONLY = ("alembic_version", "api_tokens", "clerks", "counter_items", "counte
 
 APPEND, IU, IUD = "INSERT", "INSERT, UPDATE", "INSERT, UPDATE, DELETE"
 # What a worker may write, per table (it reads every table). A job's follow-up fires a transition
-# (engine.advance), so the case's own tables are written as by the API.
+# (engine.advance), so the case's own tables are written as by the API. The scheduled work (the
+# deadline sweep, the dispatcher's round) writes nothing beyond it: tests/test_directory_roles.py.
 WRITES: dict[str, str] = {
     "appointment_slots": IU, "appointments": IU, "case_changes": IU, "case_documents": IU,
     "case_holders": IUD, "case_materials": IU, "case_pages": IU, "case_search": IU,
@@ -66,11 +88,15 @@ CASE_REGIONS = ("region_code IN (SELECT c.region_code FROM cases k JOIN counters
 _QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,12}$")
 
 
-def _insert_check() -> str:
+def _video_queue() -> str:
     queue = get_settings().video_job_queue
     if not _QUEUE.match(queue):
         raise ValueError(f"视频任务队列名只能用字母、数字、-_ (最长 12): {queue}")
-    return f"{CASE_REGIONS} OR region_code = '{queue}'"
+    return queue
+
+
+def _insert_check() -> str:
+    return f"{CASE_REGIONS} OR region_code = '{_video_queue()}'"
 
 
 def _role_sql(name: str, member_of: str | None = None) -> str:
@@ -108,19 +134,26 @@ def statements(regions: list[str], prefix: str = DEFAULT_PREFIX, database: str =
         f"CREATE POLICY dispatcher_leases ON job_leases FOR SELECT TO {disp} USING (true)",
     ]
     for code in sorted(regions):
-        role = f"{prefix}_{code}"
-        mine = f"region_code = '{code}'"
-        leased = f"EXISTS (SELECT 1 FROM outbox o WHERE o.id = job_id AND o.region_code = '{code}')"
-        out += [
-            _role_sql(role, prefix),
-            f"DROP POLICY IF EXISTS region_{code} ON outbox",
-            f"CREATE POLICY region_{code} ON outbox FOR SELECT TO {role} USING ({mine})",
-            f"DROP POLICY IF EXISTS region_{code}_update ON outbox",
-            f"CREATE POLICY region_{code}_update ON outbox FOR UPDATE TO {role} USING ({mine}) WITH CHECK ({mine})",
-            f"DROP POLICY IF EXISTS region_{code} ON job_leases",
-            f"CREATE POLICY region_{code} ON job_leases FOR ALL TO {role} USING ({leased}) WITH CHECK ({leased})",
-        ]
-    return out
+        out += _queue_policies(prefix, code, f"region_{code}", code)
+    # The video queue's worker (on Janus's machine): its queue's jobs, as a region's worker its own.
+    return out + _queue_policies(prefix, VIDEO, "video_queue", _video_queue())
+
+
+def _queue_policies(prefix: str, suffix: str, policy: str, queue: str) -> list[str]:
+    """The role ``<prefix>_<suffix>`` and its policies: it sees, claims, leases and completes the
+    jobs of ``queue`` (a region, or the video queue) only."""
+    role = f"{prefix}_{suffix}"
+    mine = f"region_code = '{queue}'"
+    leased = f"EXISTS (SELECT 1 FROM outbox o WHERE o.id = job_id AND o.region_code = '{queue}')"
+    return [
+        _role_sql(role, prefix),
+        f"DROP POLICY IF EXISTS {policy} ON outbox",
+        f"CREATE POLICY {policy} ON outbox FOR SELECT TO {role} USING ({mine})",
+        f"DROP POLICY IF EXISTS {policy}_update ON outbox",
+        f"CREATE POLICY {policy}_update ON outbox FOR UPDATE TO {role} USING ({mine}) WITH CHECK ({mine})",
+        f"DROP POLICY IF EXISTS {policy} ON job_leases",
+        f"CREATE POLICY {policy} ON job_leases FOR ALL TO {role} USING ({leased}) WITH CHECK ({leased})",
+    ]
 
 
 def apply(engine: sa.Engine, prefix: str = DEFAULT_PREFIX) -> list[str]:

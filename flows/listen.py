@@ -1,26 +1,29 @@
 """A region's long-running drainer: one flow run that stays up and claims jobs as they commit.
 
-PostgreSQL tells it (``LISTEN tongban_outbox``; the outbox's triggers NOTIFY the region at commit)
-so a forwarded case reaches the destination's queue in well under a second, against several
-seconds for a flow run per drain cycle (the worker's poll, then a process per run). Each job is
-still one task run ``<case number> · <job>`` inside this flow run, so a case's work shows in the
-Prefect UI as before. It also drains every ``listen_poll_seconds`` without a notification: jobs
-whose lease ran out make no noise; and when a job's retry backoff ends sooner, then (a job put
-back after a failed attempt notifies at once, while it is not yet claimable). The probe beats
-before every job, so a long batch on a healthy drainer does not read as stuck. The deployments'
-schedules and ``tongban dispatch`` stay the safety net (claims never overlap: ``FOR UPDATE SKIP
-LOCKED``). After ``listen_max_hours`` the run ends and ``tongban worker`` starts the next, so no
-flow run grows forever. SIGTERM stops it as it stops any drain (``flows.stopping``).
+PostgreSQL tells it (``LISTEN "tongban_outbox_<region>"``: the outbox's triggers NOTIFY each
+region's own channel at commit, migration 0035), so it wakes for its region's commits only, not for
+every region's, and a forwarded case reaches the destination's queue in well under a second,
+against several seconds for a flow run per drain cycle (the worker's poll, then a process per run).
+Each job is still one task run ``<case number> · <job>`` inside this flow run, so a case's work
+shows in the Prefect UI as before. It also drains every ``listen_poll_seconds`` without a
+notification: jobs whose lease ran out make no noise; and when a job's retry backoff ends sooner,
+then (a job put back after a failed attempt notifies at once, while it is not yet claimable). The
+probe beats before every job, so a long batch on a healthy drainer does not read as stuck. The
+deployments' schedules and ``tongban dispatch`` stay the safety net (claims never overlap: ``FOR
+UPDATE SKIP LOCKED``). After ``listen_max_hours`` the run ends and ``tongban worker`` starts the
+next, so no flow run grows forever. SIGTERM stops it as it stops any drain (``flows.stopping``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from typing import Any
 
 import psycopg
 from prefect import flow
+from psycopg import sql
 
 from core import logs
 from core.clock import now
@@ -30,7 +33,21 @@ from flows.drain import get_engine, run_claimed
 from flows.outbox import claim, next_available
 from flows.probe import Probe
 
-CHANNEL = "tongban_outbox"
+CHANNEL_PREFIX = "tongban_outbox_"
+_REGION = re.compile(r"^\d{6}$")  # 行政区划代码, as the directory takes them (engine.directory_manage)
+
+
+def channel(region: str) -> str:
+    """The region's NOTIFY channel (the trigger of migration 0035 names it the same way): a
+    region of the directory, or the video queue (``video_job_queue``, Janus's recordings)."""
+    if not (_REGION.match(region) or region == get_settings().video_job_queue):
+        raise ValueError(f"地区应为 6 位行政区划代码或视频录像队列名: {region!r}")
+    return CHANNEL_PREFIX + region
+
+
+def listen(conn: psycopg.Connection, region: str) -> None:
+    """LISTEN on the region's channel only (a quoted identifier: the name as the trigger sends it)."""
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel(region))))
 
 
 def _conninfo(engine: Any) -> str:
@@ -54,7 +71,7 @@ def drain_listening(region: str, max_hours: float | None = None) -> dict[str, An
     until = time.monotonic() + 3600 * (max_hours or s.listen_max_hours)
     total: dict[str, Any] = {"claimed": 0, "done": 0, "failed": 0, "lost": 0, "wakes": 0, "region": region}
     with stopping.stop_on_sigterm(), psycopg.connect(_conninfo(engine), autocommit=True) as conn:
-        conn.execute(f"LISTEN {CHANNEL}")
+        listen(conn, region)
         # /livez, /readyz, /metrics when TONGBAN_PROBE_PORT is set (flows.probe).
         probe = Probe("worker", engine, lambda: (not conn.closed, {"region": region, "listening": not conn.closed}))
         probe.start()
@@ -70,12 +87,11 @@ def drain_listening(region: str, max_hours: float | None = None) -> dict[str, An
                     # A job waiting out its retry backoff makes no notification when it comes due.
                     due = time.monotonic() + wait_seconds(engine, region, s.listen_poll_seconds)
                 woke = False
-                # Wake on our region's notification; the short timeout also lets a stop through.
-                for note in conn.notifies(timeout=max(0.05, min(1.0, due - time.monotonic()))):
-                    if note.payload == region:
-                        woke = True
-                        total["wakes"] += 1
-                        break
+                # Our region's channel only; the short timeout also lets a stop through.
+                for _note in conn.notifies(timeout=max(0.05, min(1.0, due - time.monotonic()))):
+                    woke = True
+                    total["wakes"] += 1
+                    break
         except stopping.Stopping:
             pass  # the job in hand was handed back (flows.jobs); nothing else was claimed
         finally:
