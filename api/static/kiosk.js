@@ -39,6 +39,7 @@
     document.querySelectorAll(".screen").forEach((s) => s.classList.toggle("active", s.id === id));
     window.scrollTo(0, 0);
     if (id === "s-capture") startCamera(); else stopCamera();
+    if (id === "s-identify") reader.start(); else reader.stop(); // the card reader: this screen only
   }
 
   // -- identify: a card reader fills name and ID number; the built-in reader is on-screen entry --
@@ -194,14 +195,14 @@
   });
   $("#name-clear").addEventListener("click", () => { setName(""); spell(""); });
 
-  $("#start").addEventListener("click", () => { reader.start(); show("s-identify"); });
+  $("#start").addEventListener("click", () => show("s-identify"));
   window.addEventListener("pagehide", () => reader.stop());
   $("#to-items").addEventListener("click", () => {
     const name = $("#name").value.trim(), id = $("#id-number").value, phone = $("#phone").value;
     const error = !name ? "请填写姓名" : id.length !== 18 ? "身份证号须为 18 位" :
       !/^1[0-9]{10}$/.test(phone) ? "请输入 11 位手机号码" : "";
     $("#identify-error").textContent = error;
-    if (!error) { reader.stop(); show("s-items"); }
+    if (!error) show("s-items");
   });
 
   // -- find an item: the booth's tiles, or pinyin initials through the guide search ------------
