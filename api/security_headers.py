@@ -7,7 +7,8 @@ them as well). A header the route set itself is left as it is.
   no inline script or style, no plugins, no ``<base>``, forms post here only, framed by nobody.
   Images may be ``data:`` (the designer's diagram previews) or ``blob:``; media ``blob:``. The
   video room's fetches and WebRTC signalling go to this origin (``connect-src 'self'``; ICE and
-  media are not governed by CSP).
+  media are not governed by CSP). The booth page (``/kiosk``) may also connect to its ID-card
+  reader's local service, that one loopback origin (``settings.kiosk_card_readers``), and no other.
 - ``X-Frame-Options: DENY`` for browsers that predate ``frame-ancestors``; ``nosniff``;
   ``Referrer-Policy: no-referrer`` (a URL may carry a join link's token or a case number).
 - ``Permissions-Policy``: camera and microphone for this origin only on the video pages, the

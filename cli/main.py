@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.directory import directory_app
+from cli.kiosk_names import kiosk_app
 from cli.notify import notify_app
 from cli.seals import seals_app, verify_file
 from cli.video import video_app
@@ -38,6 +39,7 @@ jobs_app = typer.Typer(help="自动任务: 查看最终失败的任务并重新�
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(directory_app, name="directory")
 app.add_typer(notify_app, name="notify")
+app.add_typer(kiosk_app, name="kiosk")
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -260,7 +261,13 @@ class Settings(BaseSettings):
     # /metrics asks for "Authorization: Bearer <this>" when set (empty: open, as Prometheus scrapes
     # usually are; then keep it off the public network at the proxy).
     metrics_token: str = ""
-
+    # The ID-card reader service of each self-service booth (自助服务终端), by the booth's counter id
+    # in the alliance directory: the URL its card reader's vendor helper answers on the booth itself
+    # (loopback only), e.g. {"pd-zizhu-01": "http://127.0.0.1:19561/card"}. GET answers 200 with
+    # {"name", "id_number"} while a card lies on the reader (any other status: none). The page
+    # polls it while the identify screen shows, and connects to that origin alone (its CSP); the
+    # service must allow the booth page's origin (CORS). A booth without one: on-screen entry.
+    kiosk_card_readers: dict[str, str] = {}
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -282,6 +289,20 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             v = json.loads(v) if v.strip().startswith("[") else v.replace(",", " ").split()
         return [str(h).strip().lower() for h in v] if isinstance(v, list) else v
+
+    @field_validator("kiosk_card_readers")
+    @classmethod
+    def _loopback_readers(cls, v: dict[str, str]) -> dict[str, str]:
+        for booth, url in v.items():
+            parts = urlsplit(url)
+            try:
+                loopback = parts.scheme in ("http", "https") and parts.port is not None and (
+                    parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname or "").is_loopback)
+            except ValueError:
+                loopback = False
+            if not loopback or parts.username or parts.password or parts.query or parts.fragment:
+                raise ValueError(f"终端 {booth} 的读卡服务须是本机地址, 例如 http://127.0.0.1:19561/card: {url}")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -15,11 +15,13 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.clock import now
+from core.settings import get_settings
 from engine import catalog, directory, document_drawing, documents_read, guide, intake, scans, situations
 from engine.actors import Actor
 from engine.advance import load_case
@@ -45,6 +47,15 @@ class Booth:
     supervisor_id: str
     supervisor_name: str
     items: frozenset[str]
+    card_reader: str | None = None  # the booth's ID-card reader service (settings.kiosk_card_readers)
+
+    @property
+    def card_reader_origin(self) -> str | None:
+        """The reader service's origin, the one place besides this server the booth page connects to."""
+        if self.card_reader is None:
+            return None
+        parts = urlsplit(self.card_reader)
+        return f"{parts.scheme}://{parts.netloc}"
 
 
 def booth(session: Session, actor: Actor) -> Booth:
@@ -57,7 +68,8 @@ def booth(session: Session, actor: Actor) -> Booth:
     if here is None or there is None:
         raise Forbidden("本终端尚未配置值守窗口 (联盟目录 supervised_by)", missing=["supervised_by"])
     return Booth(here.id, here.name, there.region_code, there.id, there.name,
-                 frozenset(directory.counter_item_codes(session, here.id, ("intake",))))
+                 frozenset(directory.counter_item_codes(session, here.id, ("intake",))),
+                 get_settings().kiosk_card_readers.get(here.id))
 
 
 def items(session: Session, b: Booth) -> list[dict[str, Any]]:

@@ -9,14 +9,18 @@ help_*) for a human to look at."""
 from __future__ import annotations
 
 import io
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import CAMERA_ARGS, NO_MDNS, chromium, serving
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 from api.app import create_app
 from core.settings import ROOT
@@ -179,8 +183,8 @@ def test_the_booth_captures_each_material_into_a_case_prints_the_receipt_and_res
     page.goto(site.url + "/kiosk")
     page.screenshot(path=str(SHOTS / "kiosk_start.png"))
     page.tap("#start")
-    page.locator("#name").click()
-    page.keyboard.insert_text("王")  # the built-in reader: keyboard entry
+    _spell(page, "wang", "王")  # the built-in reader: the on-screen pinyin keyboard
+    expect(page.locator("#name")).to_have_value("王")
     page.tap("#id-number")
     for key in "110105":
         page.tap(f"#keypad [data-key='{key}']")
@@ -283,6 +287,171 @@ def _receipt_stays_on_booth_pages(page: Page, done_url: str) -> None:
         page.screenshot(path=str(SHOTS / "kiosk_gone.png"))
         page.tap("#home-big")
         expect(page).to_have_url(re.compile(r"/kiosk$"))
+
+
+def _spell(page: Page, letters: str, char: str) -> None:
+    """Spell ``letters`` on the booth's pinyin keyboard and tap ``char`` among the candidates."""
+    for letter in letters:
+        page.tap(f"#pinyin [data-letter='{letter}']")
+    page.tap(f"#candidates [data-char='{char}']")
+
+
+def _booth(browser: Browser, site: Site) -> tuple[BrowserContext, Page]:
+    ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN", has_touch=True)
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    _login(page, site, "自助终端01")
+    return ctx, page
+
+
+def _tap_numbers(page: Page, field: str, digits: str) -> None:
+    page.tap(field)
+    for key in digits:
+        page.tap(f"#keypad [data-key='{key}']")
+
+
+def _submit_ydjyba(page: Page) -> str:
+    """From the item screen: 跨省异地就医备案 as 常驻异地工作 in person, its three materials shot by
+    the fake camera, submitted; the new case's number."""
+    page.tap("#tiles .tile[data-code='YDJYBA']")
+    page.get_by_role("button", name="常驻异地工作").tap()
+    page.get_by_role("button", name="参保人本人办理").tap()
+    page.tap("#to-capture")
+    expect(page.locator("#camera[data-ready]")).to_be_visible()
+    for _ in range(3):
+        page.tap("#shoot")
+        expect(page.locator("#cap-thumbs img")).to_have_count(1)
+        page.tap("#cap-next")
+    page.tap("#submit")
+    expect(page).to_have_url(re.compile(r"/kiosk/done/"))
+    return page.locator("#number").inner_text()
+
+
+def _connect_src(response: Response | None) -> str:
+    assert response is not None
+    csp = dict(d.strip().partition(" ")[::2] for d in response.headers["content-security-policy"].split(";"))
+    return csp["connect-src"]
+
+
+def test_the_booth_takes_a_name_on_its_pinyin_keyboard_with_taps_alone(browser: Browser, site: Site) -> None:
+    """张伟 spelt zhang → 张, wei → 伟 on the touch pinyin keyboard (surnames ranked first for the
+    first character), the ID number and phone on the keypad: no key pressed on any keyboard, and
+    the case has the name. Left idle half-way, the booth forgets what was entered."""
+    ctx, page = _booth(browser, site)
+    page.clock.install()
+    response = page.goto(site.url + "/kiosk")
+    assert _connect_src(response) == "'self'"  # no reader service configured: this origin only
+    page.tap("#start")
+    expect(page.locator("#pinyin")).to_be_visible()
+    expect(page.locator("#keypad")).to_be_hidden()
+    for letter in "zhang":
+        page.tap(f"#pinyin [data-letter='{letter}']")
+    expect(page.locator("#spelling")).to_have_text("zhang")
+    expect(page.locator("#candidates .cand").first).to_have_text("张")  # as a surname, 张 before 长 and 章
+    expect(page.locator("#pinyin [data-letter='q']")).to_be_disabled()  # no syllable starts "zhangq"
+    page.tap("#candidates [data-char='张']")
+    page.tap("#pinyin [data-letter='w']")
+    page.clock.fast_forward("01:05")  # left idle: the booth starts again, nothing entered is kept
+    expect(page.locator("#s-start")).to_be_visible()
+    page.tap("#start")
+    expect(page.locator("#name")).to_have_value("")
+    expect(page.locator("#spelling")).to_have_text("")
+    expect(page.locator("#candidates .cand")).to_have_count(0)
+
+    page.evaluate("window.keys = 0; for (const e of ['keydown', 'keypress', 'keyup', 'beforeinput']) "
+                  "document.addEventListener(e, () => { window.keys += 1; }, true); 0")
+    _spell(page, "zhang", "张")
+    for letter in "wei":
+        page.tap(f"#pinyin [data-letter='{letter}']")
+    expect(page.locator("#candidates .cand[data-char='伟']")).to_be_visible()  # on the first page
+    page.screenshot(path=str(SHOTS / "kiosk_pinyin.png"))
+    page.tap("#candidates [data-char='伟']")
+    _spell(page, "li", "丽")
+    expect(page.locator("#name")).to_have_value("张伟丽")
+    page.tap("#name-back")
+    expect(page.locator("#name")).to_have_value("张伟")
+    _tap_numbers(page, "#id-number", "11010519491231002X")
+    expect(page.locator("#pinyin")).to_be_hidden()
+    page.tap("#keypad [data-key='clear']")
+    expect(page.locator("#id-number")).to_have_value("")
+    _tap_numbers(page, "#id-number", "11010519491231002X")
+    _tap_numbers(page, "#phone", "13800138000")
+    page.tap("#name")  # back to the name: its keyboard again
+    expect(page.locator("#pinyin")).to_be_visible()
+    assert page.evaluate("window.keys") == 0  # taps only: not one key event
+    page.tap("#to-items")
+    number = _submit_ydjyba(page)
+    with session_scope(site.engine, readonly=True) as s:
+        from engine.advance import load_case
+
+        case = load_case(s, number)
+        assert case["applicant"]["name"] == "张伟" and case["applicant"]["id_number"] == "11010519491231002X"
+    ctx.close()
+
+
+@pytest.fixture
+def card_reader(tmp_path: Path) -> Iterator[tuple[str, Path, Path, subprocess.Popen[bytes]]]:
+    """The booth's reader service, a process answering on 127.0.0.1: (its card URL, the card
+    file, its request log, the process)."""
+    card, log = tmp_path / "card.json", tmp_path / "requests.log"
+    log.touch()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "card_reader_service.py"),
+                             "--card", str(card), "--log", str(log)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    try:
+        yield f"http://127.0.0.1:{port}/card", card, log, proc
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_the_booths_card_reader_service_fills_the_card_in_and_its_absence_leaves_the_screen_keyboard(
+        browser: Browser, site: Site, card_reader: tuple[str, Path, Path, subprocess.Popen[bytes]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The booth's reader service (settings.kiosk_card_readers) is polled while the identify
+    screen shows, and only then: a card placed fills name and ID number; the page may connect to
+    that origin alone; with the service gone, a zh-CN line says so and the screen keyboard takes
+    the name."""
+    from core.settings import get_settings
+
+    url, card, log, proc = card_reader
+    monkeypatch.setattr(get_settings(), "kiosk_card_readers", {"pd-zizhu-01": url})
+    requests = lambda: len(log.read_text().splitlines())  # noqa: E731
+    ctx, page = _booth(browser, site)
+    response = page.goto(site.url + "/kiosk")
+    assert _connect_src(response) == f"'self' {url.removesuffix('/card')}"  # that origin, nothing wider
+    page.wait_for_timeout(1500)
+    assert requests() == 0  # not polled on the start screen
+    page.tap("#start")
+    expect(page.locator("#reader-status")).to_have_text("请将居民身份证放在读卡区, 或点按下方屏幕键盘输入。")
+    assert requests() >= 1
+    card.write_text(json.dumps({"name": "李娜", "id_number": "11010519491231002x"}), encoding="utf-8")
+    expect(page.locator("#name")).to_have_value("李娜")
+    expect(page.locator("#id-number")).to_have_value("11010519491231002X")
+    expect(page.locator("#reader-status")).to_have_text("已读取身份证, 请核对并填写手机号码。")
+    expect(page.locator("#keypad")).to_be_visible()  # the phone is next, on the keypad
+    for key in "13900139000":
+        page.tap(f"#keypad [data-key='{key}']")
+    page.tap("#to-items")
+    expect(page.locator("#s-items")).to_be_visible()
+    seen = requests()
+    page.wait_for_timeout(2500)
+    assert requests() == seen  # stopped once the identify screen is left
+    page.tap("#home")  # 返回首页: nothing of the card is left on screen
+    expect(page.locator("#s-start")).to_be_visible()
+    assert "李娜" not in page.content() and "002X" not in page.content()
+
+    proc.kill()  # the reader's service is not running
+    proc.wait(10)
+    page.goto(site.url + "/kiosk")
+    page.tap("#start")
+    expect(page.locator("#reader-status")).to_have_text("读卡器未连接, 请点按下方屏幕键盘输入姓名和身份证号。")
+    _spell(page, "li", "李")
+    _spell(page, "na", "娜")
+    expect(page.locator("#name")).to_have_value("李娜")
+    page.screenshot(path=str(SHOTS / "kiosk_reader_offline.png"))
+    ctx.close()
 
 
 def test_the_booths_video_help_call_is_answered_by_a_clerk_of_its_supervising_counter(

@@ -157,6 +157,8 @@ def test_the_booth_takes_a_case_in_for_its_supervising_counter_and_prints_the_re
     home = booth.get("/kiosk")
     assert home.status_code == 200 and "camera=(self)" in home.headers["permissions-policy"]
     assert 'data-code="YDJYBA"' in home.text and 'data-code="YJSKBCYD"' not in home.text  # the booth's items
+    _one_head(home.text, "政务直办间 · 自助服务终端")
+    assert "data-card-reader" not in home.text  # no reader service for this booth: on-screen entry
     csrf = home.text.split('data-csrf="')[1].split('"')[0]
     jpeg = _jpeg()
     base = {"csrf": csrf, "item": "YDJYBA", "name": "王五", "id_number": "11010519491231002X",
@@ -198,6 +200,8 @@ def test_the_booth_takes_a_case_in_for_its_supervising_counter_and_prints_the_re
     # (Drawing and sealing it is the documents' tests' part: seconds of signing here.)
     waiting = booth.get(done.url.path.replace("/done/", "/receipt/"))
     assert waiting.status_code == 202 and waiting.headers["refresh"] == "2" and "正在制作收件凭证" in waiting.text
+    _one_head(waiting.text, "正在制作收件凭证 · 自助服务终端")
+    _one_head(done.text, "提交成功 · 自助服务终端")
     with session_scope(demo.engine, readonly=True) as s:
         row = load_case(s, number)
         jobs = s.execute(sa.select(T_OUT.c.job, T_OUT.c.payload).where(
@@ -213,6 +217,7 @@ def test_the_booth_takes_a_case_in_for_its_supervising_counter_and_prints_the_re
     viewer = booth.get(done.url.path.replace("/done/", "/receipt/") + "/view")
     assert viewer.status_code == 200 and 'id="receipt-frame"' in viewer.text and 'id="home"' in viewer.text
     assert "frame-ancestors 'none'" in viewer.headers["content-security-policy"]
+    _one_head(viewer.text, "盖章的电子凭证 · 自助服务终端")
     shown = booth.get(done.url.path)
     assert 'id="receipt-number"' in shown.text  # the receipt's 文号 once drawn
     demo.fire("陈静", number, "approve")  # the supervising counter decides what the booth took in (即办)
@@ -220,3 +225,36 @@ def test_the_booth_takes_a_case_in_for_its_supervising_counter_and_prints_the_re
     assert again.url.path == done.url.path
 
 
+
+
+def _one_head(html: str, title: str) -> None:
+    """A booth page with the booths' one head (_kiosk_head.html): its title, styles and script once."""
+    assert html.startswith('<!doctype html>\n<html lang="zh-CN">\n<head>'), html[:80]
+    assert f"<title>{title}</title>" in html and html.count("<head>") == 1
+    assert html.count('href="/static/kiosk.css"') == 1 and html.count('src="/static/kiosk.js"') == 1
+
+
+def test_a_booths_card_reader_service_is_its_own_loopback_origin_and_the_pages_only_other(
+        demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """settings.kiosk_card_readers: a booth's reader service is on the booth itself (loopback, a
+    port, no credentials or query); the booth page names it and may connect there and nowhere
+    else; another booth's reader is not this one's."""
+    from pydantic import ValidationError
+
+    from core.settings import Settings, get_settings
+
+    ok = Settings(kiosk_card_readers={"pd-zizhu-01": "http://127.0.0.1:19561/card", "b2": "http://localhost:5/r"})
+    assert ok.kiosk_card_readers["pd-zizhu-01"] == "http://127.0.0.1:19561/card"
+    for bad in ("http://10.0.0.5:19561/card", "http://127.0.0.1/card", "ftp://127.0.0.1:21/card",
+                "http://u:p@127.0.0.1:1/card", "http://127.0.0.1:1/card?x=1", "http://reader.example:1/card"):
+        with pytest.raises(ValidationError, match="读卡服务须是本机地址"):
+            Settings(kiosk_card_readers={"pd-zizhu-01": bad})
+    booth = TestClient(demo.client.app, base_url="http://testserver")
+    page_login(booth, demo.tokens["自助终端01"], next_path="/kiosk")
+    monkeypatch.setattr(get_settings(), "kiosk_card_readers", {"pd-other": "http://127.0.0.1:7000/card"})
+    assert "connect-src 'self';" in booth.get("/kiosk").headers["content-security-policy"]
+    monkeypatch.setattr(get_settings(), "kiosk_card_readers", {"pd-zizhu-01": "http://[::1]:19561/card"})
+    home = booth.get("/kiosk")
+    assert 'data-card-reader="http://[::1]:19561/card"' in home.text
+    assert "connect-src 'self' http://[::1]:19561;" in home.headers["content-security-policy"]
+    assert "请将居民身份证放在读卡区" in home.text

@@ -42,6 +42,8 @@ def kiosk_home(request: Request, session: SessionDep) -> Response:
                       idle=60, token=form_tokens.new())
     # The booth's document camera: this page captures the materials (getUserMedia).
     page.headers.update({**NO_STORE, "Permissions-Policy": VIDEO_DEVICES})
+    if b.card_reader_origin:  # its ID-card reader service, that origin and no other
+        page.headers["Content-Security-Policy"] = policy({**POLICY, "connect-src": f"'self' {b.card_reader_origin}"})
     return page
 
 

@@ -39,47 +39,170 @@
     document.querySelectorAll(".screen").forEach((s) => s.classList.toggle("active", s.id === id));
     window.scrollTo(0, 0);
     if (id === "s-capture") startCamera(); else stopCamera();
+    if (id === "s-identify") reader.start(); else reader.stop(); // the card reader: this screen only
   }
 
-  // -- identify: a card reader fills name and ID number; the built-in reader is keyboard entry --
-  // A reader driver plugs in by calling window.tongbanKiosk.card({name, id_number}) (for example
-  // from a native bridge or a USB reader's helper page); with none, the fields are typed in: the
-  // name by the keyboard (or a keyboard-wedge reader), the numbers on the keypad.
+  // -- identify: a card reader fills name and ID number; the built-in reader is on-screen entry --
+  // A reader plugs in by calling window.tongbanKiosk.card({name, id_number}): the booth's reader
+  // service (data-card-reader: a vendor helper on the booth answering GET with the card on its
+  // reader) is polled while this screen shows; a native bridge may call it too. With none, or
+  // while the service cannot be reached, the name is entered on the pinyin keyboard and the
+  // numbers on the keypad: no physical keyboard is needed.
+  const status = (text) => { $("#reader-status").textContent = text; };
   const READERS = {
-    keyboard: { label: "键盘录入", start() {}, stop() {} },
+    screen: { label: "屏幕录入", start() {}, stop() {} },
+    service: serviceReader(body.dataset.cardReader),
   };
-  const reader = READERS.keyboard;
+  const reader = body.dataset.cardReader ? READERS.service : READERS.screen;
   window.tongbanKiosk = {
     card(data) {
-      if (data.name) $("#name").value = String(data.name).slice(0, 100);
-      if (data.id_number) $("#id-number").value = String(data.id_number).toUpperCase().slice(0, 18);
-      $("#reader-status").textContent = "已读取身份证, 请核对并填写手机号码。";
+      const id = String(data.id_number || "").toUpperCase();
+      if (!/^[0-9]{17}[0-9X]$/.test(id)) return false;
+      if (data.name) setName(String(data.name).slice(0, Number($("#name").maxLength)));
+      $("#id-number").value = id;
+      status("已读取身份证, 请核对并填写手机号码。");
+      focusField($("#phone"));
+      return true;
     },
   };
 
-  let target = $("#id-number");
-  document.querySelectorAll("[data-keypad]").forEach((input) => {
-    input.addEventListener("focus", () => { target = input; mark(); });
-    input.addEventListener("pointerdown", () => { target = input; mark(); });
-  });
-  function mark() {
-    document.querySelectorAll("[data-keypad]").forEach((i) => i.classList.toggle("typing", i === target));
+  function serviceReader(url) {
+    let timer = null, controller = null, lastId = null, reachable = null;
+    const every = 1000;
+    async function poll() {
+      controller = new AbortController();
+      const giveUp = setTimeout(() => controller.abort(), 1500);
+      try {
+        const r = await fetch(url, { cache: "no-store", credentials: "omit", signal: controller.signal });
+        if (timer === null) return; // stopped meanwhile
+        const card = r.ok ? await r.json().catch(() => null) : null;
+        if (card && card.id_number && card.id_number !== lastId && window.tongbanKiosk.card(card)) {
+          lastId = card.id_number;
+        } else if (!card) {
+          lastId = null; // the card was taken off: the next one placed is read
+          if (reachable !== true && !$("#id-number").value) status("请将居民身份证放在读卡区, 或点按下方屏幕键盘输入。");
+        }
+        reachable = true;
+      } catch (e) {
+        if (timer === null) return;
+        if (reachable !== false) status("读卡器未连接, 请点按下方屏幕键盘输入姓名和身份证号。");
+        reachable = false;
+      } finally {
+        clearTimeout(giveUp);
+      }
+      if (timer !== null) timer = setTimeout(poll, every);
+    }
+    return {
+      label: "身份证读卡器",
+      start() { if (timer === null) { timer = 0; poll(); } },
+      stop() {
+        clearTimeout(timer);
+        timer = null;
+        if (controller) controller.abort();
+      },
+    };
   }
-  mark();
+
+  // The fields: tapping one shows its pad (pinyin for the name, the keypad for the numbers).
+  let target = $("#name");
+  function focusField(input) {
+    target = input;
+    document.querySelectorAll("[data-pad]").forEach((i) => i.classList.toggle("typing", i === target));
+    $("#pinyin").hidden = target.dataset.pad !== "pinyin";
+    $("#keypad").hidden = target.dataset.pad !== "keypad";
+  }
+  document.querySelectorAll("[data-pad]").forEach((input) => {
+    input.addEventListener("pointerdown", () => focusField(input));
+    input.addEventListener("focus", () => focusField(input));
+  });
+  focusField(target);
   document.querySelectorAll("#keypad [data-key]").forEach((key) => key.addEventListener("click", () => {
     const k = key.dataset.key;
     if (k === "back") target.value = target.value.slice(0, -1);
+    else if (k === "clear") target.value = "";
     else if (k === "X" && target.dataset.keypad !== "id") return;
     else if (target.value.length < Number(target.maxLength)) target.value += k;
   }));
 
-  $("#start").addEventListener("click", () => { reader.start(); show("s-identify"); });
+  // The pinyin keyboard: letters spell a syllable, its characters (static/kiosk-names.json,
+  // made by `tongban kiosk name-table`) are offered ranked by how often names use them — as a
+  // surname for the first character, in given names after it; a tap adds one to the name.
+  const PAGE = 10;
+  let names = null, spelling = "", shown = [], pageAt = 0;
+  fetch("/static/kiosk-names.json").then((r) => r.json()).then((t) => {
+    const surnameRank = new Map([...t.surnames].map((c, i) => [c, i]));
+    const givenRank = new Map([...t.given].map((c, i) => [c, i]));
+    const prefixes = new Set();
+    for (const s of Object.keys(t.syllables)) for (let i = 1; i <= s.length; i++) prefixes.add(s.slice(0, i));
+    names = { syllables: t.syllables, surnameRank, givenRank, prefixes };
+    showPinyin();
+  }).catch(() => { $("#pinyin-hint").textContent = "拼音键盘暂不可用, 请联系工作人员。"; });
+
+  function candidates() {
+    if (!names || !spelling) return [];
+    const exact = names.syllables[spelling];
+    const chars = new Set(exact ? [...exact] : Object.entries(names.syllables)
+      .filter(([s]) => s.startsWith(spelling)).flatMap(([, cs]) => [...cs]));
+    const first = !$("#name").value;
+    const big = names.givenRank.size;
+    const rank = (c) => first && names.surnameRank.has(c) ? names.surnameRank.get(c) - big : names.givenRank.get(c) ?? big;
+    return [...chars].sort((a, b) => rank(a) - rank(b));
+  }
+  function showPinyin() {
+    $("#spelling").textContent = spelling;
+    const box = $("#candidates");
+    box.replaceChildren();
+    for (const c of shown.slice(pageAt, pageAt + PAGE)) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "key cand";
+      b.dataset.char = c;
+      b.textContent = c;
+      b.addEventListener("click", () => {
+        setName($("#name").value + c);
+        spelling = "";
+        shown = [];
+        pageAt = 0;
+        showPinyin();
+      });
+      box.append(b);
+    }
+    $("#cand-prev").disabled = pageAt === 0;
+    $("#cand-next").disabled = pageAt + PAGE >= shown.length;
+    document.querySelectorAll("#pinyin [data-letter]").forEach((k) => {
+      k.disabled = !names || !names.prefixes.has(spelling + k.dataset.letter);
+    });
+  }
+  function setName(value) {
+    $("#name").value = value.slice(0, Number($("#name").maxLength));
+  }
+  function spell(next) {
+    spelling = next;
+    shown = candidates();
+    pageAt = 0;
+    showPinyin();
+  }
+  document.querySelectorAll("#pinyin [data-letter]").forEach((key) => key.addEventListener("click", () => {
+    if (names && names.prefixes.has(spelling + key.dataset.letter)) spell(spelling + key.dataset.letter);
+  }));
+  $("#cand-prev").addEventListener("click", () => { pageAt = Math.max(0, pageAt - PAGE); showPinyin(); });
+  $("#cand-next").addEventListener("click", () => { pageAt += PAGE; showPinyin(); });
+  $("#name-dot").addEventListener("click", () => { if ($("#name").value) setName($("#name").value + "·"); });
+  $("#name-back").addEventListener("click", () => {
+    if (spelling) spell(spelling.slice(0, -1));
+    else setName($("#name").value.slice(0, -1));
+    if (!spelling) showPinyin();
+  });
+  $("#name-clear").addEventListener("click", () => { setName(""); spell(""); });
+
+  $("#start").addEventListener("click", () => show("s-identify"));
+  window.addEventListener("pagehide", () => reader.stop());
   $("#to-items").addEventListener("click", () => {
     const name = $("#name").value.trim(), id = $("#id-number").value, phone = $("#phone").value;
     const error = !name ? "请填写姓名" : id.length !== 18 ? "身份证号须为 18 位" :
       !/^1[0-9]{10}$/.test(phone) ? "请输入 11 位手机号码" : "";
     $("#identify-error").textContent = error;
-    if (!error) { reader.stop(); show("s-items"); }
+    if (!error) show("s-items");
   });
 
   // -- find an item: the booth's tiles, or pinyin initials through the guide search ------------
