@@ -211,7 +211,7 @@ def test_a_hand_off_runs_over_tls_to_prefect_and_postgresql(tmp_path: Path) -> N
                "TONGBAN_DATABASE_URL": cases_url, "TONGBAN_OBJECT_DIR": str(tmp_path / "objects"),
                "TONGBAN_OBJECT_DIR_SHARED": "true", "TONGBAN_PUBLIC_BASE_URL": "https://tongban.example.gov.cn",
                "PYTHONPATH": str(ROOT)}
-        env.pop("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", None)
+        env.pop("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", None)  # checked, never skipped
         server_log = tmp_path / "server.log"
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "flows.prefect_server", "server", "start", "--host", "127.0.0.1",
@@ -273,3 +273,17 @@ def test_a_hand_off_runs_over_tls_to_prefect_and_postgresql(tmp_path: Path) -> N
         errors = [ln for ln in server_log.read_text(errors="replace").splitlines()
                   if "| ERROR" in ln or "Traceback" in ln or "CRITICAL" in ln]
         assert errors == [], errors
+
+
+# What the test above sets for TLS, by the names an operator writes: the docs give each one.
+TLS_SETTINGS = ("--ssl-certfile", "--ssl-keyfile", "PREFECT_API_SSL_CERT_FILE", "sslmode=verify-full",
+                "sslrootcert=", "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_ENABLED=true",
+                "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_CA_FILE")
+
+
+def test_the_tls_settings_used_above_are_documented() -> None:
+    source = Path(__file__).read_text(encoding="utf-8").split("# What the test above sets")[0]
+    for doc in ("README.md", "docs/operations-security.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        assert [s for s in TLS_SETTINGS if s not in text] == [], doc
+    assert [s for s in TLS_SETTINGS if s.removesuffix("=true") not in source] == []
