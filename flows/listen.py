@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from prefect import flow
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from core import logs
 from core.clock import now
@@ -51,7 +52,14 @@ def listen(conn: psycopg.Connection, region: str) -> None:
 
 
 def _conninfo(engine: Any) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """libpq's connection string for the engine's URL, each query parameter (``sslmode``,
+    ``sslrootcert``, ``sslcert`` …) passed on as given, as the engine's own connections get them.
+    Not the URL re-rendered: SQLAlchemy writes a space as ``+``, which libpq keeps (a CA file under
+    ``/etc/ssl/gov ca/`` became ``/etc/ssl/gov+ca/``)."""
+    url = engine.url
+    params = {k: str(v) for k, v in url.translate_connect_args(username="user", database="dbname").items()}
+    params.update({k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()})
+    return make_conninfo(**params)
 
 
 def wait_seconds(engine: Any, region: str, poll_seconds: float) -> float:

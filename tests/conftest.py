@@ -312,6 +312,7 @@ def moto_endpoint() -> Iterator[str]:
 # -k "not sqlite-s3"``.
 MARKS_BY_MODULE: dict[str, tuple[str, ...]] = {
     "test_flows_distributed.py": ("distributed",),  # PostgreSQL-backed Prefect server, two workers
+    "test_distributed_tls.py": ("distributed",),    # the same over TLS: its own PostgreSQL cluster, one worker
     "test_crash_safety.py": ("slow",),               # SIGKILLs a server under load, three times
     "test_api_fuzz.py": ("slow",),                   # schemathesis over every operation
     "test_fuzz_definitions.py": ("slow",),           # hypothesis on item definitions

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -45,3 +46,19 @@ def test_the_scheduler_insert_needs_the_hook_and_works_with_it() -> None:
         assert list(names.scalars()) == ["run-0", "run-1", "run-2"]
     assert all("state" in r for r in rows)  # Prefect reads the states from its rows afterwards
     assert prefect_server.patch() == patched  # once only
+
+
+def test_server_start_takes_the_tls_options_and_checks_the_files_first(tmp_path: Path) -> None:
+    args = ["server", "start", "--port", "4200", "--ssl-certfile", "/etc/tls/p.crt", "--ssl-keyfile=/etc/tls/p.key"]
+    assert prefect_server.take_tls_options(args) == (
+        ["server", "start", "--port", "4200"], {"ssl_certfile": "/etc/tls/p.crt", "ssl_keyfile": "/etc/tls/p.key"})
+    assert prefect_server.take_tls_options(["server", "start"]) == (["server", "start"], {})
+    with pytest.raises(SystemExit, match="同时给出"):
+        prefect_server.take_tls_options(["server", "start", "--ssl-certfile", "/etc/tls/p.crt"])
+    with pytest.raises(SystemExit, match="缺少文件路径"):
+        prefect_server.take_tls_options(["server", "start", "--ssl-keyfile"])
+    with pytest.raises(SystemExit, match="--background"):
+        prefect_server.main(["server", "start", "-b", *args[4:]])
+    # A certificate that is not there stops the start with the reason, before uvicorn is touched.
+    with pytest.raises(SystemExit, match="TLS 证书或私钥不可用.*No such file"):
+        prefect_server.serve_tls(str(tmp_path / "none.crt"), str(tmp_path / "none.key"))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import psycopg.conninfo
 import pytest
 import sqlalchemy as sa
 from conftest import ALL_GGCS, Demo
@@ -420,3 +421,25 @@ def test_serve_prints_the_database_without_its_password() -> None:
 
     line = started_line("127.0.0.1", 8000, "postgresql+psycopg://tongban:s3cret@db.example:5432/tongban")
     assert "s3cret" not in line and "tongban:***@db.example" in line and "http://127.0.0.1:8000" in line
+
+
+def test_the_database_url_keeps_its_tls_parameters_and_hides_only_the_password() -> None:
+    from cli.main import started_line
+    from flows.listen import _conninfo
+    from storage.db import make_engine
+
+    url = ("postgresql+psycopg://qd_worker:s3cret@db.example:5432/tongban?sslmode=verify-full"
+           "&sslrootcert=/etc/ssl/gov%20ca/root.pem")
+    s = Settings(database_url=url)
+    assert s.database_url == url  # taken as given
+    engine = make_engine(s.database_url)
+    try:
+        assert dict(engine.url.query) == {"sslmode": "verify-full", "sslrootcert": "/etc/ssl/gov ca/root.pem"}
+        # The listening drainer's own connection (flows.listen) gets the same parameters, unchanged.
+        info = psycopg.conninfo.conninfo_to_dict(_conninfo(engine))
+        assert (info["sslmode"], info["sslrootcert"], info["password"]) == (
+            "verify-full", "/etc/ssl/gov ca/root.pem", "s3cret")
+    finally:
+        engine.dispose()
+    line = started_line("127.0.0.1", 8000, url)
+    assert "s3cret" not in line and "qd_worker:***@db.example" in line and "sslmode=verify-full" in line
