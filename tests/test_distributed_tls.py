@@ -259,7 +259,8 @@ def test_a_hand_off_runs_over_tls_to_prefect_and_postgresql(tmp_path: Path) -> N
         # Every TCP client of the cluster (Prefect's server, the worker's flow runs, this test) came
         # over TLS, to both databases; the worker's listening drainer (flows.listen, its own libpq
         # connection, the CA's path with its space) among them.
-        listening = "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN tongban_outbox'"
+        listen_q = f'LISTEN "tongban_outbox_{B}"'  # the region's own channel (flows.listen.channel)
+        listening = f"SELECT count(*) FROM pg_stat_activity WHERE query = '{listen_q}'"
         deadline = time.monotonic() + 30
         while not _one(admin, listening)[0]:
             assert time.monotonic() < deadline, worker_log.read_text(errors="replace")[-3000:]
@@ -269,7 +270,7 @@ def test_a_hand_off_runs_over_tls_to_prefect_and_postgresql(tmp_path: Path) -> N
                 "SELECT a.datname, s.ssl, a.query FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
                 "WHERE a.client_addr IS NOT NULL")).all()
         assert {r.datname for r in rows} >= {"tongban", "prefect"} and all(r.ssl for r in rows), rows
-        assert [r.ssl for r in rows if r.query == "LISTEN tongban_outbox"] == [True], rows
+        assert [r.ssl for r in rows if r.query == listen_q] == [True], rows
         errors = [ln for ln in server_log.read_text(errors="replace").splitlines()
                   if "| ERROR" in ln or "Traceback" in ln or "CRITICAL" in ln]
         assert errors == [], errors
