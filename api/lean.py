@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import params
-from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence
+from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence, lenient_issubclass
 from fastapi.dependencies.models import Dependant, _is_async_gen_callable, _is_coroutine_callable
 from fastapi.dependencies.utils import (
     _is_json_field,
@@ -38,6 +38,7 @@ from fastapi.dependencies.utils import (
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.routing import _effective_route_context_var
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -106,7 +107,7 @@ def _step(d: Dependant, kind: str, seen: set[Any], top: bool = False) -> Step | 
     path = tuple(Param(f, get_validation_alias(f), ("path", get_validation_alias(f))) for f in d.path_params)
     headers = tuple(Param(f, _header_key(f), ("header", get_validation_alias(f))) for f in d.header_params)
     if any(field_annotation_is_sequence(p.field.field_info.annotation) or _is_json_field(p.field)
-           for p in (*path, *headers)):
+           or lenient_issubclass(p.field.field_info.annotation, BaseModel) for p in (*path, *headers)):
         return None
     if any(isinstance(p.field.field_info, params.Header) and not getattr(
             p.field.field_info, "convert_underscores", True) for p in headers):

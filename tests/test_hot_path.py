@@ -13,7 +13,11 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
+import sqlalchemy as sa
 from conftest import ALL_GGCS, Demo
+
+from api.deps import SessionDep
+from api.routing import Router, grouped
 
 
 def test_a_transition_request_runs_on_one_pool_thread(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,3 +133,43 @@ def test_the_plan_answers_bad_requests_as_fastapi_does(demo: Demo) -> None:
         401, 401, 401, 428, 422, 412, 422, 422, 422, 422, 422, 422, 422, 428, 422, 409, 404, 422, 422, 422, 428]
     after = demo.client.get(f"/api/v1/cases/{n}", headers=tok).json()
     assert after["version"] == case["version"] and after["state"]["id"] == case["state"]["id"]
+
+
+def test_a_planned_route_that_returns_data_answers_by_its_response_model(sqlite_db: sa.Engine,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write routes answer a ready Response; one that returns data gets FastAPI's treatment
+    of it all the same: validated and filtered by its response model."""
+    import fastapi.routing
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from pydantic import BaseModel
+
+    class Out(BaseModel):
+        n: int
+        label: str = "默认"
+
+    router = Router(prefix="/t")
+
+    @router.post("/{n}", response_model=Out, status_code=201)
+    @grouped
+    def echo(n: int, session: SessionDep) -> Any:
+        return {"n": n, "hidden": "不在模型中"}
+
+    app = FastAPI()
+    app.state.engine = sqlite_db
+    app.include_router(router)
+    solved: list[object] = []
+    real_solve = fastapi.routing.solve_dependencies
+
+    async def counted_solve(**kwargs):  # type: ignore[no-untyped-def]
+        solved.append(kwargs["dependant"])
+        return await real_solve(**kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted_solve)
+    with TestClient(app) as client:
+        planned = client.post("/t/5")
+        assert solved == []
+        app.dependency_overrides[Out] = Out  # any override: FastAPI's own handler
+        own = client.post("/t/5")
+        assert len(solved) == 1
+    assert (planned.status_code, planned.json()) == (own.status_code, own.json()) == (201, {"n": 5, "label": "默认"})
