@@ -11,7 +11,8 @@ cores sat 30 % idle while requests queued for the lock. A failed commit still fa
 Async endpoints commit in ``get_session``'s exit, on a worker thread: the loop never waits for
 the writer.
 
-A sync route marked ``@grouped`` runs as one unit of a group commit (``storage.group_commit``):
+A sync route marked ``@grouped`` has its dependencies resolved by a plan made once
+(``api.lean``) instead of FastAPI's per-request walk, and runs as one unit of a group commit (``storage.group_commit``):
 its work joins the transaction another request of the process is writing, under a savepoint,
 and it returns once that transaction committed; a group that fails to commit answers 503.
 """
@@ -29,6 +30,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api import lean
 from api.contract import document_route, operation_id, problems, walk
 from api.deps import get_session
 from engine.errors import InvalidInput, Unavailable
@@ -77,6 +79,10 @@ class UnitRoute(APIRoute):
         handler = super().get_route_handler()
         if self.flavour != "api":
             return handler
+        if self.grouped:  # the write routes: dependencies resolved by a plan made once (api.lean)
+            route = lean.effective(self)
+            if (route_plan := lean.plan(route.dependant, route._embed_body_fields)) is not None:
+                handler = lean.handler(route_plan, route, handler)
 
         async def refuse_unknown_query(request: Request) -> Response:
             # An API client's misspelt or unsupported filter (``q=``) is an error, not an empty
