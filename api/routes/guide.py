@@ -274,7 +274,9 @@ def get_prereview(code: str, request: Request, session: SessionDep) -> Any:
 
 @router.post("/prereviews/{code}/drafts", response_model=PreReviewView, responses=problems(404, 409, 413, 429))
 def resubmit_drafts(code: str, body: PreReviewDrafts, request: Request, session: SessionDep) -> Any:
-    """重新上传: 凭预审码补传或重传被标为需修改的草稿 (新的一版回到待预审, 此前的版本与意见保留)"""
+    """重新上传需修改的预审草稿 (凭预审码)
+
+    补传或重传被标为需修改的草稿: 新的一版回到待预审, 此前的版本与意见保留。"""
     limit_client(request)
     return guide_prereview.resubmit(session, code, _decode(body.drafts))
 
