@@ -257,7 +257,7 @@ router.allow_larger(r"^/api/v1/guide/prereviews(/[^/]+/drafts)?$", lambda: guide
                     uncredentialed=True)
 
 
-@router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(413, 429))
+@router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(413, 429, 503))
 def create_prereview(body: PreReviewCreate, request: Request, session: SessionDep) -> Any:
     """要件预审: 申请人按材料清单上传草稿 (无需登录, 不产生办件编号, 不计时)"""
     limit_client(request)
@@ -272,7 +272,7 @@ def get_prereview(code: str, request: Request, session: SessionDep) -> Any:
     return guide_prereview.view(session, code)
 
 
-@router.post("/prereviews/{code}/drafts", response_model=PreReviewView, responses=problems(404, 409, 413, 429))
+@router.post("/prereviews/{code}/drafts", response_model=PreReviewView, responses=problems(404, 409, 413, 429, 503))
 def resubmit_drafts(code: str, body: PreReviewDrafts, request: Request, session: SessionDep) -> Any:
     """重新上传需修改的预审草稿 (凭预审码)
 
@@ -289,7 +289,7 @@ def review_draft(code: str, material_id: str, body: DraftReview, session: Sessio
 
 
 @router.post("/prereviews/{code}/case", status_code=201, response_model=PreReviewCase,
-             responses=problems(403, 404, 409))
+             responses=problems(403, 404, 409, 503))
 def prereview_to_case(code: str, body: PreReviewIntake, session: SessionDep, actor: ActorDep) -> Any:
     """收件: 预审转为办件, 合格的草稿作为该材料的扫描件带入"""
     case, query_code = guide_prereview.to_case(session, actor, code, body.applicant.model_dump(exclude_none=True))
