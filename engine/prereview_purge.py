@@ -9,9 +9,10 @@
   objects go at the next sweep; the rows keep the clerk's verdicts and comments (the record).
 
 Objects are content-addressed, so one may serve another pre-review's draft: only objects no
-draft row names any more are deleted, and only once older than ``sweep_grace_seconds`` (a
-concurrent upload of the same bytes refreshes the object's time before its row lands); a younger
-one is left to ``tongban storage sweep``. Rows change and commit first, objects go after.
+draft row names any more are deleted, and only once older than ``UPLOAD_WINDOW`` (a concurrent
+upload of the same bytes refreshes the object's time before its row lands); a younger one is left
+to ``tongban storage sweep``. A converted pre-review waits the same window after its intake, so
+its own drafts are never that young. Rows change and commit first, objects go after.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from storage.object_factory import get_store
 from storage.objects import ObjectLocked, ObjectStore, StoreUnavailable
 from storage.prereview_tables import T_DRAFT, T_PRE
 
+# Longer than an upload takes from its object's write to its row's commit.
+UPLOAD_WINDOW = timedelta(minutes=10)
+
 
 def cutoff(at: datetime | None = None) -> datetime:
     """Pre-reviews last touched before this instant have expired: the start of the Beijing day
@@ -40,7 +44,7 @@ def _mark(session: Session, at: datetime) -> tuple[int, int, set[tuple[str, str]
     expired = [i for (i,) in session.execute(sa.select(T_PRE.c.id).where(
         T_PRE.c.status.in_(("open", "reviewed")), T_PRE.c.updated_at < cutoff(at)))]
     converted = [i for (i,) in session.execute(sa.select(T_PRE.c.id).where(
-        T_PRE.c.status == "converted", T_PRE.c.purged_at.is_(None)))]
+        T_PRE.c.status == "converted", T_PRE.c.purged_at.is_(None), T_PRE.c.updated_at < at - UPLOAD_WINDOW))]
     ids = expired + converted
     if not ids:
         return 0, 0, set()
@@ -59,7 +63,7 @@ def _mark(session: Session, at: datetime) -> tuple[int, int, set[tuple[str, str]
 
 
 def _delete(store: ObjectStore, keys: set[tuple[str, str]]) -> tuple[int, int]:
-    young_after = datetime.now(UTC) - timedelta(seconds=get_settings().sweep_grace_seconds)
+    young_after = datetime.now(UTC) - UPLOAD_WINDOW  # the store's own time, not the product clock
     deleted = left = 0
     for bucket, key in sorted(keys):
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -188,7 +188,7 @@ def test_retention_purges_stale_pre_reviews_in_beijing_days_and_converted_drafts
     from engine.guide_prereview import drafts_bucket
     from flows import drain
 
-    monkeypatch.setattr(get_settings(), "sweep_grace_seconds", 0)  # the objects here are seconds old
+    monkeypatch.setattr(prereview_purge, "UPLOAD_WINDOW", timedelta(0))  # the objects here are seconds old
     monkeypatch.setattr(get_settings(), "anchor_key", "the sweep's test key")
     shared, own, kept = _png(10), _png(20), _png(30)
     with clock.frozen(beijing("2026-11-02 10:00")):
@@ -198,6 +198,10 @@ def test_retention_purges_stale_pre_reviews_in_beijing_days_and_converted_drafts
         _review(demo, taken, "work_proof", "ok")
         number = demo.client.post(f"/api/v1/guide/prereviews/{taken}/case", headers=demo.h("陈静"),
                                   json={"applicant": APPLICANT}).json()["number"]
+        monkeypatch.setattr(prereview_purge, "UPLOAD_WINDOW", timedelta(minutes=10))
+        clock.advance(timedelta(minutes=5))  # just taken in: its drafts wait out the upload window
+        assert prereview_purge.purge(demo.engine)["prereviews_drafts_dropped"] == 0
+        monkeypatch.setattr(prereview_purge, "UPLOAD_WINDOW", timedelta(0))
     with clock.frozen(beijing("2026-11-20 08:00")):
         active = _submit(demo, filing_form=kept, work_proof=shared)  # the shared bytes again
     assert _objects_in(drafts_bucket()) == 3
