@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     appointment_grace_minutes: int = 15
     # 好差评: a 差评's rectification is due this many working days after the rating.
     rectify_working_days: int = 5
+    # 要件预审: a pre-review not taken in as a case this many (Beijing) days after its last activity
+    # expires; the hourly sweep deletes its drafts and phone (engine.prereview_purge).
+    prereview_retention_days: int = 30
     # Notifications that leave the building (engine.notify): applicants by SMS through an HTTP
     # gateway (POST JSON to sms_url with sms_token as bearer; empty URL: no SMS), supervisors by
     # mail over SMTP (empty smtp_host: no mail) to the addresses of their region in

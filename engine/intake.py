@@ -49,9 +49,10 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
                 materials: dict[str, str], competent_region: str | None = None,
                 mode: str | None = None, commitment: dict[str, Any] | None = None,
                 defer: list[dict[str, Any]] | None = None,
-                situation: dict[str, str] | None = None) -> tuple[CaseRow, str]:
+                situation: dict[str, str] | None = None, prereview: str | None = None) -> tuple[CaseRow, str]:
     """Take in an application (收件). Returns the case row and the applicant's query code.
-    ``situation`` answers the item's 情形 questions; the case then needs exactly their materials."""
+    ``situation`` answers the item's 情形 questions; the case then needs exactly their materials.
+    ``prereview``: the 预审码 the application came from (its intake event says so)."""
     if "clerk" not in actor.roles or actor.counter_id is None:
         raise Forbidden("收件须由窗口收件人员办理", missing=["role:clerk"])
     try:
@@ -107,7 +108,8 @@ def create_case(session: Session, actor: Actor, item_code: str, applicant: dict[
         "counter_id": actor.counter_id, "to_state": item.initial,
         "data": {"item_version": version.version, "mode": mode, "parties": parties.by_role,
                  "deferred": sorted(deferred), **({"library": library} if library else {}),
-                 **({"situation": answers} if answers else {})}}
+                 **({"situation": answers} if answers else {}),
+                 **({"prereview": prereview} if prereview else {})}}
     case["last_hash"] = None
     chain(case, [event])
     case["id"] = session.execute(sa.insert(T_CASE).values(**case).returning(T_CASE.c.id)).scalar_one()

@@ -436,6 +436,8 @@ def history_lines(session: Session, item: CompiledItem, case: CaseRow,
             title = f"{states.get(e['from_state'] or '', '上一环节')} → {states.get(e['to_state'] or '', '下一环节')}"
         elif kind == "intake":
             title = f"收件 ({data.get('mode') or case['mode']})"
+            if data.get("prereview"):
+                title += f", 来自预审 {data['prereview']}"
         elif kind == "material":
             status = labels.MATERIAL_STATUS.get(str(data.get("status")), "已更新")
             title = f"材料「{materials.get(str(data.get('material')), '其他材料')}」: {status}"

@@ -19,7 +19,7 @@ from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 
 from core.settings import get_settings
-from engine import anchors, appointments, deadlines, idempotency
+from engine import anchors, appointments, deadlines, idempotency, prereview_purge
 from engine.dashboard import case_tag
 from flows import jobs, stopping
 from flows.outbox import claim, release, renew
@@ -158,8 +158,8 @@ def run_single_job(job_id: str) -> dict[str, Any]:
 def deadline_sweep() -> dict[str, int]:
     """Mark 预警 / 逾期 on open cases and queue notifications to supervisors. On the same hourly
     schedule: expired Idempotency-Key answers go, bookings never checked in become no-shows, and
-    the history gets a signed anchor."""
+    the history gets a signed anchor, and 要件预审 drafts past their retention go."""
     with db.session_scope(get_engine()) as session:
         counts = deadlines.sweep(session) | {"idempotency_purged": idempotency.purge(session),
                                              "appointment_no_shows": appointments.mark_no_shows(session)}
-    return counts | anchors.periodic(get_engine())
+    return counts | prereview_purge.purge(get_engine()) | anchors.periodic(get_engine())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Literal, Protocol
 
-BucketKind = Literal["scans", "evidence"]
+BucketKind = Literal["scans", "evidence", "drafts"]
 
 
 @dataclass(frozen=True)

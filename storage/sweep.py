@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from storage.documents import T_EVID, T_PAGE
 from storage.objects import ObjectInfo, ObjectLocked, ObjectStore, bucket_for
+from storage.prereview_tables import T_DRAFT
 
 
 @dataclass
@@ -37,6 +38,8 @@ def referenced_keys(session: Session, cutoff: datetime) -> set[tuple[str, str]]:
         if t:
             refs.add((b, t))
     refs.update((b, k) for b, k in session.execute(sa.select(T_EVID.c.bucket, T_EVID.c.key)))
+    refs.update((b, k) for b, k in session.execute(  # 要件预审 drafts (engine.prereview_purge deletes them)
+        sa.select(T_DRAFT.c.bucket, T_DRAFT.c.key).where(T_DRAFT.c.key.is_not(None))))
     return refs
 
 

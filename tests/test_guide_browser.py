@@ -105,11 +105,11 @@ def _login(page: Page, site: Site, who: str) -> None:
     expect(page).not_to_have_url(re.compile(r"/ui/login"))
 
 
-def _png() -> bytes:
+def _png(shade: int = 235) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", (320, 240), (235, 235, 230)).save(buf, "PNG")
+    Image.new("RGB", (320, 240), (shade, shade, 230)).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -156,6 +156,26 @@ def test_a_prereview_on_a_phone_commented_by_a_clerk_becomes_a_case(browser: Bro
     expect(applicant.locator("#m-filing_form")).to_contain_text("需修改: 备案表未签名")
     expect(applicant.locator("#m-insured_id")).to_contain_text("未上传")
     applicant.screenshot(path=str(SHOTS / "prereview_comments_phone.png"), full_page=True)
+    # 重新上传: the draft marked 需修改 goes again (the passed one has no input), back to 待预审.
+    expect(applicant.locator("#m-work_proof input[type=file]")).to_have_count(0)
+    applicant.locator("#m-filing_form input[type=file]").set_input_files(
+        files=[{"name": "备案表-已签名.png", "mimeType": "image/png", "buffer": _png(200)}])
+    applicant.click("#submit-resubmit")
+    expect(applicant.locator("#prereview-status")).to_have_text("待预审")
+    expect(applicant.locator("#m-filing_form")).to_contain_text("已上传, 等待预审 (第 2 版)")
+    expect(applicant.locator("#m-filing_form .earlier")).to_contain_text("备案表未签名")
+    assert applicant.evaluate("document.documentElement.scrollWidth") <= 390
+
+    clerk.reload()
+    expect(clerk.locator("#m-filing_form")).to_contain_text("第 2 版")
+    expect(clerk.locator("#m-filing_form .earlier")).to_contain_text("第 1 版")
+    expect(clerk.locator("#m-filing_form .earlier")).to_contain_text("备案表未签名, 请签名后重新上传")
+    expect(clerk.locator("#m-filing_form .draft-link")).to_have_text("备案表-已签名.png")
+    clerk.screenshot(path=str(SHOTS / "prereview_clerk_versions.png"), full_page=True)
+    again = clerk.locator("#m-filing_form form")
+    again.get_by_label("合格").check()
+    again.get_by_role("button", name="保存意见").click()
+    expect(clerk.locator("#prereview-status")).to_have_text("已预审")
 
     clerk.fill("#applicant-name", "王五")
     clerk.fill("#applicant-id", "11010519491231002X")
@@ -166,6 +186,8 @@ def test_a_prereview_on_a_phone_commented_by_a_clerk_becomes_a_case(browser: Bro
     expect(clerk.locator("#case-link")).to_have_text(number)
     clerk.click("#case-link")
     expect(clerk.locator("body")).to_contain_text("异地工作证明或个人承诺书")
+    expect(clerk.locator("#timeline")).to_contain_text(f"来自预审 {code}")
+    expect(clerk.locator("body")).to_contain_text("13800138000")  # the phone given at pre-review
     clerk.screenshot(path=str(SHOTS / "prereview_case.png"), full_page=True)
     applicant.reload()
     expect(applicant.locator("#case-number")).to_have_text(number)

@@ -77,7 +77,7 @@ def test_prereview_drafts_a_clerks_comments_then_a_case_with_the_passed_drafts(
     assert demo.client.get(f"/api/v1/guide/prereviews/{code}").json()["case_number"] == number
     again = demo.client.post(f"/api/v1/guide/prereviews/{code}/case", headers=clerk, json={
         "applicant": {"name": "王五", "kind": "person"}})
-    assert again.status_code == 422
+    assert again.status_code == 409 and again.json()["errors"] == [{"field": "code", "reason": "预审已转为办件"}]
 
 
 def test_prereview_pages_upload_comment_and_become_a_case(demo: Demo) -> None:

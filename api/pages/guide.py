@@ -63,8 +63,8 @@ def guide_file(session: SessionDep, code: str, name: str) -> Response:
 
 # -- 要件预审: the applicant's upload (no login) and the clerk's review ------------------------------
 
-router.allow_larger(r"^/guide/[^/]+/prereview$", lambda: guide_prereview.MAX_BODY_BYTES + 65_536,
-                    uncredentialed=True)
+router.allow_larger(r"^/guide/([^/]+/prereview|prereviews/[^/]+/drafts)$",
+                    lambda: guide_prereview.MAX_BODY_BYTES + 65_536, uncredentialed=True)
 
 
 def _picked(request: Request) -> dict[str, str]:
@@ -122,16 +122,42 @@ def prereview_submit(request: Request, session: SessionDep, code: str,
     return RedirectResponse(f"/guide/prereviews/{pcode}", status_code=303)
 
 
+def _status_page(request: Request, session: Session, pcode: str, status_code: int = 200,
+                 error: str | None = None) -> Response:
+    try:
+        p = guide_prereview.view(session, pcode)
+    except EngineError as exc:
+        return web.error_page(request, exc.status, "没有这个预审码", exc.detail)
+    page = web.render(request, "guide_prereview_status.html", None, status_code=status_code, p=p, error=error)
+    page.headers["Cache-Control"] = "private, no-store"
+    return page
+
+
 @router.get("/guide/prereviews/{pcode}", response_class=HTMLResponse)
 def prereview_status(request: Request, session: SessionDep, pcode: str) -> Response:
     try:
         limit_client(request)
-        p = guide_prereview.view(session, pcode[:16])
     except EngineError as exc:
-        return web.error_page(request, exc.status, "没有这个预审码", exc.detail)
-    page = web.render(request, "guide_prereview_status.html", None, p=p)
-    page.headers["Cache-Control"] = "private, no-store"
-    return page
+        return web.error_page(request, exc.status, "请稍后再试", exc.detail)
+    return _status_page(request, session, pcode[:16])
+
+
+@router.post("/guide/prereviews/{pcode}/drafts", response_class=HTMLResponse)
+def prereview_resubmit(request: Request, session: SessionDep, pcode: str,
+                       files: Annotated[list[tuple[str, StarletteUpload]], Depends(_draft_files)]) -> Response:
+    """重新上传 on the applicant's status page: the drafts marked 需修改 (or never sent)."""
+    drafts: dict[str, tuple[str, bytes]] = {}
+    for mid, f in files:
+        data = f.file.read(guide_prereview.MAX_DRAFT_BYTES + 1)
+        if data:
+            drafts[mid] = ((f.filename or mid)[:200], data)
+    try:
+        limit_client(request)
+        guide_prereview.resubmit(session, pcode[:16], drafts)
+    except EngineError as exc:
+        session.rollback()
+        return _status_page(request, session, pcode[:16], exc.status, exc.said)
+    return RedirectResponse(f"/guide/prereviews/{pcode[:16].upper()}", status_code=303)
 
 
 @router.get("/ui/prereviews", response_class=HTMLResponse)
@@ -161,9 +187,11 @@ def prereview_clerk(request: Request, session: SessionDep, pcode: str) -> Respon
 
 
 @router.get("/ui/prereviews/{pcode}/drafts/{material_id}")
-def prereview_draft(request: Request, session: SessionDep, pcode: str, material_id: str) -> Response:
+def prereview_draft(request: Request, session: SessionDep, pcode: str, material_id: str,
+                    version: Annotated[int | None, Query(ge=1, le=1000)] = None) -> Response:
+    """One draft (the latest, or an earlier ``version`` kept in the record)."""
     actor = web.require_actor(request, session)
-    name, data = guide_prereview.draft_file(session, actor, pcode[:16], material_id[:64])
+    name, data = guide_prereview.draft_file(session, actor, pcode[:16], material_id[:64], version)
     kind = sniff(data[:16]) or "application/octet-stream"
     return Response(data, media_type=kind, headers={
         "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -165,9 +166,13 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DRAFT_BASE64_CHARS = -(-guide_prereview.MAX_DRAFT_BYTES // 3) * 4 + 4
+
+
 class Draft(_In):
     file_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    content_base64: Annotated[str, StringConstraints(min_length=4, max_length=2_800_000)]
+    # Up to the engine's own per-draft limit (refused there, 413, naming the draft), in base64.
+    content_base64: Annotated[str, StringConstraints(min_length=4, max_length=DRAFT_BASE64_CHARS)]
 
 
 class PreReviewCreate(_In):
@@ -181,14 +186,30 @@ class PreReviewCreated(_Out):
     code: str = Field(description="预审码: 申请人凭此查看预审意见, 到窗口时出示")
 
 
+class PreReviewVersion(_Out):
+    version: int
+    file_name: str
+    uploaded_at: datetime
+    verdict: str | None
+    verdict_label: str | None
+    comment: str | None = Field(description="窗口人员对这一版的意见")
+    reviewed_at: datetime | None
+    kept: bool = Field(description="草稿文件仍在 (转为办件或过期后删除)")
+
+
 class PreReviewMaterial(_Out):
     id: str
     name: str
     uploaded: bool
     file_name: str | None
+    version: int | None = Field(description="当前 (最新) 一版的版本号")
+    uploaded_at: datetime | None
     verdict: str | None
     verdict_label: str | None
     comment: str | None
+    reviewed_at: datetime | None
+    can_upload: bool = Field(description="申请人可 (重新) 上传: 未上传或需修改")
+    earlier: list[PreReviewVersion] = Field(description="此前各版及其意见, 新的在前")
 
 
 class PreReviewView(_Out):
@@ -200,6 +221,10 @@ class PreReviewView(_Out):
     case_number: str | None
     answers: list[GuideAnswer]
     materials: list[PreReviewMaterial]
+
+
+class PreReviewDrafts(_In):
+    drafts: dict[Short, Draft] = Field(min_length=1, max_length=30)
 
 
 class DraftReview(_In):
@@ -228,10 +253,11 @@ def _decode(drafts: dict[str, Draft]) -> dict[str, tuple[str, bytes]]:
 
 # Drafts are photos: a pre-review carries them in its one body, before anyone signs in (the
 # applicant has no login); the per-client limit answers floods after the body.
-router.allow_larger(r"^/api/v1/guide/prereviews$", lambda: guide_prereview.MAX_BODY_BYTES, uncredentialed=True)
+router.allow_larger(r"^/api/v1/guide/prereviews(/[^/]+/drafts)?$", lambda: guide_prereview.MAX_BODY_BYTES,
+                    uncredentialed=True)
 
 
-@router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(429))
+@router.post("/prereviews", status_code=201, response_model=PreReviewCreated, responses=problems(413, 429, 503))
 def create_prereview(body: PreReviewCreate, request: Request, session: SessionDep) -> Any:
     """要件预审: 申请人按材料清单上传草稿 (无需登录, 不产生办件编号, 不计时)"""
     limit_client(request)
@@ -246,15 +272,24 @@ def get_prereview(code: str, request: Request, session: SessionDep) -> Any:
     return guide_prereview.view(session, code)
 
 
+@router.post("/prereviews/{code}/drafts", response_model=PreReviewView, responses=problems(404, 409, 413, 429, 503))
+def resubmit_drafts(code: str, body: PreReviewDrafts, request: Request, session: SessionDep) -> Any:
+    """重新上传需修改的预审草稿 (凭预审码)
+
+    补传或重传被标为需修改的草稿: 新的一版回到待预审, 此前的版本与意见保留。"""
+    limit_client(request)
+    return guide_prereview.resubmit(session, code, _decode(body.drafts))
+
+
 @router.post("/prereviews/{code}/materials/{material_id}", response_model=PreReviewView,
-             responses=problems(403, 404))
+             responses=problems(403, 404, 409))
 def review_draft(code: str, material_id: str, body: DraftReview, session: SessionDep, actor: ActorDep) -> Any:
     """窗口人员对一份草稿给出预审意见"""
     return guide_prereview.review(session, actor, code, material_id, body.verdict, body.comment)
 
 
 @router.post("/prereviews/{code}/case", status_code=201, response_model=PreReviewCase,
-             responses=problems(403, 404))
+             responses=problems(403, 404, 409, 503))
 def prereview_to_case(code: str, body: PreReviewIntake, session: SessionDep, actor: ActorDep) -> Any:
     """收件: 预审转为办件, 合格的草稿作为该材料的扫描件带入"""
     case, query_code = guide_prereview.to_case(session, actor, code, body.applicant.model_dump(exclude_none=True))
