@@ -3,7 +3,7 @@
 anonymised row (phone nullable, ``purged_at``)
 
 Revision ID: 0036_prereview_versions
-Revises: 0038_outbox_backoff
+Revises: 0035_outbox_region_channels
 """
 
 import io
