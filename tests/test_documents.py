@@ -485,7 +485,7 @@ def test_notices_are_issued_under_the_items_titles_and_its_own_template(demo: De
 
 def test_an_item_that_turns_a_notice_off_issues_none(demo: Demo, objects: None) -> None:
     source = (ROOT / "catalog" / "items" / "cbw_lingshou_xuke.yaml").read_text(encoding="utf-8")
-    source = source.replace("version: 2", "version: 3") + "documents:\n  acceptance: {enabled: false}\n"
+    source = source.replace("version: 3", "version: 4") + "documents:\n  acceptance: {enabled: false}\n"
     r = demo.client.post("/api/v1/items", content=source.encode(),
                          headers=demo.h("孙设计", **{"Content-Type": "application/yaml"}))
     assert r.status_code == 201, r.text
@@ -540,7 +540,7 @@ def test_the_case_page_ticks_each_material_and_prints_each_document(demo: Demo, 
 def test_an_item_names_the_triggers_of_a_notice(demo: Demo, objects: None) -> None:
     """特别程序 at a trigger of the item's choosing (here 进入审核), with its expected days."""
     source = (ROOT / "catalog" / "items" / "cbw_lingshou_xuke.yaml").read_text(encoding="utf-8")
-    source = source.replace("version: 2", "version: 3") + \
+    source = source.replace("version: 3", "version: 4") + \
         "documents:\n  special_procedure: {at: [start_review], days: 7}\n"
     r = demo.client.post("/api/v1/items", content=source.encode(),
                          headers=demo.h("孙设计", **{"Content-Type": "application/yaml"}))
