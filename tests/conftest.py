@@ -23,12 +23,13 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core.settings import ROOT
+from core.settings import ROOT, get_settings
 from engine import catalog
 from engine.actors import authenticate
 from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
+from storage.object_factory import get_store
 from tests import db_templates
 from tests.netns import NetNS, NetNSUnavailable
 
@@ -159,6 +160,15 @@ class Demo:
             q += " WHERE " + " AND ".join(f"{k} = :{k}" for k in where)
         with self.engine.connect() as conn:
             return int(conn.execute(sa.text(q), where).scalar_one())
+
+
+@pytest.fixture
+def objects(tmp_path: Path) -> Iterator[None]:
+    """The object store in this test's own folder (the notices, scans and certificates it writes)."""
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    yield
+    get_store.cache_clear()
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
 from typing import Any
 
 import pytest
-from conftest import Demo, certificate_data
+from conftest import Demo, certificate_data, run_jobs
 from test_every_path import routes
 
 from core.settings import ROOT
@@ -202,3 +203,35 @@ def test_every_guide_answers_the_common_questions_from_the_item(code: str) -> No
                 assert mode in d.modes, (code, mode, f.a)
     if agent:
         assert any("授权委托书" in f.a for f in g.faq), f"{code}: no FAQ says what an agent brings"
+
+
+def _pdf_text(demo: Demo, who: str, number: str, kind: str) -> str:
+    listed = demo.client.get(f"/api/v1/cases/{number}/documents", headers=demo.h(who)).json()["items"]
+    [doc] = [d for d in listed if d["kind"] == kind]
+    data = demo.client.get(doc["content_url"], headers=demo.h(who)).content
+    text = subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True).stdout.decode()
+    return "".join(text.split())
+
+
+def test_notices_list_the_materials_of_the_answers_only(demo: Demo, objects: None) -> None:
+    """An applicant who came in person, with no 集中空调 and a new licence: neither the 收件凭证
+    nor the 补正通知 (without ticks: every required material not received) names the 授权委托书,
+    the 集中空调 report or the old licence they were never asked for."""
+    answers = {"application_kind": "new", "aircon": "absent", "agent": "self"}
+    listed = [m.id for m in situations.selected_materials(DEFS["GGCSWSXK"], answers)]
+    case = demo.create("王芳", "GGCSWSXK", {m: "received" for m in listed if m != "floor_plans"}, situation=answers)
+    drawing = demo.client.post(f"/api/v1/cases/{case['number']}/documents/receipt/drawing", headers=demo.h("王芳"))
+    assert drawing.status_code == 202, drawing.text  # 出具 at the counter, before the case leaves intake
+    demo.fire("王芳", case["number"], "request_supplement", case["version"], comment="请补交平面图")
+    run_jobs(demo.engine)
+    never = ("授权委托书", "集中空调通风系统", "原公共场所卫生许可证")
+    receipt = _pdf_text(demo, "王芳", case["number"], "receipt")
+    assert "地址方位示意图" in receipt and not [w for w in never if w in receipt]
+    notice = _pdf_text(demo, "王芳", case["number"], "supplement")
+    assert "地址方位示意图" in notice and not [w for w in never if w in notice]
+    assert "卫生管理制度" not in notice  # received: not asked for again
+    # Came with an agent: the 授权委托书 is the case's, and listed.
+    agent = demo.create("王芳", "GGCSWSXK", dict.fromkeys(listed, "received"), situation={**answers, "agent": "agent"})
+    demo.fire("王芳", agent["number"], "request_supplement", agent["version"], comment="请补交授权委托书")
+    run_jobs(demo.engine)
+    assert "授权委托书" in _pdf_text(demo, "王芳", agent["number"], "supplement")

@@ -100,7 +100,8 @@ def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(sqlite_d
     demo = sqlite_demo  # pages over the engine: the dialects differ below them (the queue runs on both)
     with session_scope(demo.engine) as s:  # a second reviewer at the competent counter, to hand a step to
         s.add(Clerk(name="张伟", counter_id="qd-xihai", roles="reviewer,approver"))
-    case = demo.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211")
+    case = demo.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211",
+                       situation={"agent": "agent"})  # 委托代理人: the 授权委托书 is among the missing
     number = case["number"]
     wang, li = _login(demo, "王芳"), _login(demo, "李强")
     page = wang.get(f"/ui/cases/{number}").text
