@@ -397,7 +397,7 @@ def test_an_evaluation_past_its_budget_hands_the_case_to_a_person(sqlite_demo: D
         with session_scope(demo.engine) as s:  # the engine takes what the API's schema would cap
             case, _ = create_case(s, demo.actor("王芳"), "GGCSWSXK",
                                   {"name": "ab" * 2_500_000, "kind": "company", "address": "济南市历下区"},
-                                  dict(ALL_GGCS))
+                                  dict(ALL_GGCS), situation=answers_for("GGCSWSXK", ALL_GGCS))
         n = case["number"]
         demo.fire("王芳", n, "accept")
         demo.fire("刘洋", n, "request_auto_review")
