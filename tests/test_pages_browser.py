@@ -155,7 +155,8 @@ def test_clerk_takes_a_case_from_intake_to_completion_by_clicking(page: Page, se
 
 
 def test_closed_actions_are_disabled_with_their_reason(page: Page, server: Server) -> None:
-    case = server.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211")
+    case = server.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211",
+                         situation={"agent": "agent"})  # 委托代理人: three materials missing
     login(page, server, "王芳", f"/ui/cases/{case['number']}")
     button = page.locator("button[data-trigger=forward]")
     expect(button).to_be_disabled()
