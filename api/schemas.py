@@ -64,7 +64,8 @@ class CaseCreate(_Body):
         "applicant": {"name": "青岛某某贸易有限公司黄岛分公司", "kind": "company", "phone": "0532-86000000",
                       "id_number": "91370211061338419U", "address": "山东省青岛市黄岛区长江中路 216 号"},
         "materials": {"application": "received", "power_of_attorney": "received",
-                      "appointment_docs": "received", "license": "received"}}]})
+                      "appointment_docs": "received", "license": "received"},
+        "situation": {"agent": "agent"}}]})
 
     item_code: Text
     applicant: Applicant

@@ -51,6 +51,7 @@ from storage.db import make_engine, session_scope  # noqa: E402
 A, B = "370100", "370211"
 MATERIALS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans",
                                      "hygiene_report", "hygiene_rules")}
+SITUATION = {"application_kind": "new", "aircon": "absent", "agent": "self"}  # 新办, no 集中空调, in person
 APPLICANT = {"name": "青岛某某酒店管理有限公司", "kind": "person", "phone": "13700137000",
              "address": "山东省青岛市黄岛区滨海大道 88 号"}
 
@@ -102,7 +103,8 @@ def one_case(engine: sa.Engine, actors: dict[str, Any], certificate: bool) -> tu
     """Forward a case from A to B; optionally carry it on to its certificate. Returns the times."""
     settled(engine)
     with session_scope(engine) as s:
-        case, _ = create_case(s, actors["王芳"], "GGCSWSXK", APPLICANT, MATERIALS, competent_region=B)
+        case, _ = create_case(s, actors["王芳"], "GGCSWSXK", APPLICANT, MATERIALS, competent_region=B,
+                              situation=SITUATION)
         number = case["number"]
     with session_scope(engine) as s:
         advance(s, number, "accept", actors["王芳"])

@@ -300,7 +300,8 @@ def bench_setup(setup: str, kinds: dict[str, list[bytes]], n: int, concurrencies
                 for _ in range(-(-n // PAGES_PER_CASE)):
                     r = c.post("/api/v1/cases", json={
                         "item_code": "FGSFZRBG", "competent_region": "370211",
-                        "applicant": {"name": "基准测试", "kind": "company"}, "materials": {}})
+                        "applicant": {"name": "基准测试", "kind": "company"}, "materials": {},
+                        "situation": {"agent": "self"}})
                     r.raise_for_status()
                     cases.append(r.json()["number"])
 

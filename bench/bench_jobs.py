@@ -44,6 +44,7 @@ from storage import migrate  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 
 ITEM_MATERIALS = {"application": "received", "premises_proof": "received", "operator_id": "received"}
+SITUATION = {"application_kind": "new", "agent": "self"}  # 新办, in person
 APPLICANT = {"name": "基准测试书店有限公司", "kind": "company", "phone": "13800138000",
              "address": "上海市浦东新区世纪大道 100 号"}
 
@@ -65,7 +66,7 @@ def make_jobs(engine: sa.Engine, actor: Any, n: int) -> None:
     """n cases, each with one notify_applicant job from a real transition."""
     for _ in range(n):
         with session_scope(engine) as s:
-            case, _ = create_case(s, actor, "CBWLSXK", APPLICANT, ITEM_MATERIALS)
+            case, _ = create_case(s, actor, "CBWLSXK", APPLICANT, ITEM_MATERIALS, situation=SITUATION)
             advance(s, case["number"], "request_supplement", actor, {"comment": "请补正"})
 
 
@@ -152,7 +153,7 @@ def bench_certificate(engine: sa.Engine, actor: Any, n: int) -> list[float]:
     try:
         for _ in range(n):
             with session_scope(engine) as s:
-                case, _ = create_case(s, actor, "CBWLSXK", APPLICANT, ITEM_MATERIALS)
+                case, _ = create_case(s, actor, "CBWLSXK", APPLICANT, ITEM_MATERIALS, situation=SITUATION)
                 number = case["number"]
                 for trigger in ("accept", "start_review"):
                     advance(s, number, trigger, actor)

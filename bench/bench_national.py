@@ -75,6 +75,7 @@ HALL_CASES_PER_DAY = 800
 SHANDONG_HALLS = 17  # regions of 山东 in the directory: one hall each
 MATERIALS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans", "hygiene_report",
                                      "hygiene_rules")}
+SITUATION = {"application_kind": "new", "aircon": "absent", "agent": "self"}  # 新办, no 集中空调, in person
 APPLICANT = {"name": "某某酒店管理有限公司", "kind": "person", "phone": "13700137000", "address": "某市某区某路 1 号"}
 GOAL_P95_S = 2.0
 APPROVE_AFTER_S = 3.0
@@ -347,7 +348,7 @@ class Driver:
             try:
                 with session_scope(self.st.engine) as s:
                     case, _ = create_case(s, self.st.intake[a], "GGCSWSXK", APPLICANT, MATERIALS,
-                                          competent_region=b)
+                                          competent_region=b, situation=SITUATION)
                 with session_scope(self.st.engine) as s:
                     advance(s, case["number"], "accept", self.st.intake[a])
             except Exception as exc:  # noqa: BLE001 - counted and shown

@@ -76,6 +76,7 @@ COUNTER = "jn-kuayu"
 PATH = ("accept", "start_review", "approve", "issue", "deliver")
 MATERIALS = {m: "received" for m in
              ("application_form", "legal_rep_id", "floor_plans", "hygiene_report", "hygiene_rules")}
+SITUATION = {"application_kind": "new", "aircon": "absent", "agent": "self"}  # 新办, no 集中空调, in person
 APPLICANT = {"name": "济南泉城酒店管理有限公司", "kind": "company"}
 # One clerk with every role on the path: 一事一人 makes the first clerk to act the case's
 # assignee at the counter, so a second clerk at the same counter would be refused.
@@ -345,7 +346,7 @@ def create_cases(db: Db, n: int, per_transaction: int = 200) -> list[tuple[str, 
     while len(out) < n:
         with session_scope(db.engine) as s:
             for _ in range(min(per_transaction, n - len(out))):
-                case, _ = create_case(s, db.actor, ITEM, APPLICANT, MATERIALS)
+                case, _ = create_case(s, db.actor, ITEM, APPLICANT, MATERIALS, situation=SITUATION)
                 out.append((case["number"], case["version"]))
     return out
 
@@ -364,7 +365,7 @@ def run_engine(db: Db, cases: int) -> tuple[Timing, Timing]:
     for _ in range(cases):
         t0 = clock()
         with session_scope(db.engine) as s:
-            case, _ = create_case(s, db.actor, ITEM, APPLICANT, MATERIALS)
+            case, _ = create_case(s, db.actor, ITEM, APPLICANT, MATERIALS, situation=SITUATION)
         intakes.samples.append(clock() - t0)
         number, version = case["number"], case["version"]
         for trigger in PATH:
@@ -763,7 +764,7 @@ async def open_loop(new_clerk: Callable[[], Clerk], cases: Iterator[tuple[str, i
 async def smoke_test(client: httpx.AsyncClient, clerk: Clerk) -> list[str]:
     """Intake over HTTP (must work), then one full path as the load does; returns what went wrong."""
     r = await client.post("/api/v1/cases", json={"item_code": ITEM, "applicant": APPLICANT,
-                                                 "materials": MATERIALS})
+                                                 "materials": MATERIALS, "situation": SITUATION})
     if r.status_code != 201:
         raise RuntimeError(f"POST /api/v1/cases: HTTP {r.status_code} {r.text[:300]}")
     number, version = r.json()["number"], r.json()["version"]

@@ -262,7 +262,8 @@ class Rooms:
     def new_room(self, roles: list[str]) -> list[str]:
         r = self.http.post("/api/v1/cases", headers=self.h, json={
             "item_code": "GGCSWSXK", "competent_region": "370211",
-            "applicant": {"name": "基准测试", "kind": "company"}, "materials": {}})
+            "applicant": {"name": "基准测试", "kind": "company"}, "materials": {},
+            "situation": {"application_kind": "new", "aircon": "absent", "agent": "self"}})
         r.raise_for_status()
         number = r.json()["number"]
         room = self.http.post(f"/api/v1/cases/{number}/video-rooms", headers=self.h, json={})

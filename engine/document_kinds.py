@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from core.clock import local_date
 from core.settings import get_settings
+from engine import situations
 from engine.certificates import taken_from_library
 from engine.documents import (
     EXTENSION,
@@ -54,12 +55,17 @@ def _materials(step: Step) -> list[dict[str, Any]]:
 
 def materials_of(session: Session, case_id: int, item: CompiledItem,
                  library: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each material of the item as a notice lists it: received, missing, deferred, or 免提交 (taken
-    from the certificate library at 收件, ``library``: material id → certificate), with its pages."""
+    """Each material of the case as a notice lists it: received, missing, deferred, or 免提交 (taken
+    from the certificate library at 收件, ``library``: material id → certificate), with its pages.
+    A material only a 情形 answer asks for is the case's when its answers chose it (it has a row, as
+    the ``required_materials`` guard reads it): a 收件凭证 or 补正通知 never lists, as 未提交, a
+    授权委托书 the applicant who came in person was never asked for."""
     statuses = {r["material_id"]: r["status"] for r in SELECT_MATERIALS.all(session, {"case_id": case_id})}
     pages = {r["material_id"]: r["pages"] for r in SELECT_PAGE_COUNTS.all(session, {"case_id": case_id})}
+    optional = situations.conditional(item.definition)
     out = []
-    for i, m in enumerate(item.definition.materials, 1):
+    own = [m for m in item.definition.materials if m.id not in optional or m.id in statuses]
+    for i, m in enumerate(own, 1):
         status = statuses.get(m.id, "missing")
         label = STATUS_WORDS.get(status, status)
         if m.id in library:

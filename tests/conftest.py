@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -22,12 +23,13 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from core.settings import ROOT
+from core.settings import ROOT, get_settings
 from engine import catalog
 from engine.actors import authenticate
 from engine.demo import seed
 from storage import migrate
 from storage.db import make_engine, session_scope
+from storage.object_factory import get_store
 from tests import db_templates
 from tests.netns import NetNS, NetNSUnavailable
 
@@ -134,6 +136,8 @@ class Demo:
     def create(self, who: str, item: str, materials: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
         payload = {"item_code": item, "applicant": dict(DEMO_APPLICANT),
                    "materials": materials or {}, **body}
+        if "situation" not in body and (answers := answers_for(item, payload["materials"])):
+            payload["situation"] = answers
         r = self.client.post("/api/v1/cases", json=payload, headers=self.h(who))
         assert r.status_code == 201, r.text
         return r.json()
@@ -156,6 +160,15 @@ class Demo:
             q += " WHERE " + " AND ".join(f"{k} = :{k}" for k in where)
         with self.engine.connect() as conn:
             return int(conn.execute(sa.text(q), where).scalar_one())
+
+
+@pytest.fixture
+def objects(tmp_path: Path) -> Iterator[None]:
+    """The object store in this test's own folder (the notices, scans and certificates it writes)."""
+    get_settings().object_dir = tmp_path / "objects"
+    get_store.cache_clear()
+    yield
+    get_store.cache_clear()
 
 
 @pytest.fixture
@@ -212,6 +225,38 @@ def certificate_data(case: dict[str, Any], trigger: str) -> dict[str, Any]:
     (``{"data": {"certificate": …}}``), or nothing when the trigger asks for none."""
     wanted = next((t.get("certificate_fields") for t in case.get("triggers", []) if t["trigger"] == trigger), None)
     return {"data": {"certificate": {f["id"]: CERT_VALUES[f["id"]] for f in wanted}}} if wanted else {}
+
+
+@functools.cache
+def _situations(code: str) -> tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...]:
+    items = catalog.read_catalog(ROOT / "catalog" / "items")
+    d = next((i.definition for i in items if i.definition.code == code), None)
+    return tuple((q.id, tuple((o.id, frozenset(o.materials)) for o in q.options)) for q in d.situations) if d else ()
+
+
+def answers_for(code: str, materials: dict[str, str] | list[str]) -> dict[str, str]:
+    """The 情形 answers an application that brings ``materials`` gave (for tests that bring a list
+    and do not ask a question): per question the option whose materials it brings, the most of
+    them; none brought, the first option that asks for none."""
+    brought = set(materials)
+    out = {}
+    for qid, options in _situations(code):
+        fitting = [(len(ms), -i, oid) for i, (oid, ms) in enumerate(options) if ms <= brought]
+        out[qid] = max(fitting)[2] if fitting else options[0][0]
+    return out
+
+
+def situation_form(code: str, materials: dict[str, str] | list[str]) -> list[str]:
+    """The same answers as the intake page's ``situation`` selects send them (question:option)."""
+    return [f"{q}:{o}" for q, o in answers_for(code, materials).items()]
+
+
+def answer_situations(page: Any) -> None:
+    """On the intake page (a Playwright page): answer the 情形 selects as the ticked materials need."""
+    code = page.locator("input[type=hidden][name=item]").first.input_value()
+    ticked = page.locator("input[name=materials]:checked").evaluate_all("boxes => boxes.map(b => b.value)")
+    for q, o in answers_for(code, ticked).items():
+        page.select_option(f"#situations select[name=situation]:has(option[value='{q}:{o}'])", f"{q}:{o}")
 
 
 ALL_GGCS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans",

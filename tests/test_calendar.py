@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, ALLIANCE, CATALOG, page_login, serving
+from conftest import ALL_GGCS, ALLIANCE, CATALOG, answers_for, page_login, serving
 
 from api.app import create_app
 from core import clock
@@ -81,7 +81,7 @@ def test_importing_the_schedule_fixes_a_provisional_deadline_in_a_running_server
     with serving(create_app(engine)) as base, clock.frozen(accepted):
         r = httpx.post(f"{base}/api/v1/cases", headers=h,
                        json={"item_code": "GGCSWSXK", "applicant": {"name": "某公司", "kind": "company"},
-                             "materials": ALL_GGCS})
+                             "materials": ALL_GGCS, "situation": answers_for("GGCSWSXK", ALL_GGCS)})
         assert r.status_code == 201, r.text
         n, v = r.json()["number"], r.json()["version"]
         r = httpx.post(f"{base}/api/v1/cases/{n}/triggers/accept", headers={**h, "If-Match": f'"{v}"'})
@@ -106,7 +106,7 @@ def test_importing_the_schedule_fixes_a_provisional_deadline_in_a_running_server
         # A case accepted now uses the published year at once: this process was not restarted.
         r = httpx.post(f"{base}/api/v1/cases", headers=h,
                        json={"item_code": "GGCSWSXK", "applicant": {"name": "某公司", "kind": "company"},
-                             "materials": ALL_GGCS})
+                             "materials": ALL_GGCS, "situation": answers_for("GGCSWSXK", ALL_GGCS)})
         n2, v2 = r.json()["number"], r.json()["version"]
         fresh = httpx.post(f"{base}/api/v1/cases/{n2}/triggers/accept",
                            headers={**h, "If-Match": f'"{v2}"'}).json()["deadlines"]

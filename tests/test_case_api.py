@@ -12,7 +12,9 @@ def test_full_path_receive_accept_review_issue_complete(demo: Demo) -> None:
     case = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
     n = case["number"]
     assert case["state"]["id"] == "received" and case["status"]["code"] == 1
-    assert case["situation"] == []  # an item without 事项情形
+    # 事项情形 as the materials answer them: 新办, no 集中空调, the 负责人 in person (no 授权委托书).
+    assert [(a["id"], a["answer"]) for a in case["situation"]] == [
+        ("application_kind", "new"), ("aircon", "absent"), ("agent", "self")]
     # The decision periods run from 受理, not 收件; before it, the five days to notify missing materials.
     assert case["query_code"] and case["deadlines"]["promised"] is None and case["deadlines"]["supplement_notice"]
     path = [("accept", "accepted"), ("start_review", "review"), ("approve", "approved"),
@@ -200,7 +202,8 @@ def test_bad_intake_body_is_a_problem_and_leaves_no_row(demo: Demo) -> None:
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"applicant.name", "applicant.phone"} <= fields
     r = demo.client.post("/api/v1/cases", headers=demo.h("王芳"), json={
-        "item_code": "GGCSWSXK", "applicant": {"name": "甲"}, "materials": {"nope": "received"}})
+        "item_code": "GGCSWSXK", "applicant": {"name": "甲"}, "materials": {"nope": "received"},
+        "situation": {"application_kind": "new", "aircon": "absent", "agent": "self"}})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "materials.nope"
     r = demo.client.post("/api/v1/cases", headers=demo.h("王芳"), json={
         "item_code": "FGSFZRBG", "applicant": {"name": "甲"}, "competent_region": "999999"})

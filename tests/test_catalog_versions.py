@@ -24,30 +24,30 @@ def publish(demo: Demo, text: str, who: str = "孙设计") -> httpx.Response:
 
 def test_running_case_keeps_its_version_after_a_new_one_is_published(demo: Demo) -> None:
     old = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
-    v2 = SRC.replace("version: 3", "version: 4").replace("label: 审核,", "label: 审核(第二版),")
+    v2 = SRC.replace("version: 4", "version: 5").replace("label: 审核,", "label: 审核(第二版),")
     r = publish(demo, v2)
-    assert r.status_code == 201 and r.json()["version"] == 4
+    assert r.status_code == 201 and r.json()["version"] == 5
     assert publish(demo, v2).status_code == 200  # identical re-publish is a no-op
     changed = publish(demo, v2.replace("审核(第二版)", "审核(改)"))
     assert changed.status_code == 409
     new = demo.create("陈静", "GGCSWSXK", ALL_GGCS)
-    assert old["item"]["version"] == 3 and new["item"]["version"] == 4
+    assert old["item"]["version"] == 4 and new["item"]["version"] == 5
     out = demo.fire("陈静", old["number"], "accept", old["version"])
     out = demo.fire("陈静", old["number"], "start_review", out["version"])
-    assert out["state"]["label"] == "审核" and out["item"]["version"] == 3
+    assert out["state"]["label"] == "审核" and out["item"]["version"] == 4
     out = demo.fire("陈静", new["number"], "accept", new["version"])
     out = demo.fire("陈静", new["number"], "start_review", out["version"])
     assert out["state"]["label"] == "审核(第二版)"
     listed = demo.client.get("/api/v1/items", headers=demo.h("陈静")).json()["items"]
-    assert next(i for i in listed if i["code"] == "GGCSWSXK")["latest_version"] == 4
-    v1 = demo.client.get("/api/v1/items/GGCSWSXK", params={"version": 3}, headers=demo.h("陈静")).json()
-    assert v1["version"] == 3 and len(v1["content_hash"]) == 64
+    assert next(i for i in listed if i["code"] == "GGCSWSXK")["latest_version"] == 5
+    v1 = demo.client.get("/api/v1/items/GGCSWSXK", params={"version": 4}, headers=demo.h("陈静")).json()
+    assert v1["version"] == 4 and len(v1["content_hash"]) == 64
 
 
 def test_publishing_needs_a_designer_and_a_valid_definition(demo: Demo) -> None:
     assert publish(demo, SRC, who="陈静").status_code == 403
     before = demo.count("item_versions")
-    r = publish(demo, SRC.replace("version: 3", "version: 5").replace("to: review,", "to: nowhere,"))
+    r = publish(demo, SRC.replace("version: 4", "version: 6").replace("to: review,", "to: nowhere,"))
     assert r.status_code == 422
     err = r.json()["errors"][0]
     assert "未知的状态 'nowhere'" in err["reason"] and err["line"] > 1

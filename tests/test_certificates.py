@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
@@ -23,11 +22,10 @@ from fastapi.testclient import TestClient
 from test_scans import jpeg
 
 from core import clock
-from core.settings import Settings, get_settings, listening_url
+from core.settings import Settings, listening_url
 from engine import certificates, idcodes, seals
 from storage.db import session_scope
 from storage.flow_tables import Certificate
-from storage.object_factory import get_store
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 # The branch registered in 青岛西海岸新区 (a well-formed code: both check characters right).
@@ -44,14 +42,6 @@ EDUCATION = {"founder": "上海某某教育科技有限公司", "principal": "�
              "programmes": "文化艺术类培训 (非学科类)"}
 MARKET = {"credit_code": SCHOOL_CODE, "company_type": "有限责任公司(自然人投资或控股的法人独资)",
           "legal_rep": "王明", "capital": "人民币 100 万元", "scope": "非学科类校外培训。"}
-
-
-@pytest.fixture
-def objects(tmp_path: Path) -> Iterator[None]:
-    get_settings().object_dir = tmp_path / "objects"
-    get_store.cache_clear()
-    yield
-    get_store.cache_clear()
 
 
 def certs(demo: Demo, number: str) -> list[Certificate]:

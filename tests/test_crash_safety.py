@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import free_port, wait_healthy
+from conftest import answers_for, free_port, wait_healthy
 
 from core.settings import ROOT
 from engine.history import Break, verify
@@ -81,7 +81,8 @@ def _client_loop(base: str, token: str, stop: threading.Event, answered: list[di
             return
         r = call("POST", "/api/v1/cases", str(uuid.uuid4()),
                  json={"item_code": ITEM, "applicant": {"name": "压测申请人", "address": "上海市浦东新区世纪大道100号",
-                                                        "phone": "13800000000"}, "materials": MATERIALS})
+                                                        "phone": "13800000000"}, "materials": MATERIALS,
+                       "situation": answers_for(ITEM, MATERIALS)})
         if r.status_code != 201:
             errors.append(r.text)
             return

@@ -68,7 +68,7 @@ def test_join_out_of_a_parallel_state_implies_all_branches_done() -> None:
 
 def test_content_hash_changes_with_content() -> None:
     src = (ROOT / "catalog" / "items" / "cbw_lingshou_xuke.yaml").read_text(encoding="utf-8")
-    a, b = parse(src), parse(src.replace("version: 2", "version: 3"))
+    a, b = parse(src), parse(src.replace("version: 3", "version: 4"))
     assert a.content_hash != b.content_hash and len(a.content_hash) == 64
 
 

@@ -51,7 +51,7 @@ def test_every_problem_in_one_round_on_the_page(browser: Browser, tmp_path_facto
         for text in ("case_type: 须为", "未知字段", "缺少必填字段", "未知的状态 'acepted'", "未知的人员角色 'clerc'",
                      "您是否要写「clerk」"):
             expect(problems).to_contain_text(text)
-        expect(page.locator("#diff")).to_contain_text("version: 4")
+        expect(page.locator("#diff")).to_contain_text("version: 5")
         expect(page.locator("#publish")).to_be_disabled()
         # The role's problem puts the cursor on its line.
         page.locator("#problems li", has_text="clerc").locator("a.goto").click()

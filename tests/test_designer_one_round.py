@@ -16,7 +16,7 @@ from states.loader import DefinitionError, parse_item
 SOURCE = (Path(__file__).parent.parent / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text("utf-8")
 # Three schema problems (a value outside the choice, an unknown field, a missing one) and two the
 # checker finds (a misspelt state, a misspelt role), each on a line of its own.
-DRAFT = (SOURCE.replace("version: 3", "version: 4").replace("case_type: 即办件", "case_type: 即办")
+DRAFT = (SOURCE.replace("version: 4", "version: 5").replace("case_type: 即办件", "case_type: 即办")
          .replace("to: handling, roles: [clerk]", "to: acepted, roles: [clerc]")
          .replace("{trigger: approve, label: 核准,", "{trigger: approve, lable: 核准,")
          .replace("from: handling, to: rejected,", "from: handling,"))
@@ -87,4 +87,4 @@ def test_the_page_shows_every_problem_with_its_line_and_hint(sqlite_demo: Demo) 
     lines = [int(n) for n in re.findall(r'data-line="(\d+)"', problems)]
     assert _line(DRAFT, "clerc") in lines and _line(DRAFT, "case_type:") in lines
     assert 'id="publish" disabled' in checked.text
-    assert 'id="diff"' in checked.text  # against the published version 3, even while refused
+    assert 'id="diff"' in checked.text  # against the published version 4, even while refused

@@ -180,7 +180,8 @@ def test_the_generated_python_client_installs_and_walks_a_case_with_typed_answer
                         applicant=m.Applicant(name="青岛某某贸易有限公司黄岛分公司", kind=m.ApplicantKind.COMPANY,
                                               phone="0532-86000000", id_number="91370211061338419U",
                                               address="山东省青岛市黄岛区长江中路 216 号"),
-                        materials=m.CaseCreateMaterials.from_dict(ALL_FGS))
+                        materials=m.CaseCreateMaterials.from_dict(ALL_FGS),
+                        situation=m.CaseCreateSituation.from_dict({"agent": "agent"}))
     answer = create_case.sync_detailed(client=wang, body=body)
     created = answer.parsed
     assert answer.status_code == 201 and isinstance(created, m.CreatedCase), answer.content

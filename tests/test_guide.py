@@ -333,7 +333,7 @@ def test_items_check_reports_a_missing_form_file_at_its_line(tmp_path: Path) -> 
     assert f"yxgs.yaml:{line}:" in done.output
     assert "示例样表文件不存在: forms/YXGSSLDJ/有限责任公司章程示范文本.pdf" in done.output
     (tmp_path / "forms" / "YXGSSLDJ").mkdir(parents=True)
-    for name in ("公司登记申请书.pdf", "有限责任公司章程示范文本.pdf"):
+    for name in ("公司登记申请书.pdf", "公司登记申请书填写示例.pdf", "有限责任公司章程示范文本.pdf"):
         (tmp_path / "forms" / "YXGSSLDJ" / name).write_bytes(b"%PDF-1.4\n")
     assert CliRunner().invoke(cli_app, ["items", "check", str(items)]).exit_code == 0
 

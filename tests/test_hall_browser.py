@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import DEMO_APPLICANT, chromium, serving
+from conftest import DEMO_APPLICANT, answer_situations, chromium, serving
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api.app import create_app
@@ -125,6 +125,7 @@ def take_in(clerk: Page, name: str, phone: str | None = None) -> tuple[str, str]
     clerk.fill("input[name=address]", DEMO_APPLICANT["address"])
     for box in clerk.locator("input[name=materials]").all():
         box.check()
+    answer_situations(clerk)
     clerk.click("button:has-text('确认收件')")
     return clerk.locator("#number").inner_text(), clerk.locator("#query-code").inner_text()
 

@@ -94,7 +94,7 @@ def test_a_case_sent_back_can_be_sent_back_again(demo: Demo) -> None:
 
 def test_a_stored_version_runs_under_rules_added_after_it(demo: Demo) -> None:
     # A version published before refusals had to give reasons (no comment_given on 不予受理).
-    old = SRC.replace("version: 3", "version: 9").replace(
+    old = SRC.replace("version: 4", "version: 9").replace(
         "to: not_accepted, roles: [clerk], guards: [comment_given]", "to: not_accepted, roles: [clerk]")
     with pytest.raises(DefinitionError, match="不予受理须说明理由"):
         catalog.parse(old, "old.yaml")

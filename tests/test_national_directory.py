@@ -17,7 +17,7 @@ from engine.intake import create_case
 from states import yamlpos
 from storage.db import session_scope
 from storage.tables import Case, Clerk, Counter, Region
-from tests.conftest import CATALOG, run_jobs
+from tests.conftest import CATALOG, answers_for, run_jobs
 
 MATERIALS = {m: "received" for m in ("application_form", "legal_rep_id", "floor_plans", "hygiene_report",
                                      "hygiene_rules")}
@@ -58,7 +58,7 @@ def test_it_imports_once_and_routes_a_case_from_jinan_to_qingbaijiang(sqlite_db:
     with session_scope(sqlite_db) as s:
         case, _ = create_case(s, intake, "GGCSWSXK", {"name": "成都某某酒店管理有限公司", "kind": "person",
                                                        "phone": "13700137000", "address": "成都市青白江区大同路 1 号"},
-                              MATERIALS, competent_region="510113")
+                              MATERIALS, competent_region="510113", situation=answers_for("GGCSWSXK", MATERIALS))
         advance(s, case["number"], "accept", intake)
         for unit in ("u370100-shenpi", "u510113-shenpi"):  # each signs its notices
             seals.ensure(s, unit)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, answers_for
 from local_servers import SmsGateway, SmtpServer
 
 from core import clock
@@ -166,7 +166,8 @@ def test_supplement_and_result_messages_are_queued_once_per_job(sqlite_demo: Dem
     demo = sqlite_demo
     applicant = {"name": "王五", "kind": "person", "phone": "13912345678"}
     r = demo.client.post("/api/v1/cases", headers=demo.h("陈静"), json={
-        "item_code": "GGCSWSXK", "applicant": applicant, "materials": ALL_GGCS})
+        "item_code": "GGCSWSXK", "applicant": applicant, "materials": ALL_GGCS,
+        "situation": answers_for("GGCSWSXK", ALL_GGCS)})
     assert r.status_code == 201, r.text
     case = r.json()
     demo.fire("陈静", case["number"], "request_supplement", case["version"], comment="请补正平面图")

@@ -162,7 +162,7 @@ def test_designer_check_reports_line_and_column(demo: Demo) -> None:
     source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text(encoding="utf-8")
     r = sun.post("/ui/designer/check", data={"csrf": csrf, "source": source})
     assert r.status_code == 200 and "定义有效" in r.text
-    assert sun.get("/ui/designer/items/FGSFZRBG", params={"version": 3}).status_code == 200
+    assert sun.get("/ui/designer/items/FGSFZRBG", params={"version": 4}).status_code == 200
     assert sun.get("/ui/designer/items/NOPE").status_code == 404
 
 

@@ -14,7 +14,16 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import CERT_VALUES, DEMO_APPLICANT, certificate_data, chromium, run_jobs, serving
+from conftest import (
+    CERT_VALUES,
+    DEMO_APPLICANT,
+    answer_situations,
+    answers_for,
+    certificate_data,
+    chromium,
+    run_jobs,
+    serving,
+)
 from playwright.sync_api import Browser, Page, expect
 
 from api.app import create_app
@@ -44,7 +53,7 @@ class Server:
     def create(self, who: str, item: str, materials: dict[str, str], **body: Any) -> dict[str, Any]:
         r = self.api(who, "POST", "/api/v1/cases", json={
             "item_code": item, "applicant": {**DEMO_APPLICANT, "name": "接口申请人"},
-            "materials": materials, **body})
+            "materials": materials, "situation": answers_for(item, materials), **body})
         assert r.status_code == 201, r.text
         return r.json()
 
@@ -110,6 +119,7 @@ def test_clerk_takes_a_case_from_intake_to_completion_by_clicking(page: Page, se
     page.fill("input[name=address]", "山东省青岛市黄岛区长江中路 216 号")
     for box in page.locator("input[name=materials]").all():
         box.check()
+    answer_situations(page)
     shot(page, "intake")
     page.click("button:has-text('确认收件')")
     number = page.locator("#number").inner_text()
@@ -145,7 +155,8 @@ def test_clerk_takes_a_case_from_intake_to_completion_by_clicking(page: Page, se
 
 
 def test_closed_actions_are_disabled_with_their_reason(page: Page, server: Server) -> None:
-    case = server.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211")
+    case = server.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211",
+                         situation={"agent": "agent"})  # 委托代理人: three materials missing
     login(page, server, "王芳", f"/ui/cases/{case['number']}")
     button = page.locator("button[data-trigger=forward]")
     expect(button).to_be_disabled()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, answers_for
 
 from core.clock import now
 from core.settings import get_settings
@@ -21,7 +21,7 @@ from storage import migrate
 from storage.db import session_scope
 
 BODY = {"item_code": "GGCSWSXK", "applicant": {"name": "测试申请人", "kind": "company", "phone": "0531-88880000"},
-        "materials": ALL_GGCS}
+        "materials": ALL_GGCS, "situation": answers_for("GGCSWSXK", ALL_GGCS)}
 
 
 def _intake(demo: Demo, key: str) -> tuple[bytes, dict]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ALL_FGS, free_port, serving, wait_healthy
+from conftest import ALL_FGS, answers_for, free_port, serving, wait_healthy
 
 from api.limits import BodyLimit
 from core.settings import ROOT, get_settings
@@ -72,6 +72,7 @@ class Server:
     def new_case(self) -> dict[str, Any]:
         r = httpx.post(self.base + "/api/v1/cases", headers=self.h(), timeout=30, json={
             "item_code": "FGSFZRBG", "competent_region": "370211", "materials": MISSING_LICENSE,
+            "situation": answers_for("FGSFZRBG", MISSING_LICENSE),
             "applicant": {"name": "测试申请人", "kind": "company", "phone": "0531-88880000"}})
         assert r.status_code == 201, r.text
         return dict(r.json())

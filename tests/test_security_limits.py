@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from core import clock
 from core.settings import ROOT, get_settings
 from storage.db import make_engine
-from tests.conftest import ALL_FGS, Demo, free_port, serving, wait_healthy
+from tests.conftest import ALL_FGS, Demo, answers_for, free_port, serving, wait_healthy
 
 WRONG = "WRONGCODE9"
 
@@ -242,7 +242,8 @@ def test_tongban_serve_limits_a_rotated_flood(tmp_path: Path) -> None:
         with _from("127.0.0.1") as direct, _from("127.0.0.2") as proxy:
             made = [direct.post(f"{base}/api/v1/cases", headers={"Authorization": f"Bearer {token}"},
                                 json={"item_code": "FGSFZRBG", "applicant": {"name": "测试申请人", "kind": "company"},
-                                      "materials": ALL_FGS}).json() for _ in range(2)]
+                                      "materials": ALL_FGS, "situation": answers_for("FGSFZRBG", ALL_FGS)}
+                                ).json() for _ in range(2)]
             assert_limited_within_budget(flood(direct, f"{base}/api/v1/progress/{made[0]['number']}", 2000))
             assert_limited_within_budget(flood(proxy, f"{base}/api/v1/progress/{made[1]['number']}", 2000))
             # Locked for everyone: the right code too.

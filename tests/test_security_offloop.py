@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ALL_GGCS, Demo, free_port, run_jobs, wait_healthy
+from conftest import ALL_GGCS, Demo, answers_for, free_port, run_jobs, wait_healthy
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -185,7 +185,8 @@ def a_scan() -> bytes:
 def test_six_big_pngs_at_once_are_refused_before_decoding_and_a_scan_still_passes(server: Server) -> None:
     r = httpx.post(f"{server.base}/api/v1/cases", headers=server.h("王芳"), json={
         "item_code": "FGSFZRBG", "applicant": {"name": "某分公司", "kind": "company"},
-        "materials": FGS_BUT_LICENSE, "competent_region": "370211"})
+        "materials": FGS_BUT_LICENSE, "competent_region": "370211",
+        "situation": answers_for("FGSFZRBG", FGS_BUT_LICENSE)})
     assert r.status_code == 201, r.text
     number, version = r.json()["number"], r.json()["version"]
     pages = f"{server.base}/api/v1/cases/{number}/materials/license/pages"
@@ -272,7 +273,7 @@ def test_a_pdf_check_past_its_deadline_is_refused_and_the_next_one_passes(
 
 def big_definition(target: int = 510_000) -> bytes:
     """The demo item padded with materials to ``target`` bytes: PyYAML composes it in seconds."""
-    text, lines, size, i = GGCS.replace("version: 3", "version: 90"), [], 0, 0
+    text, lines, size, i = GGCS.replace("version: 4", "version: 90"), [], 0, 0
     size = len(text.encode())
     while size < target - 40:
         line = f"  - {{id: m{i:05d}, name: 材料{i:05d}}}\n"
@@ -320,7 +321,7 @@ def test_a_clerk_is_answered_while_eight_big_definitions_are_published(server: S
     assert any(s == 422 for s, _, _ in answers)
     assert median < 0.2 and worst < 1.0, (median, worst)
     items = httpx.get(f"{server.base}/api/v1/items", headers=server.h("孙设计")).json()["items"]
-    assert next(i for i in items if i["code"] == "GGCSWSXK")["latest_version"] == 3
+    assert next(i for i in items if i["code"] == "GGCSWSXK")["latest_version"] == 4
 
     # Aliases expand within the node budget: a billion laughs is refused at once, and a body
     # beyond the definition size is refused while it streams in, before any parsing.
@@ -355,8 +356,8 @@ BACKREF = "    - {id: twice, label: 重复, field: applicant.name, op: matches, 
 LOOKAHEAD = "    - {id: peek, label: 前瞻, field: applicant.name, op: matches, value: 'a(?=b)'}\n"
 
 
-def with_rules(source: str, *rules: str, version: int = 4) -> str:
-    return source.replace("version: 3", f"version: {version}").replace("  rules:\n", "  rules:\n" + "".join(rules), 1)
+def with_rules(source: str, *rules: str, version: int = 5) -> str:
+    return source.replace("version: 4", f"version: {version}").replace("  rules:\n", "  rules:\n" + "".join(rules), 1)
 
 
 def test_a_pattern_re2_cannot_compile_is_refused_at_its_line(tmp_path: Path, sqlite_demo: Demo) -> None:
@@ -396,7 +397,7 @@ def test_an_evaluation_past_its_budget_hands_the_case_to_a_person(sqlite_demo: D
         with session_scope(demo.engine) as s:  # the engine takes what the API's schema would cap
             case, _ = create_case(s, demo.actor("王芳"), "GGCSWSXK",
                                   {"name": "ab" * 2_500_000, "kind": "company", "address": "济南市历下区"},
-                                  dict(ALL_GGCS))
+                                  dict(ALL_GGCS), situation=answers_for("GGCSWSXK", ALL_GGCS))
         n = case["number"]
         demo.fire("王芳", n, "accept")
         demo.fire("刘洋", n, "request_auto_review")
@@ -438,7 +439,8 @@ def test_a_clerk_is_answered_while_regex_attacks_run(server_factory: Any) -> Non
     for _ in range(4):
         case = call("王芳", "POST", "/api/v1/cases", json={
             "item_code": "GGCSWSXK", "applicant": {"name": "a" * 28 + "!", "kind": "company",
-                                                   "address": "济南市历下区"}, "materials": ALL_GGCS})
+                                                   "address": "济南市历下区"}, "materials": ALL_GGCS,
+            "situation": answers_for("GGCSWSXK", ALL_GGCS)})
         case = call("王芳", "POST", f"/api/v1/cases/{case['number']}/triggers/accept",
                     headers={"If-Match": f'"{case["version"]}"'})
         numbers.append(case["number"])

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ALL_FGS, Demo, page_login
+from conftest import ALL_FGS, Demo, answer_situations, page_login
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
@@ -456,6 +456,7 @@ def test_every_page_runs_under_the_policy_without_a_violation(
     p.select_option("select[name=item]", "FGSFZRBG")
     p.wait_for_url(re.compile("item=FGSFZRBG"))
     p.fill("input[name=name]", "青岛某某贸易有限公司")
+    answer_situations(p)
     p.click("button:has-text('确认收件')")
     expect(p.locator("#number")).to_be_visible()
     w.check("intake done")

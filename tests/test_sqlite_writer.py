@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, ALLIANCE, CATALOG
+from conftest import ALL_GGCS, ALLIANCE, CATALOG, answers_for
 
 from api.app import create_app
 from engine.demo import seed
@@ -109,7 +109,8 @@ def test_more_writers_than_threads_all_finish(sqlite_db: sa.Engine, tmp_path: Pa
     with session_scope(sqlite_db) as s:
         tokens = {t["name"]: t["token"] for t in seed(s, CATALOG, ALLIANCE, tmp_path / "t.json", 30)}
     base = serve_app(create_app(sqlite_db))
-    body = {"item_code": "GGCSWSXK", "applicant": {"name": "并发申请人", "kind": "company"}, "materials": ALL_GGCS}
+    body = {"item_code": "GGCSWSXK", "applicant": {"name": "并发申请人", "kind": "company"}, "materials": ALL_GGCS,
+            "situation": answers_for("GGCSWSXK", ALL_GGCS)}
 
     async def intakes() -> list[int]:
         async with httpx.AsyncClient(base_url=base, timeout=25,

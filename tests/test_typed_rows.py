@@ -14,7 +14,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 import sqlalchemy as sa
-from conftest import Demo
+from conftest import Demo, answers_for
 
 from core.settings import ROOT
 from engine import deadlines, intake
@@ -246,5 +246,6 @@ def test_rows_read_back_are_their_typed_rows(demo: Demo) -> None:
 
 def test_the_case_create_case_returns_has_every_key_but_the_clock(demo: Demo) -> None:
     with session_scope(demo.engine) as s:
-        case, _ = intake.create_case(s, demo.actor("陈静"), "CBWLSXK", {"name": "类型"}, CBW)
+        case, _ = intake.create_case(s, demo.actor("陈静"), "CBWLSXK", {"name": "类型"}, CBW,
+                                     situation=answers_for("CBWLSXK", CBW))
     _check(dict(case), CaseRow, keys=set(CaseRow.__required_keys__))

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo, free_port, run_jobs, wait_healthy
+from conftest import ALL_GGCS, Demo, answers_for, free_port, run_jobs, wait_healthy
 
 from core import clock
 from core.settings import ROOT, get_settings
@@ -385,7 +385,8 @@ def _walk_cases(base: str, token: str, count: int, errors: list[str]) -> None:
         raise RuntimeError("no answer")
 
     for _ in range(count):
-        r = call("POST", "/api/v1/cases", json={"item_code": ITEM, "materials": MATERIALS, "applicant": {
+        r = call("POST", "/api/v1/cases", json={"item_code": ITEM, "materials": MATERIALS,
+                                                "situation": answers_for(ITEM, MATERIALS), "applicant": {
             "name": "推送测试申请人", "address": "上海市浦东新区世纪大道100号", "phone": "13800000000"}})
         if r.status_code != 201:
             errors.append(r.text)

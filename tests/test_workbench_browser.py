@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
-from conftest import CAMERA_ARGS, CERT_VALUES, chromium, run_jobs, serving
+from conftest import CAMERA_ARGS, CERT_VALUES, answer_situations, chromium, run_jobs, serving
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api.app import create_app
@@ -115,6 +115,7 @@ def test_a_clerk_day_in_the_pages_one_role_each(browser: Browser, server: Server
     wang.fill("input[name=agent_id_number]", "11010519491231002X")
     for m in ("application", "operator_id"):  # 经营场所使用权证明 is missing: 补正 follows
         wang.check(f"tr[data-material={m}] input[name=materials]")
+    answer_situations(wang)
     shot(wang, "intake")
     before = server.counts()
     submit(wang, server, "button:has-text('确认收件')")
@@ -208,6 +209,7 @@ def test_a_clerk_day_in_the_pages_one_role_each(browser: Browser, server: Server
     # A second case, 撤回 by the companion with the applicant's reason.
     wang.goto(f"{server.url}/ui/cases/new?item={ITEM}")
     wang.fill("input[name=name]", "济南某某文化传播有限公司")
+    answer_situations(wang)
     submit(wang, server, "button:has-text('确认收件')")
     second = wang.locator("#number").inner_text()
     wang.goto(f"{server.url}/ui/cases/{second}")
@@ -220,11 +222,11 @@ def test_a_clerk_day_in_the_pages_one_role_each(browser: Browser, server: Server
     _, sun = signed_in(browser, server, "孙设计")
     sun.goto(f"{server.url}/ui/designer")
     source = (ROOT / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text("utf-8")
-    sun.fill("#source", source.replace("version: 3", "version: 4").replace("to: handling, roles: [clerk]",
+    sun.fill("#source", source.replace("version: 4", "version: 5").replace("to: handling, roles: [clerk]",
                                                                         "to: handlin, roles: [clerk]"))
     with sun.expect_navigation():
         sun.click("#check-form button.primary")
     expect(sun.locator("#problems")).to_contain_text("您是否要写「handling」")
-    expect(sun.locator("#diff")).to_contain_text("version: 4")
+    expect(sun.locator("#diff")).to_contain_text("version: 5")
     sun.click("#problems a.goto")
     shot(sun, "designer")

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import get_args
 
-from conftest import ALL_FGS, DEMO_APPLICANT, Demo, page_login
+from conftest import ALL_FGS, DEMO_APPLICANT, Demo, page_login, situation_form
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -100,7 +100,8 @@ def test_the_case_page_offers_what_this_clerk_can_do_and_names_the_rest(sqlite_d
     demo = sqlite_demo  # pages over the engine: the dialects differ below them (the queue runs on both)
     with session_scope(demo.engine) as s:  # a second reviewer at the competent counter, to hand a step to
         s.add(Clerk(name="张伟", counter_id="qd-xihai", roles="reviewer,approver"))
-    case = demo.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211")
+    case = demo.create("王芳", "FGSFZRBG", {"application": "received"}, competent_region="370211",
+                       situation={"agent": "agent"})  # 委托代理人: the 授权委托书 is among the missing
     number = case["number"]
     wang, li = _login(demo, "王芳"), _login(demo, "李强")
     page = wang.get(f"/ui/cases/{number}").text
@@ -214,7 +215,8 @@ def test_the_intake_form_offers_what_the_api_takes_and_checks_it_in_chinese(sqli
                   'name="promise_date"', 'id="commitment"'):
         assert shown in form, shown
     base = {**_hidden(form, "/ui/cases/new"), "name": "李某", "kind": "person", "materials": ["application",
-                                                                                           "operator_id"]}
+                                                                                           "operator_id"],
+            "situation": situation_form("CBWLSXK", ["application", "operator_id"])}
     bad = wang.post("/ui/cases/new", data={**base, "id_type": "护照", "id_number": "e1234", "agent_name": "张某",
                                            "agent_id_number": "110105194912310021", "defer": ["premises_proof"],
                                            "promise_material": ["premises_proof"], "promise_date": ["2020-01-01"]})
@@ -255,9 +257,9 @@ def test_the_designer_checks_with_hints_diffs_publishes_and_counts_running_cases
     sun = _login(demo, "孙设计")
     home = sun.get("/ui/designer").text
     row = home[home.index('data-code="FGSFZRBG"'):]
-    assert re.search(r'data-version="3">\(1 件在办\)', row[:row.index("</tr>")])
+    assert re.search(r'data-version="4">\(1 件在办\)', row[:row.index("</tr>")])
     source = (Path(__file__).parent.parent / "catalog" / "items" / "fgs_fuzeren_biangeng.yaml").read_text("utf-8")
-    draft = source.replace("version: 3", "version: 4").replace("to: handling, roles: [clerk]",
+    draft = source.replace("version: 4", "version: 5").replace("to: handling, roles: [clerk]",
                                                                "to: handlin, roles: [clerk]")
     checked = sun.post("/ui/designer/check", data={**_hidden(home, "/ui/designer/check"), "source": draft})
     assert checked.status_code == 422
@@ -274,13 +276,13 @@ def test_the_designer_checks_with_hints_diffs_publishes_and_counts_running_cases
     # ... in the same round as the misspelt state the checker would only reach after it.
     assert "未知的状态 &#39;handlin&#39;" in problems and "您是否要写「<code>handling</code>」" in problems
     assert problems.count("handlin&#39;") == 1
-    # Corrected: valid, the diff against version 3, and the publish button open.
+    # Corrected: valid, the diff against version 4, and the publish button open.
     fixed = draft.replace("to: handlin,", "to: handling,")
     checked = sun.post("/ui/designer/check", data={**_hidden(home, "/ui/designer/check"), "source": fixed})
     assert checked.status_code == 200 and 'id="valid"' in checked.text
     diff = checked.text[checked.text.index('id="diff"'):]
-    assert '<tr class="op-del"><td class="op">-</td><td><pre>version: 3</pre>' in diff
-    assert '<tr class="op-add"><td class="op">+</td><td><pre>version: 4</pre>' in diff
+    assert '<tr class="op-del"><td class="op">-</td><td><pre>version: 4</pre>' in diff
+    assert '<tr class="op-add"><td class="op">+</td><td><pre>version: 5</pre>' in diff
     assert 'id="publish" disabled' not in checked.text
     # Publishing takes the designer's role; sent twice it publishes once.
     data = {**_hidden(checked.text, "/ui/designer/check"), "source": fixed}
@@ -289,7 +291,7 @@ def test_the_designer_checks_with_hints_diffs_publishes_and_counts_running_cases
     assert wang.post("/ui/designer/publish", data=theirs).status_code == 403
     versions = demo.count("item_versions", code="FGSFZRBG")
     first = sun.post("/ui/designer/publish", data=data, follow_redirects=False)
-    assert first.status_code == 303 and first.headers["location"].endswith("version=4&published=new")
+    assert first.status_code == 303 and first.headers["location"].endswith("version=5&published=new")
     again = sun.post("/ui/designer/publish", data=data, follow_redirects=False)
     assert again.headers["location"] == first.headers["location"]
     assert demo.count("item_versions", code="FGSFZRBG") == versions + 1

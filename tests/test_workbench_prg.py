@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from conftest import ALL_FGS, Demo, page_login
+from conftest import ALL_FGS, Demo, page_login, situation_form
 from fastapi.testclient import TestClient
 
 from engine import labels
@@ -32,7 +32,8 @@ def test_intake_redirects_and_a_repeated_submission_shows_the_first_case(demo: D
     wang = _login(demo, "王芳")
     hidden = _form(wang.get("/ui/cases/new?item=FGSFZRBG").text, "/ui/cases/new")
     assert hidden["form_token"] and hidden["csrf"]
-    data = {**hidden, "name": "青岛某某贸易有限公司", "kind": "company", "materials": list(ALL_FGS)}
+    data = {**hidden, "name": "青岛某某贸易有限公司", "kind": "company", "materials": list(ALL_FGS),
+            "situation": situation_form("FGSFZRBG", ALL_FGS)}
     r = wang.post("/ui/cases/new", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/ui/cases/new/done/")
     done = wang.get(r.headers["location"])
@@ -94,7 +95,8 @@ def test_an_intake_form_sent_several_times_at_once_takes_one_case(demo: Demo, se
     with httpx.Client(base_url=url, headers={"Origin": url}) as wang:
         assert page_login(wang, demo.tokens["王芳"], "/ui/").status_code == 303
         hidden = _form(wang.get("/ui/cases/new?item=FGSFZRBG").text, "/ui/cases/new")
-        data = {**hidden, "name": "青岛某某贸易有限公司", "kind": "company", "materials": list(ALL_FGS)}
+        data = {**hidden, "name": "青岛某某贸易有限公司", "kind": "company", "materials": list(ALL_FGS),
+            "situation": situation_form("FGSFZRBG", ALL_FGS)}
         cookies = dict(wang.cookies)
     start = threading.Barrier(4)
 

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
-from conftest import CERT_VALUES, Demo, page_login
+from conftest import CERT_VALUES, Demo, page_login, situation_form
 from fastapi.testclient import TestClient
 
 from engine import catalog, labels
@@ -118,7 +118,8 @@ def test_no_page_of_a_full_walk_shows_an_internal_identifier(walk: Walk) -> None
     form = w.get("王芳", f"/ui/cases/new?item={ITEM}")
     applicant = {"item": ITEM, "name": "济南某某书店", "kind": "company", "id_number": "91370100MA3C4K2L43",
                  "phone": "0531-88880000", "address": "山东省济南市历下区泉城路 1 号", "agent_name": "张某",
-                 "agent_id_number": "11010519491231002X", "materials": ["application", "operator_id"]}
+                 "agent_id_number": "11010519491231002X", "materials": ["application", "operator_id"],
+                 "situation": situation_form(ITEM, ["application", "operator_id"])}
     w.post("王芳", form, "/ui/cases/new", expect=422, **{**applicant, "id_number": "bad number!", "phone": "x"})
     form = w.get("王芳", f"/ui/cases/new?item={ITEM}")
     done = w.post("王芳", form, "/ui/cases/new", **applicant)

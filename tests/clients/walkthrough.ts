@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     applicant: { name: "青岛某某贸易有限公司黄岛分公司", kind: "company", id_number: "91370211061338419U",
                  address: "山东省青岛市黄岛区长江中路 216 号" },
     materials: { application: "received", power_of_attorney: "received", appointment_docs: "received", license: "received" },
+    situation: { agent: "agent" },  // 委托代理人办理: the 授权委托书 is asked for
   };
   const c: Created = await call<Created>("POST", "/api/v1/cases", "WANG", { body }, 201);
   const num: string = c.number;
