@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import ALL_GGCS, Demo
+from conftest import ALL_GGCS, Demo, answers_for
 from local_servers import SmtpServer
 from test_webhooks import SECRET, Receiver, subscribe
 
@@ -211,7 +211,7 @@ def test_the_hourly_deadline_sweep_runs_under_the_login_of_the_worker_whose_pool
     with clock.frozen(MONDAY_EARLY):
         r = demo.client.post("/api/v1/cases", headers=demo.h("王芳", **{"Idempotency-Key": "sweep-1"}), json={
             "item_code": "GGCSWSXK", "applicant": {"name": "王芳", "phone": "13800001234"},
-            "materials": ALL_GGCS, "competent_region": QINGDAO})
+            "materials": ALL_GGCS, "situation": answers_for("GGCSWSXK", ALL_GGCS), "competent_region": QINGDAO})
         assert r.status_code == 201, r.text
         demo.fire("王芳", r.json()["number"], "accept")  # Qingdao's case, its promised date running
         booked = demo.client.post("/api/v1/appointments", json={
