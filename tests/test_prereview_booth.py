@@ -5,7 +5,6 @@ counter, its refusals as problem details, and its 收件凭证 drawn by the jobs
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import pytest
 from conftest import Demo, origin_of, page_login, run_jobs
@@ -13,17 +12,8 @@ from fastapi.testclient import TestClient
 
 from storage.db import session_scope
 
-
-@pytest.fixture(autouse=True)
-def _objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Drafts, captures and drawn documents go to this test's own folder."""
-    from core.settings import get_settings
-    from storage.object_factory import get_store
-
-    monkeypatch.setattr(get_settings(), "object_dir", tmp_path / "objects")
-    get_store.cache_clear()
-    yield
-    get_store.cache_clear()
+# Drafts, captures and drawn documents go to this test's own folder.
+pytestmark = pytest.mark.usefixtures("objects")
 
 
 def _png() -> str:

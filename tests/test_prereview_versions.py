@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,15 +27,8 @@ def beijing(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
-@pytest.fixture(autouse=True)
-def _objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Drafts and scans go to this test's own folder."""
-    from storage.object_factory import get_store
-
-    monkeypatch.setattr(get_settings(), "object_dir", tmp_path / "objects")
-    get_store.cache_clear()
-    yield
-    get_store.cache_clear()
+# Drafts, captures and drawn documents go to this test's own folder.
+pytestmark = pytest.mark.usefixtures("objects")
 
 
 def _png(shade: int) -> bytes:

@@ -101,17 +101,24 @@ async def _draft_files(request: Request) -> list[tuple[str, StarletteUpload]]:
             and v.filename][:30]
 
 
+def _drafts(files: list[tuple[str, StarletteUpload]]) -> dict[str, tuple[str, bytes]]:
+    """material id → (file name, bytes) of the files sent, a byte over the cap read so the engine
+    refuses an oversized draft by its size."""
+    drafts: dict[str, tuple[str, bytes]] = {}
+    for mid, f in files:
+        data = f.file.read(guide_prereview.MAX_DRAFT_BYTES + 1)
+        if data:
+            drafts[mid] = ((f.filename or mid)[:200], data)
+    return drafts
+
+
 @router.post("/guide/{code}/prereview", response_class=HTMLResponse)
 def prereview_submit(request: Request, session: SessionDep, code: str,
                      files: Annotated[list[tuple[str, StarletteUpload]], Depends(_draft_files)],
                      phone: Annotated[str, Form(max_length=20)] = "",
                      situation: Annotated[list[str] | None, Form()] = None) -> Response:
     picked = dict(p[:130].partition(":")[::2] for p in (situation or [])[:20] if ":" in p)
-    drafts: dict[str, tuple[str, bytes]] = {}
-    for mid, f in files:
-        data = f.file.read(guide_prereview.MAX_DRAFT_BYTES + 1)
-        if data:
-            drafts[mid] = ((f.filename or mid)[:200], data)
+    drafts = _drafts(files)
     try:
         limit_client(request)
         pcode = guide_prereview.submit(session, code, phone.strip(), picked, drafts)
@@ -146,11 +153,7 @@ def prereview_status(request: Request, session: SessionDep, pcode: str) -> Respo
 def prereview_resubmit(request: Request, session: SessionDep, pcode: str,
                        files: Annotated[list[tuple[str, StarletteUpload]], Depends(_draft_files)]) -> Response:
     """重新上传 on the applicant's status page: the drafts marked 需修改 (or never sent)."""
-    drafts: dict[str, tuple[str, bytes]] = {}
-    for mid, f in files:
-        data = f.file.read(guide_prereview.MAX_DRAFT_BYTES + 1)
-        if data:
-            drafts[mid] = ((f.filename or mid)[:200], data)
+    drafts = _drafts(files)
     try:
         limit_client(request)
         guide_prereview.resubmit(session, pcode[:16], drafts)
