@@ -24,7 +24,7 @@ from core.clock import now
 from core.settings import get_settings
 from engine import catalog, directory, intake, scans, situations
 from engine.actors import Actor
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.intake import QUERY_ALPHABET
 from engine.scan_validation import check_name, check_size, sniff
 from storage.object_factory import get_store
@@ -77,7 +77,7 @@ def _store(drafts: Mapping[str, tuple[str, bytes]], kinds: Mapping[str, str],
         return {mid: store.put(b, io.BytesIO(data), kinds[mid], max_bytes=len(data))
                 for mid, (_, data) in drafts.items()}
     except StoreUnavailable as exc:
-        raise Unavailable(f"对象存储暂不可用, 请稍后重试: {exc}", retry_after=get_settings().store_retry_after) from exc
+        raise scans.store_unavailable(exc) from exc
 
 
 def _insert(session: Session, pid: int, drafts: Mapping[str, tuple[str, bytes]], stored: Mapping[str, ObjectInfo],
@@ -219,7 +219,7 @@ def _read(store: ObjectStore, bucket: str, key: str) -> bytes:
     try:
         return b"".join(store.get(bucket, key))
     except StoreUnavailable as exc:
-        raise Unavailable(f"对象存储暂不可用, 请稍后重试: {exc}", retry_after=get_settings().store_retry_after) from exc
+        raise scans.store_unavailable(exc) from exc
     except ObjectMissing:
         raise NotFound("草稿文件已删除") from None
 

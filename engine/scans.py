@@ -81,7 +81,8 @@ class Gone(EngineError):
     help = "所请求的文件已按保存期限清理 (例如已撤回的扫描页), 不能再下载。留痕记录仍在办件历史中。"
 
 
-def _unavailable(exc: Exception) -> Unavailable:
+def store_unavailable(exc: Exception) -> Unavailable:
+    """A store that cannot be reached, as the 503 (with Retry-After) every caller answers."""
     return Unavailable(f"对象存储暂不可用, 请稍后重试: {exc}",
                        retry_after=get_settings().store_retry_after)
 
@@ -257,7 +258,7 @@ def _check_while_writing(session: Session, number: str, material_id: str, actor:
             info = store.create(b, body, media_type, sha256=digest)  # None: it existed before
         except StoreUnavailable as exc:
             check.result()  # a bad file is refused for what it is, even while the store is down
-            raise _unavailable(exc) from exc
+            raise store_unavailable(exc) from exc
         try:
             checked = check.result()
         except (UploadRefused, Unavailable):  # refused, or not checked (every decode worker busy)
@@ -278,7 +279,7 @@ def _write(store: ObjectStore, b: str, stream: BinaryIO, media_type: str, digest
         store.ensure_bucket(b)
         return store.put(b, stream, media_type, max_bytes=s.max_upload_bytes, sha256=digest)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     except ObjectTooLarge as exc:  # the stream grew after we measured it
         raise UploadTooLarge(field, "too_large", f"文件超过大小上限 {s.max_upload_bytes} 字节") from exc
 
@@ -437,7 +438,7 @@ def _open(store: ObjectStore, bucket_name: str, key: str, media_type: str, size:
             return Download(media_type, size, sha, filename, url=url, expires_in=seconds)
         return Download(media_type, size, sha, filename, stream=store.get(bucket_name, key))
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     except ObjectMissing as exc:  # only a page withdrawn long enough ago may have been swept
         raise Gone(f"对象 {key} 已不在存储中 (撤回的页面会在宽限期后被清理)") from exc
 
@@ -506,7 +507,7 @@ def store_evidence(session: Session, case: str | int | CaseRow, kind: str, data:
         info = store.put(b, stream, content_type, max_bytes=s.max_evidence_bytes,
                          retain_days=s.evidence_retention_days)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     except ObjectTooLarge as exc:
         raise UploadTooLarge("data", "too_large", f"超过大小上限 {s.max_evidence_bytes} 字节") from exc
     row = _lock_case(session, number)
@@ -535,7 +536,7 @@ def read_evidence(bucket_name: str, key: str, *, store: ObjectStore | None = Non
     try:
         return (store or get_store()).get(bucket_name, key)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
 
 
 def list_evidence(session: Session, number: str, actor: Actor) -> list[dict[str, Any]]:
@@ -592,5 +593,5 @@ def replicate(session: Session, number: str, region_code: str, *,
             if info.size != item["size"] or info.sha256 != item["sha256"]:
                 raise Conflict(f"复制后页面 #{item['id']} 校验不一致")
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise store_unavailable(exc) from exc
     return [i | {"replica_bucket": dst} for i in items]
